@@ -1,0 +1,24 @@
+//! # switchyard
+//!
+//! Routes LLM requests across providers under a declarative, hot-reloaded TOML policy.
+//!
+//! This crate gives an application one [`Provider`] trait with OpenAI and Anthropic adapters that
+//! translate every failure into one common [`ErrorClass`], and simulated providers ([`sim`]) to test
+//! and demonstrate all of it without network or keys.
+
+pub mod chat;
+pub mod duration;
+pub mod error;
+pub mod profile;
+pub mod provider;
+pub mod secret;
+pub mod sim;
+
+pub use chat::{
+    ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Role, StreamCollector, StreamEvent, Tool, ToolCall,
+    ToolChoice, ToolResult, Usage,
+};
+pub use error::{ErrorClass, Partial, ProviderError};
+pub use profile::{ModelProfile, ProviderProfile};
+pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
+pub use secret::ApiKey;

@@ -1,0 +1,4 @@
+//! Adapter stub (being written).
+/// Anthropic adapter.
+#[derive(Debug)]
+pub struct Anthropic;

@@ -1,0 +1,278 @@
+//! HTTP plumbing shared by the adapters: sending with time limits, classifying transport failures,
+//! reading the provider's retry headers, and turning a response body into SSE events.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
+use super::ProviderConfig;
+use super::sse::{SseDecoder, SseEvent};
+use crate::error::{ErrorClass, ProviderError};
+
+/// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
+pub fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| {
+            ProviderError::new(ErrorClass::Connection, config.name.clone(), format!("cannot build HTTP client: {e}"))
+        })
+}
+
+/// The delay the server asked for: `retry-after-ms` (float milliseconds), else `retry-after` as float
+/// seconds, else `retry-after` as an HTTP-date relative to `now`. Negative or unparsable values are
+/// ignored.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let value = header_str(headers, "retry-after")?;
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The `x-should-retry` header: `Some(true)` / `Some(false)`, `None` when absent or not a boolean.
+pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
+    match header_str(headers, "x-should-retry")?.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A header's value as a string, when present and valid.
+pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Status and headers of an error response, filled into a [`ProviderError`].
+pub fn error_with_response_meta(
+    mut error: ProviderError,
+    status: u16,
+    headers: &HeaderMap,
+    request_id_header: &str,
+) -> ProviderError {
+    error.status = Some(status);
+    error.request_id = header_str(headers, request_id_header);
+    error.retry_after = retry_after(headers, SystemTime::now());
+    error.should_retry = should_retry(headers);
+    error
+}
+
+/// Classifies a reqwest error that happened before the response headers.
+pub fn transport_error(provider: &str, error: &reqwest::Error) -> ProviderError {
+    let class = if error.is_timeout() {
+        ErrorClass::Timeout
+    } else {
+        // refused, reset before headers, DNS, TLS, closed before the status line
+        ErrorClass::Connection
+    };
+    ProviderError::new(class, provider, describe(error))
+}
+
+/// The error's kind and its sources on one line, without the URL (it may carry query credentials).
+fn describe(error: &reqwest::Error) -> String {
+    let mut msg = String::from(if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else if error.is_body() || error.is_decode() {
+        "body failed"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Sends the request; a `first_token` limit bounds the wait for the response headers.
+pub async fn send(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    deadline: Option<Instant>,
+) -> Result<reqwest::Response, ProviderError> {
+    let fut = request.send();
+    let result = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(ProviderError::new(
+                    ErrorClass::Timeout,
+                    provider,
+                    "no response headers before the first-token timeout",
+                ));
+            }
+        },
+        None => fut.await,
+    };
+    result.map_err(|e| transport_error(provider, &e))
+}
+
+/// Reads a whole (non-streaming) body; `idle` bounds each gap between chunks.
+pub async fn read_body(
+    provider: &str,
+    response: reqwest::Response,
+    idle: Option<Duration>,
+) -> Result<Bytes, ProviderError> {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    loop {
+        let next = match idle {
+            Some(idle) => match tokio::time::timeout(idle, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    return Err(ProviderError::new(
+                        ErrorClass::Timeout,
+                        provider,
+                        format!("body stalled for more than {idle:?}"),
+                    ));
+                }
+            },
+            None => stream.next().await,
+        };
+        match next {
+            Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(ProviderError::new(
+                    ErrorClass::Connection,
+                    provider,
+                    format!("connection lost while reading the body: {}", describe(&e)),
+                ));
+            }
+            None => return Ok(Bytes::from(body)),
+        }
+    }
+}
+
+/// Turns a streaming response body into SSE events. The first event must arrive before `first`
+/// (the first-token deadline), each later one within `idle` of the previous; a missed limit yields a
+/// `timeout` error, a transport failure a `stream_interrupted` error, and the stream then ends.
+/// End of body simply ends the stream: the adapter decides whether its terminal event was seen.
+pub fn sse_events(
+    provider: String,
+    response: reqwest::Response,
+    first: Option<Instant>,
+    idle: Option<Duration>,
+) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send {
+    struct State<S> {
+        bytes: S,
+        decoder: SseDecoder,
+        pending: std::collections::VecDeque<SseEvent>,
+        seen_event: bool,
+        done: bool,
+    }
+    let state = State {
+        bytes: Box::pin(response.bytes_stream()),
+        decoder: SseDecoder::new(),
+        pending: Default::default(),
+        seen_event: false,
+        done: false,
+    };
+    futures::stream::unfold((state, provider), move |(mut st, provider)| async move {
+        loop {
+            if let Some(ev) = st.pending.pop_front() {
+                st.seen_event = true;
+                return Some((Ok(ev), (st, provider)));
+            }
+            if st.done {
+                return None;
+            }
+            let limit = if st.seen_event {
+                idle.map(|i| Instant::now() + i)
+            } else {
+                first.or(idle.map(|i| Instant::now() + i))
+            };
+            let next = match limit {
+                Some(at) => match tokio::time::timeout_at(at, st.bytes.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        st.done = true;
+                        let what = if st.seen_event {
+                            "stream stalled: no event within the idle timeout"
+                        } else {
+                            "no stream event before the first-token timeout"
+                        };
+                        return Some((
+                            Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
+                            (st, provider),
+                        ));
+                    }
+                },
+                None => st.bytes.next().await,
+            };
+            match next {
+                Some(Ok(chunk)) => st.pending.extend(st.decoder.feed(&chunk)),
+                Some(Err(e)) => {
+                    st.done = true;
+                    let err = ProviderError::new(
+                        ErrorClass::StreamInterrupted,
+                        provider.clone(),
+                        format!("stream dropped: {}", describe(&e)),
+                    );
+                    return Some((Err(err), (st, provider)));
+                }
+                None => {
+                    st.done = true;
+                    st.pending.extend(st.decoder.finish());
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.insert(*k, v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_prefers_ms_then_seconds_then_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1500.5"), ("retry-after", "9")]), now),
+            Some(Duration::from_secs_f64(1.5005))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "2")]), now), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&headers(&[("retry-after", "0.25")]), now), Some(Duration::from_millis(250)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&[("retry-after", &date)]), now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-3")]), now), None);
+        assert_eq!(retry_after(&headers(&[]), now), None);
+    }
+
+    #[test]
+    fn should_retry_reads_booleans_only() {
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "true")])), Some(true));
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "false")])), Some(false));
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "maybe")])), None);
+        assert_eq!(should_retry(&headers(&[])), None);
+    }
+}

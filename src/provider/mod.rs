@@ -1,0 +1,198 @@
+//! The [`Provider`] trait and the adapters that implement it.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+
+use crate::chat::{ChatRequest, ChatResponse, StreamEvent};
+use crate::error::ProviderError;
+use crate::profile::ProviderProfile;
+use crate::secret::ApiKey;
+
+pub mod anthropic;
+pub mod http;
+pub mod openai;
+pub mod sse;
+
+pub use anthropic::Anthropic;
+pub use openai::OpenAi;
+
+/// A streamed answer: events until [`StreamEvent::Finish`], or an error.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OpenAI Chat Completions (and every OpenAI-compatible server).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl Protocol {
+    /// The name used in policies and profiles.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Openai => "openai",
+            Protocol::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Time limits for one call, applied by the adapter where only it can see the boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTimeouts {
+    /// Until the response headers (non-streaming) or the first stream event (streaming).
+    pub first_token: Option<Duration>,
+    /// Longest gap between two stream events (and between headers and the complete body).
+    pub idle: Option<Duration>,
+}
+
+/// One call: which model, what to ask, and the call's time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The model to ask.
+    pub model: &'a str,
+    /// The request.
+    pub request: &'a ChatRequest,
+    /// Time limits.
+    pub timeouts: CallTimeouts,
+}
+
+impl<'a> Call<'a> {
+    /// A call with no time limits beyond the client's connect timeout.
+    pub fn new(model: &'a str, request: &'a ChatRequest) -> Self {
+        Call { model, request, timeouts: CallTimeouts::default() }
+    }
+
+    /// Sets the time limits.
+    pub fn timeouts(mut self, timeouts: CallTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+}
+
+/// An LLM provider: one non-streaming and one streaming call, every failure a classified
+/// [`ProviderError`]. Object safe: routers hold `Arc<dyn Provider>`.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The provider's name (as in the policy), used in responses, errors and metrics.
+    fn name(&self) -> &str;
+
+    /// The wire protocol.
+    fn protocol(&self) -> Protocol;
+
+    /// Asks for a complete answer.
+    async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError>;
+
+    /// Asks for a streamed answer. Errors before the response headers are returned here; errors
+    /// after them arrive in the stream. A stream that ends without [`StreamEvent::Finish`] ends
+    /// with a `stream_interrupted` error instead.
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError>;
+}
+
+/// How to reach one provider: what both adapters need.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    /// Name used in responses, errors and metrics (the policy's provider name).
+    pub name: String,
+    /// Base URL: for OpenAI it ends before `/chat/completions`, for Anthropic before `/v1/messages`.
+    pub base_url: String,
+    /// The API key, if the provider needs one.
+    pub api_key: Option<ApiKey>,
+    /// Extra headers sent with every request (OpenAI organization/project, ...).
+    pub headers: Vec<(String, String)>,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// The model catalog and defaults (Anthropic's default `max_tokens` comes from here).
+    pub profile: Option<Arc<ProviderProfile>>,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // headers may carry credentials (organization ids, custom auth): print names only
+        let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("headers", &header_names)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("profile", &self.profile.as_ref().map(|p| p.name.as_str()))
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// A config with a name and base URL, no key, a 5 s connect timeout.
+    pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
+        ProviderConfig {
+            name: name.into(),
+            base_url: base_url.into(),
+            api_key: None,
+            headers: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            profile: None,
+        }
+    }
+
+    /// Sets the API key.
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.api_key = Some(key);
+        self
+    }
+
+    /// Adds a header sent with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the profile.
+    pub fn profile(mut self, profile: Arc<ProviderProfile>) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// A config from a built-in profile: its base URL, headers, and the key from its `api_key_env`.
+    pub fn from_profile(profile: Arc<ProviderProfile>) -> Self {
+        let mut c = ProviderConfig::new(profile.name.clone(), profile.base_url.clone());
+        c.headers = profile.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        c.api_key = profile.api_key_env.as_deref().and_then(ApiKey::from_env);
+        c.profile = Some(profile);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Compile-time check: the trait stays dyn-compatible.
+    #[allow(dead_code)]
+    fn assert_object_safe(p: Arc<dyn Provider>) -> Arc<dyn Provider> {
+        p
+    }
+
+    #[test]
+    fn config_debug_hides_key_and_header_values() {
+        let c = ProviderConfig::new("openai", "http://x")
+            .api_key(ApiKey::new("sk-secret-abcdef"))
+            .header("OpenAI-Organization", "org-secret-123");
+        let s = format!("{c:?}");
+        assert!(!s.contains("sk-secret-abcdef"), "{s}");
+        assert!(!s.contains("org-secret-123"), "{s}");
+        assert!(s.contains("OpenAI-Organization"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Adapter stub (being written).
+/// OpenAI adapter.
+#[derive(Debug)]
+pub struct OpenAi;
