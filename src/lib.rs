@@ -9,6 +9,7 @@
 pub mod chat;
 pub mod duration;
 pub mod error;
+pub mod policy;
 pub mod profile;
 pub mod provider;
 pub mod secret;
@@ -19,6 +20,7 @@ pub use chat::{
     ToolChoice, ToolResult, Usage,
 };
 pub use error::{ErrorClass, Partial, ProviderError};
+pub use policy::{Policy, PolicyError};
 pub use profile::{ModelProfile, ProviderProfile};
 pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
 pub use secret::ApiKey;

@@ -1,0 +1,684 @@
+//! From TOML text to a [`Policy`]: parse with spans, deserialize each section on its own (so one
+//! bad section does not hide the errors of the others), then check what serde cannot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::config::{BreakerConfig, ClassAction, ClassActions, Limits, RetryConfig, Timeouts};
+use super::diagnostic::{Collector, PolicyError};
+use super::schema::{
+    BreakerSpec, ClassActionSpec, DrillFaultSpec, DrillSpec, Layer, LimitsSpec, ProviderSpec, RetrySpec, RouteSpec,
+    ServerSpec, TargetSpec, TimeoutsSpec,
+};
+use super::{
+    InjectKind, LiveFault, Policy, ProviderPolicy, RoutePolicy, ServerSettings,
+    TargetPolicy,
+};
+use crate::error::ErrorClass;
+use crate::profile::{AuthScheme, ProviderProfile};
+
+const TOP_LEVEL: &str = "defaults, providers, routes, drill, server";
+
+pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
+    let mut c = Collector::new(file, text);
+    if text.trim().is_empty() {
+        c.error(&(0..0), "", "the policy is empty (a half-written file?): it needs at least one [routes.NAME]");
+        return Err(PolicyError::Invalid(c.errors));
+    }
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in syntax {
+            c.error(&e.span().unwrap_or(0..0), "", e.message().trim().to_owned());
+        }
+        return Err(PolicyError::Invalid(c.errors));
+    }
+
+    let mut defaults = Layer::default();
+    let mut providers: Vec<(Spanned<String>, ProviderSpec)> = Vec::new();
+    let mut routes: Vec<(Spanned<String>, RouteSpec)> = Vec::new();
+    let mut drill = DrillSpec::default();
+    let mut server = ServerSpec::default();
+    let mut routes_span = None;
+
+    for (key, value) in root.get_ref().iter() {
+        let name: &str = key.get_ref();
+        match name {
+            "defaults" => defaults = section(&mut c, "defaults", value).unwrap_or_default(),
+            "providers" => {
+                for (n, v) in entries(&mut c, "providers", value) {
+                    if let Some(spec) = section(&mut c, &format!("providers.{}", n.get_ref()), &v) {
+                        providers.push((n, spec));
+                    }
+                }
+            }
+            "routes" => {
+                routes_span = Some(key.span());
+                for (n, v) in entries(&mut c, "routes", value) {
+                    if let Some(spec) = section(&mut c, &format!("routes.{}", n.get_ref()), &v) {
+                        routes.push((n, spec));
+                    }
+                }
+            }
+            "drill" => drill = section(&mut c, "drill", value).unwrap_or_default(),
+            "server" => server = section(&mut c, "server", value).unwrap_or_default(),
+            other => c.error(&key.span(), other, format!("unknown table `{other}`; expected one of: {TOP_LEVEL}")),
+        }
+    }
+    let had_section_errors = !c.errors.is_empty();
+    if routes.is_empty() && !had_section_errors {
+        let span = routes_span.unwrap_or(0..0);
+        c.error(&span, "routes", "the policy has no routes: add at least one [routes.NAME] with targets");
+    }
+
+    check_layer(&mut c, "defaults", &defaults);
+    let compiled_providers = compile_providers(&mut c, &defaults, &providers, &routes);
+    let compiled_routes = compile_routes(&mut c, &defaults, &compiled_providers, &providers, &routes);
+    let drill_faults = compile_drill(&mut c, &drill, &compiled_providers);
+
+    if !c.errors.is_empty() {
+        c.errors.sort_by_key(|d| (d.location.line, d.location.column));
+        return Err(PolicyError::Invalid(c.errors));
+    }
+    c.warnings.sort_by_key(|d| (d.location.line, d.location.column));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    Ok(Policy {
+        source: file.to_owned(),
+        hash: format!("{:016x}", hasher.finish()),
+        providers: compiled_providers,
+        routes: compiled_routes,
+        drill_faults,
+        server: ServerSettings {
+            api_keys_env: server.api_keys_env,
+            listen: server.listen,
+            admin_listen: server.admin_listen,
+            max_body: server.max_body,
+        },
+        warnings: c.warnings,
+    })
+}
+
+/// The `name = { ... }` entries of a table of tables (`[providers.*]`, `[routes.*]`).
+fn entries<'i>(c: &mut Collector<'_>, key: &str, value: &Spanned<DeValue<'i>>) -> Vec<(Spanned<String>, Spanned<DeValue<'i>>)> {
+    match value.get_ref() {
+        DeValue::Table(t) => t.iter().map(|(k, v)| (Spanned::new(k.span(), k.get_ref().to_string()), v.clone())).collect(),
+        other => {
+            c.error(&value.span(), key, format!("expected a table of named entries, found {}", other.type_str()));
+            Vec::new()
+        }
+    }
+}
+
+/// Deserializes one section; an error is recorded with the full key path and the section skipped.
+fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+    let de = ValueDeserializer::from(value.clone());
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // `Spanned` fields show up as a private serde key in the path: hide it
+            let path = e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
+            let inner = e.into_inner();
+            let mut key = prefix.to_owned();
+            if !path.is_empty() && path != "." {
+                key.push('.');
+                key.push_str(&path);
+            }
+            let message = inner.message().trim().to_owned();
+            // serde reports an unknown field at its parent: name the field itself in the key path
+            if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+                if !key.ends_with(field) {
+                    key.push('.');
+                    key.push_str(field);
+                }
+            }
+            c.error(&inner.span().unwrap_or_else(|| value.span()), key, message);
+            None
+        }
+    }
+}
+
+fn compile_providers(
+    c: &mut Collector<'_>,
+    defaults: &Layer,
+    declared: &[(Spanned<String>, ProviderSpec)],
+    routes: &[(Spanned<String>, RouteSpec)],
+) -> BTreeMap<String, Arc<ProviderPolicy>> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in declared {
+        let key = format!("providers.{}", name.get_ref());
+        check_layer(c, &key, &spec.layer());
+        if let Some(p) = compile_provider(c, &key, name, spec, defaults) {
+            out.insert(name.get_ref().clone(), Arc::new(p));
+        }
+    }
+    // a target may name a built-in profile (`openai`, `anthropic`, ...) without declaring it
+    for (_, route) in routes {
+        for t in route.targets.get_ref() {
+            let n = t.provider.get_ref();
+            if !out.contains_key(n) && !declared.iter().any(|(d, _)| d.get_ref() == n) && ProviderProfile::builtin(n).is_some() {
+                let spanned = Spanned::new(t.provider.span(), n.clone());
+                if let Some(p) = compile_provider(c, &format!("providers.{n}"), &spanned, &ProviderSpec::default(), defaults) {
+                    out.insert(n.clone(), Arc::new(p));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn compile_provider(c: &mut Collector<'_>, key: &str, name: &Spanned<String>, spec: &ProviderSpec, defaults: &Layer) -> Option<ProviderPolicy> {
+    let profile = match &spec.profile {
+        Some(p) => match ProviderProfile::builtin(p.get_ref()) {
+            Some(profile) => Some(profile),
+            None => {
+                c.error(&p.span(), format!("{key}.profile"), format!("unknown profile `{}`; built-in profiles: {}", p.get_ref(), builtin_names()));
+                return None;
+            }
+        },
+        None => ProviderProfile::builtin(name.get_ref()),
+    };
+    let Some(protocol) = spec.protocol.or(profile.as_ref().map(|p| p.protocol)) else {
+        c.error(&name.span(), key, format!("provider `{}` needs `protocol = \"openai\"` or `\"anthropic\"` (no built-in profile has this name; or set `profile`)", name.get_ref()));
+        return None;
+    };
+    if let (Some(profile), Some(p)) = (&profile, spec.protocol) {
+        if profile.protocol != p {
+            c.error(&name.span(), format!("{key}.protocol"), format!("protocol `{}` contradicts profile `{}` (which speaks `{}`)", p.as_str(), profile.name, profile.protocol.as_str()));
+        }
+    }
+    let base_url = match (&spec.base_url, &profile) {
+        (Some(u), _) => {
+            let url = u.get_ref().trim_end_matches('/').to_owned();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                c.error(&u.span(), format!("{key}.base_url"), format!("`{url}` is not an http(s) URL"));
+            }
+            url
+        }
+        (None, Some(p)) => p.base_url.clone(),
+        (None, None) => {
+            c.error(&name.span(), format!("{key}.base_url"), "missing `base_url` (no built-in profile to take it from)");
+            return None;
+        }
+    };
+    let needs_key = profile.as_ref().is_none_or(|p| p.auth != AuthScheme::None) || spec.api_key_env.is_some();
+    let api_key_env = spec.api_key_env.as_ref().map(|s| s.get_ref().clone()).or_else(|| profile.as_ref().and_then(|p| p.api_key_env.clone()));
+    if let Some(var) = &api_key_env {
+        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
+            let span = spec.api_key_env.as_ref().map_or_else(|| name.span(), |s| s.span());
+            c.warn(&span, format!("{key}.api_key_env"), format!("environment variable `{var}` is not set: requests to `{}` will fail with `authentication` and fail over", name.get_ref()));
+        }
+    } else if needs_key && profile.is_none() {
+        // an OpenAI-compatible server without a key is common (local servers): not a warning
+    }
+    let mut headers: Vec<(String, String)> = profile.as_ref().map(|p| p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    for (k, v) in &spec.headers {
+        headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
+    let layers = [Some(&spec.layer()), Some(defaults)];
+    Some(ProviderPolicy {
+        name: name.get_ref().clone(),
+        protocol,
+        base_url,
+        api_key_env,
+        needs_key: needs_key && profile.as_ref().is_none_or(|p| p.auth != AuthScheme::None),
+        headers,
+        profile,
+        limits: merge_limits(&layers),
+        breaker: merge_breaker(&layers),
+        connect_timeout: merge_timeouts(&layers).connect,
+    })
+}
+
+fn builtin_names() -> String {
+    crate::profile::builtins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn compile_routes(
+    c: &mut Collector<'_>,
+    defaults: &Layer,
+    providers: &BTreeMap<String, Arc<ProviderPolicy>>,
+    provider_specs: &[(Spanned<String>, ProviderSpec)],
+    routes: &[(Spanned<String>, RouteSpec)],
+) -> BTreeMap<String, Arc<RoutePolicy>> {
+    let route_names: BTreeSet<&str> = routes.iter().map(|(n, _)| n.get_ref().as_str()).collect();
+    let mut out = BTreeMap::new();
+    for (name, spec) in routes {
+        let key = format!("routes.{}", name.get_ref());
+        let route_layer = spec.layer();
+        check_layer(c, &key, &route_layer);
+        if spec.targets.get_ref().is_empty() {
+            c.error(&spec.targets.span(), format!("{key}.targets"), "a route needs at least one target: `targets = [{ provider = \"...\", model = \"...\" }]`");
+        }
+        let mut targets = Vec::new();
+        for (i, t) in spec.targets.get_ref().iter().enumerate() {
+            let tkey = format!("{key}.targets[{i}]");
+            check_layer(c, &tkey, &t.layer());
+            if let Some(target) = compile_target(c, &tkey, t, &route_layer, defaults, providers, provider_specs) {
+                targets.push(target);
+            }
+        }
+        let mut actions = ClassActions::default();
+        for (class_name, over) in &spec.on {
+            match class_name.get_ref().parse::<ErrorClass>() {
+                Ok(class) => actions.set(class, apply_override(ClassAction::default_for(class), *over)),
+                Err(e) => c.error(&class_name.span(), format!("{key}.on.{}", class_name.get_ref()), e.to_string()),
+            }
+        }
+        if let Some(overflow) = &spec.on_context_overflow {
+            let target = overflow.get_ref();
+            if target == name.get_ref() {
+                c.error(&overflow.span(), format!("{key}.on_context_overflow"), "a route cannot overflow into itself");
+            } else if !route_names.contains(target.as_str()) {
+                c.error(&overflow.span(), format!("{key}.on_context_overflow"), format!("unknown route `{target}`; routes: {}", join(&route_names)));
+            }
+        }
+        let total = merge_timeouts(&[Some(&route_layer), Some(defaults)]).total;
+        out.insert(
+            name.get_ref().clone(),
+            Arc::new(RoutePolicy {
+                name: name.get_ref().clone(),
+                strategy: spec.strategy,
+                targets,
+                actions,
+                on_context_overflow: spec.on_context_overflow.as_ref().map(|s| s.get_ref().clone()),
+                total_timeout: total,
+            }),
+        );
+    }
+    out
+}
+
+fn apply_override(mut action: ClassAction, over: ClassActionSpec) -> ClassAction {
+    use super::config::BreakerEffect;
+    if let Some(r) = over.retry {
+        action.retry = r;
+    }
+    if let Some(f) = over.failover {
+        action.failover = f;
+    }
+    match over.breaker {
+        Some(false) => action.breaker = BreakerEffect::None,
+        Some(true) if action.breaker == BreakerEffect::None => action.breaker = BreakerEffect::CountTarget,
+        _ => {}
+    }
+    action
+}
+
+fn compile_target(
+    c: &mut Collector<'_>,
+    key: &str,
+    t: &TargetSpec,
+    route: &Layer,
+    defaults: &Layer,
+    providers: &BTreeMap<String, Arc<ProviderPolicy>>,
+    provider_specs: &[(Spanned<String>, ProviderSpec)],
+) -> Option<TargetPolicy> {
+    let pname = t.provider.get_ref();
+    let Some(provider) = providers.get(pname) else {
+        // a declared provider that failed to compile already has its error
+        if !provider_specs.iter().any(|(n, _)| n.get_ref() == pname) {
+            let known: BTreeSet<&str> = providers.keys().map(String::as_str).collect();
+            c.error(&t.provider.span(), format!("{key}.provider"), format!("unknown provider `{pname}`; declared: {} (built-in profiles may be named directly: {})", join(&known), builtin_names()));
+        }
+        return None;
+    };
+    let model = t.model.get_ref().trim();
+    if model.is_empty() {
+        c.error(&t.model.span(), format!("{key}.model"), "empty model name");
+        return None;
+    }
+    let model_profile = provider.profile.as_ref().and_then(|p| p.model(model)).cloned();
+    let provider_spec = provider_specs.iter().find(|(n, _)| n.get_ref() == pname).map(|(_, s)| s.layer()).unwrap_or_default();
+    let target_layer = t.layer();
+    let layers = [Some(&target_layer), Some(route), Some(&provider_spec), Some(defaults)];
+    let mut timeouts = merge_timeouts(&layers);
+    // a reasoning model's profile may raise the first-token timeout unless a specific level set it
+    let specific_first_token = [&target_layer, route, &provider_spec].iter().any(|l| l.timeouts.as_ref().is_some_and(|t| t.first_token.is_some()));
+    if let (false, Some(ft)) = (specific_first_token, model_profile.as_ref().and_then(|m| m.first_token())) {
+        timeouts.first_token = timeouts.first_token.max(ft);
+    }
+    let limits = merge_limits(&[Some(&target_layer), Some(route)]);
+    let weight = t.weight.as_ref().map_or(1, |w| *w.get_ref());
+    let target = TargetPolicy {
+        provider: pname.clone(),
+        model: model.to_owned(),
+        weight,
+        retry: merge_retry(&layers),
+        timeouts,
+        breaker: merge_breaker(&layers),
+        limits,
+        model_profile,
+    };
+    // a request with an empty prompt and the default output reservation must fit the token budget
+    let need = target.token_need(0, None);
+    for (limits, span, level) in [
+        (&limits, t.limits.as_ref().or(route.limits.as_ref()).map(|l| l.span()), "target"),
+        (&provider.limits, None, "provider"),
+    ] {
+        if let Some(tpm) = limits.tpm {
+            if u64::from(tpm) < need {
+                let span = span.unwrap_or_else(|| t.provider.span());
+                c.error(&span, format!("{key}.limits.tpm"), format!("{level} tpm {tpm} is smaller than one request to `{model}` may need ({need} tokens: the model's output reservation); raise tpm or set max_tokens on requests"));
+            }
+        }
+    }
+    Some(target)
+}
+
+fn compile_drill(c: &mut Collector<'_>, drill: &DrillSpec, providers: &BTreeMap<String, Arc<ProviderPolicy>>) -> Vec<LiveFault> {
+    let mut out = Vec::new();
+    for (i, f) in drill.faults.iter().enumerate() {
+        if let Some(fault) = compile_fault(c, &format!("drill.faults[{i}]"), f, providers) {
+            out.push(fault);
+        }
+    }
+    out
+}
+
+fn compile_fault(c: &mut Collector<'_>, key: &str, f: &DrillFaultSpec, providers: &BTreeMap<String, Arc<ProviderPolicy>>) -> Option<LiveFault> {
+    let mut ok = true;
+    if !providers.contains_key(f.provider.get_ref()) {
+        c.error(&f.provider.span(), format!("{key}.provider"), format!("unknown provider `{}`", f.provider.get_ref()));
+        ok = false;
+    }
+    let inject = InjectKind::parse(f.inject.get_ref());
+    if inject.is_none() {
+        c.error(&f.inject.span(), format!("{key}.inject"), format!("unknown fault `{}`: use an error class (server_error, overloaded, rate_limited, ...) or latency, slow_first_token, stall, cut", f.inject.get_ref()));
+        ok = false;
+    }
+    let rate = f.rate.as_ref().map_or(1.0, |r| *r.get_ref());
+    if !(0.0..=1.0).contains(&rate) {
+        let span = f.rate.as_ref().map_or_else(|| f.inject.span(), |r| r.span());
+        c.error(&span, format!("{key}.rate"), format!("rate must be between 0 and 1, found {rate}"));
+        ok = false;
+    }
+    if matches!(inject, Some(InjectKind::Latency | InjectKind::SlowFirstToken | InjectKind::Stall)) && f.delay.is_none() {
+        c.error(&f.inject.span(), format!("{key}.delay"), format!("`{}` needs `delay = \"...\"`", f.inject.get_ref()));
+        ok = false;
+    }
+    let until = match &f.until {
+        Some(u) => match parse_until(u.get_ref()) {
+            Some(t) => Some(t),
+            None => {
+                c.error(&u.span(), format!("{key}.until"), "until must be a date-time with an offset, e.g. 2026-12-01T12:00:00Z");
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let inject = inject?;
+    ok.then(|| LiveFault {
+        provider: f.provider.get_ref().clone(),
+        model: f.model.clone(),
+        inject,
+        rate,
+        count: f.count,
+        duration: f.duration.map(|d| d.0),
+        until,
+        retry_after: f.retry_after.map(|d| d.0),
+        delay: f.delay.map(|d| d.0),
+        after_tokens: f.after_tokens,
+    })
+}
+
+/// `until` as a TOML date-time or an RFC 3339 string; it must carry an offset (`Z`, `+02:00`).
+fn parse_until(value: &toml::Value) -> Option<SystemTime> {
+    let dt = match value {
+        toml::Value::Datetime(dt) => *dt,
+        toml::Value::String(s) => s.parse::<toml::value::Datetime>().ok()?,
+        _ => return None,
+    };
+    let (date, time, offset) = (dt.date?, dt.time?, dt.offset?);
+    let offset_minutes = match offset {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => i64::from(minutes),
+    };
+    let days = days_from_civil(i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    let secs = days * 86_400 + i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second)
+        - offset_minutes * 60;
+    let secs = u64::try_from(secs).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(u64::from(time.nanosecond)))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn join(names: &BTreeSet<&str>) -> String {
+    if names.is_empty() { "(none)".into() } else { names.iter().copied().collect::<Vec<_>>().join(", ") }
+}
+
+/// Value checks that apply to a level's tables wherever they appear.
+fn check_layer(c: &mut Collector<'_>, key: &str, layer: &Layer) {
+    if let Some(r) = &layer.retry {
+        if let Some(m) = &r.max_attempts {
+            if *m.get_ref() == 0 {
+                c.error(&m.span(), format!("{key}.retry.max_attempts"), "max_attempts counts the first attempt: it must be at least 1");
+            }
+        }
+    }
+    if let Some(b) = &layer.breaker {
+        if let Some(n) = &b.consecutive_failures {
+            if *n.get_ref() == 0 {
+                c.error(&n.span(), format!("{key}.breaker.consecutive_failures"), "must be at least 1");
+            }
+        }
+        if let (Some(cd), Some(max)) = (b.cooldown, b.max_cooldown) {
+            if cd.0 > max.0 {
+                let span = b.consecutive_failures.as_ref().map_or(0..0, |s| s.span());
+                c.warn(&span, format!("{key}.breaker.max_cooldown"), "max_cooldown is shorter than cooldown: cooldown will not grow");
+            }
+        }
+    }
+    if let Some(l) = &layer.limits {
+        for (name, v) in [("rpm", &l.get_ref().rpm), ("tpm", &l.get_ref().tpm), ("concurrency", &l.get_ref().concurrency)] {
+            if let Some(v) = v {
+                if *v.get_ref() == 0 {
+                    c.error(&v.span(), format!("{key}.limits.{name}"), "must be at least 1 (leave it out for no limit)");
+                }
+            }
+        }
+    }
+}
+
+fn pick<T: Copy>(layers: &[Option<&Layer>], get: impl Fn(&Layer) -> Option<T>) -> Option<T> {
+    layers.iter().flatten().find_map(|l| get(l))
+}
+
+fn merge_retry(layers: &[Option<&Layer>]) -> RetryConfig {
+    let d = RetryConfig::default();
+    let f = |g: fn(&RetrySpec) -> Option<Duration>| pick(layers, |l| l.retry.as_ref().and_then(g));
+    RetryConfig {
+        max_attempts: pick(layers, |l| l.retry.as_ref().and_then(|r| r.max_attempts.as_ref().map(|m| *m.get_ref()))).unwrap_or(d.max_attempts).max(1),
+        base: f(|r| r.base.map(|x| x.0)).unwrap_or(d.base),
+        max: f(|r| r.max.map(|x| x.0)).unwrap_or(d.max),
+        retry_after_cap: f(|r| r.retry_after_cap.map(|x| x.0)).unwrap_or(d.retry_after_cap),
+    }
+}
+
+fn merge_timeouts(layers: &[Option<&Layer>]) -> Timeouts {
+    let d = Timeouts::default();
+    let f = |g: fn(&TimeoutsSpec) -> Option<Duration>| pick(layers, |l| l.timeouts.as_ref().and_then(g));
+    Timeouts {
+        connect: f(|t| t.connect.map(|x| x.0)).unwrap_or(d.connect),
+        first_token: f(|t| t.first_token.map(|x| x.0)).unwrap_or(d.first_token),
+        idle: f(|t| t.idle.map(|x| x.0)).unwrap_or(d.idle),
+        attempt: f(|t| t.attempt.map(|x| x.0)).unwrap_or(d.attempt),
+        total: f(|t| t.total.map(|x| x.0)).unwrap_or(d.total),
+    }
+}
+
+fn merge_breaker(layers: &[Option<&Layer>]) -> BreakerConfig {
+    let d = BreakerConfig::default();
+    let f = |g: fn(&BreakerSpec) -> Option<Duration>| pick(layers, |l| l.breaker.as_ref().and_then(g));
+    let cooldown = f(|b| b.cooldown.map(|x| x.0)).unwrap_or(d.cooldown);
+    BreakerConfig {
+        consecutive_failures: pick(layers, |l| l.breaker.as_ref().and_then(|b| b.consecutive_failures.as_ref().map(|n| *n.get_ref())))
+            .unwrap_or(d.consecutive_failures)
+            .max(1),
+        cooldown,
+        max_cooldown: f(|b| b.max_cooldown.map(|x| x.0)).unwrap_or(d.max_cooldown.max(cooldown)),
+    }
+}
+
+fn merge_limits(layers: &[Option<&Layer>]) -> Limits {
+    let f = |g: fn(&LimitsSpec) -> Option<u32>| pick(layers, |l| l.limits.as_ref().and_then(|s| g(s.get_ref())));
+    Limits {
+        rpm: f(|l| l.rpm.as_ref().map(|v| *v.get_ref())),
+        tpm: f(|l| l.tpm.as_ref().map(|v| *v.get_ref())),
+        concurrency: f(|l| l.concurrency.as_ref().map(|v| *v.get_ref())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::provider::Protocol;
+
+    const GOOD: &str = r#"
+[defaults]
+retry    = { max_attempts = 3, base = "500ms", max = "8s", retry_after_cap = "60s" }
+timeouts = { connect = "5s", first_token = "10s", idle = "30s", attempt = "60s", total = "120s" }
+breaker  = { consecutive_failures = 5, cooldown = "10s", max_cooldown = "40s" }
+
+[providers.openai]
+api_key_env = "SWITCHYARD_TEST_UNSET_KEY_1"
+limits = { rpm = 500, tpm = 150000, concurrency = 64 }
+
+[providers.anthropic]
+api_key_env = "SWITCHYARD_TEST_UNSET_KEY_2"
+timeouts = { first_token = "20s" }
+
+[providers.local]
+protocol = "openai"
+base_url = "http://127.0.0.1:8000/v1/"
+
+[routes.chat]
+strategy = "priority"
+targets = [
+  { provider = "openai",    model = "gpt-4o", retry = { max_attempts = 2 } },
+  { provider = "openai",    model = "gpt-4o-mini" },
+  { provider = "anthropic", model = "claude-sonnet-4-5" },
+]
+on_context_overflow = "long"
+
+[routes.chat.on.content_filtered]
+failover = true
+
+[routes.long]
+targets = [{ provider = "anthropic", model = "claude-sonnet-4-5" }]
+
+[[drill.faults]]
+provider = "openai"
+inject = "server_error"
+rate = 1.0
+until = "2026-12-01T12:00:00Z"
+"#;
+
+    #[test]
+    fn a_good_policy_compiles_with_levels_merged() {
+        let p = compile("p.toml", GOOD).unwrap();
+        let chat = p.route("chat").unwrap();
+        assert_eq!(chat.targets.len(), 3);
+        assert_eq!(chat.targets[0].retry.max_attempts, 2);
+        assert_eq!(chat.targets[1].retry.max_attempts, 3);
+        assert_eq!(chat.targets[2].timeouts.first_token, Duration::from_secs(20));
+        assert_eq!(chat.targets[0].timeouts.first_token, Duration::from_secs(10));
+        assert!(chat.actions.get(ErrorClass::ContentFiltered).failover);
+        assert_eq!(chat.on_context_overflow.as_deref(), Some("long"));
+        assert_eq!(p.provider("local").unwrap().base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(p.provider("openai").unwrap().limits.tpm, Some(150_000));
+        assert_eq!(p.provider("anthropic").unwrap().protocol, Protocol::Anthropic);
+        assert_eq!(p.drill_faults.len(), 1);
+        assert_eq!(p.drill_faults[0].inject, InjectKind::Error(ErrorClass::ServerError));
+        assert_eq!(p.drill_faults[0].until, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_126_400)));
+        let offset = toml::Value::String("2026-12-01T14:00:00+02:00".into());
+        assert_eq!(parse_until(&offset), p.drill_faults[0].until);
+        assert_eq!(parse_until(&toml::Value::String("2026-12-01T12:00:00".into())), None);
+        // unset key variables are warnings, not errors
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].message.contains("SWITCHYARD_TEST_UNSET_KEY_1"));
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match compile("bad.toml", text) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e.diagnostics().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once_with_line_column_and_key() {
+        let text = "[providers.local]\nprotocol = \"openai\"\nbase_url = \"http://x\"\n\n[routes.a]\ntargets = [{ provider = \"nope\", model = \"m\" }]\n\n[routes.b]\ntargets = [{ provider = \"local\", modle = \"m\" }]\n\n[routes.c]\ntargets = []\ntimeouts = { total = \"soon\" }\n";
+        let e = errors(text);
+        assert!(e.iter().any(|m| m.starts_with("bad.toml:6:25: `routes.a.targets[0].provider`: unknown provider `nope`")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("bad.toml:9:") && m.contains("`routes.b.targets[0].modle`") && m.contains("unknown field `modle`")), "{e:#?}");
+        assert!(e.iter().any(|m| m.starts_with("bad.toml:13:") && m.contains("routes.c.timeouts.total") && m.contains("invalid duration")), "{e:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_line_and_column() {
+        let e = errors("[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }\n");
+        assert!(e[0].starts_with("bad.toml:2:"), "{e:#?}");
+    }
+
+    #[test]
+    fn empty_and_half_written_files_are_rejected() {
+        assert!(errors("")[0].contains("empty"));
+        assert!(errors("   \n")[0].contains("empty"));
+        assert!(!errors("[routes.a]\ntargets = [{ provider = \"ope").is_empty());
+    }
+
+    #[test]
+    fn empty_route_unknown_top_level_and_class_are_errors() {
+        let e = errors("[routes.a]\ntargets = []\n[routes.a.on.overload]\nretry = false\n[extra]\nx = 1\n");
+        assert!(e.iter().any(|m| m.contains("`routes.a.targets`: a route needs at least one target")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`routes.a.on.overload`: unknown error class")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`extra`: unknown table")), "{e:#?}");
+    }
+
+    #[test]
+    fn tpm_smaller_than_a_request_is_an_error() {
+        let e = errors("[routes.a]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", limits = { tpm = 1000 } }]\n");
+        assert!(e.iter().any(|m| m.contains("limits.tpm") && m.contains("64000")), "{e:#?}");
+    }
+
+    #[test]
+    fn provider_without_protocol_or_url_is_explained() {
+        let e = errors("[providers.mine]\nbase_url = \"http://x\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n");
+        assert!(e.iter().any(|m| m.contains("needs `protocol")), "{e:#?}");
+        let e = errors("[providers.mine]\nprotocol = \"openai\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n");
+        assert!(e.iter().any(|m| m.contains("missing `base_url`")), "{e:#?}");
+    }
+
+    #[test]
+    fn builtin_providers_can_be_named_directly() {
+        let p = compile("p.toml", "[routes.a]\ntargets = [{ provider = \"groq\", model = \"llama-3.1-8b-instant\" }]\n").unwrap();
+        assert_eq!(p.provider("groq").unwrap().base_url, "https://api.groq.com/openai/v1");
+    }
+
+    #[test]
+    fn drill_faults_are_validated() {
+        let e = errors("[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n[[drill.faults]]\nprovider = \"openai\"\ninject = \"explode\"\nrate = 2.0\n[[drill.faults]]\nprovider = \"x\"\ninject = \"latency\"\n");
+        assert!(e.iter().any(|m| m.contains("drill.faults[0].inject")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("drill.faults[0].rate")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("drill.faults[1].provider")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("drill.faults[1].delay")), "{e:#?}");
+    }
+}

@@ -1,0 +1,220 @@
+//! Resolved settings: what a target runs with after the levels are merged (target > route >
+//! provider > defaults > built-in defaults).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::ErrorClass;
+
+/// Retry settings for one target. `max_attempts` counts attempts on that target (3 = two retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetryConfig {
+    /// Attempts on one target, the first included.
+    pub max_attempts: u32,
+    /// First backoff.
+    #[serde(with = "humanized")]
+    pub base: Duration,
+    /// Largest backoff.
+    #[serde(with = "humanized")]
+    pub max: Duration,
+    /// Longest server-requested delay honoured; a longer `retry-after` means "move on".
+    #[serde(with = "humanized")]
+    pub retry_after_cap: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        // the official SDKs' values (WIRE.md)
+        RetryConfig {
+            max_attempts: 3,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(8),
+            retry_after_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The SDK backoff before retry number `retry` (0 = first retry): `min(base * 2^retry, max)`
+    /// shortened by up to 25% jitter. `jitter` is a random number in `0..1`.
+    pub fn backoff(&self, retry: u32, jitter: f64) -> Duration {
+        let exp = self.base.saturating_mul(2u32.saturating_pow(retry.min(30)));
+        let capped = exp.min(self.max);
+        capped.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// Time limits. `first_token` is the time to headers for non-streaming calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    #[serde(with = "humanized")]
+    pub connect: Duration,
+    /// Until the first token (streaming) or the response headers.
+    #[serde(with = "humanized")]
+    pub first_token: Duration,
+    /// Longest gap between stream events.
+    #[serde(with = "humanized")]
+    pub idle: Duration,
+    /// One attempt, start to end.
+    #[serde(with = "humanized")]
+    pub attempt: Duration,
+    /// The whole request, every attempt and wait included.
+    #[serde(with = "humanized")]
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_token: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            attempt: Duration::from_secs(60),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Consecutive-failure breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BreakerConfig {
+    /// Counted failures in a row that open the breaker.
+    pub consecutive_failures: u32,
+    /// First cooldown before one probe is let through.
+    #[serde(with = "humanized")]
+    pub cooldown: Duration,
+    /// The cooldown doubles on each failed probe, up to this.
+    #[serde(with = "humanized")]
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig { consecutive_failures: 5, cooldown: Duration::from_secs(10), max_cooldown: Duration::from_secs(40) }
+    }
+}
+
+/// Local rate limits; `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Limits {
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute (estimated from the request, corrected by reported usage).
+    pub tpm: Option<u32>,
+    /// Requests in flight at once.
+    pub concurrency: Option<u32>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_unlimited(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none() && self.concurrency.is_none()
+    }
+}
+
+/// What a failure does to the breakers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerEffect {
+    /// Nothing.
+    None,
+    /// Counts toward the target's breaker.
+    CountTarget,
+    /// Counts toward the provider's breaker (and the target's).
+    CountProvider,
+    /// Opens the target's breaker at once.
+    TripTarget,
+    /// Opens the provider's breaker at once.
+    TripProvider,
+}
+
+/// What the router does with one error class (DESIGN.md §2), overridable per route with `[on.CLASS]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClassAction {
+    /// Retry on the same target.
+    pub retry: bool,
+    /// Move on to the next target.
+    pub failover: bool,
+    /// Effect on breakers.
+    pub breaker: BreakerEffect,
+}
+
+impl ClassAction {
+    /// The default action for a class.
+    pub fn default_for(class: ErrorClass) -> Self {
+        use BreakerEffect as B;
+        use ErrorClass as C;
+        let (retry, failover, breaker) = match class {
+            C::RateLimited => (true, true, B::None),
+            C::QuotaExhausted => (false, true, B::TripProvider),
+            C::Overloaded | C::ServerError => (true, true, B::CountTarget),
+            C::Timeout | C::StreamInterrupted | C::MalformedResponse => (false, true, B::CountTarget),
+            C::Connection => (true, true, B::CountProvider),
+            C::Authentication | C::PermissionDenied => (false, true, B::TripProvider),
+            C::NotFound => (false, true, B::TripTarget),
+            C::ContextLengthExceeded => (false, true, B::None),
+            C::ContentFiltered | C::InvalidRequest | C::RequestTooLarge => (false, false, B::None),
+        };
+        ClassAction { retry, failover, breaker }
+    }
+}
+
+/// The action for every class on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassActions(Vec<(ErrorClass, ClassAction)>);
+
+impl Default for ClassActions {
+    fn default() -> Self {
+        ClassActions(ErrorClass::ALL.iter().map(|&c| (c, ClassAction::default_for(c))).collect())
+    }
+}
+
+impl ClassActions {
+    /// The action for `class`.
+    pub fn get(&self, class: ErrorClass) -> ClassAction {
+        self.0.iter().find(|(c, _)| *c == class).map_or_else(|| ClassAction::default_for(class), |(_, a)| *a)
+    }
+
+    pub(crate) fn set(&mut self, class: ErrorClass, action: ClassAction) {
+        if let Some(slot) = self.0.iter_mut().find(|(c, _)| *c == class) {
+            slot.1 = action;
+        }
+    }
+}
+
+mod humanized {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::duration::format_duration(*d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_the_sdk_formula() {
+        let r = RetryConfig::default();
+        assert_eq!(r.backoff(0, 0.0), Duration::from_millis(500));
+        assert_eq!(r.backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(r.backoff(4, 0.0), Duration::from_secs(8));
+        assert_eq!(r.backoff(10, 0.0), Duration::from_secs(8));
+        assert_eq!(r.backoff(0, 1.0), Duration::from_millis(375));
+    }
+
+    #[test]
+    fn default_actions_match_the_design_table() {
+        let a = ClassActions::default();
+        assert!(a.get(ErrorClass::RateLimited).retry);
+        assert!(!a.get(ErrorClass::Timeout).retry);
+        assert!(a.get(ErrorClass::Timeout).failover);
+        assert!(!a.get(ErrorClass::ContentFiltered).failover);
+        assert_eq!(a.get(ErrorClass::QuotaExhausted).breaker, BreakerEffect::TripProvider);
+        assert_eq!(a.get(ErrorClass::NotFound).breaker, BreakerEffect::TripTarget);
+        assert_eq!(a.get(ErrorClass::Connection).breaker, BreakerEffect::CountProvider);
+    }
+}

@@ -1,0 +1,248 @@
+//! The routing policy: a TOML file, validated with precise errors and compiled into an immutable
+//! [`Policy`]. See `docs/policy.md` for the reference.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::error::ErrorClass;
+use crate::profile::{ModelProfile, ProviderProfile};
+use crate::provider::Protocol;
+
+mod compile;
+mod config;
+mod diagnostic;
+mod schema;
+
+pub use config::{BreakerConfig, BreakerEffect, ClassAction, ClassActions, Limits, RetryConfig, Timeouts};
+pub use diagnostic::{Diagnostic, Location, PolicyError};
+pub use schema::Strategy;
+
+/// Output tokens reserved for a request that sets no `max_tokens` and whose model has no profile.
+pub const DEFAULT_OUTPUT_RESERVATION: u32 = 4096;
+
+/// A compiled, validated, immutable policy. Cheap to share (`Arc<Policy>`); a reload builds a new one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    /// Where it was read from (`<inline>` for strings).
+    pub source: String,
+    /// A hash of the file's content (16 hex digits).
+    pub hash: String,
+    /// Providers by name.
+    pub providers: BTreeMap<String, Arc<ProviderPolicy>>,
+    /// Routes by name.
+    pub routes: BTreeMap<String, Arc<RoutePolicy>>,
+    /// Live drill faults (`[[drill.faults]]`).
+    pub drill_faults: Vec<LiveFault>,
+    /// `[server]` settings for `switchyard serve`.
+    pub server: ServerSettings,
+    /// Problems that do not stop the policy from working (an unset API-key variable, ...).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One provider as the policy resolved it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderPolicy {
+    /// Its name in the policy.
+    pub name: String,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// Base URL.
+    pub base_url: String,
+    /// Environment variable holding the key (never the key).
+    pub api_key_env: Option<String>,
+    /// Whether the provider needs a key (its profile's auth scheme is not `none`).
+    pub needs_key: bool,
+    /// Headers sent with every request (names and values from the policy and profile).
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// The built-in profile it inherits.
+    #[serde(skip)]
+    pub profile: Option<Arc<ProviderProfile>>,
+    /// Provider-wide limits (shared by all its targets).
+    pub limits: Limits,
+    /// Provider-wide breaker.
+    pub breaker: BreakerConfig,
+    /// Connect timeout.
+    #[serde(serialize_with = "ser_duration")]
+    pub connect_timeout: Duration,
+}
+
+/// One target of a route: a provider and model with the settings that apply to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetPolicy {
+    /// Provider name.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Weight for the `weighted` strategy.
+    pub weight: u32,
+    /// Effective retry settings.
+    pub retry: RetryConfig,
+    /// Effective time limits.
+    pub timeouts: Timeouts,
+    /// Effective breaker settings.
+    pub breaker: BreakerConfig,
+    /// Target-level limits (the provider's apply too).
+    pub limits: Limits,
+    /// What the provider's catalog says of the model.
+    #[serde(skip)]
+    pub model_profile: Option<ModelProfile>,
+}
+
+impl TargetPolicy {
+    /// Tokens a request may need on this target: its prompt estimate plus its `max_tokens`, or the
+    /// model's largest output, or [`DEFAULT_OUTPUT_RESERVATION`].
+    pub fn token_need(&self, prompt_tokens: u64, max_tokens: Option<u32>) -> u64 {
+        let output = max_tokens
+            .or(self.model_profile.as_ref().map(|m| m.max_output_tokens))
+            .unwrap_or(DEFAULT_OUTPUT_RESERVATION);
+        prompt_tokens + u64::from(output)
+    }
+
+    /// The model's context window, when its profile is known.
+    pub fn context_window(&self) -> Option<u64> {
+        self.model_profile.as_ref().map(|m| m.context_window)
+    }
+
+    /// Whether the model accepts an assistant prefill, when known.
+    pub fn supports_prefill(&self) -> Option<bool> {
+        self.model_profile.as_ref().and_then(|m| m.supports_prefill)
+    }
+}
+
+/// One route.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutePolicy {
+    /// Its name.
+    pub name: String,
+    /// How targets are ordered.
+    pub strategy: Strategy,
+    /// Targets, in the order written.
+    pub targets: Vec<TargetPolicy>,
+    /// Per-class actions (defaults with the route's `[on.CLASS]` overrides).
+    pub actions: ClassActions,
+    /// Route for prompts that do not fit.
+    pub on_context_overflow: Option<String>,
+    /// Bound on the whole request.
+    #[serde(serialize_with = "ser_duration")]
+    pub total_timeout: Duration,
+}
+
+/// What a live drill injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "class")]
+pub enum InjectKind {
+    /// A failure of this class, produced as the provider's real wire response.
+    Error(ErrorClass),
+    /// Extra latency before the response.
+    Latency,
+    /// A slow first token.
+    SlowFirstToken,
+    /// A stall mid-stream.
+    Stall,
+    /// A stream cut after `after_tokens` tokens.
+    Cut,
+}
+
+impl InjectKind {
+    /// Parses `inject = "..."`: an error class name or `latency`, `slow_first_token`, `stall`, `cut`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "latency" => Some(InjectKind::Latency),
+            "slow_first_token" => Some(InjectKind::SlowFirstToken),
+            "stall" => Some(InjectKind::Stall),
+            "cut" => Some(InjectKind::Cut),
+            other => other.parse::<ErrorClass>().ok().map(InjectKind::Error),
+        }
+    }
+}
+
+/// A fault declared in `[[drill.faults]]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveFault {
+    /// Provider it applies to.
+    pub provider: String,
+    /// Only this model, if set.
+    pub model: Option<String>,
+    /// What to inject.
+    pub inject: InjectKind,
+    /// Share of requests hit (0..=1).
+    pub rate: f64,
+    /// Stop after this many hits.
+    pub count: Option<u64>,
+    /// Stop this long after the policy is applied.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub duration: Option<Duration>,
+    /// Stop at this time.
+    #[serde(skip)]
+    pub until: Option<SystemTime>,
+    /// `retry-after` sent with an injected `rate_limited`.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub retry_after: Option<Duration>,
+    /// Delay for latency, slow first token and stall.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub delay: Option<Duration>,
+    /// Tokens before a stall or cut.
+    pub after_tokens: Option<usize>,
+}
+
+/// `[server]` settings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerSettings {
+    /// Variable with the comma-separated client API keys; unset means no client auth.
+    pub api_keys_env: Option<String>,
+    /// Listen address, overridden by `--listen`.
+    pub listen: Option<String>,
+    /// Separate address for admin endpoints.
+    pub admin_listen: Option<String>,
+    /// Largest request body in bytes.
+    pub max_body: Option<u64>,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::duration::format_duration(*d))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Policy {
+    /// Parses, validates and compiles a policy from TOML text. `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Policy, PolicyError> {
+        compile::compile(source, text)
+    }
+
+    /// Reads, validates and compiles a policy file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Policy, PolicyError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io { file: file.clone(), message: e.to_string() })?;
+        compile::compile(&file, &text)
+    }
+
+    /// A route by name.
+    pub fn route(&self, name: &str) -> Option<&Arc<RoutePolicy>> {
+        self.routes.get(name)
+    }
+
+    /// A provider by name.
+    pub fn provider(&self, name: &str) -> Option<&Arc<ProviderPolicy>> {
+        self.providers.get(name)
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = PolicyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        compile::compile("<inline>", text)
+    }
+}

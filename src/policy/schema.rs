@@ -1,0 +1,193 @@
+//! The policy file as written: serde structs that mirror the TOML, every table `deny_unknown_fields`.
+//! Values that later checks must point at are `Spanned`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::duration::DurationStr;
+use crate::provider::Protocol;
+
+/// `retry = { max_attempts, base, max, retry_after_cap }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetrySpec {
+    pub(crate) max_attempts: Option<Spanned<u32>>,
+    pub(crate) base: Option<DurationStr>,
+    pub(crate) max: Option<DurationStr>,
+    pub(crate) retry_after_cap: Option<DurationStr>,
+}
+
+/// `timeouts = { connect, first_token, idle, attempt, total }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeoutsSpec {
+    pub(crate) connect: Option<DurationStr>,
+    pub(crate) first_token: Option<DurationStr>,
+    pub(crate) idle: Option<DurationStr>,
+    pub(crate) attempt: Option<DurationStr>,
+    pub(crate) total: Option<DurationStr>,
+}
+
+/// `breaker = { consecutive_failures, cooldown, max_cooldown }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BreakerSpec {
+    pub(crate) consecutive_failures: Option<Spanned<u32>>,
+    pub(crate) cooldown: Option<DurationStr>,
+    pub(crate) max_cooldown: Option<DurationStr>,
+}
+
+/// `limits = { rpm, tpm, concurrency }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsSpec {
+    pub(crate) rpm: Option<Spanned<u32>>,
+    pub(crate) tpm: Option<Spanned<u32>>,
+    pub(crate) concurrency: Option<Spanned<u32>>,
+}
+
+/// The four tables that may appear at every level; also `[defaults]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Layer {
+    pub(crate) retry: Option<RetrySpec>,
+    pub(crate) timeouts: Option<TimeoutsSpec>,
+    pub(crate) breaker: Option<BreakerSpec>,
+    pub(crate) limits: Option<Spanned<LimitsSpec>>,
+}
+
+/// `[providers.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProviderSpec {
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) base_url: Option<Spanned<String>>,
+    pub(crate) api_key_env: Option<Spanned<String>>,
+    pub(crate) profile: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) retry: Option<RetrySpec>,
+    pub(crate) timeouts: Option<TimeoutsSpec>,
+    pub(crate) breaker: Option<BreakerSpec>,
+    pub(crate) limits: Option<Spanned<LimitsSpec>>,
+}
+
+/// How a route orders its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In the order written.
+    #[default]
+    Priority,
+    /// Randomly by `weight`, the rest as fallbacks in weight order.
+    Weighted,
+    /// Rotating the first target per request.
+    RoundRobin,
+    /// Lowest latency (EWMA) first.
+    LeastLatency,
+}
+
+impl Strategy {
+    /// The name used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::Weighted => "weighted",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::LeastLatency => "least_latency",
+        }
+    }
+}
+
+/// `targets = [{ provider, model, weight? }]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TargetSpec {
+    pub(crate) provider: Spanned<String>,
+    pub(crate) model: Spanned<String>,
+    pub(crate) weight: Option<Spanned<u32>>,
+    pub(crate) retry: Option<RetrySpec>,
+    pub(crate) timeouts: Option<TimeoutsSpec>,
+    pub(crate) breaker: Option<BreakerSpec>,
+    pub(crate) limits: Option<Spanned<LimitsSpec>>,
+}
+
+/// `[on.CLASS]`: overrides of one error class's actions.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClassActionSpec {
+    pub(crate) retry: Option<bool>,
+    pub(crate) failover: Option<bool>,
+    pub(crate) breaker: Option<bool>,
+}
+
+/// `[routes.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSpec {
+    #[serde(default)]
+    pub(crate) strategy: Strategy,
+    pub(crate) targets: Spanned<Vec<TargetSpec>>,
+    pub(crate) on_context_overflow: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) on: BTreeMap<Spanned<String>, ClassActionSpec>,
+    pub(crate) retry: Option<RetrySpec>,
+    pub(crate) timeouts: Option<TimeoutsSpec>,
+    pub(crate) breaker: Option<BreakerSpec>,
+    pub(crate) limits: Option<Spanned<LimitsSpec>>,
+}
+
+/// `[[drill.faults]]`: a live drill's fault.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrillFaultSpec {
+    pub(crate) provider: Spanned<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) inject: Spanned<String>,
+    pub(crate) rate: Option<Spanned<f64>>,
+    pub(crate) count: Option<u64>,
+    pub(crate) duration: Option<DurationStr>,
+    pub(crate) until: Option<Spanned<toml::Value>>,
+    pub(crate) retry_after: Option<DurationStr>,
+    pub(crate) delay: Option<DurationStr>,
+    pub(crate) after_tokens: Option<usize>,
+}
+
+/// `[drill]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrillSpec {
+    #[serde(default)]
+    pub(crate) faults: Vec<DrillFaultSpec>,
+}
+
+/// `[server]`: settings of `switchyard serve`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSpec {
+    pub(crate) api_keys_env: Option<String>,
+    pub(crate) listen: Option<String>,
+    pub(crate) admin_listen: Option<String>,
+    pub(crate) max_body: Option<u64>,
+}
+
+/// The level tables of a spec that carries them inline (serde's `flatten` cannot be combined with
+/// `deny_unknown_fields`, so each spec lists them and this gathers them).
+macro_rules! layer_of {
+    ($($spec:ty),*) => {$(
+        impl $spec {
+            pub(crate) fn layer(&self) -> Layer {
+                Layer {
+                    retry: self.retry.clone(),
+                    timeouts: self.timeouts.clone(),
+                    breaker: self.breaker.clone(),
+                    limits: self.limits.clone(),
+                }
+            }
+        }
+    )*};
+}
+
+layer_of!(ProviderSpec, RouteSpec, TargetSpec);
