@@ -12,6 +12,7 @@ pub mod error;
 pub mod policy;
 pub mod profile;
 pub mod provider;
+pub mod router;
 pub mod secret;
 pub mod sim;
 
@@ -23,4 +24,5 @@ pub use error::{ErrorClass, Partial, ProviderError};
 pub use policy::{Policy, PolicyError};
 pub use profile::{ModelProfile, ProviderProfile};
 pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
+pub use router::{RoutedResponse, RoutedStream, Router, RouterError, RouterEvent};
 pub use secret::ApiKey;

@@ -16,10 +16,7 @@ use super::schema::{
     BreakerSpec, ClassActionSpec, DrillFaultSpec, DrillSpec, Layer, LimitsSpec, ProviderSpec, RetrySpec, RouteSpec,
     ServerSpec, TargetSpec, TimeoutsSpec,
 };
-use super::{
-    InjectKind, LiveFault, Policy, ProviderPolicy, RoutePolicy, ServerSettings,
-    TargetPolicy,
-};
+use super::{InjectKind, LiveFault, Policy, ProviderPolicy, RoutePolicy, ServerSettings, TargetPolicy};
 use crate::error::ErrorClass;
 use crate::profile::{AuthScheme, ProviderProfile};
 
@@ -105,9 +102,15 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
 }
 
 /// The `name = { ... }` entries of a table of tables (`[providers.*]`, `[routes.*]`).
-fn entries<'i>(c: &mut Collector<'_>, key: &str, value: &Spanned<DeValue<'i>>) -> Vec<(Spanned<String>, Spanned<DeValue<'i>>)> {
+fn entries<'i>(
+    c: &mut Collector<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'i>>,
+) -> Vec<(Spanned<String>, Spanned<DeValue<'i>>)> {
     match value.get_ref() {
-        DeValue::Table(t) => t.iter().map(|(k, v)| (Spanned::new(k.span(), k.get_ref().to_string()), v.clone())).collect(),
+        DeValue::Table(t) => {
+            t.iter().map(|(k, v)| (Spanned::new(k.span(), k.get_ref().to_string()), v.clone())).collect()
+        }
         other => {
             c.error(&value.span(), key, format!("expected a table of named entries, found {}", other.type_str()));
             Vec::new()
@@ -122,7 +125,11 @@ fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spa
         Ok(v) => Some(v),
         Err(e) => {
             // `Spanned` fields show up as a private serde key in the path: hide it
-            let path = e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
+            let path = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
             let mut key = prefix.to_owned();
             if !path.is_empty() && path != "." {
@@ -161,9 +168,14 @@ fn compile_providers(
     for (_, route) in routes {
         for t in route.targets.get_ref() {
             let n = t.provider.get_ref();
-            if !out.contains_key(n) && !declared.iter().any(|(d, _)| d.get_ref() == n) && ProviderProfile::builtin(n).is_some() {
+            if !out.contains_key(n)
+                && !declared.iter().any(|(d, _)| d.get_ref() == n)
+                && ProviderProfile::builtin(n).is_some()
+            {
                 let spanned = Spanned::new(t.provider.span(), n.clone());
-                if let Some(p) = compile_provider(c, &format!("providers.{n}"), &spanned, &ProviderSpec::default(), defaults) {
+                if let Some(p) =
+                    compile_provider(c, &format!("providers.{n}"), &spanned, &ProviderSpec::default(), defaults)
+                {
                     out.insert(n.clone(), Arc::new(p));
                 }
             }
@@ -172,12 +184,22 @@ fn compile_providers(
     out
 }
 
-fn compile_provider(c: &mut Collector<'_>, key: &str, name: &Spanned<String>, spec: &ProviderSpec, defaults: &Layer) -> Option<ProviderPolicy> {
+fn compile_provider(
+    c: &mut Collector<'_>,
+    key: &str,
+    name: &Spanned<String>,
+    spec: &ProviderSpec,
+    defaults: &Layer,
+) -> Option<ProviderPolicy> {
     let profile = match &spec.profile {
         Some(p) => match ProviderProfile::builtin(p.get_ref()) {
             Some(profile) => Some(profile),
             None => {
-                c.error(&p.span(), format!("{key}.profile"), format!("unknown profile `{}`; built-in profiles: {}", p.get_ref(), builtin_names()));
+                c.error(
+                    &p.span(),
+                    format!("{key}.profile"),
+                    format!("unknown profile `{}`; built-in profiles: {}", p.get_ref(), builtin_names()),
+                );
                 return None;
             }
         },
@@ -189,7 +211,16 @@ fn compile_provider(c: &mut Collector<'_>, key: &str, name: &Spanned<String>, sp
     };
     if let (Some(profile), Some(p)) = (&profile, spec.protocol) {
         if profile.protocol != p {
-            c.error(&name.span(), format!("{key}.protocol"), format!("protocol `{}` contradicts profile `{}` (which speaks `{}`)", p.as_str(), profile.name, profile.protocol.as_str()));
+            c.error(
+                &name.span(),
+                format!("{key}.protocol"),
+                format!(
+                    "protocol `{}` contradicts profile `{}` (which speaks `{}`)",
+                    p.as_str(),
+                    profile.name,
+                    profile.protocol.as_str()
+                ),
+            );
         }
     }
     let base_url = match (&spec.base_url, &profile) {
@@ -202,12 +233,20 @@ fn compile_provider(c: &mut Collector<'_>, key: &str, name: &Spanned<String>, sp
         }
         (None, Some(p)) => p.base_url.clone(),
         (None, None) => {
-            c.error(&name.span(), format!("{key}.base_url"), "missing `base_url` (no built-in profile to take it from)");
+            c.error(
+                &name.span(),
+                format!("{key}.base_url"),
+                "missing `base_url` (no built-in profile to take it from)",
+            );
             return None;
         }
     };
     let needs_key = profile.as_ref().is_none_or(|p| p.auth != AuthScheme::None) || spec.api_key_env.is_some();
-    let api_key_env = spec.api_key_env.as_ref().map(|s| s.get_ref().clone()).or_else(|| profile.as_ref().and_then(|p| p.api_key_env.clone()));
+    let api_key_env = spec
+        .api_key_env
+        .as_ref()
+        .map(|s| s.get_ref().clone())
+        .or_else(|| profile.as_ref().and_then(|p| p.api_key_env.clone()));
     if let Some(var) = &api_key_env {
         if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
             let span = spec.api_key_env.as_ref().map_or_else(|| name.span(), |s| s.span());
@@ -216,7 +255,8 @@ fn compile_provider(c: &mut Collector<'_>, key: &str, name: &Spanned<String>, sp
     } else if needs_key && profile.is_none() {
         // an OpenAI-compatible server without a key is common (local servers): not a warning
     }
-    let mut headers: Vec<(String, String)> = profile.as_ref().map(|p| p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    let mut headers: Vec<(String, String)> =
+        profile.as_ref().map(|p| p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
     for (k, v) in &spec.headers {
         headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
@@ -254,7 +294,11 @@ fn compile_routes(
         let route_layer = spec.layer();
         check_layer(c, &key, &route_layer);
         if spec.targets.get_ref().is_empty() {
-            c.error(&spec.targets.span(), format!("{key}.targets"), "a route needs at least one target: `targets = [{ provider = \"...\", model = \"...\" }]`");
+            c.error(
+                &spec.targets.span(),
+                format!("{key}.targets"),
+                "a route needs at least one target: `targets = [{ provider = \"...\", model = \"...\" }]`",
+            );
         }
         let mut targets = Vec::new();
         for (i, t) in spec.targets.get_ref().iter().enumerate() {
@@ -276,7 +320,11 @@ fn compile_routes(
             if target == name.get_ref() {
                 c.error(&overflow.span(), format!("{key}.on_context_overflow"), "a route cannot overflow into itself");
             } else if !route_names.contains(target.as_str()) {
-                c.error(&overflow.span(), format!("{key}.on_context_overflow"), format!("unknown route `{target}`; routes: {}", join(&route_names)));
+                c.error(
+                    &overflow.span(),
+                    format!("{key}.on_context_overflow"),
+                    format!("unknown route `{target}`; routes: {}", join(&route_names)),
+                );
             }
         }
         let total = merge_timeouts(&[Some(&route_layer), Some(defaults)]).total;
@@ -325,7 +373,15 @@ fn compile_target(
         // a declared provider that failed to compile already has its error
         if !provider_specs.iter().any(|(n, _)| n.get_ref() == pname) {
             let known: BTreeSet<&str> = providers.keys().map(String::as_str).collect();
-            c.error(&t.provider.span(), format!("{key}.provider"), format!("unknown provider `{pname}`; declared: {} (built-in profiles may be named directly: {})", join(&known), builtin_names()));
+            c.error(
+                &t.provider.span(),
+                format!("{key}.provider"),
+                format!(
+                    "unknown provider `{pname}`; declared: {} (built-in profiles may be named directly: {})",
+                    join(&known),
+                    builtin_names()
+                ),
+            );
         }
         return None;
     };
@@ -335,12 +391,15 @@ fn compile_target(
         return None;
     }
     let model_profile = provider.profile.as_ref().and_then(|p| p.model(model)).cloned();
-    let provider_spec = provider_specs.iter().find(|(n, _)| n.get_ref() == pname).map(|(_, s)| s.layer()).unwrap_or_default();
+    let provider_spec =
+        provider_specs.iter().find(|(n, _)| n.get_ref() == pname).map(|(_, s)| s.layer()).unwrap_or_default();
     let target_layer = t.layer();
     let layers = [Some(&target_layer), Some(route), Some(&provider_spec), Some(defaults)];
     let mut timeouts = merge_timeouts(&layers);
     // a reasoning model's profile may raise the first-token timeout unless a specific level set it
-    let specific_first_token = [&target_layer, route, &provider_spec].iter().any(|l| l.timeouts.as_ref().is_some_and(|t| t.first_token.is_some()));
+    let specific_first_token = [&target_layer, route, &provider_spec]
+        .iter()
+        .any(|l| l.timeouts.as_ref().is_some_and(|t| t.first_token.is_some()));
     if let (false, Some(ft)) = (specific_first_token, model_profile.as_ref().and_then(|m| m.first_token())) {
         timeouts.first_token = timeouts.first_token.max(ft);
     }
@@ -372,7 +431,11 @@ fn compile_target(
     Some(target)
 }
 
-fn compile_drill(c: &mut Collector<'_>, drill: &DrillSpec, providers: &BTreeMap<String, Arc<ProviderPolicy>>) -> Vec<LiveFault> {
+fn compile_drill(
+    c: &mut Collector<'_>,
+    drill: &DrillSpec,
+    providers: &BTreeMap<String, Arc<ProviderPolicy>>,
+) -> Vec<LiveFault> {
     let mut out = Vec::new();
     for (i, f) in drill.faults.iter().enumerate() {
         if let Some(fault) = compile_fault(c, &format!("drill.faults[{i}]"), f, providers) {
@@ -382,7 +445,12 @@ fn compile_drill(c: &mut Collector<'_>, drill: &DrillSpec, providers: &BTreeMap<
     out
 }
 
-fn compile_fault(c: &mut Collector<'_>, key: &str, f: &DrillFaultSpec, providers: &BTreeMap<String, Arc<ProviderPolicy>>) -> Option<LiveFault> {
+fn compile_fault(
+    c: &mut Collector<'_>,
+    key: &str,
+    f: &DrillFaultSpec,
+    providers: &BTreeMap<String, Arc<ProviderPolicy>>,
+) -> Option<LiveFault> {
     let mut ok = true;
     if !providers.contains_key(f.provider.get_ref()) {
         c.error(&f.provider.span(), format!("{key}.provider"), format!("unknown provider `{}`", f.provider.get_ref()));
@@ -399,7 +467,8 @@ fn compile_fault(c: &mut Collector<'_>, key: &str, f: &DrillFaultSpec, providers
         c.error(&span, format!("{key}.rate"), format!("rate must be between 0 and 1, found {rate}"));
         ok = false;
     }
-    if matches!(inject, Some(InjectKind::Latency | InjectKind::SlowFirstToken | InjectKind::Stall)) && f.delay.is_none() {
+    if matches!(inject, Some(InjectKind::Latency | InjectKind::SlowFirstToken | InjectKind::Stall)) && f.delay.is_none()
+    {
         c.error(&f.inject.span(), format!("{key}.delay"), format!("`{}` needs `delay = \"...\"`", f.inject.get_ref()));
         ok = false;
     }
@@ -407,7 +476,11 @@ fn compile_fault(c: &mut Collector<'_>, key: &str, f: &DrillFaultSpec, providers
         Some(u) => match parse_until(u.get_ref()) {
             Some(t) => Some(t),
             None => {
-                c.error(&u.span(), format!("{key}.until"), "until must be a date-time with an offset, e.g. 2026-12-01T12:00:00Z");
+                c.error(
+                    &u.span(),
+                    format!("{key}.until"),
+                    "until must be a date-time with an offset, e.g. 2026-12-01T12:00:00Z",
+                );
                 ok = false;
                 None
             }
@@ -468,7 +541,11 @@ fn check_layer(c: &mut Collector<'_>, key: &str, layer: &Layer) {
     if let Some(r) = &layer.retry {
         if let Some(m) = &r.max_attempts {
             if *m.get_ref() == 0 {
-                c.error(&m.span(), format!("{key}.retry.max_attempts"), "max_attempts counts the first attempt: it must be at least 1");
+                c.error(
+                    &m.span(),
+                    format!("{key}.retry.max_attempts"),
+                    "max_attempts counts the first attempt: it must be at least 1",
+                );
             }
         }
     }
@@ -481,15 +558,25 @@ fn check_layer(c: &mut Collector<'_>, key: &str, layer: &Layer) {
         if let (Some(cd), Some(max)) = (b.cooldown, b.max_cooldown) {
             if cd.0 > max.0 {
                 let span = b.consecutive_failures.as_ref().map_or(0..0, |s| s.span());
-                c.warn(&span, format!("{key}.breaker.max_cooldown"), "max_cooldown is shorter than cooldown: cooldown will not grow");
+                c.warn(
+                    &span,
+                    format!("{key}.breaker.max_cooldown"),
+                    "max_cooldown is shorter than cooldown: cooldown will not grow",
+                );
             }
         }
     }
     if let Some(l) = &layer.limits {
-        for (name, v) in [("rpm", &l.get_ref().rpm), ("tpm", &l.get_ref().tpm), ("concurrency", &l.get_ref().concurrency)] {
+        for (name, v) in
+            [("rpm", &l.get_ref().rpm), ("tpm", &l.get_ref().tpm), ("concurrency", &l.get_ref().concurrency)]
+        {
             if let Some(v) = v {
                 if *v.get_ref() == 0 {
-                    c.error(&v.span(), format!("{key}.limits.{name}"), "must be at least 1 (leave it out for no limit)");
+                    c.error(
+                        &v.span(),
+                        format!("{key}.limits.{name}"),
+                        "must be at least 1 (leave it out for no limit)",
+                    );
                 }
             }
         }
@@ -504,7 +591,9 @@ fn merge_retry(layers: &[Option<&Layer>]) -> RetryConfig {
     let d = RetryConfig::default();
     let f = |g: fn(&RetrySpec) -> Option<Duration>| pick(layers, |l| l.retry.as_ref().and_then(g));
     RetryConfig {
-        max_attempts: pick(layers, |l| l.retry.as_ref().and_then(|r| r.max_attempts.as_ref().map(|m| *m.get_ref()))).unwrap_or(d.max_attempts).max(1),
+        max_attempts: pick(layers, |l| l.retry.as_ref().and_then(|r| r.max_attempts.as_ref().map(|m| *m.get_ref())))
+            .unwrap_or(d.max_attempts)
+            .max(1),
         base: f(|r| r.base.map(|x| x.0)).unwrap_or(d.base),
         max: f(|r| r.max.map(|x| x.0)).unwrap_or(d.max),
         retry_after_cap: f(|r| r.retry_after_cap.map(|x| x.0)).unwrap_or(d.retry_after_cap),
@@ -528,9 +617,11 @@ fn merge_breaker(layers: &[Option<&Layer>]) -> BreakerConfig {
     let f = |g: fn(&BreakerSpec) -> Option<Duration>| pick(layers, |l| l.breaker.as_ref().and_then(g));
     let cooldown = f(|b| b.cooldown.map(|x| x.0)).unwrap_or(d.cooldown);
     BreakerConfig {
-        consecutive_failures: pick(layers, |l| l.breaker.as_ref().and_then(|b| b.consecutive_failures.as_ref().map(|n| *n.get_ref())))
-            .unwrap_or(d.consecutive_failures)
-            .max(1),
+        consecutive_failures: pick(layers, |l| {
+            l.breaker.as_ref().and_then(|b| b.consecutive_failures.as_ref().map(|n| *n.get_ref()))
+        })
+        .unwrap_or(d.consecutive_failures)
+        .max(1),
         cooldown,
         max_cooldown: f(|b| b.max_cooldown.map(|x| x.0)).unwrap_or(d.max_cooldown.max(cooldown)),
     }
@@ -627,9 +718,22 @@ until = "2026-12-01T12:00:00Z"
     fn every_error_is_reported_at_once_with_line_column_and_key() {
         let text = "[providers.local]\nprotocol = \"openai\"\nbase_url = \"http://x\"\n\n[routes.a]\ntargets = [{ provider = \"nope\", model = \"m\" }]\n\n[routes.b]\ntargets = [{ provider = \"local\", modle = \"m\" }]\n\n[routes.c]\ntargets = []\ntimeouts = { total = \"soon\" }\n";
         let e = errors(text);
-        assert!(e.iter().any(|m| m.starts_with("bad.toml:6:25: `routes.a.targets[0].provider`: unknown provider `nope`")), "{e:#?}");
-        assert!(e.iter().any(|m| m.starts_with("bad.toml:9:") && m.contains("`routes.b.targets[0].modle`") && m.contains("unknown field `modle`")), "{e:#?}");
-        assert!(e.iter().any(|m| m.starts_with("bad.toml:13:") && m.contains("routes.c.timeouts.total") && m.contains("invalid duration")), "{e:#?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("bad.toml:6:25: `routes.a.targets[0].provider`: unknown provider `nope`")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("bad.toml:9:")
+                && m.contains("`routes.b.targets[0].modle`")
+                && m.contains("unknown field `modle`")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("bad.toml:13:")
+                && m.contains("routes.c.timeouts.total")
+                && m.contains("invalid duration")),
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -655,27 +759,37 @@ until = "2026-12-01T12:00:00Z"
 
     #[test]
     fn tpm_smaller_than_a_request_is_an_error() {
-        let e = errors("[routes.a]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", limits = { tpm = 1000 } }]\n");
+        let e = errors(
+            "[routes.a]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", limits = { tpm = 1000 } }]\n",
+        );
         assert!(e.iter().any(|m| m.contains("limits.tpm") && m.contains("64000")), "{e:#?}");
     }
 
     #[test]
     fn provider_without_protocol_or_url_is_explained() {
-        let e = errors("[providers.mine]\nbase_url = \"http://x\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n");
+        let e = errors(
+            "[providers.mine]\nbase_url = \"http://x\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n",
+        );
         assert!(e.iter().any(|m| m.contains("needs `protocol")), "{e:#?}");
-        let e = errors("[providers.mine]\nprotocol = \"openai\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n");
+        let e = errors(
+            "[providers.mine]\nprotocol = \"openai\"\n[routes.a]\ntargets = [{ provider = \"mine\", model = \"m\" }]\n",
+        );
         assert!(e.iter().any(|m| m.contains("missing `base_url`")), "{e:#?}");
     }
 
     #[test]
     fn builtin_providers_can_be_named_directly() {
-        let p = compile("p.toml", "[routes.a]\ntargets = [{ provider = \"groq\", model = \"llama-3.1-8b-instant\" }]\n").unwrap();
+        let p =
+            compile("p.toml", "[routes.a]\ntargets = [{ provider = \"groq\", model = \"llama-3.1-8b-instant\" }]\n")
+                .unwrap();
         assert_eq!(p.provider("groq").unwrap().base_url, "https://api.groq.com/openai/v1");
     }
 
     #[test]
     fn drill_faults_are_validated() {
-        let e = errors("[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n[[drill.faults]]\nprovider = \"openai\"\ninject = \"explode\"\nrate = 2.0\n[[drill.faults]]\nprovider = \"x\"\ninject = \"latency\"\n");
+        let e = errors(
+            "[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n[[drill.faults]]\nprovider = \"openai\"\ninject = \"explode\"\nrate = 2.0\n[[drill.faults]]\nprovider = \"x\"\ninject = \"latency\"\n",
+        );
         assert!(e.iter().any(|m| m.contains("drill.faults[0].inject")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("drill.faults[0].rate")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("drill.faults[1].provider")), "{e:#?}");

@@ -92,7 +92,11 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig { consecutive_failures: 5, cooldown: Duration::from_secs(10), max_cooldown: Duration::from_secs(40) }
+        BreakerConfig {
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(40),
+        }
     }
 }
 

@@ -99,8 +99,17 @@ impl<'a> Collector<'a> {
         Collector { file, text, errors: Vec::new(), warnings: Vec::new() }
     }
 
-    pub(crate) fn diagnostic(&self, span: &Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { location: Location::at(self.file, self.text, span.start), key: key.into(), message: message.into() }
+    pub(crate) fn diagnostic(
+        &self,
+        span: &Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            location: Location::at(self.file, self.text, span.start),
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn error(&mut self, span: &Range<usize>, key: impl Into<String>, message: impl Into<String>) {

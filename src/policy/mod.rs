@@ -224,7 +224,8 @@ impl Policy {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Policy, PolicyError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io { file: file.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::Io { file: file.clone(), message: e.to_string() })?;
         compile::compile(&file, &text)
     }
 

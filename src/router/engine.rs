@@ -1,0 +1,582 @@
+//! The attempt loop: walk a route's targets in strategy order, admit each through breakers,
+//! pauses and limits, retry or fail over per error class, all within the request's deadline.
+//! Shared by `chat` and `chat_stream` (whose "success" is a stream that has produced content).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::breaker::{Admission, ProbePermit, Transition};
+use super::events::RouterEvent;
+use super::health::Node;
+use super::limiter::{Denied, LimitPermit};
+use super::outcome::{Attempt, AttemptOutcome, RouteFailure, SkipReason};
+use super::{Inner, ProviderSlot, Snapshot};
+use crate::chat::{ChatRequest, Usage};
+use crate::error::{ErrorClass, ProviderError};
+use crate::policy::{BreakerEffect, RoutePolicy, TargetPolicy};
+use crate::provider::{Call, CallTimeouts, Provider};
+
+/// A provider call for one attempt.
+pub(crate) type AttemptFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
+
+/// Holds what an attempt took (probe slots, limiter permits) until its verdict is recorded.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) target: TargetPolicy,
+    target_node: Arc<Node>,
+    provider_node: Arc<Node>,
+    probes: Vec<ProbePermit>,
+    _limits: Vec<LimitPermit>,
+    estimate: u64,
+    pub(crate) started: Instant,
+}
+
+/// A successful attempt: the value and the lease to settle when the answer is complete.
+pub(crate) struct Success<T> {
+    pub(crate) value: T,
+    pub(crate) lease: Lease,
+}
+
+/// How a request ended without success.
+pub(crate) enum Stop {
+    /// Give up with this failure.
+    Failed(Box<RouteFailure>),
+    /// The prompt did not fit: continue on the route's `on_context_overflow` route.
+    Overflow(String, ProviderError),
+}
+
+/// The state of one request as it walks its route.
+pub(crate) struct Plan {
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) route: Arc<RoutePolicy>,
+    order: Vec<usize>,
+    pos: usize,
+    pub(crate) deadline: Instant,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) last_error: Option<ProviderError>,
+    /// After a context overflow: skip targets whose window is not larger than this.
+    overflow_window: Option<u64>,
+    soonest_free: Option<Instant>,
+    breaker_skips: Vec<usize>,
+    other_skips: usize,
+    forced_probe: bool,
+    prompt_tokens: u64,
+    max_tokens: Option<u32>,
+    /// Continuing a streamed answer with an assistant prefill: a 400 means "no prefill here".
+    prefill_phase: bool,
+    phase_start: usize,
+}
+
+/// Which targets a phase may use (a mid-stream continuation needs prefill, for instance).
+pub(crate) type TargetFilter<'f> = &'f (dyn Fn(&TargetPolicy, &Node) -> Option<SkipReason> + Sync);
+
+impl Plan {
+    pub(crate) fn new(
+        inner: &Inner,
+        snap: Arc<Snapshot>,
+        route: Arc<RoutePolicy>,
+        request: &ChatRequest,
+        deadline: Instant,
+    ) -> Self {
+        let order = super::strategy::order(
+            &route,
+            inner.health.next_round_robin(&route.name),
+            |i| route.targets.get(i).and_then(|t| inner.health.target(&t.provider, &t.model).latency_ms()),
+            rand::random::<f64>(),
+        );
+        Plan {
+            snap,
+            route,
+            order,
+            pos: 0,
+            deadline,
+            attempts: Vec::new(),
+            last_error: None,
+            overflow_window: None,
+            soonest_free: None,
+            breaker_skips: Vec::new(),
+            other_skips: 0,
+            forced_probe: false,
+            prompt_tokens: request.estimated_prompt_tokens(),
+            max_tokens: request.max_tokens,
+            prefill_phase: false,
+            phase_start: 0,
+        }
+    }
+
+    /// Carries the attempts of a route that overflowed into this one.
+    pub(crate) fn inherit(&mut self, attempts: Vec<Attempt>, last_error: Option<ProviderError>) {
+        let mut all = attempts;
+        all.append(&mut self.attempts);
+        self.attempts = all;
+        if self.last_error.is_none() {
+            self.last_error = last_error;
+        }
+    }
+
+    /// Enters (or leaves) the prefill phase of a streamed answer's continuation.
+    pub(crate) fn set_prefill_phase(&mut self, on: bool) {
+        if on {
+            self.phase_start = self.pos;
+        }
+        self.prefill_phase = on;
+    }
+
+    /// Goes back to where the prefill phase started, so that a restart may use the targets it
+    /// skipped for lack of prefill.
+    pub(crate) fn rewind_for_restart(&mut self) {
+        self.pos = self.phase_start.min(self.pos);
+    }
+
+    /// Runs attempts until one succeeds or the plan is exhausted. Resumable: a later call continues
+    /// with the next target in order.
+    pub(crate) async fn run<T, F>(
+        &mut self,
+        inner: &Inner,
+        request: &ChatRequest,
+        filter: TargetFilter<'_>,
+        op: F,
+    ) -> Result<Success<T>, Stop>
+    where
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+    {
+        while self.pos < self.order.len() {
+            let idx = self.order[self.pos];
+            let is_last = self.pos + 1 == self.order.len();
+            self.pos += 1;
+            let Some(target) = self.route.targets.get(idx).cloned() else { continue };
+            if let Some(result) = self.try_target(inner, request, &target, is_last, filter, &op, false).await {
+                return result;
+            }
+        }
+        // every target was ruled out by an open breaker: probe the one whose cooldown ends first
+        if !self.forced_probe
+            && self.attempts.iter().all(|a| a.outcome == AttemptOutcome::Skipped)
+            && !self.breaker_skips.is_empty()
+        {
+            self.forced_probe = true;
+            let soonest = self.breaker_skips.iter().copied().min_by_key(|&i| {
+                self.route.targets.get(i).map(|t| {
+                    let t_until = inner.health.target(&t.provider, &t.model).breaker.open_until();
+                    let p_until = inner.health.provider(&t.provider).breaker.open_until();
+                    t_until.max(p_until)
+                })
+            });
+            if let Some(target) = soonest.and_then(|i| self.route.targets.get(i).cloned()) {
+                if let Some(result) = self.try_target(inner, request, &target, true, filter, &op, true).await {
+                    return result;
+                }
+            }
+        }
+        Err(Stop::Failed(Box::new(self.failure())))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn try_target<T, F>(
+        &mut self,
+        inner: &Inner,
+        request: &ChatRequest,
+        target: &TargetPolicy,
+        is_last: bool,
+        filter: TargetFilter<'_>,
+        op: &F,
+        force_probe: bool,
+    ) -> Option<Result<Success<T>, Stop>>
+    where
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+    {
+        let target_node = inner.health.target(&target.provider, &target.model);
+        let provider_node = inner.health.provider(&target.provider);
+        if let Some(w) = self.overflow_window {
+            if target.context_window().is_some_and(|cw| cw <= w) {
+                self.skip(inner, target, SkipReason::ContextTooSmall);
+                return None;
+            }
+        }
+        if let Some(reason) = filter(target, &target_node) {
+            self.skip(inner, target, reason);
+            return None;
+        }
+        let provider = match self.snap.providers.get(&target.provider) {
+            Some(ProviderSlot::Ready(p)) => p.clone(),
+            Some(ProviderSlot::Unavailable(e)) => {
+                // no network call: a missing key or an unbuildable client fails this target at once
+                let mut e = e.clone();
+                e.provider.clone_from(&target.provider);
+                let effect = self.route.actions.get(e.class).breaker;
+                self.record_error(inner, target, &target_node, &provider_node, &e, Duration::ZERO, false, effect);
+                let action = self.route.actions.get(e.class);
+                self.last_error = Some(e);
+                return if action.failover { None } else { Some(Err(Stop::Failed(Box::new(self.failure())))) };
+            }
+            None => return None,
+        };
+
+        let mut retry = 0u32;
+        loop {
+            let admitted =
+                match self.admit(inner, target, &target_node, &provider_node, is_last, force_probe && retry == 0).await
+                {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        self.skip(inner, target, reason);
+                        return None;
+                    }
+                };
+            let now = Instant::now();
+            if now >= self.deadline {
+                self.skip(inner, target, SkipReason::Deadline);
+                return Some(Err(Stop::Failed(Box::new(self.failure()))));
+            }
+            let probe = !admitted.0.is_empty();
+            let budget = target.timeouts.attempt.min(self.deadline - now);
+            let timeouts =
+                CallTimeouts { first_token: Some(target.timeouts.first_token), idle: Some(target.timeouts.idle) };
+            let call = Call { model: &target.model, request, timeouts };
+            let span = tracing::info_span!(
+                "gen_ai.attempt",
+                "gen_ai.system" = %target.provider,
+                "gen_ai.request.model" = %target.model,
+                "switchyard.route" = %self.route.name,
+                "switchyard.retry" = retry,
+            );
+            let started = Instant::now();
+            let result = tokio::time::timeout(budget, op(provider.as_ref(), call)).instrument(span).await;
+            let elapsed = started.elapsed();
+            let error = match result {
+                Ok(Ok(value)) => {
+                    let lease = Lease {
+                        target: target.clone(),
+                        target_node,
+                        provider_node,
+                        probes: admitted.0,
+                        _limits: admitted.1,
+                        estimate: target.token_need(self.prompt_tokens, self.max_tokens),
+                        started,
+                    };
+                    return Some(Ok(Success { value, lease }));
+                }
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    let which = if budget < target.timeouts.attempt {
+                        "the request's total timeout"
+                    } else {
+                        "the attempt timeout"
+                    };
+                    ProviderError::new(
+                        ErrorClass::Timeout,
+                        target.provider.clone(),
+                        format!("no complete answer within {which} ({budget:?})"),
+                    )
+                }
+            };
+            let effect = if self.prefill_phase && error.class == ErrorClass::InvalidRequest {
+                BreakerEffect::None
+            } else {
+                self.route.actions.get(error.class).breaker
+            };
+            self.record_error(inner, target, &target_node, &provider_node, &error, elapsed, probe, effect);
+            // the verdict is recorded; a failure that does not count frees the probe slot
+            drop(admitted.0);
+            let action = self.route.actions.get(error.class);
+            let class = error.class;
+            if self.prefill_phase && class == ErrorClass::InvalidRequest {
+                // the model rejects prefill: learn it, move on, and keep the original failure
+                target_node.learn_prefill(false);
+                return None;
+            }
+            let retry_after = error.retry_after;
+            let retryable = action.retry && if error.should_retry.is_some() { error.retryable() } else { true };
+            self.last_error = Some(error);
+
+            if Instant::now() >= self.deadline {
+                return Some(Err(Stop::Failed(Box::new(self.failure()))));
+            }
+            if retryable
+                && retry + 1 < target.retry.max_attempts
+                && target_node.breaker.open_until().is_none()
+                && provider_node.breaker.open_until().is_none()
+            {
+                let delay = match retry_after {
+                    Some(ra) if ra <= target.retry.retry_after_cap => Some(ra),
+                    Some(_) => None, // longer than the cap: move on
+                    None => Some(target.retry.backoff(retry, rand::random::<f64>())),
+                };
+                if let Some(delay) = delay {
+                    if Instant::now() + delay < self.deadline {
+                        tokio::time::sleep(delay).await;
+                        retry += 1;
+                        continue;
+                    }
+                }
+            }
+            if class == ErrorClass::ContextLengthExceeded {
+                if let Some(overflow) = &self.route.on_context_overflow {
+                    let e = self.last_error.clone().unwrap_or_else(|| {
+                        ProviderError::new(class, target.provider.clone(), "context length exceeded")
+                    });
+                    return Some(Err(Stop::Overflow(overflow.clone(), e)));
+                }
+                self.overflow_window =
+                    Some(target.context_window().unwrap_or(0).max(self.overflow_window.unwrap_or(0)));
+            }
+            if action.failover {
+                let _ = inner.events.send(RouterEvent::Failover {
+                    route: self.route.name.clone(),
+                    from_provider: target.provider.clone(),
+                    from_model: target.model.clone(),
+                    class,
+                });
+                return None;
+            }
+            return Some(Err(Stop::Failed(Box::new(self.failure()))));
+        }
+    }
+
+    /// Breakers, pause and limits; waits for a pause or a limit only when this is the last option.
+    async fn admit(
+        &mut self,
+        inner: &Inner,
+        target: &TargetPolicy,
+        target_node: &Node,
+        provider_node: &Node,
+        is_last: bool,
+        force_probe: bool,
+    ) -> Result<(Vec<ProbePermit>, Vec<LimitPermit>), SkipReason> {
+        let _ = inner;
+        let mut probes = Vec::new();
+        let now = Instant::now();
+        for (node, is_provider) in [(provider_node, true), (target_node, false)] {
+            let admission = if force_probe && node.breaker.open_until().is_some() {
+                match node.breaker.force_probe() {
+                    Some(p) => Admission::Probe(p),
+                    None => Admission::Reject { until: now },
+                }
+            } else {
+                node.breaker.admit(now)
+            };
+            match admission {
+                Admission::Pass => {}
+                Admission::Probe(p) => probes.push(p),
+                Admission::Reject { until } => {
+                    self.note_free_at(until);
+                    self.breaker_skips.push(
+                        self.route
+                            .targets
+                            .iter()
+                            .position(|t| t.provider == target.provider && t.model == target.model)
+                            .unwrap_or(0),
+                    );
+                    return Err(if until <= now {
+                        SkipReason::ProbeInFlight
+                    } else if is_provider {
+                        SkipReason::ProviderBreakerOpen
+                    } else {
+                        SkipReason::BreakerOpen
+                    });
+                }
+            }
+        }
+        let bound = target.retry.retry_after_cap;
+        for node in [provider_node, target_node] {
+            if let Some(until) = node.paused_until(Instant::now()) {
+                let wait = until - Instant::now();
+                if is_last && wait <= bound && Instant::now() + wait < self.deadline {
+                    tokio::time::sleep(wait).await;
+                } else {
+                    self.note_free_at(until);
+                    return Err(SkipReason::Paused);
+                }
+            }
+        }
+        let estimate = target.token_need(self.prompt_tokens, self.max_tokens);
+        let mut permits = Vec::new();
+        for node in [provider_node, target_node] {
+            let limiter = node.limiter();
+            let mut waited = false;
+            loop {
+                match limiter.try_acquire(estimate) {
+                    Ok(p) => {
+                        permits.push(p);
+                        break;
+                    }
+                    Err(Denied::TooLarge { .. }) => return Err(SkipReason::TooLarge),
+                    Err(Denied::Concurrency) => return Err(SkipReason::Concurrency),
+                    Err(Denied::Rate { wait, .. }) => {
+                        let now = Instant::now();
+                        if is_last && !waited && wait <= bound && now + wait < self.deadline {
+                            waited = true;
+                            tokio::time::sleep(wait).await;
+                        } else {
+                            self.note_free_at(now + wait);
+                            return Err(SkipReason::RateLimit);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((probes, permits))
+    }
+
+    fn note_free_at(&mut self, at: Instant) {
+        self.soonest_free = Some(self.soonest_free.map_or(at, |s| s.min(at)));
+    }
+
+    fn skip(&mut self, inner: &Inner, target: &TargetPolicy, reason: SkipReason) {
+        if !matches!(reason, SkipReason::BreakerOpen | SkipReason::ProviderBreakerOpen | SkipReason::ProbeInFlight) {
+            self.other_skips += 1;
+        }
+        let a = Attempt {
+            provider: target.provider.clone(),
+            model: target.model.clone(),
+            outcome: AttemptOutcome::Skipped,
+            class: None,
+            status: None,
+            elapsed: Duration::ZERO,
+            skip_reason: Some(reason),
+            probe: false,
+        };
+        inner.emit_attempt(&self.route.name, &a);
+        self.attempts.push(a);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_error(
+        &mut self,
+        inner: &Inner,
+        target: &TargetPolicy,
+        target_node: &Node,
+        provider_node: &Node,
+        e: &ProviderError,
+        elapsed: Duration,
+        probe: bool,
+        effect: BreakerEffect,
+    ) {
+        let a = Attempt {
+            provider: target.provider.clone(),
+            model: target.model.clone(),
+            outcome: AttemptOutcome::Error,
+            class: Some(e.class),
+            status: e.status,
+            elapsed,
+            skip_reason: None,
+            probe,
+        };
+        tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
+        inner.emit_attempt(&self.route.name, &a);
+        self.attempts.push(a);
+        settle_failure(inner, target, target_node, provider_node, effect, e);
+    }
+
+    /// The failure that ends this plan: the last provider error, or why nothing could be tried.
+    pub(crate) fn failure(&self) -> RouteFailure {
+        let (class, message, retry_after) = match &self.last_error {
+            Some(e) => (e.class, e.message.clone(), None),
+            None if self.other_skips == 0 && !self.breaker_skips.is_empty() => (
+                ErrorClass::Overloaded,
+                "every target's breaker is open and a probe is already in flight".to_owned(),
+                self.wait_hint(),
+            ),
+            None if Instant::now() >= self.deadline => {
+                (ErrorClass::Timeout, "the request's total timeout ran out before any attempt".to_owned(), None)
+            }
+            None => (
+                ErrorClass::RateLimited,
+                "every target is paused or at its local rate limit".to_owned(),
+                self.wait_hint(),
+            ),
+        };
+        let last = self.attempts.iter().rev().find(|a| a.outcome == AttemptOutcome::Error).or(self.attempts.last());
+        RouteFailure {
+            route: self.route.name.clone(),
+            class,
+            message,
+            provider: self.last_error.as_ref().map(|e| e.provider.clone()).or_else(|| last.map(|a| a.provider.clone())),
+            model: last.map(|a| a.model.clone()),
+            status: self.last_error.as_ref().and_then(|e| e.status),
+            retry_after: retry_after.or_else(|| self.last_error.as_ref().and_then(|e| e.retry_after)),
+            error: self.last_error.clone(),
+            attempts: self.attempts.clone(),
+        }
+    }
+
+    fn wait_hint(&self) -> Option<Duration> {
+        self.soonest_free.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+}
+
+fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, t: Option<Transition>) {
+    if let Some(t) = t {
+        tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
+        let _ = inner.events.send(RouterEvent::Breaker {
+            provider: provider.to_owned(),
+            model: model.map(str::to_owned),
+            from: t.from,
+            to: t.to,
+        });
+    }
+}
+
+/// Records a failure into the breakers (and pauses a rate-limited target).
+pub(crate) fn settle_failure(
+    inner: &Inner,
+    target: &TargetPolicy,
+    target_node: &Node,
+    provider_node: &Node,
+    effect: BreakerEffect,
+    e: &ProviderError,
+) {
+    let now = Instant::now();
+    if e.class == ErrorClass::RateLimited {
+        if let Some(ra) = e.retry_after {
+            target_node.pause(now + ra);
+        }
+    }
+    let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));
+    match effect {
+        BreakerEffect::None => {
+            // not a breaker matter, but a probe that ends this way still resolves the slot
+        }
+        BreakerEffect::CountTarget => emit_transition(inner, p, m, target_node.breaker.failure(now)),
+        BreakerEffect::CountProvider => {
+            emit_transition(inner, p, m, target_node.breaker.failure(now));
+            emit_transition(inner, p, None, provider_node.breaker.failure(now));
+        }
+        BreakerEffect::TripTarget => emit_transition(inner, p, m, target_node.breaker.trip(now)),
+        BreakerEffect::TripProvider => emit_transition(inner, p, None, provider_node.breaker.trip(now)),
+    }
+}
+
+impl Lease {
+    /// The answer is complete: close breakers, record latency, correct the token estimate.
+    pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>) {
+        let now = Instant::now();
+        let (p, m) = (self.target.provider.as_str(), Some(self.target.model.as_str()));
+        emit_transition(inner, p, m, self.target_node.breaker.success(now));
+        emit_transition(inner, p, None, self.provider_node.breaker.success(now));
+        self.target_node.record_latency(now - self.started);
+        if let Some(u) = usage {
+            let extra = u.total().saturating_sub(self.estimate);
+            if extra > 0 {
+                self.target_node.limiter().charge_extra(extra);
+                self.provider_node.limiter().charge_extra(extra);
+            }
+        }
+        drop(self.probes);
+    }
+
+    /// The stream failed after it had started.
+    pub(crate) fn fail(self, inner: &Inner, effect: BreakerEffect, e: &ProviderError) {
+        settle_failure(inner, &self.target, &self.target_node, &self.provider_node, effect, e);
+        drop(self.probes);
+    }
+
+    pub(crate) fn target_node(&self) -> &Node {
+        &self.target_node
+    }
+}

@@ -1,0 +1,76 @@
+//! Router events on a broadcast channel: attempts, breaker transitions, failovers, reloads.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::breaker::BreakerState;
+use super::outcome::{AttemptOutcome, SkipReason};
+use crate::error::ErrorClass;
+
+/// Something the router did or saw. Subscribe with `Router::subscribe`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RouterEvent {
+    /// An attempt finished (or a target was skipped).
+    Attempt {
+        /// Route.
+        route: String,
+        /// Provider.
+        provider: String,
+        /// Model.
+        model: String,
+        /// Outcome.
+        outcome: AttemptOutcome,
+        /// Error class, when it failed.
+        class: Option<ErrorClass>,
+        /// HTTP status, when there was one.
+        status: Option<u16>,
+        /// Time spent.
+        #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+        elapsed: Duration,
+        /// Why it was skipped.
+        skip_reason: Option<SkipReason>,
+    },
+    /// A breaker changed state.
+    Breaker {
+        /// Provider.
+        provider: String,
+        /// Model, for a target breaker; `None` for the provider's.
+        model: Option<String>,
+        /// State before.
+        from: BreakerState,
+        /// State after.
+        to: BreakerState,
+    },
+    /// The request moved on to another target.
+    Failover {
+        /// Route.
+        route: String,
+        /// From provider.
+        from_provider: String,
+        /// From model.
+        from_model: String,
+        /// Why.
+        class: ErrorClass,
+    },
+    /// A new policy is in force.
+    PolicyApplied {
+        /// Its version (1 for the first).
+        version: u64,
+        /// Content hash.
+        hash: String,
+        /// What changed, in short.
+        changes: Vec<String>,
+    },
+    /// A policy edit was rejected; the previous one stays in force.
+    PolicyRejected {
+        /// The errors.
+        error: String,
+    },
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}

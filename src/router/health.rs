@@ -1,0 +1,238 @@
+//! What the router has learned, kept apart from the (immutable, swappable) policy: breakers,
+//! pauses, latency estimates, limiters and learned model facts, per target and per provider.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::breaker::{Breaker, BreakerState};
+use super::limiter::{Limiter, LimiterSnapshot};
+use crate::policy::{BreakerConfig, Limits, Policy};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // all guarded values are plain data, consistent after every assignment
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A target's identity: the same provider and model are the same target in every route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TargetKey {
+    pub(crate) provider: String,
+    pub(crate) model: String,
+}
+
+/// State of one provider or one target.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) breaker: Breaker,
+    pause_until: Mutex<Option<Instant>>,
+    latency_ms: Mutex<Option<f64>>,
+    limiter: Mutex<Arc<Limiter>>,
+    /// Learned at run time: whether the model accepts an assistant prefill.
+    prefill: Mutex<Option<bool>>,
+}
+
+/// Weight of the newest sample in the latency EWMA.
+const EWMA_ALPHA: f64 = 0.3;
+
+impl Node {
+    fn new(breaker: BreakerConfig, limits: Limits) -> Self {
+        Node {
+            breaker: Breaker::new(breaker),
+            pause_until: Mutex::new(None),
+            latency_ms: Mutex::new(None),
+            limiter: Mutex::new(Arc::new(Limiter::new(limits))),
+            prefill: Mutex::new(None),
+        }
+    }
+
+    fn reconfigure(&self, breaker: BreakerConfig, limits: Limits) {
+        self.breaker.reconfigure(breaker);
+        let mut l = lock(&self.limiter);
+        // rebuilt only when the quota changed, so a reload keeps the budget already spent
+        if l.limits() != limits {
+            *l = Arc::new(Limiter::new(limits));
+        }
+    }
+
+    pub(crate) fn limiter(&self) -> Arc<Limiter> {
+        lock(&self.limiter).clone()
+    }
+
+    /// Paused (by a `retry-after`) until when, if still paused at `now`.
+    pub(crate) fn paused_until(&self, now: Instant) -> Option<Instant> {
+        lock(&self.pause_until).filter(|&t| t > now)
+    }
+
+    pub(crate) fn pause(&self, until: Instant) {
+        let mut p = lock(&self.pause_until);
+        if p.is_none_or(|t| t < until) {
+            *p = Some(until);
+        }
+    }
+
+    pub(crate) fn record_latency(&self, elapsed: Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let mut l = lock(&self.latency_ms);
+        *l = Some(match *l {
+            Some(prev) => prev + EWMA_ALPHA * (ms - prev),
+            None => ms,
+        });
+    }
+
+    pub(crate) fn latency_ms(&self) -> Option<f64> {
+        *lock(&self.latency_ms)
+    }
+
+    pub(crate) fn learned_prefill(&self) -> Option<bool> {
+        *lock(&self.prefill)
+    }
+
+    pub(crate) fn learn_prefill(&self, supported: bool) {
+        *lock(&self.prefill) = Some(supported);
+    }
+
+    fn snapshot(&self, now: Instant) -> NodeSnapshot {
+        let state = self.breaker.state(now);
+        NodeSnapshot {
+            breaker: state,
+            cooldown_remaining_ms: match state {
+                BreakerState::Open => {
+                    self.breaker.open_until().map(|t| t.saturating_duration_since(now).as_millis() as u64)
+                }
+                _ => None,
+            },
+            paused_for_ms: self.paused_until(now).map(|t| t.saturating_duration_since(now).as_millis() as u64),
+            latency_ewma_ms: self.latency_ms(),
+            limiter: self.limiter().snapshot(),
+        }
+    }
+}
+
+/// The health registry.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    providers: Mutex<HashMap<String, Arc<Node>>>,
+    targets: Mutex<HashMap<TargetKey, Arc<Node>>>,
+    round_robin: Mutex<HashMap<String, usize>>,
+}
+
+impl Health {
+    /// Makes the registry match a policy: new providers and targets get fresh state, existing ones
+    /// keep theirs (with new settings), removed ones are dropped.
+    pub(crate) fn sync(&self, policy: &Policy) {
+        {
+            let mut providers = lock(&self.providers);
+            providers.retain(|name, _| policy.providers.contains_key(name));
+            for (name, p) in &policy.providers {
+                match providers.get(name) {
+                    Some(node) => node.reconfigure(p.breaker, p.limits),
+                    None => {
+                        providers.insert(name.clone(), Arc::new(Node::new(p.breaker, p.limits)));
+                    }
+                }
+            }
+        }
+        let mut wanted: HashMap<TargetKey, (BreakerConfig, Limits)> = HashMap::new();
+        for route in policy.routes.values() {
+            for t in &route.targets {
+                // the first route (by name) to mention a target sets its breaker and limits
+                wanted
+                    .entry(TargetKey { provider: t.provider.clone(), model: t.model.clone() })
+                    .or_insert((t.breaker, t.limits));
+            }
+        }
+        let mut targets = lock(&self.targets);
+        targets.retain(|k, _| wanted.contains_key(k));
+        for (key, (breaker, limits)) in wanted {
+            match targets.get(&key) {
+                Some(node) => node.reconfigure(breaker, limits),
+                None => {
+                    targets.insert(key, Arc::new(Node::new(breaker, limits)));
+                }
+            }
+        }
+        lock(&self.round_robin).retain(|route, _| policy.routes.contains_key(route));
+    }
+
+    pub(crate) fn provider(&self, name: &str) -> Arc<Node> {
+        lock(&self.providers)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Node::new(BreakerConfig::default(), Limits::default())))
+            .clone()
+    }
+
+    pub(crate) fn target(&self, provider: &str, model: &str) -> Arc<Node> {
+        lock(&self.targets)
+            .entry(TargetKey { provider: provider.to_owned(), model: model.to_owned() })
+            .or_insert_with(|| Arc::new(Node::new(BreakerConfig::default(), Limits::default())))
+            .clone()
+    }
+
+    /// The next round-robin offset for a route.
+    pub(crate) fn next_round_robin(&self, route: &str) -> usize {
+        let mut rr = lock(&self.round_robin);
+        let n = rr.entry(route.to_owned()).or_insert(0);
+        let current = *n;
+        *n = n.wrapping_add(1);
+        current
+    }
+
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (lock(&self.providers).len(), lock(&self.targets).len())
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> (Vec<ProviderHealth>, Vec<TargetHealth>) {
+        let mut providers: Vec<ProviderHealth> = lock(&self.providers)
+            .iter()
+            .map(|(name, n)| ProviderHealth { provider: name.clone(), state: n.snapshot(now) })
+            .collect();
+        providers.sort_by(|a, b| a.provider.cmp(&b.provider));
+        let mut targets: Vec<TargetHealth> = lock(&self.targets)
+            .iter()
+            .map(|(k, n)| TargetHealth { provider: k.provider.clone(), model: k.model.clone(), state: n.snapshot(now) })
+            .collect();
+        targets.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+        (providers, targets)
+    }
+}
+
+/// The state of one provider or target, as `health()` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSnapshot {
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Time left in the breaker's cooldown, when open.
+    pub cooldown_remaining_ms: Option<u64>,
+    /// Time left in a `retry-after` pause.
+    pub paused_for_ms: Option<u64>,
+    /// Latency EWMA of successful attempts.
+    pub latency_ewma_ms: Option<f64>,
+    /// Limits and free concurrency.
+    pub limiter: LimiterSnapshot,
+}
+
+/// One provider's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderHealth {
+    /// Provider name.
+    pub provider: String,
+    /// Its state.
+    #[serde(flatten)]
+    pub state: NodeSnapshot,
+}
+
+/// One target's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    /// Provider name.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Its state.
+    #[serde(flatten)]
+    pub state: NodeSnapshot,
+}

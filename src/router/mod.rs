@@ -1,0 +1,366 @@
+//! The [`Router`]: sends each request along its route under the current policy, retrying, failing
+//! over, tripping breakers and honouring limits as the policy says.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::chat::ChatRequest;
+use crate::error::{ErrorClass, ProviderError};
+use crate::policy::Policy;
+use crate::provider::{Anthropic, OpenAi, Protocol, Provider, ProviderConfig};
+use crate::secret::ApiKey;
+
+mod breaker;
+mod engine;
+mod events;
+mod health;
+mod limiter;
+mod outcome;
+mod strategy;
+mod stream;
+
+pub use breaker::BreakerState;
+pub use events::RouterEvent;
+pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
+pub use limiter::LimiterSnapshot;
+pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
+pub use stream::{RoutedStream, StreamOptions, StreamSummary};
+
+use engine::{AttemptFuture, Plan, Stop};
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+
+/// A provider as a policy snapshot holds it.
+#[derive(Debug, Clone)]
+pub(crate) enum ProviderSlot {
+    /// Ready to call.
+    Ready(Arc<dyn Provider>),
+    /// Every call fails at once with this error (its key is not set, its client cannot start).
+    Unavailable(ProviderError),
+}
+
+/// A policy and the providers built for it: what one request runs under from start to end.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) providers: HashMap<String, ProviderSlot>,
+    pub(crate) version: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    current: ArcSwap<Snapshot>,
+    pub(crate) health: health::Health,
+    pub(crate) events: broadcast::Sender<RouterEvent>,
+    /// Providers given by the application, used instead of building them from the policy.
+    custom: HashMap<String, Arc<dyn Provider>>,
+    version: AtomicU64,
+    last_reload_error: Mutex<Option<String>>,
+}
+
+/// Routes requests across providers under a policy. Cheap to clone; clones share all state.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchyard::{ChatRequest, Policy, Router};
+/// let router = Router::new(Policy::from_file("policies/openai-to-claude.toml")?)?;
+/// let answer = router.chat("chat", ChatRequest::user("Hello!")).await?;
+/// println!("{} (served by {}/{})", answer.response.text, answer.provider(), answer.model());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Router`], optionally with providers of your own.
+#[derive(Debug)]
+pub struct RouterBuilder {
+    policy: Policy,
+    custom: HashMap<String, Arc<dyn Provider>>,
+}
+
+impl RouterBuilder {
+    /// Uses `provider` for the policy's provider `name` instead of building an adapter (tests,
+    /// custom transports, fault injection).
+    pub fn provider(mut self, name: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
+        self.custom.insert(name.into(), provider);
+        self
+    }
+
+    /// Builds the router.
+    pub fn build(self) -> Result<Router, RouterError> {
+        let (tx, _) = broadcast::channel(EVENT_BUFFER);
+        let inner = Inner {
+            current: ArcSwap::from_pointee(Snapshot {
+                policy: Arc::new(self.policy.clone()),
+                providers: HashMap::new(),
+                version: 0,
+            }),
+            health: health::Health::default(),
+            events: tx,
+            custom: self.custom,
+            version: AtomicU64::new(0),
+            last_reload_error: Mutex::new(None),
+        };
+        let router = Router { inner: Arc::new(inner) };
+        router.apply(self.policy);
+        Ok(router)
+    }
+}
+
+/// A snapshot of the router's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// Version of the policy in force (1 for the first).
+    pub policy_version: u64,
+    /// Content hash of the policy in force.
+    pub policy_hash: String,
+    /// Where the policy was read from.
+    pub policy_source: String,
+    /// The last reload's error, until a good policy is applied.
+    pub last_reload_error: Option<String>,
+    /// Providers: breaker, pause, limits.
+    pub providers: Vec<ProviderHealth>,
+    /// Targets: breaker, pause, latency, limits.
+    pub targets: Vec<TargetHealth>,
+}
+
+impl Router {
+    /// A router for `policy`, with adapters built from it.
+    pub fn new(policy: Policy) -> Result<Router, RouterError> {
+        Router::builder(policy).build()
+    }
+
+    /// A builder, to add providers of your own.
+    pub fn builder(policy: Policy) -> RouterBuilder {
+        RouterBuilder { policy, custom: HashMap::new() }
+    }
+
+    /// Subscribes to router events.
+    pub fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner.current.load().policy.clone()
+    }
+
+    /// Puts `policy` in force at once: requests already running finish under the old one; breaker,
+    /// latency and limiter state of providers and targets that still exist is kept. Returns the new
+    /// version.
+    pub fn apply(&self, policy: Policy) -> u64 {
+        let previous = self.inner.current.load_full();
+        let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
+        let providers = policy.providers.iter().map(|(name, p)| (name.clone(), self.build_provider(p))).collect();
+        self.inner.health.sync(&policy);
+        let changes =
+            if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
+        let hash = policy.hash.clone();
+        self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, version }));
+        *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        tracing::info!(version, hash = %hash, ?changes, "policy applied");
+        let _ = self.inner.events.send(RouterEvent::PolicyApplied { version, hash, changes });
+        version
+    }
+
+    /// Records a rejected policy edit: the policy in force stays, the error is kept for `health()`.
+    pub fn reject(&self, error: &crate::policy::PolicyError) {
+        let text = error.to_string();
+        tracing::error!("policy rejected, keeping version {}: {text}", self.inner.current.load().version);
+        *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+        let _ = self.inner.events.send(RouterEvent::PolicyRejected { error: text });
+    }
+
+    fn build_provider(&self, p: &crate::policy::ProviderPolicy) -> ProviderSlot {
+        if let Some(custom) = self.inner.custom.get(&p.name) {
+            return ProviderSlot::Ready(custom.clone());
+        }
+        let key = p.api_key_env.as_deref().and_then(ApiKey::from_env);
+        if key.is_none() && p.needs_key {
+            let var = p.api_key_env.as_deref().unwrap_or("(no api_key_env set)");
+            return ProviderSlot::Unavailable(ProviderError::new(
+                ErrorClass::Authentication,
+                p.name.clone(),
+                format!("no API key: environment variable `{var}` is not set"),
+            ));
+        }
+        let mut config = ProviderConfig::new(p.name.clone(), p.base_url.clone()).connect_timeout(p.connect_timeout);
+        config.api_key = key;
+        config.headers.clone_from(&p.headers);
+        config.profile.clone_from(&p.profile);
+        let built: Result<Arc<dyn Provider>, ProviderError> = match p.protocol {
+            Protocol::Openai => OpenAi::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
+            Protocol::Anthropic => Anthropic::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
+        };
+        match built {
+            Ok(p) => ProviderSlot::Ready(p),
+            Err(e) => ProviderSlot::Unavailable(e),
+        }
+    }
+
+    /// The router's state: policy version, breakers, pauses, latency, limits.
+    pub fn health(&self) -> Health {
+        let snap = self.inner.current.load_full();
+        let (providers, targets) = self.inner.health.snapshot(Instant::now());
+        Health {
+            policy_version: snap.version,
+            policy_hash: snap.policy.hash.clone(),
+            policy_source: snap.policy.source.clone(),
+            last_reload_error: self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            providers,
+            targets,
+        }
+    }
+
+    /// How many providers and targets the router keeps state for (for leak checks across reloads).
+    pub fn tracked_state(&self) -> (usize, usize) {
+        self.inner.health.counts()
+    }
+
+    /// Sends `request` along `route` and returns the complete answer, or why every option failed.
+    pub async fn chat(&self, route: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
+        let span = tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat");
+        self.chat_inner(route, request).instrument(span).await
+    }
+
+    async fn chat_inner(&self, route_name: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
+        // one snapshot for the whole request, whatever reloads happen meanwhile
+        let snap = self.inner.current.load_full();
+        let mut route_name = route_name.to_owned();
+        let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
+        let start = Instant::now();
+        let mut hops = 0;
+        loop {
+            let route =
+                snap.policy.route(&route_name).cloned().ok_or_else(|| RouterError::UnknownRoute(route_name.clone()))?;
+            let deadline = start + route.total_timeout;
+            let mut plan = Plan::new(&self.inner, snap.clone(), route, &request, deadline);
+            if let Some((attempts, last)) = carried.take() {
+                plan.inherit(attempts, last);
+            }
+            let no_filter = |_: &crate::policy::TargetPolicy, _: &health::Node| None;
+            match plan.run(&self.inner, &request, &no_filter, call_chat).await {
+                Ok(success) => {
+                    let mut response = success.value;
+                    response.provider.clone_from(&success.lease.target.provider);
+                    let usage = response.usage;
+                    let attempt = Attempt {
+                        provider: success.lease.target.provider.clone(),
+                        model: success.lease.target.model.clone(),
+                        outcome: AttemptOutcome::Ok,
+                        class: None,
+                        status: Some(200),
+                        elapsed: success.lease.started.elapsed(),
+                        skip_reason: None,
+                        probe: false,
+                    };
+                    self.inner.emit_attempt(&plan.route.name, &attempt);
+                    success.lease.succeed(&self.inner, Some(usage));
+                    plan.attempts.push(attempt);
+                    tracing::info!(
+                        "gen_ai.response.model" = %response.model,
+                        "gen_ai.usage.input_tokens" = usage.input_tokens,
+                        "gen_ai.usage.output_tokens" = usage.output_tokens,
+                        "served"
+                    );
+                    return Ok(RoutedResponse { route: plan.route.name.clone(), response, attempts: plan.attempts });
+                }
+                Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
+                Err(Stop::Overflow(next, e)) => {
+                    hops += 1;
+                    if hops > snap.policy.routes.len() {
+                        let mut f = plan.failure();
+                        f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
+                        return Err(RouterError::Failed(Box::new(f)));
+                    }
+                    carried = Some((plan.attempts.clone(), Some(e)));
+                    route_name = next;
+                }
+            }
+        }
+    }
+}
+
+fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> AttemptFuture<'a, crate::chat::ChatResponse> {
+    Box::pin(p.chat(call))
+}
+
+impl Inner {
+    pub(crate) fn emit_attempt(&self, route: &str, a: &Attempt) {
+        let _ = self.events.send(RouterEvent::Attempt {
+            route: route.to_owned(),
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            outcome: a.outcome,
+            class: a.class,
+            status: a.status,
+            elapsed: a.elapsed,
+            skip_reason: a.skip_reason,
+        });
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+}
+
+/// A short summary of what changed between two policies.
+fn describe_changes(old: &Policy, new: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = |m: &BTreeMap<String, Arc<crate::policy::RoutePolicy>>| {
+        m.keys().cloned().collect::<std::collections::BTreeSet<_>>()
+    };
+    let (o, n) = (names(&old.routes), names(&new.routes));
+    for r in n.difference(&o) {
+        out.push(format!("route {r} added"));
+    }
+    for r in o.difference(&n) {
+        out.push(format!("route {r} removed"));
+    }
+    for r in o.intersection(&n) {
+        let (Some(a), Some(b)) = (old.routes.get(r), new.routes.get(r)) else { continue };
+        let ta: Vec<(String, String)> = a.targets.iter().map(|t| (t.provider.clone(), t.model.clone())).collect();
+        let tb: Vec<(String, String)> = b.targets.iter().map(|t| (t.provider.clone(), t.model.clone())).collect();
+        for t in tb.iter().filter(|t| !ta.contains(t)) {
+            out.push(format!("route {r}: target {}/{} added", t.0, t.1));
+        }
+        for t in ta.iter().filter(|t| !tb.contains(t)) {
+            out.push(format!("route {r}: target {}/{} removed", t.0, t.1));
+        }
+        if serde_json::to_value(a.as_ref()).ok() != serde_json::to_value(b.as_ref()).ok() && ta == tb {
+            out.push(format!("route {r} modified"));
+        } else if ta != tb && ta.iter().all(|t| tb.contains(t)) && tb.iter().all(|t| ta.contains(t)) {
+            out.push(format!("route {r}: targets reordered"));
+        }
+    }
+    let po: std::collections::BTreeSet<_> = old.providers.keys().collect();
+    let pn: std::collections::BTreeSet<_> = new.providers.keys().collect();
+    for p in pn.difference(&po) {
+        out.push(format!("provider {p} added"));
+    }
+    for p in po.difference(&pn) {
+        out.push(format!("provider {p} removed"));
+    }
+    for p in po.intersection(&pn) {
+        if serde_json::to_value(old.providers.get(*p)).ok() != serde_json::to_value(new.providers.get(*p)).ok() {
+            out.push(format!("provider {p} modified"));
+        }
+    }
+    if old.drill_faults != new.drill_faults {
+        out.push(format!("drill faults: {} → {}", old.drill_faults.len(), new.drill_faults.len()));
+    }
+    if out.is_empty() {
+        out.push("no effective change".to_owned());
+    }
+    out
+}

@@ -1,0 +1,187 @@
+//! What a routed request reports: the attempts it made, and its success or failure.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::chat::{ChatResponse, Usage};
+use crate::error::{ErrorClass, Partial, ProviderError};
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// It served the answer.
+    Ok,
+    /// It failed.
+    Error,
+    /// The target was not tried.
+    Skipped,
+}
+
+/// Why a target was not tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The target's breaker is open.
+    BreakerOpen,
+    /// The provider's breaker is open.
+    ProviderBreakerOpen,
+    /// A probe is already in flight.
+    ProbeInFlight,
+    /// Paused by the provider's `retry-after`.
+    Paused,
+    /// A local `rpm`/`tpm` limit is exhausted.
+    RateLimit,
+    /// The local `concurrency` cap is reached.
+    Concurrency,
+    /// The request needs more tokens than the target's `tpm`.
+    TooLarge,
+    /// Its context window is not larger than the one that overflowed.
+    ContextTooSmall,
+    /// The partial answer needs a target that accepts prefill.
+    NoPrefill,
+    /// The request's time budget ran out first.
+    Deadline,
+}
+
+impl SkipReason {
+    /// The `snake_case` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::BreakerOpen => "breaker_open",
+            SkipReason::ProviderBreakerOpen => "provider_breaker_open",
+            SkipReason::ProbeInFlight => "probe_in_flight",
+            SkipReason::Paused => "paused",
+            SkipReason::RateLimit => "rate_limit",
+            SkipReason::Concurrency => "concurrency",
+            SkipReason::TooLarge => "too_large",
+            SkipReason::ContextTooSmall => "context_too_small",
+            SkipReason::NoPrefill => "no_prefill",
+            SkipReason::Deadline => "deadline",
+        }
+    }
+}
+
+/// One attempt (or skip) on one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Provider name.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The error class, when it failed.
+    pub class: Option<ErrorClass>,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// Time spent, waits before it excluded.
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+    /// Whether it was a breaker probe.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// A successful routed answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutedResponse {
+    /// The route.
+    pub route: String,
+    /// The answer; its `provider` and `model` name what actually served it.
+    pub response: ChatResponse,
+    /// Every attempt, in order, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
+impl RoutedResponse {
+    /// Provider that served.
+    pub fn provider(&self) -> &str {
+        &self.response.provider
+    }
+
+    /// Model that served.
+    pub fn model(&self) -> &str {
+        &self.response.model
+    }
+
+    /// Usage of the serving model.
+    pub fn usage(&self) -> Usage {
+        self.response.usage
+    }
+}
+
+/// A route that failed: the class of the failure, the last provider error, and every attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteFailure {
+    /// The route.
+    pub route: String,
+    /// The class of the failure that ended the request.
+    pub class: ErrorClass,
+    /// What happened.
+    pub message: String,
+    /// Provider that last failed (or was last considered).
+    pub provider: Option<String>,
+    /// Model that last failed.
+    pub model: Option<String>,
+    /// HTTP status of the last failure.
+    pub status: Option<u16>,
+    /// When the soonest target frees up, if the request was refused for local limits or pauses.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+    /// The provider error that ended the request, if one did.
+    #[serde(skip)]
+    pub error: Option<ProviderError>,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl RouteFailure {
+    /// What a stream delivered before it failed, if anything.
+    pub fn partial(&self) -> Option<&Partial> {
+        self.error.as_ref().and_then(|e| e.partial.as_ref())
+    }
+}
+
+/// Why a routed request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The policy has no such route.
+    #[error("unknown route `{0}`")]
+    UnknownRoute(String),
+    /// Every option was tried or ruled out.
+    #[error("route `{}` failed: {}: {}", .0.route, .0.class, .0.message)]
+    Failed(Box<RouteFailure>),
+}
+
+impl RouterError {
+    /// The error class (`invalid_request` for an unknown route).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RouterError::UnknownRoute(_) => ErrorClass::InvalidRequest,
+            RouterError::Failed(f) => f.class,
+        }
+    }
+
+    /// The failure details, when the route existed.
+    pub fn failure(&self) -> Option<&RouteFailure> {
+        match self {
+            RouterError::Failed(f) => Some(f),
+            RouterError::UnknownRoute(_) => None,
+        }
+    }
+
+    /// The attempts made.
+    pub fn attempts(&self) -> &[Attempt] {
+        self.failure().map_or(&[], |f| &f.attempts)
+    }
+}

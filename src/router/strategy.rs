@@ -1,0 +1,96 @@
+//! Ordering a route's targets: `priority`, `weighted`, `round_robin`, `least_latency`.
+
+use crate::policy::{RoutePolicy, Strategy};
+
+/// The order in which to try a route's targets (indexes into `route.targets`).
+///
+/// `rr` is the route's round-robin counter, `latency(i)` the EWMA of target `i` (unknown sorts
+/// first so that new targets get measured), `random` a number in `0..1` for `weighted`.
+pub(crate) fn order(route: &RoutePolicy, rr: usize, latency: impl Fn(usize) -> Option<f64>, random: f64) -> Vec<usize> {
+    let n = route.targets.len();
+    let mut idx: Vec<usize> = (0..n).collect();
+    if n <= 1 {
+        return idx;
+    }
+    match route.strategy {
+        Strategy::Priority => {}
+        Strategy::RoundRobin => idx.rotate_left(rr % n),
+        Strategy::LeastLatency => {
+            // stable: ties keep the written order
+            idx.sort_by(|&a, &b| {
+                let (la, lb) = (latency(a).unwrap_or(-1.0), latency(b).unwrap_or(-1.0));
+                la.partial_cmp(&lb).unwrap_or(std::cmp::Ordering::Equal)
+            });
+        }
+        Strategy::Weighted => {
+            let total: u64 = route.targets.iter().map(|t| u64::from(t.weight)).sum();
+            if total > 0 {
+                // pick the first by weight; the others follow as fallbacks, heaviest first
+                let mut point = (random.clamp(0.0, 0.999_999) * total as f64) as u64;
+                let mut first = 0;
+                for (i, t) in route.targets.iter().enumerate() {
+                    let w = u64::from(t.weight);
+                    if point < w {
+                        first = i;
+                        break;
+                    }
+                    point -= w;
+                }
+                idx.sort_by_key(|&i| (i != first, std::cmp::Reverse(route.targets[i].weight), i));
+            }
+        }
+    }
+    idx
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn route(strategy: &str, weights: &[u32]) -> std::sync::Arc<RoutePolicy> {
+        let targets: Vec<String> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{{ provider = \"p\", model = \"m{i}\", weight = {w} }}"))
+            .collect();
+        let text = format!(
+            "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n[routes.r]\nstrategy = \"{strategy}\"\ntargets = [{}]\n",
+            targets.join(", ")
+        );
+        text.parse::<Policy>().unwrap().route("r").unwrap().clone()
+    }
+
+    #[test]
+    fn priority_keeps_the_written_order() {
+        assert_eq!(order(&route("priority", &[1, 1, 1]), 7, |_| None, 0.5), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn round_robin_rotates() {
+        let r = route("round_robin", &[1, 1, 1]);
+        assert_eq!(order(&r, 0, |_| None, 0.0), vec![0, 1, 2]);
+        assert_eq!(order(&r, 1, |_| None, 0.0), vec![1, 2, 0]);
+        assert_eq!(order(&r, 5, |_| None, 0.0), vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn least_latency_measures_unknown_first_then_fastest() {
+        let r = route("least_latency", &[1, 1, 1]);
+        let lat = [Some(50.0), Some(10.0), None];
+        assert_eq!(order(&r, 0, |i| lat[i], 0.0), vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn weighted_follows_the_weights() {
+        let r = route("weighted", &[3, 1]);
+        let mut first = [0usize; 2];
+        for k in 0..1000 {
+            let o = order(&r, 0, |_| None, f64::from(k) / 1000.0);
+            first[o[0]] += 1;
+            assert_eq!(o.len(), 2);
+        }
+        assert_eq!(first, [750, 250]);
+    }
+}

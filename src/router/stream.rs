@@ -1,0 +1,450 @@
+//! Streaming through the router: failures before the first content are retried or failed over
+//! invisibly; after it, the answer continues on a target that accepts assistant prefill (stitched
+//! into one stream), or restarts after a [`StreamEvent::Restart`] when the caller allows it, or ends
+//! with a `stream_interrupted` error that carries the partial text.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::engine::{AttemptFuture, Plan, Stop};
+use super::health::Node;
+use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError};
+use super::{Inner, Router};
+use crate::chat::{ChatRequest, FinishReason, Message, StreamCollector, StreamEvent, Usage};
+use crate::error::{ErrorClass, Partial, ProviderError};
+use crate::policy::TargetPolicy;
+use crate::provider::{Call, ChatStream, Provider};
+
+/// Options for [`Router::chat_stream_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// After content was delivered and no target can continue it, restart the answer on the next
+    /// target, preceded by [`StreamEvent::Restart`] (the consumer must discard what it received).
+    /// Off by default: a consumer that cannot take back what it showed gets an error instead.
+    pub allow_restart: bool,
+}
+
+/// What a finished stream reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamSummary {
+    /// The route.
+    pub route: String,
+    /// Provider that finished the answer.
+    pub provider: String,
+    /// Model that finished the answer.
+    pub model: String,
+    /// Why the model stopped.
+    pub finish_reason: FinishReason,
+    /// Usage of the serving model (for a continued answer, the last model's).
+    pub usage: Option<Usage>,
+    /// Every attempt.
+    pub attempts: Vec<Attempt>,
+    /// The answer was continued on another target from a checkpoint.
+    pub continued: bool,
+    /// The answer was restarted on another target.
+    pub restarted: bool,
+}
+
+enum Msg {
+    Serving { provider: String, model: String },
+    Event(StreamEvent),
+    Error(RouterError),
+    Done(Box<StreamSummary>),
+}
+
+/// A routed answer as a stream of events. Ends after [`StreamEvent::Finish`] or an error.
+/// Dropping it cancels the request (and frees any breaker probe slot it held).
+pub struct RoutedStream {
+    rx: mpsc::Receiver<Msg>,
+    serving: Option<(String, String)>,
+    summary: Option<StreamSummary>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RoutedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutedStream").field("serving", &self.serving).field("summary", &self.summary).finish()
+    }
+}
+
+impl RoutedStream {
+    /// The provider and model currently serving (known once the first event arrived).
+    pub fn served_by(&self) -> Option<(&str, &str)> {
+        self.serving.as_ref().map(|(p, m)| (p.as_str(), m.as_str()))
+    }
+
+    /// The summary, once the stream has finished successfully.
+    pub fn summary(&self) -> Option<&StreamSummary> {
+        self.summary.as_ref()
+    }
+}
+
+impl Drop for RoutedStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stream for RoutedStream {
+    type Item = Result<StreamEvent, RouterError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Msg::Serving { provider, model })) => self.serving = Some((provider, model)),
+                Poll::Ready(Some(Msg::Done(s))) => self.summary = Some(*s),
+                Poll::Ready(Some(Msg::Event(e))) => return Poll::Ready(Some(Ok(e))),
+                Poll::Ready(Some(Msg::Error(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Router {
+    /// Streams the answer to `request` along `route` (no restarts: see [`StreamOptions`]).
+    pub async fn chat_stream(&self, route: &str, request: ChatRequest) -> Result<RoutedStream, RouterError> {
+        self.chat_stream_with(route, request, StreamOptions::default()).await
+    }
+
+    /// Streams the answer with options. Fails at once for an unknown route; every other failure
+    /// arrives in the stream.
+    pub async fn chat_stream_with(
+        &self,
+        route: &str,
+        request: ChatRequest,
+        options: StreamOptions,
+    ) -> Result<RoutedStream, RouterError> {
+        let snap = self.inner.snapshot();
+        if snap.policy.route(route).is_none() {
+            return Err(RouterError::UnknownRoute(route.to_owned()));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let inner = self.inner.clone();
+        let route = route.to_owned();
+        let span = tracing::info_span!("gen_ai.chat", "switchyard.route" = %route, "gen_ai.operation.name" = "chat", stream = true);
+        let task = tokio::spawn(
+            async move {
+                let closed = tx.clone();
+                tokio::select! {
+                    _ = closed.closed() => {}
+                    _ = drive(&inner, route, request, options, &tx) => {}
+                }
+            }
+            .instrument(span),
+        );
+        Ok(RoutedStream { rx, serving: None, summary: None, task })
+    }
+}
+
+/// The first events of a stream, up to its first content, and the rest of it.
+type Prefetched = (Vec<StreamEvent>, ChatStream);
+
+fn is_content(e: &StreamEvent) -> bool {
+    matches!(e, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallDelta { .. } | StreamEvent::Finish { .. })
+}
+
+/// Opens a stream and reads it up to its first content, so that a failure before any content
+/// counts as a failed attempt (retried or failed over invisibly).
+fn open<'a>(p: &'a dyn Provider, call: Call<'a>) -> AttemptFuture<'a, Prefetched> {
+    Box::pin(async move {
+        let mut stream = p.chat_stream(call).await?;
+        let mut buffer = Vec::new();
+        loop {
+            match stream.next().await {
+                Some(Ok(e)) => {
+                    let content = is_content(&e);
+                    buffer.push(e);
+                    if content {
+                        return Ok((buffer, stream));
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(ProviderError::new(
+                        ErrorClass::StreamInterrupted,
+                        p.name().to_owned(),
+                        "stream ended before any content",
+                    ));
+                }
+            }
+        }
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing delivered yet.
+    Fresh,
+    /// Continuing a delivered partial answer with an assistant prefill.
+    Continue,
+}
+
+fn prefill_support(t: &TargetPolicy, node: &Node) -> Option<bool> {
+    node.learned_prefill().or(t.supports_prefill())
+}
+
+async fn send(tx: &mpsc::Sender<Msg>, msg: Msg) -> bool {
+    tx.send(msg).await.is_ok()
+}
+
+async fn drive(
+    inner: &Arc<Inner>,
+    route_name: String,
+    request: ChatRequest,
+    options: StreamOptions,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let snap = inner.snapshot();
+    let start = Instant::now();
+    let mut route_name = route_name;
+    let mut hops = 0;
+    let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
+    // the overflow loop: only before any content, so it restarts cleanly
+    let (mut plan, mut current) = loop {
+        let Some(route) = snap.policy.route(&route_name).cloned() else {
+            let _ = send(tx, Msg::Error(RouterError::UnknownRoute(route_name))).await;
+            return;
+        };
+        let deadline = start + route.total_timeout;
+        let mut plan = Plan::new(inner, snap.clone(), route, &request, deadline);
+        if let Some((a, e)) = carried.take() {
+            plan.inherit(a, e);
+        }
+        let any = |_: &TargetPolicy, _: &Node| None;
+        match plan.run(inner, &request, &any, open).await {
+            Ok(s) => break (plan, s),
+            Err(Stop::Failed(f)) => {
+                let _ = send(tx, Msg::Error(RouterError::Failed(f))).await;
+                return;
+            }
+            Err(Stop::Overflow(next, e)) => {
+                hops += 1;
+                if hops > snap.policy.routes.len() {
+                    let _ = send(tx, Msg::Error(RouterError::Failed(Box::new(plan.failure())))).await;
+                    return;
+                }
+                carried = Some((plan.attempts.clone(), Some(e)));
+                route_name = next;
+            }
+        }
+    };
+
+    let mut delivered = StreamCollector::new();
+    let mut phase = Phase::Fresh;
+    let mut continued = false;
+    let mut restarted = false;
+    let mut original_failure: Option<ProviderError> = None;
+    loop {
+        let lease_target = current.lease.target.clone();
+        if !send(tx, Msg::Serving { provider: lease_target.provider.clone(), model: lease_target.model.clone() }).await
+        {
+            return;
+        }
+        if phase == Phase::Continue {
+            // the target took the prefill: remember it for next time
+            current.lease.target_node().learn_prefill(true);
+        }
+        let (buffer, mut rest) = current.value;
+        let attempt_deadline = (current.lease.started + lease_target.timeouts.attempt).min(plan.deadline);
+        let mut pending: std::collections::VecDeque<StreamEvent> = buffer.into();
+        // text that the prefill had to drop (trailing white space) and the continuation repeats
+        let mut strip_prefix = match phase {
+            Phase::Continue => trailing_ws(delivered.text()).to_owned(),
+            Phase::Fresh => String::new(),
+        };
+        let mut usage: Option<Usage> = None;
+        let failure: ProviderError = loop {
+            let next = match pending.pop_front() {
+                Some(e) => Some(Ok(e)),
+                None => match tokio::time::timeout_at(attempt_deadline, rest.next()).await {
+                    Ok(n) => n,
+                    Err(_) => Some(Err(ProviderError::new(
+                        ErrorClass::Timeout,
+                        lease_target.provider.clone(),
+                        "the stream did not finish within the attempt timeout",
+                    ))),
+                },
+            };
+            match next {
+                Some(Ok(mut event)) => {
+                    if let StreamEvent::TextDelta { text } = &mut event {
+                        if !strip_prefix.is_empty() {
+                            let common = text.len().min(strip_prefix.len());
+                            if text.as_bytes()[..common] == strip_prefix.as_bytes()[..common] {
+                                text.replace_range(..common, "");
+                                strip_prefix.replace_range(..common, "");
+                            } else {
+                                strip_prefix.clear();
+                            }
+                            if text.is_empty() {
+                                continue;
+                            }
+                        }
+                    }
+                    match &event {
+                        StreamEvent::Usage(u) => usage = Some(*u),
+                        StreamEvent::Finish { reason } => {
+                            let reason = *reason;
+                            let elapsed = current.lease.started.elapsed();
+                            let attempt = ok_attempt(&lease_target, elapsed);
+                            inner.emit_attempt(&plan.route.name, &attempt);
+                            plan.attempts.push(attempt);
+                            current.lease.succeed(inner, usage);
+                            delivered.push(&event);
+                            if !send(tx, Msg::Event(event)).await {
+                                return;
+                            }
+                            let summary = StreamSummary {
+                                route: plan.route.name.clone(),
+                                provider: lease_target.provider.clone(),
+                                model: lease_target.model.clone(),
+                                finish_reason: reason,
+                                usage,
+                                attempts: std::mem::take(&mut plan.attempts),
+                                continued,
+                                restarted,
+                            };
+                            let _ = send(tx, Msg::Done(Box::new(summary))).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                    delivered.push(&event);
+                    if !send(tx, Msg::Event(event)).await {
+                        return;
+                    }
+                }
+                Some(Err(e)) => break e,
+                None => {
+                    break ProviderError::new(
+                        ErrorClass::StreamInterrupted,
+                        lease_target.provider.clone(),
+                        "stream ended without its terminal event",
+                    );
+                }
+            }
+        };
+
+        // the stream failed after content reached the caller
+        let effect = plan.route.actions.get(failure.class).breaker;
+        let attempt = Attempt {
+            provider: lease_target.provider.clone(),
+            model: lease_target.model.clone(),
+            outcome: AttemptOutcome::Error,
+            class: Some(failure.class),
+            status: failure.status,
+            elapsed: current.lease.started.elapsed(),
+            skip_reason: None,
+            probe: false,
+        };
+        inner.emit_attempt(&plan.route.name, &attempt);
+        plan.attempts.push(attempt);
+        current.lease.fail(inner, effect, &failure);
+        let mut failure = failure;
+        failure.partial = Some(delivered.partial());
+        let original = original_failure.get_or_insert(failure.clone()).clone();
+        let action = plan.route.actions.get(failure.class);
+
+        let can_prefill = delivered.partial().tool_calls.is_empty() && !delivered.text().trim().is_empty();
+        let next = if !action.failover {
+            None
+        } else if can_prefill {
+            phase = Phase::Continue;
+            let mut cont = request.clone();
+            cont.messages.push(Message::assistant(delivered.text().trim_end()));
+            let filter = |t: &TargetPolicy, n: &Node| {
+                (prefill_support(t, n) == Some(false)).then_some(super::outcome::SkipReason::NoPrefill)
+            };
+            plan.set_prefill_phase(true);
+            match plan.run(inner, &cont, &filter, open).await {
+                Ok(s) => {
+                    continued = true;
+                    Some(s)
+                }
+                Err(_) if options.allow_restart => {
+                    restart(inner, &mut plan, &request, &mut delivered, &mut phase, &mut restarted, tx).await
+                }
+                Err(_) => None,
+            }
+        } else if options.allow_restart {
+            restart(inner, &mut plan, &request, &mut delivered, &mut phase, &mut restarted, tx).await
+        } else {
+            None
+        };
+        match next {
+            Some(s) => current = s,
+            None => {
+                let _ =
+                    send(tx, Msg::Error(RouterError::Failed(Box::new(interrupted(&plan, original, &delivered))))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Tells the consumer to discard what it has, then runs the rest of the plan from scratch.
+async fn restart(
+    inner: &Arc<Inner>,
+    plan: &mut Plan,
+    request: &ChatRequest,
+    delivered: &mut StreamCollector,
+    phase: &mut Phase,
+    restarted: &mut bool,
+    tx: &mpsc::Sender<Msg>,
+) -> Option<super::engine::Success<Prefetched>> {
+    plan.set_prefill_phase(false);
+    plan.rewind_for_restart();
+    let any = |_: &TargetPolicy, _: &Node| None;
+    let s = plan.run(inner, request, &any, open).await.ok()?;
+    if !send(tx, Msg::Event(StreamEvent::Restart { reason: "the answer restarts on another target".into() })).await {
+        return None;
+    }
+    *delivered = StreamCollector::new();
+    *phase = Phase::Fresh;
+    *restarted = true;
+    Some(s)
+}
+
+fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration) -> Attempt {
+    Attempt {
+        provider: t.provider.clone(),
+        model: t.model.clone(),
+        outcome: AttemptOutcome::Ok,
+        class: None,
+        status: Some(200),
+        elapsed,
+        skip_reason: None,
+        probe: false,
+    }
+}
+
+fn trailing_ws(s: &str) -> &str {
+    &s[s.trim_end().len()..]
+}
+
+/// The failure of a stream that delivered content and could not be completed.
+fn interrupted(plan: &Plan, original: ProviderError, delivered: &StreamCollector) -> RouteFailure {
+    let mut f = plan.failure();
+    f.class = ErrorClass::StreamInterrupted;
+    f.message = format!(
+        "the answer was interrupted after {} characters and could not be continued: {}: {}",
+        delivered.text().len(),
+        original.class,
+        original.message
+    );
+    f.provider = Some(original.provider.clone());
+    f.status = original.status;
+    let mut e = original;
+    e.partial = Some(Partial { text: delivered.text().to_owned(), ..delivered.partial() });
+    f.error = Some(e);
+    f
+}
