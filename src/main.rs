@@ -1,1 +1,32 @@
-fn main() {}
+//! The `switchyard` command: check a policy, chat through a route, run the simulated providers.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Routes LLM requests across providers under a declarative, hot-reloaded TOML policy.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a policy and print the resolved plan (exit 2 with every error otherwise).
+    Check(cli::check::CheckArgs),
+    /// Send one prompt through a route and print the answer.
+    Chat(cli::chat::ChatArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_tracing();
+    match args.command {
+        Command::Check(a) => cli::check::run(&a),
+        Command::Chat(a) => cli::runtime(cli::chat::run(a)),
+    }
+}

@@ -1,0 +1,144 @@
+//! `switchyard check POLICY`: validate and print the resolved plan.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchyard::duration::format_duration;
+use switchyard::policy::{Limits, Policy, RoutePolicy};
+
+use super::EXIT_USAGE;
+
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The policy file.
+    policy: PathBuf,
+    /// Print the resolved policy as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    match Policy::from_file(&args.policy) {
+        Ok(policy) => {
+            if args.json {
+                match serde_json::to_string_pretty(&policy) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                }
+            } else {
+                print!("{}", render(&policy));
+            }
+            for w in &policy.warnings {
+                eprintln!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.diagnostics().len().max(1);
+            eprintln!("{} error{} in {}", n, if n == 1 { "" } else { "s" }, args.policy.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn limits(l: &Limits) -> String {
+    if l.is_unlimited() {
+        return "none".into();
+    }
+    let mut parts = Vec::new();
+    if let Some(v) = l.rpm {
+        parts.push(format!("rpm={v}"));
+    }
+    if let Some(v) = l.tpm {
+        parts.push(format!("tpm={v}"));
+    }
+    if let Some(v) = l.concurrency {
+        parts.push(format!("concurrency={v}"));
+    }
+    parts.join(" ")
+}
+
+/// The resolved plan as text: what `check` prints.
+pub(crate) fn render(policy: &Policy) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "policy {} (hash {}) is valid", policy.source, policy.hash);
+    let _ = writeln!(out, "\nproviders:");
+    for p in policy.providers.values() {
+        let key = match &p.api_key_env {
+            Some(var) if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) => format!("key ${var} (set)"),
+            Some(var) => format!("key ${var} (NOT SET)"),
+            None => "no key".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<9} {}  {}  limits: {}  breaker: {} failures, cooldown {}..{}",
+            p.name,
+            p.protocol.as_str(),
+            p.base_url,
+            key,
+            limits(&p.limits),
+            p.breaker.consecutive_failures,
+            format_duration(p.breaker.cooldown),
+            format_duration(p.breaker.max_cooldown)
+        );
+    }
+    let _ = writeln!(out, "\nroutes:");
+    for r in policy.routes.values() {
+        render_route(&mut out, r);
+    }
+    if !policy.drill_faults.is_empty() {
+        let _ = writeln!(out, "\nlive drill faults:");
+        for f in &policy.drill_faults {
+            let _ = writeln!(out, "  {} {:?} rate {}", f.provider, f.inject, f.rate);
+        }
+    }
+    out
+}
+
+fn render_route(out: &mut String, r: &RoutePolicy) {
+    let _ = writeln!(out, "  {} (strategy {}, total timeout {})", r.name, r.strategy.as_str(), format_duration(r.total_timeout));
+    for (i, t) in r.targets.iter().enumerate() {
+        let weight = if r.strategy == switchyard::policy::Strategy::Weighted { format!(" weight {}", t.weight) } else { String::new() };
+        let _ = writeln!(out, "    {}. {}/{}{}", i + 1, t.provider, t.model, weight);
+        let _ = writeln!(
+            out,
+            "       retry: {} attempts, backoff {}..{}, retry-after cap {}",
+            t.retry.max_attempts,
+            format_duration(t.retry.base),
+            format_duration(t.retry.max),
+            format_duration(t.retry.retry_after_cap)
+        );
+        let _ = writeln!(
+            out,
+            "       timeouts: connect {}, first token {}, idle {}, attempt {}",
+            format_duration(t.timeouts.connect),
+            format_duration(t.timeouts.first_token),
+            format_duration(t.timeouts.idle),
+            format_duration(t.timeouts.attempt)
+        );
+        let _ = writeln!(
+            out,
+            "       breaker: {} failures, cooldown {}..{}; limits: {}",
+            t.breaker.consecutive_failures,
+            format_duration(t.breaker.cooldown),
+            format_duration(t.breaker.max_cooldown),
+            limits(&t.limits)
+        );
+    }
+    let defaults = switchyard::policy::ClassActions::default();
+    for class in switchyard::ErrorClass::ALL {
+        let (a, d) = (r.actions.get(class), defaults.get(class));
+        if a != d {
+            let _ = writeln!(out, "    on {class}: retry={} failover={} breaker={:?}", a.retry, a.failover, a.breaker);
+        }
+    }
+    if let Some(o) = &r.on_context_overflow {
+        let _ = writeln!(out, "    on context overflow → route {o}");
+    }
+}

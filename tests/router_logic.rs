@@ -1,0 +1,406 @@
+//! Router decisions against scripted in-memory providers, on paused tokio time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use support::{Scripted, Step, policy};
+use switchyard::router::{AttemptOutcome, BreakerState, SkipReason, StreamOptions};
+use switchyard::{ChatRequest, ErrorClass, Router, RouterError, StreamCollector, StreamEvent};
+use tokio::time::Instant;
+
+const TWO_TARGETS: &str = r#"
+[defaults]
+retry = { max_attempts = 3, base = "500ms", max = "8s", retry_after_cap = "10s" }
+breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+
+fn router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    let p = Scripted::new("p");
+    let q = Scripted::new("q");
+    let r = Router::builder(policy(extra)).provider("p", p.clone()).provider("q", q.clone()).build().unwrap();
+    (r, p, q)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_once_is_retried_on_the_same_target_after_backoff() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.script("a", [Step::Fail(ErrorClass::ServerError, 500)]);
+    let t0 = Instant::now();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!((ok.provider(), ok.model()), ("p", "a"));
+    assert_eq!(p.calls("a"), 2);
+    assert_eq!(q.total_calls(), 0);
+    assert_eq!(ok.attempts.len(), 2);
+    assert_eq!(ok.attempts[0].class, Some(ErrorClass::ServerError));
+    assert_eq!(ok.attempts[1].outcome, AttemptOutcome::Ok);
+    // the SDK backoff: 500ms shortened by at most 25% jitter
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(375) && waited <= Duration::from_millis(500), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_overload_fails_over_after_max_attempts() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.set_default(Step::Fail(ErrorClass::Overloaded, 529));
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!((ok.provider(), ok.model()), ("q", "b"));
+    assert_eq!(p.calls("a"), 3, "max_attempts = 3 on the first target");
+    assert_eq!(q.calls("b"), 1);
+    let classes: Vec<_> = ok.attempts.iter().map(|a| a.class).collect();
+    assert_eq!(classes, vec![Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_on_every_retry_and_pauses_the_target() {
+    let (r, p, _q) = router(TWO_TARGETS);
+    let mut e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down");
+    e.status = Some(429);
+    e.retry_after = Some(Duration::from_secs(2));
+    p.script("a", [Step::Error(e.clone()), Step::Error(e)]);
+    let t0 = Instant::now();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "a");
+    assert_eq!(p.calls("a"), 3);
+    assert_eq!(t0.elapsed(), Duration::from_secs(4), "two retries, each after exactly retry-after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_beyond_the_cap_moves_on_at_once_and_pauses_the_target() {
+    let (r, p, q) = router(TWO_TARGETS);
+    let mut e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down");
+    e.status = Some(429);
+    e.retry_after = Some(Duration::from_secs(30));
+    p.script("a", [Step::Error(e)]);
+    let t0 = Instant::now();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    // the next request skips the paused target without calling it
+    let ok = r.chat("chat", ChatRequest::user("again")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(p.calls("a"), 1);
+    assert_eq!(ok.attempts[0].skip_reason, Some(SkipReason::Paused));
+    assert_eq!(q.calls("b"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn content_filter_is_returned_not_failed_over() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.script("a", [Step::Fail(ErrorClass::ContentFiltered, 400)]);
+    let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ContentFiltered);
+    assert_eq!(p.calls("a"), 1);
+    assert_eq!(q.total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_class_override_lets_content_filter_fail_over() {
+    let (r, p, q) = router(&format!("{TWO_TARGETS}\n[routes.chat.on.content_filtered]\nfailover = true\n"));
+    p.script("a", [Step::Fail(ErrorClass::ContentFiltered, 400)]);
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(q.calls("b"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_is_not_retried_on_the_same_target() {
+    let (r, p, q) = router(&format!("{TWO_TARGETS}\n[routes.chat.timeouts]\nattempt = \"2s\"\n"));
+    p.script("a", [Step::Hang]);
+    let t0 = Instant::now();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(p.calls("a"), 1, "a silent target is not retried");
+    assert_eq!(q.calls("b"), 1);
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    assert_eq!(ok.attempts[0].class, Some(ErrorClass::Timeout));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_bounds_the_whole_request() {
+    let (r, p, q) = router(&format!("{TWO_TARGETS}\n[routes.chat.timeouts]\nattempt = \"5s\"\ntotal = \"7s\"\n"));
+    p.set_default(Step::Hang);
+    q.set_default(Step::Hang);
+    let t0 = Instant::now();
+    let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Timeout);
+    assert_eq!(t0.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flapping_target_opens_its_breaker_is_probed_once_per_cooldown_and_recovers() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, q) = router(extra);
+    let mut events = r.subscribe();
+    p.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    for _ in 0..5 {
+        let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+        assert_eq!(ok.model(), "b");
+    }
+    assert_eq!(p.calls("a"), 3, "opened after 3 failures; then skipped");
+    let h = r.health();
+    let a = h.targets.iter().find(|t| t.model == "a").unwrap();
+    assert_eq!(a.state.breaker, BreakerState::Open);
+    // after the cooldown: exactly one probe, which fails: cooldown doubles to 20s
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let (first, second) = tokio::join!(r.chat("chat", ChatRequest::user("1")), r.chat("chat", ChatRequest::user("2")));
+    assert_eq!(first.unwrap().model(), "b");
+    assert_eq!(second.unwrap().model(), "b");
+    assert_eq!(p.calls("a"), 4, "one probe, not a flood");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(p.calls("a"), 4, "cooldown doubled: no probe yet at +10s");
+    // the provider recovers: the next probe closes the breaker and traffic comes back
+    p.set_default(Step::Ok("back"));
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "a");
+    assert!(ok.attempts[0].probe || ok.attempts.len() == 1);
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "a");
+    assert!(q.calls("b") >= 8);
+    let mut transitions = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let switchyard::RouterEvent::Breaker { model: Some(m), from, to, .. } = e {
+            if m == "a" {
+                transitions.push((from, to));
+            }
+        }
+    }
+    assert_eq!(transitions.first(), Some(&(BreakerState::Closed, BreakerState::Open)));
+    assert_eq!(transitions.last(), Some(&(BreakerState::HalfOpen, BreakerState::Closed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_target_is_open_the_one_whose_cooldown_ends_first_is_probed() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+[routes.chat]
+targets = [
+  { provider = "p", model = "a", breaker = { consecutive_failures = 1, cooldown = "30s" } },
+  { provider = "q", model = "b", breaker = { consecutive_failures = 1, cooldown = "10s" } },
+]
+"#;
+    let (r, p, q) = router(extra);
+    p.script("a", [Step::Fail(ErrorClass::ServerError, 500)]);
+    q.script("b", [Step::Fail(ErrorClass::ServerError, 500)]);
+    let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ServerError);
+    // both open now; b's cooldown ends first: it is probed rather than refusing untried
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(p.calls("a"), 1);
+    assert_eq!(q.calls("b"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_api_key_fails_that_provider_without_a_call_and_fails_over() {
+    let text = r#"
+[providers.keyed]
+protocol = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "SWITCHYARD_TEST_SURELY_UNSET"
+[providers.q]
+protocol = "openai"
+base_url = "http://127.0.0.1:9/v1"
+[routes.chat]
+targets = [{ provider = "keyed", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let policy: switchyard::Policy = text.parse().unwrap();
+    assert!(policy.warnings.iter().any(|w| w.message.contains("SWITCHYARD_TEST_SURELY_UNSET")));
+    let q = Scripted::new("q");
+    let r = Router::builder(policy).provider("q", q.clone()).build().unwrap();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(ok.attempts[0].class, Some(ErrorClass::Authentication));
+    assert_eq!(ok.attempts[0].elapsed, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn context_overflow_skips_targets_that_are_not_larger() {
+    let text = r#"
+[routes.chat]
+targets = [
+  { provider = "openai", model = "gpt-4o" },
+  { provider = "openai", model = "gpt-4o-mini" },
+  { provider = "openai", model = "gpt-4.1" },
+]
+"#;
+    std::env::set_var("OPENAI_API_KEY", "sk-test-not-used");
+    let policy: switchyard::Policy = text.parse().unwrap();
+    let o = Scripted::new("openai");
+    o.script("gpt-4o", [Step::Fail(ErrorClass::ContextLengthExceeded, 400)]);
+    let r = Router::builder(policy).provider("openai", o.clone()).build().unwrap();
+    let ok = r.chat("chat", ChatRequest::user("long")).await.unwrap();
+    assert_eq!(ok.model(), "gpt-4.1");
+    assert_eq!(o.calls("gpt-4o"), 1, "not retried on the same model");
+    assert_eq!(o.calls("gpt-4o-mini"), 0);
+    assert_eq!(ok.attempts[1].skip_reason, Some(SkipReason::ContextTooSmall));
+}
+
+#[tokio::test(start_paused = true)]
+async fn context_overflow_goes_to_the_overflow_route() {
+    let extra = r#"
+[routes.chat]
+targets = [{ provider = "p", model = "small" }, { provider = "q", model = "other" }]
+on_context_overflow = "long"
+[routes.long]
+targets = [{ provider = "q", model = "big" }]
+"#;
+    let (r, p, q) = router(extra);
+    p.script("small", [Step::Fail(ErrorClass::ContextLengthExceeded, 400)]);
+    let ok = r.chat("chat", ChatRequest::user("long")).await.unwrap();
+    assert_eq!(ok.model(), "big");
+    assert_eq!(ok.route, "long");
+    assert_eq!(q.calls("other"), 0);
+    assert_eq!(ok.attempts.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_rpm_limit_skips_to_the_next_target_and_waits_only_on_the_last() {
+    let extra = r#"
+[routes.chat]
+targets = [{ provider = "p", model = "a", limits = { rpm = 2 } }, { provider = "q", model = "b", limits = { rpm = 1 } }]
+"#;
+    let (r, p, q) = router(extra);
+    for _ in 0..2 {
+        assert_eq!(r.chat("chat", ChatRequest::user("hi")).await.unwrap().model(), "a");
+    }
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert_eq!(ok.attempts[0].skip_reason, Some(SkipReason::RateLimit));
+    // both exhausted: the last option waits for its limiter (bounded), then goes
+    let t0 = Instant::now();
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "b");
+    assert!(t0.elapsed() > Duration::ZERO && t0.elapsed() <= Duration::from_secs(60), "{:?}", t0.elapsed());
+    assert_eq!(p.calls("a"), 2);
+    assert_eq!(q.calls("b"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_route_is_an_error() {
+    let (r, _, _) = router(TWO_TARGETS);
+    assert!(matches!(r.chat("nope", ChatRequest::user("hi")).await, Err(RouterError::UnknownRoute(_))));
+}
+
+async fn collect(mut s: switchyard::RoutedStream) -> (StreamCollector, Vec<StreamEvent>, Option<RouterError>) {
+    let mut c = StreamCollector::new();
+    let mut events = Vec::new();
+    while let Some(item) = s.next().await {
+        match item {
+            Ok(e) => {
+                c.push(&e);
+                events.push(e);
+            }
+            Err(e) => return (c, events, Some(e)),
+        }
+    }
+    (c, events, None)
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_failures_before_content_fail_over_invisibly() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.set_default(Step::Fail(ErrorClass::Overloaded, 529));
+    q.set_default(Step::Ok("hello there"));
+    let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
+    let (c, events, err) = collect(s).await;
+    assert!(err.is_none());
+    assert_eq!(c.text(), "hello there");
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Restart { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn mid_stream_failure_continues_with_prefill_on_a_target_that_supports_it() {
+    let text = r#"
+[defaults]
+retry = { max_attempts = 1 }
+[routes.chat]
+targets = [{ provider = "anthropic", model = "claude-sonnet-4-6" }, { provider = "anthropic", model = "claude-sonnet-4-5" }]
+"#;
+    std::env::set_var("ANTHROPIC_API_KEY", "sk-ant-test-not-used");
+    let policy: switchyard::Policy = text.parse().unwrap();
+    let a = Scripted::new("anthropic");
+    a.script("claude-sonnet-4-6", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::Overloaded)]);
+    a.script("claude-sonnet-4-5", [Step::Ok("42.")]);
+    let r = Router::builder(policy).provider("anthropic", a.clone()).build().unwrap();
+    let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
+    let (c, _events, err) = collect(s).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(c.text(), "The answer is 42.");
+    // the fallback saw the partial answer as an assistant prefill, without trailing white space
+    let msgs = a.last_messages("claude-sonnet-4-5");
+    assert_eq!(msgs[0], vec!["question".to_owned(), "The answer is".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the_partial_text() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.script("a", [Step::StreamThenFail(vec!["Hel", "lo"], ErrorClass::StreamInterrupted)]);
+    // q's model has no profile (prefill unknown): it is tried, rejects the prefill with a 400,
+    // and that rejection must not replace the original failure
+    q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400)]);
+    let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
+    let (c, _events, err) = collect(s).await;
+    assert_eq!(c.text(), "Hello");
+    let err = err.expect("must not be a success");
+    assert_eq!(err.class(), ErrorClass::StreamInterrupted);
+    let f = err.failure().unwrap();
+    assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello"));
+    assert!(f.message.contains("stream_interrupted"), "{}", f.message);
+    assert_eq!(q.calls("b"), 1);
+    // learned: the next continuation does not ask b again
+    p.script("a", [Step::StreamThenFail(vec!["Hi"], ErrorClass::StreamInterrupted)]);
+    let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
+    let (_, _, err) = collect(s).await;
+    assert!(err.is_some());
+    assert_eq!(q.calls("b"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_restart_allowed_the_consumer_is_told_to_discard_and_the_answer_restarts() {
+    let (r, p, q) = router(TWO_TARGETS);
+    p.script("a", [Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError)]);
+    q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400), Step::Ok("fresh answer")]);
+    let s = r.chat_stream_with("chat", ChatRequest::user("hi"), StreamOptions { allow_restart: true }).await.unwrap();
+    let summary_stream = s;
+    let (c, events, err) = collect(summary_stream).await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(events.iter().any(|e| matches!(e, StreamEvent::Restart { .. })));
+    assert_eq!(c.text(), "fresh answer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_probe_does_not_keep_the_slot() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+[routes.chat]
+targets = [{ provider = "p", model = "a", breaker = { consecutive_failures = 1, cooldown = "10s" } }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, _q) = router(extra);
+    p.script("a", [Step::Fail(ErrorClass::ServerError, 500), Step::Hang]);
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    // this request takes the probe and hangs; cancel it
+    let probe = tokio::time::timeout(Duration::from_secs(1), r.chat("chat", ChatRequest::user("probe"))).await;
+    assert!(probe.is_err());
+    assert_eq!(p.calls("a"), 2);
+    // the slot is free: the next request probes again (and succeeds)
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "a");
+    assert_eq!(p.calls("a"), 3);
+}
