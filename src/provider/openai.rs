@@ -1,4 +1,0 @@
-//! Adapter stub (being written).
-/// OpenAI adapter.
-#[derive(Debug)]
-pub struct OpenAi;
