@@ -12,6 +12,7 @@ mod stream;
 mod wire;
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -117,7 +118,7 @@ impl OpenAi {
     async fn failure(&self, response: reqwest::Response, call: &Call<'_>) -> ProviderError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = http::read_body(&self.config.name, response, call.timeouts.idle).await.unwrap_or_default();
+        let body = read_error_body(response, call.timeouts.idle).await;
         classify::http_error(&self.config.name, self.config.api_key.as_ref(), status, &headers, &body)
     }
 }
@@ -165,6 +166,29 @@ impl Provider for OpenAi {
         let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
         Ok(stream::decode(events, ctx))
     }
+}
+
+/// Error bodies are read only this far: classification needs their start, and a misbehaving proxy
+/// must not make the adapter buffer without bound.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads up to [`ERROR_BODY_LIMIT`] bytes of an error body; a stall or a cut just ends it early.
+async fn read_error_body(mut response: reqwest::Response, idle: Option<Duration>) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        let chunk = match idle {
+            Some(idle) => match tokio::time::timeout(idle, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => break,
+            },
+            None => response.chunk().await,
+        };
+        match chunk {
+            Ok(Some(bytes)) => body.extend_from_slice(&bytes),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
 }
 
 /// `Authorization: Bearer KEY` (marked sensitive) and the config's headers. Errors name the header,
