@@ -1,0 +1,431 @@
+//! Error classification: OpenAI's status codes and error bodies (`{"error":{message,type,param,code}}`,
+//! or HTML, empty, truncated) become one [`ErrorClass`].
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::error::{ErrorClass, ProviderError};
+use crate::provider::http;
+use crate::secret::ApiKey;
+
+/// The header OpenAI puts its request id in.
+pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Longest message taken from a body that is not a JSON error (HTML pages, proxies' text).
+const SNIPPET_CHARS: usize = 200;
+/// Longest message or type/code taken from a JSON error: upstream text is bounded before it is kept.
+const MESSAGE_CHARS: usize = 2000;
+
+/// The fields of an error body that classification looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ErrorBody {
+    message: Option<String>,
+    kind: Option<String>,
+    code: Option<String>,
+}
+
+impl ErrorBody {
+    /// Reads `{"error":{...}}`, `{"error":"text"}` or a bare `{message,type,code}` (vLLM-style servers);
+    /// `None` for anything else.
+    pub(super) fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let obj = value.as_object()?;
+        match obj.get("error") {
+            Some(Value::Object(e)) => Some(Self::from_fields(e)),
+            Some(Value::String(s)) => Some(ErrorBody { message: Some(s.clone()), ..Self::from_fields(obj) }),
+            _ if obj.contains_key("message") => Some(Self::from_fields(obj)),
+            _ => None,
+        }
+    }
+
+    /// Reads the value of an in-stream `error` field (an object, or a bare message).
+    pub(super) fn from_value(value: &Value) -> ErrorBody {
+        match value {
+            Value::Object(e) => Self::from_fields(e),
+            Value::String(s) => ErrorBody { message: Some(s.clone()), ..ErrorBody::default() },
+            other => ErrorBody { message: Some(other.to_string()), ..ErrorBody::default() },
+        }
+    }
+
+    fn from_fields(obj: &serde_json::Map<String, Value>) -> ErrorBody {
+        let text = |k: &str| match obj.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            // some compatible servers send numeric codes
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        ErrorBody { message: text("message"), kind: text("type"), code: text("code") }
+    }
+
+    /// Whether the type or the code is `name`.
+    fn is(&self, name: &str) -> bool {
+        self.kind.as_deref() == Some(name) || self.code.as_deref() == Some(name)
+    }
+
+    fn is_context_overflow(&self) -> bool {
+        self.code.as_deref() == Some("context_length_exceeded")
+            || self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
+    }
+
+    fn is_content_filter(&self) -> bool {
+        self.is("content_policy_violation") || self.is("content_filter")
+    }
+
+    fn is_rate_limit(&self) -> bool {
+        // OpenAI's 429 types are `requests` / `tokens`; compatible servers use Anthropic's name
+        ["rate_limit_exceeded", "rate_limit_error", "requests", "tokens"].iter().any(|n| self.is(n))
+    }
+}
+
+/// The class of a non-2xx response.
+pub(super) fn class_for_status(status: u16, body: &ErrorBody) -> ErrorClass {
+    match status {
+        400 if body.is_context_overflow() => ErrorClass::ContextLengthExceeded,
+        400 if body.is_content_filter() => ErrorClass::ContentFiltered,
+        400 | 422 => ErrorClass::InvalidRequest,
+        401 => ErrorClass::Authentication,
+        402 => ErrorClass::QuotaExhausted,
+        403 => ErrorClass::PermissionDenied,
+        404 => ErrorClass::NotFound,
+        408 | 504 => ErrorClass::Timeout,
+        409 => ErrorClass::ServerError,
+        413 => ErrorClass::RequestTooLarge,
+        429 if body.is("insufficient_quota") => ErrorClass::QuotaExhausted,
+        429 => ErrorClass::RateLimited,
+        503 | 529 => ErrorClass::Overloaded,
+        500..=599 => ErrorClass::ServerError,
+        400..=499 => ErrorClass::InvalidRequest,
+        // a 1xx/3xx that reqwest did not resolve: not an API answer at all (wrong base_url, captive proxy)
+        _ => ErrorClass::MalformedResponse,
+    }
+}
+
+/// The class of an `error` object inside a 200 stream.
+pub(super) fn class_in_stream(body: &ErrorBody) -> ErrorClass {
+    if body.is_context_overflow() {
+        ErrorClass::ContextLengthExceeded
+    } else if body.is_content_filter() {
+        ErrorClass::ContentFiltered
+    } else if body.is("insufficient_quota") {
+        ErrorClass::QuotaExhausted
+    } else if body.is("overloaded") || body.is("overloaded_error") {
+        ErrorClass::Overloaded
+    } else if body.is_rate_limit() {
+        ErrorClass::RateLimited
+    } else {
+        ErrorClass::ServerError
+    }
+}
+
+/// A classified error for a non-2xx response, with the body's type/code/message and the response's
+/// status, request id, retry-after and x-should-retry.
+pub(super) fn http_error(
+    provider: &str,
+    key: Option<&ApiKey>,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ProviderError {
+    let parsed = ErrorBody::parse(body);
+    let class = class_for_status(status, parsed.as_ref().unwrap_or(&ErrorBody::default()));
+    let message = match parsed.as_ref().and_then(|p| p.message.as_deref()) {
+        Some(m) => one_line(key, m, MESSAGE_CHARS),
+        None => body_snippet(key, status, body),
+    };
+    let error = with_body_fields(ProviderError::new(class, provider, message), key, parsed.as_ref());
+    http::error_with_response_meta(error, status, headers, REQUEST_ID_HEADER)
+}
+
+/// A classified error for an `error` object that arrived inside a 200 stream.
+pub(super) fn stream_error(provider: &str, key: Option<&ApiKey>, body: &ErrorBody) -> ProviderError {
+    let message = match body.message.as_deref() {
+        Some(m) => one_line(key, m, MESSAGE_CHARS),
+        None => "error event in the stream".to_owned(),
+    };
+    with_body_fields(ProviderError::new(class_in_stream(body), provider, message), key, Some(body)).with_status(200)
+}
+
+fn with_body_fields(mut error: ProviderError, key: Option<&ApiKey>, body: Option<&ErrorBody>) -> ProviderError {
+    if let Some(b) = body {
+        error.provider_type = b.kind.as_deref().map(|t| one_line(key, t, SNIPPET_CHARS));
+        error.provider_code = b.code.as_deref().map(|c| one_line(key, c, SNIPPET_CHARS));
+    }
+    error
+}
+
+/// The message for a body that is not a JSON error: a short single-line snippet, tags stripped.
+fn body_snippet(key: Option<&ApiKey>, status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = if text.trim_start().starts_with('<') { strip_tags(&text) } else { text.into_owned() };
+    let snippet = one_line(key, &text, SNIPPET_CHARS);
+    if snippet.is_empty() { format!("HTTP {status} with an empty body") } else { snippet }
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Upstream text made safe to keep: whitespace and control characters collapsed to single spaces,
+/// the API key redacted, at most `max_chars` characters.
+pub(super) fn one_line(key: Option<&ApiKey>, text: &str, max_chars: usize) -> String {
+    let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let collapsed = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    // the key holds no whitespace, so collapsing never splits an occurrence of it
+    let redacted = match key {
+        Some(k) => k.redact(&collapsed),
+        None => collapsed,
+    };
+    if redacted.chars().count() <= max_chars {
+        return redacted;
+    }
+    let mut cut: String = redacted.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    const KEY: &str = "sk-test-secret-key-0123456789";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn err(msg: &str, kind: &str, code: Option<&str>) -> String {
+        serde_json::json!({"error": {"message": msg, "type": kind, "param": null, "code": code}}).to_string()
+    }
+
+    struct Case {
+        status: u16,
+        headers: &'static [(&'static str, &'static str)],
+        body: String,
+        class: ErrorClass,
+        kind: Option<&'static str>,
+        code: Option<&'static str>,
+        message: &'static str,
+        retry_after: Option<Duration>,
+        should_retry: Option<bool>,
+    }
+
+    fn case(status: u16, body: String, class: ErrorClass) -> Case {
+        Case {
+            status,
+            headers: &[],
+            body,
+            class,
+            kind: None,
+            code: None,
+            message: "",
+            retry_after: None,
+            should_retry: None,
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        use ErrorClass::*;
+        let ctx = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9631 tokens.";
+        vec![
+            Case {
+                kind: Some("invalid_request_error"),
+                code: Some("context_length_exceeded"),
+                message: ctx,
+                ..case(400, err(ctx, "invalid_request_error", Some("context_length_exceeded")), ContextLengthExceeded)
+            },
+            Case {
+                message: "This model's Maximum Context Length is 4096 tokens.",
+                ..case(
+                    400,
+                    err("This model's Maximum Context Length is 4096 tokens.", "invalid_request_error", None),
+                    ContextLengthExceeded,
+                )
+            },
+            Case {
+                code: Some("content_policy_violation"),
+                ..case(400, err("unsafe", "invalid_request_error", Some("content_policy_violation")), ContentFiltered)
+            },
+            Case { kind: Some("content_filter"), ..case(400, err("filtered", "content_filter", None), ContentFiltered) },
+            Case {
+                message: "Invalid value for 'temperature'",
+                ..case(400, err("Invalid value for 'temperature'", "invalid_request_error", None), InvalidRequest)
+            },
+            case(422, err("unprocessable", "invalid_request_error", None), InvalidRequest),
+            Case {
+                code: Some("invalid_api_key"),
+                ..case(401, err("Incorrect API key provided: sk-...abcd.", "invalid_request_error", Some("invalid_api_key")), Authentication)
+            },
+            case(402, err("billing", "billing_error", None), QuotaExhausted),
+            case(403, err("Country not supported", "invalid_request_error", Some("unsupported_country_region_territory")), PermissionDenied),
+            Case {
+                code: Some("model_not_found"),
+                ..case(404, err("The model `x` does not exist", "invalid_request_error", Some("model_not_found")), NotFound)
+            },
+            case(408, err("timeout", "server_error", None), Timeout),
+            case(409, err("conflict", "server_error", None), ServerError),
+            case(413, String::new(), RequestTooLarge),
+            Case {
+                headers: &[("retry-after", "2"), ("x-should-retry", "true")],
+                kind: Some("requests"),
+                code: Some("rate_limit_exceeded"),
+                retry_after: Some(Duration::from_secs(2)),
+                should_retry: Some(true),
+                ..case(429, err("Rate limit reached. Please try again in 644ms.", "requests", Some("rate_limit_exceeded")), RateLimited)
+            },
+            Case {
+                headers: &[("retry-after-ms", "644"), ("retry-after", "1")],
+                retry_after: Some(Duration::from_millis(644)),
+                ..case(429, err("slow down", "tokens", Some("rate_limit_exceeded")), RateLimited)
+            },
+            Case {
+                kind: Some("insufficient_quota"),
+                code: Some("insufficient_quota"),
+                ..case(429, err("You exceeded your current quota", "insufficient_quota", Some("insufficient_quota")), QuotaExhausted)
+            },
+            Case { code: Some("insufficient_quota"), ..case(429, err("quota", "requests", Some("insufficient_quota")), QuotaExhausted) },
+            Case {
+                headers: &[("x-should-retry", "false")],
+                should_retry: Some(false),
+                kind: Some("server_error"),
+                ..case(500, err("The server had an error", "server_error", None), ServerError)
+            },
+            Case {
+                message: "502 Bad Gateway 502 Bad Gateway nginx",
+                ..case(
+                    502,
+                    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".into(),
+                    ServerError,
+                )
+            },
+            Case {
+                code: Some("overloaded"),
+                ..case(503, err("The engine is currently overloaded.", "server_error", Some("overloaded")), Overloaded)
+            },
+            Case { message: "HTTP 503 with an empty body", ..case(503, String::new(), Overloaded) },
+            case(529, err("Overloaded", "overloaded_error", None), Overloaded),
+            case(504, "upstream request timeout".into(), Timeout),
+            case(599, String::new(), ServerError),
+            Case {
+                message: "{\"error\":{\"message\":\"Rate limit",
+                ..case(429, "{\"error\":{\"message\":\"Rate limit".into(), RateLimited)
+            },
+            Case {
+                message: "{\"error\":{\"message\":\"Incorrect API key",
+                ..case(400, "{\"error\":{\"message\":\"Incorrect API key".into(), InvalidRequest)
+            },
+            case(418, "I'm a teapot".into(), InvalidRequest),
+            case(451, String::new(), InvalidRequest),
+            Case { code: Some("400"), ..case(400, r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#.into(), InvalidRequest) },
+            case(302, String::new(), MalformedResponse),
+        ]
+    }
+
+    #[test]
+    fn classification_table() {
+        let key = ApiKey::new(KEY);
+        for c in cases() {
+            let h = headers(&[c.headers, &[("x-request-id", "req_abc")]].concat());
+            let e = http_error("openai", Some(&key), c.status, &h, c.body.as_bytes());
+            let label = format!("{} {}", c.status, c.body);
+            assert_eq!(e.class, c.class, "{label}");
+            assert_eq!(e.status, Some(c.status), "{label}");
+            assert_eq!(e.provider, "openai");
+            assert_eq!(e.request_id.as_deref(), Some("req_abc"), "{label}");
+            assert_eq!(e.retry_after, c.retry_after, "{label}");
+            assert_eq!(e.should_retry, c.should_retry, "{label}");
+            if c.kind.is_some() {
+                assert_eq!(e.provider_type.as_deref(), c.kind, "{label}");
+            }
+            if c.code.is_some() {
+                assert_eq!(e.provider_code.as_deref(), c.code, "{label}");
+            }
+            if !c.message.is_empty() {
+                assert_eq!(e.message, c.message, "{label}");
+            }
+            assert!(!e.message.contains('\n') && e.message.chars().count() <= MESSAGE_CHARS, "{label}");
+            assert!(!e.message.is_empty(), "{label}");
+        }
+    }
+
+    #[test]
+    fn non_json_bodies_become_short_single_line_snippets() {
+        let page = format!("<html><body>{}</body></html>", "Service temporarily unavailable. ".repeat(40));
+        let e = http_error("openai", None, 502, &HeaderMap::new(), page.as_bytes());
+        assert!(e.message.chars().count() <= SNIPPET_CHARS, "{}", e.message.len());
+        assert!(e.message.starts_with("Service temporarily unavailable."), "{}", e.message);
+        assert!(!e.message.contains('<'));
+        let binary = [0xff, 0xfe, 0x00, b'\n', b'x'];
+        let e = http_error("openai", None, 500, &HeaderMap::new(), &binary);
+        assert!(!e.message.contains('\0') && !e.message.contains('\n'), "{:?}", e.message);
+    }
+
+    #[test]
+    fn the_key_is_redacted_from_messages_types_codes_and_snippets() {
+        let key = ApiKey::new(KEY);
+        let bodies = [
+            err(&format!("Incorrect API key provided: {KEY}."), KEY, Some(KEY)),
+            format!("<html><body>bad key {KEY}</body></html>"),
+            format!("{{\"error\":\"bad key {KEY}\"}}"),
+            format!("{{\"error\":{{\"message\":\"bad key {KEY}"),
+        ];
+        for body in bodies {
+            let e = http_error("openai", Some(&key), 401, &HeaderMap::new(), body.as_bytes());
+            assert_eq!(e.class, ErrorClass::Authentication);
+            let all = format!("{e} {e:?}");
+            assert!(!all.contains(KEY), "{all}");
+            assert!(all.contains("***"), "{all}");
+        }
+    }
+
+    #[test]
+    fn in_stream_errors_classify_by_type_and_code() {
+        use ErrorClass::*;
+        let cases = [
+            (serde_json::json!({"message":"boom","type":"server_error","code":null}), ServerError),
+            (serde_json::json!({"message":"busy","type":"overloaded_error"}), Overloaded),
+            (serde_json::json!({"message":"busy","type":"server_error","code":"overloaded"}), Overloaded),
+            (serde_json::json!({"message":"slow","type":"requests","code":"rate_limit_exceeded"}), RateLimited),
+            (serde_json::json!({"message":"slow","type":"rate_limit_error"}), RateLimited),
+            (serde_json::json!({"message":"quota","type":"insufficient_quota"}), QuotaExhausted),
+            (serde_json::json!({"message":"x","code":"context_length_exceeded"}), ContextLengthExceeded),
+            (serde_json::json!({"message":"x","code":"content_filter"}), ContentFiltered),
+            (serde_json::json!({"message":"something odd","type":"weird"}), ServerError),
+            (serde_json::json!("bare message"), ServerError),
+        ];
+        for (value, class) in cases {
+            let e = stream_error("openai", None, &ErrorBody::from_value(&value));
+            assert_eq!(e.class, class, "{value}");
+            assert_eq!(e.status, Some(200), "{value}");
+        }
+    }
+
+    #[test]
+    fn one_line_truncates_on_char_boundaries() {
+        let s = one_line(None, &"é".repeat(300), 200);
+        assert_eq!(s.chars().count(), 200);
+        assert!(s.ends_with('…'));
+        assert_eq!(one_line(None, "  a \n\t b  ", 200), "a b");
+    }
+}

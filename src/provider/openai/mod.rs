@@ -1,0 +1,299 @@
+//! The OpenAI Chat Completions adapter (and every OpenAI-compatible server).
+//!
+//! `wire` maps requests and responses, `classify` turns failures into [`ErrorClass`]es, `stream`
+//! decodes server-sent events.
+
+// `ProviderError` is large, but it is the error type the `Provider` trait fixes; boxing it only
+// inside the adapter would add allocations without shrinking anything the caller sees.
+#![allow(clippy::result_large_err)]
+
+mod classify;
+mod stream;
+mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
+use crate::chat::ChatResponse;
+use crate::error::{ErrorClass, ProviderError};
+use crate::profile::{AuthScheme, ProviderProfile};
+use classify::REQUEST_ID_HEADER;
+use stream::StreamContext;
+
+/// An OpenAI Chat Completions provider: `POST {base_url}/chat/completions`.
+///
+/// Works with OpenAI itself and any OpenAI-compatible server (set `base_url`). Its `Debug` shows
+/// the config without the key or header values.
+///
+/// ```no_run
+/// use switchyard::{Call, ChatRequest, OpenAi, Provider};
+/// # async fn run() -> Result<(), switchyard::ProviderError> {
+/// let openai = OpenAi::from_env()?; // OPENAI_API_KEY
+/// let request = ChatRequest::user("Say hello");
+/// let answer = openai.chat(Call::new("gpt-4o-mini", &request)).await?;
+/// println!("{}", answer.text);
+/// # Ok(()) }
+/// ```
+pub struct OpenAi {
+    config: ProviderConfig,
+    client: reqwest::Client,
+    url: String,
+    /// Authorization and the config's headers, validated once.
+    headers: HeaderMap,
+}
+
+impl fmt::Debug for OpenAi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAi").field("url", &self.url).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl OpenAi {
+    /// An adapter for `config`. Fails when the HTTP client cannot start, or when the key or a
+    /// configured header cannot be sent as an HTTP header.
+    pub fn new(config: ProviderConfig) -> Result<OpenAi, ProviderError> {
+        let client = http::client(&config)?;
+        let headers = request_headers(&config)?;
+        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        Ok(OpenAi { config, client, url, headers })
+    }
+
+    /// An adapter for the built-in `openai` profile, with the key from `OPENAI_API_KEY`. A missing
+    /// key is reported by the first call, as an `authentication` error, without a request.
+    pub fn from_env() -> Result<OpenAi, ProviderError> {
+        let profile = ProviderProfile::builtin("openai").ok_or_else(|| {
+            ProviderError::new(ErrorClass::InvalidRequest, "openai", "the built-in `openai` profile is missing")
+        })?;
+        OpenAi::new(ProviderConfig::from_profile(profile))
+    }
+
+    /// The endpoint requests go to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A profile that wants a key and no key: fail before touching the network.
+    fn check_key(&self) -> Result<(), ProviderError> {
+        let Some(profile) = &self.config.profile else { return Ok(()) };
+        if profile.auth == AuthScheme::None || self.config.api_key.is_some() {
+            return Ok(());
+        }
+        let hint = match &profile.api_key_env {
+            Some(var) => format!("set the {var} environment variable"),
+            None => "configure an API key".to_owned(),
+        };
+        Err(ProviderError::new(
+            ErrorClass::Authentication,
+            self.config.name.clone(),
+            format!("no API key for provider `{}`: {hint}", self.config.name),
+        ))
+    }
+
+    fn body(&self, call: &Call<'_>, streaming: bool) -> Result<Vec<u8>, ProviderError> {
+        let invalid = |why: String| ProviderError::new(ErrorClass::InvalidRequest, self.config.name.clone(), why);
+        let wire = wire::request_body(call.model, call.request, streaming).map_err(invalid)?;
+        serde_json::to_vec(&wire).map_err(|e| invalid(format!("cannot encode the request: {e}")))
+    }
+
+    /// Sends the request; the response headers must arrive before `start + first_token`.
+    async fn post(&self, call: &Call<'_>, streaming: bool, start: Instant) -> Result<reqwest::Response, ProviderError> {
+        self.check_key()?;
+        let body = self.body(call, streaming)?;
+        let request = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let deadline = call.timeouts.first_token.map(|t| start + t);
+        http::send(&self.config.name, request, deadline).await
+    }
+
+    /// A non-2xx response as a classified error. A body that cannot be read still leaves the status.
+    async fn failure(&self, response: reqwest::Response, call: &Call<'_>) -> ProviderError {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_error_body(response, call.timeouts.idle).await;
+        classify::http_error(&self.config.name, self.config.api_key.as_ref(), status, &headers, &body)
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Openai
+    }
+
+    async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
+        let start = Instant::now();
+        let response = self.post(&call, false, start).await?;
+        if !response.status().is_success() {
+            return Err(self.failure(response, &call).await);
+        }
+        let status = response.status().as_u16();
+        let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
+        let body = http::read_body(&self.config.name, response, call.timeouts.idle).await?;
+        wire::decode_response(&body, &self.config.name, call.model, request_id.clone()).map_err(|why| {
+            let mut e =
+                ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why).with_status(status);
+            e.request_id = request_id;
+            e
+        })
+    }
+
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
+        let start = Instant::now();
+        let response = self.post(&call, true, start).await?;
+        if !response.status().is_success() {
+            return Err(self.failure(response, &call).await);
+        }
+        let ctx = StreamContext {
+            provider: self.config.name.clone(),
+            key: self.config.api_key.clone(),
+            request_id: http::header_str(response.headers(), REQUEST_ID_HEADER),
+            grace: StreamContext::grace_for(call.timeouts.idle),
+        };
+        let first = call.timeouts.first_token.map(|t| start + t);
+        let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
+        Ok(stream::decode(events, ctx))
+    }
+}
+
+/// Error bodies are read only this far: classification needs their start, and a misbehaving proxy
+/// must not make the adapter buffer without bound.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads up to [`ERROR_BODY_LIMIT`] bytes of an error body; a stall or a cut just ends it early.
+async fn read_error_body(mut response: reqwest::Response, idle: Option<Duration>) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        let chunk = match idle {
+            Some(idle) => match tokio::time::timeout(idle, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => break,
+            },
+            None => response.chunk().await,
+        };
+        match chunk {
+            Ok(Some(bytes)) => body.extend_from_slice(&bytes),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+/// `Authorization: Bearer KEY` (marked sensitive) and the config's headers. Errors name the header,
+/// never its value.
+fn request_headers(config: &ProviderConfig) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = &config.api_key {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+            ProviderError::new(
+                ErrorClass::Authentication,
+                config.name.clone(),
+                "the API key contains characters not allowed in an HTTP header",
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    for (name, value) in &config.headers {
+        let invalid = || {
+            ProviderError::new(
+                ErrorClass::InvalidRequest,
+                config.name.clone(),
+                format!("invalid header `{name}` in the config"),
+            )
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        // organization ids and custom auth headers are credentials too
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::secret::ApiKey;
+
+    #[test]
+    fn url_trims_trailing_slashes() {
+        for base in ["http://h/v1", "http://h/v1/"] {
+            assert_eq!(OpenAi::new(ProviderConfig::new("p", base)).unwrap().url(), "http://h/v1/chat/completions");
+        }
+    }
+
+    #[test]
+    fn headers_carry_bearer_key_and_config_headers() {
+        let c = ProviderConfig::new("openai", "http://h")
+            .api_key(ApiKey::new("sk-abc"))
+            .header("OpenAI-Organization", "org-1")
+            .header("OpenAI-Project", "proj-1");
+        let h = request_headers(&c).unwrap();
+        assert_eq!(h.get(AUTHORIZATION).unwrap().to_str().unwrap(), "Bearer sk-abc");
+        assert!(h.get(AUTHORIZATION).unwrap().is_sensitive());
+        assert_eq!(h.get("openai-organization").unwrap(), "org-1");
+        assert_eq!(h.get("openai-project").unwrap(), "proj-1");
+        assert!(request_headers(&ProviderConfig::new("p", "http://h")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unsendable_key_or_header_fails_without_echoing_it() {
+        let e =
+            OpenAi::new(ProviderConfig::new("p", "http://h").api_key(ApiKey::new("sk-bad\nkey-value"))).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Authentication);
+        assert!(!format!("{e} {e:?}").contains("key-value"));
+        let e = OpenAi::new(ProviderConfig::new("p", "http://h").header("X-Custom", "line\nbreak-secret")).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidRequest);
+        assert!(e.message.contains("X-Custom") && !e.message.contains("break-secret"));
+    }
+
+    #[test]
+    fn missing_key_is_an_authentication_error_naming_the_variable() {
+        let profile = ProviderProfile::builtin("openai").unwrap();
+        let mut config = ProviderConfig::from_profile(profile);
+        config.api_key = None;
+        let e = OpenAi::new(config).unwrap().check_key().unwrap_err();
+        assert_eq!(e.class, ErrorClass::Authentication);
+        assert!(e.message.contains("OPENAI_API_KEY"), "{}", e.message);
+
+        let mut keyless = ProviderProfile::builtin("openai").unwrap().as_ref().clone();
+        keyless.auth = AuthScheme::None;
+        let config = ProviderConfig::new("local", "http://h").profile(Arc::new(keyless));
+        assert!(OpenAi::new(config).unwrap().check_key().is_ok());
+        assert!(OpenAi::new(ProviderConfig::new("bare", "http://h")).unwrap().check_key().is_ok());
+    }
+
+    #[test]
+    fn from_env_uses_the_builtin_profile() {
+        let openai = OpenAi::from_env().unwrap();
+        assert_eq!(openai.name(), "openai");
+        assert_eq!(openai.protocol(), Protocol::Openai);
+        assert_eq!(openai.url(), "https://api.openai.com/v1/chat/completions");
+    }
+
+    #[test]
+    fn debug_hides_key_and_header_values() {
+        let c = ProviderConfig::new("openai", "http://h")
+            .api_key(ApiKey::new("sk-very-secret"))
+            .header("OpenAI-Organization", "org-secret");
+        let s = format!("{:?}", OpenAi::new(c).unwrap());
+        assert!(!s.contains("sk-very-secret") && !s.contains("org-secret"), "{s}");
+        assert!(s.contains("OpenAI-Organization"), "{s}");
+    }
+}
