@@ -1,4 +1,0 @@
-//! Adapter stub (being written).
-/// Anthropic adapter.
-#[derive(Debug)]
-pub struct Anthropic;
