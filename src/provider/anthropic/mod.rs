@@ -9,7 +9,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
@@ -42,6 +42,8 @@ pub struct Anthropic {
     config: ProviderConfig,
     client: reqwest::Client,
     url: String,
+    /// Key, version, content type and the config's headers, checked once.
+    headers: HeaderMap,
 }
 
 impl fmt::Debug for Anthropic {
@@ -52,11 +54,13 @@ impl fmt::Debug for Anthropic {
 }
 
 impl Anthropic {
-    /// An adapter for `config`. A missing key is reported by each call, not here.
+    /// An adapter for `config`. Fails on a header name or value (or a key) that cannot go on the
+    /// wire; a missing key is reported by each call instead, without a network call.
     pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
         let client = http::client(&config)?;
         let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
-        Ok(Anthropic { config, client, url })
+        let headers = request_headers(&config)?;
+        Ok(Anthropic { config, client, url, headers })
     }
 
     /// An adapter from the built-in `anthropic` profile, its key from `ANTHROPIC_API_KEY`.
@@ -72,10 +76,6 @@ impl Anthropic {
         &self.config
     }
 
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
     /// A profile that wants a key and no key set fails here, so the request never leaves.
     fn check_key(&self) -> Result<(), ProviderError> {
         let Some(profile) = &self.config.profile else { return Ok(()) };
@@ -89,38 +89,15 @@ impl Anthropic {
         Err(ProviderError::new(ErrorClass::Authentication, self.name(), message))
     }
 
-    fn has_header(&self, name: &str) -> bool {
-        self.config.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
-    }
-
-    /// The HTTP request for `body`: URL, auth, version and the config's headers.
+    /// The HTTP request for `body`.
     fn http_request(&self, body: &MessagesRequest<'_>) -> Result<reqwest::RequestBuilder, ProviderError> {
         let bytes = serde_json::to_vec(body).map_err(|e| {
             ProviderError::new(ErrorClass::InvalidRequest, self.name(), format!("cannot encode the request: {e}"))
         })?;
-        let mut request = self.client.post(&self.url).body(bytes);
-        if let Some(key) = &self.config.api_key {
-            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                ProviderError::new(ErrorClass::Authentication, self.name(), "the API key is not a valid header value")
-            })?;
-            // keeps it out of reqwest's and hyper's Debug output
-            value.set_sensitive(true);
-            request = request.header("x-api-key", value);
-        }
-        // the built-in profile pins the version in its headers: never send it twice
-        if !self.has_header("anthropic-version") {
-            request = request.header("anthropic-version", API_VERSION);
-        }
-        if !self.has_header(CONTENT_TYPE.as_str()) {
-            request = request.header(CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in &self.config.headers {
-            request = request.header(name, value);
-        }
-        Ok(request)
+        Ok(self.client.post(&self.url).headers(self.headers.clone()).body(bytes))
     }
 
-    /// Checks the key, maps the request and sends it; returns the response with its status and headers.
+    /// Checks the key, maps the request and sends it; returns the response and when the call started.
     async fn send(&self, call: &Call<'_>, stream: bool) -> Result<(reqwest::Response, Instant), ProviderError> {
         let start = Instant::now();
         self.check_key()?;
@@ -158,15 +135,53 @@ impl Anthropic {
                     classify::redact(key, &error.to_string()),
                     classify::snippet(body, key)
                 );
-                let e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message);
-                let mut e = http::error_with_response_meta(e, status, headers, "request-id");
-                // the class decides here: a success status says nothing about retrying garbage
-                e.should_retry = None;
+                let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message).with_status(status);
+                e.request_id = header_id;
                 e
             }
         };
         Err(classified)
     }
+}
+
+/// Every request's headers: `x-api-key`, `anthropic-version` (unless the config pins one: the built-in
+/// profile does, and it must not go twice), `content-type`, then the config's own.
+fn request_headers(config: &ProviderConfig) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = &config.api_key {
+        let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
+            ProviderError::new(
+                ErrorClass::Authentication,
+                config.name.clone(),
+                "the API key is not a valid header value",
+            )
+        })?;
+        // keeps it out of reqwest's and hyper's Debug output
+        value.set_sensitive(true);
+        headers.insert("x-api-key", value);
+    }
+    headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut overridden = Vec::new();
+    for (name, value) in &config.headers {
+        // the value may be a credential: it stays out of the message
+        let invalid = || {
+            ProviderError::new(
+                ErrorClass::InvalidRequest,
+                config.name.clone(),
+                format!("invalid header `{name}` in the config"),
+            )
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        // the config's value replaces the default; several config values for one name are all kept
+        if !overridden.contains(&name) {
+            headers.remove(&name);
+            overridden.push(name.clone());
+        }
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 #[async_trait]
@@ -206,5 +221,58 @@ impl Provider for Anthropic {
         let first = call.timeouts.first_token.map(|t| start + t);
         let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
         Ok(stream::decode(ctx, events))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::secret::ApiKey;
+
+    fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn headers_carry_key_one_version_and_config_extras() {
+        let profile = ProviderProfile::builtin("anthropic").unwrap();
+        let mut config =
+            ProviderConfig::from_profile(profile).header("anthropic-beta", "a").header("Anthropic-Beta", "b");
+        config.api_key = Some(ApiKey::new("sk-ant-key-1"));
+        let h = request_headers(&config).unwrap();
+        assert_eq!(values(&h, "x-api-key"), ["sk-ant-key-1"]);
+        assert!(h.get("x-api-key").unwrap().is_sensitive());
+        assert_eq!(values(&h, "anthropic-version"), ["2023-06-01"]);
+        assert_eq!(values(&h, "content-type"), ["application/json"]);
+        assert_eq!(values(&h, "anthropic-beta"), ["a", "b"]);
+
+        let pinned = ProviderConfig::new("a", "http://x").header("anthropic-version", "2099-01-01");
+        assert_eq!(values(&request_headers(&pinned).unwrap(), "anthropic-version"), ["2099-01-01"]);
+        let bare = request_headers(&ProviderConfig::new("a", "http://x")).unwrap();
+        assert_eq!(values(&bare, "anthropic-version"), [API_VERSION]);
+        assert!(bare.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn unusable_headers_fail_at_construction_without_echoing_values() {
+        let bad_value = ProviderConfig::new("a", "http://x").header("x-team", "secret\nvalue");
+        let err = Anthropic::new(bad_value).unwrap_err();
+        assert_eq!(err.class, ErrorClass::InvalidRequest);
+        assert!(err.message.contains("x-team") && !err.message.contains("secret"), "{}", err.message);
+        let bad_name = ProviderConfig::new("a", "http://x").header("bad name", "v");
+        assert_eq!(Anthropic::new(bad_name).unwrap_err().class, ErrorClass::InvalidRequest);
+        let bad_key = ProviderConfig::new("a", "http://x").api_key(ApiKey::new("sk-ant\r\nsecret"));
+        let err = Anthropic::new(bad_key).unwrap_err();
+        assert_eq!(err.class, ErrorClass::Authentication);
+        assert!(!err.message.contains("secret"));
+    }
+
+    #[test]
+    fn url_trims_the_trailing_slash() {
+        let a = Anthropic::new(ProviderConfig::new("a", "http://127.0.0.1:9/anthropic/")).unwrap();
+        assert_eq!(a.url, "http://127.0.0.1:9/anthropic/v1/messages");
+        assert_eq!(a.protocol(), Protocol::Anthropic);
+        assert_eq!(Provider::name(&a), "a");
     }
 }
