@@ -1,0 +1,278 @@
+//! The Anthropic Messages adapter (`POST /v1/messages`): request and response bodies in `wire`,
+//! error classification in `classify`, the streaming protocol in `stream`.
+
+// `ProviderError` is what the `Provider` trait returns; boxing it in private helpers only to unbox
+// it at the trait boundary would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
+use crate::chat::ChatResponse;
+use crate::error::{ErrorClass, ProviderError};
+use crate::profile::{AuthScheme, ProviderProfile};
+
+mod classify;
+mod stream;
+mod wire;
+
+use classify::ErrorBody;
+use wire::MessagesRequest;
+
+/// The API version sent when the config's headers do not pin one.
+const API_VERSION: &str = "2023-06-01";
+
+/// An Anthropic Messages provider (`api.anthropic.com` or anything speaking its wire).
+///
+/// ```no_run
+/// use switchyard::{Anthropic, Call, ChatRequest, Provider};
+/// # async fn run() -> Result<(), switchyard::ProviderError> {
+/// let claude = Anthropic::from_env()?; // ANTHROPIC_API_KEY
+/// let request = ChatRequest::user("Say hi").max_tokens(32);
+/// let answer = claude.chat(Call::new("claude-sonnet-4-5", &request)).await?;
+/// println!("{}", answer.text);
+/// # Ok(()) }
+/// ```
+pub struct Anthropic {
+    config: ProviderConfig,
+    client: reqwest::Client,
+    url: String,
+    /// Key, version, content type and the config's headers, checked once.
+    headers: HeaderMap,
+}
+
+impl fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // ProviderConfig's Debug already hides the key and header values
+        f.debug_struct("Anthropic").field("url", &self.url).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Anthropic {
+    /// An adapter for `config`. Fails on a header name or value (or a key) that cannot go on the
+    /// wire; a missing key is reported by each call instead, without a network call.
+    pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        let client = http::client(&config)?;
+        let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
+        let headers = request_headers(&config)?;
+        Ok(Anthropic { config, client, url, headers })
+    }
+
+    /// An adapter from the built-in `anthropic` profile, its key from `ANTHROPIC_API_KEY`.
+    pub fn from_env() -> Result<Self, ProviderError> {
+        let profile = ProviderProfile::builtin("anthropic").ok_or_else(|| {
+            ProviderError::new(ErrorClass::InvalidRequest, "anthropic", "the built-in `anthropic` profile is missing")
+        })?;
+        Self::new(ProviderConfig::from_profile(profile))
+    }
+
+    /// The config the adapter was built from.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// A profile that wants a key and no key set fails here, so the request never leaves.
+    fn check_key(&self) -> Result<(), ProviderError> {
+        let Some(profile) = &self.config.profile else { return Ok(()) };
+        if profile.auth == AuthScheme::None || self.config.api_key.is_some() {
+            return Ok(());
+        }
+        let message = match &profile.api_key_env {
+            Some(var) => format!("no API key: set {var}"),
+            None => "no API key configured".to_owned(),
+        };
+        Err(ProviderError::new(ErrorClass::Authentication, self.name(), message))
+    }
+
+    /// The HTTP request for `body`.
+    fn http_request(&self, body: &MessagesRequest<'_>) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            ProviderError::new(ErrorClass::InvalidRequest, self.name(), format!("cannot encode the request: {e}"))
+        })?;
+        Ok(self.client.post(&self.url).headers(self.headers.clone()).body(bytes))
+    }
+
+    /// Checks the key, maps the request and sends it; returns the response and when the call started.
+    async fn send(&self, call: &Call<'_>, stream: bool) -> Result<(reqwest::Response, Instant), ProviderError> {
+        let start = Instant::now();
+        self.check_key()?;
+        let body = wire::build_request(self.name(), call.model, call.request, self.config.profile.as_deref(), stream)?;
+        let deadline = call.timeouts.first_token.map(|t| start + t);
+        let response = http::send(self.name(), self.http_request(&body)?, deadline).await?;
+        Ok((response, start))
+    }
+
+    /// A non-2xx answer as a classified error. A body that cannot be read still leaves the status.
+    async fn error_response(&self, response: reqwest::Response, call: &Call<'_>) -> ProviderError {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = http::read_body(self.name(), response, call.timeouts.idle).await.unwrap_or_default();
+        classify::classify_response(self.name(), status, &headers, &body, self.config.api_key.as_ref())
+    }
+
+    /// A 2xx body as the answer. Some gateways answer errors with a 200: Anthropic's error envelope is
+    /// classified like any error; anything else that does not decode is `malformed_response`.
+    fn decode_response(&self, status: u16, headers: &HeaderMap, body: &Bytes) -> Result<ChatResponse, ProviderError> {
+        let header_id = http::header_str(headers, "request-id");
+        let error = match wire::MessagesResponse::decode(body) {
+            Ok(message) => return Ok(message.into_chat_response(self.name(), header_id)),
+            Err(e) => e,
+        };
+        let key = self.config.api_key.as_ref();
+        let classified = match ErrorBody::parse(body) {
+            Some(parsed) if parsed.error_type.is_some() => {
+                classify::classify_response(self.name(), status, headers, body, key)
+            }
+            _ => {
+                // serde quotes what it could not decode: the key may be in there
+                let message = format!(
+                    "undecodable response body ({}): {}",
+                    classify::redact(key, &error.to_string()),
+                    classify::snippet(body, key)
+                );
+                let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message).with_status(status);
+                e.request_id = header_id;
+                e
+            }
+        };
+        Err(classified)
+    }
+}
+
+/// Every request's headers: `x-api-key`, `anthropic-version` (unless the config pins one: the built-in
+/// profile does, and it must not go twice), `content-type`, then the config's own.
+fn request_headers(config: &ProviderConfig) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = &config.api_key {
+        let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
+            ProviderError::new(
+                ErrorClass::Authentication,
+                config.name.clone(),
+                "the API key is not a valid header value",
+            )
+        })?;
+        // keeps it out of reqwest's and hyper's Debug output
+        value.set_sensitive(true);
+        headers.insert("x-api-key", value);
+    }
+    headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut overridden = Vec::new();
+    for (name, value) in &config.headers {
+        // the value may be a credential: it stays out of the message
+        let invalid = || {
+            ProviderError::new(
+                ErrorClass::InvalidRequest,
+                config.name.clone(),
+                format!("invalid header `{name}` in the config"),
+            )
+        };
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        // the config's value replaces the default; several config values for one name are all kept
+        if !overridden.contains(&name) {
+            headers.remove(&name);
+            overridden.push(name.clone());
+        }
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Anthropic
+    }
+
+    async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
+        let (response, _) = self.send(&call, false).await?;
+        if !response.status().is_success() {
+            return Err(self.error_response(response, &call).await);
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = http::read_body(self.name(), response, call.timeouts.idle).await.map_err(|mut e| {
+            e.request_id = http::header_str(&headers, "request-id");
+            e
+        })?;
+        self.decode_response(status, &headers, &body)
+    }
+
+    async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
+        let (response, start) = self.send(&call, true).await?;
+        if !response.status().is_success() {
+            return Err(self.error_response(response, &call).await);
+        }
+        let ctx = stream::StreamContext {
+            provider: self.config.name.clone(),
+            request_id: http::header_str(response.headers(), "request-id"),
+            key: self.config.api_key.clone(),
+        };
+        let first = call.timeouts.first_token.map(|t| start + t);
+        let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
+        Ok(stream::decode(ctx, events))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::secret::ApiKey;
+
+    fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn headers_carry_key_one_version_and_config_extras() {
+        let profile = ProviderProfile::builtin("anthropic").unwrap();
+        let mut config =
+            ProviderConfig::from_profile(profile).header("anthropic-beta", "a").header("Anthropic-Beta", "b");
+        config.api_key = Some(ApiKey::new("sk-ant-key-1"));
+        let h = request_headers(&config).unwrap();
+        assert_eq!(values(&h, "x-api-key"), ["sk-ant-key-1"]);
+        assert!(h.get("x-api-key").unwrap().is_sensitive());
+        assert_eq!(values(&h, "anthropic-version"), ["2023-06-01"]);
+        assert_eq!(values(&h, "content-type"), ["application/json"]);
+        assert_eq!(values(&h, "anthropic-beta"), ["a", "b"]);
+
+        let pinned = ProviderConfig::new("a", "http://x").header("anthropic-version", "2099-01-01");
+        assert_eq!(values(&request_headers(&pinned).unwrap(), "anthropic-version"), ["2099-01-01"]);
+        let bare = request_headers(&ProviderConfig::new("a", "http://x")).unwrap();
+        assert_eq!(values(&bare, "anthropic-version"), [API_VERSION]);
+        assert!(bare.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn unusable_headers_fail_at_construction_without_echoing_values() {
+        let bad_value = ProviderConfig::new("a", "http://x").header("x-team", "secret\nvalue");
+        let err = Anthropic::new(bad_value).unwrap_err();
+        assert_eq!(err.class, ErrorClass::InvalidRequest);
+        assert!(err.message.contains("x-team") && !err.message.contains("secret"), "{}", err.message);
+        let bad_name = ProviderConfig::new("a", "http://x").header("bad name", "v");
+        assert_eq!(Anthropic::new(bad_name).unwrap_err().class, ErrorClass::InvalidRequest);
+        let bad_key = ProviderConfig::new("a", "http://x").api_key(ApiKey::new("sk-ant\r\nsecret"));
+        let err = Anthropic::new(bad_key).unwrap_err();
+        assert_eq!(err.class, ErrorClass::Authentication);
+        assert!(!err.message.contains("secret"));
+    }
+
+    #[test]
+    fn url_trims_the_trailing_slash() {
+        let a = Anthropic::new(ProviderConfig::new("a", "http://127.0.0.1:9/anthropic/")).unwrap();
+        assert_eq!(a.url, "http://127.0.0.1:9/anthropic/v1/messages");
+        assert_eq!(a.protocol(), Protocol::Anthropic);
+        assert_eq!(Provider::name(&a), "a");
+    }
+}
