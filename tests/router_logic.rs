@@ -53,7 +53,10 @@ async fn persistent_overload_fails_over_after_max_attempts() {
     assert_eq!(p.calls("a"), 3, "max_attempts = 3 on the first target");
     assert_eq!(q.calls("b"), 1);
     let classes: Vec<_> = ok.attempts.iter().map(|a| a.class).collect();
-    assert_eq!(classes, vec![Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), None]);
+    assert_eq!(
+        classes,
+        vec![Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), Some(ErrorClass::Overloaded), None]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,7 +241,6 @@ targets = [
   { provider = "openai", model = "gpt-4.1" },
 ]
 "#;
-    std::env::set_var("OPENAI_API_KEY", "sk-test-not-used");
     let policy: switchyard::Policy = text.parse().unwrap();
     let o = Scripted::new("openai");
     o.script("gpt-4o", [Step::Fail(ErrorClass::ContextLengthExceeded, 400)]);
@@ -331,7 +333,6 @@ retry = { max_attempts = 1 }
 [routes.chat]
 targets = [{ provider = "anthropic", model = "claude-sonnet-4-6" }, { provider = "anthropic", model = "claude-sonnet-4-5" }]
 "#;
-    std::env::set_var("ANTHROPIC_API_KEY", "sk-ant-test-not-used");
     let policy: switchyard::Policy = text.parse().unwrap();
     let a = Scripted::new("anthropic");
     a.script("claude-sonnet-4-6", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::Overloaded)]);

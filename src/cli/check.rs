@@ -102,9 +102,19 @@ pub(crate) fn render(policy: &Policy) -> String {
 }
 
 fn render_route(out: &mut String, r: &RoutePolicy) {
-    let _ = writeln!(out, "  {} (strategy {}, total timeout {})", r.name, r.strategy.as_str(), format_duration(r.total_timeout));
+    let _ = writeln!(
+        out,
+        "  {} (strategy {}, total timeout {})",
+        r.name,
+        r.strategy.as_str(),
+        format_duration(r.total_timeout)
+    );
     for (i, t) in r.targets.iter().enumerate() {
-        let weight = if r.strategy == switchyard::policy::Strategy::Weighted { format!(" weight {}", t.weight) } else { String::new() };
+        let weight = if r.strategy == switchyard::policy::Strategy::Weighted {
+            format!(" weight {}", t.weight)
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "    {}. {}/{}{}", i + 1, t.provider, t.model, weight);
         let _ = writeln!(
             out,

@@ -38,7 +38,12 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn new(name: &str) -> Arc<Self> {
-        Arc::new(Scripted { name: name.into(), scripts: Mutex::default(), default: Mutex::new(Step::Ok("ok")), calls: Mutex::default() })
+        Arc::new(Scripted {
+            name: name.into(),
+            scripts: Mutex::default(),
+            default: Mutex::new(Step::Ok("ok")),
+            calls: Mutex::default(),
+        })
     }
 
     pub fn script(&self, model: &str, steps: impl IntoIterator<Item = Step>) {
@@ -64,7 +69,10 @@ impl Scripted {
     }
 
     fn next(&self, call: &Call<'_>) -> Step {
-        self.calls.lock().unwrap().push((call.model.to_owned(), call.request.messages.iter().map(|m| m.text_content()).collect()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((call.model.to_owned(), call.request.messages.iter().map(|m| m.text_content()).collect()));
         let step = self.scripts.lock().unwrap().get_mut(call.model).and_then(VecDeque::pop_front);
         step.unwrap_or_else(|| self.default.lock().unwrap().clone())
     }
@@ -145,7 +153,9 @@ impl Provider for Scripted {
 
 /// A policy with one provider `p` (protocol openai, local URL) and the given extra TOML.
 pub fn policy(extra: &str) -> switchyard::Policy {
-    let text = format!("[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.q]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{extra}");
+    let text = format!(
+        "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.q]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{extra}"
+    );
     match text.parse() {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
