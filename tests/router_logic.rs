@@ -175,10 +175,10 @@ targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
     assert!(q.calls("b") >= 8);
     let mut transitions = Vec::new();
     while let Ok(e) = events.try_recv() {
-        if let switchyard::RouterEvent::Breaker { model: Some(m), from, to, .. } = e {
-            if m == "a" {
-                transitions.push((from, to));
-            }
+        if let switchyard::RouterEvent::Breaker { model: Some(m), from, to, .. } = e
+            && m == "a"
+        {
+            transitions.push((from, to));
         }
     }
     assert_eq!(transitions.first(), Some(&(BreakerState::Closed, BreakerState::Open)));

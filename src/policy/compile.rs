@@ -138,11 +138,11 @@ fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spa
             }
             let message = inner.message().trim().to_owned();
             // serde reports an unknown field at its parent: name the field itself in the key path
-            if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-                if !key.ends_with(field) {
-                    key.push('.');
-                    key.push_str(field);
-                }
+            if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next())
+                && !key.ends_with(field)
+            {
+                key.push('.');
+                key.push_str(field);
             }
             c.error(&inner.span().unwrap_or_else(|| value.span()), key, message);
             None
@@ -209,19 +209,19 @@ fn compile_provider(
         c.error(&name.span(), key, format!("provider `{}` needs `protocol = \"openai\"` or `\"anthropic\"` (no built-in profile has this name; or set `profile`)", name.get_ref()));
         return None;
     };
-    if let (Some(profile), Some(p)) = (&profile, spec.protocol) {
-        if profile.protocol != p {
-            c.error(
-                &name.span(),
-                format!("{key}.protocol"),
-                format!(
-                    "protocol `{}` contradicts profile `{}` (which speaks `{}`)",
-                    p.as_str(),
-                    profile.name,
-                    profile.protocol.as_str()
-                ),
-            );
-        }
+    if let (Some(profile), Some(p)) = (&profile, spec.protocol)
+        && profile.protocol != p
+    {
+        c.error(
+            &name.span(),
+            format!("{key}.protocol"),
+            format!(
+                "protocol `{}` contradicts profile `{}` (which speaks `{}`)",
+                p.as_str(),
+                profile.name,
+                profile.protocol.as_str()
+            ),
+        );
     }
     let base_url = match (&spec.base_url, &profile) {
         (Some(u), _) => {
@@ -421,11 +421,11 @@ fn compile_target(
         (&limits, t.limits.as_ref().or(route.limits.as_ref()).map(|l| l.span()), "target"),
         (&provider.limits, None, "provider"),
     ] {
-        if let Some(tpm) = limits.tpm {
-            if u64::from(tpm) < need {
-                let span = span.unwrap_or_else(|| t.provider.span());
-                c.error(&span, format!("{key}.limits.tpm"), format!("{level} tpm {tpm} is smaller than one request to `{model}` may need ({need} tokens: the model's output reservation); raise tpm or set max_tokens on requests"));
-            }
+        if let Some(tpm) = limits.tpm
+            && u64::from(tpm) < need
+        {
+            let span = span.unwrap_or_else(|| t.provider.span());
+            c.error(&span, format!("{key}.limits.tpm"), format!("{level} tpm {tpm} is smaller than one request to `{model}` may need ({need} tokens: the model's output reservation); raise tpm or set max_tokens on requests"));
         }
     }
     Some(target)
@@ -538,46 +538,41 @@ fn join(names: &BTreeSet<&str>) -> String {
 
 /// Value checks that apply to a level's tables wherever they appear.
 fn check_layer(c: &mut Collector<'_>, key: &str, layer: &Layer) {
-    if let Some(r) = &layer.retry {
-        if let Some(m) = &r.max_attempts {
-            if *m.get_ref() == 0 {
-                c.error(
-                    &m.span(),
-                    format!("{key}.retry.max_attempts"),
-                    "max_attempts counts the first attempt: it must be at least 1",
-                );
-            }
-        }
+    if let Some(r) = &layer.retry
+        && let Some(m) = &r.max_attempts
+        && *m.get_ref() == 0
+    {
+        c.error(
+            &m.span(),
+            format!("{key}.retry.max_attempts"),
+            "max_attempts counts the first attempt: it must be at least 1",
+        );
     }
     if let Some(b) = &layer.breaker {
-        if let Some(n) = &b.consecutive_failures {
-            if *n.get_ref() == 0 {
-                c.error(&n.span(), format!("{key}.breaker.consecutive_failures"), "must be at least 1");
-            }
+        if let Some(n) = &b.consecutive_failures
+            && *n.get_ref() == 0
+        {
+            c.error(&n.span(), format!("{key}.breaker.consecutive_failures"), "must be at least 1");
         }
-        if let (Some(cd), Some(max)) = (b.cooldown, b.max_cooldown) {
-            if cd.0 > max.0 {
-                let span = b.consecutive_failures.as_ref().map_or(0..0, |s| s.span());
-                c.warn(
-                    &span,
-                    format!("{key}.breaker.max_cooldown"),
-                    "max_cooldown is shorter than cooldown: cooldown will not grow",
-                );
-            }
+        if let (Some(cd), Some(max)) = (b.cooldown, b.max_cooldown)
+            && cd.0 > max.0
+        {
+            let span = b.consecutive_failures.as_ref().map_or(0..0, |s| s.span());
+            c.warn(
+                &span,
+                format!("{key}.breaker.max_cooldown"),
+                "max_cooldown is shorter than cooldown: cooldown will not grow",
+            );
         }
     }
     if let Some(l) = &layer.limits {
         for (name, v) in
             [("rpm", &l.get_ref().rpm), ("tpm", &l.get_ref().tpm), ("concurrency", &l.get_ref().concurrency)]
         {
-            if let Some(v) = v {
-                if *v.get_ref() == 0 {
-                    c.error(
-                        &v.span(),
-                        format!("{key}.limits.{name}"),
-                        "must be at least 1 (leave it out for no limit)",
-                    );
-                }
+            if let Some(v) = v
+                && *v.get_ref() == 0
+            {
+                c.error(&v.span(), format!("{key}.limits.{name}"), "must be at least 1 (leave it out for no limit)");
             }
         }
     }

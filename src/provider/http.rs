@@ -27,10 +27,11 @@ pub fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError>
 /// seconds, else `retry-after` as an HTTP-date relative to `now`. Negative or unparsable values are
 /// ignored.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     let value = header_str(headers, "retry-after")?;
     let value = value.trim();

@@ -47,7 +47,7 @@ pub(crate) enum Stop {
     /// Give up with this failure.
     Failed(Box<RouteFailure>),
     /// The prompt did not fit: continue on the route's `on_context_overflow` route.
-    Overflow(String, ProviderError),
+    Overflow(String, Box<ProviderError>),
 }
 
 /// The state of one request as it walks its route.
@@ -167,10 +167,10 @@ impl Plan {
                     t_until.max(p_until)
                 })
             });
-            if let Some(target) = soonest.and_then(|i| self.route.targets.get(i).cloned()) {
-                if let Some(result) = self.try_target(inner, request, &target, true, filter, &op, true).await {
-                    return result;
-                }
+            if let Some(target) = soonest.and_then(|i| self.route.targets.get(i).cloned())
+                && let Some(result) = self.try_target(inner, request, &target, true, filter, &op, true).await
+            {
+                return result;
             }
         }
         Err(Stop::Failed(Box::new(self.failure())))
@@ -192,11 +192,11 @@ impl Plan {
     {
         let target_node = inner.health.target(&target.provider, &target.model);
         let provider_node = inner.health.provider(&target.provider);
-        if let Some(w) = self.overflow_window {
-            if target.context_window().is_some_and(|cw| cw <= w) {
-                self.skip(inner, target, SkipReason::ContextTooSmall);
-                return None;
-            }
+        if let Some(w) = self.overflow_window
+            && target.context_window().is_some_and(|cw| cw <= w)
+        {
+            self.skip(inner, target, SkipReason::ContextTooSmall);
+            return None;
         }
         if let Some(reason) = filter(target, &target_node) {
             self.skip(inner, target, reason);
@@ -206,7 +206,7 @@ impl Plan {
             Some(ProviderSlot::Ready(p)) => p.clone(),
             Some(ProviderSlot::Unavailable(e)) => {
                 // no network call: a missing key or an unbuildable client fails this target at once
-                let mut e = e.clone();
+                let mut e = (**e).clone();
                 e.provider.clone_from(&target.provider);
                 let effect = self.route.actions.get(e.class).breaker;
                 self.record_error(inner, target, &target_node, &provider_node, &e, Duration::ZERO, false, effect);
@@ -307,12 +307,12 @@ impl Plan {
                     Some(_) => None, // longer than the cap: move on
                     None => Some(target.retry.backoff(retry, rand::random::<f64>())),
                 };
-                if let Some(delay) = delay {
-                    if Instant::now() + delay < self.deadline {
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                        continue;
-                    }
+                if let Some(delay) = delay
+                    && Instant::now() + delay < self.deadline
+                {
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                    continue;
                 }
             }
             if class == ErrorClass::ContextLengthExceeded {
@@ -320,7 +320,7 @@ impl Plan {
                     let e = self.last_error.clone().unwrap_or_else(|| {
                         ProviderError::new(class, target.provider.clone(), "context length exceeded")
                     });
-                    return Some(Err(Stop::Overflow(overflow.clone(), e)));
+                    return Some(Err(Stop::Overflow(overflow.clone(), Box::new(e))));
                 }
                 self.overflow_window =
                     Some(target.context_window().unwrap_or(0).max(self.overflow_window.unwrap_or(0)));
@@ -532,10 +532,10 @@ pub(crate) fn settle_failure(
     e: &ProviderError,
 ) {
     let now = Instant::now();
-    if e.class == ErrorClass::RateLimited {
-        if let Some(ra) = e.retry_after {
-            target_node.pause(now + ra);
-        }
+    if e.class == ErrorClass::RateLimited
+        && let Some(ra) = e.retry_after
+    {
+        target_node.pause(now + ra);
     }
     let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));
     match effect {

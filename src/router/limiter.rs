@@ -105,18 +105,18 @@ impl Limiter {
             Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| Denied::Concurrency)?),
             None => None,
         };
-        if let (Some(_), Some(limit)) = (&self.tpm, self.limits.tpm) {
-            if tokens > u64::from(limit) {
-                return Err(Denied::TooLarge { need: tokens, tpm: limit });
-            }
+        if let (Some(_), Some(limit)) = (&self.tpm, self.limits.tpm)
+            && tokens > u64::from(limit)
+        {
+            return Err(Denied::TooLarge { need: tokens, tpm: limit });
         }
         // check rpm before spending tokens; a tpm refusal then costs one rpm cell, which errs on
         // the side of sending less
-        if let Some(rpm) = &self.rpm {
-            if let Err(not_until) = rpm.check() {
-                let wait = not_until.wait_time_from(self.clock.now());
-                return Err(Denied::Rate { wait, limit: "rpm" });
-            }
+        if let Some(rpm) = &self.rpm
+            && let Err(not_until) = rpm.check()
+        {
+            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(Denied::Rate { wait, limit: "rpm" });
         }
         if let Some(tpm) = &self.tpm {
             let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);

@@ -44,7 +44,7 @@ pub(crate) enum ProviderSlot {
     /// Ready to call.
     Ready(Arc<dyn Provider>),
     /// Every call fails at once with this error (its key is not set, its client cannot start).
-    Unavailable(ProviderError),
+    Unavailable(Box<ProviderError>),
 }
 
 /// A policy and the providers built for it: what one request runs under from start to end.
@@ -188,11 +188,11 @@ impl Router {
         let key = p.api_key_env.as_deref().and_then(ApiKey::from_env);
         if key.is_none() && p.needs_key {
             let var = p.api_key_env.as_deref().unwrap_or("(no api_key_env set)");
-            return ProviderSlot::Unavailable(ProviderError::new(
+            return ProviderSlot::Unavailable(Box::new(ProviderError::new(
                 ErrorClass::Authentication,
                 p.name.clone(),
                 format!("no API key: environment variable `{var}` is not set"),
-            ));
+            )));
         }
         let mut config = ProviderConfig::new(p.name.clone(), p.base_url.clone()).connect_timeout(p.connect_timeout);
         config.api_key = key;
@@ -204,7 +204,7 @@ impl Router {
         };
         match built {
             Ok(p) => ProviderSlot::Ready(p),
-            Err(e) => ProviderSlot::Unavailable(e),
+            Err(e) => ProviderSlot::Unavailable(Box::new(e)),
         }
     }
 
@@ -283,7 +283,7 @@ impl Router {
                         f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
                         return Err(RouterError::Failed(Box::new(f)));
                     }
-                    carried = Some((plan.attempts.clone(), Some(e)));
+                    carried = Some((plan.attempts.clone(), Some(*e)));
                     route_name = next;
                 }
             }

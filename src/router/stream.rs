@@ -232,7 +232,7 @@ async fn drive(
                     let _ = send(tx, Msg::Error(RouterError::Failed(Box::new(plan.failure())))).await;
                     return;
                 }
-                carried = Some((plan.attempts.clone(), Some(e)));
+                carried = Some((plan.attempts.clone(), Some(*e)));
                 route_name = next;
             }
         }
@@ -276,18 +276,18 @@ async fn drive(
             };
             match next {
                 Some(Ok(mut event)) => {
-                    if let StreamEvent::TextDelta { text } = &mut event {
-                        if !strip_prefix.is_empty() {
-                            let common = text.len().min(strip_prefix.len());
-                            if text.as_bytes()[..common] == strip_prefix.as_bytes()[..common] {
-                                text.replace_range(..common, "");
-                                strip_prefix.replace_range(..common, "");
-                            } else {
-                                strip_prefix.clear();
-                            }
-                            if text.is_empty() {
-                                continue;
-                            }
+                    if let StreamEvent::TextDelta { text } = &mut event
+                        && !strip_prefix.is_empty()
+                    {
+                        let common = text.len().min(strip_prefix.len());
+                        if text.as_bytes()[..common] == strip_prefix.as_bytes()[..common] {
+                            text.replace_range(..common, "");
+                            strip_prefix.replace_range(..common, "");
+                        } else {
+                            strip_prefix.clear();
+                        }
+                        if text.is_empty() {
+                            continue;
                         }
                     }
                     match &event {
