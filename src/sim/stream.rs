@@ -91,6 +91,8 @@ pub(crate) fn body(steps: Vec<Step>) -> Body {
                 }
                 Step::Sleep(duration) => tokio::time::sleep(duration).await,
                 Step::Abort => {
+                    // let hyper flush what was sent: the cut must come after the last token, not eat it
+                    tokio::task::yield_now().await;
                     let cut = io::Error::new(io::ErrorKind::ConnectionAborted, "simulated cut");
                     return Some((Err(cut), steps));
                 }
