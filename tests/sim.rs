@@ -429,6 +429,9 @@ async fn anthropic_max_tokens_required_and_cuts() {
     assert_eq!(v["request_id"], headers["request-id"].to_str().unwrap());
 
     let mut body = anthropic_body("claude-sonnet-4-5", "hi");
+    body["max_tokens"] = json!(0);
+    let (status, _, _) = post_json(&sim, &anthropic_url(&sim), &body).await;
+    assert_eq!(status, 400);
     body["max_tokens"] = json!(2);
     let (_, _, v) = post_json(&sim, &anthropic_url(&sim), &body).await;
     assert_eq!(v["content"][0]["text"], "Hello from");
@@ -534,6 +537,29 @@ async fn anthropic_context_overflow_and_missing_model() {
     let resp = reqwest::Client::new().post(anthropic_url(&sim)).body("<html>").send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn stop_sequences_in_both_dialects() {
+    let sim = start().await;
+    let mut body = openai_body("m", "one two three");
+    body["stop"] = json!(["two", "zzz"]);
+    let (_, _, v) = post_json(&sim, &openai_url(&sim), &body).await;
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello from m. You said: one");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+
+    let mut body = anthropic_body("m", "one two three");
+    body["stop_sequences"] = json!(["three"]);
+    let (_, _, v) = post_json(&sim, &anthropic_url(&sim), &body).await;
+    assert_eq!(v["content"][0]["text"], "Hello from m. You said: one two");
+    assert_eq!(v["stop_reason"], "stop_sequence");
+    assert_eq!(v["stop_sequence"], "three");
+    let (text, _) = read_all(post(&sim, &anthropic_url(&sim), &streaming(body)).await).await;
+    let events = parse_sse(&text);
+    assert_eq!(
+        events[events.len() - 2].json()["delta"],
+        json!({ "stop_reason": "stop_sequence", "stop_sequence": "three" })
+    );
 }
 
 // ---------------------------------------------------------------- status and body faults

@@ -31,6 +31,8 @@ pub(crate) struct Prompt {
     pub(crate) input_chars: usize,
     /// The output limit in tokens.
     pub(crate) max_tokens: Option<u64>,
+    /// Stop sequences (OpenAI `stop`, Anthropic `stop_sequences`).
+    pub(crate) stop: Vec<String>,
     /// Names of the declared tools, in order.
     pub(crate) tools: Vec<String>,
     /// What the request says about tool use.
@@ -85,10 +87,12 @@ impl Reject {
 }
 
 /// Why the answer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Finish {
     /// Said everything.
     Stop,
+    /// Reached this stop sequence (not included in the text).
+    StopSequence(String),
     /// Hit `max_tokens`.
     Length,
 }
@@ -173,8 +177,11 @@ fn text_reply(prompt: &Prompt) -> Reply {
         Some(prefill) => full.strip_prefix(prefill.as_str()).unwrap_or(&full),
         None => &full,
     };
+    let (rest, mut finish) = match first_stop(rest, &prompt.stop) {
+        Some((at, sequence)) => (&rest[..at], Finish::StopSequence(sequence.to_owned())),
+        None => (rest, Finish::Stop),
+    };
     let mut tokens = tokens(rest);
-    let mut finish = Finish::Stop;
     if let Some(max) = prompt.max_tokens.and_then(|m| usize::try_from(m).ok())
         && tokens.len() > max
     {
@@ -182,6 +189,11 @@ fn text_reply(prompt: &Prompt) -> Reply {
         finish = Finish::Length;
     }
     Reply::Text { tokens, finish }
+}
+
+/// Where the earliest stop sequence starts in `text`, and which one it is.
+fn first_stop<'a>(text: &str, stop: &'a [String]) -> Option<(usize, &'a str)> {
+    stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str()).map(|at| (at, s.as_str()))).min()
 }
 
 fn tool_to_call(prompt: &Prompt) -> Option<String> {
@@ -322,6 +334,16 @@ mod tests {
         let a = answer(Protocol::Openai, &p).unwrap();
         assert!(matches!(a.reply, Reply::Text { finish: Finish::Stop, .. }));
         assert_eq!(a.text(), "Hello from m. You said: hi there");
+    }
+
+    #[test]
+    fn stop_sequences_end_the_text_before_them() {
+        let mut p = prompt("m", "one two three");
+        p.stop = vec!["three".into(), " two".into(), String::new()];
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert_eq!(a.text(), "Hello from m. You said: one");
+        assert!(matches!(a.reply, Reply::Text { finish: Finish::StopSequence(ref s), .. } if s == " two"));
+        assert_eq!(a.output_tokens, 6);
     }
 
     #[test]

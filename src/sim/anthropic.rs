@@ -34,6 +34,9 @@ impl Dialect for AnthropicWire {
             None | Some(Value::Null) => return Err(Reject::invalid("max_tokens: Field required")),
             Some(v) => v.as_u64().ok_or_else(|| Reject::invalid("max_tokens: Input should be a valid integer"))?,
         };
+        if max_tokens == 0 {
+            return Err(Reject::invalid("max_tokens: Input should be greater than or equal to 1"));
+        }
         if messages.is_empty() {
             return Err(Reject::invalid("messages: at least one message is required"));
         }
@@ -54,6 +57,11 @@ impl Dialect for AnthropicWire {
             prefill: last.filter(|m| role(m) == "assistant").map(|m| text_of(m.get("content"), "")),
             input_chars: system_chars + messages.iter().map(message_chars).sum::<usize>(),
             max_tokens: Some(max_tokens),
+            stop: body
+                .get("stop_sequences")
+                .and_then(Value::as_array)
+                .map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
         })
@@ -92,7 +100,7 @@ impl Dialect for AnthropicWire {
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
         let (content, stop_reason) = match &answer.reply {
             Reply::Text { tokens, finish } => {
-                (json!([{ "type": "text", "text": tokens.concat() }]), stop_reason(*finish))
+                (json!([{ "type": "text", "text": tokens.concat() }]), stop_reason(finish))
             }
             Reply::Tool { name, input } => {
                 (json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }]), "tool_use")
@@ -105,7 +113,7 @@ impl Dialect for AnthropicWire {
             "model": answer.model,
             "content": content,
             "stop_reason": stop_reason,
-            "stop_sequence": null,
+            "stop_sequence": stop_sequence(answer),
             "usage": usage(answer.input_tokens, answer.output_tokens),
         })
     }
@@ -131,7 +139,7 @@ impl Dialect for AnthropicWire {
             Reply::Text { tokens, finish } => (
                 json!({ "type": "text", "text": "" }),
                 tokens.iter().map(|t| delta(json!({ "type": "text_delta", "text": t }))).collect(),
-                stop_reason(*finish),
+                stop_reason(finish),
             ),
             Reply::Tool { name, input } => (
                 json!({ "type": "tool_use", "id": tool_id(ids), "name": name, "input": {} }),
@@ -156,7 +164,7 @@ impl Dialect for AnthropicWire {
                 "message_delta",
                 &json!({
                     "type": "message_delta",
-                    "delta": { "stop_reason": stop_reason, "stop_sequence": null },
+                    "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence(answer) },
                     "usage": { "output_tokens": answer.output_tokens },
                 }),
             ),
@@ -193,10 +201,19 @@ fn tool_id(ids: Ids) -> String {
     format!("toolu_sim_{}", ids.seq)
 }
 
-fn stop_reason(finish: Finish) -> &'static str {
+fn stop_reason(finish: &Finish) -> &'static str {
     match finish {
         Finish::Stop => "end_turn",
+        Finish::StopSequence(_) => "stop_sequence",
         Finish::Length => "max_tokens",
+    }
+}
+
+/// The stop sequence that ended the answer, or null.
+fn stop_sequence(answer: &Answer) -> Value {
+    match &answer.reply {
+        Reply::Text { finish: Finish::StopSequence(sequence), .. } => json!(sequence),
+        _ => Value::Null,
     }
 }
 

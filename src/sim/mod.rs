@@ -7,7 +7,8 @@
 //!
 //! The model is deterministic: it answers `Hello from {model}. You said: {first 12 words of the
 //! last user text}`, one token per whitespace-separated word (streamed one per event, each word
-//! with its leading space), cut to `max_tokens` words with finish `length`. Usage: input tokens
+//! with its leading space), ended before the first stop sequence if any, cut to `max_tokens` words
+//! with finish `length`. Usage: input tokens
 //! are `ceil(characters of all text content / 4)`, output tokens the words sent. With tools, it
 //! calls one (arguments `{"input": "<last user text>"}`) when `tool_choice` forces it or the last
 //! user text starts with `/tool`. Anthropic assistant prefill is continued (Claude 4.6 and later

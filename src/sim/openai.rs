@@ -62,6 +62,7 @@ impl Dialect for OpenAiWire {
             prefill: None,
             input_chars: messages.iter().map(|m| text_of(m.get("content"), " ").chars().count()).sum(),
             max_tokens,
+            stop: stop_sequences(body.get("stop")),
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
         })
@@ -119,7 +120,7 @@ impl Dialect for OpenAiWire {
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
         let (message, finish) = match &answer.reply {
             Reply::Text { tokens, finish } => {
-                (json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }), finish_reason(*finish))
+                (json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }), finish_reason(finish))
             }
             Reply::Tool { name, input } => {
                 let call = json!({
@@ -162,7 +163,7 @@ impl Dialect for OpenAiWire {
             Reply::Text { tokens, finish } => (
                 chunk(json!({ "role": "assistant", "content": "", "refusal": null }), None),
                 tokens.iter().map(|t| chunk(json!({ "content": t }), None)).collect(),
-                finish_reason(*finish),
+                finish_reason(finish),
             ),
             Reply::Tool { name, input } => {
                 let start = json!({ "index": 0, "id": call_id(ids), "type": "function",
@@ -215,9 +216,9 @@ fn call_id(ids: Ids) -> String {
     format!("call_sim_{}", ids.seq)
 }
 
-fn finish_reason(finish: Finish) -> &'static str {
+fn finish_reason(finish: &Finish) -> &'static str {
     match finish {
-        Finish::Stop => "stop",
+        Finish::Stop | Finish::StopSequence(_) => "stop",
         Finish::Length => "length",
     }
 }
@@ -235,6 +236,15 @@ fn usage(answer: &Answer) -> Value {
             "rejected_prediction_tokens": 0,
         },
     })
+}
+
+/// `stop`: a string or a list of strings.
+fn stop_sequences(stop: Option<&Value>) -> Vec<String> {
+    match stop {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn tool_names(body: &Value) -> Vec<String> {

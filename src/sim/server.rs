@@ -125,19 +125,7 @@ async fn chat(
             std::future::pending().await
         }
         Some(Fault::Hang) => std::future::pending().await,
-        Some(Fault::Status { status, error_type, code, message, retry_after, retry_after_ms, should_retry }) => {
-            let overrides = StatusOverrides {
-                error_type: error_type.as_deref(),
-                code: code.as_deref(),
-                message: message.as_deref(),
-            };
-            let error = dialect.status_error(status, overrides, model.as_deref().unwrap_or_default());
-            let mut response = error_response(dialect, &error, ids);
-            set_header(&mut response, "retry-after", retry_after.as_deref());
-            set_header(&mut response, "retry-after-ms", retry_after_ms.as_deref());
-            set_header(&mut response, "x-should-retry", should_retry.map(|r| if r { "true" } else { "false" }));
-            response
-        }
+        Some(fault @ Fault::Status { .. }) => status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids),
         Some(Fault::RawBody { status, content_type, body }) => {
             let mut response = (status_code(status), body).into_response();
             set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
@@ -171,6 +159,20 @@ fn respond(dialect: &dyn Dialect, body: &Value, stream: bool, fault: Option<&Fau
         Json(dialect.response(&answer, ids)).into_response()
     };
     set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
+    response
+}
+
+/// A [`Fault::Status`]: the dialect's error body for the status, and the retry headers asked for.
+fn status_fault(dialect: &dyn Dialect, fault: &Fault, model: &str, ids: Ids) -> Response {
+    let Fault::Status { status, error_type, code, message, retry_after, retry_after_ms, should_retry } = fault else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let overrides =
+        StatusOverrides { error_type: error_type.as_deref(), code: code.as_deref(), message: message.as_deref() };
+    let mut response = error_response(dialect, &dialect.status_error(*status, overrides, model), ids);
+    set_header(&mut response, "retry-after", retry_after.as_deref());
+    set_header(&mut response, "retry-after-ms", retry_after_ms.as_deref());
+    set_header(&mut response, "x-should-retry", should_retry.map(|r| if r { "true" } else { "false" }));
     response
 }
 
