@@ -66,7 +66,9 @@ pub enum When {
     },
 }
 
-/// What goes wrong.
+/// What goes wrong. Variants that only say what happens to a stream (`Stall`, `Cut`, `MalformedChunk`,
+/// `StreamError`, `NoDone`) match streaming requests only (see [`Fault::streaming_only`]); a stream's
+/// "tokens" are its content deltas (text words, or pieces of a tool call's arguments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
@@ -143,7 +145,8 @@ pub enum Fault {
         error_type: Option<String>,
     },
     /// OpenAI streaming: the last chunk has a `finish_reason` (and usage), but `[DONE]` never comes
-    /// and the connection stays open.
+    /// and the connection stays open. Anthropic streaming: the whole stream up to `message_stop`,
+    /// then the connection stays open.
     NoDone,
     /// Accept the connection, then close it before any response headers.
     Reset,
@@ -152,6 +155,37 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The variant's name as written in JSON and TOML (`status`, `reset`, `no_done`, ...), which is
+    /// also what the request log records as the fault applied.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Status { .. } => "status",
+            Fault::RawBody { .. } => "raw_body",
+            Fault::Latency { .. } => "latency",
+            Fault::SlowFirstToken { .. } => "slow_first_token",
+            Fault::Stall { .. } => "stall",
+            Fault::Cut { .. } => "cut",
+            Fault::MalformedChunk { .. } => "malformed_chunk",
+            Fault::StreamError { .. } => "stream_error",
+            Fault::NoDone => "no_done",
+            Fault::Reset => "reset",
+            Fault::Hang => "hang",
+        }
+    }
+
+    /// Whether the fault only makes sense inside a stream. Such rules match streaming requests
+    /// only, so a `First { count }` rule is not spent on non-streaming calls it could not affect.
+    pub fn streaming_only(&self) -> bool {
+        matches!(
+            self,
+            Fault::Stall { .. }
+                | Fault::Cut { .. }
+                | Fault::MalformedChunk { .. }
+                | Fault::StreamError { .. }
+                | Fault::NoDone
+        )
+    }
+
     /// An HTTP error status with the provider's default body for it.
     pub fn status(status: u16) -> Self {
         Fault::Status {

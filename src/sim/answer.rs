@@ -1,0 +1,413 @@
+//! The simulated model: what it answers, whatever the wire. The dialects turn a request body into a
+//! [`Prompt`] and an [`Answer`] (or a [`Reject`]) back into bytes.
+
+use serde_json::Value;
+
+use crate::profile::ProviderProfile;
+use crate::provider::Protocol;
+
+/// Words of the last user text echoed in the answer.
+const ECHOED_WORDS: usize = 12;
+/// Context window of models no catalog knows.
+const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
+/// Context window of `*-tiny` models, small enough to overflow from a test.
+const TINY_CONTEXT_WINDOW: u64 = 64;
+/// The model name that does not exist.
+pub(crate) const MISSING_MODEL: &str = "missing-model";
+
+/// What the request asks, in wire-neutral terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Prompt {
+    /// The requested model.
+    pub(crate) model: String,
+    /// The text of the last user turn that has text.
+    pub(crate) last_user_text: String,
+    /// Whether the conversation ends with a user turn carrying no tool result: only then may
+    /// `/tool` trigger a call, so an agent loop feeding tool results back terminates.
+    pub(crate) ends_with_user_text: bool,
+    /// Text of a trailing assistant turn the model should continue (Anthropic only).
+    pub(crate) prefill: Option<String>,
+    /// Characters of all text content (system included), for the input token count.
+    pub(crate) input_chars: usize,
+    /// The output limit in tokens.
+    pub(crate) max_tokens: Option<u64>,
+    /// Stop sequences (OpenAI `stop`, Anthropic `stop_sequences`).
+    pub(crate) stop: Vec<String>,
+    /// Names of the declared tools, in order.
+    pub(crate) tools: Vec<String>,
+    /// What the request says about tool use.
+    pub(crate) tool_choice: ToolMode,
+}
+
+/// The request's `tool_choice`, in wire-neutral terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum ToolMode {
+    /// The model decides (here: only on `/tool`).
+    #[default]
+    Auto,
+    /// Never call a tool.
+    None,
+    /// Must call some tool (`required` / `any`).
+    Required,
+    /// Must call this tool.
+    Named(String),
+}
+
+/// Why a request gets a 4xx before any answer; each dialect words it its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// A 400 `invalid_request_error`.
+    Invalid {
+        /// The message.
+        message: String,
+        /// The offending parameter (OpenAI `param`).
+        param: Option<&'static str>,
+    },
+    /// A 404 for the model.
+    ModelNotFound(String),
+    /// The prompt does not fit the model's context window.
+    ContextExceeded {
+        /// The window.
+        limit: u64,
+        /// The prompt's size.
+        tokens: u64,
+    },
+}
+
+impl Reject {
+    /// A 400 with a message and no parameter.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Reject::Invalid { message: message.into(), param: None }
+    }
+
+    /// A 400 about one parameter.
+    pub(crate) fn param(param: &'static str, message: impl Into<String>) -> Self {
+        Reject::Invalid { message: message.into(), param: Some(param) }
+    }
+}
+
+/// Why the answer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Said everything.
+    Stop,
+    /// Reached this stop sequence (not included in the text).
+    StopSequence(String),
+    /// Hit `max_tokens`.
+    Length,
+}
+
+/// What the model says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// Text, as tokens: each word with the whitespace before it.
+    Text {
+        /// The tokens; concatenated they are the text.
+        tokens: Vec<String>,
+        /// Why it ended.
+        finish: Finish,
+    },
+    /// One tool call.
+    Tool {
+        /// The tool's name.
+        name: String,
+        /// The arguments, a JSON object.
+        input: Value,
+    },
+}
+
+/// The model's complete answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The model that answers (as requested).
+    pub(crate) model: String,
+    /// Prompt size in tokens.
+    pub(crate) input_tokens: u64,
+    /// Answer size in tokens.
+    pub(crate) output_tokens: u64,
+    /// The answer.
+    pub(crate) reply: Reply,
+}
+
+#[cfg(test)]
+impl Answer {
+    /// The answer text (empty for a tool call).
+    pub(crate) fn text(&self) -> String {
+        match &self.reply {
+            Reply::Text { tokens, .. } => tokens.concat(),
+            Reply::Tool { .. } => String::new(),
+        }
+    }
+}
+
+/// Answers a prompt on `protocol`, or says why not.
+pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reject> {
+    if prompt.model == MISSING_MODEL {
+        return Err(Reject::ModelNotFound(prompt.model.clone()));
+    }
+    if let Some(prefill) = &prompt.prefill {
+        check_prefill(&prompt.model, prefill)?;
+    }
+    let input_tokens = prompt.input_chars.div_ceil(4) as u64;
+    let limit = context_window(protocol, &prompt.model);
+    if input_tokens > limit {
+        return Err(Reject::ContextExceeded { limit, tokens: input_tokens });
+    }
+    let reply = match tool_to_call(prompt) {
+        Some(name) => Reply::Tool { name, input: serde_json::json!({ "input": prompt.last_user_text }) },
+        None => text_reply(prompt),
+    };
+    let output_tokens = match &reply {
+        Reply::Text { tokens, .. } => tokens.len() as u64,
+        Reply::Tool { input, .. } => input.to_string().split_whitespace().count() as u64,
+    };
+    Ok(Answer { model: prompt.model.clone(), input_tokens, output_tokens, reply })
+}
+
+/// The full answer text before any prefill or `max_tokens` cut.
+pub(crate) fn full_text(model: &str, last_user_text: &str) -> String {
+    let echoed: Vec<&str> = last_user_text.split_whitespace().take(ECHOED_WORDS).collect();
+    format!("Hello from {model}. You said: {}", echoed.join(" ")).trim_end().to_owned()
+}
+
+fn text_reply(prompt: &Prompt) -> Reply {
+    let full = full_text(&prompt.model, &prompt.last_user_text);
+    // the model continues the prefill: return only what comes after it
+    let rest = match &prompt.prefill {
+        Some(prefill) => full.strip_prefix(prefill.as_str()).unwrap_or(&full),
+        None => &full,
+    };
+    let (rest, mut finish) = match first_stop(rest, &prompt.stop) {
+        Some((at, sequence)) => (&rest[..at], Finish::StopSequence(sequence.to_owned())),
+        None => (rest, Finish::Stop),
+    };
+    let mut tokens = tokens(rest);
+    if let Some(max) = prompt.max_tokens.and_then(|m| usize::try_from(m).ok())
+        && tokens.len() > max
+    {
+        tokens.truncate(max);
+        finish = Finish::Length;
+    }
+    Reply::Text { tokens, finish }
+}
+
+/// Where the earliest stop sequence starts in `text`, and which one it is.
+fn first_stop<'a>(text: &str, stop: &'a [String]) -> Option<(usize, &'a str)> {
+    stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str()).map(|at| (at, s.as_str()))).min()
+}
+
+fn tool_to_call(prompt: &Prompt) -> Option<String> {
+    let first = prompt.tools.first()?;
+    match &prompt.tool_choice {
+        ToolMode::None => None,
+        ToolMode::Required => Some(first.clone()),
+        ToolMode::Named(name) => Some(name.clone()),
+        ToolMode::Auto => {
+            let command = prompt.last_user_text.trim_start().strip_prefix("/tool")?;
+            if !prompt.ends_with_user_text || command.starts_with(|c: char| !c.is_whitespace()) {
+                return None;
+            }
+            // `/tool NAME ...` picks a declared tool by name
+            let named = command.split_whitespace().next().and_then(|w| prompt.tools.iter().find(|t| *t == w));
+            Some(named.unwrap_or(first).clone())
+        }
+    }
+}
+
+/// Splits text into tokens, each a word with the whitespace before it; trailing whitespace is
+/// dropped. Concatenated, the tokens give back the text up to its last word.
+pub(crate) fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    for ch in text.chars() {
+        if ch.is_whitespace() && in_word {
+            out.push(std::mem::take(&mut current));
+            in_word = false;
+        }
+        in_word |= !ch.is_whitespace();
+        current.push(ch);
+    }
+    if in_word {
+        out.push(current);
+    }
+    out
+}
+
+/// Splits `text` into `n` pieces of about equal length (fewer when it is shorter than `n`).
+pub(crate) fn pieces(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(n.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// The model's context window: the provider catalog's, 64 for `*-tiny`, else 128,000.
+pub(crate) fn context_window(protocol: Protocol, model: &str) -> u64 {
+    if model.ends_with("-tiny") {
+        return TINY_CONTEXT_WINDOW;
+    }
+    ProviderProfile::builtin(protocol.as_str())
+        .and_then(|p| p.model(model).map(|m| m.context_window))
+        .unwrap_or(DEFAULT_CONTEXT_WINDOW)
+}
+
+fn check_prefill(model: &str, prefill: &str) -> Result<(), Reject> {
+    if !supports_prefill(model) {
+        return Err(Reject::invalid("Prefilling assistant messages is not supported for this model."));
+    }
+    if prefill.ends_with(char::is_whitespace) {
+        return Err(Reject::invalid("messages: final assistant content cannot end with trailing whitespace"));
+    }
+    Ok(())
+}
+
+/// Claude 4.6 and later reject prefill; so does any catalog entry that says so.
+pub(crate) fn supports_prefill(model: &str) -> bool {
+    let catalog = ProviderProfile::builtin(Protocol::Anthropic.as_str()).and_then(|p| p.model(model).cloned());
+    if let Some(flag) = catalog.and_then(|m| m.supports_prefill) {
+        return flag;
+    }
+    match claude_version(model) {
+        Some(version) => version < (4, 6),
+        None => true,
+    }
+}
+
+/// `(major, minor)` of a Claude model name: `claude-sonnet-4-6` → (4, 6), `claude-3-5-haiku-20241022`
+/// → (3, 5), `claude-sonnet-5` → (5, 0). Date suffixes are not versions.
+fn claude_version(model: &str) -> Option<(u32, u32)> {
+    let rest = model.strip_prefix("claude-")?;
+    let mut numbers = rest.split('-').skip_while(|p| !is_version_part(p));
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next().filter(|p| is_version_part(p)).and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+fn is_version_part(part: &str) -> bool {
+    !part.is_empty() && part.len() <= 2 && part.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn prompt(model: &str, text: &str) -> Prompt {
+        Prompt {
+            model: model.into(),
+            last_user_text: text.into(),
+            ends_with_user_text: true,
+            input_chars: text.chars().count(),
+            ..Prompt::default()
+        }
+    }
+
+    #[test]
+    fn tokens_keep_leading_whitespace_and_rebuild_the_text() {
+        assert_eq!(tokens("Hello from m."), vec!["Hello", " from", " m."]);
+        assert_eq!(tokens(" You  said:\nhi "), vec![" You", "  said:", "\nhi"]);
+        assert_eq!(tokens("om m."), vec!["om", " m."]);
+        assert!(tokens("   ").is_empty());
+    }
+
+    #[test]
+    fn echoes_the_first_twelve_words() {
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen";
+        assert_eq!(
+            full_text("m", text),
+            "Hello from m. You said: one two three four five six seven eight nine ten eleven twelve"
+        );
+        assert_eq!(full_text("m", "  "), "Hello from m. You said:");
+    }
+
+    #[test]
+    fn max_tokens_cuts_with_length() {
+        let mut p = prompt("m", "hi there");
+        p.max_tokens = Some(3);
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert_eq!(
+            a.reply,
+            Reply::Text { tokens: vec!["Hello".into(), " from".into(), " m.".into()], finish: Finish::Length }
+        );
+        assert_eq!(a.output_tokens, 3);
+        p.max_tokens = Some(7);
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert!(matches!(a.reply, Reply::Text { finish: Finish::Stop, .. }));
+        assert_eq!(a.text(), "Hello from m. You said: hi there");
+    }
+
+    #[test]
+    fn stop_sequences_end_the_text_before_them() {
+        let mut p = prompt("m", "one two three");
+        p.stop = vec!["three".into(), " two".into(), String::new()];
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert_eq!(a.text(), "Hello from m. You said: one");
+        assert!(matches!(a.reply, Reply::Text { finish: Finish::StopSequence(ref s), .. } if s == " two"));
+        assert_eq!(a.output_tokens, 6);
+    }
+
+    #[test]
+    fn prefill_returns_only_the_continuation() {
+        let mut p = prompt("claude-sonnet-4-5", "hi");
+        p.prefill = Some("Hello from claude-sonnet-4-5. You".into());
+        let a = answer(Protocol::Anthropic, &p).unwrap();
+        assert_eq!(a.text(), " said: hi");
+        assert_eq!(a.output_tokens, 2);
+        p.prefill = Some("Something else".into());
+        assert_eq!(answer(Protocol::Anthropic, &p).unwrap().text(), "Hello from claude-sonnet-4-5. You said: hi");
+        p.prefill = Some("Hello ".into());
+        assert!(matches!(answer(Protocol::Anthropic, &p), Err(Reject::Invalid { .. })));
+    }
+
+    #[test]
+    fn prefill_support_by_model_version() {
+        assert!(supports_prefill("claude-sonnet-4-5"));
+        assert!(supports_prefill("claude-3-5-haiku-20241022"));
+        assert!(supports_prefill("claude-sonnet-4-20250514"));
+        assert!(supports_prefill("sim-model"));
+        assert!(!supports_prefill("claude-sonnet-4-6"));
+        assert!(!supports_prefill("claude-opus-4-6"));
+        assert!(!supports_prefill("claude-haiku-4-7-tiny"));
+        assert!(!supports_prefill("claude-sonnet-5"));
+        assert!(!supports_prefill("claude-opus-5-1"));
+    }
+
+    #[test]
+    fn context_windows() {
+        assert_eq!(context_window(Protocol::Openai, "gpt-4.1"), 1_047_576);
+        assert_eq!(context_window(Protocol::Anthropic, "claude-sonnet-4-5"), 200_000);
+        assert_eq!(context_window(Protocol::Openai, "whatever"), 128_000);
+        assert_eq!(context_window(Protocol::Openai, "gpt-4.1-tiny"), 64);
+        let p = prompt("x-tiny", &"word ".repeat(60));
+        assert_eq!(answer(Protocol::Openai, &p), Err(Reject::ContextExceeded { limit: 64, tokens: 75 }));
+    }
+
+    #[test]
+    fn tool_calls_when_forced_or_asked() {
+        let mut p = prompt("m", "/tool lookup please");
+        p.tools = vec!["search".into(), "lookup".into()];
+        let call = |p: &Prompt| match answer(Protocol::Openai, p).unwrap().reply {
+            Reply::Tool { name, input } => Some((name, input.to_string())),
+            Reply::Text { .. } => None,
+        };
+        assert_eq!(call(&p), Some(("lookup".into(), r#"{"input":"/tool lookup please"}"#.into())));
+        p.ends_with_user_text = false;
+        assert_eq!(call(&p), None);
+        p.tool_choice = ToolMode::Required;
+        assert_eq!(call(&p).map(|c| c.0), Some("search".into()));
+        p.tool_choice = ToolMode::Named("lookup".into());
+        assert_eq!(call(&p).map(|c| c.0), Some("lookup".into()));
+        p.tool_choice = ToolMode::None;
+        assert_eq!(call(&p), None);
+        let mut q = prompt("m", "/toolbox");
+        q.tools = vec!["search".into()];
+        assert_eq!(call(&q), None);
+    }
+
+    #[test]
+    fn pieces_split_evenly() {
+        assert_eq!(pieces("abcdefg", 3), vec!["abc", "def", "g"]);
+        assert_eq!(pieces("ab", 3), vec!["a", "b"]);
+        assert!(pieces("", 3).is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! The Anthropic Messages wire, as the simulated server speaks it.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::answer::{self, Answer, Finish, Prompt, Reject, Reply, ToolMode};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, named_event, text_of};
+use crate::provider::Protocol;
+
+/// Anthropic Messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnthropicWire;
+
+impl Dialect for AnthropicWire {
+    fn protocol(&self) -> Protocol {
+        Protocol::Anthropic
+    }
+
+    fn request_id_header(&self) -> &'static str {
+        "request-id"
+    }
+
+    fn prompt(&self, body: &Value) -> Result<Prompt, Reject> {
+        if !body.is_object() {
+            return Err(Reject::invalid("The request body is not valid JSON."));
+        }
+        let model =
+            body.get("model").and_then(Value::as_str).ok_or_else(|| Reject::invalid("model: Field required"))?;
+        let messages = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Reject::invalid("messages: Field required"))?;
+        let max_tokens = match body.get("max_tokens") {
+            None | Some(Value::Null) => return Err(Reject::invalid("max_tokens: Field required")),
+            Some(v) => v.as_u64().ok_or_else(|| Reject::invalid("max_tokens: Input should be a valid integer"))?,
+        };
+        if max_tokens == 0 {
+            return Err(Reject::invalid("max_tokens: Input should be greater than or equal to 1"));
+        }
+        if messages.is_empty() {
+            return Err(Reject::invalid("messages: at least one message is required"));
+        }
+        let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let last_user_text = messages
+            .iter()
+            .rev()
+            .filter(|m| role(m) == "user")
+            .map(|m| text_of(m.get("content"), " "))
+            .find(|t| !t.trim().is_empty())
+            .unwrap_or_default();
+        let last = messages.last();
+        let system_chars = text_of(body.get("system"), " ").chars().count();
+        Ok(Prompt {
+            model: model.to_owned(),
+            last_user_text,
+            ends_with_user_text: last.is_some_and(|m| role(m) == "user" && !has_tool_result(m)),
+            prefill: last.filter(|m| role(m) == "assistant").map(|m| text_of(m.get("content"), "")),
+            input_chars: system_chars + messages.iter().map(message_chars).sum::<usize>(),
+            max_tokens: Some(max_tokens),
+            stop: body
+                .get("stop_sequences")
+                .and_then(Value::as_array)
+                .map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            tools: tool_names(body),
+            tool_choice: tool_choice(body.get("tool_choice")),
+        })
+    }
+
+    fn reject(&self, reject: &Reject) -> WireError {
+        let (status, error_type, message) = match reject {
+            Reject::Invalid { message, .. } => (400, "invalid_request_error", message.clone()),
+            Reject::ModelNotFound(model) => (404, "not_found_error", format!("model: {model}")),
+            Reject::ContextExceeded { limit, tokens } => {
+                (400, "invalid_request_error", format!("prompt is too long: {tokens} tokens > {limit} maximum"))
+            }
+        };
+        WireError { status, error_type: error_type.into(), code: None, message, param: None }
+    }
+
+    fn status_error(&self, status: u16, overrides: StatusOverrides<'_>, model: &str) -> WireError {
+        let (default_type, default_message) = default_error(status, model);
+        WireError {
+            status,
+            error_type: overrides.error_type.unwrap_or(default_type).to_owned(),
+            code: overrides.code.map(str::to_owned),
+            message: overrides.message.map_or(default_message, str::to_owned),
+            param: None,
+        }
+    }
+
+    fn error_body(&self, error: &WireError, ids: Ids) -> Value {
+        json!({
+            "type": "error",
+            "error": { "type": error.error_type, "message": error.message },
+            "request_id": ids.request_id(),
+        })
+    }
+
+    fn response(&self, answer: &Answer, ids: Ids) -> Value {
+        let (content, stop_reason) = match &answer.reply {
+            Reply::Text { tokens, finish } => {
+                (json!([{ "type": "text", "text": tokens.concat() }]), stop_reason(finish))
+            }
+            Reply::Tool { name, input } => {
+                (json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }]), "tool_use")
+            }
+        };
+        json!({
+            "id": message_id(ids),
+            "type": "message",
+            "role": "assistant",
+            "model": answer.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence(answer),
+            "usage": usage(answer.input_tokens, answer.output_tokens),
+        })
+    }
+
+    fn script(&self, answer: &Answer, _body: &Value, ids: Ids) -> Script {
+        let start = json!({
+            "type": "message_start",
+            "message": {
+                "id": message_id(ids),
+                "type": "message",
+                "role": "assistant",
+                "model": answer.model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": usage(answer.input_tokens, 1),
+            },
+        });
+        let delta = |delta: Value| {
+            named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": delta }))
+        };
+        let (block, tokens, stop_reason) = match &answer.reply {
+            Reply::Text { tokens, finish } => (
+                json!({ "type": "text", "text": "" }),
+                tokens.iter().map(|t| delta(json!({ "type": "text_delta", "text": t }))).collect(),
+                stop_reason(finish),
+            ),
+            Reply::Tool { name, input } => (
+                json!({ "type": "tool_use", "id": tool_id(ids), "name": name, "input": {} }),
+                answer::pieces(&input.to_string(), 3)
+                    .iter()
+                    .map(|p| delta(json!({ "type": "input_json_delta", "partial_json": p })))
+                    .collect(),
+                "tool_use",
+            ),
+        };
+        let head = vec![
+            named_event("message_start", &start),
+            named_event(
+                "content_block_start",
+                &json!({ "type": "content_block_start", "index": 0, "content_block": block }),
+            ),
+            named_event("ping", &json!({ "type": "ping" })),
+        ];
+        let tail = vec![
+            named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })),
+            named_event(
+                "message_delta",
+                &json!({
+                    "type": "message_delta",
+                    "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence(answer) },
+                    "usage": { "output_tokens": answer.output_tokens },
+                }),
+            ),
+            named_event("message_stop", &json!({ "type": "message_stop" })),
+        ];
+        Script { head, tokens, tail, sentinel: None }
+    }
+
+    fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes {
+        let error_type = error_type.unwrap_or("overloaded_error");
+        let message = default_message_for_type(error_type);
+        named_event(
+            "error",
+            &json!({
+                "type": "error",
+                "error": { "type": error_type, "message": message },
+                "request_id": ids.request_id(),
+            }),
+        )
+    }
+
+    fn malformed(&self, _ids: Ids) -> Bytes {
+        Bytes::from_static(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\n\n",
+        )
+    }
+}
+
+fn message_id(ids: Ids) -> String {
+    format!("msg_sim_{}", ids.seq)
+}
+
+fn tool_id(ids: Ids) -> String {
+    format!("toolu_sim_{}", ids.seq)
+}
+
+fn stop_reason(finish: &Finish) -> &'static str {
+    match finish {
+        Finish::Stop => "end_turn",
+        Finish::StopSequence(_) => "stop_sequence",
+        Finish::Length => "max_tokens",
+    }
+}
+
+/// The stop sequence that ended the answer, or null.
+fn stop_sequence(answer: &Answer) -> Value {
+    match &answer.reply {
+        Reply::Text { finish: Finish::StopSequence(sequence), .. } => json!(sequence),
+        _ => Value::Null,
+    }
+}
+
+fn usage(input_tokens: u64, output_tokens: u64) -> Value {
+    json!({
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    })
+}
+
+fn blocks(message: &Value) -> &[Value] {
+    message.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+fn has_tool_result(message: &Value) -> bool {
+    blocks(message).iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+}
+
+/// Characters of a message's text, tool results included.
+fn message_chars(message: &Value) -> usize {
+    let results: usize = blocks(message)
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .map(|b| text_of(b.get("content"), " ").chars().count())
+        .sum();
+    text_of(message.get("content"), " ").chars().count() + results
+}
+
+fn tool_names(body: &Value) -> Vec<String> {
+    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_owned).collect()
+}
+
+fn tool_choice(choice: Option<&Value>) -> ToolMode {
+    match choice.and_then(|c| c.get("type")).and_then(Value::as_str) {
+        Some("none") => ToolMode::None,
+        Some("any") => ToolMode::Required,
+        Some("tool") => match choice.and_then(|c| c.get("name")).and_then(Value::as_str) {
+            Some(name) => ToolMode::Named(name.to_owned()),
+            None => ToolMode::Required,
+        },
+        _ => ToolMode::Auto,
+    }
+}
+
+/// `(error.type, message)` Anthropic sends with `status`.
+fn default_error(status: u16, model: &str) -> (&'static str, String) {
+    let error_type = match status {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        s if s >= 500 => "api_error",
+        _ => "invalid_request_error",
+    };
+    let message = match error_type {
+        "not_found_error" => format!("model: {model}"),
+        other => default_message_for_type(other).to_owned(),
+    };
+    (error_type, message)
+}
+
+fn default_message_for_type(error_type: &str) -> &'static str {
+    match error_type {
+        "authentication_error" => "invalid x-api-key",
+        "billing_error" => {
+            "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade \
+             or purchase credits."
+        }
+        "permission_error" => "Your API key does not have permission to use the specified resource.",
+        "not_found_error" => "Not found",
+        "request_too_large" => "Request exceeds the maximum allowed number of bytes.",
+        "rate_limit_error" => {
+            "Number of request tokens has exceeded your per-minute rate limit. Please reduce the prompt length or \
+             the maximum tokens requested, or try again later."
+        }
+        "api_error" => "Internal server error",
+        "timeout_error" => "Request timed out",
+        "overloaded_error" => "Overloaded",
+        _ => "Invalid request (simulated).",
+    }
+}

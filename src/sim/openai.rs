@@ -1,0 +1,302 @@
+//! The OpenAI Chat Completions wire, as the simulated server speaks it.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::answer::{self, Answer, Finish, Prompt, Reject, Reply, ToolMode};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, data_event, optional_count, text_of};
+use crate::provider::Protocol;
+
+const SERVER_ERROR_MESSAGE: &str = "The server had an error while processing your request. Sorry about that!";
+const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded. Please try again later.";
+
+/// OpenAI Chat Completions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenAiWire;
+
+impl Dialect for OpenAiWire {
+    fn protocol(&self) -> Protocol {
+        Protocol::Openai
+    }
+
+    fn request_id_header(&self) -> &'static str {
+        "x-request-id"
+    }
+
+    fn prompt(&self, body: &Value) -> Result<Prompt, Reject> {
+        if !body.is_object() {
+            return Err(Reject::invalid(
+                "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
+            ));
+        }
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Reject::param("model", "you must provide a model parameter"))?;
+        let messages = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Reject::param("messages", "Missing required parameter: 'messages'."))?;
+        if messages.is_empty() {
+            return Err(Reject::param(
+                "messages",
+                "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            ));
+        }
+        let max_tokens = match optional_count(body, "max_completion_tokens")? {
+            Some(n) => Some(n),
+            None => optional_count(body, "max_tokens")?,
+        };
+        let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let last_user_text = messages
+            .iter()
+            .rev()
+            .filter(|m| role(m) == "user")
+            .map(|m| text_of(m.get("content"), " "))
+            .find(|t| !t.trim().is_empty())
+            .unwrap_or_default();
+        Ok(Prompt {
+            model: model.to_owned(),
+            last_user_text,
+            ends_with_user_text: messages.last().is_some_and(|m| role(m) == "user"),
+            prefill: None,
+            input_chars: messages.iter().map(|m| text_of(m.get("content"), " ").chars().count()).sum(),
+            max_tokens,
+            stop: stop_sequences(body.get("stop")),
+            tools: tool_names(body),
+            tool_choice: tool_choice(body.get("tool_choice")),
+        })
+    }
+
+    fn reject(&self, reject: &Reject) -> WireError {
+        match reject {
+            Reject::Invalid { message, param } => WireError {
+                status: 400,
+                error_type: "invalid_request_error".into(),
+                code: None,
+                message: message.clone(),
+                param: param.map(str::to_owned),
+            },
+            Reject::ModelNotFound(model) => WireError {
+                status: 404,
+                error_type: "invalid_request_error".into(),
+                code: Some("model_not_found".into()),
+                message: format!("The model `{model}` does not exist or you do not have access to it."),
+                param: None,
+            },
+            Reject::ContextExceeded { limit, tokens } => WireError {
+                status: 400,
+                error_type: "invalid_request_error".into(),
+                code: Some("context_length_exceeded".into()),
+                message: format!(
+                    "This model's maximum context length is {limit} tokens. However, your messages resulted in \
+                     {tokens} tokens. Please reduce the length of the messages."
+                ),
+                param: Some("messages".into()),
+            },
+        }
+    }
+
+    fn status_error(&self, status: u16, overrides: StatusOverrides<'_>, model: &str) -> WireError {
+        let (default_type, default_code, default_message) = default_error(status, overrides.error_type, model);
+        WireError {
+            status,
+            error_type: overrides.error_type.map_or(default_type, str::to_owned),
+            code: overrides.code.map(str::to_owned).or(default_code),
+            message: overrides.message.map_or(default_message, str::to_owned),
+            param: None,
+        }
+    }
+
+    fn error_body(&self, error: &WireError, _ids: Ids) -> Value {
+        json!({ "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": error.param,
+            "code": error.code,
+        }})
+    }
+
+    fn response(&self, answer: &Answer, ids: Ids) -> Value {
+        let (message, finish) = match &answer.reply {
+            Reply::Text { tokens, finish } => {
+                (json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }), finish_reason(finish))
+            }
+            Reply::Tool { name, input } => {
+                let call = json!({
+                    "id": call_id(ids),
+                    "type": "function",
+                    "function": { "name": name, "arguments": input.to_string() },
+                });
+                (json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }), "tool_calls")
+            }
+        };
+        json!({
+            "id": completion_id(ids),
+            "object": "chat.completion",
+            "created": ids.created,
+            "model": answer.model,
+            "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish }],
+            "usage": usage(answer),
+            "service_tier": "default",
+            "system_fingerprint": "fp_sim",
+        })
+    }
+
+    fn script(&self, answer: &Answer, body: &Value, ids: Ids) -> Script {
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+        let chunk = |delta: Value, finish: Option<&str>| {
+            let mut c = json!({
+                "id": completion_id(ids),
+                "object": "chat.completion.chunk",
+                "created": ids.created,
+                "model": answer.model,
+                "system_fingerprint": "fp_sim",
+                "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+            });
+            if include_usage {
+                c["usage"] = Value::Null;
+            }
+            data_event(&c)
+        };
+        let (head, tokens, finish) = match &answer.reply {
+            Reply::Text { tokens, finish } => (
+                chunk(json!({ "role": "assistant", "content": "", "refusal": null }), None),
+                tokens.iter().map(|t| chunk(json!({ "content": t }), None)).collect(),
+                finish_reason(finish),
+            ),
+            Reply::Tool { name, input } => {
+                let start = json!({ "index": 0, "id": call_id(ids), "type": "function",
+                                    "function": { "name": name, "arguments": "" } });
+                let pieces = answer::pieces(&input.to_string(), 3);
+                (
+                    chunk(json!({ "role": "assistant", "content": null, "tool_calls": [start] }), None),
+                    pieces
+                        .iter()
+                        .map(|p| chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": p } }] }), None))
+                        .collect(),
+                    "tool_calls",
+                )
+            }
+        };
+        let mut tail = vec![chunk(json!({}), Some(finish))];
+        if include_usage {
+            tail.push(data_event(&json!({
+                "id": completion_id(ids),
+                "object": "chat.completion.chunk",
+                "created": ids.created,
+                "model": answer.model,
+                "system_fingerprint": "fp_sim",
+                "choices": [],
+                "usage": usage(answer),
+            })));
+        }
+        Script { head: vec![head], tokens, tail, sentinel: Some(Bytes::from_static(b"data: [DONE]\n\n")) }
+    }
+
+    fn stream_error(&self, error_type: Option<&str>, _ids: Ids) -> Bytes {
+        let error_type = error_type.unwrap_or("server_error");
+        let message = if error_type.contains("overload") { OVERLOADED_MESSAGE } else { SERVER_ERROR_MESSAGE };
+        data_event(&json!({ "error": { "message": message, "type": error_type, "param": null, "code": null } }))
+    }
+
+    fn malformed(&self, ids: Ids) -> Bytes {
+        let id = completion_id(ids);
+        Bytes::from(format!(
+            "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\n\n"
+        ))
+    }
+}
+
+fn completion_id(ids: Ids) -> String {
+    format!("chatcmpl-sim-{}", ids.seq)
+}
+
+fn call_id(ids: Ids) -> String {
+    format!("call_sim_{}", ids.seq)
+}
+
+fn finish_reason(finish: &Finish) -> &'static str {
+    match finish {
+        Finish::Stop | Finish::StopSequence(_) => "stop",
+        Finish::Length => "length",
+    }
+}
+
+fn usage(answer: &Answer) -> Value {
+    json!({
+        "prompt_tokens": answer.input_tokens,
+        "completion_tokens": answer.output_tokens,
+        "total_tokens": answer.input_tokens + answer.output_tokens,
+        "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    })
+}
+
+/// `stop`: a string or a list of strings.
+fn stop_sequences(stop: Option<&Value>) -> Vec<String> {
+    match stop {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn tool_names(body: &Value) -> Vec<String> {
+    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    tools.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).map(str::to_owned).collect()
+}
+
+fn tool_choice(choice: Option<&Value>) -> ToolMode {
+    match choice {
+        Some(Value::String(s)) if s == "none" => ToolMode::None,
+        Some(Value::String(s)) if s == "required" => ToolMode::Required,
+        Some(v @ Value::Object(_)) => match v.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) => ToolMode::Named(name.to_owned()),
+            None => ToolMode::Auto,
+        },
+        _ => ToolMode::Auto,
+    }
+}
+
+/// `(type, code, message)` OpenAI sends with `status`.
+fn default_error(status: u16, error_type: Option<&str>, model: &str) -> (String, Option<String>, String) {
+    let owned = |t: &str, c: Option<&str>, m: &str| (t.to_owned(), c.map(str::to_owned), m.to_owned());
+    match status {
+        400 => owned("invalid_request_error", None, "Invalid request (simulated)."),
+        401 => owned(
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            "Incorrect API key provided: sk-sim...abcd. You can find your API key at \
+             https://platform.openai.com/account/api-keys.",
+        ),
+        403 => owned("permission_error", None, "You are not allowed to access this resource."),
+        404 => owned(
+            "invalid_request_error",
+            Some("model_not_found"),
+            &format!("The model `{model}` does not exist or you do not have access to it."),
+        ),
+        429 if error_type == Some("insufficient_quota") => owned(
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            "You exceeded your current quota, please check your plan and billing details.",
+        ),
+        429 => owned(
+            "requests",
+            Some("rate_limit_exceeded"),
+            &format!(
+                "Rate limit reached for {model} in organization org-sim on requests per min (RPM): Limit 500, \
+                 Used 500, Requested 1. Please try again in 644ms."
+            ),
+        ),
+        502 => owned("server_error", None, "Bad gateway."),
+        503 => owned("server_error", Some("overloaded"), OVERLOADED_MESSAGE),
+        s if s >= 500 => owned("server_error", None, SERVER_ERROR_MESSAGE),
+        _ => owned("invalid_request_error", None, "Invalid request (simulated)."),
+    }
+}

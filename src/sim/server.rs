@@ -1,0 +1,238 @@
+//! The HTTP side: an accept loop that can drop a single connection, the routes, the handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::answer;
+use super::anthropic::AnthropicWire;
+use super::fault::{Fault, FaultRule};
+use super::openai::OpenAiWire;
+use super::state::{RecordedRequest, SimState};
+use super::stream;
+use super::wire::{Dialect, Ids, StatusOverrides, WireError};
+
+/// Largest request body accepted (prompts in context-overflow tests are big).
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Lets a handler drop the connection its request came on (the `Reset` fault).
+#[derive(Debug, Clone)]
+struct Connection {
+    kill: CancellationToken,
+}
+
+/// Accepts connections until `shutdown`, then drops every open one (hung and held ones too).
+pub(crate) async fn serve(listener: TcpListener, state: Arc<SimState>, shutdown: CancellationToken) {
+    let router = router(state.clone());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, router.clone(), state.clone(), shutdown.child_token()));
+                }
+                // out of file descriptors and the like: give open connections a moment to close
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+}
+
+async fn connection(stream: TcpStream, router: Router, state: Arc<SimState>, kill: CancellationToken) {
+    let _open = state.connection_guard();
+    // one small write per event: do not let Nagle hold them back
+    let _ = stream.set_nodelay(true);
+    let service = TowerToHyperService::new(router.layer(Extension(Connection { kill: kill.clone() })));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    // dropping `conn` closes the socket with nothing written
+    tokio::select! {
+        _ = conn => {}
+        () = kill.cancelled() => {}
+    }
+}
+
+fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/anthropic/v1/messages", post(anthropic_chat))
+        .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
+        .route("/_sim/faults/{id}", delete(remove_fault))
+        .route("/_sim/requests", axum::routing::get(list_requests).delete(clear_requests))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn openai_chat(
+    State(state): State<Arc<SimState>>,
+    Extension(conn): Extension<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    chat(&OpenAiWire, &state, &conn, &headers, &body).await
+}
+
+async fn anthropic_chat(
+    State(state): State<Arc<SimState>>,
+    Extension(conn): Extension<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    chat(&AnthropicWire, &state, &conn, &headers, &body).await
+}
+
+async fn chat(
+    dialect: &dyn Dialect,
+    state: &SimState,
+    conn: &Connection,
+    headers: &HeaderMap,
+    raw: &Bytes,
+) -> Response {
+    let ids = Ids { seq: state.next_request(), created: unix_now() };
+    let parsed: Option<Value> = serde_json::from_slice(raw).ok();
+    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
+    let stream = parsed.as_ref().and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
+    let fault = state.pick_fault(dialect.protocol(), model.as_deref(), stream);
+    state.record(RecordedRequest {
+        protocol: dialect.protocol(),
+        model: model.clone().unwrap_or_default(),
+        stream,
+        headers: header_pairs(headers),
+        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(raw).into_owned())),
+        fault: fault.as_ref().map(|f| f.kind().to_owned()),
+        request_id: ids.request_id(),
+    });
+    let body = parsed.unwrap_or(Value::Null);
+    match fault {
+        Some(Fault::Reset) => {
+            conn.kill.cancel();
+            std::future::pending().await
+        }
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(fault @ Fault::Status { .. }) => status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids),
+        Some(Fault::RawBody { status, content_type, body }) => {
+            let mut response = (status_code(status), body).into_response();
+            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
+            response
+        }
+        Some(Fault::Latency { delay }) => {
+            tokio::time::sleep(delay.0).await;
+            respond(dialect, &body, stream, None, ids)
+        }
+        Some(Fault::SlowFirstToken { delay }) if !stream => {
+            tokio::time::sleep(delay.0).await;
+            respond(dialect, &body, stream, None, ids)
+        }
+        fault => respond(dialect, &body, stream, fault.as_ref(), ids),
+    }
+}
+
+/// The model's answer (or its 4xx), streamed with `fault` applied when asked to stream.
+fn respond(dialect: &dyn Dialect, body: &Value, stream: bool, fault: Option<&Fault>, ids: Ids) -> Response {
+    let answer = match dialect.prompt(body).and_then(|prompt| answer::answer(dialect.protocol(), &prompt)) {
+        Ok(answer) => answer,
+        Err(reject) => return error_response(dialect, &dialect.reject(&reject), ids),
+    };
+    let mut response = if stream {
+        let steps = stream::plan(dialect.script(&answer, body, ids), fault, dialect, ids);
+        let mut response = stream::body(steps).into_response();
+        set_header(&mut response, header::CONTENT_TYPE.as_str(), Some("text/event-stream; charset=utf-8"));
+        set_header(&mut response, header::CACHE_CONTROL.as_str(), Some("no-cache"));
+        response
+    } else {
+        Json(dialect.response(&answer, ids)).into_response()
+    };
+    set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
+    response
+}
+
+/// A [`Fault::Status`]: the dialect's error body for the status, and the retry headers asked for.
+fn status_fault(dialect: &dyn Dialect, fault: &Fault, model: &str, ids: Ids) -> Response {
+    let Fault::Status { status, error_type, code, message, retry_after, retry_after_ms, should_retry } = fault else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let overrides =
+        StatusOverrides { error_type: error_type.as_deref(), code: code.as_deref(), message: message.as_deref() };
+    let mut response = error_response(dialect, &dialect.status_error(*status, overrides, model), ids);
+    set_header(&mut response, "retry-after", retry_after.as_deref());
+    set_header(&mut response, "retry-after-ms", retry_after_ms.as_deref());
+    set_header(&mut response, "x-should-retry", should_retry.map(|r| if r { "true" } else { "false" }));
+    response
+}
+
+fn error_response(dialect: &dyn Dialect, error: &WireError, ids: Ids) -> Response {
+    let mut response = (status_code(error.status), Json(dialect.error_body(error, ids))).into_response();
+    set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
+    response
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Sets a header; a value that cannot be a header (from a hand-written fault) is left out.
+fn set_header(response: &mut Response, name: &str, value: Option<&str>) {
+    let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(name), value.map(HeaderValue::from_str)) else {
+        return;
+    };
+    response.headers_mut().insert(name, value);
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+async fn add_fault(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<FaultRule>(&body) {
+        Ok(rule) => Json(json!({ "id": state.add_fault(rule) })).into_response(),
+        Err(e) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("invalid fault rule: {e}") }))).into_response()
+        }
+    }
+}
+
+async fn list_faults(State(state): State<Arc<SimState>>) -> Response {
+    Json(state.faults()).into_response()
+}
+
+async fn clear_faults(State(state): State<Arc<SimState>>) -> Response {
+    Json(json!({ "removed": state.clear_faults() })).into_response()
+}
+
+async fn remove_fault(State(state): State<Arc<SimState>>, Path(id): Path<u64>) -> Response {
+    if state.remove_fault(id) {
+        Json(json!({ "removed": 1 })).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no fault rule {id}") }))).into_response()
+    }
+}
+
+async fn list_requests(State(state): State<Arc<SimState>>) -> Response {
+    let log: Vec<RecordedRequest> = state.requests().iter().map(RecordedRequest::redacted).collect();
+    Json(log).into_response()
+}
+
+async fn clear_requests(State(state): State<Arc<SimState>>) -> Response {
+    state.clear_requests();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,149 @@
+//! Streamed answers: a [`Script`] with the fault's damage applied, played out as a response body.
+
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+
+use super::fault::Fault;
+use super::wire::{Dialect, Ids, Script};
+
+/// One step of a streamed body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Write these bytes (and flush).
+    Send(Bytes),
+    /// Go silent.
+    Sleep(Duration),
+    /// Drop the connection mid-body (no terminating chunk).
+    Abort,
+    /// Keep the connection open and silent until the client leaves.
+    Hold,
+}
+
+/// How a stream ends.
+enum End {
+    /// Tail and sentinel.
+    Complete,
+    /// Connection dropped, no tail.
+    Abort,
+    /// An in-stream error event instead of the tail.
+    Error(Bytes),
+    /// Tail without the sentinel, then silence on an open connection.
+    Hold,
+}
+
+/// The steps of a stream, with `fault` (if any) applied.
+pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect, ids: Ids) -> Vec<Step> {
+    let Script { head, tokens, tail, sentinel } = script;
+    let mut steps = Vec::with_capacity(head.len() + tokens.len() + tail.len() + 3);
+    if let Some(Fault::SlowFirstToken { delay }) = fault {
+        steps.push(Step::Sleep(delay.0));
+    }
+    steps.extend(head.into_iter().map(Step::Send));
+    let split = |after: usize| after.min(tokens.len());
+    // (tokens before the injection, what is injected, tokens after it, how the stream ends)
+    let (before, injected, after, end) = match fault {
+        Some(Fault::Stall { after_tokens, duration }) => {
+            let (b, a) = tokens.split_at(split(*after_tokens));
+            (b, Some(Step::Sleep(duration.0)), a, End::Complete)
+        }
+        Some(Fault::MalformedChunk { after_tokens }) => {
+            let (b, a) = tokens.split_at(split(*after_tokens));
+            (b, Some(Step::Send(dialect.malformed(ids))), a, End::Complete)
+        }
+        Some(Fault::Cut { after_tokens }) => (&tokens[..split(*after_tokens)], None, &[][..], End::Abort),
+        Some(Fault::StreamError { after_tokens, error_type }) => {
+            let error = dialect.stream_error(error_type.as_deref(), ids);
+            (&tokens[..split(*after_tokens)], None, &[][..], End::Error(error))
+        }
+        Some(Fault::NoDone) => (&tokens[..], None, &[][..], End::Hold),
+        _ => (&tokens[..], None, &[][..], End::Complete),
+    };
+    steps.extend(before.iter().cloned().map(Step::Send));
+    steps.extend(injected);
+    steps.extend(after.iter().cloned().map(Step::Send));
+    match end {
+        End::Complete => {
+            steps.extend(tail.into_iter().map(Step::Send));
+            steps.extend(sentinel.map(Step::Send));
+        }
+        End::Abort => steps.push(Step::Abort),
+        End::Error(error) => steps.push(Step::Send(error)),
+        End::Hold => {
+            steps.extend(tail.into_iter().map(Step::Send));
+            steps.push(Step::Hold);
+        }
+    }
+    steps
+}
+
+/// Plays `steps` out as a response body, each event written on its own.
+pub(crate) fn body(steps: Vec<Step>) -> Body {
+    let stream = futures::stream::unfold(steps.into_iter(), |mut steps| async move {
+        loop {
+            match steps.next()? {
+                Step::Send(bytes) => {
+                    // hand control back so hyper flushes the previous event before this one
+                    tokio::task::yield_now().await;
+                    return Some((Ok(bytes), steps));
+                }
+                Step::Sleep(duration) => tokio::time::sleep(duration).await,
+                Step::Abort => {
+                    // let hyper flush what was sent: the cut must come after the last token, not eat it
+                    tokio::task::yield_now().await;
+                    let cut = io::Error::new(io::ErrorKind::ConnectionAborted, "simulated cut");
+                    return Some((Err(cut), steps));
+                }
+                Step::Hold => std::future::pending::<()>().await,
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::duration::DurationStr;
+    use crate::sim::openai::OpenAiWire;
+
+    fn script() -> Script {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        Script { head: vec![b("H")], tokens: vec![b("1"), b("2"), b("3")], tail: vec![b("F")], sentinel: Some(b("D")) }
+    }
+
+    fn shape(steps: &[Step]) -> String {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Send(b) if b.len() == 1 => String::from_utf8_lossy(b).into_owned(),
+                Step::Send(b) if b.starts_with(b"data: {\"error\"") => "E".into(),
+                Step::Send(_) => "M".into(),
+                Step::Sleep(_) => "z".into(),
+                Step::Abort => "!".into(),
+                Step::Hold => "~".into(),
+            })
+            .collect()
+    }
+
+    fn run(fault: Option<Fault>) -> String {
+        let ids = Ids { seq: 1, created: 0 };
+        shape(&plan(script(), fault.as_ref(), &OpenAiWire, ids))
+    }
+
+    #[test]
+    fn faults_reshape_the_stream() {
+        let d = DurationStr(Duration::from_millis(5));
+        assert_eq!(run(None), "H123FD");
+        assert_eq!(run(Some(Fault::SlowFirstToken { delay: d })), "zH123FD");
+        assert_eq!(run(Some(Fault::Stall { after_tokens: 1, duration: d })), "H1z23FD");
+        assert_eq!(run(Some(Fault::Stall { after_tokens: 9, duration: d })), "H123zFD");
+        assert_eq!(run(Some(Fault::Cut { after_tokens: 2 })), "H12!");
+        assert_eq!(run(Some(Fault::MalformedChunk { after_tokens: 0 })), "HM123FD");
+        assert_eq!(run(Some(Fault::StreamError { after_tokens: 1, error_type: None })), "H1E");
+        assert_eq!(run(Some(Fault::NoDone)), "H123F~");
+    }
+}
