@@ -20,6 +20,12 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Send one prompt through a route and print the answer.
     Chat(cli::chat::ChatArgs),
+    /// Run the simulated OpenAI and Anthropic providers (no keys, no network).
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -28,5 +34,14 @@ fn main() -> ExitCode {
     match args.command {
         Command::Check(a) => cli::check::run(&a),
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),
+        Command::Sim { listen } => cli::runtime(async move {
+            match switchyard::sim::run(listen).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot run the simulator on {listen}: {e}");
+                    ExitCode::from(cli::EXIT_USAGE)
+                }
+            }
+        }),
     }
 }
