@@ -10,7 +10,7 @@ use crate::duration::DurationStr;
 use crate::provider::Protocol;
 
 /// How a provider expects the API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthScheme {
     /// `Authorization: Bearer KEY`.

@@ -19,6 +19,7 @@ use super::schema::{
 use super::{InjectKind, LiveFault, Policy, ProviderPolicy, RoutePolicy, ServerSettings, TargetPolicy};
 use crate::error::ErrorClass;
 use crate::profile::{AuthScheme, ProviderProfile};
+use crate::provider::Protocol;
 
 const TOP_LEVEL: &str = "defaults, providers, routes, drill, server";
 
@@ -241,19 +242,34 @@ fn compile_provider(
             return None;
         }
     };
-    let needs_key = profile.as_ref().is_none_or(|p| p.auth != AuthScheme::None) || spec.api_key_env.is_some();
     let api_key_env = spec
         .api_key_env
         .as_ref()
         .map(|s| s.get_ref().clone())
         .or_else(|| profile.as_ref().and_then(|p| p.api_key_env.clone()));
-    if let Some(var) = &api_key_env {
-        if std::env::var(var).map_or(true, |v| v.trim().is_empty()) {
-            let span = spec.api_key_env.as_ref().map_or_else(|| name.span(), |s| s.span());
-            c.warn(&span, format!("{key}.api_key_env"), format!("environment variable `{var}` is not set: requests to `{}` will fail with `authentication` and fail over", name.get_ref()));
+    // a key is needed when the policy or profile says how to send one; a local server needs none
+    let default_auth = match protocol {
+        Protocol::Openai => AuthScheme::Bearer,
+        Protocol::Anthropic => AuthScheme::XApiKey,
+    };
+    let auth = spec.auth.or(profile.as_ref().map(|p| p.auth)).unwrap_or(if api_key_env.is_some() {
+        default_auth
+    } else {
+        AuthScheme::None
+    });
+    if auth != AuthScheme::None {
+        match &api_key_env {
+            Some(var) if std::env::var(var).map_or(true, |v| v.trim().is_empty()) => {
+                let span = spec.api_key_env.as_ref().map_or_else(|| name.span(), |s| s.span());
+                c.warn(
+                    &span,
+                    format!("{key}.api_key_env"),
+                    format!("environment variable `{var}` is not set: requests to `{}` will fail with `authentication` and fail over", name.get_ref()),
+                );
+            }
+            Some(_) => {}
+            None => c.error(&name.span(), format!("{key}.api_key_env"), "this provider sends a key: name the variable that holds it with `api_key_env`, or set `auth = \"none\"`"),
         }
-    } else if needs_key && profile.is_none() {
-        // an OpenAI-compatible server without a key is common (local servers): not a warning
     }
     let mut headers: Vec<(String, String)> =
         profile.as_ref().map(|p| p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
@@ -267,7 +283,7 @@ fn compile_provider(
         protocol,
         base_url,
         api_key_env,
-        needs_key: needs_key && profile.as_ref().is_none_or(|p| p.auth != AuthScheme::None),
+        auth,
         headers,
         profile,
         limits: merge_limits(&layers),
@@ -635,7 +651,6 @@ fn merge_limits(layers: &[Option<&Layer>]) -> Limits {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::provider::Protocol;
 
     const GOOD: &str = r#"
 [defaults]

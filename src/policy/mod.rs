@@ -54,8 +54,8 @@ pub struct ProviderPolicy {
     pub base_url: String,
     /// Environment variable holding the key (never the key).
     pub api_key_env: Option<String>,
-    /// Whether the provider needs a key (its profile's auth scheme is not `none`).
-    pub needs_key: bool,
+    /// How the key is sent; `none` for servers that need no key.
+    pub auth: crate::profile::AuthScheme,
     /// Headers sent with every request (names and values from the policy and profile).
     #[serde(skip)]
     pub headers: Vec<(String, String)>,

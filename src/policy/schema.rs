@@ -65,6 +65,7 @@ pub(crate) struct ProviderSpec {
     pub(crate) protocol: Option<Protocol>,
     pub(crate) base_url: Option<Spanned<String>>,
     pub(crate) api_key_env: Option<Spanned<String>>,
+    pub(crate) auth: Option<crate::profile::AuthScheme>,
     pub(crate) profile: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) headers: BTreeMap<String, String>,

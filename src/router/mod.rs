@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::chat::ChatRequest;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::Policy;
+use crate::profile::AuthScheme;
 use crate::provider::{Anthropic, OpenAi, Protocol, Provider, ProviderConfig};
 use crate::secret::ApiKey;
 
@@ -185,8 +186,9 @@ impl Router {
         if let Some(custom) = self.inner.custom.get(&p.name) {
             return ProviderSlot::Ready(custom.clone());
         }
-        let key = p.api_key_env.as_deref().and_then(ApiKey::from_env);
-        if key.is_none() && p.needs_key {
+        let needs_key = p.auth != AuthScheme::None;
+        let key = if needs_key { p.api_key_env.as_deref().and_then(ApiKey::from_env) } else { None };
+        if key.is_none() && needs_key {
             let var = p.api_key_env.as_deref().unwrap_or("(no api_key_env set)");
             return ProviderSlot::Unavailable(Box::new(ProviderError::new(
                 ErrorClass::Authentication,
@@ -197,7 +199,15 @@ impl Router {
         let mut config = ProviderConfig::new(p.name.clone(), p.base_url.clone()).connect_timeout(p.connect_timeout);
         config.api_key = key;
         config.headers.clone_from(&p.headers);
-        config.profile.clone_from(&p.profile);
+        // the adapters refuse to call without a key when the profile says one is needed: a policy
+        // that says `auth = "none"` overrides its profile
+        config.profile = p.profile.as_ref().map(|profile| {
+            if profile.auth == p.auth {
+                profile.clone()
+            } else {
+                Arc::new(crate::profile::ProviderProfile { auth: p.auth, ..(**profile).clone() })
+            }
+        });
         let built: Result<Arc<dyn Provider>, ProviderError> = match p.protocol {
             Protocol::Openai => OpenAi::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
             Protocol::Anthropic => Anthropic::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
