@@ -71,6 +71,7 @@ pub(crate) fn render(policy: &Policy) -> String {
     let _ = writeln!(out, "\nproviders:");
     for p in policy.providers.values() {
         let key = match &p.api_key_env {
+            _ if p.auth == switchyard::profile::AuthScheme::None => "no key".into(),
             Some(var) if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) => format!("key ${var} (set)"),
             Some(var) => format!("key ${var} (NOT SET)"),
             None => "no key".into(),
