@@ -156,6 +156,7 @@ impl Plan {
         }
         // every target was ruled out by an open breaker: probe the one whose cooldown ends first
         if !self.forced_probe
+            && self.other_skips == 0
             && self.attempts.iter().all(|a| a.outcome == AttemptOutcome::Skipped)
             && !self.breaker_skips.is_empty()
         {

@@ -24,6 +24,7 @@ mod events;
 mod health;
 mod limiter;
 mod outcome;
+mod reload;
 mod strategy;
 mod stream;
 
@@ -32,6 +33,7 @@ pub use events::RouterEvent;
 pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
+pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 
 use engine::{AttemptFuture, Plan, Stop};

@@ -1,0 +1,175 @@
+//! Hot reload: watch the policy file and swap the policy in when a valid edit lands.
+//!
+//! The watcher watches the file's parent directory and filters by file name, so every way of saving
+//! works: in-place write, write-to-temp-then-rename (vim and most editors), delete-and-recreate, and
+//! a Kubernetes ConfigMap `..data` symlink swap. Bursts of events are debounced; the file is then
+//! parsed, validated and compiled, and only a valid policy is applied. Requests keep the snapshot
+//! they started with.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::Router;
+use crate::policy::{Policy, PolicyError};
+
+/// Settings of [`Router::watch_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Quiet time after the last file event before the file is read (editors write in bursts).
+    pub debounce: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions { debounce: Duration::from_millis(50) }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReloadOutcome {
+    /// A new policy is in force.
+    Applied {
+        /// Its version.
+        version: u64,
+    },
+    /// The file has the content already in force.
+    Unchanged,
+}
+
+/// The watch could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The path has no file name or parent directory.
+    #[error("cannot watch `{0}`: not a file path")]
+    NotAFile(PathBuf),
+    /// The OS watcher failed.
+    #[error("cannot watch `{path}`: {source}")]
+    Notify {
+        /// The directory.
+        path: PathBuf,
+        /// The watcher's error.
+        source: notify::Error,
+    },
+}
+
+/// Keeps a policy file watched; dropping it stops the watching.
+#[derive(Debug)]
+pub struct PolicyWatcher {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl PolicyWatcher {
+    /// The watched file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PolicyWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Router {
+    /// Reads the policy file the router's policy came from again and applies it if it is valid and
+    /// different. On error the policy in force stays, and the error is kept in `health()` and sent
+    /// as [`super::RouterEvent::PolicyRejected`].
+    pub fn reload(&self) -> Result<ReloadOutcome, PolicyError> {
+        let source = self.policy().source.clone();
+        self.reload_from(Path::new(&source))
+    }
+
+    /// Reads `path`, and applies it if it is valid and differs from the policy in force.
+    pub fn reload_from(&self, path: &Path) -> Result<ReloadOutcome, PolicyError> {
+        match Policy::from_file(path) {
+            Ok(policy) => {
+                let current = self.policy();
+                if policy.hash == current.hash && policy.source == current.source {
+                    return Ok(ReloadOutcome::Unchanged);
+                }
+                Ok(ReloadOutcome::Applied { version: self.apply(policy) })
+            }
+            Err(e) => {
+                self.reject(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Watches the policy file at `path` with the default debounce (50 ms). Must be called inside
+    /// a tokio runtime. Keep the returned watcher alive as long as reloads should happen.
+    pub fn watch(&self, path: impl AsRef<Path>) -> Result<PolicyWatcher, WatchError> {
+        self.watch_with(path, WatchOptions::default())
+    }
+
+    /// Watches the policy file at `path`.
+    pub fn watch_with(&self, path: impl AsRef<Path>, options: WatchOptions) -> Result<PolicyWatcher, WatchError> {
+        let path = path.as_ref().to_path_buf();
+        let (Some(name), Some(dir)) = (path.file_name().map(OsString::from), path.parent()) else {
+            return Err(WatchError::NotAFile(path));
+        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
+        let (tx, rx) = mpsc::unbounded_channel::<()>();
+        let filter_name = name.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            // the file itself, or a ConfigMap's `..data` symlink swap
+            let relevant = event
+                .paths
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| n == filter_name.as_os_str() || n == "..data"));
+            if relevant {
+                let _ = tx.send(());
+            }
+        })
+        .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
+        let router = self.clone();
+        let task = tokio::spawn(debounce_and_reload(router, path.clone(), rx, options.debounce));
+        Ok(PolicyWatcher { _watcher: watcher, task, path })
+    }
+}
+
+async fn debounce_and_reload(router: Router, path: PathBuf, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration) {
+    let router = Arc::new(router);
+    while rx.recv().await.is_some() {
+        // wait until the burst is over
+        loop {
+            match tokio::time::timeout(debounce, rx.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        if !path.exists() {
+            tracing::warn!(path = %path.display(), "policy file is gone; keeping the policy in force");
+            continue;
+        }
+        let r = router.clone();
+        let p = path.clone();
+        // file I/O and compilation off the async threads
+        let outcome = tokio::task::spawn_blocking(move || r.reload_from(&p)).await;
+        match outcome {
+            Ok(Ok(ReloadOutcome::Applied { version })) => tracing::info!(version, "policy reloaded"),
+            Ok(Ok(ReloadOutcome::Unchanged)) => tracing::debug!("policy file touched, content unchanged"),
+            Ok(Err(e)) => tracing::error!("policy edit rejected: {e}"),
+            Err(e) => tracing::error!("policy reload task failed: {e}"),
+        }
+    }
+}
