@@ -7,6 +7,7 @@
 //! and demonstrate all of it without network or keys.
 
 pub mod chat;
+pub mod drill;
 pub mod duration;
 pub mod error;
 pub mod policy;

@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::chat::ChatRequest;
+use crate::drill::inject::{FaultGuard, FaultSet, FaultSnapshot, FaultSource, Injecting};
 use crate::error::{ErrorClass, ProviderError};
-use crate::policy::Policy;
+use crate::policy::{LiveFault, Policy};
 use crate::profile::AuthScheme;
 use crate::provider::{Anthropic, OpenAi, Protocol, Provider, ProviderConfig};
 use crate::secret::ApiKey;
@@ -65,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<RouterEvent>,
     /// Providers given by the application, used instead of building them from the policy.
     custom: HashMap<String, Arc<dyn Provider>>,
+    /// Injected faults (drills), applied in front of every provider.
+    faults: Arc<FaultSet>,
     version: AtomicU64,
     last_reload_error: Mutex<Option<String>>,
 }
@@ -111,6 +114,7 @@ impl RouterBuilder {
             health: health::Health::default(),
             events: tx,
             custom: self.custom,
+            faults: Arc::new(FaultSet::default()),
             version: AtomicU64::new(0),
             last_reload_error: Mutex::new(None),
         };
@@ -135,6 +139,8 @@ pub struct Health {
     pub providers: Vec<ProviderHealth>,
     /// Targets: breaker, pause, latency, limits.
     pub targets: Vec<TargetHealth>,
+    /// Injected faults (API and `[[drill.faults]]`).
+    pub faults: Vec<FaultSnapshot>,
 }
 
 impl Router {
@@ -164,8 +170,25 @@ impl Router {
     pub fn apply(&self, policy: Policy) -> u64 {
         let previous = self.inner.current.load_full();
         let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
-        let providers = policy.providers.iter().map(|(name, p)| (name.clone(), self.build_provider(p))).collect();
+        let providers = policy
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                let slot = match self.build_provider(p) {
+                    ProviderSlot::Ready(inner) => ProviderSlot::Ready(Arc::new(Injecting {
+                        inner,
+                        name: name.clone(),
+                        protocol: p.protocol,
+                        profile: p.profile.clone(),
+                        faults: self.inner.faults.clone(),
+                    })),
+                    unavailable => unavailable,
+                };
+                (name.clone(), slot)
+            })
+            .collect();
         self.inner.health.sync(&policy);
+        self.inner.faults.sync_policy(&policy.drill_faults);
         let changes =
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
@@ -220,6 +243,14 @@ impl Router {
         }
     }
 
+    /// Injects a fault (a drill): matching calls to its provider get the failure as that provider
+    /// would send it, decoded by the real adapter; the provider itself is not called. The fault is
+    /// lifted when the guard is dropped (or when its count, duration or `until` runs out).
+    pub fn inject(&self, fault: LiveFault) -> FaultGuard {
+        let id = self.inner.faults.add(fault, FaultSource::Api);
+        FaultGuard::new(&self.inner.faults, id)
+    }
+
     /// The router's state: policy version, breakers, pauses, latency, limits.
     pub fn health(&self) -> Health {
         let snap = self.inner.current.load_full();
@@ -231,6 +262,7 @@ impl Router {
             last_reload_error: self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             providers,
             targets,
+            faults: self.inner.faults.snapshot(),
         }
     }
 

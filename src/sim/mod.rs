@@ -50,6 +50,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::provider::Protocol;
 
+/// A request header carrying a [`Fault`] as JSON: the simulator applies it to that request, before
+/// any scripted rule. The router's fault injection uses it to have a fault produced on the real wire.
+pub const FAULT_HEADER: &str = "x-switchyard-fault";
+
 mod answer;
 mod anthropic;
 mod fault;

@@ -108,7 +108,11 @@ async fn chat(
     let parsed: Option<Value> = serde_json::from_slice(raw).ok();
     let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
     let stream = parsed.as_ref().and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
-    let fault = state.pick_fault(dialect.protocol(), model.as_deref(), stream);
+    // a fault named by the request itself (the router's fault injection) comes first
+    let fault = headers
+        .get(super::FAULT_HEADER)
+        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
+        .or_else(|| state.pick_fault(dialect.protocol(), model.as_deref(), stream));
     state.record(RecordedRequest {
         protocol: dialect.protocol(),
         model: model.clone().unwrap_or_default(),
