@@ -11,7 +11,7 @@ use switchyard::sim::SimServer;
 use switchyard::{ChatRequest, Policy, Router};
 
 fn valid(sim: &SimServer, i: usize) -> String {
-    let model = if i % 2 == 0 { "gpt-4o-mini" } else { "gpt-4o" };
+    let model = if i.is_multiple_of(2) { "gpt-4o-mini" } else { "gpt-4o" };
     format!(
         "# edit {i}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"{model}\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", weight = {} }}]\n",
         sim.openai_base_url(),
