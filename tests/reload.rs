@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{Scripted, Step};
-use switchyard::router::{BreakerState, RouterEvent, SkipReason, WatchOptions};
+use switchyard::router::{BreakerState, RouterEvent, SkipReason};
 use switchyard::{ChatRequest, Policy, Router};
 
 fn policy_text(model: &str) -> String {
