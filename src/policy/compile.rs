@@ -36,7 +36,13 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
         }
         return Err(PolicyError::Invalid(c.errors));
     }
+    compile_table(c, root.get_ref(), text)
+}
 
+/// Compiles a policy from an already parsed table (a file's root, or the `[policy]` table of a
+/// drill file, whose diagnostics then carry the collector's key prefix).
+pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str) -> Result<Policy, PolicyError> {
+    let file = c.file;
     let mut defaults = Layer::default();
     let mut providers: Vec<(Spanned<String>, ProviderSpec)> = Vec::new();
     let mut routes: Vec<(Spanned<String>, RouteSpec)> = Vec::new();
@@ -44,7 +50,7 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let mut server = ServerSpec::default();
     let mut routes_span = None;
 
-    for (key, value) in root.get_ref().iter() {
+    for (key, value) in root.iter() {
         let name: &str = key.get_ref();
         match name {
             "defaults" => defaults = section(&mut c, "defaults", value).unwrap_or_default(),
@@ -103,7 +109,7 @@ pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
 }
 
 /// The `name = { ... }` entries of a table of tables (`[providers.*]`, `[routes.*]`).
-fn entries<'i>(
+pub(crate) fn entries<'i>(
     c: &mut Collector<'_>,
     key: &str,
     value: &Spanned<DeValue<'i>>,
@@ -120,7 +126,7 @@ fn entries<'i>(
 }
 
 /// Deserializes one section; an error is recorded with the full key path and the section skipped.
-fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+pub(crate) fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
     let de = ValueDeserializer::from(value.clone());
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Some(v),

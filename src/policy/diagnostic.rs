@@ -92,11 +92,13 @@ pub(crate) struct Collector<'a> {
     pub(crate) text: &'a str,
     pub(crate) errors: Vec<Diagnostic>,
     pub(crate) warnings: Vec<Diagnostic>,
+    /// Prepended to every key path (a policy inside a drill file is under `policy.`).
+    pub(crate) prefix: String,
 }
 
 impl<'a> Collector<'a> {
     pub(crate) fn new(file: &'a str, text: &'a str) -> Self {
-        Collector { file, text, errors: Vec::new(), warnings: Vec::new() }
+        Collector { file, text, errors: Vec::new(), warnings: Vec::new(), prefix: String::new() }
     }
 
     pub(crate) fn diagnostic(
@@ -105,9 +107,11 @@ impl<'a> Collector<'a> {
         key: impl Into<String>,
         message: impl Into<String>,
     ) -> Diagnostic {
+        let key: String = key.into();
+        let key = if self.prefix.is_empty() || key.is_empty() { key } else { format!("{}{key}", self.prefix) };
         Diagnostic {
             location: Location::at(self.file, self.text, span.start),
-            key: key.into(),
+            key,
             message: message.into(),
         }
     }
