@@ -22,7 +22,16 @@ pub(super) fn classify_response(
     body: &[u8],
     key: Option<&ApiKey>,
 ) -> ProviderError {
-    let error = classify_body(provider, body, class_for_status(status), key);
+    let by_status = class_for_status(status);
+    let mut error = classify_body(provider, body, by_status, key);
+    // the catch-all types say less than a status with a class of its own: a gateway answering 503 or
+    // 408 in Anthropic's envelope must not turn an outage into a non-retryable invalid_request
+    let generic = matches!(error.provider_type.as_deref(), Some("api_error" | "invalid_request_error"));
+    let specific =
+        !matches!(by_status, ErrorClass::InvalidRequest | ErrorClass::ServerError | ErrorClass::MalformedResponse);
+    if generic && specific {
+        error.class = by_status;
+    }
     let body_request_id = error.request_id.clone();
     let mut error = http::error_with_response_meta(error, status, headers, "request-id");
     if error.request_id.is_none() {
@@ -220,6 +229,17 @@ mod tests {
             // the type wins over a status that says otherwise
             case(500, envelope("overloaded_error", "Overloaded"), Overloaded),
             case(400, envelope("rate_limit_error", "slow down"), RateLimited),
+            // a catch-all type defers to a status that says more
+            case(503, envelope("api_error", "Internal server error"), Overloaded),
+            case(504, envelope("api_error", "Internal server error"), Timeout),
+            case(408, envelope("invalid_request_error", "Request timeout"), Timeout),
+            case(413, envelope("invalid_request_error", "Request too large"), RequestTooLarge),
+            case(502, envelope("api_error", "Bad gateway"), ServerError),
+            case(
+                422,
+                envelope("invalid_request_error", "prompt is too long: 9 tokens > 8 maximum"),
+                ContextLengthExceeded,
+            ),
             // an unknown type falls back to the status
             case(503, envelope("brand_new_error", "?"), Overloaded),
             case(418, envelope("brand_new_error", "?"), InvalidRequest),
