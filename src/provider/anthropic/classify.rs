@@ -52,8 +52,9 @@ pub(super) fn classify_body(provider: &str, body: &[u8], fallback: ErrorClass, k
     };
     let class = parsed.error_type.as_deref().and_then(|t| class_for_type(t, &message)).unwrap_or(fallback);
     let mut error = ProviderError::new(class, provider, message);
-    error.provider_type = parsed.error_type;
-    error.request_id = parsed.request_id;
+    // upstream text like the message: a server that echoes the key may put it anywhere
+    error.provider_type = parsed.error_type.map(|t| redact(key, &t));
+    error.request_id = parsed.request_id.map(|id| redact(key, &id));
     error
 }
 
@@ -333,6 +334,9 @@ mod tests {
         let body = envelope("authentication_error", "invalid x-api-key: sk-ant-api03-secret-value");
         let e = classify_response("anthropic", 401, &headers(&[]), body.as_bytes(), Some(&key));
         assert_eq!(e.message, "invalid x-api-key: ***");
+        let echoed = r#"{"type":"error","error":{"type":"sk-ant-api03-secret-value","message":"no"},"request_id":"sk-ant-api03-secret-value"}"#;
+        let e = classify_response("anthropic", 401, &headers(&[]), echoed.as_bytes(), Some(&key));
+        assert!(!format!("{e:?}").contains("secret"), "{e:?}");
         let html = format!("<p>{} bad key sk-ant-api03-secret-value</p>", " ".repeat(300));
         let e = classify_response("anthropic", 401, &headers(&[]), html.as_bytes(), Some(&key));
         assert!(!e.message.contains("secret"), "{}", e.message);
