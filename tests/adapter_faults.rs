@@ -21,7 +21,7 @@ const PROMPT: &str = "What is the weather like today?";
 /// Generous limits for rows that are not about timeouts: a row that hangs fails instead of blocking.
 const RELAXED: Duration = Duration::from_secs(3);
 /// The short limit timeout rows trip.
-const SHORT: Duration = Duration::from_millis(150);
+const SHORT: Duration = Duration::from_millis(200);
 /// What the simulator waits in slow-first-token and stall rows: far beyond [`SHORT`].
 const LONG: Duration = Duration::from_secs(2);
 /// No row may take longer than this, whatever the adapter does.
@@ -222,7 +222,7 @@ fn raw(status: u16, content_type: &str, body: &str) -> Fault {
     Fault::RawBody { status, content_type: content_type.to_owned(), body: body.to_owned() }
 }
 
-fn ms(d: Duration) -> DurationStr {
+fn delay(d: Duration) -> DurationStr {
     DurationStr(d)
 }
 
@@ -266,7 +266,7 @@ fn rows(p: Protocol, when: SystemTime) -> Vec<Row> {
     vec![
         // the baseline: the table's plumbing works
         Row::new(p, "no fault", None),
-        row("latency below the limits", Fault::Latency { delay: ms(Duration::from_millis(50)) }),
+        row("latency below the limits", Fault::Latency { delay: delay(Duration::from_millis(50)) }),
         // rate limits and their waits
         row("429 retry-after seconds", Fault::status_retry_after(429, "7"))
             .fails(RateLimited, Some(429))
@@ -320,12 +320,12 @@ fn rows(p: Protocol, when: SystemTime) -> Vec<Row> {
         Row::new(p, "connection refused", None).refused().fails(Connection, None).request_id(Rid::No),
         // client-side limits
         row("hang", Fault::Hang).first_token(SHORT).fails(Timeout, None).contains("first-token").request_id(Rid::No),
-        row("slow first token", Fault::SlowFirstToken { delay: ms(LONG) })
+        row("slow first token", Fault::SlowFirstToken { delay: delay(LONG) })
             .first_token(SHORT)
             .fails(Timeout, None)
             .contains("first-token")
             .request_id(Rid::StreamOnly),
-        row("stall", Fault::Stall { after_tokens: 2, duration: ms(LONG) })
+        row("stall", Fault::Stall { after_tokens: 2, duration: delay(LONG) })
             .modes(STREAM)
             .idle(SHORT)
             .fails(Timeout, None)

@@ -119,7 +119,8 @@ fn scenarios(protocol: Protocol) -> Vec<(&'static str, Option<Fault>, bool, bool
     let echo_401 = Fault::Status {
         status: 401,
         error_type: None,
-        code: Some("invalid_api_key".into()),
+        // OpenAI's body carries a code as well; Anthropic's has none
+        code: Some(format!("invalid_api_key {CANARY}")),
         message: Some(format!("Incorrect API key provided: {CANARY}. You can find your API key at ...")),
         retry_after: None,
         retry_after_ms: None,
