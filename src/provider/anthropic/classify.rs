@@ -22,7 +22,16 @@ pub(super) fn classify_response(
     body: &[u8],
     key: Option<&ApiKey>,
 ) -> ProviderError {
-    let error = classify_body(provider, body, class_for_status(status), key);
+    let by_status = class_for_status(status);
+    let mut error = classify_body(provider, body, by_status, key);
+    // the catch-all types say less than a status with a class of its own: a gateway answering 503 or
+    // 408 in Anthropic's envelope must not turn an outage into a non-retryable invalid_request
+    let generic = matches!(error.provider_type.as_deref(), Some("api_error" | "invalid_request_error"));
+    let specific =
+        !matches!(by_status, ErrorClass::InvalidRequest | ErrorClass::ServerError | ErrorClass::MalformedResponse);
+    if generic && specific {
+        error.class = by_status;
+    }
     let body_request_id = error.request_id.clone();
     let mut error = http::error_with_response_meta(error, status, headers, "request-id");
     if error.request_id.is_none() {
@@ -43,8 +52,9 @@ pub(super) fn classify_body(provider: &str, body: &[u8], fallback: ErrorClass, k
     };
     let class = parsed.error_type.as_deref().and_then(|t| class_for_type(t, &message)).unwrap_or(fallback);
     let mut error = ProviderError::new(class, provider, message);
-    error.provider_type = parsed.error_type;
-    error.request_id = parsed.request_id;
+    // upstream text like the message: a server that echoes the key may put it anywhere
+    error.provider_type = parsed.error_type.map(|t| redact(key, &t));
+    error.request_id = parsed.request_id.map(|id| redact(key, &id));
     error
 }
 
@@ -220,6 +230,17 @@ mod tests {
             // the type wins over a status that says otherwise
             case(500, envelope("overloaded_error", "Overloaded"), Overloaded),
             case(400, envelope("rate_limit_error", "slow down"), RateLimited),
+            // a catch-all type defers to a status that says more
+            case(503, envelope("api_error", "Internal server error"), Overloaded),
+            case(504, envelope("api_error", "Internal server error"), Timeout),
+            case(408, envelope("invalid_request_error", "Request timeout"), Timeout),
+            case(413, envelope("invalid_request_error", "Request too large"), RequestTooLarge),
+            case(502, envelope("api_error", "Bad gateway"), ServerError),
+            case(
+                422,
+                envelope("invalid_request_error", "prompt is too long: 9 tokens > 8 maximum"),
+                ContextLengthExceeded,
+            ),
             // an unknown type falls back to the status
             case(503, envelope("brand_new_error", "?"), Overloaded),
             case(418, envelope("brand_new_error", "?"), InvalidRequest),
@@ -313,6 +334,9 @@ mod tests {
         let body = envelope("authentication_error", "invalid x-api-key: sk-ant-api03-secret-value");
         let e = classify_response("anthropic", 401, &headers(&[]), body.as_bytes(), Some(&key));
         assert_eq!(e.message, "invalid x-api-key: ***");
+        let echoed = r#"{"type":"error","error":{"type":"sk-ant-api03-secret-value","message":"no"},"request_id":"sk-ant-api03-secret-value"}"#;
+        let e = classify_response("anthropic", 401, &headers(&[]), echoed.as_bytes(), Some(&key));
+        assert!(!format!("{e:?}").contains("secret"), "{e:?}");
         let html = format!("<p>{} bad key sk-ant-api03-secret-value</p>", " ".repeat(300));
         let e = classify_response("anthropic", 401, &headers(&[]), html.as_bytes(), Some(&key));
         assert!(!e.message.contains("secret"), "{}", e.message);

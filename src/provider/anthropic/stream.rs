@@ -47,14 +47,16 @@ where
             if st.done {
                 return None;
             }
+            // what the 200 body itself got wrong carries its status, as in the OpenAI adapter; transport
+            // failures and client-side timeouts have none
             let outcome = match st.events.next().await {
-                Some(Ok(sse)) => st.decoder.on_event(&sse),
+                Some(Ok(sse)) => st.decoder.on_event(&sse).map_err(in_body),
                 Some(Err(e)) => Err(e),
-                None => Err(ProviderError::new(
+                None => Err(in_body(ProviderError::new(
                     ErrorClass::StreamInterrupted,
                     st.decoder.ctx.provider.clone(),
                     "stream ended without message_stop",
-                )),
+                ))),
             };
             match outcome {
                 Ok(Step { events, finished }) => {
@@ -69,6 +71,12 @@ where
             }
         }
     }))
+}
+
+/// An error found in the 200 response's body.
+fn in_body(mut error: ProviderError) -> ProviderError {
+    error.status.get_or_insert(200);
+    error
 }
 
 /// What one SSE event produced.
@@ -586,6 +594,7 @@ mod tests {
         assert_eq!(events, vec![StreamEvent::TextDelta { text: "Hello".into() }]);
         let err = err.unwrap();
         assert_eq!(err.class, ErrorClass::StreamInterrupted);
+        assert_eq!(err.status, Some(200));
         assert_eq!(err.request_id.as_deref(), Some("req_hdr"));
         let partial = err.partial.unwrap();
         assert_eq!(partial.text, "Hello");
@@ -625,6 +634,7 @@ mod tests {
             assert_eq!(events, vec![StreamEvent::TextDelta { text: "ok".into() }], "{data}");
             let err = err.unwrap();
             assert_eq!(err.class, ErrorClass::MalformedResponse, "{data}");
+            assert_eq!(err.status, Some(200), "{data}");
             assert_eq!(err.partial.map(|p| p.text).as_deref(), Some("ok"));
         }
     }
@@ -661,6 +671,7 @@ mod tests {
         assert_eq!(events.len(), 1);
         let err = err.unwrap();
         assert_eq!(err.class, ErrorClass::Timeout);
+        assert_eq!(err.status, None, "a client-side timeout came with no status");
         assert_eq!(err.message, "stream stalled");
         assert_eq!(err.partial.map(|p| p.text).as_deref(), Some("Hel"));
     }
