@@ -20,6 +20,8 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Send one prompt through a route and print the answer.
     Chat(cli::chat::ChatArgs),
+    /// Run a failover drill (the built-in one against simulated providers without FILE).
+    Drill(cli::drill::DrillArgs),
     /// Run the simulated OpenAI and Anthropic providers (no keys, no network).
     Sim {
         /// Address to listen on.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::Check(a) => cli::check::run(&a),
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),
+        Command::Drill(a) => cli::runtime(cli::drill::run(a)),
         Command::Sim { listen } => cli::runtime(async move {
             match switchyard::sim::run(listen).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 pub(crate) mod chat;
 pub(crate) mod check;
+pub(crate) mod drill;
 
 /// Exit code for a route that failed.
 pub(crate) const EXIT_FAILED: u8 = 1;

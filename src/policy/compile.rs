@@ -126,7 +126,11 @@ pub(crate) fn entries<'i>(
 }
 
 /// Deserializes one section; an error is recorded with the full key path and the section skipped.
-pub(crate) fn section<T: DeserializeOwned>(c: &mut Collector<'_>, prefix: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+pub(crate) fn section<T: DeserializeOwned>(
+    c: &mut Collector<'_>,
+    prefix: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<T> {
     let de = ValueDeserializer::from(value.clone());
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Some(v),

@@ -109,11 +109,7 @@ impl<'a> Collector<'a> {
     ) -> Diagnostic {
         let key: String = key.into();
         let key = if self.prefix.is_empty() || key.is_empty() { key } else { format!("{}{key}", self.prefix) };
-        Diagnostic {
-            location: Location::at(self.file, self.text, span.start),
-            key,
-            message: message.into(),
-        }
+        Diagnostic { location: Location::at(self.file, self.text, span.start), key, message: message.into() }
     }
 
     pub(crate) fn error(&mut self, span: &Range<usize>, key: impl Into<String>, message: impl Into<String>) {

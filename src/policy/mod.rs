@@ -12,9 +12,9 @@ use crate::error::ErrorClass;
 use crate::profile::{ModelProfile, ProviderProfile};
 use crate::provider::Protocol;
 
-mod compile;
+pub(crate) mod compile;
 mod config;
-mod diagnostic;
+pub(crate) mod diagnostic;
 mod schema;
 
 pub use config::{BreakerConfig, BreakerEffect, ClassAction, ClassActions, Limits, RetryConfig, Timeouts};

@@ -511,14 +511,16 @@ impl Plan {
     }
 }
 
-fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, t: Option<Transition>) {
+fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Option<Transition>) {
     if let Some(t) = t {
         tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
+        let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
         let _ = inner.events.send(RouterEvent::Breaker {
             provider: provider.to_owned(),
             model: model.map(str::to_owned),
             from: t.from,
             to: t.to,
+            cooldown,
         });
     }
 }
@@ -543,13 +545,13 @@ pub(crate) fn settle_failure(
         BreakerEffect::None => {
             // not a breaker matter, but a probe that ends this way still resolves the slot
         }
-        BreakerEffect::CountTarget => emit_transition(inner, p, m, target_node.breaker.failure(now)),
+        BreakerEffect::CountTarget => emit_transition(inner, p, m, target_node, target_node.breaker.failure(now)),
         BreakerEffect::CountProvider => {
-            emit_transition(inner, p, m, target_node.breaker.failure(now));
-            emit_transition(inner, p, None, provider_node.breaker.failure(now));
+            emit_transition(inner, p, m, target_node, target_node.breaker.failure(now));
+            emit_transition(inner, p, None, provider_node, provider_node.breaker.failure(now));
         }
-        BreakerEffect::TripTarget => emit_transition(inner, p, m, target_node.breaker.trip(now)),
-        BreakerEffect::TripProvider => emit_transition(inner, p, None, provider_node.breaker.trip(now)),
+        BreakerEffect::TripTarget => emit_transition(inner, p, m, target_node, target_node.breaker.trip(now)),
+        BreakerEffect::TripProvider => emit_transition(inner, p, None, provider_node, provider_node.breaker.trip(now)),
     }
 }
 
@@ -558,8 +560,8 @@ impl Lease {
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>) {
         let now = Instant::now();
         let (p, m) = (self.target.provider.as_str(), Some(self.target.model.as_str()));
-        emit_transition(inner, p, m, self.target_node.breaker.success(now));
-        emit_transition(inner, p, None, self.provider_node.breaker.success(now));
+        emit_transition(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
+        emit_transition(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
         self.target_node.record_latency(now - self.started);
         if let Some(u) = usage {
             let extra = u.total().saturating_sub(self.estimate);
@@ -575,6 +577,11 @@ impl Lease {
     pub(crate) fn fail(self, inner: &Inner, effect: BreakerEffect, e: &ProviderError) {
         settle_failure(inner, &self.target, &self.target_node, &self.provider_node, effect, e);
         drop(self.probes);
+    }
+
+    /// Whether this attempt went through as a breaker probe.
+    pub(crate) fn is_probe(&self) -> bool {
+        !self.probes.is_empty()
     }
 
     pub(crate) fn target_node(&self) -> &Node {

@@ -32,6 +32,8 @@ pub enum RouterEvent {
         elapsed: Duration,
         /// Why it was skipped.
         skip_reason: Option<SkipReason>,
+        /// Whether it went through as a breaker probe.
+        probe: bool,
     },
     /// A breaker changed state.
     Breaker {
@@ -43,6 +45,9 @@ pub enum RouterEvent {
         from: BreakerState,
         /// State after.
         to: BreakerState,
+        /// How long it stays open, when it opened.
+        #[serde(rename = "cooldown_ms", serialize_with = "opt_millis")]
+        cooldown: Option<Duration>,
     },
     /// The request moved on to another target.
     Failover {
@@ -73,4 +78,11 @@ pub enum RouterEvent {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+        None => s.serialize_none(),
+    }
 }

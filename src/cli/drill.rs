@@ -1,0 +1,91 @@
+//! `switchyard drill [FILE] [--json]`: run a failover drill and report PASS/FAIL per expectation.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchyard::drill::{Drill, Progress};
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+
+/// Arguments of `drill`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DrillArgs {
+    /// The drill file; without one, the built-in drill runs against simulated providers.
+    file: Option<PathBuf>,
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: DrillArgs) -> ExitCode {
+    let drill = match &args.file {
+        Some(path) => Drill::from_file(path),
+        None => Drill::builtin(),
+    };
+    let drill = match drill {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    eprintln!(
+        "running drill `{}`: {} phases, {} providers, about {:.0}s",
+        drill.name,
+        drill.phases.len(),
+        if drill.mode == switchyard::drill::DrillMode::Simulated { "simulated" } else { "live" },
+        drill.planned_duration().as_secs_f64()
+    );
+    let progress = move |p: Progress<'_>| match p {
+        Progress::PhaseStarted { index, total, phase } => {
+            let faults: Vec<String> =
+                phase.faults.iter().map(|f| format!("{} {:?} @{}", f.provider, f.inject, f.rate)).collect();
+            let faults = if faults.is_empty() { "no faults".to_owned() } else { faults.join(", ") };
+            eprintln!("phase {}/{} {}: {} requests, {}", index + 1, total, phase.name, phase.requests, faults);
+        }
+        Progress::RequestDone { done, total } if tty => {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!("\r  [{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+            let _ = std::io::stderr().flush();
+            if done == total {
+                eprint!("\r{}\r", " ".repeat(width + 20));
+            }
+        }
+        Progress::PhaseFinished(r) => {
+            let failed = r.expectations.iter().filter(|v| !v.pass).count();
+            eprintln!(
+                "  done: {}/{} ok, {} retries, {} failovers, p99 {:.0} ms, {}",
+                r.successes,
+                r.requests,
+                r.retries,
+                r.failovers,
+                r.p99_ms,
+                if failed == 0 {
+                    "all expectations held".to_owned()
+                } else {
+                    format!("{failed} expectation(s) FAILED")
+                }
+            );
+        }
+        _ => {}
+    };
+    let report = match switchyard::drill::run(&drill, &progress).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    if report.passed { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
+}

@@ -1,0 +1,440 @@
+//! Runs a drill: the policy under test behind a router (pointed at an in-process simulator in
+//! simulated mode), each phase's faults injected, its load sent, its expectations checked.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::file::{Drill, DrillMode, Expect, Phase};
+use super::report::{DrillReport, PhaseReport, Transition, Verdict};
+use crate::chat::{ChatRequest, StreamEvent};
+use crate::error::ErrorClass;
+use crate::policy::{Policy, ProviderPolicy};
+use crate::profile::AuthScheme;
+use crate::provider::Protocol;
+use crate::router::{Attempt, AttemptOutcome, BreakerState, Health, Router, RouterError, RouterEvent, StreamOptions};
+use crate::sim::SimServer;
+
+/// Progress of a running drill, for a progress line or bar.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// A phase begins.
+    PhaseStarted {
+        /// 0-based.
+        index: usize,
+        /// Number of phases.
+        total: usize,
+        /// The phase.
+        phase: &'a Phase,
+    },
+    /// A request of the current phase finished.
+    RequestDone {
+        /// Finished so far in this phase.
+        done: usize,
+        /// Requests in this phase.
+        total: usize,
+    },
+    /// A phase ended.
+    PhaseFinished(&'a PhaseReport),
+}
+
+/// The drill could not run at all (a failing expectation is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DrillError {
+    /// The in-process simulator did not start.
+    #[error("cannot start the simulated providers: {0}")]
+    Simulator(std::io::Error),
+    /// The router did not start.
+    #[error("cannot build the router: {0}")]
+    Router(RouterError),
+}
+
+/// How one request of the load ended.
+#[derive(Debug, Clone)]
+struct Record {
+    ended_ms: f64,
+    latency: Duration,
+    ok: bool,
+    served: Option<(String, String)>,
+    class: Option<ErrorClass>,
+    attempts: Vec<Attempt>,
+}
+
+/// Events as they arrived, stamped with milliseconds since the drill started.
+type EventLog = Arc<Mutex<Vec<(f64, RouterEvent)>>>;
+
+/// Points every provider of `policy` at the simulator, with no key.
+fn simulated(policy: &Policy, sim: &SimServer) -> Policy {
+    let mut p = policy.clone();
+    for provider in p.providers.values_mut() {
+        let mut pp: ProviderPolicy = (**provider).clone();
+        pp.base_url = match pp.protocol {
+            Protocol::Openai => sim.openai_base_url(),
+            Protocol::Anthropic => sim.anthropic_base_url(),
+        };
+        pp.auth = AuthScheme::None;
+        *provider = Arc::new(pp);
+    }
+    p
+}
+
+/// Runs `drill`, reporting progress as it goes.
+pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Result<DrillReport, DrillError> {
+    let started = Instant::now();
+    let (policy, _sim) = match drill.mode {
+        DrillMode::Simulated => {
+            let sim = SimServer::start().await.map_err(DrillError::Simulator)?;
+            (simulated(&drill.policy, &sim), Some(sim))
+        }
+        DrillMode::Live => (drill.policy.clone(), None),
+    };
+    let router = Router::new(policy).map_err(DrillError::Router)?;
+    let log: EventLog = Arc::default();
+    let collector = {
+        let mut rx = router.subscribe();
+        let log = log.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => log.lock().unwrap_or_else(PoisonError::into_inner).push((ms_since(started), e)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "drill event log fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    };
+
+    let mut phases = Vec::new();
+    for (index, phase) in drill.phases.iter().enumerate() {
+        progress(Progress::PhaseStarted { index, total: drill.phases.len(), phase });
+        let guards: Vec<_> = phase.faults.iter().map(|f| router.inject(f.clone())).collect();
+        let phase_start = ms_since(started);
+        let records = load(&router, drill, phase, started, progress).await;
+        let phase_end = ms_since(started);
+        // the breaker states "by the end of the phase": before its faults are lifted
+        let health = router.health();
+        drop(guards);
+        // let the last events of the phase arrive
+        tokio::task::yield_now().await;
+        let events = log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let report = phase_report(phase, &records, &health, &events, phase_start, phase_end);
+        progress(Progress::PhaseFinished(&report));
+        phases.push(report);
+    }
+    collector.abort();
+    Ok(DrillReport {
+        name: drill.name.clone(),
+        mode: match drill.mode {
+            DrillMode::Simulated => "simulated".into(),
+            DrillMode::Live => "live".into(),
+        },
+        route: drill.route.clone(),
+        passed: phases.iter().all(PhaseReport::passed),
+        duration_ms: started.elapsed().as_millis() as u64,
+        phases,
+    })
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Sends a phase's requests at the drill's rate and concurrency.
+async fn load(
+    router: &Router,
+    drill: &Drill,
+    phase: &Phase,
+    started: Instant,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Vec<Record> {
+    let sem = Arc::new(Semaphore::new(drill.load.concurrency.max(1)));
+    let interval = (drill.load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / drill.load.rate));
+    let phase_start = Instant::now();
+    let mut request = ChatRequest::user(drill.load.prompt.clone());
+    request.max_tokens = drill.load.max_tokens;
+    let mut tasks = futures::stream::FuturesUnordered::new();
+    let mut records = Vec::with_capacity(phase.requests);
+    let share = drill.load.stream_share;
+    for i in 0..phase.requests {
+        if let Some(iv) = interval {
+            tokio::time::sleep_until(phase_start + iv * i as u32).await;
+        }
+        // drain what finished meanwhile, for the progress bar
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(tasks.next()) {
+            records.push(r);
+            progress(Progress::RequestDone { done: records.len(), total: phase.requests });
+        }
+        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+        // exactly floor(n * share) requests stream, spread evenly
+        let stream = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+        let (router, route, request) = (router.clone(), drill.route.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = one(&router, &route, request, stream, started).await;
+            drop(permit);
+            r
+        }));
+    }
+    while let Some(r) = tasks.next().await {
+        records.push(r);
+        progress(Progress::RequestDone { done: records.len(), total: phase.requests });
+    }
+    records.into_iter().flatten().collect()
+}
+
+async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, started: Instant) -> Record {
+    let t0 = Instant::now();
+    let (ok, served, class, attempts) = if stream {
+        match router.chat_stream_with(route, request, StreamOptions::default()).await {
+            Ok(mut s) => {
+                let mut error = None;
+                let mut finished = false;
+                while let Some(item) = s.next().await {
+                    match item {
+                        Ok(StreamEvent::Finish { .. }) => finished = true,
+                        Ok(_) => {}
+                        Err(e) => error = Some(e),
+                    }
+                }
+                match (s.summary().cloned(), error) {
+                    (Some(sum), None) if finished => (true, Some((sum.provider, sum.model)), None, sum.attempts),
+                    (_, Some(e)) => (false, None, Some(e.class()), e.attempts().to_vec()),
+                    _ => (false, None, Some(ErrorClass::StreamInterrupted), Vec::new()),
+                }
+            }
+            Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
+        }
+    } else {
+        match router.chat(route, request).await {
+            Ok(r) => (true, Some((r.response.provider.clone(), r.response.model.clone())), None, r.attempts),
+            Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
+        }
+    };
+    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn matches(who: &str, provider: &str, model: &str) -> bool {
+    match who.split_once('/') {
+        Some((p, m)) => p == provider && m == model,
+        None => who == provider,
+    }
+}
+
+fn phase_report(
+    phase: &Phase,
+    records: &[Record],
+    health: &Health,
+    events: &[(f64, RouterEvent)],
+    start_ms: f64,
+    end_ms: f64,
+) -> PhaseReport {
+    let requests = records.len();
+    let successes = records.iter().filter(|r| r.ok).count();
+    let mut served_by = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    let (mut retries, mut failovers) = (0, 0);
+    for r in records {
+        if let Some((p, m)) = &r.served {
+            *served_by.entry(format!("{p}/{m}")).or_insert(0) += 1;
+        }
+        if let Some(c) = r.class {
+            *errors.entry(c.as_str().to_owned()).or_insert(0) += 1;
+        }
+        let tried: Vec<&Attempt> = r.attempts.iter().filter(|a| a.outcome != AttemptOutcome::Skipped).collect();
+        for pair in tried.windows(2) {
+            if (&pair[0].provider, &pair[0].model) == (&pair[1].provider, &pair[1].model) {
+                retries += 1;
+            } else {
+                failovers += 1;
+            }
+        }
+    }
+    let mut latencies: Vec<f64> = records.iter().map(|r| r.latency.as_secs_f64() * 1000.0).collect();
+    latencies.sort_by(f64::total_cmp);
+    let transitions = events
+        .iter()
+        .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
+        .filter_map(|(t, e)| match e {
+            RouterEvent::Breaker { provider, model, from, to, .. } => Some(Transition {
+                at_ms: *t as u64,
+                provider: provider.clone(),
+                model: model.clone(),
+                from: *from,
+                to: *to,
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut report = PhaseReport {
+        name: phase.name.clone(),
+        requests,
+        successes,
+        served_by,
+        errors,
+        retries,
+        failovers,
+        transitions,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        duration_ms: (end_ms - start_ms).max(0.0) as u64,
+        expectations: Vec::new(),
+    };
+    report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);
+    report
+}
+
+fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {
+    let pass = actual + 1e-9 >= min;
+    Verdict {
+        expectation,
+        actual: format!("{actual:.3}"),
+        missed_by: (!pass).then(|| format!("{:.3}", min - actual)),
+        pass,
+    }
+}
+
+fn verdicts(
+    e: &Expect,
+    records: &[Record],
+    health: &Health,
+    events: &[(f64, RouterEvent)],
+    start_ms: f64,
+    end_ms: f64,
+    report: &PhaseReport,
+) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let n = records.len().max(1) as f64;
+    if let Some(min) = e.success_ratio {
+        out.push(min_verdict(format!("success_ratio >= {min}"), report.successes as f64 / n, min));
+    }
+    let share = |who: &str| {
+        records.iter().filter(|r| r.served.as_ref().is_some_and(|(p, m)| matches(who, p, m))).count() as f64 / n
+    };
+    for (who, min) in &e.served_by {
+        out.push(min_verdict(format!("served_by {who} >= {min}"), share(who), *min));
+    }
+    for (who, max) in &e.served_by_at_most {
+        let actual = share(who);
+        let pass = actual <= *max + 1e-9;
+        out.push(Verdict {
+            expectation: format!("served_by {who} <= {max}"),
+            actual: format!("{actual:.3}"),
+            missed_by: (!pass).then(|| format!("{:.3}", actual - max)),
+            pass,
+        });
+    }
+    for (who, want) in &e.breaker {
+        let states: Vec<BreakerState> = match who.split_once('/') {
+            Some((p, m)) => {
+                health.targets.iter().filter(|t| t.provider == p && t.model == m).map(|t| t.state.breaker).collect()
+            }
+            None => health
+                .providers
+                .iter()
+                .filter(|x| x.provider == *who)
+                .map(|x| x.state.breaker)
+                .chain(health.targets.iter().filter(|t| t.provider == *who).map(|t| t.state.breaker))
+                .collect(),
+        };
+        let actual = if states.contains(&BreakerState::Open) {
+            "open"
+        } else if states.contains(&BreakerState::HalfOpen) {
+            "half_open"
+        } else {
+            "closed"
+        };
+        out.push(Verdict {
+            expectation: format!("breaker {who} is {want}"),
+            actual: actual.to_owned(),
+            missed_by: None,
+            pass: actual == want,
+        });
+    }
+    for (who, within) in &e.recovered_within {
+        let first = records
+            .iter()
+            .filter(|r| r.served.as_ref().is_some_and(|(p, m)| matches(who, p, m)))
+            .map(|r| r.ended_ms - start_ms)
+            .min_by(f64::total_cmp);
+        let limit = within.0.as_secs_f64() * 1000.0;
+        let (actual, pass, missed) = match first {
+            Some(t) => (
+                format!("{:.2}s", t / 1000.0),
+                t <= limit,
+                (t > limit).then(|| format!("{:.2}s", (t - limit) / 1000.0)),
+            ),
+            None => ("never".to_owned(), false, None),
+        };
+        out.push(Verdict {
+            expectation: format!("traffic back on {who} within {within}"),
+            actual,
+            missed_by: missed,
+            pass,
+        });
+    }
+    if let Some(max) = e.p99_latency {
+        let limit = max.0.as_secs_f64() * 1000.0;
+        let pass = report.p99_ms <= limit;
+        out.push(Verdict {
+            expectation: format!("p99 latency <= {max}"),
+            actual: format!("{:.1}ms", report.p99_ms),
+            missed_by: (!pass).then(|| format!("{:.1}ms", report.p99_ms - limit)),
+            pass,
+        });
+    }
+    for who in &e.no_requests_while_open {
+        let n = requests_while_open(who, events, start_ms, end_ms);
+        out.push(Verdict {
+            expectation: format!("no requests to {who} while its breaker is open (probes excepted)"),
+            actual: format!("{n} requests"),
+            missed_by: (n > 0).then(|| format!("{n} requests")),
+            pass: n == 0,
+        });
+    }
+    out
+}
+
+/// Attempts (not probes) that started while a breaker of `who` was open.
+fn requests_while_open(who: &str, events: &[(f64, RouterEvent)], start_ms: f64, end_ms: f64) -> usize {
+    // events arrive a little after the fact: an attempt is counted only when it clearly started
+    // inside the open interval
+    const SLACK_MS: f64 = 20.0;
+    let mut open: Vec<(Option<&str>, f64, f64)> = Vec::new();
+    for (t, e) in events {
+        if let RouterEvent::Breaker { provider, model, to: BreakerState::Open, cooldown, .. } = e {
+            if provider == who {
+                let until = t + cooldown.map_or(0.0, |c| c.as_secs_f64() * 1000.0);
+                open.push((model.as_deref(), *t, until));
+            }
+        }
+    }
+    events
+        .iter()
+        .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
+        .filter(|(t, e)| match e {
+            RouterEvent::Attempt { provider, model, outcome, elapsed, probe, .. }
+                if provider == who && *outcome != AttemptOutcome::Skipped && !probe =>
+            {
+                let began = t - elapsed.as_secs_f64() * 1000.0;
+                open.iter()
+                    .any(|(m, from, until)| m.is_none_or(|m| m == model) && began > from + SLACK_MS && began < *until)
+            }
+            _ => false,
+        })
+        .count()
+}
