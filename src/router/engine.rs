@@ -576,6 +576,11 @@ impl Lease {
         drop(self.probes);
     }
 
+    /// Whether this attempt went through as a breaker probe (its verdict closes or reopens it).
+    pub(crate) fn is_probe(&self) -> bool {
+        !self.probes.is_empty()
+    }
+
     pub(crate) fn target_node(&self) -> &Node {
         &self.target_node
     }

@@ -262,7 +262,7 @@ impl Router {
                         status: Some(200),
                         elapsed: success.lease.started.elapsed(),
                         skip_reason: None,
-                        probe: false,
+                        probe: success.lease.is_probe(),
                     };
                     self.inner.emit_attempt(&plan.route.name, &attempt);
                     success.lease.succeed(&self.inner, Some(usage));

@@ -295,7 +295,7 @@ async fn drive(
                         StreamEvent::Finish { reason } => {
                             let reason = *reason;
                             let elapsed = current.lease.started.elapsed();
-                            let attempt = ok_attempt(&lease_target, elapsed);
+                            let attempt = ok_attempt(&lease_target, elapsed, current.lease.is_probe());
                             inner.emit_attempt(&plan.route.name, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage);
@@ -344,7 +344,7 @@ async fn drive(
             status: failure.status,
             elapsed: current.lease.started.elapsed(),
             skip_reason: None,
-            probe: false,
+            probe: current.lease.is_probe(),
         };
         inner.emit_attempt(&plan.route.name, &attempt);
         plan.attempts.push(attempt);
@@ -414,7 +414,7 @@ async fn restart(
     Some(s)
 }
 
-fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration) -> Attempt {
+fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration, probe: bool) -> Attempt {
     Attempt {
         provider: t.provider.clone(),
         model: t.model.clone(),
@@ -423,7 +423,7 @@ fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration) -> Attempt {
         status: Some(200),
         elapsed,
         skip_reason: None,
-        probe: false,
+        probe,
     }
 }
 
