@@ -383,6 +383,32 @@ async fn a_reset_before_headers_is_a_connection_error_retried_then_failed_over()
 }
 
 #[tokio::test]
+async fn connection_failures_on_every_model_open_the_provider_breaker() {
+    let targets = ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"];
+    let (sim, router) = setup(&route(&targets, "")).await;
+    sim.add_fault(FaultRule::new(OPENAI, Fault::Reset));
+
+    let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+
+    // five consecutive connection failures across the provider's models (breaker: 5) open the
+    // provider's breaker, which also cuts gpt-4o-mini's retries short
+    assert_eq!(ok.model(), "claude-sonnet-4-5");
+    let big = failed("openai/gpt-4o", ErrorClass::Connection);
+    let mini = failed("openai/gpt-4o-mini", ErrorClass::Connection);
+    assert_eq!(
+        shape(&ok.attempts),
+        vec![big.clone(), big.clone(), big, mini.clone(), mini, served("anthropic/claude-sonnet-4-5")]
+    );
+    assert_eq!(sim.request_count(OPENAI, None), 5);
+
+    let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "claude-sonnet-4-5");
+    let skips: Vec<_> = ok.attempts.iter().map(|a| a.skip_reason).collect();
+    assert_eq!(skips, [Some(SkipReason::ProviderBreakerOpen), Some(SkipReason::ProviderBreakerOpen), None]);
+    assert_eq!(sim.request_count(OPENAI, None), 5, "no call to a provider whose breaker is open");
+}
+
+#[tokio::test]
 async fn x_should_retry_false_stops_the_retries_of_a_500() {
     let (sim, router) = setup(&route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], "")).await;
     let fault = Fault::Status {
