@@ -147,7 +147,14 @@ impl Plan {
     {
         while self.pos < self.order.len() {
             let idx = self.order[self.pos];
-            let is_last = self.pos + 1 == self.order.len();
+            // the last option is the last target this phase may use: a pause is waited out for
+            // the only target that can continue a stream even when others that cannot follow it
+            let is_last = self.order[self.pos + 1..].iter().all(|&i| {
+                self.route
+                    .targets
+                    .get(i)
+                    .is_none_or(|t| filter(t, &inner.health.target(&t.provider, &t.model)).is_some())
+            });
             self.pos += 1;
             let Some(target) = self.route.targets.get(idx).cloned() else { continue };
             if let Some(result) = self.try_target(inner, request, &target, is_last, filter, &op, false).await {
@@ -579,7 +586,7 @@ impl Lease {
         drop(self.probes);
     }
 
-    /// Whether this attempt went through as a breaker probe.
+    /// Whether this attempt went through as a breaker probe (its verdict closes or reopens it).
     pub(crate) fn is_probe(&self) -> bool {
         !self.probes.is_empty()
     }
