@@ -32,7 +32,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cli::init_tracing();
+    // the commands print their own account of failures: logs only when asked with RUST_LOG
+    cli::init_tracing(match args.command {
+        Command::Sim { .. } => "info",
+        _ => "error",
+    });
     match args.command {
         Command::Check(a) => cli::check::run(&a),
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),

@@ -12,10 +12,10 @@ pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code for a usage or policy error.
 pub(crate) const EXIT_USAGE: u8 = 2;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
-pub(crate) fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`).
+pub(crate) fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
