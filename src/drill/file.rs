@@ -267,15 +267,12 @@ impl Drill {
 
         let route_name = route.as_ref().map_or_else(|| "chat".to_owned(), |r| r.get_ref().clone());
         if let Some(p) = &policy
-            && p.route(&route_name).is_none() {
-                let span = route.as_ref().map_or(0..0, |r| r.span());
-                let routes: Vec<&str> = p.routes.keys().map(String::as_str).collect();
-                c.error(
-                    &span,
-                    "route",
-                    format!("the policy has no route `{route_name}`; routes: {}", routes.join(", ")),
-                );
-            }
+            && p.route(&route_name).is_none()
+        {
+            let span = route.as_ref().map_or(0..0, |r| r.span());
+            let routes: Vec<&str> = p.routes.keys().map(String::as_str).collect();
+            c.error(&span, "route", format!("the policy has no route `{route_name}`; routes: {}", routes.join(", ")));
+        }
         let mut phases = Vec::new();
         for (i, spec) in phases_spec.iter().enumerate() {
             let key = format!("phases[{i}]");
@@ -284,13 +281,14 @@ impl Drill {
             for (j, f) in s.faults.iter().enumerate() {
                 let fkey = format!("{key}.faults[{j}]");
                 if let Some(p) = &policy
-                    && p.provider(f.provider.get_ref()).is_none() {
-                        c.error(
-                            &f.provider.span(),
-                            format!("{fkey}.provider"),
-                            format!("the policy has no provider `{}`", f.provider.get_ref()),
-                        );
-                    }
+                    && p.provider(f.provider.get_ref()).is_none()
+                {
+                    c.error(
+                        &f.provider.span(),
+                        format!("{fkey}.provider"),
+                        format!("the policy has no provider `{}`", f.provider.get_ref()),
+                    );
+                }
                 let Some(inject) = InjectKind::parse(f.inject.get_ref()) else {
                     c.error(&f.inject.span(), format!("{fkey}.inject"), format!("unknown fault `{}`: use an error class (server_error, overloaded, rate_limited, ...) or latency, slow_first_token, stall, cut", f.inject.get_ref()));
                     continue;
@@ -386,7 +384,8 @@ fn check_expect(c: &mut Collector<'_>, key: &str, span: std::ops::Range<usize>, 
         }
     }
     if let Some(r) = e.success_ratio
-        && !(0.0..=1.0).contains(&r) {
-            c.error(&span, format!("{key}.expect.success_ratio"), "a ratio is between 0 and 1");
-        }
+        && !(0.0..=1.0).contains(&r)
+    {
+        c.error(&span, format!("{key}.expect.success_ratio"), "a ratio is between 0 and 1");
+    }
 }

@@ -417,10 +417,11 @@ fn requests_while_open(who: &str, events: &[(f64, RouterEvent)], start_ms: f64, 
     let mut open: Vec<(Option<&str>, f64, f64)> = Vec::new();
     for (t, e) in events {
         if let RouterEvent::Breaker { provider, model, to: BreakerState::Open, cooldown, .. } = e
-            && provider == who {
-                let until = t + cooldown.map_or(0.0, |c| c.as_secs_f64() * 1000.0);
-                open.push((model.as_deref(), *t, until));
-            }
+            && provider == who
+        {
+            let until = t + cooldown.map_or(0.0, |c| c.as_secs_f64() * 1000.0);
+            open.push((model.as_deref(), *t, until));
+        }
     }
     events
         .iter()

@@ -443,15 +443,27 @@ fn compile_target(
     };
     // a request with an empty prompt and the default output reservation must fit the token budget
     let need = target.token_need(0, None);
-    for (limits, span, level) in [
-        (&limits, t.limits.as_ref().or(route.limits.as_ref()).map(|l| l.span()), "target"),
-        (&provider.limits, None, "provider"),
-    ] {
+    // where each tpm was written: the target (or its route), else the provider (or the defaults)
+    let target_at = match (&t.limits, &route.limits) {
+        (Some(l), _) => Some((l.span(), key.to_owned())),
+        (None, Some(l)) => Some((l.span(), key.rsplit_once(".targets").map_or(key, |(r, _)| r).to_owned())),
+        _ => None,
+    };
+    let provider_at = match (&provider_spec.limits, &defaults.limits) {
+        (Some(l), _) if l.get_ref().tpm.is_some() => Some((l.span(), format!("providers.{pname}"))),
+        (_, Some(l)) => Some((l.span(), "defaults".to_owned())),
+        _ => None,
+    };
+    for (limits, at, level) in [(&limits, target_at, "target"), (&provider.limits, provider_at, "provider")] {
         if let Some(tpm) = limits.tpm
             && u64::from(tpm) < need
         {
-            let span = span.unwrap_or_else(|| t.provider.span());
-            c.error(&span, format!("{key}.limits.tpm"), format!("{level} tpm {tpm} is smaller than one request to `{model}` may need ({need} tokens: the model's output reservation); raise tpm or set max_tokens on requests"));
+            let (span, at_key) = at.unwrap_or_else(|| (t.provider.span(), key.to_owned()));
+            c.error(
+                &span,
+                format!("{at_key}.limits.tpm"),
+                format!("{level} tpm {tpm} is smaller than one request to `{model}` may need ({need} tokens: the model's output reservation); raise tpm or set max_tokens on requests"),
+            );
         }
     }
     Some(target)

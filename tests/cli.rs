@@ -1,0 +1,186 @@
+//! The `switchyard` binary: exit codes, output contracts, error messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use switchyard::Protocol;
+use switchyard::sim::{Fault, FaultRule, SimServer};
+
+fn switchyard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+#[test]
+fn check_prints_the_resolved_plan_of_a_valid_policy() {
+    let out = switchyard(&["check", "policies/model-downgrade.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1. openai/gpt-4o"), "{stdout}");
+    assert!(stdout.contains("2. openai/gpt-4o-mini"), "{stdout}");
+    assert!(stdout.contains("retry: 2 attempts"), "{stdout}");
+    assert!(stdout.contains("on context overflow → route long"), "{stdout}");
+}
+
+#[test]
+fn every_invalid_fixture_gives_a_precise_message_and_exit_2() {
+    let cases = [
+        ("unknown_key", "unknown_key.toml:3:29: `providers.openai.retry.bsae`: unknown field `bsae`"),
+        (
+            "unknown_provider",
+            "unknown_provider.toml:4:16: `routes.chat.targets[1].provider`: unknown provider `antropic`",
+        ),
+        ("empty_route", "empty_route.toml:2:11: `routes.chat.targets`: a route needs at least one target"),
+        ("bad_duration", "bad_duration.toml:2:22: `defaults.timeouts.total`: invalid duration `two minutes`"),
+        ("tpm_too_small", "tpm_too_small.toml:2:10: `providers.anthropic.limits.tpm`: provider tpm 2000 is smaller"),
+        ("syntax", "syntax.toml:3:"),
+        ("bad_strategy", "bad_strategy.toml:2:12: `routes.chat.strategy`: unknown variant `fastest`"),
+        ("overflow_route", "overflow_route.toml:3:23: `routes.chat.on_context_overflow`: unknown route `longer`"),
+    ];
+    for (name, expected) in cases {
+        let path = format!("tests/fixtures/invalid/{name}.toml");
+        let out = switchyard(&["check", &path]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{name}: expected `{expected}` in:\n{stderr}");
+    }
+}
+
+fn sim_policy(dir: &Path, sim: &SimServer) -> String {
+    let path = dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}]\n[routes.solo]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n",
+            sim.openai_base_url(),
+            sim.anthropic_base_url()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_json_reports_the_serving_model_usage_and_attempts() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = sim_policy(dir.path(), &sim);
+    sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+    for stream in [false, true] {
+        let mut args: Vec<String> =
+            ["chat", "--policy", &policy, "--route", "chat", "--json", "--max-tokens", "20"].map(String::from).to_vec();
+        if stream {
+            args.push("--stream".into());
+        }
+        args.push("Hello there".into());
+        let out = tokio::task::spawn_blocking(move || switchyard(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["route"], "chat");
+        assert_eq!(v["provider"], "anthropic");
+        assert_eq!(v["model"], "claude-sonnet-4-5");
+        assert_eq!(v["content"], "Hello from claude-sonnet-4-5. You said: Hello there");
+        assert_eq!(v["finish_reason"], "stop");
+        assert_eq!(v["usage"]["output_tokens"], 7);
+        assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        let attempts = v["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 3);
+        assert_eq!(attempts[0]["provider"], "openai");
+        assert_eq!(attempts[0]["outcome"], "error");
+        assert_eq!(attempts[0]["class"], "server_error");
+        assert_eq!(attempts[0]["status"], 500);
+        assert!(attempts[0]["elapsed_ms"].is_u64());
+        assert_eq!(attempts[2]["outcome"], "ok");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_failure_is_exit_1_with_the_error_in_json_and_unknown_route_is_exit_2() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = sim_policy(dir.path(), &sim);
+    sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(529)));
+    let p = policy.clone();
+    let out =
+        tokio::task::spawn_blocking(move || switchyard(&["chat", "--policy", &p, "--route", "solo", "--json", "hi"]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["route"], "solo");
+    assert_eq!(v["error"]["class"], "overloaded");
+    assert_eq!(v["error"]["provider"], "openai");
+    assert_eq!(v["error"]["model"], "gpt-4o-mini");
+    assert_eq!(v["error"]["status"], 529);
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 2);
+    let out = tokio::task::spawn_blocking(move || switchyard(&["chat", "--policy", &policy, "--route", "nope", "hi"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown route `nope`; routes: chat, solo"));
+}
+
+#[test]
+fn the_builtin_drill_passes() {
+    let out = switchyard(&["drill", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", serde_json::to_string_pretty(&report).unwrap());
+    assert_eq!(report["passed"], true);
+    let phases = report["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 4);
+    // traffic really moved: OpenAI served the baseline, Anthropic the outage
+    assert_eq!(phases[0]["served_by"]["openai/gpt-4o-mini"], 50);
+    assert_eq!(phases[1]["served_by"]["anthropic/claude-sonnet-4-5"], 50);
+    assert!(phases[1]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "open"));
+    assert!(phases[3]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "closed"));
+}
+
+#[test]
+fn a_drill_that_cannot_hold_fails_with_exit_1_and_says_by_how_much() {
+    let out = switchyard(&["drill", "tests/fixtures/drills/impossible.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL  served_by openai >= 0.9"), "{stdout}");
+    assert!(stdout.contains("actual 0.000 (missed by 0.900)"), "{stdout}");
+    assert!(stdout.contains("PASS  success_ratio >= 1"), "{stdout}");
+    assert!(stdout.contains("result: FAIL  (1 of 2 expectations held"), "{stdout}");
+}
+
+#[test]
+fn a_drill_whose_only_target_is_faulted_reports_failure_honestly() {
+    let out = switchyard(&["drill", "--json", "tests/fixtures/drills/only_target.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phase = &report["phases"][0];
+    assert_eq!(phase["requests"], 8);
+    assert_eq!(phase["successes"], 0);
+    assert_eq!(phase["errors"]["overloaded"], 8);
+    assert_eq!(phase["expectations"][0]["pass"], false);
+    assert_eq!(phase["expectations"][0]["missed_by"], "0.500");
+}
+
+#[test]
+fn a_malformed_drill_file_names_file_line_and_key() {
+    let out = switchyard(&["drill", "tests/fixtures/drills/malformed.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("malformed.toml:5:1: `load.concurency`: unknown field `concurency`"), "{stderr}");
+    assert!(
+        stderr.contains("malformed.toml:10:24: `phases[0].faults[0].provider`: the policy has no provider `openia`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`phases[0].expect.breaker.openai`: unknown state `ajar`"), "{stderr}");
+}
