@@ -1,0 +1,73 @@
+//! What each client-facing wire (OpenAI Chat Completions, Anthropic Messages) must provide to the
+//! gateway: request parsing, response and error bodies, and stream encoding.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::chat::{ChatRequest, StreamEvent};
+use crate::error::ErrorClass;
+use crate::router::{Attempt, RoutedResponse};
+
+/// A client request in the gateway's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Parsed {
+    /// The request's `model`: the name of a route.
+    pub(crate) route: String,
+    /// The request, normalized.
+    pub(crate) request: ChatRequest,
+    /// Whether the client asked for a stream.
+    pub(crate) stream: bool,
+    /// OpenAI `stream_options.include_usage` (Anthropic streams always carry usage).
+    pub(crate) include_usage: bool,
+}
+
+/// Why a request failed, as the gateway reports it in the caller's dialect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Failure {
+    /// The class (`invalid_request` for bad JSON, `not_found` for an unknown route, ...).
+    pub(crate) class: ErrorClass,
+    /// What happened.
+    pub(crate) message: String,
+    /// The route, when known.
+    pub(crate) route: Option<String>,
+    /// Provider that last failed.
+    pub(crate) provider: Option<String>,
+    /// Model that last failed.
+    pub(crate) model: Option<String>,
+    /// Every attempt made.
+    pub(crate) attempts: Vec<Attempt>,
+}
+
+/// A client-facing wire.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    /// Encodes one streamed answer.
+    type Encoder: Encoder;
+
+    /// Parses a request body; the error message is for a 400 in this dialect.
+    fn parse(body: &[u8]) -> Result<Parsed, String>;
+
+    /// The complete answer: `model` is the model that served, `usage` its usage.
+    fn response(r: &RoutedResponse) -> serde_json::Value;
+
+    /// An error body naming the class and the attempts (the HTTP status is chosen by the gateway).
+    fn error(f: &Failure) -> serde_json::Value;
+
+    /// A stream encoder for this request, once the first event arrived from `model`.
+    fn encoder(parsed: &Parsed, provider: &str, model: &str) -> Self::Encoder;
+}
+
+/// Turns router stream events into this dialect's SSE bytes.
+pub(crate) trait Encoder: Send + 'static {
+    /// The bytes that open the stream, sent before the first event (Anthropic `message_start`;
+    /// OpenAI: the first chunk with the role).
+    fn start(&mut self) -> Vec<Bytes>;
+
+    /// The bytes for one event. `Finish` produces the dialect's terminal bytes (OpenAI: the finish
+    /// chunk, the usage chunk when asked, `data: [DONE]`; Anthropic: `message_delta`,
+    /// `message_stop`). `Restart` never arrives (the gateway does not allow restarts).
+    fn event(&mut self, event: &StreamEvent) -> Vec<Bytes>;
+
+    /// The bytes for a failure after the stream started: an error event (OpenAI
+    /// `data: {"error":{...}}`, Anthropic `event: error`) and NO terminator.
+    fn error(&mut self, failure: &Failure) -> Vec<Bytes>;
+}
