@@ -15,6 +15,7 @@ pub mod profile;
 pub mod provider;
 pub mod router;
 pub mod secret;
+pub mod serve;
 pub mod sim;
 
 pub use chat::{

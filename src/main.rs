@@ -22,6 +22,8 @@ enum Command {
     Chat(cli::chat::ChatArgs),
     /// Run a failover drill (the built-in one against simulated providers without FILE).
     Drill(cli::drill::DrillArgs),
+    /// Run the gateway: OpenAI- and Anthropic-compatible HTTP endpoints in front of the router.
+    Serve(cli::serve::ServeArgs),
     /// Run the simulated OpenAI and Anthropic providers (no keys, no network).
     Sim {
         /// Address to listen on.
@@ -34,13 +36,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // the commands print their own account of failures: logs only when asked with RUST_LOG
     cli::init_tracing(match args.command {
-        Command::Sim { .. } => "info",
+        Command::Sim { .. } | Command::Serve(_) => "info",
         _ => "error",
     });
     match args.command {
         Command::Check(a) => cli::check::run(&a),
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),
         Command::Drill(a) => cli::runtime(cli::drill::run(a)),
+        Command::Serve(a) => cli::runtime(cli::serve::run(a)),
         Command::Sim { listen } => cli::runtime(async move {
             match switchyard::sim::run(listen).await {
                 Ok(()) => ExitCode::SUCCESS,

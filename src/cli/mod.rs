@@ -6,6 +6,7 @@ use std::process::ExitCode;
 pub(crate) mod chat;
 pub(crate) mod check;
 pub(crate) mod drill;
+pub(crate) mod serve;
 
 /// Exit code for a route that failed.
 pub(crate) const EXIT_FAILED: u8 = 1;

@@ -521,6 +521,7 @@ impl Plan {
 fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Option<Transition>) {
     if let Some(t) = t {
         tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
+        super::metrics::breaker(provider, model, t.to);
         let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
         let _ = inner.events.send(RouterEvent::Breaker {
             provider: provider.to_owned(),

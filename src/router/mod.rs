@@ -24,6 +24,7 @@ mod engine;
 mod events;
 mod health;
 mod limiter;
+mod metrics;
 mod outcome;
 mod reload;
 mod strategy;
@@ -195,6 +196,7 @@ impl Router {
         self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, version }));
         *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
+        metrics::reload("applied", version);
         let _ = self.inner.events.send(RouterEvent::PolicyApplied { version, hash, changes });
         version
     }
@@ -204,6 +206,7 @@ impl Router {
         let text = error.to_string();
         tracing::error!("policy rejected, keeping version {}: {text}", self.inner.current.load().version);
         *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+        metrics::reload("rejected", self.inner.current.load().version);
         let _ = self.inner.events.send(RouterEvent::PolicyRejected { error: text });
     }
 
@@ -341,6 +344,7 @@ fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> Attemp
 
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, a: &Attempt) {
+        metrics::attempt(route, a);
         let _ = self.events.send(RouterEvent::Attempt {
             route: route.to_owned(),
             provider: a.provider.clone(),

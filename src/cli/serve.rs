@@ -1,0 +1,94 @@
+//! `switchyard serve`: the gateway, with hot reload (file changes and SIGHUP) and graceful shutdown
+//! (SIGTERM, ctrl-c).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use switchyard::serve::{Gateway, ServeOptions};
+
+use super::EXIT_USAGE;
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The policy file (watched: edits take effect without a restart).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Address for the API (default: `[server] listen`, else 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Separate address for /metrics and /admin/state (default: `[server] admin_listen`, else the API address).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// How long shutdown waits for requests and streams in flight, e.g. "30s".
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    switchyard::duration::parse_duration(s)
+}
+
+pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    let options = ServeOptions {
+        policy: args.policy,
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        shutdown_grace: args.shutdown_grace,
+    };
+    let gateway = match Gateway::start(options).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    eprintln!("switchyard serving on http://{}", gateway.addr());
+    eprintln!("  OpenAI SDKs:    base_url = \"http://{}/v1\"", gateway.addr());
+    eprintln!("  Anthropic SDKs: base_url = \"http://{}\"", gateway.addr());
+    if let Some(admin) = gateway.admin_addr() {
+        eprintln!("  admin:          http://{admin}/metrics, http://{admin}/admin/state");
+    }
+    let router = gateway.router().clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                match router.reload() {
+                    Ok(outcome) => tracing::info!(?outcome, "SIGHUP: policy reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: policy rejected, keeping the one in force: {e}"),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = router;
+    });
+    gateway.run_until(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,54 @@
+//! Metrics through the `metrics` facade: free when no recorder is installed (a library user who
+//! does not want them pays a no-op), exported as Prometheus text by `switchyard serve`.
+
+use super::breaker::BreakerState;
+use super::outcome::{Attempt, AttemptOutcome};
+
+/// Counts one attempt (or skip) and its duration.
+pub(crate) fn attempt(route: &str, a: &Attempt) {
+    let outcome = match a.outcome {
+        AttemptOutcome::Ok => "ok",
+        AttemptOutcome::Error => "error",
+        AttemptOutcome::Skipped => "skipped",
+    };
+    let class = a.class.map_or("", |c| c.as_str());
+    metrics::counter!(
+        "switchyard_attempts_total",
+        "route" => route.to_owned(),
+        "provider" => a.provider.clone(),
+        "model" => a.model.clone(),
+        "outcome" => outcome,
+        "class" => class,
+    )
+    .increment(1);
+    if a.outcome == AttemptOutcome::Error {
+        metrics::counter!(
+            "switchyard_errors_total",
+            "provider" => a.provider.clone(),
+            "model" => a.model.clone(),
+            "class" => class,
+        )
+        .increment(1);
+    }
+    if a.outcome != AttemptOutcome::Skipped {
+        metrics::histogram!("switchyard_attempt_duration_seconds", "provider" => a.provider.clone(), "model" => a.model.clone())
+            .record(a.elapsed.as_secs_f64());
+    }
+}
+
+/// The breaker state as a gauge: 0 closed, 1 half-open, 2 open.
+pub(crate) fn breaker(provider: &str, model: Option<&str>, state: BreakerState) {
+    let value = match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    };
+    metrics::gauge!("switchyard_breaker_state", "provider" => provider.to_owned(), "model" => model.unwrap_or("").to_owned())
+        .set(value);
+}
+
+/// A reload: `applied` or `rejected`.
+pub(crate) fn reload(result: &'static str, version: u64) {
+    metrics::counter!("switchyard_reloads_total", "result" => result).increment(1);
+    metrics::gauge!("switchyard_policy_version").set(version as f64);
+}
