@@ -96,7 +96,7 @@ pub(crate) fn render(policy: &Policy) -> String {
     if !policy.drill_faults.is_empty() {
         let _ = writeln!(out, "\nlive drill faults:");
         for f in &policy.drill_faults {
-            let _ = writeln!(out, "  {} {:?} rate {}", f.provider, f.inject, f.rate);
+            let _ = writeln!(out, "  {} {} rate {}", f.provider, f.inject, f.rate);
         }
     }
     out

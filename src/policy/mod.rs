@@ -148,6 +148,18 @@ pub enum InjectKind {
     Cut,
 }
 
+impl std::fmt::Display for InjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InjectKind::Error(class) => write!(f, "{class}"),
+            InjectKind::Latency => f.write_str("latency"),
+            InjectKind::SlowFirstToken => f.write_str("slow_first_token"),
+            InjectKind::Stall => f.write_str("stall"),
+            InjectKind::Cut => f.write_str("cut"),
+        }
+    }
+}
+
 impl InjectKind {
     /// Parses `inject = "..."`: an error class name or `latency`, `slow_first_token`, `stall`, `cut`.
     pub fn parse(s: &str) -> Option<Self> {
