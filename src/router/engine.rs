@@ -83,9 +83,11 @@ impl Plan {
         request: &ChatRequest,
         deadline: Instant,
     ) -> Self {
+        // the shared round-robin counter is touched only by the strategy that uses it
+        let rr = if route.strategy == crate::policy::Strategy::RoundRobin { inner.health.next_round_robin(&route.name) } else { 0 };
         let order = super::strategy::order(
             &route,
-            inner.health.next_round_robin(&route.name),
+            rr,
             |i| route.targets.get(i).and_then(|t| inner.health.target(&t.provider, &t.model).latency_ms()),
             rand::random::<f64>(),
         );

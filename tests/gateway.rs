@@ -1,0 +1,363 @@
+//! `switchyard serve` in front of simulated providers, with reqwest as the client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use switchyard::Protocol;
+use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::sim::{Fault, FaultRule, SimServer};
+
+fn policy_text(sim: &SimServer, extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+retry = {{ max_attempts = 2, base = "10ms", retry_after_cap = "100ms" }}
+timeouts = {{ first_token = "2s", idle = "2s", total = "10s" }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+[routes.solo]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
+[routes.claude]
+targets = [{{ provider = "anthropic", model = "claude-opus-4-6" }}]
+{extra}
+"#,
+        sim.openai_base_url(),
+        sim.anthropic_base_url()
+    )
+}
+
+struct Setup {
+    sim: SimServer,
+    gateway: Gateway,
+    base: String,
+    policy: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(extra: &str) -> Setup {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text(&sim, extra)).unwrap();
+    let mut options = ServeOptions::new(&policy);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    Setup { sim, gateway, base, policy, _dir: dir }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+fn openai_body(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Hello there"}],
+        "max_completion_tokens": 50,
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+fn anthropic_body(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 50,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": "Hello there"}],
+        "stream": stream,
+    })
+}
+
+/// SSE `data:` payloads of a body, in order.
+fn data_lines(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_owned).collect()
+}
+
+fn event_names(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("event: ")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn openai_endpoint_answers_and_names_the_model_that_served() {
+    let s = setup("").await;
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "openai");
+    assert_eq!(r.headers()["x-switchyard-attempts"], "1");
+    assert!(r.headers().contains_key("x-switchyard-upstream-request-id"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], "gpt-4o-mini");
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello from gpt-4o-mini. You said: Hello there");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], 7);
+    // the system prompt reached the provider
+    let seen = s.sim.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body["messages"][0]["role"], "system");
+}
+
+#[tokio::test]
+async fn failover_is_visible_in_headers_model_and_usage() {
+    let s = setup("").await;
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "anthropic");
+    assert_eq!(r.headers()["x-switchyard-model"], "claude-sonnet-4-5");
+    assert_eq!(r.headers()["x-switchyard-attempts"], "3");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "claude-sonnet-4-5");
+    assert_eq!(v["usage"]["completion_tokens"], 7);
+    assert_eq!(s.sim.request_count(Protocol::Openai, None), 2);
+}
+
+#[tokio::test]
+async fn openai_streaming_sends_chunks_usage_and_done() {
+    let s = setup("").await;
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", true)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = r.text().await.unwrap();
+    let data = data_lines(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "Hello from gpt-4o-mini. You said: Hello there");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    assert!(chunks.iter().any(|c| c["usage"]["completion_tokens"] == 7));
+    assert!(chunks.iter().all(|c| c["model"] == "gpt-4o-mini"));
+}
+
+#[tokio::test]
+async fn anthropic_endpoint_answers_streaming_and_not() {
+    let s = setup("").await;
+    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["model"], "claude-opus-4-6");
+    assert_eq!(v["content"][0]["text"], "Hello from claude-opus-4-6. You said: Hello there");
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!(v["usage"]["output_tokens"], 7);
+
+    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("chat", true)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let names = event_names(&body);
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    let text: String = data_lines(&body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "Hello from gpt-4o-mini. You said: Hello there");
+}
+
+#[tokio::test]
+async fn a_mid_stream_failure_ends_with_an_error_event_and_no_terminator() {
+    let s = setup("").await;
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::Cut { after_tokens: 3 }));
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let data = data_lines(&body);
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{body}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["switchyard"]["class"], "stream_interrupted", "{body}");
+
+    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("solo", true)).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    let names = event_names(&body);
+    assert_eq!(names.last().map(String::as_str), Some("error"), "{body}");
+    assert!(!names.iter().any(|n| n == "message_stop"), "{body}");
+}
+
+#[tokio::test]
+async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
+    let s = setup("").await;
+    // every target rate limited beyond the cap: 429 with Retry-After
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status_retry_after(429, "5")));
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", false)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["switchyard"]["class"], "rate_limited");
+    assert_eq!(v["error"]["switchyard"]["attempts"].as_array().unwrap().len(), 1);
+    s.sim.clear_faults();
+
+    s.sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(529)));
+    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert_eq!(v["switchyard"]["class"], "overloaded");
+
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("nope", false)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let r = client().post(format!("{}/v1/messages", s.base)).body("[]").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn models_healthz_metrics_and_admin_state() {
+    let s = setup("").await;
+    client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    let v: Value = client().get(format!("{}/v1/models", s.base)).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, vec!["chat", "claude", "solo"]);
+    let v: Value = client().get(format!("{}/healthz", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["policy_version"], 1);
+    let metrics = client().get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchyard_attempts_total"), "{metrics}");
+    assert!(metrics.contains("switchyard_requests_total"), "{metrics}");
+    assert!(metrics.contains("switchyard_attempt_duration_seconds_bucket"), "{metrics}");
+    let v: Value = client().get(format!("{}/admin/state", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["policy_version"], 1);
+    assert!(v["policy_hash"].as_str().is_some_and(|h| h.len() == 16));
+    assert!(v["targets"].as_array().unwrap().iter().any(|t| t["model"] == "gpt-4o-mini" && t["breaker"] == "closed"));
+    assert_eq!(v["last_reload_error"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_policy_reloads_through_the_file_while_requests_flow() {
+    let s = setup("").await;
+    let url = format!("{}/v1/chat/completions", s.base);
+    let flowing = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..60 {
+                let r = client().post(&url).json(&openai_body("solo", false)).send().await.unwrap();
+                statuses.push(r.status().as_u16());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            statuses
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let text = policy_text(&s.sim, "").replace(
+        "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }]",
+        "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]",
+    );
+    let tmp = s.policy.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &s.policy).unwrap();
+    let statuses = flowing.await.unwrap();
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    let v: Value = client().post(&url).json(&openai_body("solo", false)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["model"], "gpt-4o");
+    let state: Value = client().get(format!("{}/admin/state", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["policy_version"], 2);
+    drop(s.gateway);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_stream_in_flight_finish() {
+    let s = setup("").await;
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_millis(300)) }));
+    let url = format!("{}/v1/chat/completions", s.base);
+    let in_flight = tokio::spawn(async move {
+        let r = client().post(&url).json(&openai_body("solo", true)).send().await.unwrap();
+        r.text().await.unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.gateway.shutdown().await;
+    let body = in_flight.await.unwrap();
+    assert_eq!(data_lines(&body).last().map(String::as_str), Some("[DONE]"), "{body}");
+}
+
+/// Client authentication needs the keys in the server's environment: run the binary.
+#[tokio::test]
+async fn client_keys_are_required_when_configured() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text(&sim, "[server]\napi_keys_env = \"SWITCHYARD_TEST_KEYS\"\n")).unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("SWITCHYARD_TEST_KEYS", "key-one, key-two")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let url = format!("{base}/v1/chat/completions");
+    let r = client().post(&url).json(&openai_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client().post(&url).bearer_auth("key-three").json(&openai_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client().post(&url).bearer_auth("key-two").json(&openai_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client().post(format!("{base}/v1/messages")).header("x-api-key", "key-one").json(&anthropic_body("chat", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client().get(format!("{base}/admin/state")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(client().get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let _ = child.kill().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_ready(base: &str) {
+    for _ in 0..200 {
+        if client().get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the gateway did not come up at {base}");
+}
+
+#[tokio::test]
+async fn streams_and_concurrency_under_load_all_end_cleanly() {
+    let s = setup("").await;
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)).rate(0.3));
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let base = s.base.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = i % 2 == 0;
+            let r = client().post(format!("{base}/v1/chat/completions")).json(&openai_body("chat", stream)).send().await.unwrap();
+            let status = r.status().as_u16();
+            let mut body = r.bytes_stream();
+            let mut all = Vec::new();
+            while let Some(chunk) = body.next().await {
+                all.extend_from_slice(&chunk.unwrap());
+            }
+            (status, stream, String::from_utf8(all).unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, stream, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        if stream {
+            assert_eq!(data_lines(&body).last().map(String::as_str), Some("[DONE]"));
+        }
+    }
+}
