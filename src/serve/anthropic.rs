@@ -1,43 +1,1076 @@
-//! Placeholder until the dialect lands (replaced by the real module).
+//! The Anthropic Messages wire, as the gateway speaks it to its clients: request parsing,
+//! `message` bodies, Anthropic-shaped errors and named-event streams.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
+use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::StreamEvent;
+use super::openai::{Obj, TEXT_JOIN, answer_id, fresh_id, json_body, switchyard_extension};
+use crate::chat::{
+    ChatRequest, ContentPart, FinishReason, Message, Role, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
+};
+use crate::error::ErrorClass;
 use crate::router::RoutedResponse;
 
-/// The wire.
-#[derive(Debug)]
+/// Anthropic Messages (`POST /v1/messages`).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct AnthropicWire;
 
-/// Its encoder.
-#[derive(Debug)]
-pub(crate) struct Enc;
+impl Dialect for AnthropicWire {
+    type Encoder = AnthropicEncoder;
 
-impl Encoder for Enc {
-    fn start(&mut self) -> Vec<Bytes> {
-        Vec::new()
+    fn parse(body: &[u8]) -> Result<Parsed, String> {
+        parse_request(body)
     }
-    fn event(&mut self, _event: &StreamEvent) -> Vec<Bytes> {
-        Vec::new()
+
+    fn response(r: &RoutedResponse) -> Value {
+        response_body(r)
     }
-    fn error(&mut self, _failure: &Failure) -> Vec<Bytes> {
-        Vec::new()
+
+    fn error(f: &Failure) -> Value {
+        json!({
+            "type": "error",
+            "error": {"type": error_type(f.class), "message": f.message},
+            "switchyard": switchyard_extension(f),
+        })
+    }
+
+    fn encoder(_parsed: &Parsed, _provider: &str, model: &str) -> AnthropicEncoder {
+        AnthropicEncoder::new(format!("msg_{}", fresh_id()), model)
     }
 }
 
-impl Dialect for AnthropicWire {
-    type Encoder = Enc;
-    fn parse(_body: &[u8]) -> Result<Parsed, String> {
-        Err("not yet".into())
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+fn parse_request(bytes: &[u8]) -> Result<Parsed, String> {
+    let value = json_body(bytes)?;
+    let body = Obj::root(&value)?;
+    let route = body.route()?;
+    let messages = body.array("messages")?.ok_or_else(|| "missing required field `messages`".to_owned())?;
+    if messages.is_empty() {
+        return Err("invalid `messages`: must not be empty".to_owned());
     }
-    fn response(_r: &RoutedResponse) -> serde_json::Value {
-        serde_json::Value::Null
+    let mut request = ChatRequest {
+        messages: system(&body)?.into_iter().collect(),
+        // required by Anthropic's API; without it the adapter supplies the model profile's default
+        max_tokens: body.u32("max_tokens")?,
+        temperature: body.f32("temperature")?,
+        stop: stop_sequences(&body)?,
+        tools: body.objects("tools")?.iter().map(tool).collect::<Result<_, _>>()?,
+        tool_choice: tool_choice(&body)?,
+    };
+    for m in body.objects("messages")? {
+        turn(&m, &mut request.messages)?;
     }
-    fn error(_f: &Failure) -> serde_json::Value {
-        serde_json::Value::Null
+    Ok(Parsed { route, request, stream: body.bool("stream")?.unwrap_or(false), include_usage: true })
+}
+
+/// The top-level `system` (a string or text blocks) as a leading system message.
+fn system(body: &Obj<'_>) -> Result<Option<Message>, String> {
+    let content = match body.get("system") {
+        None => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) => vec![ContentPart::Text { text: s.clone() }],
+        Some(Value::Array(_)) => body
+            .objects("system")?
+            .iter()
+            .map(|b| text_block(b).map(|text| ContentPart::Text { text }))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(body.invalid("system", "a string or an array of text blocks")),
+    };
+    Ok((!content.is_empty()).then_some(Message { role: Role::System, content }))
+}
+
+/// A block that must be `{type:"text", text}`.
+fn text_block(b: &Obj<'_>) -> Result<String, String> {
+    match b.req_str("type")? {
+        "text" => b.text(),
+        other => Err(unsupported_block(b, other)),
     }
-    fn encoder(_parsed: &Parsed, _provider: &str, _model: &str) -> Enc {
-        Enc
+}
+
+fn unsupported_block(b: &Obj<'_>, kind: &str) -> String {
+    format!("invalid `{}`: unsupported content block `{kind}` here", b.path("type"))
+}
+
+fn stop_sequences(body: &Obj<'_>) -> Result<Vec<String>, String> {
+    let Some(items) = body.array("stop_sequences")? else { return Ok(Vec::new()) };
+    items
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned).ok_or_else(|| body.invalid("stop_sequences", "an array of strings")))
+        .collect()
+}
+
+/// Appends the messages of one turn. A user turn's `tool_result` blocks become tool messages and
+/// its text user messages, in the order they came: the normalized model keeps results apart.
+fn turn(m: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), String> {
+    let assistant = match m.req_str("role")? {
+        "user" => false,
+        "assistant" => true,
+        other => return Err(format!("invalid `{}`: unsupported role `{other}` (user or assistant)", m.path("role"))),
+    };
+    let role = if assistant { Role::Assistant } else { Role::User };
+    match m.require("content")? {
+        Value::String(s) => out.push(Message::text(role, s.clone())),
+        Value::Array(_) => {
+            let mut parts: Vec<(Role, ContentPart)> = Vec::new();
+            for b in m.objects("content")? {
+                if let Some(part) = block(&b, assistant)? {
+                    parts.push(part);
+                }
+            }
+            if assistant {
+                out.push(Message { role, content: parts.into_iter().map(|(_, p)| p).collect() });
+            } else {
+                push_runs(parts, out);
+            }
+        }
+        _ => return Err(m.invalid("content", "a string or an array of content blocks")),
+    }
+    Ok(())
+}
+
+/// Consecutive parts of the same role become one message.
+fn push_runs(parts: Vec<(Role, ContentPart)>, out: &mut Vec<Message>) {
+    let mut current: Option<Message> = None;
+    for (role, part) in parts {
+        match &mut current {
+            Some(m) if m.role == role => m.content.push(part),
+            _ => {
+                out.extend(current.take());
+                current = Some(Message { role, content: vec![part] });
+            }
+        }
+    }
+    out.extend(current);
+}
+
+/// One content block, with the role of the message it belongs in. Thinking blocks are dropped: the
+/// gateway does not forward `thinking`, so no upstream would accept them back. Images and documents
+/// are refused rather than dropped: the model would answer a different question.
+fn block(b: &Obj<'_>, assistant: bool) -> Result<Option<(Role, ContentPart)>, String> {
+    let text_role = if assistant { Role::Assistant } else { Role::User };
+    Ok(Some(match b.req_str("type")? {
+        "text" => (text_role, ContentPart::Text { text: b.text()? }),
+        "tool_use" if assistant => (Role::Assistant, ContentPart::ToolCall(tool_use(b)?)),
+        "tool_result" if !assistant => (Role::Tool, ContentPart::ToolResult(tool_result(b)?)),
+        "thinking" | "redacted_thinking" if assistant => return Ok(None),
+        other => return Err(unsupported_block(b, other)),
+    }))
+}
+
+fn tool_use(b: &Obj<'_>) -> Result<ToolCall, String> {
+    let arguments = match b.get("input") {
+        None => "{}".to_owned(),
+        Some(input @ Value::Object(_)) => input.to_string(),
+        Some(_) => return Err(b.invalid("input", "an object")),
+    };
+    Ok(ToolCall { id: b.req_str("id")?.to_owned(), name: b.req_str("name")?.to_owned(), arguments })
+}
+
+fn tool_result(b: &Obj<'_>) -> Result<ToolResult, String> {
+    let content = match b.get("content") {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(_)) => {
+            b.objects("content")?.iter().map(text_block).collect::<Result<Vec<_>, _>>()?.join(TEXT_JOIN)
+        }
+        Some(_) => return Err(b.invalid("content", "a string or an array of text blocks")),
+    };
+    Ok(ToolResult {
+        tool_call_id: b.req_str("tool_use_id")?.to_owned(),
+        content,
+        is_error: b.bool("is_error")?.unwrap_or(false),
+    })
+}
+
+fn tool(t: &Obj<'_>) -> Result<Tool, String> {
+    // server tools (web search, code execution, ...) run on Anthropic's side: no other upstream has them
+    if let Some(kind) = t.str("type")?
+        && kind != "custom"
+    {
+        return Err(format!("invalid `{}`: unsupported tool type `{kind}` (only client tools)", t.path("type")));
+    }
+    let parameters = match t.require("input_schema")? {
+        schema @ Value::Object(_) => schema.clone(),
+        _ => return Err(t.invalid("input_schema", "a JSON Schema object")),
+    };
+    Ok(Tool { name: t.req_str("name")?.to_owned(), description: t.str("description")?.map(str::to_owned), parameters })
+}
+
+fn tool_choice(body: &Obj<'_>) -> Result<Option<ToolChoice>, String> {
+    let Some(choice) = body.object("tool_choice")? else { return Ok(None) };
+    Ok(Some(match choice.req_str("type")? {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Tool(choice.req_str("name")?.to_owned()),
+        _ => return Err(choice.invalid("type", "`auto`, `any`, `tool` or `none`")),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses and errors
+// ---------------------------------------------------------------------------------------------
+
+fn response_body(r: &RoutedResponse) -> Value {
+    let answer = &r.response;
+    let mut content = Vec::new();
+    // Anthropic has no refusal field: a refusal without text is the answer's text
+    let text = if answer.text.is_empty() { answer.refusal.as_deref().unwrap_or_default() } else { &answer.text };
+    if !text.is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for c in &answer.tool_calls {
+        content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
+    }
+    json!({
+        "id": answer_id("msg_", answer.request_id.as_deref()),
+        "type": "message",
+        "role": "assistant",
+        "model": answer.model,
+        "content": content,
+        "stop_reason": stop_reason(answer.finish_reason),
+        "stop_sequence": null,
+        "usage": usage_body(&answer.usage),
+    })
+}
+
+/// Arguments as the object Anthropic clients expect; anything that is not a JSON object (an upstream
+/// that streamed broken arguments) becomes `{}` rather than a body the client cannot read.
+fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => Value::Object(Map::new()),
+    }
+}
+
+fn stop_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+        FinishReason::Incomplete => "pause_turn",
+    }
+}
+
+fn usage_body(u: &Usage) -> Value {
+    let mut body = json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens});
+    if let (Some(cached), Value::Object(map)) = (u.cached_input_tokens, &mut body) {
+        map.insert("cache_read_input_tokens".into(), json!(cached));
+    }
+    body
+}
+
+/// Anthropic's `error.type` for a class (WIRE.md's status table).
+fn error_type(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::RateLimited => "rate_limit_error",
+        ErrorClass::QuotaExhausted => "billing_error",
+        ErrorClass::Overloaded => "overloaded_error",
+        ErrorClass::ServerError
+        | ErrorClass::Connection
+        | ErrorClass::MalformedResponse
+        | ErrorClass::StreamInterrupted => "api_error",
+        ErrorClass::Timeout => "timeout_error",
+        ErrorClass::Authentication => "authentication_error",
+        ErrorClass::PermissionDenied => "permission_error",
+        ErrorClass::NotFound => "not_found_error",
+        ErrorClass::RequestTooLarge => "request_too_large",
+        ErrorClass::InvalidRequest | ErrorClass::ContextLengthExceeded | ErrorClass::ContentFiltered => {
+            "invalid_request_error"
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------------------------
+
+/// The content block being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// A text block at this index.
+    Text(usize),
+    /// The tool_use block of this tool call (normalized index) at this block index.
+    Tool { call: usize, block: usize },
+}
+
+/// Encodes one answer as Messages stream events.
+#[derive(Debug)]
+pub(crate) struct AnthropicEncoder {
+    id: String,
+    model: String,
+    usage: Option<Usage>,
+    /// The index the next content block gets.
+    next_block: usize,
+    open: Option<Open>,
+    /// Block index of every tool call started, by normalized index.
+    tool_blocks: HashMap<usize, usize>,
+    started: bool,
+    /// After `message_stop` or an error nothing more may be written.
+    finished: bool,
+}
+
+impl AnthropicEncoder {
+    fn new(id: String, model: &str) -> Self {
+        AnthropicEncoder {
+            id,
+            model: model.to_owned(),
+            usage: None,
+            next_block: 0,
+            open: None,
+            tool_blocks: HashMap::new(),
+            started: false,
+            finished: false,
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        if let Some(open) = self.open.take() {
+            let index = match open {
+                Open::Text(i) | Open::Tool { block: i, .. } => i,
+            };
+            out.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+        }
+    }
+
+    fn open_block(&mut self, block: Value, out: &mut Vec<Bytes>) -> usize {
+        self.close(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        out.push(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<Bytes>) {
+        let index = match self.open {
+            Some(Open::Text(i)) => i,
+            _ => {
+                let i = self.open_block(json!({"type": "text", "text": ""}), out);
+                self.open = Some(Open::Text(i));
+                i
+            }
+        };
+        out.push(delta(index, json!({"type": "text_delta", "text": text})));
+    }
+
+    fn tool_call(&mut self, call: usize, id: Option<&str>, name: Option<&str>, arguments: &str, out: &mut Vec<Bytes>) {
+        let index = match (self.open, self.tool_blocks.get(&call)) {
+            (Some(Open::Tool { call: open, block }), _) if open == call => block,
+            // a late piece of a call whose block is closed: upstreams send calls one after the
+            // other, so this is best effort (SDKs accumulate deltas by index)
+            (_, Some(&block)) => block,
+            _ => {
+                let (id, name) = (id.unwrap_or_default(), name.unwrap_or_default());
+                let i = self.open_block(json!({"type": "tool_use", "id": id, "name": name, "input": {}}), out);
+                self.open = Some(Open::Tool { call, block: i });
+                self.tool_blocks.insert(call, i);
+                i
+            }
+        };
+        if !arguments.is_empty() {
+            out.push(delta(index, json!({"type": "input_json_delta", "partial_json": arguments})));
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason, out: &mut Vec<Bytes>) {
+        self.close(out);
+        self.finished = true;
+        // message_start said 0 input tokens (unknown then); clients that read input_tokens from
+        // message_delta (as Anthropic now sends it) get the real count
+        let usage = match self.usage {
+            Some(u) => json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}),
+            None => json!({"output_tokens": 0}),
+        };
+        out.push(event(
+            "message_delta",
+            json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason(reason), "stop_sequence": null},
+                "usage": usage,
+            }),
+        ));
+        out.push(event("message_stop", json!({"type": "message_stop"})));
+    }
+}
+
+impl Encoder for AnthropicEncoder {
+    fn start(&mut self) -> Vec<Bytes> {
+        if self.started {
+            return Vec::new();
+        }
+        self.started = true;
+        let message = json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": null,
+            "stop_sequence": null,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        });
+        vec![event("message_start", json!({"type": "message_start", "message": message}))]
+    }
+
+    fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
+        if self.finished {
+            return Vec::new();
+        }
+        let mut out = self.start();
+        match event {
+            StreamEvent::TextDelta { text } if !text.is_empty() => self.text(text, &mut out),
+            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
+                self.tool_call(*index, id.as_deref(), name.as_deref(), arguments, &mut out);
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Finish { reason } => self.finish(*reason, &mut out),
+            // empty text says nothing; restarts never reach a gateway stream
+            _ => {}
+        }
+        out
+    }
+
+    fn error(&mut self, failure: &Failure) -> Vec<Bytes> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.finished = true;
+        vec![event("error", AnthropicWire::error(failure))]
+    }
+}
+
+fn delta(index: usize, delta: Value) -> Bytes {
+    event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": delta}))
+}
+
+/// A named SSE event.
+fn event(name: &str, data: Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::chat::{ChatResponse, StreamCollector};
+    use crate::provider::{Anthropic, Call, Provider, ProviderConfig};
+    use crate::router::{Attempt, AttemptOutcome};
+    use crate::serve::openai::tests::serve;
+
+    fn parse(body: &str) -> Result<Parsed, String> {
+        AnthropicWire::parse(body.as_bytes())
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    fn answer(text: &str, tool_calls: Vec<ToolCall>, finish_reason: FinishReason) -> RoutedResponse {
+        RoutedResponse {
+            route: "chat".into(),
+            response: ChatResponse {
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                text: text.into(),
+                tool_calls,
+                finish_reason,
+                refusal: None,
+                usage: Usage { input_tokens: 25, output_tokens: 7, cached_input_tokens: None },
+                request_id: Some("msg_01abc".into()),
+            },
+            attempts: Vec::new(),
+        }
+    }
+
+    fn failure(class: ErrorClass, message: &str) -> Failure {
+        Failure {
+            class,
+            message: message.into(),
+            route: Some("chat".into()),
+            provider: Some("anthropic".into()),
+            model: Some("claude-sonnet-4-5".into()),
+            attempts: vec![Attempt {
+                provider: "anthropic".into(),
+                model: "claude-sonnet-4-5".into(),
+                outcome: AttemptOutcome::Error,
+                class: Some(class),
+                status: Some(529),
+                elapsed: Duration::from_millis(80),
+                skip_reason: None,
+                probe: false,
+            }],
+        }
+    }
+
+    fn text(bytes: &[Bytes]) -> String {
+        bytes.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    }
+
+    fn encode(events: &[StreamEvent]) -> String {
+        let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
+        let mut out = e.start();
+        for ev in events {
+            out.extend(e.event(ev));
+        }
+        text(&out)
+    }
+
+    /// The (event name, data) pairs of an encoded stream, checking the framing on the way.
+    fn events_of(sse: &str) -> Vec<(String, Value)> {
+        assert!(sse.ends_with("\n\n"), "{sse:?}");
+        sse.trim_end_matches("\n\n")
+            .split("\n\n")
+            .map(|e| {
+                let (name, data) = e.split_once('\n').unwrap();
+                let name = name.strip_prefix("event: ").unwrap();
+                let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(data["type"], name, "{e}");
+                (name.to_owned(), data)
+            })
+            .collect()
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn parses_a_python_sdk_request() {
+        let p = parse(
+            r#"{
+              "max_tokens": 1024,
+              "messages": [{"role": "user", "content": "Hello, Claude"}],
+              "model": "chat",
+              "stream": true,
+              "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}],
+              "metadata": {"user_id": "u-1"},
+              "temperature": 0.25,
+              "top_k": 5,
+              "stop_sequences": ["END", "STOP"]
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(p.route, "chat");
+        assert!(p.stream && p.include_usage);
+        let expected = ChatRequest::user("Hello, Claude")
+            .system("You are terse.")
+            .max_tokens(1024)
+            .temperature(0.25)
+            .stop("END")
+            .stop("STOP");
+        assert_eq!(p.request, expected);
+    }
+
+    #[test]
+    fn parses_a_tool_conversation() {
+        let p = parse(
+            r#"{
+              "model": "agents",
+              "max_tokens": 512,
+              "system": "Use tools.",
+              "tools": [
+                {"name": "get_weather", "description": "Weather by city",
+                 "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+                {"type": "custom", "name": "now", "input_schema": {"type": "object"}}
+              ],
+              "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true},
+              "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+                {"role": "assistant", "content": [
+                  {"type": "thinking", "thinking": "The user wants weather.", "signature": "sig"},
+                  {"type": "text", "text": "Let me check."},
+                  {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                  {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                  {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                  {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": true,
+                   "content": [{"type": "text", "text": "clock"}, {"type": "text", "text": "broken"}]},
+                  {"type": "text", "text": "And tomorrow?"}
+                ]}
+              ]
+            }"#,
+        )
+        .unwrap();
+        let r = &p.request;
+        assert!(!p.stream);
+        assert_eq!(r.max_tokens, Some(512));
+        let mut results = Message::tool_result("toolu_1", "18C");
+        results.content.push(ContentPart::ToolResult(ToolResult {
+            tool_call_id: "toolu_2".into(),
+            content: "clock\nbroken".into(),
+            is_error: true,
+        }));
+        let assistant = Message {
+            role: Role::Assistant,
+            content: vec![
+                ContentPart::Text { text: "Let me check.".into() },
+                ContentPart::ToolCall(call("toolu_1", "get_weather", r#"{"city":"Paris"}"#)),
+                ContentPart::ToolCall(call("toolu_2", "now", "{}")),
+            ],
+        };
+        assert_eq!(
+            r.messages,
+            vec![
+                Message::system("Use tools."),
+                Message::user("Weather in Paris?"),
+                assistant,
+                results,
+                Message::user("And tomorrow?"),
+            ]
+        );
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(r.tools[0].description.as_deref(), Some("Weather by city"));
+        assert_eq!(r.tools[0].parameters["required"], json!(["city"]));
+        assert_eq!(r.tools[1].parameters, json!({"type": "object"}));
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("get_weather".into())));
+    }
+
+    #[test]
+    fn max_tokens_may_be_absent_and_system_may_be_empty() {
+        let p = parse(r#"{"model":"m","system":"","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!(p.request, ChatRequest::user("hi"));
+        let p = parse(r#"{"model":"m","system":[],"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!(p.request.messages.len(), 1);
+        let two = r#"[{"type":"text","text":"a"},{"type":"text","text":"b"}]"#;
+        let p =
+            parse(&format!(r#"{{"model":"m","system":{two},"messages":[{{"role":"user","content":"hi"}}]}}"#)).unwrap();
+        assert_eq!(p.request.messages[0].role, Role::System);
+        assert_eq!(p.request.messages[0].content.len(), 2);
+    }
+
+    #[test]
+    fn parses_every_tool_choice() {
+        let choice = |c: &str| {
+            parse(&format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tool_choice":{c}}}"#))
+                .map(|p| p.request.tool_choice)
+        };
+        assert_eq!(choice(r#"{"type":"auto"}"#), Ok(Some(ToolChoice::Auto)));
+        assert_eq!(choice(r#"{"type":"any"}"#), Ok(Some(ToolChoice::Required)));
+        assert_eq!(choice(r#"{"type":"none"}"#), Ok(Some(ToolChoice::None)));
+        assert_eq!(choice(r#"{"type":"tool","name":"f"}"#), Ok(Some(ToolChoice::Tool("f".into()))));
+        assert!(choice(r#"{"type":"tool"}"#).unwrap_err().contains("`tool_choice.name`"));
+        assert!(choice(r#"{"type":"required"}"#).unwrap_err().contains("`tool_choice.type`"));
+        assert!(choice(r#""auto""#).unwrap_err().contains("`tool_choice`"));
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_naming_the_field() {
+        let user = r#"[{"role":"user","content":"hi"}]"#;
+        let msg = |content: &str| format!(r#"{{"model":"m","messages":[{{"role":"user","content":{content}}}]}}"#);
+        let said =
+            |content: &str| format!(r#"{{"model":"m","messages":[{{"role":"assistant","content":{content}}}]}}"#);
+        let cases: Vec<(String, &str)> = vec![
+            ("{".into(), "not valid JSON"),
+            ("\"hi\"".into(), "must be a JSON object"),
+            (format!(r#"{{"messages":{user}}}"#), "`model`"),
+            (format!(r#"{{"model":null,"messages":{user}}}"#), "`model`"),
+            (format!(r#"{{"model":["m"],"messages":{user}}}"#), "`model`"),
+            (r#"{"model":"m","max_tokens":1}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":[]}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":{}}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#.into(), "`messages[0].role`"),
+            (r#"{"model":"m","messages":[{"role":"user"}]}"#.into(), "`messages[0].content`"),
+            (msg("3"), "`messages[0].content`"),
+            (msg(r#"[{"type":"image","source":{}}]"#), "`messages[0].content[0].type`"),
+            (msg(r#"[{"text":"x"}]"#), "`messages[0].content[0].type`"),
+            (msg(r#"[{"type":"text","text":7}]"#), "`messages[0].content[0].text`"),
+            (msg(r#"[{"type":"tool_use","id":"t","name":"f","input":{}}]"#), "`messages[0].content[0].type`"),
+            (msg(r#"[{"type":"tool_result","content":"x"}]"#), "`messages[0].content[0].tool_use_id`"),
+            (msg(r#"[{"type":"tool_result","tool_use_id":"t","content":5}]"#), "`messages[0].content[0].content`"),
+            (
+                msg(r#"[{"type":"tool_result","tool_use_id":"t","content":[{"type":"image"}]}]"#),
+                "`messages[0].content[0].content[0].type`",
+            ),
+            (msg(r#"[{"type":"tool_result","tool_use_id":"t","is_error":"no"}]"#), "`messages[0].content[0].is_error`"),
+            (said(r#"[{"type":"tool_use","id":"t","name":"f","input":"{}"}]"#), "`messages[0].content[0].input`"),
+            (said(r#"[{"type":"tool_use","name":"f","input":{}}]"#), "`messages[0].content[0].id`"),
+            (said(r#"[{"type":"tool_result","tool_use_id":"t"}]"#), "`messages[0].content[0].type`"),
+            (format!(r#"{{"model":"m","messages":{user},"max_tokens":"1024"}}"#), "`max_tokens`"),
+            (format!(r#"{{"model":"m","messages":{user},"temperature":[]}}"#), "`temperature`"),
+            (format!(r#"{{"model":"m","messages":{user},"system":5}}"#), "`system`"),
+            (format!(r#"{{"model":"m","messages":{user},"system":[{{"type":"image"}}]}}"#), "`system[0].type`"),
+            (format!(r#"{{"model":"m","messages":{user},"stop_sequences":"END"}}"#), "`stop_sequences`"),
+            (format!(r#"{{"model":"m","messages":{user},"stop_sequences":[null]}}"#), "`stop_sequences`"),
+            (format!(r#"{{"model":"m","messages":{user},"stream":1}}"#), "`stream`"),
+            (format!(r#"{{"model":"m","messages":{user},"tools":[{{"name":"f"}}]}}"#), "`tools[0].input_schema`"),
+            (format!(r#"{{"model":"m","messages":{user},"tools":[{{"input_schema":{{}}}}]}}"#), "`tools[0].name`"),
+            (
+                format!(
+                    r#"{{"model":"m","messages":{user},"tools":[{{"type":"web_search_20250305","name":"web_search"}}]}}"#
+                ),
+                "`tools[0].type`",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = parse(&body).expect_err(&body);
+            assert!(err.contains(field), "{body}: {err:?} does not name {field}");
+        }
+    }
+
+    // ---- responses and errors ----
+
+    #[test]
+    fn text_and_tool_use_answer_is_a_message() {
+        let r = answer(
+            "Let me check.",
+            vec![call("call_1", "get_weather", r#"{"city":"Paris"}"#)],
+            FinishReason::ToolCalls,
+        );
+        assert_eq!(
+            AnthropicWire::response(&r),
+            json!({
+                "id": "msg_01abc",
+                "type": "message",
+                "role": "assistant",
+                "model": "gpt-4o",
+                "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}
+                ],
+                "stop_reason": "tool_use",
+                "stop_sequence": null,
+                "usage": {"input_tokens": 25, "output_tokens": 7}
+            })
+        );
+    }
+
+    #[test]
+    fn empty_text_is_no_block_and_broken_arguments_are_an_empty_input() {
+        let mut r = answer(
+            "",
+            vec![call("c1", "f", "{\"a\":"), call("c2", "g", "[1]"), call("c3", "h", "")],
+            FinishReason::ToolCalls,
+        );
+        r.response.request_id = Some("req_9".into());
+        r.response.usage.cached_input_tokens = Some(3);
+        let body = AnthropicWire::response(&r);
+        assert_eq!(body["id"], "msg_req_9");
+        assert_eq!(
+            body["content"],
+            json!([
+                {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
+                {"type": "tool_use", "id": "c2", "name": "g", "input": {}},
+                {"type": "tool_use", "id": "c3", "name": "h", "input": {}}
+            ])
+        );
+        assert_eq!(body["usage"], json!({"input_tokens": 25, "output_tokens": 7, "cache_read_input_tokens": 3}));
+    }
+
+    #[test]
+    fn stop_reasons_ids_and_refusals() {
+        let reasons = [
+            (FinishReason::Stop, "end_turn"),
+            (FinishReason::Length, "max_tokens"),
+            (FinishReason::ToolCalls, "tool_use"),
+            (FinishReason::ContentFilter, "refusal"),
+            (FinishReason::Incomplete, "pause_turn"),
+        ];
+        for (reason, wire) in reasons {
+            assert_eq!(AnthropicWire::response(&answer("x", Vec::new(), reason))["stop_reason"], wire);
+        }
+        let mut r = answer("", Vec::new(), FinishReason::ContentFilter);
+        r.response.request_id = None;
+        r.response.refusal = Some("I can't help with that.".into());
+        let body = AnthropicWire::response(&r);
+        assert_eq!(body["content"], json!([{"type": "text", "text": "I can't help with that."}]));
+        let id = body["id"].as_str().unwrap();
+        assert!(id.starts_with("msg_") && id.len() > 20, "{id}");
+        assert_ne!(body["id"], AnthropicWire::response(&r)["id"]);
+    }
+
+    #[test]
+    fn error_body_names_class_route_and_attempts() {
+        assert_eq!(
+            AnthropicWire::error(&failure(ErrorClass::Overloaded, "Overloaded")),
+            json!({
+                "type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"},
+                "switchyard": {
+                    "class": "overloaded",
+                    "route": "chat",
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "attempts": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "outcome": "error",
+                        "class": "overloaded", "status": 529, "elapsed_ms": 80}]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn error_types_follow_anthropic() {
+        let expected = [
+            (ErrorClass::RateLimited, "rate_limit_error"),
+            (ErrorClass::QuotaExhausted, "billing_error"),
+            (ErrorClass::Overloaded, "overloaded_error"),
+            (ErrorClass::ServerError, "api_error"),
+            (ErrorClass::Connection, "api_error"),
+            (ErrorClass::MalformedResponse, "api_error"),
+            (ErrorClass::StreamInterrupted, "api_error"),
+            (ErrorClass::Timeout, "timeout_error"),
+            (ErrorClass::Authentication, "authentication_error"),
+            (ErrorClass::PermissionDenied, "permission_error"),
+            (ErrorClass::NotFound, "not_found_error"),
+            (ErrorClass::RequestTooLarge, "request_too_large"),
+            (ErrorClass::InvalidRequest, "invalid_request_error"),
+            (ErrorClass::ContextLengthExceeded, "invalid_request_error"),
+            (ErrorClass::ContentFiltered, "invalid_request_error"),
+        ];
+        assert_eq!(expected.len(), ErrorClass::ALL.len());
+        for (class, kind) in expected {
+            let body = AnthropicWire::error(&failure(class, "x"));
+            assert_eq!(body["error"]["type"], kind, "{class}");
+            assert_eq!(body["switchyard"]["class"], class.as_str());
+        }
+    }
+
+    // ---- streams ----
+
+    fn text_stream() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::TextDelta { text: "Hel".into() },
+            StreamEvent::TextDelta { text: "lo!".into() },
+            StreamEvent::Usage(Usage { input_tokens: 12, output_tokens: 3, cached_input_tokens: None }),
+            StreamEvent::Finish { reason: FinishReason::Stop },
+        ]
+    }
+
+    fn tool_stream() -> Vec<StreamEvent> {
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| StreamEvent::ToolCallDelta {
+            index,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: arguments.to_owned(),
+        };
+        vec![
+            StreamEvent::TextDelta { text: "Checking.".into() },
+            piece(0, Some("call_1"), Some("get_weather"), ""),
+            piece(0, None, None, "{\"city\":"),
+            piece(0, None, None, "\"Paris\"}"),
+            piece(1, Some("call_2"), Some("now"), "{}"),
+            StreamEvent::Usage(Usage { input_tokens: 30, output_tokens: 12, cached_input_tokens: None }),
+            StreamEvent::Finish { reason: FinishReason::ToolCalls },
+        ]
+    }
+
+    #[test]
+    fn text_stream_is_byte_for_byte_anthropic() {
+        let expected = concat!(
+            "event: message_start\n",
+            r#"data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"gpt-4o","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}"#,
+            "\n\n",
+            "event: content_block_start\n",
+            r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            "\n\n",
+            "event: content_block_delta\n",
+            r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
+            "\n\n",
+            "event: content_block_delta\n",
+            r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo!"}}"#,
+            "\n\n",
+            "event: content_block_stop\n",
+            r#"data: {"type":"content_block_stop","index":0}"#,
+            "\n\n",
+            "event: message_delta\n",
+            r#"data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":12,"output_tokens":3}}"#,
+            "\n\n",
+            "event: message_stop\n",
+            r#"data: {"type":"message_stop"}"#,
+            "\n\n",
+        );
+        assert_eq!(encode(&text_stream()), expected);
+    }
+
+    #[test]
+    fn tool_call_stream_closes_text_and_opens_one_block_per_call() {
+        let events = events_of(&encode(&tool_stream()));
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        assert_eq!(events[3].1, json!({"type": "content_block_stop", "index": 0}));
+        assert_eq!(
+            events[4].1,
+            json!({"type": "content_block_start", "index": 1,
+                "content_block": {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}})
+        );
+        assert_eq!(
+            events[5].1,
+            json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})
+        );
+        assert_eq!(events[7].1, json!({"type": "content_block_stop", "index": 1}));
+        assert_eq!(events[8].1["index"], 2);
+        assert_eq!(events[8].1["content_block"]["id"], "call_2");
+        assert_eq!(events[9].1["delta"]["partial_json"], "{}");
+        assert_eq!(events[10].1, json!({"type": "content_block_stop", "index": 2}));
+        assert_eq!(
+            events[11].1,
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                "usage": {"input_tokens": 30, "output_tokens": 12}})
+        );
+    }
+
+    #[test]
+    fn text_after_a_tool_call_opens_a_new_text_block_and_unknown_usage_is_zero() {
+        let events = events_of(&encode(&[
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                id: Some("c".into()),
+                name: Some("f".into()),
+                arguments: "{}".into(),
+            },
+            StreamEvent::TextDelta { text: "done".into() },
+            StreamEvent::Finish { reason: FinishReason::Stop },
+        ]));
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(events[4].1["content_block"], json!({"type": "text", "text": ""}));
+        assert_eq!(events[4].1["index"], 1);
+        assert_eq!(events[7].1["usage"], json!({"output_tokens": 0}));
+    }
+
+    #[test]
+    fn finish_without_content_has_no_block_events() {
+        let events = events_of(&encode(&[StreamEvent::Finish { reason: FinishReason::Length }]));
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["message_start", "message_delta", "message_stop"]);
+        assert_eq!(events[1].1["delta"]["stop_reason"], "max_tokens");
+    }
+
+    #[test]
+    fn error_after_tokens_closes_nothing_and_has_no_message_stop() {
+        let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
+        let mut out = e.start();
+        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        let err = e.error(&failure(ErrorClass::Overloaded, "Overloaded"));
+        assert_eq!(err.len(), 1);
+        assert_eq!(
+            text(&err),
+            format!("event: error\ndata: {}\n\n", AnthropicWire::error(&failure(ErrorClass::Overloaded, "Overloaded")))
+        );
+        assert!(e.event(&StreamEvent::Finish { reason: FinishReason::Stop }).is_empty());
+        assert!(e.error(&failure(ErrorClass::ServerError, "x")).is_empty());
+        let names: Vec<String> = events_of(&(text(&out) + &text(&err))).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["message_start", "content_block_start", "content_block_delta", "error"]);
+    }
+
+    #[test]
+    fn encoder_from_the_dialect_uses_the_served_model() {
+        let parsed =
+            parse(r#"{"model":"chat","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}"#)
+                .unwrap();
+        let mut e = AnthropicWire::encoder(&parsed, "openai", "gpt-4o");
+        let events = events_of(&text(&e.start()));
+        assert_eq!(events[0].1["message"]["model"], "gpt-4o");
+        assert!(events[0].1["message"]["id"].as_str().unwrap().starts_with("msg_"));
+        assert!(e.start().is_empty());
+    }
+
+    // ---- round trips through the project's own Anthropic adapter ----
+
+    fn adapter(base: String) -> Anthropic {
+        Anthropic::new(ProviderConfig::new("gateway", base)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_anthropic_adapter_reads_our_streams_back() {
+        for events in [text_stream(), tool_stream()] {
+            let base = serve("/v1/messages", 200, "text/event-stream", encode(&events)).await;
+            let req = ChatRequest::user("hi");
+            let stream = adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap();
+            let got: Vec<StreamEvent> =
+                futures::StreamExt::collect::<Vec<_>>(stream).await.into_iter().collect::<Result<_, _>>().unwrap();
+            let mut sent = StreamCollector::new();
+            let mut read = StreamCollector::new();
+            events.iter().for_each(|e| sent.push(e));
+            got.iter().for_each(|e| read.push(e));
+            assert_eq!(read.finish("p", "m", None), sent.finish("p", "m", None));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_anthropic_adapter_reads_our_responses_and_classifies_our_errors() {
+        let calls = vec![call("toolu_1", "f", r#"{"a":1}"#)];
+        let r = answer("Hi", calls.clone(), FinishReason::ToolCalls);
+        let base = serve("/v1/messages", 200, "application/json", AnthropicWire::response(&r).to_string()).await;
+        let req = ChatRequest::user("hi");
+        let got = adapter(base).chat(Call::new("chat", &req)).await.unwrap();
+        assert_eq!((got.model.as_str(), got.text.as_str()), ("gpt-4o", "Hi"));
+        assert_eq!((got.tool_calls, got.finish_reason, got.usage), (calls, FinishReason::ToolCalls, r.response.usage));
+
+        let statuses = [
+            (ErrorClass::RateLimited, 429, "Rate limited"),
+            (ErrorClass::QuotaExhausted, 402, "Your credit balance is too low"),
+            (ErrorClass::Overloaded, 529, "Overloaded"),
+            (ErrorClass::ServerError, 500, "Internal server error"),
+            (ErrorClass::Timeout, 504, "Request timed out"),
+            (ErrorClass::Authentication, 401, "invalid x-api-key"),
+            (ErrorClass::PermissionDenied, 403, "not allowed"),
+            (ErrorClass::NotFound, 404, "model: x"),
+            (ErrorClass::RequestTooLarge, 413, "Request exceeds the maximum size"),
+            (ErrorClass::InvalidRequest, 400, "messages: field required"),
+            (ErrorClass::ContextLengthExceeded, 400, "prompt is too long: 210266 tokens > 200000 maximum"),
+        ];
+        for (class, status, message) in statuses {
+            let body = AnthropicWire::error(&failure(class, message)).to_string();
+            let base = serve("/v1/messages", status, "application/json", body).await;
+            let err = adapter(base).chat(Call::new("chat", &req)).await.unwrap_err();
+            assert_eq!(err.class, class, "{status}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_anthropic_adapter_sees_our_in_stream_error_with_the_partial_text() {
+        let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
+        let mut out = e.start();
+        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        out.extend(e.error(&failure(ErrorClass::Overloaded, "Overloaded")));
+        let base = serve("/v1/messages", 200, "text/event-stream", text(&out)).await;
+        let req = ChatRequest::user("hi");
+        let items: Vec<_> =
+            futures::StreamExt::collect(adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap()).await;
+        let err = items.into_iter().find_map(Result::err).unwrap();
+        assert_eq!(err.class, ErrorClass::Overloaded);
+        assert_eq!(err.partial.map(|p| p.text), Some("Hel".into()));
     }
 }

@@ -1,43 +1,1256 @@
-//! Placeholder until the dialect lands (replaced by the real module).
+//! The OpenAI Chat Completions wire, as the gateway speaks it to its clients: request parsing,
+//! `chat.completion` bodies, OpenAI-shaped errors and `chat.completion.chunk` streams.
+//!
+//! Also home to the JSON reading helpers both dialects share ([`Obj`]), so that every rejection
+//! names the offending field the same way.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::StreamEvent;
+use crate::chat::{
+    ChatRequest, ContentPart, FinishReason, Message, Role, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
+};
+use crate::error::ErrorClass;
 use crate::router::RoutedResponse;
 
-/// The wire.
-#[derive(Debug)]
+/// OpenAI Chat Completions (`POST /v1/chat/completions`).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenAiWire;
 
-/// Its encoder.
-#[derive(Debug)]
-pub(crate) struct Enc;
+impl Dialect for OpenAiWire {
+    type Encoder = OpenAiEncoder;
 
-impl Encoder for Enc {
-    fn start(&mut self) -> Vec<Bytes> {
-        Vec::new()
+    fn parse(body: &[u8]) -> Result<Parsed, String> {
+        parse_request(body)
     }
-    fn event(&mut self, _event: &StreamEvent) -> Vec<Bytes> {
-        Vec::new()
+
+    fn response(r: &RoutedResponse) -> Value {
+        response_body(r, unix_now())
     }
-    fn error(&mut self, _failure: &Failure) -> Vec<Bytes> {
-        Vec::new()
+
+    fn error(f: &Failure) -> Value {
+        let (kind, code) = error_type(f.class);
+        json!({ "error": {
+            "message": f.message,
+            "type": kind,
+            "param": null,
+            "code": code,
+            "switchyard": switchyard_extension(f),
+        }})
+    }
+
+    fn encoder(parsed: &Parsed, _provider: &str, model: &str) -> OpenAiEncoder {
+        OpenAiEncoder::new(format!("chatcmpl-{}", fresh_id()), unix_now(), model, parsed.include_usage)
     }
 }
 
-impl Dialect for OpenAiWire {
-    type Encoder = Enc;
-    fn parse(_body: &[u8]) -> Result<Parsed, String> {
-        Err("not yet".into())
+// ---------------------------------------------------------------------------------------------
+// Shared by both dialects
+// ---------------------------------------------------------------------------------------------
+
+/// A JSON object being read, with its path for error messages (`messages[2].content`).
+///
+/// JSON `null` reads as absent everywhere: SDKs send `null` for unset optional fields.
+#[derive(Debug, Clone)]
+pub(super) struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Obj<'a> {
+    /// A request body, which must be a JSON object.
+    pub(super) fn root(value: &'a Value) -> Result<Obj<'a>, String> {
+        match value {
+            Value::Object(map) => Ok(Obj { map, path: String::new() }),
+            _ => Err("request body must be a JSON object".to_owned()),
+        }
     }
-    fn response(_r: &RoutedResponse) -> serde_json::Value {
-        serde_json::Value::Null
+
+    /// `value` as an object found at `path`.
+    pub(super) fn at(value: &'a Value, path: String) -> Result<Obj<'a>, String> {
+        match value {
+            Value::Object(map) => Ok(Obj { map, path }),
+            _ => Err(format!("invalid `{path}`: expected an object")),
+        }
     }
-    fn error(_f: &Failure) -> serde_json::Value {
-        serde_json::Value::Null
+
+    /// The path of a field of this object.
+    pub(super) fn path(&self, field: &str) -> String {
+        if self.path.is_empty() { field.to_owned() } else { format!("{}.{field}", self.path) }
     }
-    fn encoder(_parsed: &Parsed, _provider: &str, _model: &str) -> Enc {
-        Enc
+
+    /// A field, `None` when absent or `null`.
+    pub(super) fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    /// A field that must be present.
+    pub(super) fn require(&self, field: &str) -> Result<&'a Value, String> {
+        self.get(field).ok_or_else(|| format!("missing required field `{}`", self.path(field)))
+    }
+
+    /// The error for a field of the wrong type.
+    pub(super) fn invalid(&self, field: &str, expected: &str) -> String {
+        format!("invalid `{}`: expected {expected}", self.path(field))
+    }
+
+    /// An optional string.
+    pub(super) fn str(&self, field: &str) -> Result<Option<&'a str>, String> {
+        self.get(field).map(|v| v.as_str().ok_or_else(|| self.invalid(field, "a string"))).transpose()
+    }
+
+    /// A required string.
+    pub(super) fn req_str(&self, field: &str) -> Result<&'a str, String> {
+        self.require(field)?.as_str().ok_or_else(|| self.invalid(field, "a string"))
+    }
+
+    /// An optional non-negative integer.
+    pub(super) fn u64(&self, field: &str) -> Result<Option<u64>, String> {
+        self.get(field).map(|v| v.as_u64().ok_or_else(|| self.invalid(field, "a non-negative integer"))).transpose()
+    }
+
+    /// An optional count that fits a `u32` (token limits).
+    pub(super) fn u32(&self, field: &str) -> Result<Option<u32>, String> {
+        self.u64(field)?.map(|n| u32::try_from(n).map_err(|_| self.invalid(field, "an integer below 2^32"))).transpose()
+    }
+
+    /// An optional number.
+    pub(super) fn f32(&self, field: &str) -> Result<Option<f32>, String> {
+        self.get(field).map(|v| v.as_f64().map(|n| n as f32).ok_or_else(|| self.invalid(field, "a number"))).transpose()
+    }
+
+    /// An optional boolean.
+    pub(super) fn bool(&self, field: &str) -> Result<Option<bool>, String> {
+        self.get(field).map(|v| v.as_bool().ok_or_else(|| self.invalid(field, "a boolean"))).transpose()
+    }
+
+    /// An optional array.
+    pub(super) fn array(&self, field: &str) -> Result<Option<&'a Vec<Value>>, String> {
+        self.get(field).map(|v| v.as_array().ok_or_else(|| self.invalid(field, "an array"))).transpose()
+    }
+
+    /// An optional object.
+    pub(super) fn object(&self, field: &str) -> Result<Option<Obj<'a>>, String> {
+        self.get(field).map(|v| Obj::at(v, self.path(field))).transpose()
+    }
+
+    /// The objects of an optional array, each with its path (`tools[3]`).
+    pub(super) fn objects(&self, field: &str) -> Result<Vec<Obj<'a>>, String> {
+        let Some(items) = self.array(field)? else { return Ok(Vec::new()) };
+        let base = self.path(field);
+        items.iter().enumerate().map(|(i, v)| Obj::at(v, format!("{base}[{i}]"))).collect()
+    }
+
+    /// The route: a required, non-empty `model`.
+    pub(super) fn route(&self) -> Result<String, String> {
+        let model = self.req_str("model")?;
+        if model.is_empty() {
+            return Err("invalid `model`: must not be empty".to_owned());
+        }
+        Ok(model.to_owned())
+    }
+
+    /// The text of a `{type:"text", text}` part or block.
+    pub(super) fn text(&self) -> Result<String, String> {
+        Ok(self.req_str("text")?.to_owned())
+    }
+}
+
+/// A request body as JSON.
+pub(super) fn json_body(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("request body is not valid JSON: {e}"))
+}
+
+/// Pieces of text that stand for one string (a tool result) are joined by newlines: they were
+/// separate blocks, and reading them as paragraphs is what the model would see upstream.
+pub(super) const TEXT_JOIN: &str = "\n";
+
+/// The `switchyard` member both dialects add to their error bodies.
+pub(super) fn switchyard_extension(f: &Failure) -> Value {
+    json!({
+        "class": f.class,
+        "route": f.route,
+        "provider": f.provider,
+        "model": f.model,
+        "attempts": f.attempts,
+    })
+}
+
+/// A unique id for an answer whose upstream gave none (24 hex digits).
+pub(super) fn fresh_id() -> String {
+    format!("{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
+}
+
+/// The answer's id: `prefix` + the upstream request id (unless it already has the prefix), or a
+/// fresh id.
+pub(super) fn answer_id(prefix: &str, request_id: Option<&str>) -> String {
+    match request_id {
+        Some(id) if id.starts_with(prefix) => id.to_owned(),
+        Some(id) if !id.is_empty() => format!("{prefix}{id}"),
+        _ => format!("{prefix}{}", fresh_id()),
+    }
+}
+
+/// Seconds since the epoch (0 on a clock before 1970 rather than a failure).
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+fn parse_request(bytes: &[u8]) -> Result<Parsed, String> {
+    let value = json_body(bytes)?;
+    let body = Obj::root(&value)?;
+    let route = body.route()?;
+    if body.u64("n")?.is_some_and(|n| n > 1) {
+        return Err("n > 1 is not supported".to_owned());
+    }
+    let messages = body.array("messages")?.ok_or_else(|| "missing required field `messages`".to_owned())?;
+    if messages.is_empty() {
+        return Err("invalid `messages`: must not be empty".to_owned());
+    }
+    let mut request = ChatRequest {
+        max_tokens: match body.u32("max_completion_tokens")? {
+            Some(n) => Some(n),
+            None => body.u32("max_tokens")?,
+        },
+        temperature: body.f32("temperature")?,
+        stop: stop(&body)?,
+        tools: body.objects("tools")?.iter().map(tool).collect::<Result<_, _>>()?,
+        tool_choice: tool_choice(&body)?,
+        ..ChatRequest::default()
+    };
+    for m in body.objects("messages")? {
+        request.messages.push(message(&m)?);
+    }
+    let include_usage = match body.object("stream_options")? {
+        Some(options) => options.bool("include_usage")?.unwrap_or(false),
+        None => false,
+    };
+    Ok(Parsed { route, request, stream: body.bool("stream")?.unwrap_or(false), include_usage })
+}
+
+fn stop(body: &Obj<'_>) -> Result<Vec<String>, String> {
+    match body.get("stop") {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str().map(str::to_owned).ok_or_else(|| body.invalid("stop", "a string or an array of strings"))
+            })
+            .collect(),
+        Some(_) => Err(body.invalid("stop", "a string or an array of strings")),
+    }
+}
+
+fn message(m: &Obj<'_>) -> Result<Message, String> {
+    match m.req_str("role")? {
+        "system" | "developer" => Ok(Message { role: Role::System, content: required_text(m)? }),
+        "user" => Ok(Message { role: Role::User, content: required_text(m)? }),
+        "assistant" => assistant(m),
+        "tool" => {
+            let content = required_text(m)?.iter().map(part_text).collect::<Vec<_>>().join(TEXT_JOIN);
+            let tool_call_id = m.req_str("tool_call_id")?.to_owned();
+            Ok(Message {
+                role: Role::Tool,
+                content: vec![ContentPart::ToolResult(ToolResult { tool_call_id, content, is_error: false })],
+            })
+        }
+        other => Err(format!("invalid `{}`: unsupported role `{other}`", m.path("role"))),
+    }
+}
+
+fn part_text(part: &ContentPart) -> &str {
+    match part {
+        ContentPart::Text { text } => text,
+        _ => "",
+    }
+}
+
+fn required_text(m: &Obj<'_>) -> Result<Vec<ContentPart>, String> {
+    m.require("content")?;
+    text_content(m, false)
+}
+
+/// `content` as text parts: a string, or an array of `{type:"text"}` parts (and `{type:"refusal"}`
+/// in assistant turns). Other parts (images, audio, files) are refused rather than dropped: the
+/// model would answer a different question.
+fn text_content(m: &Obj<'_>, assistant: bool) -> Result<Vec<ContentPart>, String> {
+    match m.get("content") {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![ContentPart::Text { text: s.clone() }]),
+        Some(Value::Array(_)) => {
+            let mut parts = Vec::new();
+            for p in m.objects("content")? {
+                let text = match p.req_str("type")? {
+                    "text" => p.text()?,
+                    "refusal" if assistant => p.req_str("refusal")?.to_owned(),
+                    other => {
+                        return Err(format!(
+                            "invalid `{}`: unsupported content part `{other}` (only text is supported)",
+                            p.path("type")
+                        ));
+                    }
+                };
+                parts.push(ContentPart::Text { text });
+            }
+            Ok(parts)
+        }
+        Some(_) => Err(m.invalid("content", "a string or an array of content parts")),
+    }
+}
+
+fn assistant(m: &Obj<'_>) -> Result<Message, String> {
+    let mut content = text_content(m, true)?;
+    let calls = m.objects("tool_calls")?;
+    if m.get("content").is_none() && calls.is_empty() {
+        return Err(format!("invalid `{}`: an assistant message needs `content` or `tool_calls`", m.path));
+    }
+    if !calls.is_empty() {
+        // SDKs echo `content: ""` beside tool calls; an empty text part would be an empty block upstream
+        content.retain(|p| !matches!(p, ContentPart::Text { text } if text.is_empty()));
+    }
+    for c in &calls {
+        content.push(ContentPart::ToolCall(tool_call(c)?));
+    }
+    Ok(Message { role: Role::Assistant, content })
+}
+
+fn tool_call(c: &Obj<'_>) -> Result<ToolCall, String> {
+    if let Some(kind) = c.str("type")?
+        && kind != "function"
+    {
+        return Err(format!("invalid `{}`: unsupported tool call type `{kind}`", c.path("type")));
+    }
+    let function = c.object("function")?.ok_or_else(|| format!("missing required field `{}`", c.path("function")))?;
+    Ok(ToolCall {
+        id: c.req_str("id")?.to_owned(),
+        name: function.req_str("name")?.to_owned(),
+        arguments: function.str("arguments")?.unwrap_or_default().to_owned(),
+    })
+}
+
+fn tool(t: &Obj<'_>) -> Result<Tool, String> {
+    if let Some(kind) = t.str("type")?
+        && kind != "function"
+    {
+        return Err(format!("invalid `{}`: unsupported tool type `{kind}` (only function tools)", t.path("type")));
+    }
+    let f = t.object("function")?.ok_or_else(|| format!("missing required field `{}`", t.path("function")))?;
+    let parameters = match f.get("parameters") {
+        None => json!({"type": "object", "properties": {}}),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => return Err(f.invalid("parameters", "a JSON Schema object")),
+    };
+    Ok(Tool { name: f.req_str("name")?.to_owned(), description: f.str("description")?.map(str::to_owned), parameters })
+}
+
+fn tool_choice(body: &Obj<'_>) -> Result<Option<ToolChoice>, String> {
+    let expected = "`none`, `auto`, `required` or {\"type\":\"function\",\"function\":{\"name\"}}";
+    match body.get("tool_choice") {
+        None => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "none" => Ok(Some(ToolChoice::None)),
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            _ => Err(body.invalid("tool_choice", expected)),
+        },
+        Some(v @ Value::Object(_)) => {
+            let choice = Obj::at(v, body.path("tool_choice"))?;
+            if choice.req_str("type")? != "function" {
+                return Err(body.invalid("tool_choice", expected));
+            }
+            let function = choice
+                .object("function")?
+                .ok_or_else(|| format!("missing required field `{}`", choice.path("function")))?;
+            Ok(Some(ToolChoice::Tool(function.req_str("name")?.to_owned())))
+        }
+        Some(_) => Err(body.invalid("tool_choice", expected)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses and errors
+// ---------------------------------------------------------------------------------------------
+
+fn response_body(r: &RoutedResponse, created: u64) -> Value {
+    let answer = &r.response;
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    // OpenAI sends null content, not "", when the turn is only tool calls or a refusal
+    let content_is_null = answer.text.is_empty() && (!answer.tool_calls.is_empty() || answer.refusal.is_some());
+    message.insert("content".into(), if content_is_null { Value::Null } else { json!(answer.text) });
+    if !answer.tool_calls.is_empty() {
+        let calls: Vec<Value> = answer
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        message.insert("tool_calls".into(), Value::Array(calls));
+    }
+    message.insert("refusal".into(), json!(answer.refusal));
+    json!({
+        "id": answer_id("chatcmpl-", answer.request_id.as_deref()),
+        "object": "chat.completion",
+        "created": created,
+        "model": answer.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(answer.finish_reason)}],
+        "usage": usage_body(&answer.usage),
+    })
+}
+
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        // OpenAI has no "paused": the answer is cut short, which clients handle as `length`
+        FinishReason::Length | FinishReason::Incomplete => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+fn usage_body(u: &Usage) -> Value {
+    let mut body = json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.total(),
+    });
+    if let (Some(cached), Value::Object(map)) = (u.cached_input_tokens, &mut body) {
+        map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+    }
+    body
+}
+
+/// OpenAI's error `type` and `code` for a class (WIRE.md's table, extended to every class).
+fn error_type(class: ErrorClass) -> (&'static str, Option<&'static str>) {
+    match class {
+        ErrorClass::RateLimited => ("requests", Some("rate_limit_exceeded")),
+        ErrorClass::QuotaExhausted => ("insufficient_quota", Some("insufficient_quota")),
+        ErrorClass::InvalidRequest => ("invalid_request_error", None),
+        ErrorClass::ContextLengthExceeded => ("invalid_request_error", Some("context_length_exceeded")),
+        ErrorClass::ContentFiltered => ("invalid_request_error", Some("content_policy_violation")),
+        ErrorClass::RequestTooLarge => ("invalid_request_error", Some("request_too_large")),
+        ErrorClass::NotFound => ("invalid_request_error", Some("model_not_found")),
+        ErrorClass::PermissionDenied => ("invalid_request_error", Some("permission_denied")),
+        ErrorClass::Authentication => ("authentication_error", Some("invalid_api_key")),
+        ErrorClass::Overloaded => ("server_error", Some("overloaded")),
+        ErrorClass::ServerError
+        | ErrorClass::Timeout
+        | ErrorClass::Connection
+        | ErrorClass::StreamInterrupted
+        | ErrorClass::MalformedResponse => ("server_error", None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------------------------
+
+/// Encodes one answer as `chat.completion.chunk` SSE events.
+#[derive(Debug)]
+pub(crate) struct OpenAiEncoder {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    usage: Option<Usage>,
+    started: bool,
+    /// After the terminator nothing more may be written.
+    finished: bool,
+}
+
+impl OpenAiEncoder {
+    fn new(id: String, created: u64, model: &str, include_usage: bool) -> Self {
+        OpenAiEncoder {
+            id,
+            created,
+            model: model.to_owned(),
+            include_usage,
+            usage: None,
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// One chunk. With `include_usage` every chunk carries `usage` (null until the last), as OpenAI's do.
+    fn chunk(&self, choices: Value, usage: Option<Value>) -> Bytes {
+        let mut c = Map::new();
+        c.insert("id".into(), json!(self.id));
+        c.insert("object".into(), json!("chat.completion.chunk"));
+        c.insert("created".into(), json!(self.created));
+        c.insert("model".into(), json!(self.model));
+        c.insert("choices".into(), choices);
+        if self.include_usage {
+            c.insert("usage".into(), usage.unwrap_or(Value::Null));
+        }
+        data(&Value::Object(c))
+    }
+
+    fn delta(&self, delta: Value, finish_reason: Option<&str>) -> Bytes {
+        self.chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]), None)
+    }
+
+    fn tool_call_delta(&self, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Bytes {
+        let mut call = Map::new();
+        call.insert("index".into(), json!(index));
+        if let Some(id) = id {
+            call.insert("id".into(), json!(id));
+        }
+        // `type` comes with the first piece of a call, as OpenAI sends it
+        if id.is_some() || name.is_some() {
+            call.insert("type".into(), json!("function"));
+        }
+        let mut function = Map::new();
+        if let Some(name) = name {
+            function.insert("name".into(), json!(name));
+        }
+        function.insert("arguments".into(), json!(arguments));
+        call.insert("function".into(), Value::Object(function));
+        self.delta(json!({"tool_calls": [call]}), None)
+    }
+
+    fn finish(&mut self, reason: FinishReason) -> Vec<Bytes> {
+        self.finished = true;
+        let mut out = vec![self.delta(json!({}), Some(finish_reason(reason)))];
+        if self.include_usage {
+            // a client that asked for usage gets the chunk even when no upstream reported any
+            out.push(self.chunk(json!([]), Some(usage_body(&self.usage.unwrap_or_default()))));
+        }
+        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        out
+    }
+}
+
+impl Encoder for OpenAiEncoder {
+    fn start(&mut self) -> Vec<Bytes> {
+        if self.started {
+            return Vec::new();
+        }
+        self.started = true;
+        vec![self.delta(json!({"role": "assistant", "content": ""}), None)]
+    }
+
+    fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
+        if self.finished {
+            return Vec::new();
+        }
+        let mut out = self.start();
+        match event {
+            StreamEvent::TextDelta { text } if !text.is_empty() => out.push(self.delta(json!({"content": text}), None)),
+            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
+                out.push(self.tool_call_delta(*index, id.as_deref(), name.as_deref(), arguments));
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Finish { reason } => out.extend(self.finish(*reason)),
+            // empty text says nothing; restarts never reach a gateway stream
+            _ => {}
+        }
+        out
+    }
+
+    fn error(&mut self, failure: &Failure) -> Vec<Bytes> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.finished = true;
+        vec![data(&OpenAiWire::error(failure))]
+    }
+}
+
+/// A `data:`-only SSE event.
+fn data(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(super) mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::chat::{ChatResponse, StreamCollector};
+    use crate::provider::{Call, OpenAi, Provider, ProviderConfig};
+    use crate::router::{Attempt, AttemptOutcome};
+
+    fn parse(body: &str) -> Result<Parsed, String> {
+        OpenAiWire::parse(body.as_bytes())
+    }
+
+    fn answer(text: &str, tool_calls: Vec<ToolCall>, finish_reason: FinishReason) -> RoutedResponse {
+        RoutedResponse {
+            route: "chat".into(),
+            response: ChatResponse {
+                provider: "anthropic".into(),
+                model: "claude-sonnet-4-5".into(),
+                text: text.into(),
+                tool_calls,
+                finish_reason,
+                refusal: None,
+                usage: Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None },
+                request_id: Some("req_42".into()),
+            },
+            attempts: Vec::new(),
+        }
+    }
+
+    fn attempt(provider: &str, model: &str, class: Option<ErrorClass>, status: Option<u16>) -> Attempt {
+        Attempt {
+            provider: provider.into(),
+            model: model.into(),
+            outcome: if class.is_some() { AttemptOutcome::Error } else { AttemptOutcome::Ok },
+            class,
+            status,
+            elapsed: Duration::from_millis(120),
+            skip_reason: None,
+            probe: false,
+        }
+    }
+
+    fn failure(class: ErrorClass) -> Failure {
+        Failure {
+            class,
+            message: "Rate limit reached. Please try again in 644ms.".into(),
+            route: Some("chat".into()),
+            provider: Some("openai".into()),
+            model: Some("gpt-4o".into()),
+            attempts: vec![attempt("openai", "gpt-4o", Some(class), Some(429))],
+        }
+    }
+
+    fn text(bytes: &[Bytes]) -> String {
+        bytes.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    }
+
+    fn encode(include_usage: bool, events: &[StreamEvent]) -> String {
+        let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1_730_000_000, "gpt-4o-mini", include_usage);
+        let mut out = e.start();
+        for ev in events {
+            out.extend(e.event(ev));
+        }
+        text(&out)
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn parses_a_python_sdk_streaming_request() {
+        let p = parse(
+            r#"{
+              "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hello"}
+              ],
+              "model": "chat",
+              "max_completion_tokens": 256,
+              "n": 1,
+              "seed": 7,
+              "user": "u-1",
+              "logprobs": null,
+              "stop": "END",
+              "stream": true,
+              "stream_options": {"include_usage": true},
+              "temperature": 0.5
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(p.route, "chat");
+        assert!(p.stream);
+        assert!(p.include_usage);
+        let expected = ChatRequest::user("Hello").system("You are terse.").max_tokens(256).temperature(0.5).stop("END");
+        assert_eq!(p.request, expected);
+    }
+
+    #[test]
+    fn parses_a_tool_conversation() {
+        let p = parse(
+            r#"{
+              "model": "agents",
+              "messages": [
+                {"role": "developer", "content": [{"type": "text", "text": "Use tools."}]},
+                {"role": "user", "content": [{"type": "text", "text": "Weather in "}, {"type": "text", "text": "Paris?"}]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                  {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                  {"id": "call_2", "type": "function", "function": {"name": "now", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "noon"}]}
+              ],
+              "tools": [
+                {"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                  "strict": true}},
+                {"type": "function", "function": {"name": "now"}}
+              ],
+              "tool_choice": "required",
+              "parallel_tool_calls": false
+            }"#,
+        )
+        .unwrap();
+        let r = &p.request;
+        assert!(!p.stream && !p.include_usage);
+        assert_eq!(r.messages.len(), 6);
+        assert_eq!(r.messages[0], Message::system("Use tools."));
+        assert_eq!(r.messages[1].role, Role::User);
+        assert_eq!(r.messages[1].text_content(), "Weather in Paris?");
+        let call =
+            |id: &str, name: &str, args: &str| ToolCall { id: id.into(), name: name.into(), arguments: args.into() };
+        assert_eq!(r.messages[2], Message::tool_calls([call("call_1", "get_weather", r#"{"city":"Paris"}"#)]));
+        assert_eq!(r.messages[3], Message::tool_result("call_1", "18C, sunny"));
+        // the empty content beside tool calls is dropped
+        assert_eq!(r.messages[4], Message::tool_calls([call("call_2", "now", "")]));
+        assert_eq!(r.messages[5], Message::tool_result("call_2", "noon"));
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(r.tools[0].name, "get_weather");
+        assert_eq!(r.tools[0].description.as_deref(), Some("Weather by city"));
+        assert_eq!(r.tools[0].parameters["required"], json!(["city"]));
+        assert_eq!(r.tools[1].parameters, json!({"type": "object", "properties": {}}));
+        assert_eq!(r.tool_choice, Some(ToolChoice::Required));
+    }
+
+    #[test]
+    fn stop_may_be_a_string_or_an_array_and_max_completion_tokens_wins() {
+        let base = r#""model":"m","messages":[{"role":"user","content":"hi"}]"#;
+        let p = parse(&format!(r#"{{{base},"stop":["a","b"],"max_tokens":10,"max_completion_tokens":20}}"#)).unwrap();
+        assert_eq!(p.request.stop, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(p.request.max_tokens, Some(20));
+        let p = parse(&format!(r#"{{{base},"stop":"x","max_tokens":10}}"#)).unwrap();
+        assert_eq!(p.request.stop, vec!["x".to_owned()]);
+        assert_eq!(p.request.max_tokens, Some(10));
+        let p = parse(&format!(r#"{{{base},"stop":null,"stream":null,"tools":null,"n":null}}"#)).unwrap();
+        assert!(p.request.stop.is_empty() && p.request.tools.is_empty() && !p.stream);
+    }
+
+    #[test]
+    fn parses_every_tool_choice() {
+        let choice = |c: &str| {
+            parse(&format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tool_choice":{c}}}"#))
+                .map(|p| p.request.tool_choice)
+        };
+        assert_eq!(choice(r#""none""#), Ok(Some(ToolChoice::None)));
+        assert_eq!(choice(r#""auto""#), Ok(Some(ToolChoice::Auto)));
+        assert_eq!(choice(r#""required""#), Ok(Some(ToolChoice::Required)));
+        assert_eq!(choice(r#"{"type":"function","function":{"name":"f"}}"#), Ok(Some(ToolChoice::Tool("f".into()))));
+        assert!(choice(r#""sometimes""#).unwrap_err().contains("`tool_choice`"));
+        assert!(choice(r#"{"type":"allowed_tools"}"#).unwrap_err().contains("`tool_choice`"));
+        assert!(choice(r#"{"type":"function","function":{}}"#).unwrap_err().contains("`tool_choice.function.name`"));
+        assert!(choice("3").unwrap_err().contains("`tool_choice`"));
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_naming_the_field() {
+        let user = r#"[{"role":"user","content":"hi"}]"#;
+        let cases: Vec<(String, &str)> = vec![
+            ("not json".into(), "not valid JSON"),
+            ("".into(), "not valid JSON"),
+            ("[1,2]".into(), "must be a JSON object"),
+            (format!(r#"{{"messages":{user}}}"#), "`model`"),
+            (format!(r#"{{"model":7,"messages":{user}}}"#), "`model`"),
+            (format!(r#"{{"model":"","messages":{user}}}"#), "`model`"),
+            (r#"{"model":"m"}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":[]}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":"hi"}"#.into(), "`messages`"),
+            (r#"{"model":"m","messages":[7]}"#.into(), "`messages[0]`"),
+            (r#"{"model":"m","messages":[{"content":"hi"}]}"#.into(), "`messages[0].role`"),
+            (r#"{"model":"m","messages":[{"role":"function","content":"hi"}]}"#.into(), "`messages[0].role`"),
+            (r#"{"model":"m","messages":[{"role":"user"}]}"#.into(), "`messages[0].content`"),
+            (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#.into(), "`messages[0].content`"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#
+                    .into(),
+                "`messages[0].content[0].type`",
+            ),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}"#.into(), "`messages[0].content[0].text`"),
+            (r#"{"model":"m","messages":[{"role":"assistant"}]}"#.into(), "`messages[0]`"),
+            (
+                r#"{"model":"m","messages":[{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]}]}"#
+                    .into(),
+                "`messages[0].tool_calls[0].id`",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{}}}]}]}"#
+                    .into(),
+                "`messages[0].tool_calls[0].function.arguments`",
+            ),
+            (r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#.into(), "`messages[0].tool_call_id`"),
+            (format!(r#"{{"model":"m","messages":{user},"n":2}}"#), "n > 1 is not supported"),
+            (format!(r#"{{"model":"m","messages":{user},"n":"2"}}"#), "`n`"),
+            (format!(r#"{{"model":"m","messages":{user},"max_tokens":-1}}"#), "`max_tokens`"),
+            (format!(r#"{{"model":"m","messages":{user},"max_completion_tokens":1e12}}"#), "`max_completion_tokens`"),
+            (format!(r#"{{"model":"m","messages":{user},"max_tokens":5000000000}}"#), "`max_tokens`"),
+            (format!(r#"{{"model":"m","messages":{user},"temperature":"hot"}}"#), "`temperature`"),
+            (format!(r#"{{"model":"m","messages":{user},"stop":[1]}}"#), "`stop`"),
+            (format!(r#"{{"model":"m","messages":{user},"stop":true}}"#), "`stop`"),
+            (format!(r#"{{"model":"m","messages":{user},"stream":"yes"}}"#), "`stream`"),
+            (format!(r#"{{"model":"m","messages":{user},"stream_options":[]}}"#), "`stream_options`"),
+            (format!(r#"{{"model":"m","messages":{user},"stream_options":{{"include_usage":1}}}}"#), "`stream_options.include_usage`"),
+            (format!(r#"{{"model":"m","messages":{user},"tools":{{}}}}"#), "`tools`"),
+            (format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"function"}}]}}"#), "`tools[0].function`"),
+            (format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"custom","custom":{{}}}}]}}"#), "`tools[0].type`"),
+            (
+                format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"function","function":{{"name":"f","parameters":"x"}}}}]}}"#),
+                "`tools[0].function.parameters`",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = parse(&body).expect_err(&body);
+            assert!(err.contains(field), "{body}: {err:?} does not name {field}");
+        }
+    }
+
+    /// Arbitrary JSON whose object keys are mostly the fields the parser looks at.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("model"),
+            Just("messages"),
+            Just("role"),
+            Just("content"),
+            Just("type"),
+            Just("text"),
+            Just("tool_calls"),
+            Just("function"),
+            Just("name"),
+            Just("arguments"),
+            Just("id"),
+            Just("tool_call_id"),
+            Just("tools"),
+            Just("parameters"),
+            Just("tool_choice"),
+            Just("stop"),
+            Just("n"),
+            Just("stream"),
+            Just("stream_options"),
+            Just("include_usage"),
+            Just("max_tokens"),
+            Just("temperature"),
+            Just("system"),
+            Just("input"),
+            Just("tool_use_id"),
+            Just("input_schema"),
+            Just("stop_sequences"),
+            Just("is_error"),
+            Just("refusal"),
+            Just("x"),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("user"),
+                Just("assistant"),
+                Just("system"),
+                Just("tool"),
+                Just("text"),
+                Just("function"),
+                Just("tool_use"),
+                Just("tool_result"),
+                Just("auto"),
+                Just("any"),
+                Just("")
+            ]
+            .prop_map(|s| json!(s)),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = OpenAiWire::parse(&bytes);
+            let _ = crate::serve::anthropic::AnthropicWire::parse(&bytes);
+        }
+
+        #[test]
+        fn random_json_never_panics(value in arb_json(), messages in arb_json()) {
+            let bytes = value.to_string().into_bytes();
+            let _ = OpenAiWire::parse(&bytes);
+            let _ = crate::serve::anthropic::AnthropicWire::parse(&bytes);
+            // deep junk in the places the parsers walk furthest
+            let body = json!({"model": "m", "messages": [messages.clone()], "tools": [messages.clone()],
+                "system": [messages.clone()], "tool_choice": messages}).to_string().into_bytes();
+            let _ = OpenAiWire::parse(&body);
+            let _ = crate::serve::anthropic::AnthropicWire::parse(&body);
+        }
+    }
+
+    // ---- responses and errors ----
+
+    #[test]
+    fn text_answer_is_a_chat_completion() {
+        let body = response_body(&answer("Hello!", Vec::new(), FinishReason::Stop), 1_730_000_000);
+        assert_eq!(
+            body,
+            json!({
+                "id": "chatcmpl-req_42",
+                "object": "chat.completion",
+                "created": 1_730_000_000,
+                "model": "claude-sonnet-4-5",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hello!", "refusal": null},
+                    "finish_reason": "stop"
+                }],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+            })
+        );
+    }
+
+    #[test]
+    fn tool_call_answer_has_null_content() {
+        let call =
+            ToolCall { id: "toolu_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() };
+        let mut r = answer("", vec![call], FinishReason::ToolCalls);
+        r.response.usage.cached_input_tokens = Some(4);
+        r.response.request_id = Some("chatcmpl-abc".into());
+        let body = response_body(&r, 5);
+        assert_eq!(
+            body,
+            json!({
+                "id": "chatcmpl-abc",
+                "object": "chat.completion",
+                "created": 5,
+                "model": "claude-sonnet-4-5",
+                "choices": [{
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": [{"id": "toolu_1", "type": "function",
+                            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
+                        "refusal": null
+                    },
+                    "finish_reason": "tool_calls"
+                }],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
+                    "prompt_tokens_details": {"cached_tokens": 4}}
+            })
+        );
+    }
+
+    #[test]
+    fn response_ids_are_fresh_without_an_upstream_id_and_finish_reasons_map() {
+        let mut r = answer("x", Vec::new(), FinishReason::Incomplete);
+        r.response.request_id = None;
+        let a = OpenAiWire::response(&r);
+        let b = OpenAiWire::response(&r);
+        let id = a["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-") && id.len() > "chatcmpl-".len() + 16, "{id}");
+        assert_ne!(a["id"], b["id"]);
+        assert!(a["created"].as_u64().unwrap() > 1_700_000_000);
+        assert_eq!(a["choices"][0]["finish_reason"], "length");
+        let reasons = [
+            (FinishReason::Stop, "stop"),
+            (FinishReason::Length, "length"),
+            (FinishReason::ToolCalls, "tool_calls"),
+            (FinishReason::ContentFilter, "content_filter"),
+            (FinishReason::Incomplete, "length"),
+        ];
+        for (reason, wire) in reasons {
+            assert_eq!(finish_reason(reason), wire);
+        }
+    }
+
+    #[test]
+    fn refusal_is_carried_with_null_content() {
+        let mut r = answer("", Vec::new(), FinishReason::ContentFilter);
+        r.response.refusal = Some("I can't help with that.".into());
+        let body = response_body(&r, 0);
+        assert_eq!(
+            body["choices"][0]["message"],
+            json!({"role": "assistant", "content": null, "refusal": "I can't help with that."})
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    }
+
+    #[test]
+    fn error_body_names_class_route_and_attempts() {
+        let f = Failure {
+            attempts: vec![
+                attempt("openai", "gpt-4o", Some(ErrorClass::RateLimited), Some(429)),
+                attempt("anthropic", "claude-sonnet-4-5", Some(ErrorClass::RateLimited), Some(429)),
+            ],
+            ..failure(ErrorClass::RateLimited)
+        };
+        assert_eq!(
+            OpenAiWire::error(&f),
+            json!({"error": {
+                "message": "Rate limit reached. Please try again in 644ms.",
+                "type": "requests",
+                "param": null,
+                "code": "rate_limit_exceeded",
+                "switchyard": {
+                    "class": "rate_limited",
+                    "route": "chat",
+                    "provider": "openai",
+                    "model": "gpt-4o",
+                    "attempts": [
+                        {"provider": "openai", "model": "gpt-4o", "outcome": "error", "class": "rate_limited",
+                            "status": 429, "elapsed_ms": 120},
+                        {"provider": "anthropic", "model": "claude-sonnet-4-5", "outcome": "error",
+                            "class": "rate_limited", "status": 429, "elapsed_ms": 120}
+                    ]
+                }
+            }})
+        );
+    }
+
+    #[test]
+    fn error_types_and_codes_follow_openai() {
+        let expected = [
+            (ErrorClass::RateLimited, "requests", json!("rate_limit_exceeded")),
+            (ErrorClass::QuotaExhausted, "insufficient_quota", json!("insufficient_quota")),
+            (ErrorClass::InvalidRequest, "invalid_request_error", Value::Null),
+            (ErrorClass::ContextLengthExceeded, "invalid_request_error", json!("context_length_exceeded")),
+            (ErrorClass::ContentFiltered, "invalid_request_error", json!("content_policy_violation")),
+            (ErrorClass::Authentication, "authentication_error", json!("invalid_api_key")),
+            (ErrorClass::NotFound, "invalid_request_error", json!("model_not_found")),
+            (ErrorClass::Overloaded, "server_error", json!("overloaded")),
+            (ErrorClass::ServerError, "server_error", Value::Null),
+            (ErrorClass::Timeout, "server_error", Value::Null),
+            (ErrorClass::StreamInterrupted, "server_error", Value::Null),
+        ];
+        for (class, kind, code) in expected {
+            let body = OpenAiWire::error(&Failure { route: None, provider: None, model: None, ..failure(class) });
+            assert_eq!(body["error"]["type"], kind, "{class}");
+            assert_eq!(body["error"]["code"], code, "{class}");
+            assert_eq!(body["error"]["switchyard"]["class"], class.as_str());
+            assert_eq!(body["error"]["switchyard"]["route"], Value::Null);
+        }
+    }
+
+    // ---- streams ----
+
+    fn text_stream() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::TextDelta { text: "Hello!".into() },
+            StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None }),
+            StreamEvent::Finish { reason: FinishReason::Stop },
+        ]
+    }
+
+    fn tool_stream() -> Vec<StreamEvent> {
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| StreamEvent::ToolCallDelta {
+            index,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: arguments.to_owned(),
+        };
+        vec![
+            piece(0, Some("call_1"), Some("get_weather"), ""),
+            piece(0, None, None, "{\"city\":"),
+            piece(0, None, None, "\"Paris\"}"),
+            piece(1, Some("call_2"), Some("now"), "{}"),
+            StreamEvent::Usage(Usage { input_tokens: 30, output_tokens: 12, cached_input_tokens: None }),
+            StreamEvent::Finish { reason: FinishReason::ToolCalls },
+        ]
+    }
+
+    #[test]
+    fn text_stream_is_byte_for_byte_openai() {
+        let expected = concat!(
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#,
+            "\n\n",
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"finish_reason":null}],"usage":null}"#,
+            "\n\n",
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            "\n\n",
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+            "\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(encode(true, &text_stream()), expected);
+    }
+
+    #[test]
+    fn without_include_usage_there_is_no_usage_at_all() {
+        let expected = concat!(
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            "\n\n",
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"finish_reason":null}]}"#,
+            "\n\n",
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            "\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(encode(false, &text_stream()), expected);
+    }
+
+    #[test]
+    fn tool_call_stream_sends_id_type_and_name_first() {
+        let out = encode(false, &tool_stream());
+        let deltas: Vec<Value> = out
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap()["choices"][0].clone())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}),
+                json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}),
+                json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]},
+                    "finish_reason": null}),
+                json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]},
+                    "finish_reason": null}),
+                json!({"index": 0, "delta": {"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
+                    "function": {"name": "now", "arguments": "{}"}}]}, "finish_reason": null}),
+                json!({"index": 0, "delta": {}, "finish_reason": "tool_calls"}),
+            ]
+        );
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn usage_chunk_comes_even_when_no_usage_was_reported() {
+        let out = encode(true, &[StreamEvent::Finish { reason: FinishReason::Length }]);
+        assert!(out.contains(r#""choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}"#));
+        assert!(out.contains(r#""finish_reason":"length""#));
+    }
+
+    #[test]
+    fn error_after_tokens_has_no_terminator_and_ends_the_stream() {
+        let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "gpt-4o-mini", true);
+        let mut out = e.start();
+        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        let err = e.error(&failure(ErrorClass::StreamInterrupted));
+        assert_eq!(err.len(), 1);
+        let err_text = text(&err);
+        let expected = format!("data: {}\n\n", OpenAiWire::error(&failure(ErrorClass::StreamInterrupted)));
+        assert_eq!(err_text, expected);
+        assert!(err_text.starts_with(r#"data: {"error":{"message":"#));
+        // nothing after an error, not even a Finish
+        assert!(e.event(&StreamEvent::Finish { reason: FinishReason::Stop }).is_empty());
+        assert!(e.error(&failure(ErrorClass::ServerError)).is_empty());
+        let all = text(&out) + &err_text;
+        assert!(!all.contains("[DONE]"));
+        assert!(!all.contains("finish_reason\":\"stop"));
+    }
+
+    #[test]
+    fn events_before_start_still_open_the_stream() {
+        let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", false);
+        let out = text(&e.event(&StreamEvent::TextDelta { text: "a".into() }));
+        assert!(out.starts_with(r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant""#));
+        assert!(e.start().is_empty());
+        assert!(e.event(&StreamEvent::TextDelta { text: String::new() }).is_empty());
+    }
+
+    #[test]
+    fn encoder_from_the_dialect_uses_the_served_model_and_a_fresh_id() {
+        let parsed = parse(r#"{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":true}"#).unwrap();
+        let mut e = OpenAiWire::encoder(&parsed, "anthropic", "claude-sonnet-4-5");
+        let first: Value = serde_json::from_str(text(&e.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(first["model"], "claude-sonnet-4-5");
+        assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert!(first.get("usage").is_none());
+    }
+
+    // ---- round trips through the project's own OpenAI adapter ----
+
+    /// Serves `body` with `status` on `POST path`; returns the base URL. Shared with the Anthropic tests.
+    pub(in crate::serve) async fn serve(
+        path: &'static str,
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = axum::http::StatusCode::from_u16(status).unwrap();
+        let app = axum::Router::new().route(
+            path,
+            axum::routing::post(
+                move || async move { (status, [(axum::http::header::CONTENT_TYPE, content_type)], body) },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn adapter(base: String) -> OpenAi {
+        OpenAi::new(ProviderConfig::new("gateway", base)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_openai_adapter_reads_our_streams_back() {
+        for (events, include_usage) in [(text_stream(), true), (tool_stream(), true), (text_stream(), false)] {
+            let base = serve("/chat/completions", 200, "text/event-stream", encode(include_usage, &events)).await;
+            let req = ChatRequest::user("hi");
+            let stream = adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap();
+            let got: Vec<StreamEvent> =
+                futures::StreamExt::collect::<Vec<_>>(stream).await.into_iter().collect::<Result<_, _>>().unwrap();
+            let mut sent = StreamCollector::new();
+            let mut read = StreamCollector::new();
+            events.iter().filter(|e| include_usage || !matches!(e, StreamEvent::Usage(_))).for_each(|e| sent.push(e));
+            got.iter().for_each(|e| read.push(e));
+            assert_eq!(read.finish("p", "m", None), sent.finish("p", "m", None));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_openai_adapter_reads_our_responses_and_classifies_our_errors() {
+        let call = ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{\"a\":1}".into() };
+        let r = answer("Hi", vec![call.clone()], FinishReason::ToolCalls);
+        let base = serve("/chat/completions", 200, "application/json", OpenAiWire::response(&r).to_string()).await;
+        let req = ChatRequest::user("hi");
+        let got = adapter(base).chat(Call::new("chat", &req)).await.unwrap();
+        assert_eq!((got.model.as_str(), got.text.as_str()), ("claude-sonnet-4-5", "Hi"));
+        assert_eq!(
+            (got.tool_calls, got.finish_reason, got.usage),
+            (vec![call], FinishReason::ToolCalls, r.response.usage)
+        );
+
+        let statuses = [
+            (ErrorClass::RateLimited, 429),
+            (ErrorClass::QuotaExhausted, 429),
+            (ErrorClass::ContextLengthExceeded, 400),
+            (ErrorClass::ContentFiltered, 400),
+            (ErrorClass::InvalidRequest, 400),
+            (ErrorClass::Authentication, 401),
+            (ErrorClass::NotFound, 404),
+            (ErrorClass::Overloaded, 503),
+            (ErrorClass::ServerError, 500),
+        ];
+        for (class, status) in statuses {
+            let body = OpenAiWire::error(&failure(class)).to_string();
+            let base = serve("/chat/completions", status, "application/json", body).await;
+            let err = adapter(base).chat(Call::new("chat", &req)).await.unwrap_err();
+            assert_eq!(err.class, class, "{status}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_openai_adapter_sees_our_in_stream_error_with_the_partial_text() {
+        let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", true);
+        let mut out = e.start();
+        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        out.extend(e.error(&failure(ErrorClass::ServerError)));
+        let base = serve("/chat/completions", 200, "text/event-stream", text(&out)).await;
+        let req = ChatRequest::user("hi");
+        let items: Vec<_> =
+            futures::StreamExt::collect(adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap()).await;
+        let err = items.into_iter().find_map(Result::err).unwrap();
+        assert_eq!(err.class, ErrorClass::ServerError);
+        assert_eq!(err.partial.map(|p| p.text), Some("Hel".into()));
     }
 }
