@@ -93,7 +93,12 @@ fn event_names(body: &str) -> Vec<String> {
 #[tokio::test]
 async fn openai_endpoint_answers_and_names_the_model_that_served() {
     let s = setup("").await;
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("chat", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "openai");
     assert_eq!(r.headers()["x-switchyard-attempts"], "1");
@@ -114,7 +119,12 @@ async fn openai_endpoint_answers_and_names_the_model_that_served() {
 async fn failover_is_visible_in_headers_model_and_usage() {
     let s = setup("").await;
     s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("chat", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "anthropic");
     assert_eq!(r.headers()["x-switchyard-model"], "claude-sonnet-4-5");
@@ -128,7 +138,8 @@ async fn failover_is_visible_in_headers_model_and_usage() {
 #[tokio::test]
 async fn openai_streaming_sends_chunks_usage_and_done() {
     let s = setup("").await;
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", true)).send().await.unwrap();
+    let r =
+        client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", true)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let body = r.text().await.unwrap();
@@ -145,7 +156,8 @@ async fn openai_streaming_sends_chunks_usage_and_done() {
 #[tokio::test]
 async fn anthropic_endpoint_answers_streaming_and_not() {
     let s = setup("").await;
-    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
+    let r =
+        client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "message");
@@ -172,7 +184,8 @@ async fn anthropic_endpoint_answers_streaming_and_not() {
 async fn a_mid_stream_failure_ends_with_an_error_event_and_no_terminator() {
     let s = setup("").await;
     s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::Cut { after_tokens: 3 }));
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
+    let r =
+        client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     let data = data_lines(&body);
@@ -192,7 +205,12 @@ async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
     let s = setup("").await;
     // every target rate limited beyond the cap: 429 with Retry-After
     s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status_retry_after(429, "5")));
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("solo", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     let v: Value = r.json().await.unwrap();
@@ -201,16 +219,28 @@ async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
     s.sim.clear_faults();
 
     s.sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(529)));
-    let r = client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
+    let r =
+        client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", false)).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert_eq!(v["switchyard"]["class"], "overloaded");
 
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("nope", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("nope", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = client().post(format!("{}/v1/chat/completions", s.base)).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
@@ -277,7 +307,10 @@ async fn the_policy_reloads_through_the_file_while_requests_flow() {
 #[tokio::test]
 async fn shutdown_lets_a_stream_in_flight_finish() {
     let s = setup("").await;
-    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_millis(300)) }));
+    s.sim.add_fault(FaultRule::new(
+        Protocol::Openai,
+        Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_millis(300)) },
+    ));
     let url = format!("{}/v1/chat/completions", s.base);
     let in_flight = tokio::spawn(async move {
         let r = client().post(&url).json(&openai_body("solo", true)).send().await.unwrap();
@@ -300,6 +333,7 @@ async fn client_keys_are_required_when_configured() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
         .env("SWITCHYARD_TEST_KEYS", "key-one, key-two")
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -312,7 +346,13 @@ async fn client_keys_are_required_when_configured() {
     assert_eq!(r.status(), 401);
     let r = client().post(&url).bearer_auth("key-two").json(&openai_body("chat", false)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = client().post(format!("{base}/v1/messages")).header("x-api-key", "key-one").json(&anthropic_body("chat", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", "key-one")
+        .json(&anthropic_body("chat", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = client().get(format!("{base}/admin/state")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -343,7 +383,12 @@ async fn streams_and_concurrency_under_load_all_end_cleanly() {
         let base = s.base.clone();
         tasks.push(tokio::spawn(async move {
             let stream = i % 2 == 0;
-            let r = client().post(format!("{base}/v1/chat/completions")).json(&openai_body("chat", stream)).send().await.unwrap();
+            let r = client()
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&openai_body("chat", stream))
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             let mut body = r.bytes_stream();
             let mut all = Vec::new();

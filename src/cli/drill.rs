@@ -40,9 +40,19 @@ pub(crate) async fn run(args: DrillArgs) -> ExitCode {
     );
     let progress = move |p: Progress<'_>| match p {
         Progress::PhaseStarted { index, total, phase } => {
-            let faults: Vec<String> =
-                phase.faults.iter().map(|f| if f.rate < 1.0 { format!("{} {} at rate {}", f.provider, f.inject, f.rate) } else { format!("{} {}", f.provider, f.inject) }).collect();
-            let faults = if faults.is_empty() { "no faults".to_owned() } else { format!("faults: {}", faults.join(", ")) };
+            let faults: Vec<String> = phase
+                .faults
+                .iter()
+                .map(|f| {
+                    if f.rate < 1.0 {
+                        format!("{} {} at rate {}", f.provider, f.inject, f.rate)
+                    } else {
+                        format!("{} {}", f.provider, f.inject)
+                    }
+                })
+                .collect();
+            let faults =
+                if faults.is_empty() { "no faults".to_owned() } else { format!("faults: {}", faults.join(", ")) };
             eprintln!("phase {}/{} {}: {} requests, {}", index + 1, total, phase.name, phase.requests, faults);
         }
         Progress::RequestDone { done, total } if tty => {

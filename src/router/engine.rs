@@ -84,7 +84,11 @@ impl Plan {
         deadline: Instant,
     ) -> Self {
         // the shared round-robin counter is touched only by the strategy that uses it
-        let rr = if route.strategy == crate::policy::Strategy::RoundRobin { inner.health.next_round_robin(&route.name) } else { 0 };
+        let rr = if route.strategy == crate::policy::Strategy::RoundRobin {
+            inner.health.next_round_robin(&route.name)
+        } else {
+            0
+        };
         let order = super::strategy::order(
             &route,
             rr,

@@ -314,7 +314,7 @@ impl Router {
                     self.inner.emit_attempt(&plan.route.name, &attempt);
                     success.lease.succeed(&self.inner, Some(usage));
                     plan.attempts.push(attempt);
-                    tracing::info!(
+                    tracing::debug!(
                         "gen_ai.response.model" = %response.model,
                         "gen_ai.usage.input_tokens" = usage.input_tokens,
                         "gen_ai.usage.output_tokens" = usage.output_tokens,
