@@ -56,6 +56,49 @@ pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
+/// The API key as a header value marked sensitive (kept out of reqwest's and hyper's `Debug`),
+/// after `prefix` (`"Bearer "` or `""`); `None` without a key.
+pub fn key_header(
+    config: &ProviderConfig,
+    prefix: &str,
+) -> Result<Option<reqwest::header::HeaderValue>, ProviderError> {
+    let Some(key) = &config.api_key else { return Ok(None) };
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("{prefix}{}", key.expose())).map_err(|_| {
+        ProviderError::new(
+            ErrorClass::Authentication,
+            config.name.clone(),
+            "the API key contains characters not allowed in an HTTP header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+/// Adds the config's headers: each name replaces a default of the same name, several values for one
+/// name are all kept, and every value is marked sensitive (organization ids and custom auth headers
+/// are credentials too). An invalid header is named, its value never shown.
+pub fn add_config_headers(headers: &mut HeaderMap, config: &ProviderConfig) -> Result<(), ProviderError> {
+    let mut overridden = Vec::new();
+    for (name, value) in &config.headers {
+        let invalid = || {
+            ProviderError::new(
+                ErrorClass::InvalidRequest,
+                config.name.clone(),
+                format!("invalid header `{name}` in the config"),
+            )
+        };
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| invalid())?;
+        value.set_sensitive(true);
+        if !overridden.contains(&name) {
+            headers.remove(&name);
+            overridden.push(name.clone());
+        }
+        headers.append(name, value);
+    }
+    Ok(())
+}
+
 /// Status and headers of an error response, filled into a [`ProviderError`].
 pub fn error_with_response_meta(
     mut error: ProviderError,

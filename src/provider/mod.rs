@@ -165,6 +165,24 @@ impl ProviderConfig {
         self
     }
 
+    /// The `authentication` error of a config whose profile wants a key when none is set: adapters
+    /// return it without touching the network.
+    pub fn missing_key(&self) -> Option<ProviderError> {
+        let profile = self.profile.as_ref()?;
+        if profile.auth == crate::profile::AuthScheme::None || self.api_key.is_some() {
+            return None;
+        }
+        let hint = match &profile.api_key_env {
+            Some(var) => format!("set the {var} environment variable"),
+            None => "configure an API key".to_owned(),
+        };
+        Some(ProviderError::new(
+            crate::error::ErrorClass::Authentication,
+            self.name.clone(),
+            format!("no API key for provider `{}`: {hint}", self.name),
+        ))
+    }
+
     /// A config from a built-in profile: its base URL, headers, and the key from its `api_key_env`.
     pub fn from_profile(profile: Arc<ProviderProfile>) -> Self {
         let mut c = ProviderConfig::new(profile.name.clone(), profile.base_url.clone());

@@ -9,13 +9,13 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
 use crate::chat::ChatResponse;
 use crate::error::{ErrorClass, ProviderError};
-use crate::profile::{AuthScheme, ProviderProfile};
+use crate::profile::ProviderProfile;
 
 mod classify;
 mod stream;
@@ -78,15 +78,7 @@ impl Anthropic {
 
     /// A profile that wants a key and no key set fails here, so the request never leaves.
     fn check_key(&self) -> Result<(), ProviderError> {
-        let Some(profile) = &self.config.profile else { return Ok(()) };
-        if profile.auth == AuthScheme::None || self.config.api_key.is_some() {
-            return Ok(());
-        }
-        let message = match &profile.api_key_env {
-            Some(var) => format!("no API key: set {var}"),
-            None => "no API key configured".to_owned(),
-        };
-        Err(ProviderError::new(ErrorClass::Authentication, self.name(), message))
+        self.config.missing_key().map_or(Ok(()), Err)
     }
 
     /// The HTTP request for `body`.
@@ -148,39 +140,12 @@ impl Anthropic {
 /// profile does, and it must not go twice), `content-type`, then the config's own.
 fn request_headers(config: &ProviderConfig) -> Result<HeaderMap, ProviderError> {
     let mut headers = HeaderMap::new();
-    if let Some(key) = &config.api_key {
-        let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-            ProviderError::new(
-                ErrorClass::Authentication,
-                config.name.clone(),
-                "the API key is not a valid header value",
-            )
-        })?;
-        // keeps it out of reqwest's and hyper's Debug output
-        value.set_sensitive(true);
+    if let Some(value) = http::key_header(config, "")? {
         headers.insert("x-api-key", value);
     }
     headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut overridden = Vec::new();
-    for (name, value) in &config.headers {
-        // the value may be a credential: it stays out of the message
-        let invalid = || {
-            ProviderError::new(
-                ErrorClass::InvalidRequest,
-                config.name.clone(),
-                format!("invalid header `{name}` in the config"),
-            )
-        };
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-        let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
-        // the config's value replaces the default; several config values for one name are all kept
-        if !overridden.contains(&name) {
-            headers.remove(&name);
-            overridden.push(name.clone());
-        }
-        headers.append(name, value);
-    }
+    http::add_config_headers(&mut headers, config)?;
     Ok(headers)
 }
 

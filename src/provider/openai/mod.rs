@@ -15,13 +15,13 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use tokio::time::Instant;
 
 use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
 use crate::chat::ChatResponse;
 use crate::error::{ErrorClass, ProviderError};
-use crate::profile::{AuthScheme, ProviderProfile};
+use crate::profile::ProviderProfile;
 use classify::REQUEST_ID_HEADER;
 use stream::StreamContext;
 
@@ -79,19 +79,7 @@ impl OpenAi {
 
     /// A profile that wants a key and no key: fail before touching the network.
     fn check_key(&self) -> Result<(), ProviderError> {
-        let Some(profile) = &self.config.profile else { return Ok(()) };
-        if profile.auth == AuthScheme::None || self.config.api_key.is_some() {
-            return Ok(());
-        }
-        let hint = match &profile.api_key_env {
-            Some(var) => format!("set the {var} environment variable"),
-            None => "configure an API key".to_owned(),
-        };
-        Err(ProviderError::new(
-            ErrorClass::Authentication,
-            self.config.name.clone(),
-            format!("no API key for provider `{}`: {hint}", self.config.name),
-        ))
+        self.config.missing_key().map_or(Ok(()), Err)
     }
 
     fn body(&self, call: &Call<'_>, streaming: bool) -> Result<Vec<u8>, ProviderError> {
@@ -195,31 +183,10 @@ async fn read_error_body(mut response: reqwest::Response, idle: Option<Duration>
 /// never its value.
 fn request_headers(config: &ProviderConfig) -> Result<HeaderMap, ProviderError> {
     let mut headers = HeaderMap::new();
-    if let Some(key) = &config.api_key {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-            ProviderError::new(
-                ErrorClass::Authentication,
-                config.name.clone(),
-                "the API key contains characters not allowed in an HTTP header",
-            )
-        })?;
-        value.set_sensitive(true);
+    if let Some(value) = http::key_header(config, "Bearer ")? {
         headers.insert(AUTHORIZATION, value);
     }
-    for (name, value) in &config.headers {
-        let invalid = || {
-            ProviderError::new(
-                ErrorClass::InvalidRequest,
-                config.name.clone(),
-                format!("invalid header `{name}` in the config"),
-            )
-        };
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-        let mut value = HeaderValue::from_str(value).map_err(|_| invalid())?;
-        // organization ids and custom auth headers are credentials too
-        value.set_sensitive(true);
-        headers.append(name, value);
-    }
+    http::add_config_headers(&mut headers, config)?;
     Ok(headers)
 }
 
@@ -273,7 +240,7 @@ mod tests {
         assert!(e.message.contains("OPENAI_API_KEY"), "{}", e.message);
 
         let mut keyless = ProviderProfile::builtin("openai").unwrap().as_ref().clone();
-        keyless.auth = AuthScheme::None;
+        keyless.auth = crate::profile::AuthScheme::None;
         let config = ProviderConfig::new("local", "http://h").profile(Arc::new(keyless));
         assert!(OpenAi::new(config).unwrap().check_key().is_ok());
         assert!(OpenAi::new(ProviderConfig::new("bare", "http://h")).unwrap().check_key().is_ok());
