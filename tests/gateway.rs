@@ -244,6 +244,11 @@ async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let r = client().post(format!("{}/v1/chat/completions", s.base)).body(huge).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["switchyard"]["class"], "request_too_large");
     let r = client().post(format!("{}/v1/messages", s.base)).body("[]").send().await.unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -87,12 +88,23 @@ pub(crate) async fn chat<D: Dialect>(
     endpoint: &'static str,
     state: AppState,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     if !state.keys.accepts(&headers) {
         return error_response::<D>(&simple_failure(ErrorClass::Authentication, "missing or unknown API key"), None);
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let class = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorClass::RequestTooLarge
+            } else {
+                ErrorClass::InvalidRequest
+            };
+            return error_response::<D>(&simple_failure(class, rejection.body_text()), None);
+        }
+    };
     let parsed = match D::parse(&body) {
         Ok(p) => p,
         Err(message) => {

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -139,13 +141,13 @@ impl Gateway {
         let api = axum::Router::new()
             .route(
                 "/v1/chat/completions",
-                post(|State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes| {
+                post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
                     handlers::chat::<OpenAiWire>("chat_completions", s, h, b)
                 }),
             )
             .route(
                 "/v1/messages",
-                post(|State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes| {
+                post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
                     handlers::chat::<AnthropicWire>("messages", s, h, b)
                 }),
             )
