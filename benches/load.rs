@@ -76,6 +76,8 @@ impl Way {
 /// What one round measured.
 struct Round {
     elapsed: Duration,
+    /// CPU time the whole process (clients, adapter or router, simulator) spent, when known.
+    cpu: Option<Duration>,
     latencies: Vec<Duration>,
     errors: usize,
 }
@@ -83,6 +85,7 @@ struct Round {
 /// Sends `n` requests from `CLIENTS` concurrent clients.
 async fn round(way: &Way, n: usize) -> Round {
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -106,20 +109,33 @@ async fn round(way: &Way, n: usize) -> Round {
             })
         })
         .collect();
-    let mut all = Round { elapsed: Duration::ZERO, latencies: Vec::with_capacity(n), errors: 0 };
+    let mut all = Round { elapsed: Duration::ZERO, cpu: None, latencies: Vec::with_capacity(n), errors: 0 };
     for c in clients {
         let (latencies, errors) = c.await.expect("client task");
         all.latencies.extend(latencies);
         all.errors += errors;
     }
     all.elapsed = start.elapsed();
+    all.cpu = cpu_time().zip(cpu_start).map(|(end, start)| end.saturating_sub(start));
     all
+}
+
+/// CPU time of every thread of this process so far (Linux: `/proc/self/task/*/schedstat`, in ns).
+/// Less disturbed by other processes on a shared machine than wall-clock throughput is.
+fn cpu_time() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 /// Everything one way measured over all rounds.
 #[derive(Default)]
 struct Totals {
     elapsed: Duration,
+    cpu: Option<Duration>,
     latencies: Vec<Duration>,
     errors: usize,
     rounds: Vec<Duration>,
@@ -127,6 +143,12 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, r: Round) {
+        let first = self.rounds.is_empty();
+        self.cpu = match (first, self.cpu, r.cpu) {
+            (true, _, cpu) => cpu,
+            (false, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
         self.elapsed += r.elapsed;
         self.rounds.push(r.elapsed);
         self.latencies.extend(r.latencies);
@@ -135,6 +157,11 @@ impl Totals {
 
     fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU microseconds per request.
+    fn cpu_per_request(&self) -> Option<f64> {
+        self.cpu.map(|c| us(c) / self.latencies.len() as f64)
     }
 }
 
@@ -217,13 +244,14 @@ fn report(ways: &[Way], totals: &mut [Totals], rounds: usize, per_round: usize) 
         "load: {CLIENTS} clients, {} requests each way in {rounds} rotating rounds of {per_round}, simulator on loopback, 2 runtime threads",
         direct.latencies.len()
     );
-    println!("{:<16} {:>10} {:>10} {:>10} {:>10}", "way", "req/s", "p50 µs", "p99 µs", "max µs");
+    println!("{:<16} {:>10} {:>12} {:>10} {:>10} {:>10}", "way", "req/s", "CPU µs/req", "p50 µs", "p99 µs", "max µs");
     for (way, t) in ways.iter().zip(totals.iter()) {
         let l = &t.latencies;
         println!(
-            "{:<16} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+            "{:<16} {:>10.0} {:>12.1} {:>10.0} {:>10.0} {:>10.0}",
             way.label(),
             t.rate(),
+            t.cpu_per_request().unwrap_or(f64::NAN),
             us(quantile(l, 0.50)),
             us(quantile(l, 0.99)),
             us(quantile(l, 1.0))
@@ -234,6 +262,13 @@ fn report(ways: &[Way], totals: &mut [Totals], rounds: usize, per_round: usize) 
         "throughput ratio router/direct: {ratio:.3} (target ≥ {TARGET_RATIO}: {}); per round: median {median:.3}, range {lo:.3}..{hi:.3}",
         if ratio >= TARGET_RATIO { "met" } else { "NOT met" },
     );
+    if let (Some(r), Some(d)) = (routed.cpu_per_request(), direct.cpu_per_request()) {
+        println!(
+            "CPU per request router/direct: {:.3} (router adds {:+.1} µs of CPU per request; clients and simulator included in both)",
+            r / d,
+            r - d
+        );
+    }
     let added = |a: &Totals, b: &Totals, q| diff_us(quantile(&a.latencies, q), quantile(&b.latencies, q));
     println!(
         "added latency router - direct: p50 {:+.0} µs, p99 {:+.0} µs",
