@@ -44,7 +44,7 @@ pub struct Policy {
 }
 
 /// One provider as the policy resolved it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderPolicy {
     /// Its name in the policy.
     pub name: String,

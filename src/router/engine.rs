@@ -27,7 +27,8 @@ pub(crate) type AttemptFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Pro
 /// Holds what an attempt took (probe slots, limiter permits) until its verdict is recorded.
 #[derive(Debug)]
 pub(crate) struct Lease {
-    pub(crate) target: TargetPolicy,
+    route: Arc<RoutePolicy>,
+    index: usize,
     target_node: Arc<Node>,
     provider_node: Arc<Node>,
     probes: Vec<ProbePermit>,
@@ -162,8 +163,10 @@ impl Plan {
                     .is_none_or(|t| filter(t, &inner.health.target(&t.provider, &t.model)).is_some())
             });
             self.pos += 1;
-            let Some(target) = self.route.targets.get(idx).cloned() else { continue };
-            if let Some(result) = self.try_target(inner, request, &target, is_last, filter, &op, false).await {
+            // an Arc clone, not a copy of the target, so that `self` can be borrowed mutably below
+            let route = self.route.clone();
+            let Some(target) = route.targets.get(idx) else { continue };
+            if let Some(result) = self.try_target(inner, request, (idx, target), is_last, filter, &op, false).await {
                 return result;
             }
         }
@@ -181,8 +184,9 @@ impl Plan {
                     t_until.max(p_until)
                 })
             });
-            if let Some(target) = soonest.and_then(|i| self.route.targets.get(i).cloned())
-                && let Some(result) = self.try_target(inner, request, &target, true, filter, &op, true).await
+            let route = self.route.clone();
+            if let Some((i, target)) = soonest.and_then(|i| route.targets.get(i).map(|t| (i, t)))
+                && let Some(result) = self.try_target(inner, request, (i, target), true, filter, &op, true).await
             {
                 return result;
             }
@@ -195,7 +199,7 @@ impl Plan {
         &mut self,
         inner: &Inner,
         request: &ChatRequest,
-        target: &TargetPolicy,
+        (index, target): (usize, &TargetPolicy),
         is_last: bool,
         filter: TargetFilter<'_>,
         op: &F,
@@ -265,7 +269,8 @@ impl Plan {
             let error = match result {
                 Ok(Ok(value)) => {
                     let lease = Lease {
-                        target: target.clone(),
+                        route: self.route.clone(),
+                        index,
                         target_node,
                         provider_node,
                         probes: admitted.0,
@@ -573,7 +578,7 @@ impl Lease {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>) {
         let now = Instant::now();
-        let (p, m) = (self.target.provider.as_str(), Some(self.target.model.as_str()));
+        let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
         emit_transition(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
         emit_transition(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
         self.target_node.record_latency(now - self.started);
@@ -589,8 +594,14 @@ impl Lease {
 
     /// The stream failed after it had started.
     pub(crate) fn fail(self, inner: &Inner, effect: BreakerEffect, e: &ProviderError) {
-        settle_failure(inner, &self.target, &self.target_node, &self.provider_node, effect, e);
+        settle_failure(inner, self.target(), &self.target_node, &self.provider_node, effect, e);
         drop(self.probes);
+    }
+
+    /// The target that served.
+    pub(crate) fn target(&self) -> &TargetPolicy {
+        // `index` was taken from this very route when the lease was made
+        &self.route.targets[self.index]
     }
 
     /// Whether this attempt went through as a breaker probe (its verdict closes or reopens it).

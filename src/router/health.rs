@@ -116,7 +116,8 @@ impl Node {
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     providers: Mutex<HashMap<String, Arc<Node>>>,
-    targets: Mutex<HashMap<TargetKey, Arc<Node>>>,
+    /// By provider, then model: lookups by `&str` without allocating.
+    targets: Mutex<HashMap<String, HashMap<String, Arc<Node>>>>,
     round_robin: Mutex<HashMap<String, usize>>,
 }
 
@@ -146,12 +147,18 @@ impl Health {
             }
         }
         let mut targets = lock(&self.targets);
-        targets.retain(|k, _| wanted.contains_key(k));
+        for (provider, models) in targets.iter_mut() {
+            models.retain(|model, _| {
+                wanted.contains_key(&TargetKey { provider: provider.clone(), model: model.clone() })
+            });
+        }
+        targets.retain(|_, models| !models.is_empty());
         for (key, (breaker, limits)) in wanted {
-            match targets.get(&key) {
+            let models = targets.entry(key.provider).or_default();
+            match models.get(&key.model) {
                 Some(node) => node.reconfigure(breaker, limits),
                 None => {
-                    targets.insert(key, Arc::new(Node::new(breaker, limits)));
+                    models.insert(key.model, Arc::new(Node::new(breaker, limits)));
                 }
             }
         }
@@ -159,15 +166,26 @@ impl Health {
     }
 
     pub(crate) fn provider(&self, name: &str) -> Arc<Node> {
-        lock(&self.providers)
+        let mut providers = lock(&self.providers);
+        if let Some(node) = providers.get(name) {
+            return node.clone();
+        }
+        // a provider the policy in force does not know (a request racing a reload)
+        providers
             .entry(name.to_owned())
             .or_insert_with(|| Arc::new(Node::new(BreakerConfig::default(), Limits::default())))
             .clone()
     }
 
     pub(crate) fn target(&self, provider: &str, model: &str) -> Arc<Node> {
-        lock(&self.targets)
-            .entry(TargetKey { provider: provider.to_owned(), model: model.to_owned() })
+        let mut targets = lock(&self.targets);
+        if let Some(node) = targets.get(provider).and_then(|m| m.get(model)) {
+            return node.clone();
+        }
+        targets
+            .entry(provider.to_owned())
+            .or_default()
+            .entry(model.to_owned())
             .or_insert_with(|| Arc::new(Node::new(BreakerConfig::default(), Limits::default())))
             .clone()
     }
@@ -182,7 +200,7 @@ impl Health {
     }
 
     pub(crate) fn counts(&self) -> (usize, usize) {
-        (lock(&self.providers).len(), lock(&self.targets).len())
+        (lock(&self.providers).len(), lock(&self.targets).values().map(HashMap::len).sum())
     }
 
     pub(crate) fn snapshot(&self, now: Instant) -> (Vec<ProviderHealth>, Vec<TargetHealth>) {
@@ -193,7 +211,13 @@ impl Health {
         providers.sort_by(|a, b| a.provider.cmp(&b.provider));
         let mut targets: Vec<TargetHealth> = lock(&self.targets)
             .iter()
-            .map(|(k, n)| TargetHealth { provider: k.provider.clone(), model: k.model.clone(), state: n.snapshot(now) })
+            .flat_map(|(p, models)| {
+                models.iter().map(|(m, n)| TargetHealth {
+                    provider: p.clone(),
+                    model: m.clone(),
+                    state: n.snapshot(now),
+                })
+            })
             .collect();
         targets.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
         (providers, targets)

@@ -1,11 +1,30 @@
 //! Metrics through the `metrics` facade: free when no recorder is installed (a library user who
 //! does not want them pays a no-op), exported as Prometheus text by `switchyard serve`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::breaker::BreakerState;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns on the router's metrics. Off by default, so that an application without a metrics
+/// recorder does not pay for building label sets on every attempt; `switchyard serve` turns them on
+/// when it installs its Prometheus recorder. Call it after installing a `metrics` recorder of your
+/// own to get the same series.
+pub fn enable_metrics() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 use super::outcome::{Attempt, AttemptOutcome};
 
 /// Counts one attempt (or skip) and its duration.
 pub(crate) fn attempt(route: &str, a: &Attempt) {
+    if !enabled() {
+        return;
+    }
     let outcome = match a.outcome {
         AttemptOutcome::Ok => "ok",
         AttemptOutcome::Error => "error",
@@ -38,6 +57,9 @@ pub(crate) fn attempt(route: &str, a: &Attempt) {
 
 /// The breaker state as a gauge: 0 closed, 1 half-open, 2 open.
 pub(crate) fn breaker(provider: &str, model: Option<&str>, state: BreakerState) {
+    if !enabled() {
+        return;
+    }
     let value = match state {
         BreakerState::Closed => 0.0,
         BreakerState::HalfOpen => 1.0,
@@ -49,6 +71,9 @@ pub(crate) fn breaker(provider: &str, model: Option<&str>, state: BreakerState) 
 
 /// A reload: `applied` or `rejected`.
 pub(crate) fn reload(result: &'static str, version: u64) {
+    if !enabled() {
+        return;
+    }
     metrics::counter!("switchyard_reloads_total", "result" => result).increment(1);
     metrics::gauge!("switchyard_policy_version").set(version as f64);
 }

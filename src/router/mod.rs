@@ -24,7 +24,7 @@ mod engine;
 mod events;
 mod health;
 mod limiter;
-mod metrics;
+pub(crate) mod metrics;
 mod outcome;
 mod reload;
 mod strategy;
@@ -34,6 +34,7 @@ pub use breaker::BreakerState;
 pub use events::RouterEvent;
 pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
+pub use metrics::enable_metrics;
 pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
@@ -175,6 +176,12 @@ impl Router {
             .providers
             .iter()
             .map(|(name, p)| {
+                // an unchanged provider keeps its adapter, and with it its warm connection pool
+                if previous.policy.providers.get(name).is_some_and(|old| **old == **p)
+                    && let Some(slot) = previous.providers.get(name)
+                {
+                    return (name.clone(), slot.clone());
+                }
                 let slot = match self.build_provider(p) {
                     ProviderSlot::Ready(inner) => ProviderSlot::Ready(Arc::new(Injecting {
                         inner,
@@ -299,11 +306,11 @@ impl Router {
             match plan.run(&self.inner, &request, &no_filter, call_chat).await {
                 Ok(success) => {
                     let mut response = success.value;
-                    response.provider.clone_from(&success.lease.target.provider);
+                    response.provider.clone_from(&success.lease.target().provider);
                     let usage = response.usage;
                     let attempt = Attempt {
-                        provider: success.lease.target.provider.clone(),
-                        model: success.lease.target.model.clone(),
+                        provider: success.lease.target().provider.clone(),
+                        model: success.lease.target().model.clone(),
                         outcome: AttemptOutcome::Ok,
                         class: None,
                         status: Some(200),
@@ -345,6 +352,9 @@ fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> Attemp
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, a: &Attempt) {
         metrics::attempt(route, a);
+        if self.events.receiver_count() == 0 {
+            return; // nobody listens: do not build the event
+        }
         let _ = self.events.send(RouterEvent::Attempt {
             route: route.to_owned(),
             provider: a.provider.clone(),

@@ -244,7 +244,7 @@ async fn drive(
     let mut restarted = false;
     let mut original_failure: Option<ProviderError> = None;
     loop {
-        let lease_target = current.lease.target.clone();
+        let lease_target = current.lease.target().clone();
         if !send(tx, Msg::Serving { provider: lease_target.provider.clone(), model: lease_target.model.clone() }).await
         {
             return;

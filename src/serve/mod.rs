@@ -96,6 +96,7 @@ fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets(&buckets)
                 .and_then(|b| b.install_recorder())
+                .inspect(|_| crate::router::enable_metrics())
                 .map_err(|e| tracing::warn!("metrics disabled: {e}"))
                 .ok()
         })

@@ -1,0 +1,161 @@
+//! Load benchmark of the gateway: the same requests straight to the simulated provider and through
+//! `switchyard serve` (the release binary, in its own process) at a fixed rate, interleaved, on
+//! loopback. Reports added latency at p50/p99, the throughput ratio at saturation, and the
+//! gateway's resident memory.
+//!
+//! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard::sim::SimServer;
+use tokio::sync::Semaphore;
+
+const RATE: u64 = 1000;
+
+fn body() -> serde_json::Value {
+    serde_json::json!({"model": "solo", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
+}
+
+fn body_direct() -> serde_json::Value {
+    serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
+}
+
+/// Sends at `RATE` requests/s for `secs` (open loop), returns sorted latencies in µs and errors.
+async fn fixed_rate(client: &reqwest::Client, url: &str, body: &serde_json::Value, secs: u64) -> (Vec<f64>, usize) {
+    let n = RATE * secs;
+    let interval = Duration::from_secs_f64(1.0 / RATE as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let ok = client.post(&url).json(&body).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+            (t0.elapsed().as_secs_f64() * 1e6, ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        let (us, ok) = t.await.unwrap();
+        if ok {
+            lat.push(us);
+        } else {
+            errors += 1;
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    (lat, errors)
+}
+
+/// Closed loop: as many requests as 32 clients can do in `secs`; returns requests/s.
+async fn saturate(client: &reqwest::Client, url: &str, body: &serde_json::Value, secs: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let sem = Arc::new(Semaphore::new(32));
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, body, count, _sem) =
+            (client.clone(), url.to_owned(), body.clone(), count.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if client.post(&url).json(&body).send().await.is_ok_and(|r| r.status().is_success()) {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    count.load(std::sync::atomic::Ordering::Relaxed) as f64 / secs as f64
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let secs: u64 = std::env::var("SWITCHYARD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.solo]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n",
+            sim.openai_base_url()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap_or(0);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let gateway = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let direct = format!("{}/chat/completions", sim.openai_base_url());
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // warm up both paths (connections, allocator)
+    fixed_rate(&client, &direct, &body_direct(), 1).await;
+    fixed_rate(&client, &gateway, &body(), 1).await;
+
+    println!("fixed rate {RATE} req/s, {secs} s per run, runs interleaved direct/gateway/direct/gateway");
+    let (mut d_all, mut g_all) = (Vec::new(), Vec::new());
+    let mut errors = (0, 0);
+    for _ in 0..2 {
+        sim.clear_requests();
+        let (d, de) = fixed_rate(&client, &direct, &body_direct(), secs).await;
+        sim.clear_requests();
+        let (g, ge) = fixed_rate(&client, &gateway, &body(), secs).await;
+        d_all.extend(d);
+        g_all.extend(g);
+        errors.0 += de;
+        errors.1 += ge;
+    }
+    d_all.sort_by(f64::total_cmp);
+    g_all.sort_by(f64::total_cmp);
+    let rss_loaded = rss_kb(pid);
+    println!("{:<10} {:>10} {:>10} {:>8}", "path", "p50 µs", "p99 µs", "errors");
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "direct", pct(&d_all, 50.0), pct(&d_all, 99.0), errors.0);
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "gateway", pct(&g_all, 50.0), pct(&g_all, 99.0), errors.1);
+    println!(
+        "added latency: p50 {:+.0} µs, p99 {:+.0} µs (target: p99 < 1000 µs)",
+        pct(&g_all, 50.0) - pct(&d_all, 50.0),
+        pct(&g_all, 99.0) - pct(&d_all, 99.0)
+    );
+    sim.clear_requests();
+    let td = saturate(&client, &direct, &body_direct(), secs).await;
+    sim.clear_requests();
+    let tg = saturate(&client, &gateway, &body(), secs).await;
+    println!("saturation, 32 clients: direct {td:.0} req/s, gateway {tg:.0} req/s, ratio {:.2}", tg / td);
+    match rss_loaded {
+        Some(kb) => println!("gateway RSS after the fixed-rate runs: {:.1} MB (target < 50 MB)", kb as f64 / 1024.0),
+        None => println!("gateway RSS: not available on this OS"),
+    }
+    let _ = child.kill().await;
+}
