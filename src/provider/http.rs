@@ -174,12 +174,19 @@ pub async fn read_body(
     idle: Option<Duration>,
 ) -> Result<Bytes, ProviderError> {
     let mut stream = response.bytes_stream();
-    let mut body = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let mut single: Option<Bytes> = None;
+    // one timer, pushed back after each chunk, rather than a new timer per chunk
+    let mut stall = std::pin::pin!(idle.map(tokio::time::sleep));
     loop {
-        let next = match idle {
-            Some(idle) => match tokio::time::timeout(idle, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => {
+        let next = match (stall.as_mut().as_pin_mut(), idle) {
+            (Some(mut timer), Some(idle)) => tokio::select! {
+                biased;
+                n = stream.next() => {
+                    timer.as_mut().reset(Instant::now() + idle);
+                    n
+                }
+                () = timer.as_mut() => {
                     return Err(ProviderError::new(
                         ErrorClass::Timeout,
                         provider,
@@ -187,10 +194,19 @@ pub async fn read_body(
                     ));
                 }
             },
-            None => stream.next().await,
+            _ => stream.next().await,
         };
         match next {
-            Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+            // most bodies come in one chunk: keep it without copying
+            Some(Ok(chunk)) => match single.take() {
+                None if body.is_empty() => single = Some(chunk),
+                prev => {
+                    if let Some(p) = prev {
+                        body.extend_from_slice(&p);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            },
             Some(Err(e)) => {
                 return Err(ProviderError::new(
                     ErrorClass::Connection,
@@ -198,7 +214,7 @@ pub async fn read_body(
                     format!("connection lost while reading the body: {}", describe(&e)),
                 ));
             }
-            None => return Ok(Bytes::from(body)),
+            None => return Ok(single.unwrap_or_else(|| Bytes::from(body))),
         }
     }
 }
