@@ -229,6 +229,11 @@ impl FaultSet {
         id
     }
 
+    /// No fault at all (the common case): callers skip the fault layer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+    }
+
     pub(crate) fn remove(&self, id: u64) {
         let mut faults = lock(&self.faults);
         faults.retain(|f| f.id != id);

@@ -17,6 +17,7 @@ use super::limiter::{Denied, LimitPermit};
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, SkipReason};
 use super::{Inner, ProviderSlot, Snapshot};
 use crate::chat::{ChatRequest, Usage};
+use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{BreakerEffect, RoutePolicy, TargetPolicy};
 use crate::provider::{Call, CallTimeouts, Provider};
@@ -32,7 +33,7 @@ pub(crate) struct Lease {
     target_node: Arc<Node>,
     provider_node: Arc<Node>,
     probes: Vec<ProbePermit>,
-    _limits: Vec<LimitPermit>,
+    _limits: [LimitPermit; 2],
     estimate: u64,
     pub(crate) started: Instant,
 }
@@ -263,8 +264,22 @@ impl Plan {
                 "switchyard.route" = %self.route.name,
                 "switchyard.retry" = retry,
             );
+            // drills: only while a fault is in force does the call go through the fault layer
+            let injecting;
+            let callee: &dyn Provider = if inner.faults.is_empty() {
+                provider.as_ref()
+            } else {
+                injecting = Injecting {
+                    inner: provider.clone(),
+                    name: target.provider.clone(),
+                    protocol: provider.protocol(),
+                    profile: self.snap.policy.provider(&target.provider).and_then(|p| p.profile.clone()),
+                    faults: inner.faults.clone(),
+                };
+                &injecting
+            };
             let started = Instant::now();
-            let result = tokio::time::timeout(budget, op(provider.as_ref(), call)).instrument(span).await;
+            let result = tokio::time::timeout(budget, op(callee, call)).instrument(span).await;
             let elapsed = started.elapsed();
             let error = match result {
                 Ok(Ok(value)) => {
@@ -366,7 +381,7 @@ impl Plan {
         provider_node: &Node,
         is_last: bool,
         force_probe: bool,
-    ) -> Result<(Vec<ProbePermit>, Vec<LimitPermit>), SkipReason> {
+    ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2]), SkipReason> {
         let _ = inner;
         let mut probes = Vec::new();
         let now = Instant::now();
@@ -414,14 +429,15 @@ impl Plan {
             }
         }
         let estimate = target.token_need(self.prompt_tokens, self.max_tokens);
-        let mut permits = Vec::new();
-        for node in [provider_node, target_node] {
+        // provider's, then target's: an array, not a vector, on this per-attempt path
+        let mut permits: [LimitPermit; 2] = Default::default();
+        for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
             let limiter = node.limiter();
             let mut waited = false;
             loop {
                 match limiter.try_acquire(estimate) {
                     Ok(p) => {
-                        permits.push(p);
+                        *slot = p;
                         break;
                     }
                     Err(Denied::TooLarge { .. }) => return Err(SkipReason::TooLarge),

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::chat::ChatRequest;
-use crate::drill::inject::{FaultGuard, FaultSet, FaultSnapshot, FaultSource, Injecting};
+use crate::drill::inject::{FaultGuard, FaultSet, FaultSnapshot, FaultSource};
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{LiveFault, Policy};
 use crate::profile::AuthScheme;
@@ -69,7 +69,7 @@ pub(crate) struct Inner {
     /// Providers given by the application, used instead of building them from the policy.
     custom: HashMap<String, Arc<dyn Provider>>,
     /// Injected faults (drills), applied in front of every provider.
-    faults: Arc<FaultSet>,
+    pub(crate) faults: Arc<FaultSet>,
     version: AtomicU64,
     last_reload_error: Mutex<Option<String>>,
 }
@@ -182,17 +182,7 @@ impl Router {
                 {
                     return (name.clone(), slot.clone());
                 }
-                let slot = match self.build_provider(p) {
-                    ProviderSlot::Ready(inner) => ProviderSlot::Ready(Arc::new(Injecting {
-                        inner,
-                        name: name.clone(),
-                        protocol: p.protocol,
-                        profile: p.profile.clone(),
-                        faults: self.inner.faults.clone(),
-                    })),
-                    unavailable => unavailable,
-                };
-                (name.clone(), slot)
+                (name.clone(), self.build_provider(p))
             })
             .collect();
         self.inner.health.sync(&policy);
@@ -290,13 +280,16 @@ impl Router {
     async fn chat_inner(&self, route_name: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
-        let mut route_name = route_name.to_owned();
+        let mut route_name = std::borrow::Cow::Borrowed(route_name);
         let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
         let start = Instant::now();
         let mut hops = 0;
         loop {
-            let route =
-                snap.policy.route(&route_name).cloned().ok_or_else(|| RouterError::UnknownRoute(route_name.clone()))?;
+            let route = snap
+                .policy
+                .route(&route_name)
+                .cloned()
+                .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
             let deadline = start + route.total_timeout;
             let mut plan = Plan::new(&self.inner, snap.clone(), route, &request, deadline);
             if let Some((attempts, last)) = carried.take() {
@@ -338,7 +331,7 @@ impl Router {
                         return Err(RouterError::Failed(Box::new(f)));
                     }
                     carried = Some((plan.attempts.clone(), Some(*e)));
-                    route_name = next;
+                    route_name = std::borrow::Cow::Owned(next);
                 }
             }
         }
@@ -346,7 +339,8 @@ impl Router {
 }
 
 fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> AttemptFuture<'a, crate::chat::ChatResponse> {
-    Box::pin(p.chat(call))
+    // async-trait already boxes the call: no second box
+    p.chat(call)
 }
 
 impl Inner {
