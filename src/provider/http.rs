@@ -235,6 +235,8 @@ pub fn sse_events(
         pending: std::collections::VecDeque<SseEvent>,
         seen_event: bool,
         done: bool,
+        /// One timer for the whole stream, pushed back before each read (not one per chunk).
+        timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     }
     let state = State {
         bytes: Box::pin(response.bytes_stream()),
@@ -242,6 +244,7 @@ pub fn sse_events(
         pending: Default::default(),
         seen_event: false,
         done: false,
+        timer: None,
     };
     futures::stream::unfold((state, provider), move |(mut st, provider)| async move {
         loop {
@@ -258,21 +261,35 @@ pub fn sse_events(
                 first.or(idle.map(|i| Instant::now() + i))
             };
             let next = match limit {
-                Some(at) => match tokio::time::timeout_at(at, st.bytes.next()).await {
-                    Ok(n) => n,
-                    Err(_) => {
-                        st.done = true;
-                        let what = if st.seen_event {
-                            "stream stalled: no event within the idle timeout"
-                        } else {
-                            "no stream event before the first-token timeout"
-                        };
-                        return Some((
-                            Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
-                            (st, provider),
-                        ));
+                Some(at) => {
+                    let timer = match &mut st.timer {
+                        Some(t) => {
+                            t.as_mut().reset(at);
+                            t
+                        }
+                        None => st.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+                    };
+                    let read = tokio::select! {
+                        biased;
+                        n = st.bytes.next() => Some(n),
+                        () = timer.as_mut() => None,
+                    };
+                    match read {
+                        Some(n) => n,
+                        None => {
+                            st.done = true;
+                            let what = if st.seen_event {
+                                "stream stalled: no event within the idle timeout"
+                            } else {
+                                "no stream event before the first-token timeout"
+                            };
+                            return Some((
+                                Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
+                                (st, provider),
+                            ));
+                        }
                     }
-                },
+                }
                 None => st.bytes.next().await,
             };
             match next {
