@@ -2,6 +2,7 @@
 //! row, let exactly one probe through after the cooldown, close on its success, double the cooldown
 //! (up to a cap) on its failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -49,7 +50,45 @@ struct Inner {
 /// A consecutive-failure breaker. Cloning shares the state.
 #[derive(Debug, Clone)]
 pub(crate) struct Breaker {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<Inner>,
+    /// False while the breaker is closed with nothing counted: the common case is then read
+    /// without taking the lock (no write to a line two cores share on every request).
+    dirty: AtomicBool,
+}
+
+/// Closed, nothing counted, no probe, the configured cooldown: nothing to reset.
+fn pristine(s: &Inner) -> bool {
+    s.consecutive == 0 && s.open_until.is_none() && !s.probe_in_flight && s.cooldown == s.config.cooldown
+}
+
+/// A guard that republishes the `dirty` flag when it is dropped, after any change.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    dirty: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.dirty.store(!pristine(&self.guard), Ordering::Release);
+    }
 }
 
 /// May a request go through?
@@ -98,20 +137,29 @@ impl Breaker {
     /// A closed breaker.
     pub(crate) fn new(config: BreakerConfig) -> Self {
         Breaker {
-            inner: Arc::new(Mutex::new(Inner {
-                config,
-                consecutive: 0,
-                open_until: None,
-                cooldown: config.cooldown,
-                probe_in_flight: false,
-                probe_gen: 0,
-            })),
+            inner: Arc::new(Shared {
+                state: Mutex::new(Inner {
+                    config,
+                    consecutive: 0,
+                    open_until: None,
+                    cooldown: config.cooldown,
+                    probe_in_flight: false,
+                    probe_gen: 0,
+                }),
+                dirty: AtomicBool::new(false),
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Locked<'_> {
         // the state stays consistent even if a holder panicked: every update is a plain assignment
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        Locked { guard: self.inner.state.lock().unwrap_or_else(PoisonError::into_inner), dirty: &self.inner.dirty }
+    }
+
+    /// Closed with nothing counted (read without the lock; a race with a concurrent failure lets
+    /// one more request through, as taking the lock a moment earlier would have).
+    fn is_pristine(&self) -> bool {
+        !self.inner.dirty.load(Ordering::Acquire)
     }
 
     /// Applies new settings (a reload) without forgetting the state.
@@ -135,6 +183,9 @@ impl Breaker {
 
     /// Asks to send a request at `now`.
     pub(crate) fn admit(&self, now: Instant) -> Admission {
+        if self.is_pristine() {
+            return Admission::Pass;
+        }
         let mut s = self.lock();
         match s.open_until {
             None => Admission::Pass,
@@ -167,6 +218,9 @@ impl Breaker {
 
     /// A success: closes the breaker and resets the count and the cooldown.
     pub(crate) fn success(&self, now: Instant) -> Option<Transition> {
+        if self.is_pristine() {
+            return None; // nothing to reset
+        }
         let mut s = self.lock();
         let from = state_of(&s, now);
         s.consecutive = 0;

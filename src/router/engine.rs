@@ -432,7 +432,7 @@ impl Plan {
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
-            let limiter = node.limiter();
+            let Some(limiter) = node.limiter_if_limited() else { continue };
             let mut waited = false;
             loop {
                 match limiter.try_acquire(estimate) {
@@ -601,8 +601,11 @@ impl Lease {
         if let Some(u) = usage {
             let extra = u.total().saturating_sub(self.estimate);
             if extra > 0 {
-                self.target_node.limiter().charge_extra(extra);
-                self.provider_node.limiter().charge_extra(extra);
+                for node in [&self.target_node, &self.provider_node] {
+                    if let Some(limiter) = node.limiter_if_limited() {
+                        limiter.charge_extra(extra);
+                    }
+                }
             }
         }
         drop(self.probes);

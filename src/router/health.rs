@@ -2,6 +2,7 @@
 //! pauses, latency estimates, limiters and learned model facts, per target and per provider.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -29,8 +30,14 @@ pub(crate) struct TargetKey {
 pub(crate) struct Node {
     pub(crate) breaker: Breaker,
     pause_until: Mutex<Option<Instant>>,
-    latency_ms: Mutex<Option<f64>>,
+    /// Whether a pause was ever set and not yet seen expired: the common case reads no lock.
+    paused: AtomicBool,
+    /// The latency EWMA in milliseconds as `f64` bits; NaN until the first sample. Updated with
+    /// plain loads and stores: a lost sample under a race is harmless to an average.
+    latency_ms: AtomicU64,
     limiter: Mutex<Arc<Limiter>>,
+    /// No limit at all: admission skips the limiter and its lock.
+    unlimited: AtomicBool,
     /// Learned at run time: whether the model accepts an assistant prefill.
     prefill: Mutex<Option<bool>>,
 }
@@ -43,8 +50,10 @@ impl Node {
         Node {
             breaker: Breaker::new(breaker),
             pause_until: Mutex::new(None),
-            latency_ms: Mutex::new(None),
+            paused: AtomicBool::new(false),
+            latency_ms: AtomicU64::new(f64::NAN.to_bits()),
             limiter: Mutex::new(Arc::new(Limiter::new(limits))),
+            unlimited: AtomicBool::new(limits.is_unlimited()),
             prefill: Mutex::new(None),
         }
     }
@@ -55,6 +64,7 @@ impl Node {
         // rebuilt only when the quota changed, so a reload keeps the budget already spent
         if l.limits() != limits {
             *l = Arc::new(Limiter::new(limits));
+            self.unlimited.store(limits.is_unlimited(), Ordering::Release);
         }
     }
 
@@ -62,9 +72,22 @@ impl Node {
         lock(&self.limiter).clone()
     }
 
+    /// The limiter, unless there is no limit to check.
+    pub(crate) fn limiter_if_limited(&self) -> Option<Arc<Limiter>> {
+        (!self.unlimited.load(Ordering::Acquire)).then(|| self.limiter())
+    }
+
     /// Paused (by a `retry-after`) until when, if still paused at `now`.
     pub(crate) fn paused_until(&self, now: Instant) -> Option<Instant> {
-        lock(&self.pause_until).filter(|&t| t > now)
+        if !self.paused.load(Ordering::Acquire) {
+            return None;
+        }
+        let p = lock(&self.pause_until);
+        let live = p.filter(|&t| t > now);
+        if live.is_none() {
+            self.paused.store(false, Ordering::Release);
+        }
+        live
     }
 
     pub(crate) fn pause(&self, until: Instant) {
@@ -72,19 +95,19 @@ impl Node {
         if p.is_none_or(|t| t < until) {
             *p = Some(until);
         }
+        self.paused.store(true, Ordering::Release);
     }
 
     pub(crate) fn record_latency(&self, elapsed: Duration) {
         let ms = elapsed.as_secs_f64() * 1000.0;
-        let mut l = lock(&self.latency_ms);
-        *l = Some(match *l {
-            Some(prev) => prev + EWMA_ALPHA * (ms - prev),
-            None => ms,
-        });
+        let prev = f64::from_bits(self.latency_ms.load(Ordering::Relaxed));
+        let next = if prev.is_nan() { ms } else { prev + EWMA_ALPHA * (ms - prev) };
+        self.latency_ms.store(next.to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn latency_ms(&self) -> Option<f64> {
-        *lock(&self.latency_ms)
+        let v = f64::from_bits(self.latency_ms.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
     }
 
     pub(crate) fn learned_prefill(&self) -> Option<bool> {
