@@ -56,6 +56,8 @@ pub(crate) enum Stop {
 pub(crate) struct Plan {
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) route: Arc<RoutePolicy>,
+    /// The route's targets' health nodes (target, provider), resolved when the policy was applied.
+    nodes: Arc<Vec<(Arc<Node>, Arc<Node>)>>,
     order: Vec<usize>,
     pos: usize,
     pub(crate) deadline: Instant,
@@ -91,15 +93,17 @@ impl Plan {
         } else {
             0
         };
+        let nodes = snap.nodes.get(&route.name).cloned().unwrap_or_default();
         let order = super::strategy::order(
             &route,
             rr,
-            |i| route.targets.get(i).and_then(|t| inner.health.target(&t.provider, &t.model).latency_ms()),
+            |i| nodes.get(i).and_then(|(t, _)| t.latency_ms()),
             rand::random::<f64>(),
         );
         Plan {
             snap,
             route,
+            nodes,
             order,
             pos: 0,
             deadline,
@@ -209,8 +213,10 @@ impl Plan {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
-        let target_node = inner.health.target(&target.provider, &target.model);
-        let provider_node = inner.health.provider(&target.provider);
+        let (target_node, provider_node) = match self.nodes.get(index) {
+            Some((t, p)) => (t.clone(), p.clone()),
+            None => (inner.health.target(&target.provider, &target.model), inner.health.provider(&target.provider)),
+        };
         if let Some(w) = self.overflow_window
             && target.context_window().is_some_and(|cw| cw <= w)
         {

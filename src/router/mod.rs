@@ -58,6 +58,9 @@ pub(crate) enum ProviderSlot {
 pub(crate) struct Snapshot {
     pub(crate) policy: Arc<Policy>,
     pub(crate) providers: HashMap<String, ProviderSlot>,
+    /// Per route, its targets' health nodes (target, provider), in the route's order: requests
+    /// find them without a map lookup.
+    pub(crate) nodes: HashMap<String, Arc<Vec<(Arc<health::Node>, Arc<health::Node>)>>>,
     pub(crate) version: u64,
 }
 
@@ -111,6 +114,7 @@ impl RouterBuilder {
             current: ArcSwap::from_pointee(Snapshot {
                 policy: Arc::new(self.policy.clone()),
                 providers: HashMap::new(),
+                nodes: HashMap::new(),
                 version: 0,
             }),
             health: health::Health::default(),
@@ -186,11 +190,24 @@ impl Router {
             })
             .collect();
         self.inner.health.sync(&policy);
+        let nodes = policy
+            .routes
+            .iter()
+            .map(|(name, r)| {
+                let health = &self.inner.health;
+                let per_target = r
+                    .targets
+                    .iter()
+                    .map(|t| (health.target(&t.provider, &t.model), health.provider(&t.provider)))
+                    .collect();
+                (name.clone(), Arc::new(per_target))
+            })
+            .collect();
         self.inner.faults.sync_policy(&policy.drill_faults);
         let changes =
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
-        self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, version }));
+        self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, nodes, version }));
         *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
         metrics::reload("applied", version);
