@@ -57,7 +57,7 @@ pub(crate) struct Plan {
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) route: Arc<RoutePolicy>,
     /// The route's targets' health nodes (target, provider), resolved when the policy was applied.
-    nodes: Arc<Vec<(Arc<Node>, Arc<Node>)>>,
+    nodes: super::health::RouteNodes,
     order: Vec<usize>,
     pos: usize,
     pub(crate) deadline: Instant,

@@ -60,7 +60,7 @@ pub(crate) struct Snapshot {
     pub(crate) providers: HashMap<String, ProviderSlot>,
     /// Per route, its targets' health nodes (target, provider), in the route's order: requests
     /// find them without a map lookup.
-    pub(crate) nodes: HashMap<String, Arc<Vec<(Arc<health::Node>, Arc<health::Node>)>>>,
+    pub(crate) nodes: HashMap<String, health::RouteNodes>,
     pub(crate) version: u64,
 }
 
