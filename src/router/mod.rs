@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Arc<FaultSet>,
     version: AtomicU64,
     last_reload_error: Mutex<Option<String>>,
+    /// One policy change at a time (the watcher, SIGHUP and the API may race).
+    applying: Mutex<()>,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -123,6 +125,7 @@ impl RouterBuilder {
             faults: Arc::new(FaultSet::default()),
             version: AtomicU64::new(0),
             last_reload_error: Mutex::new(None),
+            applying: Mutex::new(()),
         };
         let router = Router { inner: Arc::new(inner) };
         router.apply(self.policy);
@@ -174,6 +177,7 @@ impl Router {
     /// latency and limiter state of providers and targets that still exist is kept. Returns the new
     /// version.
     pub fn apply(&self, policy: Policy) -> u64 {
+        let _one_at_a_time = self.inner.applying.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = self.inner.current.load_full();
         let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
         let providers = policy
