@@ -83,3 +83,36 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
     }
 }
+
+/// `#[serde(serialize_with = ...)]` helpers, one place for every report and snapshot.
+pub(crate) mod ser {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    /// As policies write it: `"250ms"`, `"30s"`.
+    pub(crate) fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    /// As policies write it, or `null`.
+    pub(crate) fn opt_human<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => human(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Whole milliseconds (for `*_ms` fields).
+    pub(crate) fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    /// Whole milliseconds, or `null`.
+    pub(crate) fn opt_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => millis(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -13,13 +13,13 @@ pub struct RetryConfig {
     /// Attempts on one target, the first included.
     pub max_attempts: u32,
     /// First backoff.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub base: Duration,
     /// Largest backoff.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub max: Duration,
     /// Longest server-requested delay honoured; a longer `retry-after` means "move on".
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub retry_after_cap: Duration,
 }
 
@@ -49,19 +49,19 @@ impl RetryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Timeouts {
     /// TCP + TLS connect.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub connect: Duration,
     /// Until the first token (streaming) or the response headers.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub first_token: Duration,
     /// Longest gap between stream events.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub idle: Duration,
     /// One attempt, start to end.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub attempt: Duration,
     /// The whole request, every attempt and wait included.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub total: Duration,
 }
 
@@ -83,10 +83,10 @@ pub struct BreakerConfig {
     /// Counted failures in a row that open the breaker.
     pub consecutive_failures: u32,
     /// First cooldown before one probe is let through.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub cooldown: Duration,
     /// The cooldown doubles on each failed probe, up to this.
-    #[serde(with = "humanized")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub max_cooldown: Duration,
 }
 
@@ -185,14 +185,6 @@ impl ClassActions {
         if let Some(slot) = self.0.iter_mut().find(|(c, _)| *c == class) {
             slot.1 = action;
         }
-    }
-}
-
-mod humanized {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::duration::format_duration(*d))
     }
 }
 

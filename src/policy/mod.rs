@@ -67,7 +67,7 @@ pub struct ProviderPolicy {
     /// Provider-wide breaker.
     pub breaker: BreakerConfig,
     /// Connect timeout.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub connect_timeout: Duration,
 }
 
@@ -128,7 +128,7 @@ pub struct RoutePolicy {
     /// Route for prompts that do not fit.
     pub on_context_overflow: Option<String>,
     /// Bound on the whole request.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "crate::duration::ser::human")]
     pub total_timeout: Duration,
 }
 
@@ -187,16 +187,16 @@ pub struct LiveFault {
     /// Stop after this many hits.
     pub count: Option<u64>,
     /// Stop this long after the policy is applied.
-    #[serde(serialize_with = "ser_opt_duration")]
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
     pub duration: Option<Duration>,
     /// Stop at this time.
     #[serde(skip)]
     pub until: Option<SystemTime>,
     /// `retry-after` sent with an injected `rate_limited`.
-    #[serde(serialize_with = "ser_opt_duration")]
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
     pub retry_after: Option<Duration>,
     /// Delay for latency, slow first token and stall.
-    #[serde(serialize_with = "ser_opt_duration")]
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
     pub delay: Option<Duration>,
     /// Tokens before a stall or cut.
     pub after_tokens: Option<usize>,
@@ -213,17 +213,6 @@ pub struct ServerSettings {
     pub admin_listen: Option<String>,
     /// Largest request body in bytes.
     pub max_body: Option<u64>,
-}
-
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format_duration(*d))
-}
-
-fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => ser_duration(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 impl Policy {

@@ -28,7 +28,7 @@ pub enum RouterEvent {
         /// HTTP status, when there was one.
         status: Option<u16>,
         /// Time spent.
-        #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+        #[serde(rename = "elapsed_ms", serialize_with = "crate::duration::ser::millis")]
         elapsed: Duration,
         /// Why it was skipped.
         skip_reason: Option<SkipReason>,
@@ -46,7 +46,7 @@ pub enum RouterEvent {
         /// State after.
         to: BreakerState,
         /// How long it stays open, when it opened.
-        #[serde(rename = "cooldown_ms", serialize_with = "opt_millis")]
+        #[serde(rename = "cooldown_ms", serialize_with = "crate::duration::ser::opt_millis")]
         cooldown: Option<Duration>,
     },
     /// The request moved on to another target.
@@ -74,15 +74,4 @@ pub enum RouterEvent {
         /// The errors.
         error: String,
     },
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
-}
-
-fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-        None => s.serialize_none(),
-    }
 }

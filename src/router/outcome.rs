@@ -77,7 +77,7 @@ pub struct Attempt {
     /// The HTTP status, when there was one.
     pub status: Option<u16>,
     /// Time spent, waits before it excluded.
-    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::duration::ser::millis")]
     pub elapsed: Duration,
     /// Why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,10 +85,6 @@ pub struct Attempt {
     /// Whether it was a breaker probe.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
 }
 
 /// A successful routed answer.
