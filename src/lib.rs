@@ -17,6 +17,7 @@ pub mod router;
 pub mod secret;
 pub mod serve;
 pub mod sim;
+mod sync;
 
 pub use chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Role, StreamCollector, StreamEvent, Tool, ToolCall,

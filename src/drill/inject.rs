@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -21,6 +21,7 @@ use crate::profile::{AuthScheme, ProviderProfile};
 use crate::provider::{Anthropic, Call, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
 use crate::secret::ApiKey;
 use crate::sim::{FAULT_HEADER, Fault, SimServer};
+use crate::sync::lock;
 
 impl LiveFault {
     /// A fault on every request to `provider`, until lifted.
@@ -213,10 +214,6 @@ pub(crate) struct FaultSet {
     next_id: AtomicU64,
     sim: OnceCell<SimServer>,
     adapters: Mutex<HashMap<(String, String), Arc<dyn Provider>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl FaultSet {

@@ -2,7 +2,7 @@
 //! simulated mode), each phase's faults injected, its load sent, its expectations checked.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,6 +18,7 @@ use crate::profile::AuthScheme;
 use crate::provider::Protocol;
 use crate::router::{Attempt, AttemptOutcome, BreakerState, Health, Router, RouterError, RouterEvent, StreamOptions};
 use crate::sim::SimServer;
+use crate::sync::lock;
 
 /// Progress of a running drill, for a progress line or bar.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +103,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(e) => log.lock().unwrap_or_else(PoisonError::into_inner).push((ms_since(started), e)),
+                    Ok(e) => lock(&log).push((ms_since(started), e)),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "drill event log fell behind");
                     }
@@ -124,7 +125,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         drop(guards);
         // let the last events of the phase arrive
         tokio::task::yield_now().await;
-        let events = log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let events = lock(&log).clone();
         let report = phase_report(phase, &records, &health, &events, phase_start, phase_end);
         progress(Progress::PhaseFinished(&report));
         phases.push(report);

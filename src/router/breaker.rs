@@ -3,7 +3,7 @@
 //! (up to a cap) on its failure.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -153,7 +153,7 @@ impl Breaker {
 
     fn lock(&self) -> Locked<'_> {
         // the state stays consistent even if a holder panicked: every update is a plain assignment
-        Locked { guard: self.inner.state.lock().unwrap_or_else(PoisonError::into_inner), dirty: &self.inner.dirty }
+        Locked { guard: crate::sync::lock(&self.inner.state), dirty: &self.inner.dirty }
     }
 
     /// Closed with nothing counted (read without the lock; a race with a concurrent failure lets

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,11 +12,7 @@ use tokio::time::Instant;
 use super::breaker::{Breaker, BreakerState};
 use super::limiter::{Limiter, LimiterSnapshot};
 use crate::policy::{BreakerConfig, Limits, Policy};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // all guarded values are plain data, consistent after every assignment
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 /// A target's identity: the same provider and model are the same target in every route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -18,6 +18,7 @@ use crate::policy::{LiveFault, Policy};
 use crate::profile::AuthScheme;
 use crate::provider::{Anthropic, OpenAi, Protocol, Provider, ProviderConfig};
 use crate::secret::ApiKey;
+use crate::sync::lock;
 
 mod breaker;
 mod engine;
@@ -177,7 +178,7 @@ impl Router {
     /// latency and limiter state of providers and targets that still exist is kept. Returns the new
     /// version.
     pub fn apply(&self, policy: Policy) -> u64 {
-        let _one_at_a_time = self.inner.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = lock(&self.inner.applying);
         let previous = self.inner.current.load_full();
         let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
         let providers = policy
@@ -212,7 +213,7 @@ impl Router {
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
         self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, nodes, version }));
-        *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *lock(&self.inner.last_reload_error) = None;
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
         metrics::reload("applied", version);
         let _ = self.inner.events.send(RouterEvent::PolicyApplied { version, hash, changes });
@@ -223,7 +224,7 @@ impl Router {
     pub fn reject(&self, error: &crate::policy::PolicyError) {
         let text = error.to_string();
         tracing::error!("policy rejected, keeping version {}: {text}", self.inner.current.load().version);
-        *self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+        *lock(&self.inner.last_reload_error) = Some(text.clone());
         metrics::reload("rejected", self.inner.current.load().version);
         let _ = self.inner.events.send(RouterEvent::PolicyRejected { error: text });
     }
@@ -280,7 +281,7 @@ impl Router {
             policy_version: snap.version,
             policy_hash: snap.policy.hash.clone(),
             policy_source: snap.policy.source.clone(),
-            last_reload_error: self.inner.last_reload_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            last_reload_error: lock(&self.inner.last_reload_error).clone(),
             providers,
             targets,
             faults: self.inner.faults.snapshot(),

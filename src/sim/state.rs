@@ -2,13 +2,14 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
 use super::fault::{Fault, FaultRule, When};
 use crate::provider::Protocol;
+use crate::sync::lock;
 
 /// Requests the log keeps; older ones are dropped first.
 pub(crate) const LOG_CAPACITY: usize = 10_000;
@@ -98,11 +99,6 @@ pub(crate) struct SimState {
     log: Mutex<VecDeque<RecordedRequest>>,
     requests: AtomicU64,
     connections: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // a panic elsewhere must not take the simulator down with it: the data stays usable
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SimState {
