@@ -72,7 +72,7 @@ pub struct ProviderPolicy {
 }
 
 /// One target of a route: a provider and model with the settings that apply to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetPolicy {
     /// Provider name.
     pub provider: String,
@@ -115,7 +115,7 @@ impl TargetPolicy {
 }
 
 /// One route.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutePolicy {
     /// Its name.
     pub name: String,

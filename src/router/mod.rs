@@ -412,7 +412,7 @@ fn describe_changes(old: &Policy, new: &Policy) -> Vec<String> {
         for t in ta.iter().filter(|t| !tb.contains(t)) {
             out.push(format!("route {r}: target {}/{} removed", t.0, t.1));
         }
-        if serde_json::to_value(a.as_ref()).ok() != serde_json::to_value(b.as_ref()).ok() && ta == tb {
+        if a != b && ta == tb {
             out.push(format!("route {r} modified"));
         } else if ta != tb && ta.iter().all(|t| tb.contains(t)) && tb.iter().all(|t| ta.contains(t)) {
             out.push(format!("route {r}: targets reordered"));
@@ -427,7 +427,7 @@ fn describe_changes(old: &Policy, new: &Policy) -> Vec<String> {
         out.push(format!("provider {p} removed"));
     }
     for p in po.intersection(&pn) {
-        if serde_json::to_value(old.providers.get(*p)).ok() != serde_json::to_value(new.providers.get(*p)).ok() {
+        if old.providers.get(*p) != new.providers.get(*p) {
             out.push(format!("provider {p} modified"));
         }
     }
