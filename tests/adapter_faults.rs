@@ -89,6 +89,8 @@ struct Row {
     prompt: String,
     modes: &'static [Mode],
     timeouts: CallTimeouts,
+    /// The call's deadline, this long after it starts.
+    deadline_in: Option<Duration>,
     expect: Expect,
 }
 
@@ -101,7 +103,8 @@ impl Row {
             model: default_model(protocol).to_owned(),
             prompt: PROMPT.to_owned(),
             modes: BOTH,
-            timeouts: CallTimeouts { first_token: Some(RELAXED), idle: Some(RELAXED) },
+            timeouts: CallTimeouts { first_token: Some(RELAXED), idle: Some(RELAXED), deadline: None },
+            deadline_in: None,
             expect: Expect::Answer { within: None },
         }
     }
@@ -168,6 +171,11 @@ impl Row {
 
     fn idle(mut self, limit: Duration) -> Row {
         self.timeouts.idle = Some(limit);
+        self
+    }
+
+    fn deadline_in(mut self, limit: Duration) -> Row {
+        self.deadline_in = Some(limit);
         self
     }
 
@@ -331,6 +339,23 @@ fn rows(p: Protocol, when: SystemTime) -> Vec<Row> {
             .fails(Timeout, None)
             .contains("idle")
             .partial(2),
+        // the caller's deadline for the whole call, under far looser first-token and idle limits
+        row("hang past the deadline", Fault::Hang)
+            .deadline_in(SHORT)
+            .fails(Timeout, None)
+            .contains("deadline")
+            .request_id(Rid::No),
+        row("slow first token past the deadline", Fault::SlowFirstToken { delay: delay(LONG) })
+            .deadline_in(SHORT)
+            .fails(Timeout, None)
+            .contains("deadline")
+            .request_id(Rid::StreamOnly),
+        row("stall past the deadline", Fault::Stall { after_tokens: 2, duration: delay(LONG) })
+            .modes(STREAM)
+            .deadline_in(SHORT)
+            .fails(Timeout, None)
+            .contains("deadline")
+            .partial(2),
         // streams that go wrong after the 200
         row("cut", Fault::Cut { after_tokens: 3 }).modes(STREAM).fails(StreamInterrupted, None).partial(3),
         row("malformed chunk", Fault::MalformedChunk { after_tokens: 2 })
@@ -428,10 +453,12 @@ async fn call(
     model: String,
     request: ChatRequest,
     timeouts: CallTimeouts,
+    deadline_in: Option<Duration>,
     mode: Mode,
 ) -> Outcome {
     let start = Instant::now();
-    let call = Call::new(&model, &request).timeouts(timeouts);
+    let deadline = deadline_in.map(|d| tokio::time::Instant::now() + d);
+    let call = Call::new(&model, &request).timeouts(CallTimeouts { deadline, ..timeouts });
     let (result, streamed) = match mode {
         Mode::Plain => {
             let result = provider.chat(call).await.map(|r| Answer { text: r.text, request_id: r.request_id });
@@ -487,7 +514,7 @@ async fn run(h: &Harness, row: &Row) -> Vec<String> {
         let provider = if row.refused { h.refused.clone() } else { h.provider.clone() };
         let request = ChatRequest::user(row.prompt.clone()).max_tokens(64);
         // its own task, so a panic in the adapter is reported against the row
-        let task = tokio::spawn(call(provider, row.model.clone(), request, row.timeouts, mode));
+        let task = tokio::spawn(call(provider, row.model.clone(), request, row.timeouts, row.deadline_in, mode));
         let outcome = match tokio::time::timeout(ROW_LIMIT, task).await {
             Err(_) => panic!("{label}: no outcome within {ROW_LIMIT:?}"),
             Ok(Err(e)) => panic!("{label}: the call panicked: {e}"),
@@ -530,6 +557,11 @@ fn check(h: &Harness, row: &Row, mode: Mode, label: &str, outcome: &Outcome) {
         (Expect::Fail(f), Ok(answer)) => panic!("{label}: expected {}, got an answer {answer:?}", f.class),
         (Expect::Fail(f), Err(e)) => {
             assert_eq!(e.provider, h.protocol.as_str(), "{label}");
+            if let Some(deadline) = row.deadline_in {
+                // ended by the deadline, long before the fault's own delay would have
+                assert!(outcome.elapsed >= deadline, "{label}: ended at {:?}, before its deadline", outcome.elapsed);
+                assert!(outcome.elapsed < LONG, "{label}: ended at {:?}, deadline {deadline:?}", outcome.elapsed);
+            }
             check_error(f, e, mode, label, &row.model, &row.prompt, outcome, sim_request_id);
         }
     }

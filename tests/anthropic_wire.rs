@@ -307,7 +307,7 @@ async fn slow_headers_hit_the_first_token_timeout() {
     let (base, _) = serve(reply).await;
     let adapter = Anthropic::new(config(&base)).unwrap();
     let request = ChatRequest::user("Hello");
-    let timeouts = CallTimeouts { first_token: Some(Duration::from_millis(50)), idle: None };
+    let timeouts = CallTimeouts { first_token: Some(Duration::from_millis(50)), idle: None, deadline: None };
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &request).timeouts(timeouts)).await.unwrap_err();
     assert_eq!(err.class, ErrorClass::Timeout);
 }

@@ -138,7 +138,7 @@ const STREAM: [&str; 5] = [
 ];
 
 fn timeouts() -> CallTimeouts {
-    CallTimeouts { first_token: Some(Duration::from_secs(5)), idle: Some(Duration::from_secs(5)) }
+    CallTimeouts { first_token: Some(Duration::from_secs(5)), idle: Some(Duration::from_secs(5)), deadline: None }
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn silent_server_hits_the_first_token_timeout() {
     canned.delay = Duration::from_millis(300);
     let server = Server::start(canned).await;
     let request = ChatRequest::user("hi");
-    let quick = CallTimeouts { first_token: Some(Duration::from_millis(80)), idle: None };
+    let quick = CallTimeouts { first_token: Some(Duration::from_millis(80)), idle: None, deadline: None };
     let error = server.adapter().chat(Call::new("gpt-4o-mini", &request).timeouts(quick)).await.unwrap_err();
     assert_eq!(error.class, ErrorClass::Timeout);
 }
@@ -331,7 +331,11 @@ async fn a_stalled_error_body_still_yields_the_status_class() {
     canned.hang_after_body = true;
     let server = Server::start(canned).await;
     let request = ChatRequest::user("hi");
-    let quick = CallTimeouts { first_token: Some(Duration::from_secs(5)), idle: Some(Duration::from_millis(100)) };
+    let quick = CallTimeouts {
+        first_token: Some(Duration::from_secs(5)),
+        idle: Some(Duration::from_millis(100)),
+        deadline: None,
+    };
     let error = server.adapter().chat_stream(Call::new("gpt-4o-mini", &request).timeouts(quick)).await.err().unwrap();
     assert_eq!(error.class, ErrorClass::Overloaded);
     assert_eq!(error.status, Some(503));

@@ -474,6 +474,7 @@ async fn a_silent_provider_ends_within_the_timeout_budget_and_is_not_retried() {
     let elapsed = t0.elapsed();
 
     assert_eq!(err.class(), ErrorClass::Timeout);
+    assert!(err.to_string().contains("the request's total timeout"), "names the limit that ended it: {err}");
     let t = ErrorClass::Timeout;
     assert_eq!(
         shape(err.attempts()),
@@ -492,6 +493,7 @@ async fn a_silent_provider_ends_within_the_timeout_budget_and_is_not_retried() {
     let elapsed = t0.elapsed();
     assert!(s.events.is_empty(), "{:?}", s.events);
     assert_eq!(s.error().class(), ErrorClass::Timeout);
+    assert!(s.error().to_string().contains("the request's total timeout"), "{}", s.error());
     assert_eq!(s.error().attempts().len(), 3);
     assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 2);
@@ -625,6 +627,25 @@ async fn a_stall_is_detected_by_the_idle_timeout() {
     );
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 2);
     assert_eq!(seen(&sim, OPENAI, "gpt-4o-mini"), 1);
+}
+
+#[tokio::test]
+async fn a_stream_that_outlives_its_attempt_timeout_is_ended_by_it() {
+    // the idle limit is far away: only the attempt's deadline can end this stall
+    let extra = r#"timeouts = { idle = "10s", attempt = "300ms" }"#;
+    let (sim, router) = setup(&route(&["openai/gpt-4o"], extra)).await;
+    sim.add_fault(FaultRule::new(OPENAI, Fault::Stall { after_tokens: 2, duration: ms(5000) }).first(1));
+
+    let t0 = Instant::now();
+    let s = stream(&router, ChatRequest::user("hi")).await;
+    let elapsed = t0.elapsed();
+    assert_eq!(s.text(), "Hello from");
+    let f = s.error().failure().unwrap();
+    let original = f.error.as_ref().unwrap();
+    assert_eq!(original.class, ErrorClass::Timeout);
+    assert!(original.message.contains("within the attempt timeout"), "{}", original.message);
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1);
 }
 
 #[tokio::test]

@@ -87,7 +87,8 @@ fn model(protocol: Protocol) -> &'static str {
 /// print, log or serialize it.
 async fn drive(provider: &dyn Provider, protocol: Protocol, stream: bool) -> (String, Option<ProviderError>) {
     let request = ChatRequest::user("Tell me about the weather").max_tokens(32);
-    let timeouts = CallTimeouts { first_token: Some(Duration::from_secs(3)), idle: Some(Duration::from_secs(3)) };
+    let timeouts =
+        CallTimeouts { first_token: Some(Duration::from_secs(3)), idle: Some(Duration::from_secs(3)), deadline: None };
     let call = Call::new(model(protocol), &request).timeouts(timeouts);
     if !stream {
         return match provider.chat(call).await {

@@ -1,15 +1,17 @@
 //! HTTP plumbing shared by the adapters: sending with time limits, classifying transport failures,
 //! reading the provider's retry headers, and turning a response body into SSE events.
 
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::ProviderConfig;
 use super::sse::{SseDecoder, SseEvent};
+use super::timer::{self, Limit, Limits};
 use crate::error::{ErrorClass, ProviderError};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
@@ -144,57 +146,48 @@ fn describe(error: &reqwest::Error) -> String {
     msg
 }
 
-/// Sends the request; a `first_token` limit bounds the wait for the response headers.
-pub async fn send(
+/// Sends the request; the response headers must arrive within `limits` (the first-token limit and
+/// the call's deadline), on `timer`, the call's one timer.
+pub(crate) async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
-    deadline: Option<Instant>,
+    limits: &Limits,
+    mut timer: Pin<&mut Option<Sleep>>,
 ) -> Result<reqwest::Response, ProviderError> {
-    let fut = request.send();
-    let result = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(ProviderError::new(
-                    ErrorClass::Timeout,
-                    provider,
-                    "no response headers before the first-token timeout",
-                ));
+    let limit = limits.headers();
+    timer::arm(timer.as_mut(), limit.map(|(at, _)| at));
+    match timer::race(timer, request.send()).await {
+        Some(result) => result.map_err(|e| transport_error(provider, &e)),
+        None => Err(match limit {
+            Some((_, Limit::Deadline)) => timer::deadline_error(provider),
+            _ => {
+                ProviderError::new(ErrorClass::Timeout, provider, "no response headers before the first-token timeout")
             }
-        },
-        None => fut.await,
-    };
-    result.map_err(|e| transport_error(provider, &e))
+        }),
+    }
 }
 
-/// Reads a whole (non-streaming) body; `idle` bounds each gap between chunks.
-pub async fn read_body(
+/// Reads a whole (non-streaming) body; the idle limit bounds each gap between chunks and the
+/// call's deadline the whole read, on `timer`, the call's one timer.
+pub(crate) async fn read_body(
     provider: &str,
     response: reqwest::Response,
-    idle: Option<Duration>,
+    limits: &Limits,
+    mut timer: Pin<&mut Option<Sleep>>,
 ) -> Result<Bytes, ProviderError> {
     let mut stream = response.bytes_stream();
     let mut body: Vec<u8> = Vec::new();
     let mut single: Option<Bytes> = None;
-    // one timer, pushed back after each chunk, rather than a new timer per chunk
-    let mut stall = std::pin::pin!(idle.map(tokio::time::sleep));
     loop {
-        let next = match (stall.as_mut().as_pin_mut(), idle) {
-            (Some(mut timer), Some(idle)) => tokio::select! {
-                biased;
-                n = stream.next() => {
-                    timer.as_mut().reset(Instant::now() + idle);
-                    n
+        let limit = limits.next_read(Instant::now());
+        timer::arm(timer.as_mut(), limit.map(|(at, _)| at));
+        let Some(next) = timer::race(timer.as_mut(), stream.next()).await else {
+            return Err(match (limit, limits.idle()) {
+                (Some((_, Limit::Idle)), Some(idle)) => {
+                    ProviderError::new(ErrorClass::Timeout, provider, format!("body stalled for more than {idle:?}"))
                 }
-                () = timer.as_mut() => {
-                    return Err(ProviderError::new(
-                        ErrorClass::Timeout,
-                        provider,
-                        format!("body stalled for more than {idle:?}"),
-                    ));
-                }
-            },
-            _ => stream.next().await,
+                _ => timer::deadline_error(provider),
+            });
         };
         match next {
             // most bodies come in one chunk: keep it without copying
@@ -219,15 +212,15 @@ pub async fn read_body(
     }
 }
 
-/// Turns a streaming response body into SSE events. The first event must arrive before `first`
-/// (the first-token deadline), each later one within `idle` of the previous; a missed limit yields a
-/// `timeout` error, a transport failure a `stream_interrupted` error, and the stream then ends.
-/// End of body simply ends the stream: the adapter decides whether its terminal event was seen.
-pub fn sse_events(
+/// Turns a streaming response body into SSE events. The first event must arrive within the
+/// first-token limit, each later one within the idle limit of the previous, and all before the
+/// call's deadline; a missed limit yields a `timeout` error, a transport failure a
+/// `stream_interrupted` error, and the stream then ends. End of body simply ends the stream: the
+/// adapter decides whether its terminal event was seen.
+pub(crate) fn sse_events(
     provider: String,
     response: reqwest::Response,
-    first: Option<Instant>,
-    idle: Option<Duration>,
+    limits: Limits,
 ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send {
     struct State<S> {
         bytes: S,
@@ -255,13 +248,10 @@ pub fn sse_events(
             if st.done {
                 return None;
             }
-            let limit = if st.seen_event {
-                idle.map(|i| Instant::now() + i)
-            } else {
-                first.or(idle.map(|i| Instant::now() + i))
-            };
+            let limit =
+                if st.seen_event { limits.next_read(Instant::now()) } else { limits.first_event(Instant::now()) };
             let next = match limit {
-                Some(at) => {
+                Some((at, which)) => {
                     let timer = match &mut st.timer {
                         Some(t) => {
                             t.as_mut().reset(at);
@@ -278,10 +268,10 @@ pub fn sse_events(
                         Some(n) => n,
                         None => {
                             st.done = true;
-                            let what = if st.seen_event {
-                                "stream stalled: no event within the idle timeout"
-                            } else {
-                                "no stream event before the first-token timeout"
+                            let what = match which {
+                                Limit::Deadline => timer::DEADLINE_MESSAGE,
+                                _ if st.seen_event => "stream stalled: no event within the idle timeout",
+                                _ => "no stream event before the first-token timeout",
                             };
                             return Some((
                                 Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),

@@ -17,6 +17,7 @@ pub mod anthropic;
 pub mod http;
 pub mod openai;
 pub mod sse;
+pub(crate) mod timer;
 
 pub use anthropic::Anthropic;
 pub use openai::OpenAi;
@@ -51,6 +52,10 @@ pub struct CallTimeouts {
     pub first_token: Option<Duration>,
     /// Longest gap between two stream events (and between headers and the complete body).
     pub idle: Option<Duration>,
+    /// When the whole call must be over: the router's attempt deadline. A provider whose
+    /// [`Provider::enforces_deadline`] is true ends the call (or its stream) with a `timeout`
+    /// error by then; for any other the router keeps a timer of its own around the call.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// One call: which model, what to ask, and the call's time limits.
@@ -94,6 +99,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// after them arrive in the stream. A stream that ends without [`StreamEvent::Finish`] ends
     /// with a `stream_interrupted` error instead.
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError>;
+
+    /// Whether this provider ends every call, and every stream it returns, by
+    /// [`CallTimeouts::deadline`] on its own. The built-in adapters do, on the same timer as their
+    /// other limits; for a provider that does not (the default) the router adds a timer around
+    /// each call and each stream read.
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
 }
 
 /// How to reach one provider: what both adapters need.

@@ -36,6 +36,10 @@ pub(crate) struct Lease {
     _limits: [LimitPermit; 2],
     estimate: u64,
     pub(crate) started: Instant,
+    /// When this attempt must be over (its attempt timeout, capped by the request's deadline).
+    pub(crate) deadline: Instant,
+    /// Whether the provider ends the attempt (and its stream) by `deadline` itself.
+    pub(crate) deadline_enforced: bool,
 }
 
 /// A successful attempt: the value and the lease to settle when the answer is complete.
@@ -161,12 +165,12 @@ impl Plan {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
             // the only target that can continue a stream even when others that cannot follow it
-            let is_last = self.order[self.pos + 1..].iter().all(|&i| {
-                self.route
-                    .targets
-                    .get(i)
-                    .is_none_or(|t| filter(t, &inner.health.target(&t.provider, &t.model)).is_some())
-            });
+            let is_last =
+                self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.nodes.get(i)) {
+                    (Some(t), Some((node, _))) => filter(t, node).is_some(),
+                    (Some(t), None) => filter(t, &inner.health.target(&t.provider, &t.model)).is_some(),
+                    (None, _) => true,
+                });
             self.pos += 1;
             // an Arc clone, not a copy of the target, so that `self` can be borrowed mutably below
             let route = self.route.clone();
@@ -253,15 +257,19 @@ impl Plan {
                         return None;
                     }
                 };
-            let now = Instant::now();
-            if now >= self.deadline {
+            let started = Instant::now();
+            if started >= self.deadline {
                 self.skip(inner, target, SkipReason::Deadline);
                 return Some(Err(Stop::Failed(Box::new(self.failure()))));
             }
             let probe = !admitted.0.is_empty();
-            let budget = target.timeouts.attempt.min(self.deadline - now);
-            let timeouts =
-                CallTimeouts { first_token: Some(target.timeouts.first_token), idle: Some(target.timeouts.idle) };
+            let budget = target.timeouts.attempt.min(self.deadline - started);
+            let attempt_deadline = started + budget;
+            let timeouts = CallTimeouts {
+                first_token: Some(target.timeouts.first_token),
+                idle: Some(target.timeouts.idle),
+                deadline: Some(attempt_deadline),
+            };
             let call = Call { model: &target.model, request, timeouts };
             let span = tracing::info_span!(
                 "gen_ai.attempt",
@@ -284,9 +292,25 @@ impl Plan {
                 };
                 &injecting
             };
-            let started = Instant::now();
-            let result = tokio::time::timeout(budget, op(callee, call)).instrument(span).await;
+            // the built-in adapters end the call by the deadline on their own timer: a second timer
+            // around the call would cost two more trips through the runtime's timer lock
+            let enforced = callee.enforces_deadline();
+            let result = if enforced {
+                Ok(op(callee, call).instrument(span).await)
+            } else {
+                tokio::time::timeout_at(attempt_deadline, op(callee, call)).instrument(span).await
+            };
             let elapsed = started.elapsed();
+            let timed_out = |e: Option<ProviderError>| {
+                let which = if budget < target.timeouts.attempt {
+                    "the request's total timeout"
+                } else {
+                    "the attempt timeout"
+                };
+                let mut e = e.unwrap_or_else(|| ProviderError::new(ErrorClass::Timeout, target.provider.clone(), ""));
+                e.message = format!("no complete answer within {which} ({budget:?})");
+                e
+            };
             let error = match result {
                 Ok(Ok(value)) => {
                     let lease = Lease {
@@ -298,22 +322,17 @@ impl Plan {
                         _limits: admitted.1,
                         estimate: target.token_need(self.prompt_tokens, self.max_tokens),
                         started,
+                        deadline: attempt_deadline,
+                        deadline_enforced: enforced,
                     };
                     return Some(Ok(Success { value, lease }));
                 }
-                Ok(Err(e)) => e,
-                Err(_) => {
-                    let which = if budget < target.timeouts.attempt {
-                        "the request's total timeout"
-                    } else {
-                        "the attempt timeout"
-                    };
-                    ProviderError::new(
-                        ErrorClass::Timeout,
-                        target.provider.clone(),
-                        format!("no complete answer within {which} ({budget:?})"),
-                    )
+                // the adapter's timer ran into the deadline: say which limit that was
+                Ok(Err(e)) if e.class == ErrorClass::Timeout && started + elapsed >= attempt_deadline => {
+                    timed_out(Some(e))
                 }
+                Ok(Err(e)) => e,
+                Err(_) => timed_out(None),
             };
             let effect = if self.prefill_phase && error.class == ErrorClass::InvalidRequest {
                 BreakerEffect::None
@@ -423,11 +442,13 @@ impl Plan {
             }
         }
         let bound = target.retry.retry_after_cap;
+        let mut now = now;
         for node in [provider_node, target_node] {
-            if let Some(until) = node.paused_until(Instant::now()) {
-                let wait = until - Instant::now();
-                if is_last && wait <= bound && Instant::now() + wait < self.deadline {
+            if let Some(until) = node.paused_until(now) {
+                let wait = until - now;
+                if is_last && wait <= bound && now + wait < self.deadline {
                     tokio::time::sleep(wait).await;
+                    now = Instant::now();
                 } else {
                     self.note_free_at(until);
                     return Err(SkipReason::Paused);
@@ -598,8 +619,8 @@ pub(crate) fn settle_failure(
 
 impl Lease {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
-    pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>) {
-        let now = Instant::now();
+    /// `now` is when the answer was complete.
+    pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant) {
         let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
         emit_transition(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
         emit_transition(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));

@@ -323,18 +323,19 @@ impl Router {
                     let mut response = success.value;
                     response.provider.clone_from(&success.lease.target().provider);
                     let usage = response.usage;
+                    let now = Instant::now();
                     let attempt = Attempt {
                         provider: success.lease.target().provider.clone(),
                         model: success.lease.target().model.clone(),
                         outcome: AttemptOutcome::Ok,
                         class: None,
                         status: Some(200),
-                        elapsed: success.lease.started.elapsed(),
+                        elapsed: now - success.lease.started,
                         skip_reason: None,
                         probe: success.lease.is_probe(),
                     };
                     self.inner.emit_attempt(&plan.route.name, &attempt);
-                    success.lease.succeed(&self.inner, Some(usage));
+                    success.lease.succeed(&self.inner, Some(usage), now);
                     plan.attempts.push(attempt);
                     tracing::debug!(
                         "gen_ai.response.model" = %response.model,

@@ -254,7 +254,15 @@ async fn drive(
             current.lease.target_node().learn_prefill(true);
         }
         let (buffer, mut rest) = current.value;
-        let attempt_deadline = (current.lease.started + lease_target.timeouts.attempt).min(plan.deadline);
+        let attempt_deadline = current.lease.deadline;
+        let enforced = current.lease.deadline_enforced;
+        let deadline_error = || {
+            ProviderError::new(
+                ErrorClass::Timeout,
+                lease_target.provider.clone(),
+                "the stream did not finish within the attempt timeout",
+            )
+        };
         let mut pending: std::collections::VecDeque<StreamEvent> = buffer.into();
         // text that the prefill had to drop (trailing white space) and the continuation repeats
         let mut strip_prefix = match phase {
@@ -265,13 +273,16 @@ async fn drive(
         let failure: ProviderError = loop {
             let next = match pending.pop_front() {
                 Some(e) => Some(Ok(e)),
+                // the built-in adapters end their streams by the deadline on their own timer
+                None if enforced => match rest.next().await {
+                    Some(Err(e)) if e.class == ErrorClass::Timeout && Instant::now() >= attempt_deadline => {
+                        Some(Err(ProviderError { message: deadline_error().message, ..e }))
+                    }
+                    n => n,
+                },
                 None => match tokio::time::timeout_at(attempt_deadline, rest.next()).await {
                     Ok(n) => n,
-                    Err(_) => Some(Err(ProviderError::new(
-                        ErrorClass::Timeout,
-                        lease_target.provider.clone(),
-                        "the stream did not finish within the attempt timeout",
-                    ))),
+                    Err(_) => Some(Err(deadline_error())),
                 },
             };
             match next {
@@ -294,11 +305,12 @@ async fn drive(
                         StreamEvent::Usage(u) => usage = Some(*u),
                         StreamEvent::Finish { reason } => {
                             let reason = *reason;
-                            let elapsed = current.lease.started.elapsed();
-                            let attempt = ok_attempt(&lease_target, elapsed, current.lease.is_probe());
+                            let now = Instant::now();
+                            let attempt =
+                                ok_attempt(&lease_target, now - current.lease.started, current.lease.is_probe());
                             inner.emit_attempt(&plan.route.name, &attempt);
                             plan.attempts.push(attempt);
-                            current.lease.succeed(inner, usage);
+                            current.lease.succeed(inner, usage, now);
                             delivered.push(&event);
                             if !send(tx, Msg::Event(event)).await {
                                 return;

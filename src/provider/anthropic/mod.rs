@@ -6,12 +6,14 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
+use super::timer::Limits;
 use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
 use crate::chat::ChatResponse;
 use crate::error::{ErrorClass, ProviderError};
@@ -89,21 +91,30 @@ impl Anthropic {
         Ok(self.client.post(&self.url).headers(self.headers.clone()).body(bytes))
     }
 
-    /// Checks the key, maps the request and sends it; returns the response and when the call started.
-    async fn send(&self, call: &Call<'_>, stream: bool) -> Result<(reqwest::Response, Instant), ProviderError> {
-        let start = Instant::now();
+    /// Checks the key, maps the request and sends it; the response headers must arrive within the
+    /// call's limits.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        stream: bool,
+        limits: &Limits,
+        timer: Pin<&mut Option<Sleep>>,
+    ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
         let body = wire::build_request(self.name(), call.model, call.request, self.config.profile.as_deref(), stream)?;
-        let deadline = call.timeouts.first_token.map(|t| start + t);
-        let response = http::send(self.name(), self.http_request(&body)?, deadline).await?;
-        Ok((response, start))
+        http::send(self.name(), self.http_request(&body)?, limits, timer).await
     }
 
     /// A non-2xx answer as a classified error. A body that cannot be read still leaves the status.
-    async fn error_response(&self, response: reqwest::Response, call: &Call<'_>) -> ProviderError {
+    async fn error_response(
+        &self,
+        response: reqwest::Response,
+        limits: &Limits,
+        timer: Pin<&mut Option<Sleep>>,
+    ) -> ProviderError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = http::read_body(self.name(), response, call.timeouts.idle).await.unwrap_or_default();
+        let body = http::read_body(self.name(), response, limits, timer).await.unwrap_or_default();
         classify::classify_response(self.name(), status, &headers, &body, self.config.api_key.as_ref())
     }
 
@@ -160,13 +171,15 @@ impl Provider for Anthropic {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
-        let (response, _) = self.send(&call, false).await?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let response = self.send(&call, false, &limits, timer.as_mut()).await?;
         if !response.status().is_success() {
-            return Err(self.error_response(response, &call).await);
+            return Err(self.error_response(response, &limits, timer).await);
         }
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = http::read_body(self.name(), response, call.timeouts.idle).await.map_err(|mut e| {
+        let body = http::read_body(self.name(), response, &limits, timer).await.map_err(|mut e| {
             e.request_id = http::header_str(&headers, "request-id");
             e
         })?;
@@ -174,18 +187,23 @@ impl Provider for Anthropic {
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let (response, start) = self.send(&call, true).await?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let response = self.send(&call, true, &limits, timer.as_mut()).await?;
         if !response.status().is_success() {
-            return Err(self.error_response(response, &call).await);
+            return Err(self.error_response(response, &limits, timer).await);
         }
         let ctx = stream::StreamContext {
             provider: self.config.name.clone(),
             request_id: http::header_str(response.headers(), "request-id"),
             key: self.config.api_key.clone(),
         };
-        let first = call.timeouts.first_token.map(|t| start + t);
-        let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
+        let events = http::sse_events(self.config.name.clone(), response, limits);
         Ok(stream::decode(ctx, events))
+    }
+
+    fn enforces_deadline(&self) -> bool {
+        true
     }
 }
 

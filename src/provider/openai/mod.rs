@@ -12,12 +12,13 @@ mod stream;
 mod wire;
 
 use std::fmt;
-use std::time::Duration;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
+use super::timer::{self, Limits};
 use super::{Call, ChatStream, Protocol, Provider, ProviderConfig, http};
 use crate::chat::ChatResponse;
 use crate::error::{ErrorClass, ProviderError};
@@ -88,8 +89,14 @@ impl OpenAi {
         serde_json::to_vec(&wire).map_err(|e| invalid(format!("cannot encode the request: {e}")))
     }
 
-    /// Sends the request; the response headers must arrive before `start + first_token`.
-    async fn post(&self, call: &Call<'_>, streaming: bool, start: Instant) -> Result<reqwest::Response, ProviderError> {
+    /// Sends the request; the response headers must arrive within the call's limits.
+    async fn post(
+        &self,
+        call: &Call<'_>,
+        streaming: bool,
+        limits: &Limits,
+        timer: Pin<&mut Option<Sleep>>,
+    ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
         let body = self.body(call, streaming)?;
         let request = self
@@ -98,15 +105,19 @@ impl OpenAi {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let deadline = call.timeouts.first_token.map(|t| start + t);
-        http::send(&self.config.name, request, deadline).await
+        http::send(&self.config.name, request, limits, timer).await
     }
 
     /// A non-2xx response as a classified error. A body that cannot be read still leaves the status.
-    async fn failure(&self, response: reqwest::Response, call: &Call<'_>) -> ProviderError {
+    async fn failure(
+        &self,
+        response: reqwest::Response,
+        limits: &Limits,
+        timer: Pin<&mut Option<Sleep>>,
+    ) -> ProviderError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = read_error_body(response, call.timeouts.idle).await;
+        let body = read_error_body(response, limits, timer).await;
         classify::http_error(&self.config.name, self.config.api_key.as_ref(), status, &headers, &body)
     }
 }
@@ -122,14 +133,15 @@ impl Provider for OpenAi {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
-        let start = Instant::now();
-        let response = self.post(&call, false, start).await?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let response = self.post(&call, false, &limits, timer.as_mut()).await?;
         if !response.status().is_success() {
-            return Err(self.failure(response, &call).await);
+            return Err(self.failure(response, &limits, timer).await);
         }
         let status = response.status().as_u16();
         let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
-        let body = http::read_body(&self.config.name, response, call.timeouts.idle).await?;
+        let body = http::read_body(&self.config.name, response, &limits, timer).await?;
         wire::decode_response(&body, &self.config.name, call.model, request_id.clone()).map_err(|why| {
             let mut e =
                 ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why).with_status(status);
@@ -139,10 +151,11 @@ impl Provider for OpenAi {
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
-        let start = Instant::now();
-        let response = self.post(&call, true, start).await?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let response = self.post(&call, true, &limits, timer.as_mut()).await?;
         if !response.status().is_success() {
-            return Err(self.failure(response, &call).await);
+            return Err(self.failure(response, &limits, timer).await);
         }
         let ctx = StreamContext {
             provider: self.config.name.clone(),
@@ -150,9 +163,12 @@ impl Provider for OpenAi {
             request_id: http::header_str(response.headers(), REQUEST_ID_HEADER),
             grace: StreamContext::grace_for(call.timeouts.idle),
         };
-        let first = call.timeouts.first_token.map(|t| start + t);
-        let events = http::sse_events(self.config.name.clone(), response, first, call.timeouts.idle);
+        let events = http::sse_events(self.config.name.clone(), response, limits);
         Ok(stream::decode(events, ctx))
+    }
+
+    fn enforces_deadline(&self) -> bool {
+        true
     }
 }
 
@@ -160,17 +176,17 @@ impl Provider for OpenAi {
 /// must not make the adapter buffer without bound.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-/// Reads up to [`ERROR_BODY_LIMIT`] bytes of an error body; a stall or a cut just ends it early.
-async fn read_error_body(mut response: reqwest::Response, idle: Option<Duration>) -> Vec<u8> {
+/// Reads up to [`ERROR_BODY_LIMIT`] bytes of an error body; a stall, a cut or the call's deadline
+/// just ends it early.
+async fn read_error_body(
+    mut response: reqwest::Response,
+    limits: &Limits,
+    mut timer: Pin<&mut Option<Sleep>>,
+) -> Vec<u8> {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_LIMIT {
-        let chunk = match idle {
-            Some(idle) => match tokio::time::timeout(idle, response.chunk()).await {
-                Ok(chunk) => chunk,
-                Err(_) => break,
-            },
-            None => response.chunk().await,
-        };
+        timer::arm(timer.as_mut(), limits.next_read(Instant::now()).map(|(at, _)| at));
+        let Some(chunk) = timer::race(timer.as_mut(), response.chunk()).await else { break };
         match chunk {
             Ok(Some(bytes)) => body.extend_from_slice(&bytes),
             Ok(None) | Err(_) => break,
