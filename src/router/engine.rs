@@ -25,13 +25,18 @@ use crate::provider::{Call, CallTimeouts, Provider};
 /// A provider call for one attempt.
 pub(crate) type AttemptFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
+/// A health node, borrowed from the request's snapshot (no reference count to touch: every
+/// request on every thread would write the same cache line), or owned in the rare case the
+/// snapshot has none for a target.
+type NodeRef<'s> = std::borrow::Cow<'s, Arc<Node>>;
+
 /// Holds what an attempt took (probe slots, limiter permits) until its verdict is recorded.
 #[derive(Debug)]
-pub(crate) struct Lease {
-    route: Arc<RoutePolicy>,
+pub(crate) struct Lease<'s> {
+    route: &'s RoutePolicy,
     index: usize,
-    target_node: Arc<Node>,
-    provider_node: Arc<Node>,
+    target_node: NodeRef<'s>,
+    provider_node: NodeRef<'s>,
     probes: Vec<ProbePermit>,
     _limits: [LimitPermit; 2],
     estimate: u64,
@@ -43,9 +48,11 @@ pub(crate) struct Lease {
 }
 
 /// A successful attempt: the value and the lease to settle when the answer is complete.
-pub(crate) struct Success<T> {
+pub(crate) struct Success<'s, T> {
     pub(crate) value: T,
-    pub(crate) lease: Lease,
+    pub(crate) lease: Lease<'s>,
+    /// When the provider call returned.
+    pub(crate) ended: Instant,
 }
 
 /// How a request ended without success.
@@ -56,12 +63,13 @@ pub(crate) enum Stop {
     Overflow(String, Box<ProviderError>),
 }
 
-/// The state of one request as it walks its route.
-pub(crate) struct Plan {
-    pub(crate) snap: Arc<Snapshot>,
-    pub(crate) route: Arc<RoutePolicy>,
+/// The state of one request as it walks its route. It borrows the request's snapshot, which the
+/// caller holds for the whole request.
+pub(crate) struct Plan<'s> {
+    pub(crate) snap: &'s Snapshot,
+    pub(crate) route: &'s RoutePolicy,
     /// The route's targets' health nodes (target, provider), resolved when the policy was applied.
-    nodes: super::health::RouteNodes,
+    nodes: &'s [(Arc<Node>, Arc<Node>)],
     order: Vec<usize>,
     pos: usize,
     pub(crate) deadline: Instant,
@@ -78,16 +86,18 @@ pub(crate) struct Plan {
     /// Continuing a streamed answer with an assistant prefill: a 400 means "no prefill here".
     prefill_phase: bool,
     phase_start: usize,
+    /// The clock as the request started, for its first admission: one clock read fewer.
+    now_hint: Option<Instant>,
 }
 
 /// Which targets a phase may use (a mid-stream continuation needs prefill, for instance).
 pub(crate) type TargetFilter<'f> = &'f (dyn Fn(&TargetPolicy, &Node) -> Option<SkipReason> + Sync);
 
-impl Plan {
+impl<'s> Plan<'s> {
     pub(crate) fn new(
         inner: &Inner,
-        snap: Arc<Snapshot>,
-        route: Arc<RoutePolicy>,
+        snap: &'s Snapshot,
+        route: &'s RoutePolicy,
         request: &ChatRequest,
         deadline: Instant,
     ) -> Self {
@@ -97,9 +107,9 @@ impl Plan {
         } else {
             0
         };
-        let nodes = snap.nodes.get(&route.name).cloned().unwrap_or_default();
+        let nodes = snap.nodes.get(&route.name).map_or(&[][..], |n| n.as_slice());
         let order = super::strategy::order(
-            &route,
+            route,
             rr,
             |i| nodes.get(i).and_then(|(t, _)| t.latency_ms()),
             rand::random::<f64>(),
@@ -122,7 +132,13 @@ impl Plan {
             max_tokens: request.max_tokens,
             prefill_phase: false,
             phase_start: 0,
+            now_hint: None,
         }
+    }
+
+    /// The request started at `now`, just before this plan was made.
+    pub(crate) fn started_at(&mut self, now: Instant) {
+        self.now_hint = Some(now);
     }
 
     /// Carries the attempts of a route that overflowed into this one.
@@ -157,7 +173,7 @@ impl Plan {
         request: &ChatRequest,
         filter: TargetFilter<'_>,
         op: F,
-    ) -> Result<Success<T>, Stop>
+    ) -> Result<Success<'s, T>, Stop>
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
@@ -172,8 +188,8 @@ impl Plan {
                     (None, _) => true,
                 });
             self.pos += 1;
-            // an Arc clone, not a copy of the target, so that `self` can be borrowed mutably below
-            let route = self.route.clone();
+            // borrowed from the snapshot, not from `self`, which is borrowed mutably below
+            let route = self.route;
             let Some(target) = route.targets.get(idx) else { continue };
             if let Some(result) = self.try_target(inner, request, (idx, target), is_last, filter, &op, false).await {
                 return result;
@@ -193,7 +209,7 @@ impl Plan {
                     t_until.max(p_until)
                 })
             });
-            let route = self.route.clone();
+            let route = self.route;
             if let Some((i, target)) = soonest.and_then(|i| route.targets.get(i).map(|t| (i, t)))
                 && let Some(result) = self.try_target(inner, request, (i, target), true, filter, &op, true).await
             {
@@ -208,18 +224,21 @@ impl Plan {
         &mut self,
         inner: &Inner,
         request: &ChatRequest,
-        (index, target): (usize, &TargetPolicy),
+        (index, target): (usize, &'s TargetPolicy),
         is_last: bool,
         filter: TargetFilter<'_>,
         op: &F,
         force_probe: bool,
-    ) -> Option<Result<Success<T>, Stop>>
+    ) -> Option<Result<Success<'s, T>, Stop>>
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
-        let (target_node, provider_node) = match self.nodes.get(index) {
-            Some((t, p)) => (t.clone(), p.clone()),
-            None => (inner.health.target(&target.provider, &target.model), inner.health.provider(&target.provider)),
+        let (target_node, provider_node): (NodeRef<'s>, NodeRef<'s>) = match self.nodes.get(index) {
+            Some((t, p)) => (NodeRef::Borrowed(t), NodeRef::Borrowed(p)),
+            None => (
+                NodeRef::Owned(inner.health.target(&target.provider, &target.model)),
+                NodeRef::Owned(inner.health.provider(&target.provider)),
+            ),
         };
         if let Some(w) = self.overflow_window
             && target.context_window().is_some_and(|cw| cw <= w)
@@ -231,8 +250,9 @@ impl Plan {
             self.skip(inner, target, reason);
             return None;
         }
-        let provider = match self.snap.providers.get(&target.provider) {
-            Some(ProviderSlot::Ready(p)) => p.clone(),
+        let snap = self.snap;
+        let provider = match snap.providers.get(&target.provider) {
+            Some(ProviderSlot::Ready(p)) => p,
             Some(ProviderSlot::Unavailable(e)) => {
                 // no network call: a missing key or an unbuildable client fails this target at once
                 let mut e = (**e).clone();
@@ -248,16 +268,16 @@ impl Plan {
 
         let mut retry = 0u32;
         loop {
-            let admitted =
-                match self.admit(inner, target, &target_node, &provider_node, is_last, force_probe && retry == 0).await
-                {
-                    Ok(a) => a,
+            let now = self.now_hint.take().unwrap_or_else(Instant::now);
+            let force = force_probe && retry == 0;
+            let (admitted, started) =
+                match self.admit(inner, target, &target_node, &provider_node, is_last, force, now).await {
+                    Ok((probes, limits, now)) => ((probes, limits), now),
                     Err(reason) => {
                         self.skip(inner, target, reason);
                         return None;
                     }
                 };
-            let started = Instant::now();
             if started >= self.deadline {
                 self.skip(inner, target, SkipReason::Deadline);
                 return Some(Err(Stop::Failed(Box::new(self.failure()))));
@@ -298,9 +318,10 @@ impl Plan {
             let result = if enforced {
                 Ok(op(callee, call).instrument(span).await)
             } else {
-                tokio::time::timeout_at(attempt_deadline, op(callee, call)).instrument(span).await
+                Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call))).instrument(span).await
             };
-            let elapsed = started.elapsed();
+            let ended = Instant::now();
+            let elapsed = ended - started;
             let timed_out = |e: Option<ProviderError>| {
                 let which = if budget < target.timeouts.attempt {
                     "the request's total timeout"
@@ -314,7 +335,7 @@ impl Plan {
             let error = match result {
                 Ok(Ok(value)) => {
                     let lease = Lease {
-                        route: self.route.clone(),
+                        route: self.route,
                         index,
                         target_node,
                         provider_node,
@@ -325,12 +346,10 @@ impl Plan {
                         deadline: attempt_deadline,
                         deadline_enforced: enforced,
                     };
-                    return Some(Ok(Success { value, lease }));
+                    return Some(Ok(Success { value, lease, ended }));
                 }
                 // the adapter's timer ran into the deadline: say which limit that was
-                Ok(Err(e)) if e.class == ErrorClass::Timeout && started + elapsed >= attempt_deadline => {
-                    timed_out(Some(e))
-                }
+                Ok(Err(e)) if e.class == ErrorClass::Timeout && ended >= attempt_deadline => timed_out(Some(e)),
                 Ok(Err(e)) => e,
                 Err(_) => timed_out(None),
             };
@@ -369,7 +388,7 @@ impl Plan {
                 if let Some(delay) = delay
                     && Instant::now() + delay < self.deadline
                 {
-                    tokio::time::sleep(delay).await;
+                    pause(delay).await;
                     retry += 1;
                     continue;
                 }
@@ -397,7 +416,9 @@ impl Plan {
         }
     }
 
-    /// Breakers, pause and limits; waits for a pause or a limit only when this is the last option.
+    /// Breakers, pause and limits at `now`; waits for a pause or a limit only when this is the last
+    /// option. Returns the probe slots and permits taken, and the time when admitted.
+    #[allow(clippy::too_many_arguments)]
     async fn admit(
         &mut self,
         inner: &Inner,
@@ -406,10 +427,10 @@ impl Plan {
         provider_node: &Node,
         is_last: bool,
         force_probe: bool,
-    ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2]), SkipReason> {
+        now: Instant,
+    ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2], Instant), SkipReason> {
         let _ = inner;
         let mut probes = Vec::new();
-        let now = Instant::now();
         for (node, is_provider) in [(provider_node, true), (target_node, false)] {
             let admission = if force_probe && node.breaker.open_until().is_some() {
                 match node.breaker.force_probe() {
@@ -447,7 +468,7 @@ impl Plan {
             if let Some(until) = node.paused_until(now) {
                 let wait = until - now;
                 if is_last && wait <= bound && now + wait < self.deadline {
-                    tokio::time::sleep(wait).await;
+                    pause(wait).await;
                     now = Instant::now();
                 } else {
                     self.note_free_at(until);
@@ -470,10 +491,11 @@ impl Plan {
                     Err(Denied::TooLarge { .. }) => return Err(SkipReason::TooLarge),
                     Err(Denied::Concurrency) => return Err(SkipReason::Concurrency),
                     Err(Denied::Rate { wait, .. }) => {
-                        let now = Instant::now();
+                        now = Instant::now();
                         if is_last && !waited && wait <= bound && now + wait < self.deadline {
                             waited = true;
-                            tokio::time::sleep(wait).await;
+                            pause(wait).await;
+                            now = Instant::now();
                         } else {
                             self.note_free_at(now + wait);
                             return Err(SkipReason::RateLimit);
@@ -482,7 +504,7 @@ impl Plan {
                 }
             }
         }
-        Ok((probes, permits))
+        Ok((probes, permits, now))
     }
 
     fn note_free_at(&mut self, at: Instant) {
@@ -617,7 +639,7 @@ pub(crate) fn settle_failure(
     }
 }
 
-impl Lease {
+impl Lease<'_> {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
     /// `now` is when the answer was complete.
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant) {
@@ -658,4 +680,10 @@ impl Lease {
     pub(crate) fn target_node(&self) -> &Node {
         &self.target_node
     }
+}
+
+/// Waits out a backoff, a pause or a rate limit. Boxed: these waits are rare, and a timer inline
+/// would make every request's future larger, which every request pays for in copies.
+async fn pause(wait: Duration) {
+    Box::pin(tokio::time::sleep(wait)).await;
 }

@@ -2,7 +2,7 @@
 //! over, tripping breakers and honouring limits as the policy says.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     current: ArcSwap<Snapshot>,
     pub(crate) health: health::Health,
     pub(crate) events: broadcast::Sender<RouterEvent>,
+    /// Whether anyone ever subscribed: until then no request looks at the channel, whose receiver
+    /// count sits behind a lock that every request would otherwise take.
+    subscribed: AtomicBool,
     /// Providers given by the application, used instead of building them from the policy.
     custom: HashMap<String, Arc<dyn Provider>>,
     /// Injected faults (drills), applied in front of every provider.
@@ -122,6 +125,7 @@ impl RouterBuilder {
             }),
             health: health::Health::default(),
             events: tx,
+            subscribed: AtomicBool::new(false),
             custom: self.custom,
             faults: Arc::new(FaultSet::default()),
             version: AtomicU64::new(0),
@@ -166,6 +170,7 @@ impl Router {
 
     /// Subscribes to router events.
     pub fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
+        self.inner.subscribed.store(true, Ordering::Relaxed);
         self.inner.events.subscribe()
     }
 
@@ -303,19 +308,20 @@ impl Router {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
         let mut route_name = std::borrow::Cow::Borrowed(route_name);
-        let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
+        // boxed: rare (a context overflow), and it would make every request's future larger
+        let mut carried: Option<Box<(Vec<Attempt>, Option<ProviderError>)>> = None;
         let start = Instant::now();
         let mut hops = 0;
         loop {
             let route = snap
                 .policy
                 .route(&route_name)
-                .cloned()
                 .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
             let deadline = start + route.total_timeout;
-            let mut plan = Plan::new(&self.inner, snap.clone(), route, &request, deadline);
-            if let Some((attempts, last)) = carried.take() {
-                plan.inherit(attempts, last);
+            let mut plan = Plan::new(&self.inner, &snap, route, &request, deadline);
+            match carried.take().map(|c| *c) {
+                Some((attempts, last)) => plan.inherit(attempts, last),
+                None => plan.started_at(start),
             }
             let no_filter = |_: &crate::policy::TargetPolicy, _: &health::Node| None;
             match plan.run(&self.inner, &request, &no_filter, call_chat).await {
@@ -323,7 +329,7 @@ impl Router {
                     let mut response = success.value;
                     response.provider.clone_from(&success.lease.target().provider);
                     let usage = response.usage;
-                    let now = Instant::now();
+                    let now = success.ended;
                     let attempt = Attempt {
                         provider: success.lease.target().provider.clone(),
                         model: success.lease.target().model.clone(),
@@ -353,7 +359,7 @@ impl Router {
                         f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
                         return Err(RouterError::Failed(Box::new(f)));
                     }
-                    carried = Some((plan.attempts.clone(), Some(*e)));
+                    carried = Some(Box::new((plan.attempts.clone(), Some(*e))));
                     route_name = std::borrow::Cow::Owned(next);
                 }
             }
@@ -369,7 +375,7 @@ fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> Attemp
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, a: &Attempt) {
         metrics::attempt(route, a);
-        if self.events.receiver_count() == 0 {
+        if !self.subscribed.load(Ordering::Relaxed) || self.events.receiver_count() == 0 {
             return; // nobody listens: do not build the event
         }
         let _ = self.events.send(RouterEvent::Attempt {

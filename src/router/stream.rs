@@ -210,14 +210,15 @@ async fn drive(
     let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
     // the overflow loop: only before any content, so it restarts cleanly
     let (mut plan, mut current) = loop {
-        let Some(route) = snap.policy.route(&route_name).cloned() else {
+        let Some(route) = snap.policy.route(&route_name) else {
             let _ = send(tx, Msg::Error(RouterError::UnknownRoute(route_name))).await;
             return;
         };
         let deadline = start + route.total_timeout;
-        let mut plan = Plan::new(inner, snap.clone(), route, &request, deadline);
-        if let Some((a, e)) = carried.take() {
-            plan.inherit(a, e);
+        let mut plan = Plan::new(inner, &snap, route, &request, deadline);
+        match carried.take() {
+            Some((a, e)) => plan.inherit(a, e),
+            None => plan.started_at(start),
         }
         let any = |_: &TargetPolicy, _: &Node| None;
         match plan.run(inner, &request, &any, open).await {
@@ -404,15 +405,15 @@ async fn drive(
 }
 
 /// Tells the consumer to discard what it has, then runs the rest of the plan from scratch.
-async fn restart(
+async fn restart<'s>(
     inner: &Arc<Inner>,
-    plan: &mut Plan,
+    plan: &mut Plan<'s>,
     request: &ChatRequest,
     delivered: &mut StreamCollector,
     phase: &mut Phase,
     restarted: &mut bool,
     tx: &mpsc::Sender<Msg>,
-) -> Option<super::engine::Success<Prefetched>> {
+) -> Option<super::engine::Success<'s, Prefetched>> {
     plan.set_prefill_phase(false);
     plan.rewind_for_restart();
     let any = |_: &TargetPolicy, _: &Node| None;
@@ -444,7 +445,7 @@ fn trailing_ws(s: &str) -> &str {
 }
 
 /// The failure of a stream that delivered content and could not be completed.
-fn interrupted(plan: &Plan, original: ProviderError, delivered: &StreamCollector) -> RouteFailure {
+fn interrupted(plan: &Plan<'_>, original: ProviderError, delivered: &StreamCollector) -> RouteFailure {
     let mut f = plan.failure();
     f.class = ErrorClass::StreamInterrupted;
     f.message = format!(
