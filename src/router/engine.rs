@@ -15,7 +15,7 @@ use super::events::RouterEvent;
 use super::health::Node;
 use super::limiter::{Denied, LimitPermit};
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, SkipReason};
-use super::{Inner, ProviderSlot, Snapshot};
+use super::{Inner, ProviderSlot, RouteState, Snapshot, TargetState};
 use crate::chat::{ChatRequest, Usage};
 use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
@@ -68,8 +68,8 @@ pub(crate) enum Stop {
 pub(crate) struct Plan<'s> {
     pub(crate) snap: &'s Snapshot,
     pub(crate) route: &'s RoutePolicy,
-    /// The route's targets' health nodes (target, provider), resolved when the policy was applied.
-    nodes: &'s [(Arc<Node>, Arc<Node>)],
+    /// The route's targets' health nodes and providers, resolved when the policy was applied.
+    targets: &'s [TargetState],
     order: Vec<usize>,
     pos: usize,
     pub(crate) deadline: Instant,
@@ -97,27 +97,27 @@ impl<'s> Plan<'s> {
     pub(crate) fn new(
         inner: &Inner,
         snap: &'s Snapshot,
-        route: &'s RoutePolicy,
+        state: &'s RouteState,
         request: &ChatRequest,
         deadline: Instant,
     ) -> Self {
+        let (route, targets) = (&*state.policy, state.targets.as_slice());
         // the shared round-robin counter is touched only by the strategy that uses it
         let rr = if route.strategy == crate::policy::Strategy::RoundRobin {
             inner.health.next_round_robin(&route.name)
         } else {
             0
         };
-        let nodes = snap.nodes.get(&route.name).map_or(&[][..], |n| n.as_slice());
         let order = super::strategy::order(
             route,
             rr,
-            |i| nodes.get(i).and_then(|(t, _)| t.latency_ms()),
+            |i| targets.get(i).and_then(|t| t.node.latency_ms()),
             rand::random::<f64>(),
         );
         Plan {
             snap,
             route,
-            nodes,
+            targets,
             order,
             pos: 0,
             deadline,
@@ -182,8 +182,8 @@ impl<'s> Plan<'s> {
             // the last option is the last target this phase may use: a pause is waited out for
             // the only target that can continue a stream even when others that cannot follow it
             let is_last =
-                self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.nodes.get(i)) {
-                    (Some(t), Some((node, _))) => filter(t, node).is_some(),
+                self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.targets.get(i)) {
+                    (Some(t), Some(state)) => filter(t, &state.node).is_some(),
                     (Some(t), None) => filter(t, &inner.health.target(&t.provider, &t.model)).is_some(),
                     (None, _) => true,
                 });
@@ -233,11 +233,13 @@ impl<'s> Plan<'s> {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
-        let (target_node, provider_node): (NodeRef<'s>, NodeRef<'s>) = match self.nodes.get(index) {
-            Some((t, p)) => (NodeRef::Borrowed(t), NodeRef::Borrowed(p)),
+        let snap = self.snap;
+        let (target_node, provider_node, slot) = match self.targets.get(index) {
+            Some(s) => (NodeRef::Borrowed(&s.node), NodeRef::Borrowed(&s.provider_node), s.provider.as_ref()),
             None => (
                 NodeRef::Owned(inner.health.target(&target.provider, &target.model)),
                 NodeRef::Owned(inner.health.provider(&target.provider)),
+                snap.providers.get(&target.provider),
             ),
         };
         if let Some(w) = self.overflow_window
@@ -250,8 +252,7 @@ impl<'s> Plan<'s> {
             self.skip(inner, target, reason);
             return None;
         }
-        let snap = self.snap;
-        let provider = match snap.providers.get(&target.provider) {
+        let provider = match slot {
             Some(ProviderSlot::Ready(p)) => p,
             Some(ProviderSlot::Unavailable(e)) => {
                 // no network call: a missing key or an unbuildable client fails this target at once
@@ -291,13 +292,15 @@ impl<'s> Plan<'s> {
                 deadline: Some(attempt_deadline),
             };
             let call = Call { model: &target.model, request, timeouts };
-            let span = tracing::info_span!(
-                "gen_ai.attempt",
-                "gen_ai.system" = %target.provider,
-                "gen_ai.request.model" = %target.model,
-                "switchyard.route" = %self.route.name,
-                "switchyard.retry" = retry,
-            );
+            let span = super::spans::info(|| {
+                tracing::info_span!(
+                    "gen_ai.attempt",
+                    "gen_ai.system" = %target.provider,
+                    "gen_ai.request.model" = %target.model,
+                    "switchyard.route" = %self.route.name,
+                    "switchyard.retry" = retry,
+                )
+            });
             // drills: only while a fault is in force does the call go through the fault layer
             let injecting;
             let callee: &dyn Provider = if inner.faults.is_empty() {

@@ -38,9 +38,6 @@ pub(crate) struct Node {
     prefill: Mutex<Option<bool>>,
 }
 
-/// A route's targets' health, in the route's order: (target node, provider node).
-pub(crate) type RouteNodes = Arc<Vec<(Arc<Node>, Arc<Node>)>>;
-
 /// Weight of the newest sample in the latency EWMA.
 const EWMA_ALPHA: f64 = 0.3;
 

@@ -28,6 +28,7 @@ mod limiter;
 pub(crate) mod metrics;
 mod outcome;
 mod reload;
+mod spans;
 mod strategy;
 mod stream;
 
@@ -59,10 +60,29 @@ pub(crate) enum ProviderSlot {
 pub(crate) struct Snapshot {
     pub(crate) policy: Arc<Policy>,
     pub(crate) providers: HashMap<String, ProviderSlot>,
-    /// Per route, its targets' health nodes (target, provider), in the route's order: requests
-    /// find them without a map lookup.
-    pub(crate) nodes: HashMap<String, health::RouteNodes>,
+    /// The routes as requests use them: one map lookup per request finds everything.
+    pub(crate) routes: HashMap<String, RouteState>,
     pub(crate) version: u64,
+}
+
+/// A route and what each of its targets needs at request time, resolved when the policy was
+/// applied, so that a request makes no map lookup per attempt.
+#[derive(Debug)]
+pub(crate) struct RouteState {
+    pub(crate) policy: Arc<crate::policy::RoutePolicy>,
+    /// In the route's order of targets.
+    pub(crate) targets: Vec<TargetState>,
+}
+
+/// One target of a route at request time.
+#[derive(Debug)]
+pub(crate) struct TargetState {
+    /// The target's health.
+    pub(crate) node: Arc<health::Node>,
+    /// Its provider's health.
+    pub(crate) provider_node: Arc<health::Node>,
+    /// Its provider, `None` when the policy names none by that name.
+    pub(crate) provider: Option<ProviderSlot>,
 }
 
 #[derive(Debug)]
@@ -120,7 +140,7 @@ impl RouterBuilder {
             current: ArcSwap::from_pointee(Snapshot {
                 policy: Arc::new(self.policy.clone()),
                 providers: HashMap::new(),
-                nodes: HashMap::new(),
+                routes: HashMap::new(),
                 version: 0,
             }),
             health: health::Health::default(),
@@ -186,7 +206,7 @@ impl Router {
         let _one_at_a_time = lock(&self.inner.applying);
         let previous = self.inner.current.load_full();
         let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
-        let providers = policy
+        let providers: HashMap<String, ProviderSlot> = policy
             .providers
             .iter()
             .map(|(name, p)| {
@@ -200,24 +220,28 @@ impl Router {
             })
             .collect();
         self.inner.health.sync(&policy);
-        let nodes = policy
+        let routes = policy
             .routes
             .iter()
             .map(|(name, r)| {
                 let health = &self.inner.health;
-                let per_target = r
+                let targets = r
                     .targets
                     .iter()
-                    .map(|t| (health.target(&t.provider, &t.model), health.provider(&t.provider)))
+                    .map(|t| TargetState {
+                        node: health.target(&t.provider, &t.model),
+                        provider_node: health.provider(&t.provider),
+                        provider: providers.get(&t.provider).cloned(),
+                    })
                     .collect();
-                (name.clone(), Arc::new(per_target))
+                (name.clone(), RouteState { policy: r.clone(), targets })
             })
             .collect();
         self.inner.faults.sync_policy(&policy.drill_faults);
         let changes =
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
-        self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, nodes, version }));
+        self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, routes, version }));
         *lock(&self.inner.last_reload_error) = None;
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
         metrics::reload("applied", version);
@@ -300,7 +324,9 @@ impl Router {
 
     /// Sends `request` along `route` and returns the complete answer, or why every option failed.
     pub async fn chat(&self, route: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
-        let span = tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat");
+        let span = spans::info(|| {
+            tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat")
+        });
         self.chat_inner(route, request).instrument(span).await
     }
 
@@ -314,10 +340,10 @@ impl Router {
         let mut hops = 0;
         loop {
             let route = snap
-                .policy
-                .route(&route_name)
+                .routes
+                .get(route_name.as_ref())
                 .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
-            let deadline = start + route.total_timeout;
+            let deadline = start + route.policy.total_timeout;
             let mut plan = Plan::new(&self.inner, &snap, route, &request, deadline);
             match carried.take().map(|c| *c) {
                 Some((attempts, last)) => plan.inherit(attempts, last),

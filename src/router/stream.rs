@@ -130,7 +130,9 @@ impl Router {
         let (tx, rx) = mpsc::channel(64);
         let inner = self.inner.clone();
         let route = route.to_owned();
-        let span = tracing::info_span!("gen_ai.chat", "switchyard.route" = %route, "gen_ai.operation.name" = "chat", stream = true);
+        let span = super::spans::info(
+            || tracing::info_span!("gen_ai.chat", "switchyard.route" = %route, "gen_ai.operation.name" = "chat", stream = true),
+        );
         let task = tokio::spawn(
             async move {
                 let closed = tx.clone();
@@ -210,11 +212,11 @@ async fn drive(
     let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
     // the overflow loop: only before any content, so it restarts cleanly
     let (mut plan, mut current) = loop {
-        let Some(route) = snap.policy.route(&route_name) else {
+        let Some(route) = snap.routes.get(&route_name) else {
             let _ = send(tx, Msg::Error(RouterError::UnknownRoute(route_name))).await;
             return;
         };
-        let deadline = start + route.total_timeout;
+        let deadline = start + route.policy.total_timeout;
         let mut plan = Plan::new(inner, &snap, route, &request, deadline);
         match carried.take() {
             Some((a, e)) => plan.inherit(a, e),
