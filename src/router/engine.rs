@@ -70,7 +70,7 @@ pub(crate) struct Plan<'s> {
     pub(crate) route: &'s RoutePolicy,
     /// The route's targets' health nodes and providers, resolved when the policy was applied.
     targets: &'s [TargetState],
-    order: Vec<usize>,
+    order: super::strategy::Order,
     pos: usize,
     pub(crate) deadline: Instant,
     pub(crate) attempts: Vec<Attempt>,
@@ -81,7 +81,8 @@ pub(crate) struct Plan<'s> {
     breaker_skips: Vec<usize>,
     other_skips: usize,
     forced_probe: bool,
-    prompt_tokens: u64,
+    /// The prompt's token estimate, made the first time a token limit needs it.
+    prompt_tokens: Option<u64>,
     max_tokens: Option<u32>,
     /// Continuing a streamed answer with an assistant prefill: a 400 means "no prefill here".
     prefill_phase: bool,
@@ -112,7 +113,7 @@ impl<'s> Plan<'s> {
             route,
             rr,
             |i| targets.get(i).and_then(|t| t.node.latency_ms()),
-            rand::random::<f64>(),
+            rand::random::<f64>,
         );
         Plan {
             snap,
@@ -128,7 +129,7 @@ impl<'s> Plan<'s> {
             breaker_skips: Vec::new(),
             other_skips: 0,
             forced_probe: false,
-            prompt_tokens: request.estimated_prompt_tokens(),
+            prompt_tokens: None,
             max_tokens: request.max_tokens,
             prefill_phase: false,
             phase_start: 0,
@@ -271,8 +272,9 @@ impl<'s> Plan<'s> {
         loop {
             let now = self.now_hint.take().unwrap_or_else(Instant::now);
             let force = force_probe && retry == 0;
+            let estimate = self.token_need(target, request, [&target_node, &provider_node]);
             let (admitted, started) =
-                match self.admit(inner, target, &target_node, &provider_node, is_last, force, now).await {
+                match self.admit(inner, target, &target_node, &provider_node, is_last, force, now, estimate).await {
                     Ok((probes, limits, now)) => ((probes, limits), now),
                     Err(reason) => {
                         self.skip(inner, target, reason);
@@ -344,7 +346,7 @@ impl<'s> Plan<'s> {
                         provider_node,
                         probes: admitted.0,
                         _limits: admitted.1,
-                        estimate: target.token_need(self.prompt_tokens, self.max_tokens),
+                        estimate,
                         started,
                         deadline: attempt_deadline,
                         deadline_enforced: enforced,
@@ -431,6 +433,7 @@ impl<'s> Plan<'s> {
         is_last: bool,
         force_probe: bool,
         now: Instant,
+        estimate: u64,
     ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2], Instant), SkipReason> {
         let _ = inner;
         let mut probes = Vec::new();
@@ -479,7 +482,6 @@ impl<'s> Plan<'s> {
                 }
             }
         }
-        let estimate = target.token_need(self.prompt_tokens, self.max_tokens);
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
@@ -508,6 +510,16 @@ impl<'s> Plan<'s> {
             }
         }
         Ok((probes, permits, now))
+    }
+
+    /// Tokens this request may need on `target`, for its token limits: estimated from the prompt
+    /// only when a limit applies (the estimate reads the whole prompt).
+    fn token_need(&mut self, target: &TargetPolicy, request: &ChatRequest, nodes: [&Node; 2]) -> u64 {
+        if !nodes.iter().any(|n| n.is_limited()) {
+            return 0;
+        }
+        let prompt = *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens());
+        target.token_need(prompt, self.max_tokens)
     }
 
     fn note_free_at(&mut self, at: Instant) {

@@ -21,6 +21,12 @@ pub(crate) struct TargetKey {
     pub(crate) model: String,
 }
 
+/// A value alone on its cache line (128 bytes: x86 fetches lines in adjacent pairs), so that
+/// writes to it do not evict what other cores read next to it.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
 /// State of one provider or one target.
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -29,8 +35,10 @@ pub(crate) struct Node {
     /// Whether a pause was ever set and not yet seen expired: the common case reads no lock.
     paused: AtomicBool,
     /// The latency EWMA in milliseconds as `f64` bits; NaN until the first sample. Updated with
-    /// plain loads and stores: a lost sample under a race is harmless to an average.
-    latency_ms: AtomicU64,
+    /// plain loads and stores: a lost sample under a race is harmless to an average. On a cache
+    /// line of its own: every answer writes it, and the flags every admission reads must not
+    /// share its line.
+    latency_ms: CacheLine<AtomicU64>,
     limiter: Mutex<Arc<Limiter>>,
     /// No limit at all: admission skips the limiter and its lock.
     unlimited: AtomicBool,
@@ -47,7 +55,7 @@ impl Node {
             breaker: Breaker::new(breaker),
             pause_until: Mutex::new(None),
             paused: AtomicBool::new(false),
-            latency_ms: AtomicU64::new(f64::NAN.to_bits()),
+            latency_ms: CacheLine(AtomicU64::new(f64::NAN.to_bits())),
             limiter: Mutex::new(Arc::new(Limiter::new(limits))),
             unlimited: AtomicBool::new(limits.is_unlimited()),
             prefill: Mutex::new(None),
@@ -69,6 +77,11 @@ impl Node {
     }
 
     /// The limiter, unless there is no limit to check.
+    /// Whether any limit applies (a flag read, no lock).
+    pub(crate) fn is_limited(&self) -> bool {
+        !self.unlimited.load(Ordering::Acquire)
+    }
+
     pub(crate) fn limiter_if_limited(&self) -> Option<Arc<Limiter>> {
         (!self.unlimited.load(Ordering::Acquire)).then(|| self.limiter())
     }
@@ -96,13 +109,13 @@ impl Node {
 
     pub(crate) fn record_latency(&self, elapsed: Duration) {
         let ms = elapsed.as_secs_f64() * 1000.0;
-        let prev = f64::from_bits(self.latency_ms.load(Ordering::Relaxed));
+        let prev = f64::from_bits(self.latency_ms.0.load(Ordering::Relaxed));
         let next = if prev.is_nan() { ms } else { prev + EWMA_ALPHA * (ms - prev) };
-        self.latency_ms.store(next.to_bits(), Ordering::Relaxed);
+        self.latency_ms.0.store(next.to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn latency_ms(&self) -> Option<f64> {
-        let v = f64::from_bits(self.latency_ms.load(Ordering::Relaxed));
+        let v = f64::from_bits(self.latency_ms.0.load(Ordering::Relaxed));
         (!v.is_nan()).then_some(v)
     }
 

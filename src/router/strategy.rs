@@ -1,14 +1,26 @@
 //! Ordering a route's targets: `priority`, `weighted`, `round_robin`, `least_latency`.
 
+use smallvec::SmallVec;
+
 use crate::policy::{RoutePolicy, Strategy};
+
+/// Target indexes in the order to try them: inline up to eight targets, so that ordering a
+/// route allocates nothing on the request path.
+pub(crate) type Order = SmallVec<[usize; 8]>;
 
 /// The order in which to try a route's targets (indexes into `route.targets`).
 ///
 /// `rr` is the route's round-robin counter, `latency(i)` the EWMA of target `i` (unknown sorts
-/// first so that new targets get measured), `random` a number in `0..1` for `weighted`.
-pub(crate) fn order(route: &RoutePolicy, rr: usize, latency: impl Fn(usize) -> Option<f64>, random: f64) -> Vec<usize> {
+/// first so that new targets get measured), `random()` a number in `0..1`, drawn only by
+/// `weighted`.
+pub(crate) fn order(
+    route: &RoutePolicy,
+    rr: usize,
+    latency: impl Fn(usize) -> Option<f64>,
+    random: impl FnOnce() -> f64,
+) -> Order {
     let n = route.targets.len();
-    let mut idx: Vec<usize> = (0..n).collect();
+    let mut idx: Order = (0..n).collect();
     if n <= 1 {
         return idx;
     }
@@ -26,7 +38,7 @@ pub(crate) fn order(route: &RoutePolicy, rr: usize, latency: impl Fn(usize) -> O
             let total: u64 = route.targets.iter().map(|t| u64::from(t.weight)).sum();
             if total > 0 {
                 // pick the first by weight; the others follow as fallbacks, heaviest first
-                let mut point = (random.clamp(0.0, 0.999_999) * total as f64) as u64;
+                let mut point = (random().clamp(0.0, 0.999_999) * total as f64) as u64;
                 let mut first = 0;
                 for (i, t) in route.targets.iter().enumerate() {
                     let w = u64::from(t.weight);
@@ -64,22 +76,22 @@ mod tests {
 
     #[test]
     fn priority_keeps_the_written_order() {
-        assert_eq!(order(&route("priority", &[1, 1, 1]), 7, |_| None, 0.5), vec![0, 1, 2]);
+        assert_eq!(order(&route("priority", &[1, 1, 1]), 7, |_| None, || 0.5).as_slice(), &[0, 1, 2]);
     }
 
     #[test]
     fn round_robin_rotates() {
         let r = route("round_robin", &[1, 1, 1]);
-        assert_eq!(order(&r, 0, |_| None, 0.0), vec![0, 1, 2]);
-        assert_eq!(order(&r, 1, |_| None, 0.0), vec![1, 2, 0]);
-        assert_eq!(order(&r, 5, |_| None, 0.0), vec![2, 0, 1]);
+        assert_eq!(order(&r, 0, |_| None, || 0.0).as_slice(), &[0, 1, 2]);
+        assert_eq!(order(&r, 1, |_| None, || 0.0).as_slice(), &[1, 2, 0]);
+        assert_eq!(order(&r, 5, |_| None, || 0.0).as_slice(), &[2, 0, 1]);
     }
 
     #[test]
     fn least_latency_measures_unknown_first_then_fastest() {
         let r = route("least_latency", &[1, 1, 1]);
         let lat = [Some(50.0), Some(10.0), None];
-        assert_eq!(order(&r, 0, |i| lat[i], 0.0), vec![2, 1, 0]);
+        assert_eq!(order(&r, 0, |i| lat[i], || 0.0).as_slice(), &[2, 1, 0]);
     }
 
     #[test]
@@ -87,7 +99,7 @@ mod tests {
         let r = route("weighted", &[3, 1]);
         let mut first = [0usize; 2];
         for k in 0..1000 {
-            let o = order(&r, 0, |_| None, f64::from(k) / 1000.0);
+            let o = order(&r, 0, |_| None, || f64::from(k) / 1000.0);
             first[o[0]] += 1;
             assert_eq!(o.len(), 2);
         }
