@@ -286,8 +286,7 @@ impl<'s> Plan<'s> {
                 return Some(Err(Stop::Failed(Box::new(self.failure()))));
             }
             let probe = !admitted.0.is_empty();
-            let budget = target.timeouts.attempt.min(self.deadline - started);
-            let attempt_deadline = started + budget;
+            let attempt_deadline = (started + target.timeouts.attempt).min(self.deadline);
             let timeouts = CallTimeouts {
                 first_token: Some(target.timeouts.first_token),
                 idle: Some(target.timeouts.idle),
@@ -303,100 +302,111 @@ impl<'s> Plan<'s> {
                     "switchyard.retry" = retry,
                 )
             });
-            // drills: only while a fault is in force does the call go through the fault layer
-            let injecting;
-            let callee: &dyn Provider = if inner.faults.is_empty() {
-                provider.as_ref()
-            } else {
-                injecting = Injecting {
-                    inner: provider.clone(),
-                    name: target.provider.clone(),
-                    protocol: provider.protocol(),
-                    profile: self.snap.policy.provider(&target.provider).and_then(|p| p.profile.clone()),
-                    faults: inner.faults.clone(),
-                };
-                &injecting
-            };
-            // the built-in adapters end the call by the deadline on their own timer: a second timer
-            // around the call would cost two more trips through the runtime's timer lock
-            let enforced = callee.enforces_deadline();
-            let result = if enforced {
-                Ok(op(callee, call).instrument(span).await)
-            } else {
-                Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call))).instrument(span).await
-            };
-            let ended = Instant::now();
-            let elapsed = ended - started;
-            let timed_out = |e: Option<ProviderError>| {
-                let which = if budget < target.timeouts.attempt {
-                    "the request's total timeout"
+            // the call and its verdict in a block of their own: the attempt's result and error are
+            // out of scope before the backoff below, so that the request's future need not hold
+            // them while it waits (every request pays for its future's size in copies)
+            let (class, action, delay) = {
+                // drills: only while a fault is in force does the call go through the fault layer
+                let injecting;
+                let callee: &dyn Provider = if inner.faults.is_empty() {
+                    provider.as_ref()
                 } else {
-                    "the attempt timeout"
-                };
-                let mut e = e.unwrap_or_else(|| ProviderError::new(ErrorClass::Timeout, target.provider.clone(), ""));
-                e.message = format!("no complete answer within {which} ({budget:?})");
-                e
-            };
-            let error = match result {
-                Ok(Ok(value)) => {
-                    let lease = Lease {
-                        route: self.route,
-                        index,
-                        target_node,
-                        provider_node,
-                        probes: admitted.0,
-                        _limits: admitted.1,
-                        estimate,
-                        started,
-                        deadline: attempt_deadline,
-                        deadline_enforced: enforced,
+                    injecting = Injecting {
+                        inner: provider.clone(),
+                        name: target.provider.clone(),
+                        protocol: provider.protocol(),
+                        profile: self.snap.policy.provider(&target.provider).and_then(|p| p.profile.clone()),
+                        faults: inner.faults.clone(),
                     };
-                    return Some(Ok(Success { value, lease, ended }));
-                }
-                // the adapter's timer ran into the deadline: say which limit that was
-                Ok(Err(e)) if e.class == ErrorClass::Timeout && ended >= attempt_deadline => timed_out(Some(e)),
-                Ok(Err(e)) => e,
-                Err(_) => timed_out(None),
-            };
-            let effect = if self.prefill_phase && error.class == ErrorClass::InvalidRequest {
-                BreakerEffect::None
-            } else {
-                self.route.actions.get(error.class).breaker
-            };
-            self.record_error(inner, target, &target_node, &provider_node, &error, elapsed, probe, effect);
-            // the verdict is recorded; a failure that does not count frees the probe slot
-            drop(admitted.0);
-            let action = self.route.actions.get(error.class);
-            let class = error.class;
-            if self.prefill_phase && class == ErrorClass::InvalidRequest {
-                // the model rejects prefill: learn it, move on, and keep the original failure
-                target_node.learn_prefill(false);
-                return None;
-            }
-            let retry_after = error.retry_after;
-            let retryable = action.retry && if error.should_retry.is_some() { error.retryable() } else { true };
-            self.last_error = Some(error);
-
-            if Instant::now() >= self.deadline {
-                return Some(Err(Stop::Failed(Box::new(self.failure()))));
-            }
-            if retryable
-                && retry + 1 < target.retry.max_attempts
-                && target_node.breaker.open_until().is_none()
-                && provider_node.breaker.open_until().is_none()
-            {
-                let delay = match retry_after {
-                    Some(ra) if ra <= target.retry.retry_after_cap => Some(ra),
-                    Some(_) => None, // longer than the cap: move on
-                    None => Some(target.retry.backoff(retry, rand::random::<f64>())),
+                    &injecting
                 };
-                if let Some(delay) = delay
-                    && Instant::now() + delay < self.deadline
-                {
-                    pause(delay).await;
-                    retry += 1;
-                    continue;
+                // the built-in adapters end the call by the deadline on their own timer: a second timer
+                // around the call would cost two more trips through the runtime's timer lock
+                let enforced = callee.enforces_deadline();
+                let result = if enforced {
+                    // no span (nobody records): no wrapper to enter and leave at every poll
+                    let call = op(callee, call);
+                    Ok(if span.is_none() { call.await } else { call.instrument(span).await })
+                } else {
+                    Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call))).instrument(span).await
+                };
+                let ended = Instant::now();
+                let timed_out = |e: Option<ProviderError>| {
+                    let budget = attempt_deadline - started;
+                    let which = if budget < target.timeouts.attempt {
+                        "the request's total timeout"
+                    } else {
+                        "the attempt timeout"
+                    };
+                    let mut e =
+                        e.unwrap_or_else(|| ProviderError::new(ErrorClass::Timeout, target.provider.clone(), ""));
+                    e.message = format!("no complete answer within {which} ({budget:?})");
+                    e
+                };
+                let error = match result {
+                    Ok(Ok(value)) => {
+                        let lease = Lease {
+                            route: self.route,
+                            index,
+                            target_node,
+                            provider_node,
+                            probes: admitted.0,
+                            _limits: admitted.1,
+                            estimate,
+                            started,
+                            deadline: attempt_deadline,
+                            deadline_enforced: enforced,
+                        };
+                        return Some(Ok(Success { value, lease, ended }));
+                    }
+                    // the adapter's timer ran into the deadline: say which limit that was
+                    Ok(Err(e)) if e.class == ErrorClass::Timeout && ended >= attempt_deadline => timed_out(Some(e)),
+                    Ok(Err(e)) => e,
+                    Err(_) => timed_out(None),
+                };
+                let effect = if self.prefill_phase && error.class == ErrorClass::InvalidRequest {
+                    BreakerEffect::None
+                } else {
+                    self.route.actions.get(error.class).breaker
+                };
+                let elapsed = ended - started;
+                self.record_error(inner, target, &target_node, &provider_node, &error, elapsed, probe, effect);
+                // the verdict is recorded: a failure that does not count frees the probe slot, and the
+                // limits' slots are not held through a backoff
+                drop(admitted);
+                let action = self.route.actions.get(error.class);
+                let class = error.class;
+                if self.prefill_phase && class == ErrorClass::InvalidRequest {
+                    // the model rejects prefill: learn it, move on, and keep the original failure
+                    target_node.learn_prefill(false);
+                    return None;
                 }
+                let retry_after = error.retry_after;
+                let retryable = action.retry && if error.should_retry.is_some() { error.retryable() } else { true };
+                self.last_error = Some(error);
+
+                if Instant::now() >= self.deadline {
+                    return Some(Err(Stop::Failed(Box::new(self.failure()))));
+                }
+                let mut delay = None;
+                if retryable
+                    && retry + 1 < target.retry.max_attempts
+                    && target_node.breaker.open_until().is_none()
+                    && provider_node.breaker.open_until().is_none()
+                {
+                    delay = match retry_after {
+                        Some(ra) if ra <= target.retry.retry_after_cap => Some(ra),
+                        Some(_) => None, // longer than the cap: move on
+                        None => Some(target.retry.backoff(retry, rand::random::<f64>())),
+                    }
+                    .filter(|&d| Instant::now() + d < self.deadline);
+                }
+                (class, action, delay)
+            };
+            if let Some(delay) = delay {
+                pause(delay).await;
+                retry += 1;
+                continue;
             }
             if class == ErrorClass::ContextLengthExceeded {
                 if let Some(overflow) = &self.route.on_context_overflow {
@@ -609,18 +619,23 @@ impl<'s> Plan<'s> {
     }
 }
 
-fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Option<Transition>) {
+fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Transition) {
+    tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
+    super::metrics::breaker(provider, model, t.to);
+    let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
+    let _ = inner.events.send(RouterEvent::Breaker {
+        provider: provider.to_owned(),
+        model: model.map(str::to_owned),
+        from: t.from,
+        to: t.to,
+        cooldown,
+    });
+}
+
+/// [`emit_transition`] when a breaker operation changed the state.
+fn emit_if(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Option<Transition>) {
     if let Some(t) = t {
-        tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
-        super::metrics::breaker(provider, model, t.to);
-        let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
-        let _ = inner.events.send(RouterEvent::Breaker {
-            provider: provider.to_owned(),
-            model: model.map(str::to_owned),
-            from: t.from,
-            to: t.to,
-            cooldown,
-        });
+        emit_transition(inner, provider, model, node, t);
     }
 }
 
@@ -644,25 +659,31 @@ pub(crate) fn settle_failure(
         BreakerEffect::None => {
             // not a breaker matter, but a probe that ends this way still resolves the slot
         }
-        BreakerEffect::CountTarget => emit_transition(inner, p, m, target_node, target_node.breaker.failure(now)),
+        BreakerEffect::CountTarget => emit_if(inner, p, m, target_node, target_node.breaker.failure(now)),
         BreakerEffect::CountProvider => {
-            emit_transition(inner, p, m, target_node, target_node.breaker.failure(now));
-            emit_transition(inner, p, None, provider_node, provider_node.breaker.failure(now));
+            emit_if(inner, p, m, target_node, target_node.breaker.failure(now));
+            emit_if(inner, p, None, provider_node, provider_node.breaker.failure(now));
         }
-        BreakerEffect::TripTarget => emit_transition(inner, p, m, target_node, target_node.breaker.trip(now)),
-        BreakerEffect::TripProvider => emit_transition(inner, p, None, provider_node, provider_node.breaker.trip(now)),
+        BreakerEffect::TripTarget => emit_if(inner, p, m, target_node, target_node.breaker.trip(now)),
+        BreakerEffect::TripProvider => emit_if(inner, p, None, provider_node, provider_node.breaker.trip(now)),
     }
 }
 
 impl Lease<'_> {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
-    /// `now` is when the answer was complete.
-    pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant) {
+    /// `now` is when the answer was complete, `elapsed` how long it took since the lease started.
+    pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant, elapsed: Duration) {
         let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
-        emit_transition(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
-        emit_transition(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
-        self.target_node.record_latency(now - self.started);
-        if let Some(u) = usage {
+        if let Some(t) = self.target_node.breaker.success(now) {
+            emit_transition(inner, p, m, &self.target_node, t);
+        }
+        if let Some(t) = self.provider_node.breaker.success(now) {
+            emit_transition(inner, p, None, &self.provider_node, t);
+        }
+        self.target_node.record_latency(elapsed);
+        if let Some(u) = usage
+            && (self.target_node.is_limited() || self.provider_node.is_limited())
+        {
             let extra = u.total().saturating_sub(self.estimate);
             if extra > 0 {
                 for node in [&self.target_node, &self.provider_node] {

@@ -20,7 +20,10 @@ pub(crate) fn order(
     random: impl FnOnce() -> f64,
 ) -> Order {
     let n = route.targets.len();
-    let mut idx: Order = (0..n).collect();
+    let mut idx = Order::new();
+    for i in 0..n {
+        idx.push(i);
+    }
     if n <= 1 {
         return idx;
     }

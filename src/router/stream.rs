@@ -309,11 +309,11 @@ async fn drive(
                         StreamEvent::Finish { reason } => {
                             let reason = *reason;
                             let now = Instant::now();
-                            let attempt =
-                                ok_attempt(&lease_target, now - current.lease.started, current.lease.is_probe());
+                            let elapsed = now - current.lease.started;
+                            let attempt = ok_attempt(&lease_target, elapsed, current.lease.is_probe());
                             inner.emit_attempt(&plan.route.name, &attempt);
                             plan.attempts.push(attempt);
-                            current.lease.succeed(inner, usage, now);
+                            current.lease.succeed(inner, usage, now, elapsed);
                             delivered.push(&event);
                             if !send(tx, Msg::Event(event)).await {
                                 return;
