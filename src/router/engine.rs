@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use super::breaker::{Admission, ProbePermit, Transition};
 use super::events::RouterEvent;
@@ -326,9 +326,13 @@ impl<'s> Plan<'s> {
                 let result = if enforced {
                     // no span (nobody records): no wrapper to enter and leave at every poll
                     let call = op(callee, call);
-                    Ok(if span.is_none() { call.await } else { call.instrument(span).await })
+                    Ok(match span {
+                        Some(span) => call.instrument(span).await,
+                        None => call.await,
+                    })
                 } else {
-                    Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call))).instrument(span).await
+                    let timed = Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call)));
+                    timed.instrument(span.unwrap_or_else(Span::none)).await
                 };
                 let ended = Instant::now();
                 let timed_out = |e: Option<ProviderError>| {

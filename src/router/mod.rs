@@ -331,10 +331,9 @@ impl Router {
             tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat")
         });
         // no span (nobody records): no wrapper to enter and leave at every poll
-        if span.is_none() {
-            self.chat_inner(route, request).await
-        } else {
-            self.chat_inner(route, request).instrument(span).await
+        match span {
+            Some(span) => self.chat_inner(route, request).instrument(span).await,
+            None => self.chat_inner(route, request).await,
         }
     }
 

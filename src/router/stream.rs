@@ -141,7 +141,7 @@ impl Router {
                     _ = drive(&inner, route, request, options, &tx) => {}
                 }
             }
-            .instrument(span),
+            .instrument(span.unwrap_or_else(tracing::Span::none)),
         );
         Ok(RoutedStream { rx, serving: None, summary: None, task })
     }
