@@ -8,7 +8,8 @@
 //! itself costs apart from enforcing timeouts.
 //!
 //! `cargo bench --bench load` prints the table: throughput ratio router/direct (target ≥ 0.95) and
-//! the latency the router adds at p50 and p99.
+//! the latency the router adds at p50 and p99. With `LOAD_ONLY` set it runs one way only, for
+//! profilers (see [`profiling_only`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -187,6 +188,16 @@ async fn run(per_way: usize, rounds: usize, warmup: usize) {
 
     same_wire(&sim, &ways).await;
 
+    if let Some((way, n)) = profiling_only() {
+        let Some(way) = ways.iter().find(|w| w.label() == way) else {
+            panic!("LOAD_ONLY must be one of direct, direct+timeouts, router; got {way}");
+        };
+        let r = round(way, n).await;
+        assert_eq!(r.errors, 0, "{} requests failed", way.label());
+        println!("{}: {} requests in {:?}", way.label(), r.latencies.len(), r.elapsed);
+        return;
+    }
+
     let per_round = per_way / rounds;
     let mut totals: Vec<Totals> = ways.iter().map(|_| Totals::default()).collect();
     for i in 0..rounds {
@@ -202,6 +213,15 @@ async fn run(per_way: usize, rounds: usize, warmup: usize) {
     for (way, t) in ways.iter().zip(&totals) {
         assert_eq!(t.errors, 0, "{} requests failed", way.label());
     }
+}
+
+/// `LOAD_ONLY=direct|direct+timeouts|router` (and `LOAD_REQUESTS=N`, default 20,000): run that one
+/// way once and print nothing else, for a profiler (`perf record`, `valgrind --tool=callgrind`) to
+/// compare the ways run by run.
+fn profiling_only() -> Option<(String, usize)> {
+    let way = std::env::var("LOAD_ONLY").ok()?;
+    let n = std::env::var("LOAD_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    Some((way, n))
 }
 
 /// Every way must put the same request on the wire, or the comparison measures the difference.

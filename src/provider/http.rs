@@ -152,18 +152,14 @@ pub(crate) async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
     limits: &Limits,
-    mut timer: Pin<&mut Option<Sleep>>,
+    timer: Pin<&mut Option<Sleep>>,
 ) -> Result<reqwest::Response, ProviderError> {
-    let limit = limits.headers();
-    timer::arm(timer.as_mut(), limit.map(|(at, _)| at));
-    match timer::race(timer, request.send()).await {
-        Some(result) => result.map_err(|e| transport_error(provider, &e)),
-        None => Err(match limit {
-            Some((_, Limit::Deadline)) => timer::deadline_error(provider),
-            _ => {
-                ProviderError::new(ErrorClass::Timeout, provider, "no response headers before the first-token timeout")
-            }
-        }),
+    match timer::wait_for(timer, || limits.headers(), request.send()).await {
+        Ok(result) => result.map_err(|e| transport_error(provider, &e)),
+        Err(Limit::Deadline) => Err(timer::deadline_error(provider)),
+        Err(_) => {
+            Err(ProviderError::new(ErrorClass::Timeout, provider, "no response headers before the first-token timeout"))
+        }
     }
 }
 
@@ -179,15 +175,18 @@ pub(crate) async fn read_body(
     let mut body: Vec<u8> = Vec::new();
     let mut single: Option<Bytes> = None;
     loop {
-        let limit = limits.next_read(Instant::now());
-        timer::arm(timer.as_mut(), limit.map(|(at, _)| at));
-        let Some(next) = timer::race(timer.as_mut(), stream.next()).await else {
-            return Err(match (limit, limits.idle()) {
-                (Some((_, Limit::Idle)), Some(idle)) => {
-                    ProviderError::new(ErrorClass::Timeout, provider, format!("body stalled for more than {idle:?}"))
-                }
-                _ => timer::deadline_error(provider),
-            });
+        let next = match timer::wait_for(timer.as_mut(), || limits.next_read(Instant::now()), stream.next()).await {
+            Ok(next) => next,
+            Err(limit) => {
+                return Err(match (limit, limits.idle()) {
+                    (Limit::Idle, Some(idle)) => ProviderError::new(
+                        ErrorClass::Timeout,
+                        provider,
+                        format!("body stalled for more than {idle:?}"),
+                    ),
+                    _ => timer::deadline_error(provider),
+                });
+            }
         };
         match next {
             // most bodies come in one chunk: keep it without copying

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -83,16 +84,32 @@ pub(crate) fn arm(mut timer: Pin<&mut Option<Sleep>>, at: Option<Instant>) {
     }
 }
 
-/// Runs `fut` until it finishes (`Some`) or the armed timer fires first (`None`).
-pub(crate) async fn race<F: Future>(timer: Pin<&mut Option<Sleep>>, fut: F) -> Option<F::Output> {
-    match timer.as_pin_mut() {
-        Some(sleep) => tokio::select! {
-            biased;
-            out = fut => Some(out),
-            () = sleep => None,
-        },
-        None => Some(fut.await),
-    }
+/// Runs `fut` to its end, or until `limit` passes: `Err` names the limit that did. The timer is
+/// armed only if `fut` is not ready at its first poll (most body reads are: the bytes came with the
+/// headers), so a read that need not wait costs no clock read and no timer update.
+pub(crate) async fn wait_for<F: Future>(
+    mut timer: Pin<&mut Option<Sleep>>,
+    limit: impl FnOnce() -> Option<(Instant, Limit)>,
+    fut: F,
+) -> Result<F::Output, Limit> {
+    let mut fut = std::pin::pin!(fut);
+    let mut limit = Some(limit);
+    let mut armed: Option<Limit> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if let Some(limit) = limit.take() {
+            let l = limit();
+            armed = l.map(|(_, which)| which);
+            arm(timer.as_mut(), l.map(|(at, _)| at));
+        }
+        match (timer.as_mut().as_pin_mut(), armed) {
+            (Some(sleep), Some(which)) => sleep.poll(cx).map(|()| Err(which)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The timeout error for a call that ran into its deadline.
@@ -133,16 +150,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_timer_is_pushed_back_and_fires_at_its_last_instant() {
         let start = Instant::now();
+        let ms = |m| Some((start + Duration::from_millis(m), Limit::Idle));
         let mut timer = std::pin::pin!(None::<Sleep>);
-        arm(timer.as_mut(), Some(start + Duration::from_millis(10)));
-        assert_eq!(race(timer.as_mut(), std::future::ready(7)).await, Some(7));
-        arm(timer.as_mut(), Some(start + Duration::from_millis(50)));
+        // ready at once: the limit is not even read, the timer not made
+        let unread = || -> Option<(Instant, Limit)> { panic!("a ready read needs no limit") };
+        assert_eq!(wait_for(timer.as_mut(), unread, std::future::ready(7)).await, Ok(7));
+        assert!(timer.is_none());
+        let slow = tokio::time::sleep(Duration::from_millis(5));
+        assert_eq!(wait_for(timer.as_mut(), || ms(10), slow).await, Ok(()));
         let slow = tokio::time::sleep(Duration::from_millis(40));
-        assert_eq!(race(timer.as_mut(), slow).await, Some(()), "pushed back past 10 ms");
+        assert_eq!(wait_for(timer.as_mut(), || ms(50), slow).await, Ok(()), "pushed back past 10 ms");
         let never = std::future::pending::<()>();
-        assert_eq!(race(timer.as_mut(), never).await, None);
-        assert_eq!(Instant::now() - start, Duration::from_millis(50));
-        arm(timer.as_mut(), None);
+        let deadline = Some((start + Duration::from_millis(70), Limit::Deadline));
+        assert_eq!(wait_for(timer.as_mut(), || deadline, never).await, Err(Limit::Deadline));
+        assert_eq!(Instant::now() - start, Duration::from_millis(70));
+        let no_limit = tokio::time::sleep(Duration::from_secs(3600));
+        assert_eq!(wait_for(timer.as_mut(), || None, no_limit).await, Ok(()), "no limit: waits as long as it takes");
         assert!(timer.is_none(), "no limit, no timer");
     }
 }

@@ -185,8 +185,8 @@ async fn read_error_body(
 ) -> Vec<u8> {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_LIMIT {
-        timer::arm(timer.as_mut(), limits.next_read(Instant::now()).map(|(at, _)| at));
-        let Some(chunk) = timer::race(timer.as_mut(), response.chunk()).await else { break };
+        let limit = || limits.next_read(Instant::now());
+        let Ok(chunk) = timer::wait_for(timer.as_mut(), limit, response.chunk()).await else { break };
         match chunk {
             Ok(Some(bytes)) => body.extend_from_slice(&bytes),
             Ok(None) | Err(_) => break,
