@@ -227,8 +227,8 @@ pub(crate) fn sse_events(
         pending: std::collections::VecDeque<SseEvent>,
         seen_event: bool,
         done: bool,
-        /// One timer for the whole stream, pushed back before each read (not one per chunk).
-        timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+        /// One timer for the whole stream, pushed back when a read has to wait (not one per chunk).
+        timer: Pin<Box<Option<Sleep>>>,
     }
     let state = State {
         bytes: Box::pin(response.bytes_stream()),
@@ -236,7 +236,7 @@ pub(crate) fn sse_events(
         pending: Default::default(),
         seen_event: false,
         done: false,
-        timer: None,
+        timer: Box::pin(None),
     };
     futures::stream::unfold((state, provider), move |(mut st, provider)| async move {
         loop {
@@ -247,39 +247,22 @@ pub(crate) fn sse_events(
             if st.done {
                 return None;
             }
-            let limit =
-                if st.seen_event { limits.next_read(Instant::now()) } else { limits.first_event(Instant::now()) };
-            let next = match limit {
-                Some((at, which)) => {
-                    let timer = match &mut st.timer {
-                        Some(t) => {
-                            t.as_mut().reset(at);
-                            t
-                        }
-                        None => st.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+            let seen = st.seen_event;
+            let limit = || if seen { limits.next_read(Instant::now()) } else { limits.first_event(Instant::now()) };
+            let next = match timer::wait_for(st.timer.as_mut(), limit, st.bytes.next()).await {
+                Ok(next) => next,
+                Err(which) => {
+                    st.done = true;
+                    let what = match which {
+                        Limit::Deadline => timer::DEADLINE_MESSAGE,
+                        _ if seen => "stream stalled: no event within the idle timeout",
+                        _ => "no stream event before the first-token timeout",
                     };
-                    let read = tokio::select! {
-                        biased;
-                        n = st.bytes.next() => Some(n),
-                        () = timer.as_mut() => None,
-                    };
-                    match read {
-                        Some(n) => n,
-                        None => {
-                            st.done = true;
-                            let what = match which {
-                                Limit::Deadline => timer::DEADLINE_MESSAGE,
-                                _ if st.seen_event => "stream stalled: no event within the idle timeout",
-                                _ => "no stream event before the first-token timeout",
-                            };
-                            return Some((
-                                Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
-                                (st, provider),
-                            ));
-                        }
-                    }
+                    return Some((
+                        Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
+                        (st, provider),
+                    ));
                 }
-                None => st.bytes.next().await,
             };
             match next {
                 Some(Ok(chunk)) => st.pending.extend(st.decoder.feed(&chunk)),

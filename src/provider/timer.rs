@@ -75,7 +75,7 @@ fn earliest(limit: Option<(Instant, Limit)>, deadline: Option<Instant>) -> Optio
 
 /// Sets `timer` to fire at `at`: pushes an armed timer back (or forward), starts one if there is
 /// none, and stops it when there is no limit.
-pub(crate) fn arm(mut timer: Pin<&mut Option<Sleep>>, at: Option<Instant>) {
+fn arm(mut timer: Pin<&mut Option<Sleep>>, at: Option<Instant>) {
     match (timer.as_mut().as_pin_mut(), at) {
         (Some(sleep), Some(at)) => sleep.reset(at),
         (None, Some(at)) => timer.set(Some(tokio::time::sleep_until(at))),
