@@ -342,10 +342,11 @@ impl<'s> Plan<'s> {
                     } else {
                         "the attempt timeout"
                     };
-                    let mut e =
-                        e.unwrap_or_else(|| ProviderError::new(ErrorClass::Timeout, target.provider.clone(), ""));
-                    e.message = format!("no complete answer within {which} ({budget:?})");
-                    e
+                    let message = format!("no complete answer within {which} ({budget:?})");
+                    match e {
+                        Some(e) => ProviderError { message, ..e },
+                        None => ProviderError::new(ErrorClass::Timeout, target.provider.clone(), message),
+                    }
                 };
                 let error = match result {
                     Ok(Ok(value)) => {

@@ -150,6 +150,9 @@ impl Router {
 /// The first events of a stream, up to its first content, and the rest of it.
 type Prefetched = (Vec<StreamEvent>, ChatStream);
 
+/// Why a stream that ran into its attempt's deadline ended.
+const STREAM_DEADLINE: &str = "the stream did not finish within the attempt timeout";
+
 fn is_content(e: &StreamEvent) -> bool {
     matches!(e, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallDelta { .. } | StreamEvent::Finish { .. })
 }
@@ -259,13 +262,6 @@ async fn drive(
         let (buffer, mut rest) = current.value;
         let attempt_deadline = current.lease.deadline;
         let enforced = current.lease.deadline_enforced;
-        let deadline_error = || {
-            ProviderError::new(
-                ErrorClass::Timeout,
-                lease_target.provider.clone(),
-                "the stream did not finish within the attempt timeout",
-            )
-        };
         let mut pending: std::collections::VecDeque<StreamEvent> = buffer.into();
         // text that the prefill had to drop (trailing white space) and the continuation repeats
         let mut strip_prefix = match phase {
@@ -279,13 +275,17 @@ async fn drive(
                 // the built-in adapters end their streams by the deadline on their own timer
                 None if enforced => match rest.next().await {
                     Some(Err(e)) if e.class == ErrorClass::Timeout && Instant::now() >= attempt_deadline => {
-                        Some(Err(ProviderError { message: deadline_error().message, ..e }))
+                        Some(Err(ProviderError { message: STREAM_DEADLINE.to_owned(), ..e }))
                     }
                     n => n,
                 },
                 None => match tokio::time::timeout_at(attempt_deadline, rest.next()).await {
                     Ok(n) => n,
-                    Err(_) => Some(Err(deadline_error())),
+                    Err(_) => Some(Err(ProviderError::new(
+                        ErrorClass::Timeout,
+                        lease_target.provider.clone(),
+                        STREAM_DEADLINE,
+                    ))),
                 },
             };
             match next {
