@@ -16,6 +16,7 @@ use crate::secret::ApiKey;
 pub mod anthropic;
 pub mod http;
 pub mod openai;
+pub(crate) mod scrub;
 pub mod sse;
 pub(crate) mod timer;
 

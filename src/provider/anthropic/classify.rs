@@ -9,10 +9,8 @@ use serde_json::Value;
 
 use crate::error::{ErrorClass, ProviderError};
 use crate::provider::http;
+use crate::provider::scrub::{MESSAGE_CHARS, SNIPPET_CHARS, one_line};
 use crate::secret::ApiKey;
-
-/// Longest message kept from a body that is not Anthropic's error JSON.
-const SNIPPET_CHARS: usize = 200;
 
 /// A non-2xx response: class, status, provider type, message, request id and retry headers.
 pub(super) fn classify_response(
@@ -47,14 +45,14 @@ pub(super) fn classify_body(provider: &str, body: &[u8], fallback: ErrorClass, k
         return ProviderError::new(fallback, provider, snippet(body, key));
     };
     let message = match &parsed.message {
-        Some(m) => redact(key, m),
+        Some(m) => one_line(key, m, MESSAGE_CHARS),
         None => snippet(body, key),
     };
     let class = parsed.error_type.as_deref().and_then(|t| class_for_type(t, &message)).unwrap_or(fallback);
     let mut error = ProviderError::new(class, provider, message);
     // upstream text like the message: a server that echoes the key may put it anywhere
-    error.provider_type = parsed.error_type.map(|t| redact(key, &t));
-    error.request_id = parsed.request_id.map(|id| redact(key, &id));
+    error.provider_type = parsed.error_type.map(|t| one_line(key, &t, SNIPPET_CHARS));
+    error.request_id = parsed.request_id.map(|id| one_line(key, &id, SNIPPET_CHARS));
     error
 }
 
@@ -139,18 +137,8 @@ pub(super) fn class_for_status(status: u16) -> ErrorClass {
 /// A body that is not Anthropic's JSON as one short line for the error message: proxies answer with
 /// whole HTML pages.
 pub(super) fn snippet(body: &[u8], key: Option<&ApiKey>) -> String {
-    // redact before cutting, so a key cut in half cannot survive
-    let text = redact(key, &String::from_utf8_lossy(body));
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        return "empty body".to_owned();
-    }
-    if line.chars().count() <= SNIPPET_CHARS {
-        return line;
-    }
-    let mut short: String = line.chars().take(SNIPPET_CHARS - 1).collect();
-    short.push('…');
-    short
+    let line = one_line(key, &String::from_utf8_lossy(body), SNIPPET_CHARS);
+    if line.is_empty() { "empty body".to_owned() } else { line }
 }
 
 /// Removes the key from upstream text (some servers echo the header they rejected).
@@ -343,5 +331,22 @@ mod tests {
         let long = format!("{}sk-ant-api03-secret-value", "y".repeat(190));
         let e = classify_response("anthropic", 401, &headers(&[]), long.as_bytes(), Some(&key));
         assert!(!e.message.contains("sk-ant-api03-secr"), "{}", e.message);
+    }
+
+    #[test]
+    fn upstream_text_in_an_error_envelope_is_one_bounded_line() {
+        let key = ApiKey::new("sk-ant-api03-secret-value");
+        let message = format!("first line\nsecond\tline {} {}", "word ".repeat(1000), key.expose());
+        let body = envelope("api_error", &message);
+        let e = classify_response("anthropic", 500, &headers(&[]), body.as_bytes(), Some(&key));
+        assert_eq!(e.class, ErrorClass::ServerError);
+        assert!(e.message.starts_with("first line second line word"), "{}", e.message);
+        assert!(!e.message.contains(['\n', '\t']));
+        assert_eq!(e.message.chars().count(), MESSAGE_CHARS);
+        assert!(e.message.ends_with('…'));
+        let odd_type = envelope(&format!("weird\n{}", "t".repeat(500)), "m");
+        let e = classify_response("anthropic", 500, &headers(&[]), odd_type.as_bytes(), Some(&key));
+        let kind = e.provider_type.unwrap();
+        assert!(!kind.contains('\n') && kind.chars().count() <= SNIPPET_CHARS, "{kind}");
     }
 }

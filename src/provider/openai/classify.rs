@@ -6,15 +6,11 @@ use serde_json::Value;
 
 use crate::error::{ErrorClass, ProviderError};
 use crate::provider::http;
+use crate::provider::scrub::{MESSAGE_CHARS, SNIPPET_CHARS, one_line};
 use crate::secret::ApiKey;
 
 /// The header OpenAI puts its request id in.
 pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Longest message taken from a body that is not a JSON error (HTML pages, proxies' text).
-const SNIPPET_CHARS: usize = 200;
-/// Longest message or type/code taken from a JSON error: upstream text is bounded before it is kept.
-const MESSAGE_CHARS: usize = 2000;
 
 /// The fields of an error body that classification looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,24 +172,6 @@ fn strip_tags(html: &str) -> String {
         }
     }
     out
-}
-
-/// Upstream text made safe to keep: whitespace and control characters collapsed to single spaces,
-/// the API key redacted, at most `max_chars` characters.
-pub(super) fn one_line(key: Option<&ApiKey>, text: &str, max_chars: usize) -> String {
-    let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let collapsed = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
-    // the key holds no whitespace, so collapsing never splits an occurrence of it
-    let redacted = match key {
-        Some(k) => k.redact(&collapsed),
-        None => collapsed,
-    };
-    if redacted.chars().count() <= max_chars {
-        return redacted;
-    }
-    let mut cut: String = redacted.chars().take(max_chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]
@@ -419,13 +397,5 @@ mod tests {
             assert_eq!(e.class, class, "{value}");
             assert_eq!(e.status, Some(200), "{value}");
         }
-    }
-
-    #[test]
-    fn one_line_truncates_on_char_boundaries() {
-        let s = one_line(None, &"é".repeat(300), 200);
-        assert_eq!(s.chars().count(), 200);
-        assert!(s.ends_with('…'));
-        assert_eq!(one_line(None, "  a \n\t b  ", 200), "a b");
     }
 }
