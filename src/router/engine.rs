@@ -234,13 +234,12 @@ impl<'s> Plan<'s> {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
-        let snap = self.snap;
         let (target_node, provider_node, slot) = match self.targets.get(index) {
             Some(s) => (NodeRef::Borrowed(&s.node), NodeRef::Borrowed(&s.provider_node), s.provider.as_ref()),
             None => (
                 NodeRef::Owned(inner.health.target(&target.provider, &target.model)),
                 NodeRef::Owned(inner.health.provider(&target.provider)),
-                snap.providers.get(&target.provider),
+                self.snap.providers.get(&target.provider),
             ),
         };
         if let Some(w) = self.overflow_window
@@ -637,7 +636,9 @@ fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &No
     });
 }
 
-/// [`emit_transition`] when a breaker operation changed the state.
+/// [`emit_transition`] when a breaker operation changed the state. Inlined: on every answer the
+/// breakers report no change, and that check should cost no call.
+#[inline]
 fn emit_if(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Option<Transition>) {
     if let Some(t) = t {
         emit_transition(inner, provider, model, node, t);
@@ -679,12 +680,8 @@ impl Lease<'_> {
     /// `now` is when the answer was complete, `elapsed` how long it took since the lease started.
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant, elapsed: Duration) {
         let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
-        if let Some(t) = self.target_node.breaker.success(now) {
-            emit_transition(inner, p, m, &self.target_node, t);
-        }
-        if let Some(t) = self.provider_node.breaker.success(now) {
-            emit_transition(inner, p, None, &self.provider_node, t);
-        }
+        emit_if(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
+        emit_if(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
         self.target_node.record_latency(elapsed);
         if let Some(u) = usage
             && (self.target_node.is_limited() || self.provider_node.is_limited())
