@@ -6,14 +6,33 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Instructions for the model (OpenAI `system`/`developer`, Anthropic top-level `system`).
+    /// Instructions for the model (OpenAI `system`, Anthropic top-level `system`).
     System,
+    /// OpenAI `developer` instructions (what `system` is called for reasoning models); Anthropic
+    /// receives them in its top-level `system`, as it does system messages.
+    Developer,
     /// The end user.
     User,
     /// The model.
     Assistant,
     /// The result of a tool call, sent back to the model.
     Tool,
+}
+
+/// Fields of a wire that the normalized model has no typed place for, kept as the caller sent them
+/// (JSON object members, in order). They travel with the request: sent unchanged to a target that
+/// speaks the same wire (`ChatRequest::dialect`), and reported by name to any other.
+pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+fn is_empty_extra(extra: &Extra) -> bool {
+    extra.is_empty()
+}
+
+impl Role {
+    /// Whether the role gives instructions (`system` or `developer`).
+    pub fn is_instruction(self) -> bool {
+        matches!(self, Role::System | Role::Developer)
+    }
 }
 
 /// A tool call made by the model. `arguments` is a JSON document as a string (OpenAI's form);
@@ -28,46 +47,257 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+impl ToolCall {
+    /// A call with an id, a tool name and its arguments (a JSON document as a string).
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+}
+
 /// The result of running a tool, sent back to the model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolResult {
     /// The id of the [`ToolCall`] this answers.
     pub tool_call_id: String,
-    /// What the tool returned.
-    pub content: String,
+    /// What the tool returned: text, and images or documents where the wire allows them.
+    pub content: Vec<ContentPart>,
     /// Whether the tool failed.
     #[serde(default)]
     pub is_error: bool,
+    /// Anthropic prompt-cache breakpoint on the result block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+impl ToolResult {
+    /// A successful result with one text part.
+    pub fn text(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        ToolResult {
+            tool_call_id: tool_call_id.into(),
+            content: vec![ContentPart::text(content)],
+            is_error: false,
+            cache_control: None,
+        }
+    }
+
+    /// The text parts joined by newlines (what a wire that takes only a string receives).
+    pub fn text_content(&self) -> String {
+        let texts: Vec<&str> = self.content.iter().filter_map(ContentPart::as_text).collect();
+        texts.join("\n")
+    }
+}
+
+/// A prompt-cache breakpoint (Anthropic `cache_control`): the prompt up to and including the block
+/// that carries it may be cached. OpenAI caches automatically and has no such mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheControl {
+    /// The cache type; `ephemeral` is the only one today.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// How long the entry lives (`5m`, `1h`); the provider's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+impl CacheControl {
+    /// An `ephemeral` breakpoint with the provider's default lifetime.
+    pub fn ephemeral() -> Self {
+        CacheControl { kind: "ephemeral".into(), ttl: None }
+    }
+}
+
+/// Where an image's or document's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaSource {
+    /// Inline bytes, base64-encoded.
+    Base64 {
+        /// MIME type (`image/png`, `application/pdf`).
+        media_type: String,
+        /// The base64 data (no `data:` prefix).
+        data: String,
+    },
+    /// A URL the provider fetches.
+    Url {
+        /// The URL.
+        url: String,
+    },
+    /// A file in the provider's own file store (OpenAI `file_id`, Anthropic Files API).
+    File {
+        /// The provider's file id.
+        file_id: String,
+    },
+}
+
+impl MediaSource {
+    /// Base64 data with its MIME type.
+    pub fn base64(media_type: impl Into<String>, data: impl Into<String>) -> Self {
+        MediaSource::Base64 { media_type: media_type.into(), data: data.into() }
+    }
+
+    /// A URL.
+    pub fn url(url: impl Into<String>) -> Self {
+        MediaSource::Url { url: url.into() }
+    }
 }
 
 /// One piece of a message's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentPart {
     /// Plain text.
     Text {
         /// The text.
         text: String,
+        /// Prompt-cache breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
+        /// Members of the wire's text part or block with no typed place here (Anthropic
+        /// `citations`, ...), in the request's dialect.
+        #[serde(default, skip_serializing_if = "is_empty_extra")]
+        extra: Extra,
+    },
+    /// An image (input).
+    Image {
+        /// Where it is.
+        source: MediaSource,
+        /// OpenAI's `detail` (`auto`, `low`, `high`); no other wire has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// Prompt-cache breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
+    },
+    /// A document, such as a PDF (input).
+    Document {
+        /// Where it is.
+        source: MediaSource,
+        /// Its file name (OpenAI `filename`) or title (Anthropic `title`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Prompt-cache breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
+        /// Members with no typed place here (Anthropic `context`, `citations`), in the request's dialect.
+        #[serde(default, skip_serializing_if = "is_empty_extra")]
+        extra: Extra,
+    },
+    /// Audio input (OpenAI `input_audio`).
+    Audio {
+        /// Base64 audio.
+        data: String,
+        /// Its format (`wav`, `mp3`).
+        format: String,
     },
     /// A tool call (assistant messages).
     ToolCall(ToolCall),
     /// A tool result (tool messages).
     ToolResult(ToolResult),
+    /// The model's reasoning, as Anthropic returns it: handed back unchanged, with its
+    /// `signature`, in later turns of a tool-use loop.
+    Thinking {
+        /// The reasoning text.
+        thinking: String,
+        /// The provider's signature over it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Reasoning the provider encrypted (Anthropic `redacted_thinking`): opaque, handed back as is.
+    RedactedThinking {
+        /// The opaque data.
+        data: String,
+    },
+    /// A refusal the model gave in an earlier turn (OpenAI assistant `refusal` part).
+    Refusal {
+        /// The refusal text.
+        refusal: String,
+    },
+    /// A part this model has no type for, exactly as the caller's wire sent it (in the request's
+    /// dialect): sent unchanged on the same wire, refused by name on another.
+    Native {
+        /// The raw JSON part or block.
+        value: serde_json::Value,
+    },
+}
+
+impl ContentPart {
+    /// A text part.
+    pub fn text(text: impl Into<String>) -> Self {
+        ContentPart::Text { text: text.into(), cache_control: None, extra: Extra::new() }
+    }
+
+    /// An image part.
+    pub fn image(source: MediaSource) -> Self {
+        ContentPart::Image { source, detail: None, cache_control: None }
+    }
+
+    /// A document part (a PDF, say).
+    pub fn document(source: MediaSource) -> Self {
+        ContentPart::Document { source, name: None, cache_control: None, extra: Extra::new() }
+    }
+
+    /// The text of a text part.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ContentPart::Text { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Sets the prompt-cache breakpoint of a part that can carry one (text, image, document,
+    /// tool result); other parts are returned unchanged.
+    pub fn cached(mut self, control: CacheControl) -> Self {
+        match &mut self {
+            ContentPart::Text { cache_control, .. }
+            | ContentPart::Image { cache_control, .. }
+            | ContentPart::Document { cache_control, .. } => *cache_control = Some(control),
+            ContentPart::ToolResult(r) => r.cache_control = Some(control),
+            _ => {}
+        }
+        self
+    }
+
+    /// The part's type as the normalized model names it (`text`, `image`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ContentPart::Text { .. } => "text",
+            ContentPart::Image { .. } => "image",
+            ContentPart::Document { .. } => "document",
+            ContentPart::Audio { .. } => "audio",
+            ContentPart::ToolCall(_) => "tool_call",
+            ContentPart::ToolResult(_) => "tool_result",
+            ContentPart::Thinking { .. } => "thinking",
+            ContentPart::RedactedThinking { .. } => "redacted_thinking",
+            ContentPart::Refusal { .. } => "refusal",
+            ContentPart::Native { .. } => "native",
+        }
+    }
 }
 
 /// One turn of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
     /// Its content, in order.
     pub content: Vec<ContentPart>,
+    /// Members of the wire's message with no typed place here (OpenAI `name`, ...), in the
+    /// request's dialect.
+    #[serde(default, skip_serializing_if = "is_empty_extra")]
+    pub extra: Extra,
 }
 
 impl Message {
+    /// A message with the given parts.
+    pub fn new(role: Role, content: impl IntoIterator<Item = ContentPart>) -> Self {
+        Message { role, content: content.into_iter().collect(), extra: Extra::new() }
+    }
+
     /// A message with one text part.
     pub fn text(role: Role, text: impl Into<String>) -> Self {
-        Message { role, content: vec![ContentPart::Text { text: text.into() }] }
+        Message::new(role, [ContentPart::text(text)])
     }
 
     /// A system message.
@@ -87,26 +317,19 @@ impl Message {
 
     /// An assistant message that calls tools.
     pub fn tool_calls(calls: impl IntoIterator<Item = ToolCall>) -> Self {
-        Message { role: Role::Assistant, content: calls.into_iter().map(ContentPart::ToolCall).collect() }
+        Message::new(Role::Assistant, calls.into_iter().map(ContentPart::ToolCall))
     }
 
     /// A tool message carrying the result of the call `tool_call_id`.
     pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        Message {
-            role: Role::Tool,
-            content: vec![ContentPart::ToolResult(ToolResult {
-                tool_call_id: tool_call_id.into(),
-                content: content.into(),
-                is_error: false,
-            })],
-        }
+        Message::new(Role::Tool, [ContentPart::ToolResult(ToolResult::text(tool_call_id, content))])
     }
 
     /// All text parts joined.
     pub fn text_content(&self) -> String {
         let mut out = String::new();
         for part in &self.content {
-            if let ContentPart::Text { text } = part {
+            if let Some(text) = part.as_text() {
                 out.push_str(text);
             }
         }
@@ -124,12 +347,28 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON Schema of its arguments.
     pub parameters: serde_json::Value,
+    /// OpenAI `strict`: the arguments must follow the schema exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    /// Prompt-cache breakpoint (Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+    /// Members of the wire's tool definition with no typed place here, in the request's dialect.
+    #[serde(default, skip_serializing_if = "is_empty_extra")]
+    pub extra: Extra,
 }
 
 impl Tool {
     /// A tool with a name, a description and a JSON Schema for its arguments.
     pub fn new(name: impl Into<String>, description: impl Into<String>, parameters: serde_json::Value) -> Self {
-        Tool { name: name.into(), description: Some(description.into()), parameters }
+        Tool {
+            name: name.into(),
+            description: Some(description.into()),
+            parameters,
+            strict: None,
+            cache_control: None,
+            extra: Extra::new(),
+        }
     }
 }
 
@@ -147,7 +386,56 @@ pub enum ToolChoice {
     Tool(String),
 }
 
+/// The shape the answer must have (OpenAI `response_format`, Anthropic `output_format`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object (OpenAI JSON mode).
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema {
+        /// The schema's name (OpenAI requires one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// What the answer is for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// The JSON Schema.
+        schema: serde_json::Value,
+        /// OpenAI `strict`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
+}
+
+/// How much the model should reason before it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reasoning {
+    /// OpenAI `reasoning_effort` (`minimal`, `low`, `medium`, `high`, ...). Sent to Anthropic as
+    /// a thinking budget from the target's effort table.
+    Effort {
+        /// The effort.
+        effort: String,
+    },
+    /// Anthropic `thinking: {type: "enabled", budget_tokens}`. Sent to OpenAI as the effort whose
+    /// budget in the target's table is the largest not above it.
+    Budget {
+        /// Tokens the model may spend thinking (≥ 1024 and below `max_tokens` on Anthropic).
+        budget_tokens: u32,
+    },
+    /// Anthropic `thinking: {type: "disabled"}`.
+    Disabled,
+}
+
 /// A provider-independent chat request. The model is chosen per call (by the caller or the router).
+///
+/// Every field a caller may send has a typed place here or in an `extra` map (kept in the wire
+/// named by [`ChatRequest::dialect`]); see `docs/wire.md` for how each travels between wires.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The conversation.
@@ -158,15 +446,71 @@ pub struct ChatRequest {
     /// Tool choice; `None` leaves it to the provider's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools at once (OpenAI `parallel_tool_calls`, Anthropic
+    /// `tool_choice.disable_parallel_tool_use` inverted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
     /// Maximum output tokens. Anthropic requires one: the adapter supplies the model profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// Sampling temperature.
+    /// Sampling temperature (OpenAI 0–2, Anthropic 0–1: checked per target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling (Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Deterministic sampling seed (OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// OpenAI `presence_penalty` (−2 to 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    /// OpenAI `frequency_penalty` (−2 to 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    /// OpenAI `logit_bias`: token id → bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<Extra>,
+    /// How many answers to generate (OpenAI `n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    /// Whether to return log probabilities of the output tokens (OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// How many alternatives per token to return with `logprobs` (OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// The end user's id (OpenAI `user`, Anthropic `metadata.user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// OpenAI `metadata`: string pairs stored with the completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Extra>,
+    /// Processing tier (OpenAI `auto`, `default`, `flex`, `priority`; Anthropic `auto`,
+    /// `standard_only`), in the request's dialect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// The answer's required shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Reasoning effort or thinking budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// The wire this request's `extra` maps and native parts are written in: set by the gateway
+    /// to the caller's wire, or by an application that adds fields of one wire. `None` when the
+    /// request has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<crate::provider::Protocol>,
+    /// Top-level members with no typed place here (new provider parameters, `store`,
+    /// `prediction`, `context_management`, ...), in the request's dialect.
+    #[serde(default, skip_serializing_if = "is_empty_extra")]
+    pub extra: Extra,
 }
 
 impl ChatRequest {
@@ -199,7 +543,7 @@ impl ChatRequest {
     }
 
     /// Sets the temperature.
-    pub fn temperature(mut self, t: f32) -> Self {
+    pub fn temperature(mut self, t: f64) -> Self {
         self.temperature = Some(t);
         self
     }
@@ -222,22 +566,63 @@ impl ChatRequest {
         self
     }
 
+    /// Sets the answer's required shape.
+    pub fn response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Sets the reasoning effort or thinking budget.
+    pub fn reasoning(mut self, reasoning: Reasoning) -> Self {
+        self.reasoning = Some(reasoning);
+        self
+    }
+
+    /// Adds a top-level field of `dialect`'s wire that this model has no typed place for: sent
+    /// unchanged to targets of that wire, refused (or dropped, as the policy says) on others.
+    pub fn extra_field(
+        mut self,
+        dialect: crate::provider::Protocol,
+        name: impl Into<String>,
+        value: serde_json::Value,
+    ) -> Self {
+        self.dialect = Some(dialect);
+        self.extra.insert(name.into(), value);
+        self
+    }
+
     /// A rough token estimate of the prompt (4 characters a token), for limits and context checks.
+    /// Images and documents count by the size of their data or URL (a coarse upper bound).
     pub fn estimated_prompt_tokens(&self) -> u64 {
         let mut chars = 0usize;
         for m in &self.messages {
             for part in &m.content {
-                chars += match part {
-                    ContentPart::Text { text } => text.len(),
-                    ContentPart::ToolCall(c) => c.name.len() + c.arguments.len(),
-                    ContentPart::ToolResult(r) => r.content.len(),
-                };
+                chars += part_chars(part);
             }
         }
         for t in &self.tools {
             chars += t.name.len() + t.description.as_ref().map_or(0, String::len) + t.parameters.to_string().len();
         }
         (chars as u64).div_ceil(4)
+    }
+}
+
+fn part_chars(part: &ContentPart) -> usize {
+    let source_chars = |s: &MediaSource| match s {
+        MediaSource::Base64 { data, .. } => data.len(),
+        MediaSource::Url { url } => url.len(),
+        MediaSource::File { file_id } => file_id.len(),
+    };
+    match part {
+        ContentPart::Text { text, .. } => text.len(),
+        ContentPart::ToolCall(c) => c.name.len() + c.arguments.len(),
+        ContentPart::ToolResult(r) => r.content.iter().map(part_chars).sum(),
+        ContentPart::Image { source, .. } | ContentPart::Document { source, .. } => source_chars(source),
+        ContentPart::Audio { data, .. } => data.len(),
+        ContentPart::Thinking { thinking, .. } => thinking.len(),
+        ContentPart::RedactedThinking { data } => data.len(),
+        ContentPart::Refusal { refusal } => refusal.len(),
+        ContentPart::Native { value } => value.to_string().len(),
     }
 }
 

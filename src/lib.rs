@@ -18,10 +18,11 @@ pub mod secret;
 pub mod serve;
 pub mod sim;
 mod sync;
+pub mod wire;
 
 pub use chat::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, Message, Role, StreamCollector, StreamEvent, Tool, ToolCall,
-    ToolChoice, ToolResult, Usage,
+    CacheControl, ChatRequest, ChatResponse, ContentPart, Extra, FinishReason, MediaSource, Message, Reasoning,
+    ResponseFormat, Role, StreamCollector, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 pub use error::{ErrorClass, Partial, ProviderError};
 pub use policy::{Policy, PolicyError};

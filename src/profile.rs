@@ -42,6 +42,10 @@ pub struct ModelProfile {
     /// A first-token timeout suited to the model (reasoning models think first).
     #[serde(default)]
     pub first_token: Option<DurationStr>,
+    /// Thinking budget per OpenAI `reasoning_effort`, for mapping between the two
+    /// ([`crate::wire::DEFAULT_EFFORT_BUDGETS`] when absent).
+    #[serde(default)]
+    pub effort_budgets: Option<BTreeMap<String, u32>>,
 }
 
 impl ModelProfile {

@@ -180,7 +180,7 @@ async fn breaker_state_and_limiter_budgets_survive_an_unrelated_edit_and_a_chang
     r.apply(stateful(1, "y"));
     assert_eq!(open(&r), Some(BreakerState::Open));
     let err = r.chat("chat", ChatRequest::user("3")).await.unwrap_err();
-    let reasons: Vec<_> = err.attempts().iter().map(|a| a.skip_reason).collect();
+    let reasons: Vec<_> = err.attempts().iter().map(|a| a.skip_reason.clone()).collect();
     assert_eq!(reasons, vec![Some(SkipReason::BreakerOpen), Some(SkipReason::RateLimit)]);
     // a changed quota rebuilds b's limiter
     r.apply(stateful(5, "y"));

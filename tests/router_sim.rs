@@ -403,7 +403,7 @@ async fn connection_failures_on_every_model_open_the_provider_breaker() {
 
     let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "claude-sonnet-4-5");
-    let skips: Vec<_> = ok.attempts.iter().map(|a| a.skip_reason).collect();
+    let skips: Vec<_> = ok.attempts.iter().map(|a| a.skip_reason.clone()).collect();
     assert_eq!(skips, [Some(SkipReason::ProviderBreakerOpen), Some(SkipReason::ProviderBreakerOpen), None]);
     assert_eq!(sim.request_count(OPENAI, None), 5, "no call to a provider whose breaker is open");
 }

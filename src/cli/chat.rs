@@ -173,8 +173,8 @@ fn describe(a: &Attempt) -> String {
     if let Some(st) = a.status {
         s.push_str(&format!(" (HTTP {st})"));
     }
-    if let Some(r) = a.skip_reason {
-        s.push_str(&format!(" [{}]", r.as_str()));
+    if let Some(r) = &a.skip_reason {
+        s.push_str(&format!(" [{r}]"));
     }
     s.push_str(&format!(" {} ms", a.elapsed.as_millis()));
     s

@@ -330,7 +330,9 @@ fn compile_routes(
         for (i, t) in spec.targets.get_ref().iter().enumerate() {
             let tkey = format!("{key}.targets[{i}]");
             check_layer(c, &tkey, &t.layer());
-            if let Some(target) = compile_target(c, &tkey, t, &route_layer, defaults, providers, provider_specs) {
+            if let Some(mut target) = compile_target(c, &tkey, t, &route_layer, defaults, providers, provider_specs) {
+                // the target's own `unsupported`, else its route's
+                target.unsupported = t.unsupported.or(spec.unsupported).unwrap_or_default();
                 targets.push(target);
             }
         }
@@ -439,6 +441,7 @@ fn compile_target(
         timeouts,
         breaker: merge_breaker(&layers),
         limits,
+        unsupported: t.unsupported.unwrap_or_default(),
         model_profile,
     };
     // a request with an empty prompt and the default output reservation must fit the token budget

@@ -88,6 +88,9 @@ pub struct TargetPolicy {
     pub breaker: BreakerConfig,
     /// Target-level limits (the provider's apply too).
     pub limits: Limits,
+    /// What to do with request fields this target's wire cannot carry (the target's
+    /// `unsupported`, else its route's, else `error`).
+    pub unsupported: crate::wire::UnsupportedMode,
     /// What the provider's catalog says of the model.
     #[serde(skip)]
     pub model_profile: Option<ModelProfile>,

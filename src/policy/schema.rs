@@ -109,6 +109,7 @@ pub(crate) struct TargetSpec {
     pub(crate) provider: Spanned<String>,
     pub(crate) model: Spanned<String>,
     pub(crate) weight: Option<Spanned<u32>>,
+    pub(crate) unsupported: Option<crate::wire::UnsupportedMode>,
     pub(crate) retry: Option<RetrySpec>,
     pub(crate) timeouts: Option<TimeoutsSpec>,
     pub(crate) breaker: Option<BreakerSpec>,
@@ -132,6 +133,7 @@ pub(crate) struct RouteSpec {
     pub(crate) strategy: Strategy,
     pub(crate) targets: Spanned<Vec<TargetSpec>>,
     pub(crate) on_context_overflow: Option<Spanned<String>>,
+    pub(crate) unsupported: Option<crate::wire::UnsupportedMode>,
     #[serde(default)]
     pub(crate) on: BTreeMap<Spanned<String>, ClassActionSpec>,
     pub(crate) retry: Option<RetrySpec>,

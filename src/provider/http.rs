@@ -284,6 +284,43 @@ pub(crate) fn sse_events(
     })
 }
 
+/// The body of `call` in `protocol`'s wire, as bytes, with the headers it needs. A request the
+/// wire cannot carry fails here, before the network, as `invalid_request` naming the field.
+pub(crate) fn encode_call(
+    provider: &str,
+    protocol: crate::provider::Protocol,
+    call: &crate::provider::Call<'_>,
+    profile: Option<&crate::profile::ProviderProfile>,
+    stream: bool,
+) -> Result<(Vec<u8>, crate::wire::Headers), ProviderError> {
+    let invalid = |why: String| ProviderError::new(ErrorClass::InvalidRequest, provider, why);
+    let target = crate::wire::Target {
+        model: call.model,
+        profile: profile.and_then(|p| p.model(call.model)),
+        unsupported: call.unsupported,
+    };
+    let encoded = crate::wire::encode(protocol, call.request, target, stream).map_err(|e| invalid(e.to_string()))?;
+    let bytes = serde_json::to_vec(&encoded.body).map_err(|e| invalid(format!("cannot encode the request: {e}")))?;
+    Ok((bytes, encoded.headers))
+}
+
+/// Adds a body's headers to a request's: a header the config already sets (`anthropic-beta`, say)
+/// gets the new value appended to its list rather than replaced.
+pub(crate) fn merge_headers(base: &HeaderMap, extra: &[(&'static str, String)]) -> HeaderMap {
+    let mut headers = base.clone();
+    for (name, value) in extra {
+        let joined = match headers.get(*name).and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.split(',').any(|v| v.trim() == value) => format!("{existing},{value}"),
+            Some(_) => continue,
+            None => value.clone(),
+        };
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&joined) {
+            headers.insert(*name, v);
+        }
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,17 +68,25 @@ pub struct Call<'a> {
     pub request: &'a ChatRequest,
     /// Time limits.
     pub timeouts: CallTimeouts,
+    /// What to do with request fields this provider's wire cannot carry.
+    pub unsupported: crate::wire::UnsupportedMode,
 }
 
 impl<'a> Call<'a> {
     /// A call with no time limits beyond the client's connect timeout.
     pub fn new(model: &'a str, request: &'a ChatRequest) -> Self {
-        Call { model, request, timeouts: CallTimeouts::default() }
+        Call { model, request, timeouts: CallTimeouts::default(), unsupported: crate::wire::UnsupportedMode::Error }
     }
 
     /// Sets the time limits.
     pub fn timeouts(mut self, timeouts: CallTimeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets what to do with request fields the provider's wire cannot carry (refuse by default).
+    pub fn unsupported(mut self, mode: crate::wire::UnsupportedMode) -> Self {
+        self.unsupported = mode;
         self
     }
 }

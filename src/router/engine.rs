@@ -89,6 +89,48 @@ pub(crate) struct Plan<'s> {
     phase_start: usize,
     /// The clock as the request started, for its first admission: one clock read fewer.
     now_hint: Option<Instant>,
+    /// What each target's wire makes of a request that not every wire can carry (by target
+    /// index); `None` for a request every wire carries as is.
+    fits: Option<Box<[Fit]>>,
+}
+
+/// Whether a target can carry a request, checked once per request before any call.
+#[derive(Debug, Clone)]
+pub(crate) enum Fit {
+    /// It can, leaving out these fields (reported to the caller).
+    Carries(Vec<crate::wire::Unsupported>),
+    /// It cannot: why, naming the field.
+    Refuses(String),
+}
+
+/// Encodes `request` for each target without sending it: what each would drop, or why it cannot
+/// take it. Targets of the request's own wire carry it as it is.
+fn fits(snap: &Snapshot, route: &RoutePolicy, targets: &[TargetState], request: &ChatRequest) -> Box<[Fit]> {
+    use crate::wire::{EncodeError, Target, encode};
+    route
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let protocol = match targets.get(i).and_then(|s| s.provider.as_ref()) {
+                Some(ProviderSlot::Ready(p)) => Some(p.protocol()),
+                _ => snap.policy.provider(&t.provider).map(|p| p.protocol),
+            };
+            let Some(protocol) = protocol else { return Fit::Carries(Vec::new()) };
+            if request.dialect == Some(protocol) {
+                return Fit::Carries(Vec::new());
+            }
+            let target = Target { model: &t.model, profile: t.model_profile.as_ref(), unsupported: t.unsupported };
+            match encode(protocol, request, target, false) {
+                Ok(e) => Fit::Carries(e.dropped),
+                Err(EncodeError::Unsupported(fields)) => {
+                    let names: Vec<String> = fields.iter().map(|u| format!("`{}`", u.field)).collect();
+                    Fit::Refuses(format!("{} on the {} wire", names.join(", "), protocol.as_str()))
+                }
+                Err(EncodeError::Invalid(why)) => Fit::Refuses(why),
+            }
+        })
+        .collect()
 }
 
 /// Which targets a phase may use (a mid-stream continuation needs prefill, for instance).
@@ -134,7 +176,47 @@ impl<'s> Plan<'s> {
             prefill_phase: false,
             phase_start: 0,
             now_hint: None,
+            fits: (!crate::wire::is_portable(request)).then(|| fits(snap, route, targets, request)),
         }
+    }
+
+    /// The fields the target at `index` leaves out of this request.
+    pub(crate) fn dropped(&self, index: usize) -> Vec<crate::wire::Unsupported> {
+        match self.fits.as_ref().and_then(|f| f.get(index)) {
+            Some(Fit::Carries(dropped)) => dropped.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// When no target can carry the request: one `invalid_request` failure naming why for each,
+    /// before any provider is called.
+    fn refused_everywhere(&mut self, inner: &Inner) -> Option<Stop> {
+        let fits = self.fits.as_ref()?;
+        if self.pos != 0 || !self.attempts.is_empty() || !fits.iter().all(|f| matches!(f, Fit::Refuses(_))) {
+            return None;
+        }
+        let route = self.route;
+        let refusals: Vec<(&TargetPolicy, String)> = route
+            .targets
+            .iter()
+            .zip(fits.iter())
+            .filter_map(|(t, fit)| match fit {
+                Fit::Refuses(why) => Some((t, why.clone())),
+                Fit::Carries(_) => None,
+            })
+            .collect();
+        let mut reasons = Vec::new();
+        for (t, why) in refusals {
+            reasons.push(format!("{}/{}: {why}", t.provider, t.model));
+            self.skip(inner, t, SkipReason::Unsupported(why));
+        }
+        let first = route.targets.first().map_or_else(String::new, |t| t.provider.clone());
+        self.last_error = Some(ProviderError::new(
+            ErrorClass::InvalidRequest,
+            first,
+            format!("no target of route `{}` can carry this request: {}", route.name, reasons.join("; ")),
+        ));
+        Some(Stop::Failed(Box::new(self.failure())))
     }
 
     /// The request started at `now`, just before this plan was made.
@@ -178,6 +260,9 @@ impl<'s> Plan<'s> {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
     {
+        if let Some(stop) = self.refused_everywhere(inner) {
+            return Err(stop);
+        }
         while self.pos < self.order.len() {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
@@ -252,6 +337,11 @@ impl<'s> Plan<'s> {
             self.skip(inner, target, reason);
             return None;
         }
+        if let Some(Fit::Refuses(why)) = self.fits.as_ref().and_then(|f| f.get(index)) {
+            let reason = SkipReason::Unsupported(why.clone());
+            self.skip(inner, target, reason);
+            return None;
+        }
         let provider = match slot {
             Some(ProviderSlot::Ready(p)) => p,
             Some(ProviderSlot::Unavailable(e)) => {
@@ -291,7 +381,7 @@ impl<'s> Plan<'s> {
                 idle: Some(target.timeouts.idle),
                 deadline: Some(attempt_deadline),
             };
-            let call = Call { model: &target.model, request, timeouts };
+            let call = Call { model: &target.model, request, timeouts, unsupported: target.unsupported };
             let span = super::spans::info(|| {
                 tracing::info_span!(
                     "gen_ai.attempt",
@@ -541,7 +631,15 @@ impl<'s> Plan<'s> {
     }
 
     fn skip(&mut self, inner: &Inner, target: &TargetPolicy, reason: SkipReason) {
-        if !matches!(reason, SkipReason::BreakerOpen | SkipReason::ProviderBreakerOpen | SkipReason::ProbeInFlight) {
+        // a target that cannot carry the request is no option at all: it does not stand in the way
+        // of probing the ones whose breakers are open
+        if !matches!(
+            reason,
+            SkipReason::BreakerOpen
+                | SkipReason::ProviderBreakerOpen
+                | SkipReason::ProbeInFlight
+                | SkipReason::Unsupported(_)
+        ) {
             self.other_skips += 1;
         }
         let a = Attempt {
@@ -708,6 +806,11 @@ impl Lease<'_> {
     pub(crate) fn target(&self) -> &TargetPolicy {
         // `index` was taken from this very route when the lease was made
         &self.route.targets[self.index]
+    }
+
+    /// The index of the target that served, in its route.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// Whether this attempt went through as a breaker probe (its verdict closes or reopens it).

@@ -362,6 +362,7 @@ impl Router {
                     let mut response = success.value;
                     response.provider.clone_from(&success.lease.target().provider);
                     let usage = response.usage;
+                    let dropped = plan.dropped(success.lease.index());
                     let now = success.ended;
                     let elapsed = now - success.lease.started;
                     let attempt = Attempt {
@@ -383,7 +384,12 @@ impl Router {
                         "gen_ai.usage.output_tokens" = usage.output_tokens,
                         "served"
                     );
-                    return Ok(RoutedResponse { route: plan.route.name.clone(), response, attempts: plan.attempts });
+                    return Ok(RoutedResponse {
+                        route: plan.route.name.clone(),
+                        response,
+                        attempts: plan.attempts,
+                        dropped,
+                    });
                 }
                 Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
                 Err(Stop::Overflow(next, e)) => {
@@ -420,7 +426,7 @@ impl Inner {
             class: a.class,
             status: a.status,
             elapsed: a.elapsed,
-            skip_reason: a.skip_reason,
+            skip_reason: a.skip_reason.clone(),
             probe: a.probe,
         });
     }

@@ -19,9 +19,10 @@ pub enum AttemptOutcome {
     Skipped,
 }
 
-/// Why a target was not tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a target was not tried. Serialized as its `snake_case` name; `Unsupported` as
+/// `"unsupported: DETAIL"` (`"unsupported: image input"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SkipReason {
     /// The target's breaker is open.
     BreakerOpen,
@@ -43,11 +44,33 @@ pub enum SkipReason {
     NoPrefill,
     /// The request's time budget ran out first.
     Deadline,
+    /// The target cannot honour what the request needs: its wire has no place for a field (under
+    /// `unsupported = "error"`), a value is out of its range, or its profile lacks a capability.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Unsupported(detail) => write!(f, "unsupported: {detail}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SkipReason::Unsupported(_) => s.collect_str(self),
+            other => s.serialize_str(other.as_str()),
+        }
+    }
 }
 
 impl SkipReason {
-    /// The `snake_case` name.
-    pub fn as_str(self) -> &'static str {
+    /// The `snake_case` name (`unsupported` for every [`SkipReason::Unsupported`]; its
+    /// `Display` adds the detail).
+    pub fn as_str(&self) -> &'static str {
         match self {
             SkipReason::BreakerOpen => "breaker_open",
             SkipReason::ProviderBreakerOpen => "provider_breaker_open",
@@ -59,6 +82,7 @@ impl SkipReason {
             SkipReason::ContextTooSmall => "context_too_small",
             SkipReason::NoPrefill => "no_prefill",
             SkipReason::Deadline => "deadline",
+            SkipReason::Unsupported(_) => "unsupported",
         }
     }
 }
@@ -96,6 +120,11 @@ pub struct RoutedResponse {
     pub response: ChatResponse,
     /// Every attempt, in order, the successful one last.
     pub attempts: Vec<Attempt>,
+    /// Request fields the serving target's wire could not carry and that were left out (under
+    /// `unsupported = "drop"`, and harmless ones such as cache marks always); the gateway lists
+    /// them in `x-switchyard-dropped`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<crate::wire::Unsupported>,
 }
 
 impl RoutedResponse {

@@ -53,7 +53,7 @@ pub struct StreamSummary {
 }
 
 enum Msg {
-    Serving { provider: String, model: String },
+    Serving { provider: String, model: String, dropped: Vec<crate::wire::Unsupported> },
     Event(StreamEvent),
     Error(RouterError),
     Done(Box<StreamSummary>),
@@ -64,6 +64,7 @@ enum Msg {
 pub struct RoutedStream {
     rx: mpsc::Receiver<Msg>,
     serving: Option<(String, String)>,
+    dropped: Vec<crate::wire::Unsupported>,
     summary: Option<StreamSummary>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -78,6 +79,12 @@ impl RoutedStream {
     /// The provider and model currently serving (known once the first event arrived).
     pub fn served_by(&self) -> Option<(&str, &str)> {
         self.serving.as_ref().map(|(p, m)| (p.as_str(), m.as_str()))
+    }
+
+    /// Request fields the serving target's wire could not carry and that were left out (known
+    /// once the first event arrived; see [`crate::RoutedResponse::dropped`]).
+    pub fn dropped(&self) -> &[crate::wire::Unsupported] {
+        &self.dropped
     }
 
     /// The summary, once the stream has finished successfully.
@@ -98,7 +105,10 @@ impl Stream for RoutedStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(Msg::Serving { provider, model })) => self.serving = Some((provider, model)),
+                Poll::Ready(Some(Msg::Serving { provider, model, dropped })) => {
+                    self.serving = Some((provider, model));
+                    self.dropped = dropped;
+                }
                 Poll::Ready(Some(Msg::Done(s))) => self.summary = Some(*s),
                 Poll::Ready(Some(Msg::Event(e))) => return Poll::Ready(Some(Ok(e))),
                 Poll::Ready(Some(Msg::Error(e))) => return Poll::Ready(Some(Err(e))),
@@ -143,7 +153,7 @@ impl Router {
             }
             .instrument(span.unwrap_or_else(tracing::Span::none)),
         );
-        Ok(RoutedStream { rx, serving: None, summary: None, task })
+        Ok(RoutedStream { rx, serving: None, dropped: Vec::new(), summary: None, task })
     }
 }
 
@@ -251,8 +261,12 @@ async fn drive(
     let mut original_failure: Option<ProviderError> = None;
     loop {
         let lease_target = current.lease.target().clone();
-        if !send(tx, Msg::Serving { provider: lease_target.provider.clone(), model: lease_target.model.clone() }).await
-        {
+        let serving = Msg::Serving {
+            provider: lease_target.provider.clone(),
+            model: lease_target.model.clone(),
+            dropped: plan.dropped(current.lease.index()),
+        };
+        if !send(tx, serving).await {
             return;
         }
         if phase == Phase::Continue {

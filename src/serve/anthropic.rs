@@ -7,10 +7,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use super::openai::{Obj, TEXT_JOIN, answer_id, fresh_id, json_body, switchyard_extension};
-use crate::chat::{
-    ChatRequest, ContentPart, FinishReason, Message, Role, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
-};
+use super::openai::{answer_id, fresh_id, switchyard_extension};
+use crate::chat::{FinishReason, StreamEvent, Usage};
 use crate::error::ErrorClass;
 use crate::router::RoutedResponse;
 
@@ -22,7 +20,7 @@ impl Dialect for AnthropicWire {
     type Encoder = AnthropicEncoder;
 
     fn parse(body: &[u8]) -> Result<Parsed, String> {
-        parse_request(body)
+        crate::wire::anthropic::decode_request(body)
     }
 
     fn response(r: &RoutedResponse) -> Value {
@@ -45,173 +43,6 @@ impl Dialect for AnthropicWire {
 // ---------------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------------
-
-fn parse_request(bytes: &[u8]) -> Result<Parsed, String> {
-    let value = json_body(bytes)?;
-    let body = Obj::root(&value)?;
-    let route = body.route()?;
-    let messages = body.array("messages")?.ok_or_else(|| "missing required field `messages`".to_owned())?;
-    if messages.is_empty() {
-        return Err("invalid `messages`: must not be empty".to_owned());
-    }
-    let mut request = ChatRequest {
-        messages: system(&body)?.into_iter().collect(),
-        // required by Anthropic's API; without it the adapter supplies the model profile's default
-        max_tokens: body.u32("max_tokens")?,
-        temperature: body.f32("temperature")?,
-        stop: stop_sequences(&body)?,
-        tools: body.objects("tools")?.iter().map(tool).collect::<Result<_, _>>()?,
-        tool_choice: tool_choice(&body)?,
-    };
-    for m in body.objects("messages")? {
-        turn(&m, &mut request.messages)?;
-    }
-    Ok(Parsed { route, request, stream: body.bool("stream")?.unwrap_or(false), include_usage: true })
-}
-
-/// The top-level `system` (a string or text blocks) as a leading system message.
-fn system(body: &Obj<'_>) -> Result<Option<Message>, String> {
-    let content = match body.get("system") {
-        None => return Ok(None),
-        Some(Value::String(s)) if s.is_empty() => return Ok(None),
-        Some(Value::String(s)) => vec![ContentPart::Text { text: s.clone() }],
-        Some(Value::Array(_)) => body
-            .objects("system")?
-            .iter()
-            .map(|b| text_block(b).map(|text| ContentPart::Text { text }))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(body.invalid("system", "a string or an array of text blocks")),
-    };
-    Ok((!content.is_empty()).then_some(Message { role: Role::System, content }))
-}
-
-/// A block that must be `{type:"text", text}`.
-fn text_block(b: &Obj<'_>) -> Result<String, String> {
-    match b.req_str("type")? {
-        "text" => b.text(),
-        other => Err(unsupported_block(b, other)),
-    }
-}
-
-fn unsupported_block(b: &Obj<'_>, kind: &str) -> String {
-    format!("invalid `{}`: unsupported content block `{kind}` here", b.path("type"))
-}
-
-fn stop_sequences(body: &Obj<'_>) -> Result<Vec<String>, String> {
-    let Some(items) = body.array("stop_sequences")? else { return Ok(Vec::new()) };
-    items
-        .iter()
-        .map(|s| s.as_str().map(str::to_owned).ok_or_else(|| body.invalid("stop_sequences", "an array of strings")))
-        .collect()
-}
-
-/// Appends the messages of one turn. A user turn's `tool_result` blocks become tool messages and
-/// its text user messages, in the order they came: the normalized model keeps results apart.
-fn turn(m: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), String> {
-    let assistant = match m.req_str("role")? {
-        "user" => false,
-        "assistant" => true,
-        other => return Err(format!("invalid `{}`: unsupported role `{other}` (user or assistant)", m.path("role"))),
-    };
-    let role = if assistant { Role::Assistant } else { Role::User };
-    match m.require("content")? {
-        Value::String(s) => out.push(Message::text(role, s.clone())),
-        Value::Array(_) => {
-            let mut parts: Vec<(Role, ContentPart)> = Vec::new();
-            for b in m.objects("content")? {
-                if let Some(part) = block(&b, assistant)? {
-                    parts.push(part);
-                }
-            }
-            if assistant {
-                out.push(Message { role, content: parts.into_iter().map(|(_, p)| p).collect() });
-            } else {
-                push_runs(parts, out);
-            }
-        }
-        _ => return Err(m.invalid("content", "a string or an array of content blocks")),
-    }
-    Ok(())
-}
-
-/// Consecutive parts of the same role become one message.
-fn push_runs(parts: Vec<(Role, ContentPart)>, out: &mut Vec<Message>) {
-    let mut current: Option<Message> = None;
-    for (role, part) in parts {
-        match &mut current {
-            Some(m) if m.role == role => m.content.push(part),
-            _ => {
-                out.extend(current.take());
-                current = Some(Message { role, content: vec![part] });
-            }
-        }
-    }
-    out.extend(current);
-}
-
-/// One content block, with the role of the message it belongs in. Thinking blocks are dropped: the
-/// gateway does not forward `thinking`, so no upstream would accept them back. Images and documents
-/// are refused rather than dropped: the model would answer a different question.
-fn block(b: &Obj<'_>, assistant: bool) -> Result<Option<(Role, ContentPart)>, String> {
-    let text_role = if assistant { Role::Assistant } else { Role::User };
-    Ok(Some(match b.req_str("type")? {
-        "text" => (text_role, ContentPart::Text { text: b.text()? }),
-        "tool_use" if assistant => (Role::Assistant, ContentPart::ToolCall(tool_use(b)?)),
-        "tool_result" if !assistant => (Role::Tool, ContentPart::ToolResult(tool_result(b)?)),
-        "thinking" | "redacted_thinking" if assistant => return Ok(None),
-        other => return Err(unsupported_block(b, other)),
-    }))
-}
-
-fn tool_use(b: &Obj<'_>) -> Result<ToolCall, String> {
-    let arguments = match b.get("input") {
-        None => "{}".to_owned(),
-        Some(input @ Value::Object(_)) => input.to_string(),
-        Some(_) => return Err(b.invalid("input", "an object")),
-    };
-    Ok(ToolCall { id: b.req_str("id")?.to_owned(), name: b.req_str("name")?.to_owned(), arguments })
-}
-
-fn tool_result(b: &Obj<'_>) -> Result<ToolResult, String> {
-    let content = match b.get("content") {
-        None => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(_)) => {
-            b.objects("content")?.iter().map(text_block).collect::<Result<Vec<_>, _>>()?.join(TEXT_JOIN)
-        }
-        Some(_) => return Err(b.invalid("content", "a string or an array of text blocks")),
-    };
-    Ok(ToolResult {
-        tool_call_id: b.req_str("tool_use_id")?.to_owned(),
-        content,
-        is_error: b.bool("is_error")?.unwrap_or(false),
-    })
-}
-
-fn tool(t: &Obj<'_>) -> Result<Tool, String> {
-    // server tools (web search, code execution, ...) run on Anthropic's side: no other upstream has them
-    if let Some(kind) = t.str("type")?
-        && kind != "custom"
-    {
-        return Err(format!("invalid `{}`: unsupported tool type `{kind}` (only client tools)", t.path("type")));
-    }
-    let parameters = match t.require("input_schema")? {
-        schema @ Value::Object(_) => schema.clone(),
-        _ => return Err(t.invalid("input_schema", "a JSON Schema object")),
-    };
-    Ok(Tool { name: t.req_str("name")?.to_owned(), description: t.str("description")?.map(str::to_owned), parameters })
-}
-
-fn tool_choice(body: &Obj<'_>) -> Result<Option<ToolChoice>, String> {
-    let Some(choice) = body.object("tool_choice")? else { return Ok(None) };
-    Ok(Some(match choice.req_str("type")? {
-        "auto" => ToolChoice::Auto,
-        "any" => ToolChoice::Required,
-        "none" => ToolChoice::None,
-        "tool" => ToolChoice::Tool(choice.req_str("name")?.to_owned()),
-        _ => return Err(choice.invalid("type", "`auto`, `any`, `tool` or `none`")),
-    }))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Responses and errors
@@ -464,6 +295,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    #[allow(unused_imports)]
+    use crate::chat::{ChatRequest, ContentPart, Message, Role, Tool, ToolCall, ToolChoice, ToolResult};
     use crate::chat::{ChatResponse, StreamCollector};
     use crate::provider::{Anthropic, Call, Provider, ProviderConfig};
     use crate::router::{Attempt, AttemptOutcome};
@@ -491,6 +324,7 @@ mod tests {
                 request_id: Some("msg_01abc".into()),
             },
             attempts: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -562,12 +396,20 @@ mod tests {
         .unwrap();
         assert_eq!(p.route, "chat");
         assert!(p.stream && p.include_usage);
-        let expected = ChatRequest::user("Hello, Claude")
-            .system("You are terse.")
-            .max_tokens(1024)
-            .temperature(0.25)
-            .stop("END")
-            .stop("STOP");
+        let mut expected = ChatRequest::new([
+            Message::new(
+                Role::System,
+                [ContentPart::text("You are terse.").cached(crate::chat::CacheControl::ephemeral())],
+            ),
+            Message::user("Hello, Claude"),
+        ])
+        .max_tokens(1024)
+        .temperature(0.25)
+        .stop("END")
+        .stop("STOP");
+        expected.top_k = Some(5);
+        expected.user = Some("u-1".into());
+        expected.dialect = Some(crate::provider::Protocol::Anthropic);
         assert_eq!(p.request, expected);
     }
 
@@ -608,17 +450,19 @@ mod tests {
         let mut results = Message::tool_result("toolu_1", "18C");
         results.content.push(ContentPart::ToolResult(ToolResult {
             tool_call_id: "toolu_2".into(),
-            content: "clock\nbroken".into(),
+            content: vec![ContentPart::text("clock"), ContentPart::text("broken")],
             is_error: true,
+            cache_control: None,
         }));
-        let assistant = Message {
-            role: Role::Assistant,
-            content: vec![
-                ContentPart::Text { text: "Let me check.".into() },
+        let assistant = Message::new(
+            Role::Assistant,
+            [
+                ContentPart::Thinking { thinking: "The user wants weather.".into(), signature: Some("sig".into()) },
+                ContentPart::text("Let me check."),
                 ContentPart::ToolCall(call("toolu_1", "get_weather", r#"{"city":"Paris"}"#)),
                 ContentPart::ToolCall(call("toolu_2", "now", "{}")),
             ],
-        };
+        );
         assert_eq!(
             r.messages,
             vec![
@@ -639,7 +483,10 @@ mod tests {
     #[test]
     fn max_tokens_may_be_absent_and_system_may_be_empty() {
         let p = parse(r#"{"model":"m","system":"","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
-        assert_eq!(p.request, ChatRequest::user("hi"));
+        assert_eq!(
+            p.request,
+            ChatRequest { dialect: Some(crate::provider::Protocol::Anthropic), ..ChatRequest::user("hi") }
+        );
         let p = parse(r#"{"model":"m","system":[],"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         assert_eq!(p.request.messages.len(), 1);
         let two = r#"[{"type":"text","text":"a"},{"type":"text","text":"b"}]"#;
@@ -682,35 +529,29 @@ mod tests {
             (r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#.into(), "`messages[0].role`"),
             (r#"{"model":"m","messages":[{"role":"user"}]}"#.into(), "`messages[0].content`"),
             (msg("3"), "`messages[0].content`"),
-            (msg(r#"[{"type":"image","source":{}}]"#), "`messages[0].content[0].type`"),
+            (msg(r#"[{"type":"image","source":{}}]"#), "`messages[0].content[0].source.type`"),
             (msg(r#"[{"text":"x"}]"#), "`messages[0].content[0].type`"),
             (msg(r#"[{"type":"text","text":7}]"#), "`messages[0].content[0].text`"),
-            (msg(r#"[{"type":"tool_use","id":"t","name":"f","input":{}}]"#), "`messages[0].content[0].type`"),
+            (msg(r#"[{"type":"tool_use","id":"t","name":"f","input":{}}]"#), "`messages[0].content[0]`: tool_use"),
             (msg(r#"[{"type":"tool_result","content":"x"}]"#), "`messages[0].content[0].tool_use_id`"),
             (msg(r#"[{"type":"tool_result","tool_use_id":"t","content":5}]"#), "`messages[0].content[0].content`"),
             (
                 msg(r#"[{"type":"tool_result","tool_use_id":"t","content":[{"type":"image"}]}]"#),
-                "`messages[0].content[0].content[0].type`",
+                "`messages[0].content[0].content[0].source`",
             ),
             (msg(r#"[{"type":"tool_result","tool_use_id":"t","is_error":"no"}]"#), "`messages[0].content[0].is_error`"),
             (said(r#"[{"type":"tool_use","id":"t","name":"f","input":"{}"}]"#), "`messages[0].content[0].input`"),
             (said(r#"[{"type":"tool_use","name":"f","input":{}}]"#), "`messages[0].content[0].id`"),
-            (said(r#"[{"type":"tool_result","tool_use_id":"t"}]"#), "`messages[0].content[0].type`"),
+            (said(r#"[{"type":"tool_result","tool_use_id":"t"}]"#), "`messages[0].content[0]`: tool_result"),
             (format!(r#"{{"model":"m","messages":{user},"max_tokens":"1024"}}"#), "`max_tokens`"),
             (format!(r#"{{"model":"m","messages":{user},"temperature":[]}}"#), "`temperature`"),
             (format!(r#"{{"model":"m","messages":{user},"system":5}}"#), "`system`"),
-            (format!(r#"{{"model":"m","messages":{user},"system":[{{"type":"image"}}]}}"#), "`system[0].type`"),
+            (format!(r#"{{"model":"m","messages":{user},"system":[{{"type":"image"}}]}}"#), "`system[0].source`"),
             (format!(r#"{{"model":"m","messages":{user},"stop_sequences":"END"}}"#), "`stop_sequences`"),
             (format!(r#"{{"model":"m","messages":{user},"stop_sequences":[null]}}"#), "`stop_sequences`"),
             (format!(r#"{{"model":"m","messages":{user},"stream":1}}"#), "`stream`"),
             (format!(r#"{{"model":"m","messages":{user},"tools":[{{"name":"f"}}]}}"#), "`tools[0].input_schema`"),
             (format!(r#"{{"model":"m","messages":{user},"tools":[{{"input_schema":{{}}}}]}}"#), "`tools[0].name`"),
-            (
-                format!(
-                    r#"{{"model":"m","messages":{user},"tools":[{{"type":"web_search_20250305","name":"web_search"}}]}}"#
-                ),
-                "`tools[0].type`",
-            ),
         ];
         for (body, field) in cases {
             let err = parse(&body).expect_err(&body);

@@ -4,22 +4,12 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::chat::{ChatRequest, StreamEvent};
+use crate::chat::StreamEvent;
 use crate::error::ErrorClass;
 use crate::router::{Attempt, RoutedResponse};
 
 /// A client request in the gateway's terms.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Parsed {
-    /// The request's `model`: the name of a route.
-    pub(crate) route: String,
-    /// The request, normalized.
-    pub(crate) request: ChatRequest,
-    /// Whether the client asked for a stream.
-    pub(crate) stream: bool,
-    /// OpenAI `stream_options.include_usage` (Anthropic streams always carry usage).
-    pub(crate) include_usage: bool,
-}
+pub(crate) type Parsed = crate::wire::Decoded;
 
 /// Why a request failed, as the gateway reports it in the caller's dialect.
 #[derive(Debug, Clone, PartialEq, Serialize)]

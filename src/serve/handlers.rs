@@ -139,6 +139,9 @@ fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
     if let Some(id) = &r.response.request_id {
         set(h, "x-switchyard-upstream-request-id", id);
     }
+    if !r.dropped.is_empty() {
+        set(h, "x-switchyard-dropped", &crate::wire::dropped_header(&r.dropped));
+    }
     response
 }
 
@@ -171,6 +174,7 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
         }
     };
     let (provider, model) = s.served_by().map(|(p, m)| (p.to_owned(), m.to_owned())).unwrap_or_default();
+    let dropped = crate::wire::dropped_header(s.dropped());
     let mut encoder = D::encoder(&parsed, &provider, &model);
     let mut opening = encoder.start();
     opening.extend(encoder.event(&first));
@@ -210,6 +214,9 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     set(h, "x-switchyard-provider", &provider);
     set(h, "x-switchyard-model", &model);
+    if !dropped.is_empty() {
+        set(h, "x-switchyard-dropped", &dropped);
+    }
     response
 }
 

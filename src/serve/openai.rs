@@ -1,8 +1,8 @@
 //! The OpenAI Chat Completions wire, as the gateway speaks it to its clients: request parsing,
 //! `chat.completion` bodies, OpenAI-shaped errors and `chat.completion.chunk` streams.
 //!
-//! Also home to the JSON reading helpers both dialects share ([`Obj`]), so that every rejection
-//! names the offending field the same way.
+//! Requests are decoded by [`crate::wire::openai_chat`]; also home to the ids and error extension
+//! both dialects share.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,9 +10,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::{
-    ChatRequest, ContentPart, FinishReason, Message, Role, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
-};
+use crate::chat::{FinishReason, StreamEvent, Usage};
 use crate::error::ErrorClass;
 use crate::router::RoutedResponse;
 
@@ -24,7 +22,7 @@ impl Dialect for OpenAiWire {
     type Encoder = OpenAiEncoder;
 
     fn parse(body: &[u8]) -> Result<Parsed, String> {
-        parse_request(body)
+        crate::wire::openai_chat::decode_request(body)
     }
 
     fn response(r: &RoutedResponse) -> Value {
@@ -50,123 +48,6 @@ impl Dialect for OpenAiWire {
 // ---------------------------------------------------------------------------------------------
 // Shared by both dialects
 // ---------------------------------------------------------------------------------------------
-
-/// A JSON object being read, with its path for error messages (`messages[2].content`).
-///
-/// JSON `null` reads as absent everywhere: SDKs send `null` for unset optional fields.
-#[derive(Debug, Clone)]
-pub(super) struct Obj<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
-}
-
-impl<'a> Obj<'a> {
-    /// A request body, which must be a JSON object.
-    pub(super) fn root(value: &'a Value) -> Result<Obj<'a>, String> {
-        match value {
-            Value::Object(map) => Ok(Obj { map, path: String::new() }),
-            _ => Err("request body must be a JSON object".to_owned()),
-        }
-    }
-
-    /// `value` as an object found at `path`.
-    pub(super) fn at(value: &'a Value, path: String) -> Result<Obj<'a>, String> {
-        match value {
-            Value::Object(map) => Ok(Obj { map, path }),
-            _ => Err(format!("invalid `{path}`: expected an object")),
-        }
-    }
-
-    /// The path of a field of this object.
-    pub(super) fn path(&self, field: &str) -> String {
-        if self.path.is_empty() { field.to_owned() } else { format!("{}.{field}", self.path) }
-    }
-
-    /// A field, `None` when absent or `null`.
-    pub(super) fn get(&self, field: &str) -> Option<&'a Value> {
-        self.map.get(field).filter(|v| !v.is_null())
-    }
-
-    /// A field that must be present.
-    pub(super) fn require(&self, field: &str) -> Result<&'a Value, String> {
-        self.get(field).ok_or_else(|| format!("missing required field `{}`", self.path(field)))
-    }
-
-    /// The error for a field of the wrong type.
-    pub(super) fn invalid(&self, field: &str, expected: &str) -> String {
-        format!("invalid `{}`: expected {expected}", self.path(field))
-    }
-
-    /// An optional string.
-    pub(super) fn str(&self, field: &str) -> Result<Option<&'a str>, String> {
-        self.get(field).map(|v| v.as_str().ok_or_else(|| self.invalid(field, "a string"))).transpose()
-    }
-
-    /// A required string.
-    pub(super) fn req_str(&self, field: &str) -> Result<&'a str, String> {
-        self.require(field)?.as_str().ok_or_else(|| self.invalid(field, "a string"))
-    }
-
-    /// An optional non-negative integer.
-    pub(super) fn u64(&self, field: &str) -> Result<Option<u64>, String> {
-        self.get(field).map(|v| v.as_u64().ok_or_else(|| self.invalid(field, "a non-negative integer"))).transpose()
-    }
-
-    /// An optional count that fits a `u32` (token limits).
-    pub(super) fn u32(&self, field: &str) -> Result<Option<u32>, String> {
-        self.u64(field)?.map(|n| u32::try_from(n).map_err(|_| self.invalid(field, "an integer below 2^32"))).transpose()
-    }
-
-    /// An optional number.
-    pub(super) fn f32(&self, field: &str) -> Result<Option<f32>, String> {
-        self.get(field).map(|v| v.as_f64().map(|n| n as f32).ok_or_else(|| self.invalid(field, "a number"))).transpose()
-    }
-
-    /// An optional boolean.
-    pub(super) fn bool(&self, field: &str) -> Result<Option<bool>, String> {
-        self.get(field).map(|v| v.as_bool().ok_or_else(|| self.invalid(field, "a boolean"))).transpose()
-    }
-
-    /// An optional array.
-    pub(super) fn array(&self, field: &str) -> Result<Option<&'a Vec<Value>>, String> {
-        self.get(field).map(|v| v.as_array().ok_or_else(|| self.invalid(field, "an array"))).transpose()
-    }
-
-    /// An optional object.
-    pub(super) fn object(&self, field: &str) -> Result<Option<Obj<'a>>, String> {
-        self.get(field).map(|v| Obj::at(v, self.path(field))).transpose()
-    }
-
-    /// The objects of an optional array, each with its path (`tools[3]`).
-    pub(super) fn objects(&self, field: &str) -> Result<Vec<Obj<'a>>, String> {
-        let Some(items) = self.array(field)? else { return Ok(Vec::new()) };
-        let base = self.path(field);
-        items.iter().enumerate().map(|(i, v)| Obj::at(v, format!("{base}[{i}]"))).collect()
-    }
-
-    /// The route: a required, non-empty `model`.
-    pub(super) fn route(&self) -> Result<String, String> {
-        let model = self.req_str("model")?;
-        if model.is_empty() {
-            return Err("invalid `model`: must not be empty".to_owned());
-        }
-        Ok(model.to_owned())
-    }
-
-    /// The text of a `{type:"text", text}` part or block.
-    pub(super) fn text(&self) -> Result<String, String> {
-        Ok(self.req_str("text")?.to_owned())
-    }
-}
-
-/// A request body as JSON.
-pub(super) fn json_body(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("request body is not valid JSON: {e}"))
-}
-
-/// Pieces of text that stand for one string (a tool result) are joined by newlines: they were
-/// separate blocks, and reading them as paragraphs is what the model would see upstream.
-pub(super) const TEXT_JOIN: &str = "\n";
 
 /// The `switchyard` member both dialects add to their error bodies.
 pub(super) fn switchyard_extension(f: &Failure) -> Value {
@@ -202,178 +83,6 @@ pub(super) fn unix_now() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------------
-
-fn parse_request(bytes: &[u8]) -> Result<Parsed, String> {
-    let value = json_body(bytes)?;
-    let body = Obj::root(&value)?;
-    let route = body.route()?;
-    if body.u64("n")?.is_some_and(|n| n > 1) {
-        return Err("n > 1 is not supported".to_owned());
-    }
-    let messages = body.array("messages")?.ok_or_else(|| "missing required field `messages`".to_owned())?;
-    if messages.is_empty() {
-        return Err("invalid `messages`: must not be empty".to_owned());
-    }
-    let mut request = ChatRequest {
-        max_tokens: match body.u32("max_completion_tokens")? {
-            Some(n) => Some(n),
-            None => body.u32("max_tokens")?,
-        },
-        temperature: body.f32("temperature")?,
-        stop: stop(&body)?,
-        tools: body.objects("tools")?.iter().map(tool).collect::<Result<_, _>>()?,
-        tool_choice: tool_choice(&body)?,
-        ..ChatRequest::default()
-    };
-    for m in body.objects("messages")? {
-        request.messages.push(message(&m)?);
-    }
-    let include_usage = match body.object("stream_options")? {
-        Some(options) => options.bool("include_usage")?.unwrap_or(false),
-        None => false,
-    };
-    Ok(Parsed { route, request, stream: body.bool("stream")?.unwrap_or(false), include_usage })
-}
-
-fn stop(body: &Obj<'_>) -> Result<Vec<String>, String> {
-    match body.get("stop") {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|s| {
-                s.as_str().map(str::to_owned).ok_or_else(|| body.invalid("stop", "a string or an array of strings"))
-            })
-            .collect(),
-        Some(_) => Err(body.invalid("stop", "a string or an array of strings")),
-    }
-}
-
-fn message(m: &Obj<'_>) -> Result<Message, String> {
-    match m.req_str("role")? {
-        "system" | "developer" => Ok(Message { role: Role::System, content: required_text(m)? }),
-        "user" => Ok(Message { role: Role::User, content: required_text(m)? }),
-        "assistant" => assistant(m),
-        "tool" => {
-            let content = required_text(m)?.iter().map(part_text).collect::<Vec<_>>().join(TEXT_JOIN);
-            let tool_call_id = m.req_str("tool_call_id")?.to_owned();
-            Ok(Message {
-                role: Role::Tool,
-                content: vec![ContentPart::ToolResult(ToolResult { tool_call_id, content, is_error: false })],
-            })
-        }
-        other => Err(format!("invalid `{}`: unsupported role `{other}`", m.path("role"))),
-    }
-}
-
-fn part_text(part: &ContentPart) -> &str {
-    match part {
-        ContentPart::Text { text } => text,
-        _ => "",
-    }
-}
-
-fn required_text(m: &Obj<'_>) -> Result<Vec<ContentPart>, String> {
-    m.require("content")?;
-    text_content(m, false)
-}
-
-/// `content` as text parts: a string, or an array of `{type:"text"}` parts (and `{type:"refusal"}`
-/// in assistant turns). Other parts (images, audio, files) are refused rather than dropped: the
-/// model would answer a different question.
-fn text_content(m: &Obj<'_>, assistant: bool) -> Result<Vec<ContentPart>, String> {
-    match m.get("content") {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![ContentPart::Text { text: s.clone() }]),
-        Some(Value::Array(_)) => {
-            let mut parts = Vec::new();
-            for p in m.objects("content")? {
-                let text = match p.req_str("type")? {
-                    "text" => p.text()?,
-                    "refusal" if assistant => p.req_str("refusal")?.to_owned(),
-                    other => {
-                        return Err(format!(
-                            "invalid `{}`: unsupported content part `{other}` (only text is supported)",
-                            p.path("type")
-                        ));
-                    }
-                };
-                parts.push(ContentPart::Text { text });
-            }
-            Ok(parts)
-        }
-        Some(_) => Err(m.invalid("content", "a string or an array of content parts")),
-    }
-}
-
-fn assistant(m: &Obj<'_>) -> Result<Message, String> {
-    let mut content = text_content(m, true)?;
-    let calls = m.objects("tool_calls")?;
-    if m.get("content").is_none() && calls.is_empty() {
-        return Err(format!("invalid `{}`: an assistant message needs `content` or `tool_calls`", m.path));
-    }
-    if !calls.is_empty() {
-        // SDKs echo `content: ""` beside tool calls; an empty text part would be an empty block upstream
-        content.retain(|p| !matches!(p, ContentPart::Text { text } if text.is_empty()));
-    }
-    for c in &calls {
-        content.push(ContentPart::ToolCall(tool_call(c)?));
-    }
-    Ok(Message { role: Role::Assistant, content })
-}
-
-fn tool_call(c: &Obj<'_>) -> Result<ToolCall, String> {
-    if let Some(kind) = c.str("type")?
-        && kind != "function"
-    {
-        return Err(format!("invalid `{}`: unsupported tool call type `{kind}`", c.path("type")));
-    }
-    let function = c.object("function")?.ok_or_else(|| format!("missing required field `{}`", c.path("function")))?;
-    Ok(ToolCall {
-        id: c.req_str("id")?.to_owned(),
-        name: function.req_str("name")?.to_owned(),
-        arguments: function.str("arguments")?.unwrap_or_default().to_owned(),
-    })
-}
-
-fn tool(t: &Obj<'_>) -> Result<Tool, String> {
-    if let Some(kind) = t.str("type")?
-        && kind != "function"
-    {
-        return Err(format!("invalid `{}`: unsupported tool type `{kind}` (only function tools)", t.path("type")));
-    }
-    let f = t.object("function")?.ok_or_else(|| format!("missing required field `{}`", t.path("function")))?;
-    let parameters = match f.get("parameters") {
-        None => json!({"type": "object", "properties": {}}),
-        Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => return Err(f.invalid("parameters", "a JSON Schema object")),
-    };
-    Ok(Tool { name: f.req_str("name")?.to_owned(), description: f.str("description")?.map(str::to_owned), parameters })
-}
-
-fn tool_choice(body: &Obj<'_>) -> Result<Option<ToolChoice>, String> {
-    let expected = "`none`, `auto`, `required` or {\"type\":\"function\",\"function\":{\"name\"}}";
-    match body.get("tool_choice") {
-        None => Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
-            "none" => Ok(Some(ToolChoice::None)),
-            "auto" => Ok(Some(ToolChoice::Auto)),
-            "required" => Ok(Some(ToolChoice::Required)),
-            _ => Err(body.invalid("tool_choice", expected)),
-        },
-        Some(v @ Value::Object(_)) => {
-            let choice = Obj::at(v, body.path("tool_choice"))?;
-            if choice.req_str("type")? != "function" {
-                return Err(body.invalid("tool_choice", expected));
-            }
-            let function = choice
-                .object("function")?
-                .ok_or_else(|| format!("missing required field `{}`", choice.path("function")))?;
-            Ok(Some(ToolChoice::Tool(function.req_str("name")?.to_owned())))
-        }
-        Some(_) => Err(body.invalid("tool_choice", expected)),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Responses and errors
@@ -576,6 +285,8 @@ pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    #[allow(unused_imports)]
+    use crate::chat::{ChatRequest, ContentPart, Message, Role, Tool, ToolCall, ToolChoice, ToolResult};
     use crate::chat::{ChatResponse, StreamCollector};
     use crate::provider::{Call, OpenAi, Provider, ProviderConfig};
     use crate::router::{Attempt, AttemptOutcome};
@@ -598,6 +309,7 @@ pub(super) mod tests {
                 request_id: Some("req_42".into()),
             },
             attempts: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -664,7 +376,12 @@ pub(super) mod tests {
         assert_eq!(p.route, "chat");
         assert!(p.stream);
         assert!(p.include_usage);
-        let expected = ChatRequest::user("Hello").system("You are terse.").max_tokens(256).temperature(0.5).stop("END");
+        let mut expected =
+            ChatRequest::user("Hello").system("You are terse.").max_tokens(256).temperature(0.5).stop("END");
+        expected.n = Some(1);
+        expected.seed = Some(7);
+        expected.user = Some("u-1".into());
+        expected.dialect = Some(crate::provider::Protocol::Openai);
         assert_eq!(p.request, expected);
     }
 
@@ -699,7 +416,7 @@ pub(super) mod tests {
         let r = &p.request;
         assert!(!p.stream && !p.include_usage);
         assert_eq!(r.messages.len(), 6);
-        assert_eq!(r.messages[0], Message::system("Use tools."));
+        assert_eq!(r.messages[0], Message::text(Role::Developer, "Use tools."));
         assert_eq!(r.messages[1].role, Role::User);
         assert_eq!(r.messages[1].text_content(), "Weather in Paris?");
         let call =
@@ -715,6 +432,9 @@ pub(super) mod tests {
         assert_eq!(r.tools[0].parameters["required"], json!(["city"]));
         assert_eq!(r.tools[1].parameters, json!({"type": "object", "properties": {}}));
         assert_eq!(r.tool_choice, Some(ToolChoice::Required));
+        assert_eq!(r.tools[0].strict, Some(true));
+        assert_eq!(r.parallel_tool_calls, Some(false));
+        assert!(r.extra.is_empty(), "{:?}", r.extra);
     }
 
     #[test]
@@ -765,10 +485,11 @@ pub(super) mod tests {
             (r#"{"model":"m","messages":[{"role":"user"}]}"#.into(), "`messages[0].content`"),
             (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#.into(), "`messages[0].content`"),
             (
-                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"detail":"x"}}]}]}"#
                     .into(),
-                "`messages[0].content[0].type`",
+                "`messages[0].content[0].image_url.url`",
             ),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"text":"x"}]}]}"#.into(), "`messages[0].content[0].type`"),
             (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}"#.into(), "`messages[0].content[0].text`"),
             (r#"{"model":"m","messages":[{"role":"assistant"}]}"#.into(), "`messages[0]`"),
             (
@@ -782,7 +503,6 @@ pub(super) mod tests {
                 "`messages[0].tool_calls[0].function.arguments`",
             ),
             (r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#.into(), "`messages[0].tool_call_id`"),
-            (format!(r#"{{"model":"m","messages":{user},"n":2}}"#), "n > 1 is not supported"),
             (format!(r#"{{"model":"m","messages":{user},"n":"2"}}"#), "`n`"),
             (format!(r#"{{"model":"m","messages":{user},"max_tokens":-1}}"#), "`max_tokens`"),
             (format!(r#"{{"model":"m","messages":{user},"max_completion_tokens":1e12}}"#), "`max_completion_tokens`"),

@@ -24,7 +24,6 @@ mod stream;
 mod wire;
 
 use classify::ErrorBody;
-use wire::MessagesRequest;
 
 /// The API version sent when the config's headers do not pin one.
 const API_VERSION: &str = "2023-06-01";
@@ -83,12 +82,12 @@ impl Anthropic {
         self.config.missing_key().map_or(Ok(()), Err)
     }
 
-    /// The HTTP request for `body`.
-    fn http_request(&self, body: &MessagesRequest<'_>) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| {
-            ProviderError::new(ErrorClass::InvalidRequest, self.name(), format!("cannot encode the request: {e}"))
-        })?;
-        Ok(self.client.post(&self.url).headers(self.headers.clone()).body(bytes))
+    /// The HTTP request for `call`.
+    fn http_request(&self, call: &Call<'_>, stream: bool) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let profile = self.config.profile.as_deref();
+        let (bytes, extra) = http::encode_call(self.name(), Protocol::Anthropic, call, profile, stream)?;
+        let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
+        Ok(self.client.post(&self.url).headers(headers).body(bytes))
     }
 
     /// Checks the key, maps the request and sends it; the response headers must arrive within the
@@ -101,8 +100,7 @@ impl Anthropic {
         timer: Pin<&mut Option<Sleep>>,
     ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
-        let body = wire::build_request(self.name(), call.model, call.request, self.config.profile.as_deref(), stream)?;
-        http::send(self.name(), self.http_request(&body)?, limits, timer).await
+        http::send(self.name(), self.http_request(call, stream)?, limits, timer).await
     }
 
     /// A non-2xx answer as a classified error. A body that cannot be read still leaves the status.

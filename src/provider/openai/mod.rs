@@ -83,12 +83,6 @@ impl OpenAi {
         self.config.missing_key().map_or(Ok(()), Err)
     }
 
-    fn body(&self, call: &Call<'_>, streaming: bool) -> Result<Vec<u8>, ProviderError> {
-        let invalid = |why: String| ProviderError::new(ErrorClass::InvalidRequest, self.config.name.clone(), why);
-        let wire = wire::request_body(call.model, call.request, streaming).map_err(invalid)?;
-        serde_json::to_vec(&wire).map_err(|e| invalid(format!("cannot encode the request: {e}")))
-    }
-
     /// Sends the request; the response headers must arrive within the call's limits.
     async fn post(
         &self,
@@ -98,13 +92,10 @@ impl OpenAi {
         timer: Pin<&mut Option<Sleep>>,
     ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
-        let body = self.body(call, streaming)?;
-        let request = self
-            .client
-            .post(&self.url)
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+        let profile = self.config.profile.as_deref();
+        let (body, extra) = http::encode_call(&self.config.name, Protocol::Openai, call, profile, streaming)?;
+        let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
+        let request = self.client.post(&self.url).headers(headers).header(CONTENT_TYPE, "application/json").body(body);
         http::send(&self.config.name, request, limits, timer).await
     }
 

@@ -1,0 +1,5 @@
+//! The Anthropic Messages wire (`POST /v1/messages`).
+
+mod request;
+
+pub use request::{DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, STRUCTURED_OUTPUTS_BETA, decode_request, encode_request};

@@ -1,0 +1,136 @@
+//! One codec per wire: the OpenAI Chat Completions and Anthropic Messages bodies, decoded into the
+//! normalized model ([`crate::chat`]) and encoded from it. The adapters encode requests with it, the
+//! gateway decodes its callers' requests with it, the simulator reads what it receives with it.
+//!
+//! Nothing is lost on the way: a member the model has no typed place for is kept in an `extra`
+//! map (or a [`crate::chat::ContentPart::Native`] part) in the request's
+//! [`dialect`](crate::ChatRequest::dialect). Encoded for a target of the same wire, those pass
+//! through unchanged; for another wire, every field with a faithful mapping is mapped, and the rest
+//! is reported as [`Unsupported`]: the request is refused, or the field dropped and reported, as the
+//! policy's `unsupported` setting says (`docs/wire.md` has the table).
+
+use serde_json::{Map, Value};
+
+use crate::chat::ChatRequest;
+use crate::profile::ModelProfile;
+use crate::provider::Protocol;
+
+pub mod anthropic;
+pub(crate) mod fields;
+pub mod openai_chat;
+mod reasoning;
+mod translate;
+
+pub use reasoning::{DEFAULT_EFFORT_BUDGETS, budget_for_effort, effort_for_budget};
+pub use translate::{EncodeError, Unsupported, UnsupportedMode, dropped_header};
+
+/// What an encoder needs to know of the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The model to ask.
+    pub model: &'a str,
+    /// The model's profile, if the provider's catalog has one.
+    pub profile: Option<&'a ModelProfile>,
+    /// What to do with fields this wire cannot carry.
+    pub unsupported: UnsupportedMode,
+}
+
+impl<'a> Target<'a> {
+    /// A target with no profile, refusing what its wire cannot carry.
+    pub fn new(model: &'a str) -> Self {
+        Target { model, profile: None, unsupported: UnsupportedMode::Error }
+    }
+}
+
+/// Headers a body needs, by name.
+pub type Headers = Vec<(&'static str, String)>;
+
+/// A request encoded for one target's wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// The JSON body.
+    pub body: Map<String, Value>,
+    /// Headers the body needs (`anthropic-beta` for a beta feature it uses).
+    pub headers: Headers,
+    /// Fields left out, each reported (harmless ones always; the rest under
+    /// [`UnsupportedMode::Drop`]).
+    pub dropped: Vec<Unsupported>,
+}
+
+/// A caller's request as a gateway endpoint decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The request's `model`: the name of a route.
+    pub route: String,
+    /// The request, normalized, its dialect set to the caller's wire.
+    pub request: ChatRequest,
+    /// Whether the caller asked for a stream.
+    pub stream: bool,
+    /// OpenAI `stream_options.include_usage` (Anthropic streams always carry usage).
+    pub include_usage: bool,
+}
+
+/// Encodes `request` for a target speaking `protocol`.
+pub fn encode(
+    protocol: Protocol,
+    request: &ChatRequest,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<Encoded, EncodeError> {
+    match protocol {
+        Protocol::Openai => openai_chat::encode_request(request, target, stream),
+        Protocol::Anthropic => anthropic::encode_request(request, target, stream),
+    }
+}
+
+/// Decodes a caller's request body in `protocol`'s wire. The error names the offending member.
+pub fn decode(protocol: Protocol, body: &[u8]) -> Result<Decoded, String> {
+    match protocol {
+        Protocol::Openai => openai_chat::decode_request(body),
+        Protocol::Anthropic => anthropic::decode_request(body),
+    }
+}
+
+/// Whether every target, whatever its wire, can carry `request` with nothing to report: only the
+/// fields both wires share, none of them out of either's range. For such a request the router
+/// checks no target before calling it.
+pub fn is_portable(request: &ChatRequest) -> bool {
+    use crate::chat::ContentPart;
+    let r = request;
+    let shared_only = r.extra.is_empty()
+        && r.parallel_tool_calls.is_none()
+        && r.top_p.is_none()
+        && r.top_k.is_none()
+        && r.seed.is_none()
+        && r.presence_penalty.is_none()
+        && r.frequency_penalty.is_none()
+        && r.logit_bias.is_none()
+        && r.n.is_none()
+        && r.logprobs.is_none()
+        && r.top_logprobs.is_none()
+        && r.user.is_none()
+        && r.metadata.is_none()
+        && r.service_tier.is_none()
+        && r.response_format.is_none()
+        && r.reasoning.is_none()
+        && r.temperature.is_none_or(|t| (0.0..=1.0).contains(&t))
+        && r.tools.iter().all(|t| t.extra.is_empty() && t.strict.is_none() && t.cache_control.is_none());
+    shared_only
+        && r.messages.iter().all(|m| {
+            m.extra.is_empty()
+                && m.content.iter().all(|p| match p {
+                    ContentPart::Text { cache_control, extra, .. } => cache_control.is_none() && extra.is_empty(),
+                    ContentPart::ToolCall(_) => true,
+                    ContentPart::ToolResult(t) => t.cache_control.is_none()
+                        && t.content.iter().all(
+                            |p| matches!(p, ContentPart::Text { cache_control: None, extra, .. } if extra.is_empty()),
+                        ),
+                    _ => false,
+                })
+        })
+}
+
+/// The path of member `field` under `base`.
+pub(crate) fn at(base: &str, field: &str) -> String {
+    if base.is_empty() { field.to_owned() } else { format!("{base}.{field}") }
+}
