@@ -397,20 +397,21 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
             headers.push(("anthropic-beta", STRUCTURED_OUTPUTS_BETA.to_owned()));
         }
     }
-    let field = if from_openai { "reasoning_effort" } else { "thinking.budget_tokens" };
     let budget = match &request.reasoning {
         None => None,
         Some(Reasoning::Disabled) => {
             body.insert("thinking".into(), json!({"type": "disabled"}));
             None
         }
-        Some(Reasoning::Budget { budget_tokens }) => Some((*budget_tokens, String::new())),
+        Some(Reasoning::Budget { budget_tokens }) => {
+            Some((*budget_tokens, format!("`thinking.budget_tokens` {budget_tokens}")))
+        }
         Some(Reasoning::Effort { effort }) if effort == "none" => {
             body.insert("thinking".into(), json!({"type": "disabled"}));
             None
         }
         Some(Reasoning::Effort { effort }) => match budget_for_effort(effort, target.profile) {
-            Ok(b) => Some((b, format!(" (`reasoning_effort` {effort})"))),
+            Ok(b) => Some((b, format!("`reasoning_effort` `{effort}` (a thinking budget of {b} tokens)"))),
             Err(known) => {
                 return Err(invalid(format!(
                     "`reasoning_effort` `{effort}` has no thinking budget for {}: one of {}",
@@ -420,10 +421,10 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
             }
         },
     };
-    if let Some((b, why)) = budget {
+    if let Some((b, what)) = budget {
         if b < MIN_THINKING_BUDGET || b >= max_tokens {
             return Err(invalid(format!(
-                "`{field}` {b}{why} is out of range for {}: at least {MIN_THINKING_BUDGET} and below `max_tokens` ({max_tokens})",
+                "{what} is out of range for {}: at least {MIN_THINKING_BUDGET} and below `max_tokens` ({max_tokens})",
                 target.model
             )));
         }

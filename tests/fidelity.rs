@@ -1,0 +1,324 @@
+//! Full fidelity of requests through `switchyard serve`: what a caller sends is what reaches the
+//! upstream (same wire), is mapped (other wire), or is refused / dropped and reported by name.
+//! Checked by what the simulated providers recorded, field by field, on all four paths.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::Protocol;
+use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::sim::SimServer;
+
+struct Setup {
+    sim: SimServer,
+    _gateway: Gateway,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = format!(
+        r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.gpt]
+targets = [{{ provider = "openai", model = "gpt-4o" }}]
+[routes.claude]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+[routes.claude_drop]
+unsupported = "drop"
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+[routes.claude_then_gpt]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-4o" }}]
+"#,
+        sim.openai_base_url(),
+        sim.anthropic_base_url()
+    );
+    std::fs::write(&policy, text).unwrap();
+    let mut options = ServeOptions::new(&policy);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    Setup { sim, _gateway: gateway, base, _dir: dir }
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> reqwest::Response {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    client.post(format!("{base}{path}")).json(body).send().await.unwrap()
+}
+
+/// The body the simulator received last on `protocol`.
+fn upstream(sim: &SimServer, protocol: Protocol) -> Value {
+    sim.requests().into_iter().rev().find(|r| r.protocol == protocol).expect("a request upstream").body
+}
+
+const PNG: &str = "iVBORw0KGgo=";
+
+fn openai_request(route: &str, stream: bool) -> Value {
+    json!({
+        "model": route,
+        "stream": stream,
+        "messages": [
+            {"role": "developer", "content": "Answer in JSON."},
+            {"role": "user", "name": "ada", "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}"), "detail": "high"}}
+            ]}
+        ],
+        "max_completion_tokens": 8000,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "seed": 42,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.25,
+        "logit_bias": {"50256": -100},
+        "logprobs": true,
+        "top_logprobs": 3,
+        "n": 1,
+        "user": "user-7",
+        "metadata": {"team": "search"},
+        "store": false,
+        "service_tier": "default",
+        "reasoning_effort": "medium",
+        "parallel_tool_calls": false,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "strict": true,
+            "schema": {"type": "object", "properties": {"what": {"type": "string"}}}}},
+        "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}, "strict": true}}],
+        "tool_choice": "auto",
+        "prediction": {"type": "content", "content": "x"},
+        "a_parameter_from_the_future": {"on": true}
+    })
+}
+
+fn anthropic_request(route: &str, stream: bool) -> Value {
+    json!({
+        "model": route,
+        "stream": stream,
+        "max_tokens": 8000,
+        "system": [{"type": "text", "text": "Be exact.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+                 "title": "report.pdf", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Summarize both."}
+            ]}
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "top_p": 0.8,
+        "metadata": {"user_id": "user-7"},
+        "tools": [{"name": "look", "description": "Look", "input_schema": {"type": "object"},
+                   "cache_control": {"type": "ephemeral"}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+        "a_parameter_from_the_future": [1, 2]
+    })
+}
+
+fn without(mut v: Value, keys: &[&str]) -> Value {
+    for k in keys {
+        v.as_object_mut().unwrap().remove(*k);
+    }
+    v
+}
+
+#[tokio::test]
+async fn openai_to_openai_carries_every_field_unchanged() {
+    for stream in [false, true] {
+        let s = setup().await;
+        let sent = openai_request("gpt", stream);
+        let r = post(&s.base, "/v1/chat/completions", &sent).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        assert!(r.headers().get("x-switchyard-dropped").is_none());
+        let got = upstream(&s.sim, Protocol::Openai);
+        // everything the caller sent, member for member, but the route name (now the model) and
+        // the usage the router asks for on streams
+        let mut expected = sent.clone();
+        expected["model"] = json!("gpt-4o");
+        if stream {
+            expected["stream_options"] = json!({"include_usage": true});
+        } else {
+            expected.as_object_mut().unwrap().remove("stream");
+        }
+        assert_eq!(without(got.clone(), &["messages"]), without(expected.clone(), &["messages"]), "stream {stream}");
+        assert_eq!(got["messages"][0], sent["messages"][0]);
+        assert_eq!(got["messages"][1], sent["messages"][1]);
+    }
+}
+
+#[tokio::test]
+async fn anthropic_to_anthropic_carries_every_field_unchanged() {
+    for stream in [false, true] {
+        let s = setup().await;
+        let sent = anthropic_request("claude", stream);
+        let r = post(&s.base, "/v1/messages", &sent).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let got = upstream(&s.sim, Protocol::Anthropic);
+        let mut expected = sent.clone();
+        expected["model"] = json!("claude-sonnet-4-5");
+        if !stream {
+            expected.as_object_mut().unwrap().remove("stream");
+        }
+        assert_eq!(got, expected, "stream {stream}");
+    }
+}
+
+#[tokio::test]
+async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
+    let s = setup().await;
+    // as sent, `seed`, penalties, logprobs, `metadata`, ... have no place on Anthropic: a 400 naming them
+    let r = post(&s.base, "/v1/chat/completions", &openai_request("claude", false)).await;
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    let message = err["error"]["message"].as_str().unwrap();
+    for field in ["`seed`", "`logit_bias`", "`logprobs`", "`metadata`", "`store`", "`a_parameter_from_the_future`"] {
+        assert!(message.contains(field), "{field} not named in {message}");
+    }
+    assert!(message.contains("anthropic/claude-sonnet-4-5"), "{message}");
+    assert_eq!(
+        err["error"]["switchyard"]["attempts"][0]["skip_reason"].as_str().map(|s| s.starts_with("unsupported: ")),
+        Some(true)
+    );
+    assert_eq!(s.sim.request_count(Protocol::Anthropic, None), 0, "refused before any call");
+
+    // what maps is mapped; with `unsupported = "drop"` the rest is dropped and reported
+    for stream in [false, true] {
+        let r = post(&s.base, "/v1/chat/completions", &openai_request("claude_drop", stream)).await;
+        assert_eq!(r.status(), 200);
+        let dropped = r.headers()["x-switchyard-dropped"].to_str().unwrap().to_owned();
+        for field in ["seed", "presence_penalty", "logit_bias", "logprobs", "metadata", "store", "detail", "name"] {
+            assert!(dropped.split(',').any(|d| d == field), "{field} not in {dropped}");
+        }
+        let got = upstream(&s.sim, Protocol::Anthropic);
+        assert_eq!(got["system"], json!("Answer in JSON."));
+        assert_eq!(
+            got["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+            ])
+        );
+        assert_eq!(got["max_tokens"], 8000);
+        assert_eq!(got["top_p"], 0.9);
+        assert_eq!(got["metadata"], json!({"user_id": "user-7"}));
+        assert_eq!(got["service_tier"], "standard_only");
+        assert_eq!(got["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
+        assert_eq!(got["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+        assert_eq!(got["output_format"]["schema"]["properties"]["what"]["type"], "string");
+        assert!(got.get("seed").is_none() && got.get("a_parameter_from_the_future").is_none());
+        let beta = s.sim.requests().into_iter().rev().find(|r| r.protocol == Protocol::Anthropic).unwrap();
+        assert_eq!(beta.header("anthropic-beta"), Some("structured-outputs-2025-11-13"));
+    }
+}
+
+#[tokio::test]
+async fn anthropic_to_openai_maps_thinking_images_and_reports_cache_marks() {
+    let s = setup().await;
+    // Anthropic first, which fails over to OpenAI: the caller's request reaches OpenAI mapped
+    s.sim.add_fault(switchyard::sim::FaultRule::new(Protocol::Anthropic, switchyard::sim::Fault::status(529)));
+    let mut sent = anthropic_request("claude_then_gpt", false);
+    sent.as_object_mut().unwrap().remove("a_parameter_from_the_future");
+    sent.as_object_mut().unwrap().remove("messages");
+    sent["messages"] = json!([{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+        {"type": "text", "text": "What is this?", "cache_control": {"type": "ephemeral"}}
+    ]}]);
+    let r = post(&s.base, "/v1/messages", &sent).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // prompt-cache marks mean nothing to OpenAI, which caches by itself: dropped, and said so
+    assert_eq!(r.headers()["x-switchyard-dropped"], "cache_control");
+    let got = upstream(&s.sim, Protocol::Openai);
+    assert_eq!(got["messages"][0], json!({"role": "system", "content": "Be exact."}));
+    assert_eq!(
+        got["messages"][1]["content"],
+        json!([
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            {"type": "text", "text": "What is this?"}
+        ])
+    );
+    assert_eq!(got["reasoning_effort"], "medium");
+    assert_eq!(got["user"], "user-7");
+    assert_eq!(got["parallel_tool_calls"], false);
+    assert_eq!(got["max_completion_tokens"], 8000);
+
+    // top_k has no place on OpenAI: refused by name, before any call
+    let before = s.sim.request_count(Protocol::Openai, None);
+    let r = post(
+        &s.base,
+        "/v1/messages",
+        &json!({"model": "gpt", "max_tokens": 10, "top_k": 5,
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["type"], "error");
+    assert!(err["error"]["message"].as_str().unwrap().contains("`top_k`"), "{err}");
+    assert_eq!(s.sim.request_count(Protocol::Openai, None), before);
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_carry_the_request_is_skipped_for_one_that_can() {
+    let s = setup().await;
+    let body = json!({"model": "claude_then_gpt", "seed": 3, "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&s.base, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-provider"], "openai");
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+    assert_eq!(s.sim.request_count(Protocol::Anthropic, None), 0);
+    assert_eq!(upstream(&s.sim, Protocol::Openai)["seed"], 3);
+}
+
+#[tokio::test]
+async fn values_out_of_a_targets_range_are_refused_naming_field_and_range() {
+    let s = setup().await;
+    let r = post(
+        &s.base,
+        "/v1/chat/completions",
+        &json!({"model": "claude", "temperature": 1.7, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let message = r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("`temperature` 1.7") && message.contains("0 to 1"), "{message}");
+
+    let r = post(
+        &s.base,
+        "/v1/messages",
+        &json!({"model": "claude", "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 4096},
+                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let message = r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("`thinking.budget_tokens` 4096") && message.contains("below `max_tokens` (2000)"),
+        "{message}"
+    );
+
+    let r = post(
+        &s.base,
+        "/v1/chat/completions",
+        &json!({"model": "claude", "max_completion_tokens": 2000, "reasoning_effort": "high",
+                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let message = r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("`reasoning_effort`") && message.contains("16384") && message.contains("2000"),
+        "{message}"
+    );
+    assert_eq!(s.sim.request_count(Protocol::Anthropic, None), 0, "every one refused before any call");
+}
