@@ -322,3 +322,58 @@ async fn values_out_of_a_targets_range_are_refused_naming_field_and_range() {
     );
     assert_eq!(s.sim.request_count(Protocol::Anthropic, None), 0, "every one refused before any call");
 }
+
+#[tokio::test]
+async fn the_library_path_maps_skips_and_reports_like_the_gateway() {
+    use switchyard::router::SkipReason;
+    use switchyard::{ChatRequest, ContentPart, MediaSource, Message, Policy, Reasoning, Role, Router};
+
+    let sim = SimServer::start().await.unwrap();
+    let policy = format!(
+        r#"
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.vision]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-4o" }}]
+"#,
+        sim.openai_base_url(),
+        sim.anthropic_base_url()
+    );
+    let router = Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap();
+    let picture = || {
+        ChatRequest::new([Message::new(
+            Role::User,
+            [ContentPart::text("What is this?"), ContentPart::image(MediaSource::base64("image/png", PNG))],
+        )])
+        .max_tokens(20000)
+        .reasoning(Reasoning::Effort { effort: "high".into() })
+    };
+    let ok = router.chat("vision", picture()).await.unwrap();
+    assert_eq!(ok.provider(), "anthropic");
+    assert!(ok.dropped.is_empty());
+    let got = upstream(&sim, Protocol::Anthropic);
+    assert_eq!(got["thinking"], json!({"type": "enabled", "budget_tokens": 16384}));
+    assert_eq!(got["messages"][0]["content"][1]["source"]["data"], PNG);
+
+    // a seed has no place on Claude: skipped, served by OpenAI, the skip says why
+    let mut seeded = picture();
+    seeded.seed = Some(1);
+    seeded.reasoning = None;
+    let ok = router.chat("vision", seeded).await.unwrap();
+    assert_eq!(ok.provider(), "openai");
+    assert_eq!(ok.attempts[0].skip_reason, Some(SkipReason::Unsupported("`seed` on the anthropic wire".into())));
+    assert_eq!(
+        serde_json::to_value(&ok.attempts[0]).unwrap()["skip_reason"],
+        "unsupported: `seed` on the anthropic wire"
+    );
+    assert_eq!(
+        upstream(&sim, Protocol::Openai)["messages"][0]["content"][1]["image_url"]["url"],
+        format!("data:image/png;base64,{PNG}")
+    );
+}
