@@ -52,6 +52,7 @@ impl Provider for Immediate {
             model: call.model.to_owned(),
             text: "ok".to_owned(),
             tool_calls: Vec::new(),
+            reasoning: Vec::new(),
             finish_reason: FinishReason::Stop,
             refusal: None,
             usage: Usage { input_tokens: 4, output_tokens: 1, cached_input_tokens: None },

@@ -686,6 +686,11 @@ pub struct ChatResponse {
     /// Tool calls the model made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// The model's visible reasoning, in order: [`ContentPart::Thinking`] (with its signature) and
+    /// [`ContentPart::RedactedThinking`] blocks, as Claude returns them. A tool-use loop with
+    /// thinking must hand them back unchanged in the next turn's assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<ContentPart>,
     /// Why the model stopped.
     pub finish_reason: FinishReason,
     /// The refusal text, when the provider sent one.
@@ -722,6 +727,22 @@ pub enum StreamEvent {
         /// A piece of the JSON arguments.
         arguments: String,
     },
+    /// Reasoning text to append to the current thinking block (Anthropic `thinking_delta`); a
+    /// thinking block starts at the first one after anything else.
+    ThinkingDelta {
+        /// The text.
+        thinking: String,
+    },
+    /// The current thinking block's signature (Anthropic `signature_delta`), which closes it.
+    SignatureDelta {
+        /// The signature.
+        signature: String,
+    },
+    /// A whole `redacted_thinking` block.
+    RedactedThinking {
+        /// The opaque data.
+        data: String,
+    },
     /// Token usage (may come more than once; the last one wins).
     Usage(Usage),
     /// Discard everything received so far: the answer restarts on another target.
@@ -743,6 +764,7 @@ pub enum StreamEvent {
 pub struct StreamCollector {
     text: String,
     tool_calls: Vec<ToolCall>,
+    reasoning: Vec<ContentPart>,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
 }
@@ -770,10 +792,24 @@ impl StreamCollector {
                 }
                 call.arguments.push_str(arguments);
             }
+            StreamEvent::ThinkingDelta { thinking } => match self.reasoning.last_mut() {
+                Some(ContentPart::Thinking { thinking: open, signature: None }) => open.push_str(thinking),
+                _ => self.reasoning.push(ContentPart::Thinking { thinking: thinking.clone(), signature: None }),
+            },
+            StreamEvent::SignatureDelta { signature } => match self.reasoning.last_mut() {
+                Some(ContentPart::Thinking { signature: open @ None, .. }) => *open = Some(signature.clone()),
+                _ => self
+                    .reasoning
+                    .push(ContentPart::Thinking { thinking: String::new(), signature: Some(signature.clone()) }),
+            },
+            StreamEvent::RedactedThinking { data } => {
+                self.reasoning.push(ContentPart::RedactedThinking { data: data.clone() });
+            }
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Restart { .. } => {
                 self.text.clear();
                 self.tool_calls.clear();
+                self.reasoning.clear();
                 self.usage = None;
                 self.finish = None;
             }
@@ -809,6 +845,7 @@ impl StreamCollector {
             model: model.into(),
             text: self.text,
             tool_calls: self.tool_calls,
+            reasoning: self.reasoning,
             finish_reason,
             refusal: None,
             usage: self.usage.unwrap_or_default(),

@@ -377,3 +377,46 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
         format!("data:image/png;base64,{PNG}")
     );
 }
+
+#[tokio::test]
+async fn thinking_blocks_come_back_with_their_signature_streamed_and_not() {
+    let s = setup().await;
+    let body = |stream: bool| {
+        json!({"model": "claude", "max_tokens": 2000, "stream": stream,
+               "thinking": {"type": "enabled", "budget_tokens": 1024},
+               "messages": [{"role": "user", "content": "Hello there"}]})
+    };
+    let r = post(&s.base, "/v1/messages", &body(false)).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let thinking = &answer["content"][0];
+    assert_eq!(thinking["type"], "thinking", "{answer}");
+    assert_eq!(thinking["thinking"], "The user said: Hello there");
+    assert!(thinking["signature"].as_str().unwrap().starts_with("sig_sim_"));
+    assert_eq!(answer["content"][1]["type"], "text");
+
+    let r = post(&s.base, "/v1/messages", &body(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let data: Vec<Value> =
+        text.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let starts: Vec<&Value> = data.iter().filter(|d| d["type"] == "content_block_start").collect();
+    assert_eq!(starts[0]["content_block"]["type"], "thinking", "{text}");
+    assert_eq!(starts[0]["index"], 0);
+    assert_eq!(starts[1]["content_block"]["type"], "text");
+    assert_eq!(starts[1]["index"], 1);
+    let deltas: Vec<&Value> = data.iter().filter(|d| d["type"] == "content_block_delta" && d["index"] == 0).collect();
+    assert_eq!(deltas[0]["delta"], json!({"type": "thinking_delta", "thinking": "The user said: Hello there"}));
+    assert_eq!(deltas[1]["delta"]["type"], "signature_delta");
+    assert!(text.contains("message_stop"));
+
+    // the next turn hands the block back unchanged, signature and all
+    let turn = json!({"model": "claude", "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+    "messages": [
+        {"role": "user", "content": "Hello there"},
+        {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hi."}]},
+        {"role": "user", "content": "Again"}
+    ]});
+    assert_eq!(post(&s.base, "/v1/messages", &turn).await.status(), 200);
+    assert_eq!(upstream(&s.sim, Protocol::Anthropic)["messages"][1]["content"][0], *thinking);
+}

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
 use super::openai::{answer_id, fresh_id, switchyard_extension};
-use crate::chat::{FinishReason, StreamEvent, Usage};
+use crate::chat::{ContentPart, FinishReason, StreamEvent, Usage};
 use crate::error::ErrorClass;
 use crate::router::RoutedResponse;
 
@@ -51,6 +51,19 @@ impl Dialect for AnthropicWire {
 fn response_body(r: &RoutedResponse) -> Value {
     let answer = &r.response;
     let mut content = Vec::new();
+    for part in &answer.reasoning {
+        match part {
+            ContentPart::Thinking { thinking, signature } => {
+                let mut block = json!({"type": "thinking", "thinking": thinking});
+                if let Some(s) = signature {
+                    block["signature"] = json!(s);
+                }
+                content.push(block);
+            }
+            ContentPart::RedactedThinking { data } => content.push(json!({"type": "redacted_thinking", "data": data})),
+            _ => {}
+        }
+    }
     // Anthropic has no refusal field: a refusal without text is the answer's text
     let text = if answer.text.is_empty() { answer.refusal.as_deref().unwrap_or_default() } else { &answer.text };
     if !text.is_empty() {
@@ -130,6 +143,8 @@ enum Open {
     Text(usize),
     /// The tool_use block of this tool call (normalized index) at this block index.
     Tool { call: usize, block: usize },
+    /// A thinking (or redacted thinking) block; `signed` once its signature was sent.
+    Thinking { block: usize, signed: bool },
 }
 
 /// Encodes one answer as Messages stream events.
@@ -165,7 +180,7 @@ impl AnthropicEncoder {
     fn close(&mut self, out: &mut Vec<Bytes>) {
         if let Some(open) = self.open.take() {
             let index = match open {
-                Open::Text(i) | Open::Tool { block: i, .. } => i,
+                Open::Text(i) | Open::Tool { block: i, .. } | Open::Thinking { block: i, .. } => i,
             };
             out.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
         }
@@ -192,6 +207,36 @@ impl AnthropicEncoder {
             }
         };
         out.push(delta(index, json!({"type": "text_delta", "text": text})));
+    }
+
+    /// The open thinking block that has no signature yet, or a new one.
+    fn thinking_block(&mut self, out: &mut Vec<Bytes>) -> usize {
+        match self.open {
+            Some(Open::Thinking { block, signed: false }) => block,
+            _ => {
+                let i = self.open_block(json!({"type": "thinking", "thinking": ""}), out);
+                self.open = Some(Open::Thinking { block: i, signed: false });
+                i
+            }
+        }
+    }
+
+    fn thinking(&mut self, thinking: &str, out: &mut Vec<Bytes>) {
+        let index = self.thinking_block(out);
+        if !thinking.is_empty() {
+            out.push(delta(index, json!({"type": "thinking_delta", "thinking": thinking})));
+        }
+    }
+
+    fn signature(&mut self, signature: &str, out: &mut Vec<Bytes>) {
+        let index = self.thinking_block(out);
+        out.push(delta(index, json!({"type": "signature_delta", "signature": signature})));
+        self.open = Some(Open::Thinking { block: index, signed: true });
+    }
+
+    fn redacted(&mut self, data: &str, out: &mut Vec<Bytes>) {
+        let i = self.open_block(json!({"type": "redacted_thinking", "data": data}), out);
+        self.open = Some(Open::Thinking { block: i, signed: true });
     }
 
     fn tool_call(&mut self, call: usize, id: Option<&str>, name: Option<&str>, arguments: &str, out: &mut Vec<Bytes>) {
@@ -263,6 +308,9 @@ impl Encoder for AnthropicEncoder {
             StreamEvent::ToolCallDelta { index, id, name, arguments } => {
                 self.tool_call(*index, id.as_deref(), name.as_deref(), arguments, &mut out);
             }
+            StreamEvent::ThinkingDelta { thinking } => self.thinking(thinking, &mut out),
+            StreamEvent::SignatureDelta { signature } => self.signature(signature, &mut out),
+            StreamEvent::RedactedThinking { data } => self.redacted(data, &mut out),
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason } => self.finish(*reason, &mut out),
             // empty text says nothing; restarts never reach a gateway stream
@@ -318,6 +366,7 @@ mod tests {
                 model: "gpt-4o".into(),
                 text: text.into(),
                 tool_calls,
+                reasoning: Vec::new(),
                 finish_reason,
                 refusal: None,
                 usage: Usage { input_tokens: 25, output_tokens: 7, cached_input_tokens: None },

@@ -303,6 +303,7 @@ pub(super) mod tests {
                 model: "claude-sonnet-4-5".into(),
                 text: text.into(),
                 tool_calls,
+                reasoning: Vec::new(),
                 finish_reason,
                 refusal: None,
                 usage: Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None },

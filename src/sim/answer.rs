@@ -37,6 +37,8 @@ pub(crate) struct Prompt {
     pub(crate) tools: Vec<String>,
     /// What the request says about tool use.
     pub(crate) tool_choice: ToolMode,
+    /// Whether the request enabled extended thinking (Anthropic `thinking.type = "enabled"`).
+    pub(crate) thinking: bool,
 }
 
 /// The request's `tool_choice`, in wire-neutral terms.
@@ -127,6 +129,8 @@ pub(crate) struct Answer {
     pub(crate) output_tokens: u64,
     /// The answer.
     pub(crate) reply: Reply,
+    /// The reasoning shown before the answer, when the request enabled thinking.
+    pub(crate) thinking: Option<String>,
 }
 
 #[cfg(test)]
@@ -161,7 +165,8 @@ pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reje
         Reply::Text { tokens, .. } => tokens.len() as u64,
         Reply::Tool { input, .. } => input.to_string().split_whitespace().count() as u64,
     };
-    Ok(Answer { model: prompt.model.clone(), input_tokens, output_tokens, reply })
+    let thinking = prompt.thinking.then(|| format!("The user said: {}", prompt.last_user_text));
+    Ok(Answer { model: prompt.model.clone(), input_tokens, output_tokens, reply, thinking })
 }
 
 /// The full answer text before any prefill or `max_tokens` cut.

@@ -64,6 +64,7 @@ impl Dialect for AnthropicWire {
                 .unwrap_or_default(),
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
+            thinking: body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled"),
         })
     }
 
@@ -106,6 +107,14 @@ impl Dialect for AnthropicWire {
                 (json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }]), "tool_use")
             }
         };
+        let content = match (&answer.thinking, content) {
+            (Some(thinking), Value::Array(mut blocks)) => {
+                let block = json!({ "type": "thinking", "thinking": thinking, "signature": signature(ids) });
+                blocks.insert(0, block);
+                Value::Array(blocks)
+            }
+            (_, content) => content,
+        };
         json!({
             "id": message_id(ids),
             "type": "message",
@@ -132,8 +141,10 @@ impl Dialect for AnthropicWire {
                 "usage": usage(answer.input_tokens, 1),
             },
         });
+        // with thinking, block 0 is the thinking block and the answer is block 1
+        let at = usize::from(answer.thinking.is_some());
         let delta = |delta: Value| {
-            named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": delta }))
+            named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": at, "delta": delta }))
         };
         let (block, tokens, stop_reason) = match &answer.reply {
             Reply::Text { tokens, finish } => (
@@ -150,16 +161,31 @@ impl Dialect for AnthropicWire {
                 "tool_use",
             ),
         };
-        let head = vec![
-            named_event("message_start", &start),
+        let mut head = vec![named_event("message_start", &start)];
+        if let Some(thinking) = &answer.thinking {
+            let thinking_delta = |d: Value| {
+                named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": d }))
+            };
+            head.extend([
+                named_event(
+                    "content_block_start",
+                    &json!({ "type": "content_block_start", "index": 0,
+                             "content_block": { "type": "thinking", "thinking": "" } }),
+                ),
+                thinking_delta(json!({ "type": "thinking_delta", "thinking": thinking })),
+                thinking_delta(json!({ "type": "signature_delta", "signature": signature(ids) })),
+                named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })),
+            ]);
+        }
+        head.extend([
             named_event(
                 "content_block_start",
-                &json!({ "type": "content_block_start", "index": 0, "content_block": block }),
+                &json!({ "type": "content_block_start", "index": at, "content_block": block }),
             ),
             named_event("ping", &json!({ "type": "ping" })),
-        ];
+        ]);
         let tail = vec![
-            named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })),
+            named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": at })),
             named_event(
                 "message_delta",
                 &json!({
@@ -191,6 +217,11 @@ impl Dialect for AnthropicWire {
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\n\n",
         )
     }
+}
+
+/// The signature the simulator puts on its thinking blocks.
+fn signature(ids: Ids) -> String {
+    format!("sig_sim_{}", ids.seq)
 }
 
 fn message_id(ids: Ids) -> String {

@@ -65,6 +65,7 @@ impl Dialect for OpenAiWire {
             stop: stop_sequences(body.get("stop")),
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
+            thinking: false,
         })
     }
 

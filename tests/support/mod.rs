@@ -89,6 +89,7 @@ impl Scripted {
             model: model.to_owned(),
             text: text.to_owned(),
             tool_calls: vec![],
+            reasoning: Vec::new(),
             finish_reason: FinishReason::Stop,
             refusal: None,
             usage: Usage { input_tokens: 10, output_tokens: 2, cached_input_tokens: None },

@@ -99,7 +99,7 @@ enum Block {
         /// `content_block_start`'s `input` (empty in practice: the input comes in deltas).
         start_input: Option<Value>,
     },
-    /// Thinking and other blocks that are not part of the normalized answer.
+    /// Thinking (passed on as events as it comes) and blocks not part of the normalized answer.
     Other,
 }
 
@@ -164,6 +164,15 @@ enum StartBlock {
         #[serde(default)]
         input: Option<Value>,
     },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        data: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -175,7 +184,11 @@ enum Delta {
     Text { text: String },
     #[serde(rename = "input_json_delta")]
     InputJson { partial_json: String },
-    /// `thinking_delta`, `signature_delta`, `citations_delta`, ...
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
+    /// `citations_delta`, ...
     #[serde(other)]
     Other,
 }
@@ -280,6 +293,18 @@ impl Decoder {
                 self.emit(event, step);
                 Block::Tool { call, json: String::new(), start_input: input }
             }
+            StartBlock::Thinking { thinking, signature } => {
+                // even empty, the first delta marks where a thinking block starts
+                self.emit(StreamEvent::ThinkingDelta { thinking }, step);
+                if let Some(signature) = signature {
+                    self.emit(StreamEvent::SignatureDelta { signature }, step);
+                }
+                Block::Other
+            }
+            StartBlock::RedactedThinking { data } => {
+                self.emit(StreamEvent::RedactedThinking { data }, step);
+                Block::Other
+            }
             StartBlock::Other => Block::Other,
         };
         self.blocks.insert(index, block);
@@ -309,6 +334,8 @@ impl Decoder {
                     );
                 }
             }
+            Delta::Thinking { thinking } => self.emit(StreamEvent::ThinkingDelta { thinking }, step),
+            Delta::Signature { signature } => self.emit(StreamEvent::SignatureDelta { signature }, step),
             Delta::Other => {}
         }
         Ok(())
@@ -506,8 +533,14 @@ mod tests {
         );
         assert_eq!(response.finish_reason, FinishReason::ToolCalls);
         assert_eq!(response.usage, usage(25, 40, Some(4)));
+        // the thinking block comes through whole, signature included
         assert_eq!(
-            events[1],
+            response.reasoning,
+            vec![crate::chat::ContentPart::Thinking { thinking: "hmm".into(), signature: Some("abc".into()) }]
+        );
+        assert_eq!(events[0], StreamEvent::ThinkingDelta { thinking: String::new() });
+        assert_eq!(
+            events[4],
             StreamEvent::ToolCallDelta {
                 index: 0,
                 id: Some("toolu_1".into()),

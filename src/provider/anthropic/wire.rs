@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::chat::{ChatResponse, FinishReason, ToolCall, Usage};
+use crate::chat::{ChatResponse, ContentPart, FinishReason, ToolCall, Usage};
 
 /// Token counts as Anthropic reports them (in responses, `message_start` and `message_delta`).
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -56,7 +56,15 @@ enum ResponseBlock {
         name: String,
         input: Value,
     },
-    /// `thinking`, `redacted_thinking`, server tool blocks: not part of the normalized answer.
+    Thinking {
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    /// Server tool blocks: not part of the normalized answer yet.
     #[serde(other)]
     Other,
 }
@@ -71,12 +79,17 @@ impl MessagesResponse {
     pub(super) fn into_chat_response(self, provider: &str, request_id: Option<String>) -> ChatResponse {
         let mut text = String::new();
         let mut tool_calls = Vec::new();
+        let mut reasoning = Vec::new();
         for block in self.content {
             match block {
                 ResponseBlock::Text { text: t } => text.push_str(&t),
                 ResponseBlock::ToolUse { id, name, input } => {
                     tool_calls.push(ToolCall { id, name, arguments: input.to_string() })
                 }
+                ResponseBlock::Thinking { thinking, signature } => {
+                    reasoning.push(ContentPart::Thinking { thinking, signature })
+                }
+                ResponseBlock::RedactedThinking { data } => reasoning.push(ContentPart::RedactedThinking { data }),
                 ResponseBlock::Other => {}
             }
         }
@@ -89,6 +102,7 @@ impl MessagesResponse {
             model: self.model,
             text,
             tool_calls,
+            reasoning,
             finish_reason: finish_reason(self.stop_reason.as_deref()),
             refusal: None,
             usage,

@@ -116,6 +116,7 @@ pub(super) fn decode_response(
         model: wire.model.unwrap_or_else(|| requested_model.to_owned()),
         text: choice.message.content.unwrap_or_default(),
         tool_calls,
+        reasoning: Vec::new(),
         finish_reason: finish_reason(choice.finish_reason.as_deref()),
         refusal: choice.message.refusal,
         usage: wire.usage.map(Usage::from).unwrap_or_default(),
