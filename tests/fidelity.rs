@@ -17,11 +17,10 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn setup() -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let text = format!(
+/// The policy every test here runs under: one route per wire, one that drops what it cannot
+/// carry, one that fails over from Claude to OpenAI.
+fn policy_text(sim: &SimServer) -> String {
+    format!(
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
@@ -45,7 +44,14 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
 "#,
         sim.openai_base_url(),
         sim.anthropic_base_url()
-    );
+    )
+}
+
+async fn setup() -> Setup {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = policy_text(&sim);
     std::fs::write(&policy, text).unwrap();
     let mut options = ServeOptions::new(&policy);
     options.listen = Some("127.0.0.1:0".parse().unwrap());
@@ -329,22 +335,7 @@ async fn the_library_path_maps_skips_and_reports_like_the_gateway() {
     use switchyard::{ChatRequest, ContentPart, MediaSource, Message, Policy, Reasoning, Role, Router};
 
     let sim = SimServer::start().await.unwrap();
-    let policy = format!(
-        r#"
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
-[routes.vision]
-targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-4o" }}]
-"#,
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
-    );
+    let policy = policy_text(&sim);
     let router = Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap();
     let picture = || {
         ChatRequest::new([Message::new(
@@ -354,7 +345,7 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
         .max_tokens(20000)
         .reasoning(Reasoning::Effort { effort: "high".into() })
     };
-    let ok = router.chat("vision", picture()).await.unwrap();
+    let ok = router.chat("claude_then_gpt", picture()).await.unwrap();
     assert_eq!(ok.provider(), "anthropic");
     assert!(ok.dropped.is_empty());
     let got = upstream(&sim, Protocol::Anthropic);
@@ -365,7 +356,7 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
     let mut seeded = picture();
     seeded.seed = Some(1);
     seeded.reasoning = None;
-    let ok = router.chat("vision", seeded).await.unwrap();
+    let ok = router.chat("claude_then_gpt", seeded).await.unwrap();
     assert_eq!(ok.provider(), "openai");
     assert_eq!(ok.attempts[0].skip_reason, Some(SkipReason::Unsupported("`seed` on the anthropic wire".into())));
     assert_eq!(

@@ -173,6 +173,22 @@ pub(crate) fn strings(fields: &mut Fields, field: &str, single: bool) -> Result<
     }
 }
 
+/// What both wires' request bodies start with: the body, its `model` (the route, not empty), its
+/// `stream` flag and its messages (not empty), each message still to be read.
+pub(crate) fn request_head(bytes: &[u8]) -> Result<(Fields, String, bool, Vec<Fields>), String> {
+    let mut body = Fields::root(json_body(bytes)?)?;
+    let route = body.req_str("model")?;
+    if route.is_empty() {
+        return Err("invalid `model`: must not be empty".to_owned());
+    }
+    let stream = body.bool("stream")?.unwrap_or(false);
+    let messages = body.objects("messages")?;
+    if messages.is_empty() {
+        return Err("missing required field `messages` (a non-empty array)".to_owned());
+    }
+    Ok((body, route, stream, messages))
+}
+
 /// A request body as JSON.
 pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("request body is not valid JSON: {e}"))

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::fields::{Fields, json_body, strings};
+use super::super::fields::{Fields, request_head, strings};
 use super::super::openai_chat::rest;
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, budget_for_effort};
@@ -28,16 +28,7 @@ pub const STRUCTURED_OUTPUTS_BETA: &str = "structured-outputs-2025-11-13";
 /// Decodes a caller's Messages body. Members the model has no typed place for are kept in `extra`
 /// maps, unknown blocks as native parts.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    let mut body = Fields::root(json_body(bytes)?)?;
-    let route = body.req_str("model")?;
-    if route.is_empty() {
-        return Err("invalid `model`: must not be empty".to_owned());
-    }
-    let stream = body.bool("stream")?.unwrap_or(false);
-    let turns = body.objects("messages")?;
-    if turns.is_empty() {
-        return Err("missing required field `messages` (a non-empty array)".to_owned());
-    }
+    let (mut body, route, stream, turns) = request_head(bytes)?;
     let mut request = ChatRequest {
         messages: system(&mut body)?.into_iter().collect(),
         // required by Anthropic's API; without it the adapter supplies the model profile's default

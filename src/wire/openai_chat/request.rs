@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::fields::{Fields, data_url, json_body, strings};
+use super::super::fields::{Fields, data_url, request_head, strings};
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, effort_for_budget};
 use crate::chat::{
@@ -18,12 +18,7 @@ use crate::provider::Protocol;
 /// Decodes a caller's Chat Completions body. Members the model has no typed place for are kept in
 /// `extra` maps, unknown content parts as native parts.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    let mut body = Fields::root(json_body(bytes)?)?;
-    let route = body.req_str("model")?;
-    if route.is_empty() {
-        return Err("invalid `model`: must not be empty".to_owned());
-    }
-    let stream = body.bool("stream")?.unwrap_or(false);
+    let (mut body, route, stream, messages) = request_head(bytes)?;
     let mut include_usage = false;
     let mut stream_rest = None;
     if let Some(mut options) = body.object("stream_options")? {
@@ -31,10 +26,6 @@ pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
         if !options.is_empty() {
             stream_rest = Some(options.into_value());
         }
-    }
-    let messages = body.objects("messages")?;
-    if messages.is_empty() {
-        return Err("missing required field `messages` (a non-empty array)".to_owned());
     }
     let max_completion = body.u32("max_completion_tokens")?;
     let max_legacy = body.u32("max_tokens")?;
