@@ -1,7 +1,8 @@
 //! Load benchmark of the gateway: the same requests straight to the simulated provider and through
 //! `switchyard serve` (the release binary, in its own process) at a fixed rate, interleaved, on
-//! loopback. Reports added latency at p50/p99, the throughput ratio at saturation, and the
-//! gateway's resident memory.
+//! loopback. Reports added latency at p50/p99 (whole answers) and added time to the first token
+//! (streamed answers), the throughput ratio at saturation with 16 connections, streamed and not,
+//! and the gateway's resident memory.
 //!
 //! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -10,9 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard::sim::SimServer;
-use tokio::sync::Semaphore;
 
 const RATE: u64 = 1000;
+/// Streams cost more per request on both sides; a lower fixed rate keeps the box below saturation.
+const STREAM_RATE: u64 = 500;
+/// Concurrent connections of the saturation runs (what peers' published gateway benchmarks use).
+const CONNECTIONS: usize = 16;
 
 fn body() -> serde_json::Value {
     serde_json::json!({"model": "solo", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
@@ -20,6 +24,67 @@ fn body() -> serde_json::Value {
 
 fn body_direct() -> serde_json::Value {
     serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
+}
+
+fn streamed(mut body: serde_json::Value) -> serde_json::Value {
+    body["stream"] = serde_json::Value::Bool(true);
+    body
+}
+
+/// Whether `buf` holds the first non-empty content delta of an OpenAI stream.
+fn has_content(buf: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"content\":\"";
+    buf.windows(KEY.len() + 1).any(|w| w.starts_with(KEY) && w[KEY.len()] != b'"')
+}
+
+/// Sends one streamed request; returns the time to the first content delta in µs, once the whole
+/// stream was read without error.
+async fn first_token(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> Option<f64> {
+    let t0 = Instant::now();
+    let mut resp = client.post(url).json(body).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = resp.chunk().await.ok()? {
+        if first.is_none() {
+            buf.extend_from_slice(&chunk);
+            if has_content(&buf) {
+                first = Some(t0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    first
+}
+
+/// Open loop at `rate` streamed requests/s for `secs`; sorted first-token latencies in µs, errors.
+async fn fixed_rate_stream(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    rate: u64,
+    secs: u64,
+) -> (Vec<f64>, usize) {
+    let n = rate * secs;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move { first_token(&client, &url, &body).await }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(us) => lat.push(us),
+            None => errors += 1,
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    (lat, errors)
 }
 
 /// Sends at `RATE` requests/s for `secs` (open loop), returns sorted latencies in µs and errors.
@@ -51,18 +116,18 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, body: &serde_json::Valu
     (lat, errors)
 }
 
-/// Closed loop: as many requests as 32 clients can do in `secs`; returns requests/s.
+/// Closed loop: as many requests as `CONNECTIONS` clients can do in `secs`, each answer read to
+/// its end; returns requests/s.
 async fn saturate(client: &reqwest::Client, url: &str, body: &serde_json::Value, secs: u64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let sem = Arc::new(Semaphore::new(32));
     let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..32 {
-        let (client, url, body, count, _sem) =
-            (client.clone(), url.to_owned(), body.clone(), count.clone(), sem.clone());
+    for _ in 0..CONNECTIONS {
+        let (client, url, body, count) = (client.clone(), url.to_owned(), body.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                if client.post(&url).json(&body).send().await.is_ok_and(|r| r.status().is_success()) {
+                let Ok(resp) = client.post(&url).json(&body).send().await else { continue };
+                if resp.status().is_success() && resp.bytes().await.is_ok() {
                     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -148,11 +213,44 @@ async fn main() {
         pct(&g_all, 50.0) - pct(&d_all, 50.0),
         pct(&g_all, 99.0) - pct(&d_all, 99.0)
     );
-    sim.clear_requests();
-    let td = saturate(&client, &direct, &body_direct(), secs).await;
-    sim.clear_requests();
-    let tg = saturate(&client, &gateway, &body(), secs).await;
-    println!("saturation, 32 clients: direct {td:.0} req/s, gateway {tg:.0} req/s, ratio {:.2}", tg / td);
+
+    println!("streamed, fixed rate {STREAM_RATE} req/s: time to the first content delta");
+    let (mut d_all, mut g_all) = (Vec::new(), Vec::new());
+    let mut errors = (0, 0);
+    for _ in 0..2 {
+        sim.clear_requests();
+        let (d, de) = fixed_rate_stream(&client, &direct, &streamed(body_direct()), STREAM_RATE, secs).await;
+        sim.clear_requests();
+        let (g, ge) = fixed_rate_stream(&client, &gateway, &streamed(body()), STREAM_RATE, secs).await;
+        d_all.extend(d);
+        g_all.extend(g);
+        errors.0 += de;
+        errors.1 += ge;
+    }
+    d_all.sort_by(f64::total_cmp);
+    g_all.sort_by(f64::total_cmp);
+    println!("{:<10} {:>10} {:>10} {:>8}", "path", "p50 µs", "p99 µs", "errors");
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "direct", pct(&d_all, 50.0), pct(&d_all, 99.0), errors.0);
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "gateway", pct(&g_all, 50.0), pct(&g_all, 99.0), errors.1);
+    println!(
+        "added first-token latency: p50 {:+.0} µs, p99 {:+.0} µs (target: p50 <= 200 µs)",
+        pct(&g_all, 50.0) - pct(&d_all, 50.0),
+        pct(&g_all, 99.0) - pct(&d_all, 99.0)
+    );
+
+    for (label, d_body, g_body, target) in
+        [("whole answers", body_direct(), body(), 0.35), ("streamed", streamed(body_direct()), streamed(body()), 0.25)]
+    {
+        sim.clear_requests();
+        let td = saturate(&client, &direct, &d_body, secs).await;
+        sim.clear_requests();
+        let tg = saturate(&client, &gateway, &g_body, secs).await;
+        println!(
+            "saturation, {label}, {CONNECTIONS} connections: direct {td:.0} req/s, gateway {tg:.0} req/s, \
+             ratio {:.2} (target >= {target})",
+            tg / td
+        );
+    }
     match rss_loaded {
         Some(kb) => println!("gateway RSS after the fixed-rate runs: {:.1} MB (target < 50 MB)", kb as f64 / 1024.0),
         None => println!("gateway RSS: not available on this OS"),

@@ -55,7 +55,12 @@ impl Provider for Immediate {
             reasoning: Vec::new(),
             finish_reason: FinishReason::Stop,
             refusal: None,
-            usage: Usage { input_tokens: 4, output_tokens: 1, cached_input_tokens: None },
+            stop_sequence: None,
+            logprobs: None,
+            alternatives: Vec::new(),
+            dialect: None,
+            extra: Default::default(),
+            usage: Usage { input_tokens: 4, output_tokens: 1, cached_input_tokens: None, ..Usage::default() },
             request_id: None,
         })
     }

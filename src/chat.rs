@@ -656,21 +656,103 @@ impl FinishReason {
 }
 
 /// Token usage reported by the provider.
+///
+/// `input_tokens` counts every prompt token, those read from or written to the provider's prompt
+/// cache included (OpenAI's `prompt_tokens`; on Anthropic, the sum of `input_tokens`,
+/// `cache_read_input_tokens` and `cache_creation_input_tokens`), so limits and costs see one
+/// figure on both wires. `output_tokens` includes reasoning tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Prompt tokens (OpenAI `prompt_tokens`, Anthropic `input_tokens`).
+    /// All prompt tokens, cached ones included.
     pub input_tokens: u64,
-    /// Output tokens (OpenAI `completion_tokens`, Anthropic `output_tokens`).
+    /// Output tokens (OpenAI `completion_tokens`, Anthropic `output_tokens`), reasoning included.
     pub output_tokens: u64,
-    /// Prompt tokens served from the provider's cache, when reported.
+    /// Prompt tokens served from the provider's cache, when reported (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's cache, when reported (Anthropic
+    /// `cache_creation_input_tokens`; OpenAI does not report them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Output tokens spent on reasoning, when reported (OpenAI
+    /// `completion_tokens_details.reasoning_tokens`; Anthropic counts them in `output_tokens` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
+    /// Usage with `input` prompt and `output` answer tokens and no details.
+    pub fn new(input: u64, output: u64) -> Self {
+        Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
+    }
+
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
+    }
+
+    /// Prompt tokens neither read from nor written to the cache (Anthropic's `input_tokens`).
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cached_input_tokens.unwrap_or(0))
+            .saturating_sub(self.cache_creation_input_tokens.unwrap_or(0))
+    }
+}
+
+/// The log probability of one answer token (OpenAI `logprobs.content[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token.
+    pub token: String,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes, when the provider sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+    /// The most likely tokens at this position, when `top_logprobs` was asked for.
+    #[serde(default)]
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// The token.
+    pub token: String,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes, when the provider sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// One more answer to the same request, when it asked for `n > 1` (OpenAI); the first one is the
+/// [`ChatResponse`] itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Choice {
+    /// Its position among the answers (1 and up).
+    pub index: usize,
+    /// Its text.
+    pub text: String,
+    /// Its tool calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+    /// Its refusal text, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Log probabilities of its tokens, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
+}
+
+impl Choice {
+    /// A choice with `text` that stopped for `finish_reason`.
+    pub fn new(index: usize, text: impl Into<String>, finish_reason: FinishReason) -> Self {
+        Choice { index, text: text.into(), tool_calls: Vec::new(), finish_reason, refusal: None, logprobs: None }
     }
 }
 
@@ -696,11 +778,28 @@ pub struct ChatResponse {
     /// The refusal text, when the provider sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// The stop sequence that ended the answer, when the provider says which (Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sequence: Option<String>,
+    /// Log probabilities of the answer's tokens, when the request asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
+    /// The other answers, when the request asked for `n > 1` (in order; this one is the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Choice>,
     /// Token usage.
     pub usage: Usage,
     /// The provider's request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The wire `extra` came from: the target's protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<crate::provider::Protocol>,
+    /// Top-level members of the answer this model has no typed place for (OpenAI
+    /// `system_fingerprint`, `service_tier`; Anthropic `container`, members added after this
+    /// release): the gateway hands them to callers of the same wire unchanged.
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
 }
 
 /// One event of a streamed answer. A successful stream ends with exactly one [`StreamEvent::Finish`].
@@ -743,6 +842,28 @@ pub enum StreamEvent {
         /// The opaque data.
         data: String,
     },
+    /// Refusal text to append (OpenAI `delta.refusal`).
+    RefusalDelta {
+        /// The text.
+        refusal: String,
+    },
+    /// Log probabilities of the tokens just sent (OpenAI `logprobs.content` of a chunk).
+    Logprobs {
+        /// One entry per token.
+        content: Vec<TokenLogprob>,
+    },
+    /// An event of another answer than the first, when the request asked for `n > 1`.
+    Alternative {
+        /// Which answer (1 and up).
+        index: usize,
+        /// Its event (never `Usage`, `Restart` or another `Alternative`).
+        event: Box<StreamEvent>,
+    },
+    /// The stop sequence that ended the answer (Anthropic), just before `Finish`.
+    StopSequence {
+        /// The sequence.
+        sequence: String,
+    },
     /// Token usage (may come more than once; the last one wins).
     Usage(Usage),
     /// Discard everything received so far: the answer restarts on another target.
@@ -765,6 +886,11 @@ pub struct StreamCollector {
     text: String,
     tool_calls: Vec<ToolCall>,
     reasoning: Vec<ContentPart>,
+    refusal: Option<String>,
+    stop_sequence: Option<String>,
+    logprobs: Option<Vec<TokenLogprob>>,
+    /// Answers 1 and up, by index.
+    alternatives: Vec<(usize, StreamCollector)>,
     usage: Option<Usage>,
     finish: Option<FinishReason>,
 }
@@ -805,14 +931,25 @@ impl StreamCollector {
             StreamEvent::RedactedThinking { data } => {
                 self.reasoning.push(ContentPart::RedactedThinking { data: data.clone() });
             }
-            StreamEvent::Usage(u) => self.usage = Some(*u),
-            StreamEvent::Restart { .. } => {
-                self.text.clear();
-                self.tool_calls.clear();
-                self.reasoning.clear();
-                self.usage = None;
-                self.finish = None;
+            StreamEvent::RefusalDelta { refusal } => self.refusal.get_or_insert_with(String::new).push_str(refusal),
+            StreamEvent::Logprobs { content } => {
+                self.logprobs.get_or_insert_with(Vec::new).extend(content.iter().cloned());
             }
+            StreamEvent::Alternative { index, event } => {
+                let position = match self.alternatives.iter().position(|(i, _)| i == index) {
+                    Some(p) => p,
+                    None => {
+                        self.alternatives.push((*index, StreamCollector::new()));
+                        self.alternatives.len() - 1
+                    }
+                };
+                if !matches!(**event, StreamEvent::Alternative { .. } | StreamEvent::Restart { .. }) {
+                    self.alternatives[position].1.push(event);
+                }
+            }
+            StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Restart { .. } => *self = StreamCollector::new(),
             StreamEvent::Finish { reason } => self.finish = Some(*reason),
         }
     }
@@ -847,9 +984,25 @@ impl StreamCollector {
             tool_calls: self.tool_calls,
             reasoning: self.reasoning,
             finish_reason,
-            refusal: None,
+            refusal: self.refusal,
+            stop_sequence: self.stop_sequence,
+            logprobs: self.logprobs,
+            alternatives: self
+                .alternatives
+                .into_iter()
+                .map(|(index, c)| Choice {
+                    index,
+                    text: c.text,
+                    tool_calls: c.tool_calls,
+                    finish_reason: c.finish.unwrap_or(FinishReason::Incomplete),
+                    refusal: c.refusal,
+                    logprobs: c.logprobs,
+                })
+                .collect(),
             usage: self.usage.unwrap_or_default(),
             request_id,
+            dialect: None,
+            extra: Extra::new(),
         })
     }
 }
@@ -881,7 +1034,12 @@ mod tests {
             arguments: "{\"a\":".into(),
         });
         c.push(&StreamEvent::ToolCallDelta { index: 0, id: None, name: None, arguments: "1}".into() });
-        c.push(&StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 2, cached_input_tokens: None }));
+        c.push(&StreamEvent::Usage(Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            cached_input_tokens: None,
+            ..Usage::default()
+        }));
         assert!(!c.is_finished());
         c.push(&StreamEvent::Finish { reason: FinishReason::ToolCalls });
         let r = c.finish("p", "m", None);

@@ -163,8 +163,9 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
     /// The provider's `x-should-retry` header, which overrides the class's retryability.
     pub should_retry: Option<bool>,
-    /// For streams: what was received before the failure.
-    pub partial: Option<Partial>,
+    /// For streams: what was received before the failure (boxed: most errors have none, and
+    /// every `Result` that carries this error pays for its size).
+    pub partial: Option<Box<Partial>>,
 }
 
 impl ProviderError {
@@ -192,7 +193,7 @@ impl ProviderError {
 
     /// Sets the partial output received before a stream failed.
     pub fn with_partial(mut self, partial: Partial) -> Self {
-        self.partial = Some(partial);
+        self.partial = Some(Box::new(partial));
         self
     }
 

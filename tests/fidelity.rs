@@ -411,3 +411,180 @@ async fn thinking_blocks_come_back_with_their_signature_streamed_and_not() {
     assert_eq!(post(&s.base, "/v1/messages", &turn).await.status(), 200);
     assert_eq!(upstream(&s.sim, Protocol::Anthropic)["messages"][1]["content"][0], *thinking);
 }
+
+/// The `data:` payloads of an SSE body, parsed (`[DONE]` left out).
+fn sse_data(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn openai_answers_carry_every_choice_logprobs_reasoning_tokens_and_unknown_members() {
+    let s = setup().await;
+    let body = |stream: bool| {
+        json!({"model": "gpt", "stream": stream, "stream_options": {"include_usage": true},
+               "n": 2, "logprobs": true, "top_logprobs": 2, "reasoning_effort": "low",
+               "messages": [{"role": "user", "content": "Hello there"}]})
+    };
+    let r = post(&s.base, "/v1/chat/completions", &without(body(false), &["stream_options"])).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let choices = answer["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2, "{answer}");
+    for (i, choice) in choices.iter().enumerate() {
+        assert_eq!(choice["index"], i);
+        assert_eq!(choice["message"]["content"], "Hello from gpt-4o. You said: Hello there");
+        assert_eq!(choice["finish_reason"], "stop");
+        let first = &choice["logprobs"]["content"][0];
+        assert_eq!(first["token"], "Hello");
+        assert_eq!(first["logprob"], -0.25);
+        assert_eq!(first["bytes"], json!(b"Hello".to_vec()));
+        assert_eq!(first["top_logprobs"].as_array().unwrap().len(), 2);
+        assert_eq!(first["top_logprobs"][1]["token"], "alt1");
+    }
+    assert_eq!(answer["usage"]["completion_tokens_details"]["reasoning_tokens"], 2, "{answer}");
+    // members the model has no place for come back as the upstream sent them
+    assert_eq!(answer["system_fingerprint"], "fp_sim");
+    assert_eq!(answer["service_tier"], "default");
+
+    let r = post(&s.base, "/v1/chat/completions", &body(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let chunks = sse_data(&text);
+    let content = |index: u64| -> String {
+        chunks
+            .iter()
+            .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["index"] == index)
+            .filter_map(|c| c["delta"]["content"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(content(0), "Hello from gpt-4o. You said: Hello there", "{text}");
+    assert_eq!(content(1), "Hello from gpt-4o. You said: Hello there", "{text}");
+    let finishes: Vec<&Value> = chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().into_iter().flatten())
+        .filter(|c| !c["finish_reason"].is_null())
+        .map(|c| &c["index"])
+        .collect();
+    assert_eq!(finishes.len(), 2, "one finish per answer: {text}");
+    let tokens: Vec<&Value> = chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().into_iter().flatten())
+        .filter(|c| c["index"] == 0)
+        .filter_map(|c| c["logprobs"]["content"].as_array())
+        .flatten()
+        .map(|t| &t["token"])
+        .collect();
+    assert_eq!(tokens.first().copied(), Some(&json!("Hello")), "{text}");
+    assert_eq!(tokens.len(), 7, "a logprob per token: {text}");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 2, "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn anthropic_answers_carry_cache_usage_and_unknown_members_streamed_and_not() {
+    let s = setup().await;
+    let system = "You are a careful assistant. ".repeat(8);
+    let body = |stream: bool| {
+        json!({"model": "claude", "max_tokens": 100, "stream": stream, "stop_sequences": ["said"],
+               "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+               "messages": [{"role": "user", "content": "Hello there"}]})
+    };
+    let cached = (system.chars().count() as u64).div_ceil(4);
+    let r = post(&s.base, "/v1/messages", &body(false)).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let usage = &answer["usage"];
+    assert_eq!(usage["cache_read_input_tokens"], cached, "{answer}");
+    assert_eq!(usage["cache_creation_input_tokens"], 0, "{answer}");
+    // input_tokens leaves the cache out, as Anthropic's does
+    let all = (system.chars().count() as u64 + "Hello there".len() as u64).div_ceil(4);
+    assert_eq!(usage["input_tokens"], all - cached, "{answer}");
+    // which stop sequence ended the answer comes back
+    assert_eq!(answer["stop_sequence"], "said", "{answer}");
+    assert_eq!(answer["stop_reason"], "stop_sequence");
+
+    let r = post(&s.base, "/v1/messages", &body(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let delta = sse_data(&text).into_iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(delta["delta"], json!({"stop_reason": "stop_sequence", "stop_sequence": "said"}), "{text}");
+    assert_eq!(delta["usage"]["cache_read_input_tokens"], cached, "{text}");
+    assert_eq!(delta["usage"]["input_tokens"], all - cached, "{text}");
+}
+
+#[tokio::test]
+async fn usage_is_mapped_across_wires_streamed_and_not() {
+    let s = setup().await;
+    // an Anthropic caller served by OpenAI: reasoning and cache figures in Anthropic's terms
+    let r = post(
+        &s.base,
+        "/v1/messages",
+        &json!({"model": "gpt", "max_tokens": 100, "messages": [{"role": "user", "content": "Hello there"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["usage"]["cache_read_input_tokens"], 0, "{answer}");
+    assert_eq!(answer["usage"]["input_tokens"], 3, "{answer}");
+    // OpenAI members have no place on this wire
+    assert!(answer.get("system_fingerprint").is_none(), "{answer}");
+
+    // an OpenAI caller served by Claude with a cached prefix: prompt_tokens counts it
+    let long = "Some long shared context. ".repeat(8);
+    for stream in [false, true] {
+        let r = post(
+            &s.base,
+            "/v1/chat/completions",
+            &json!({"model": "claude", "stream": stream, "stream_options": {"include_usage": true},
+                    "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let usage = if stream {
+            sse_data(&r.text().await.unwrap()).last().unwrap()["usage"].clone()
+        } else {
+            r.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        assert_eq!(usage["prompt_tokens"], (long.len() as u64).div_ceil(4), "{usage}");
+        assert!(usage.get("completion_tokens_details").is_none(), "{usage}");
+    }
+}
+
+#[tokio::test]
+async fn the_library_path_returns_every_choice_and_logprobs_streamed_and_not() {
+    use futures::StreamExt;
+    use switchyard::{ChatRequest, Policy, Router, StreamCollector};
+
+    let sim = SimServer::start().await.unwrap();
+    let router = Router::new(Policy::from_toml(&policy_text(&sim), "inline").unwrap()).unwrap();
+    let mut request = ChatRequest::user("Hello there");
+    request.n = Some(3);
+    request.logprobs = Some(true);
+    request.top_logprobs = Some(1);
+    let ok = router.chat("gpt", request.clone()).await.unwrap();
+    let answer = &ok.response;
+    assert_eq!(answer.text, "Hello from gpt-4o. You said: Hello there");
+    assert_eq!(answer.alternatives.iter().map(|c| c.index).collect::<Vec<_>>(), [1, 2]);
+    assert!(answer.alternatives.iter().all(|c| c.text == answer.text));
+    let logprobs = answer.logprobs.as_ref().unwrap();
+    assert_eq!(logprobs.len(), 7);
+    assert_eq!(logprobs[0].top_logprobs.len(), 1);
+    assert_eq!(answer.extra.get("system_fingerprint"), Some(&json!("fp_sim")));
+
+    let mut stream = router.chat_stream("gpt", request).await.unwrap();
+    let mut collector = StreamCollector::new();
+    while let Some(event) = stream.next().await {
+        collector.push(&event.unwrap());
+    }
+    let streamed = collector.finish("openai", "gpt-4o", None).unwrap();
+    assert_eq!(streamed.text, answer.text);
+    assert_eq!(streamed.alternatives.len(), 2);
+    assert!(streamed.alternatives.iter().all(|c| c.text == answer.text));
+    assert_eq!(streamed.logprobs.as_ref().map(Vec::len), Some(7));
+}

@@ -152,7 +152,10 @@ async fn chat_posts_to_chat_completions_with_auth_org_and_body() {
     assert_eq!(answer.provider, "openai");
     assert_eq!(answer.model, "gpt-4o-mini-2024-07-18");
     assert_eq!(answer.finish_reason, FinishReason::Stop);
-    assert_eq!(answer.usage, Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0) });
+    assert_eq!(
+        answer.usage,
+        Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0), ..Usage::default() }
+    );
     assert_eq!(answer.request_id.as_deref(), Some("req_wire_1"));
 
     let seen = server.requests();
@@ -186,7 +189,12 @@ async fn chat_stream_end_to_end() {
         events,
         vec![
             StreamEvent::TextDelta { text: "Hello!".into() },
-            StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 2,
+                cached_input_tokens: None,
+                ..Usage::default()
+            }),
             StreamEvent::Finish { reason: FinishReason::Stop },
         ]
     );

@@ -172,7 +172,7 @@ pub struct RouteFailure {
 impl RouteFailure {
     /// What a stream delivered before it failed, if anything.
     pub fn partial(&self) -> Option<&Partial> {
-        self.error.as_ref().and_then(|e| e.partial.as_ref())
+        self.error.as_ref().and_then(|e| e.partial.as_deref())
     }
 }
 

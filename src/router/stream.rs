@@ -379,7 +379,7 @@ async fn drive(
         plan.attempts.push(attempt);
         current.lease.fail(inner, effect, &failure);
         let mut failure = failure;
-        failure.partial = Some(delivered.partial());
+        failure.partial = Some(Box::new(delivered.partial()));
         let original = original_failure.get_or_insert(failure.clone()).clone();
         let action = plan.route.actions.get(failure.class);
 
@@ -473,7 +473,7 @@ fn interrupted(plan: &Plan<'_>, original: ProviderError, delivered: &StreamColle
     f.provider = Some(original.provider.clone());
     f.status = original.status;
     let mut e = original;
-    e.partial = Some(Partial { text: delivered.text().to_owned(), ..delivered.partial() });
+    e.partial = Some(Box::new(Partial { text: delivered.text().to_owned(), ..delivered.partial() }));
     f.error = Some(e);
     f
 }

@@ -10,6 +10,7 @@ use super::dialect::{Dialect, Encoder, Failure, Parsed};
 use super::openai::{answer_id, fresh_id, switchyard_extension};
 use crate::chat::{ContentPart, FinishReason, StreamEvent, Usage};
 use crate::error::ErrorClass;
+use crate::provider::Protocol;
 use crate::router::RoutedResponse;
 
 /// Anthropic Messages (`POST /v1/messages`).
@@ -72,16 +73,24 @@ fn response_body(r: &RoutedResponse) -> Value {
     for c in &answer.tool_calls {
         content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
     }
-    json!({
+    let mut body = json!({
         "id": answer_id("msg_", answer.request_id.as_deref()),
         "type": "message",
         "role": "assistant",
         "model": answer.model,
         "content": content,
-        "stop_reason": stop_reason(answer.finish_reason),
-        "stop_sequence": null,
+        "stop_reason": stop_reason(answer.finish_reason, answer.stop_sequence.is_some()),
+        "stop_sequence": answer.stop_sequence,
         "usage": usage_body(&answer.usage),
-    })
+    });
+    if answer.dialect == Some(Protocol::Anthropic)
+        && let Value::Object(map) = &mut body
+    {
+        // same wire: what the upstream said that the model has no place for (`stop_sequence`,
+        // `container`, newer members) goes back as it came
+        map.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    body
 }
 
 /// Arguments as the object Anthropic clients expect; anything that is not a JSON object (an upstream
@@ -93,8 +102,9 @@ fn tool_input(arguments: &str) -> Value {
     }
 }
 
-fn stop_reason(reason: FinishReason) -> &'static str {
+fn stop_reason(reason: FinishReason, by_sequence: bool) -> &'static str {
     match reason {
+        FinishReason::Stop if by_sequence => "stop_sequence",
         FinishReason::Stop => "end_turn",
         FinishReason::Length => "max_tokens",
         FinishReason::ToolCalls => "tool_use",
@@ -103,12 +113,19 @@ fn stop_reason(reason: FinishReason) -> &'static str {
     }
 }
 
+/// Anthropic's usage: its `input_tokens` leaves out the prompt tokens read from or written to the
+/// cache, which the normalized figure counts.
 fn usage_body(u: &Usage) -> Value {
-    let mut body = json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens});
-    if let (Some(cached), Value::Object(map)) = (u.cached_input_tokens, &mut body) {
-        map.insert("cache_read_input_tokens".into(), json!(cached));
+    let mut body = Map::new();
+    body.insert("input_tokens".into(), json!(u.uncached_input_tokens()));
+    if let Some(written) = u.cache_creation_input_tokens {
+        body.insert("cache_creation_input_tokens".into(), json!(written));
     }
-    body
+    if let Some(read) = u.cached_input_tokens {
+        body.insert("cache_read_input_tokens".into(), json!(read));
+    }
+    body.insert("output_tokens".into(), json!(u.output_tokens));
+    Value::Object(body)
 }
 
 /// Anthropic's `error.type` for a class (WIRE.md's status table).
@@ -153,6 +170,7 @@ pub(crate) struct AnthropicEncoder {
     id: String,
     model: String,
     usage: Option<Usage>,
+    stop_sequence: Option<String>,
     /// The index the next content block gets.
     next_block: usize,
     open: Option<Open>,
@@ -169,6 +187,7 @@ impl AnthropicEncoder {
             id,
             model: model.to_owned(),
             usage: None,
+            stop_sequence: None,
             next_block: 0,
             open: None,
             tool_blocks: HashMap::new(),
@@ -263,15 +282,18 @@ impl AnthropicEncoder {
         self.finished = true;
         // message_start said 0 input tokens (unknown then); clients that read input_tokens from
         // message_delta (as Anthropic now sends it) get the real count
-        let usage = match self.usage {
-            Some(u) => json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}),
+        let usage = match &self.usage {
+            Some(u) => usage_body(u),
             None => json!({"output_tokens": 0}),
         };
         out.push(event(
             "message_delta",
             json!({
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason(reason), "stop_sequence": null},
+                "delta": {
+                    "stop_reason": stop_reason(reason, self.stop_sequence.is_some()),
+                    "stop_sequence": self.stop_sequence,
+                },
                 "usage": usage,
             }),
         ));
@@ -311,6 +333,9 @@ impl Encoder for AnthropicEncoder {
             StreamEvent::ThinkingDelta { thinking } => self.thinking(thinking, &mut out),
             StreamEvent::SignatureDelta { signature } => self.signature(signature, &mut out),
             StreamEvent::RedactedThinking { data } => self.redacted(data, &mut out),
+            // Anthropic has no refusal field: a refusal is the answer's text
+            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => self.text(refusal, &mut out),
+            StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason } => self.finish(*reason, &mut out),
             // empty text says nothing; restarts never reach a gateway stream
@@ -369,7 +394,12 @@ mod tests {
                 reasoning: Vec::new(),
                 finish_reason,
                 refusal: None,
-                usage: Usage { input_tokens: 25, output_tokens: 7, cached_input_tokens: None },
+                stop_sequence: None,
+                logprobs: None,
+                alternatives: Vec::new(),
+                dialect: None,
+                extra: Default::default(),
+                usage: Usage { input_tokens: 25, output_tokens: 7, cached_input_tokens: None, ..Usage::default() },
                 request_id: Some("msg_01abc".into()),
             },
             attempts: Vec::new(),
@@ -654,7 +684,8 @@ mod tests {
                 {"type": "tool_use", "id": "c3", "name": "h", "input": {}}
             ])
         );
-        assert_eq!(body["usage"], json!({"input_tokens": 25, "output_tokens": 7, "cache_read_input_tokens": 3}));
+        // Anthropic's input_tokens leave out the cached prompt tokens the normalized count includes
+        assert_eq!(body["usage"], json!({"input_tokens": 22, "output_tokens": 7, "cache_read_input_tokens": 3}));
     }
 
     #[test]
@@ -731,7 +762,12 @@ mod tests {
         vec![
             StreamEvent::TextDelta { text: "Hel".into() },
             StreamEvent::TextDelta { text: "lo!".into() },
-            StreamEvent::Usage(Usage { input_tokens: 12, output_tokens: 3, cached_input_tokens: None }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 12,
+                output_tokens: 3,
+                cached_input_tokens: None,
+                ..Usage::default()
+            }),
             StreamEvent::Finish { reason: FinishReason::Stop },
         ]
     }
@@ -749,7 +785,12 @@ mod tests {
             piece(0, None, None, "{\"city\":"),
             piece(0, None, None, "\"Paris\"}"),
             piece(1, Some("call_2"), Some("now"), "{}"),
-            StreamEvent::Usage(Usage { input_tokens: 30, output_tokens: 12, cached_input_tokens: None }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 30,
+                output_tokens: 12,
+                cached_input_tokens: None,
+                ..Usage::default()
+            }),
             StreamEvent::Finish { reason: FinishReason::ToolCalls },
         ]
     }

@@ -10,8 +10,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::{FinishReason, StreamEvent, Usage};
+use crate::chat::{FinishReason, StreamEvent, TokenLogprob, ToolCall, Usage};
 use crate::error::ErrorClass;
+use crate::provider::Protocol;
 use crate::router::RoutedResponse;
 
 /// OpenAI Chat Completions (`POST /v1/chat/completions`).
@@ -90,28 +91,63 @@ pub(super) fn unix_now() -> u64 {
 
 fn response_body(r: &RoutedResponse, created: u64) -> Value {
     let answer = &r.response;
+    let first = choice_body(
+        0,
+        &answer.text,
+        &answer.tool_calls,
+        answer.refusal.as_deref(),
+        answer.logprobs.as_deref(),
+        answer.finish_reason,
+    );
+    let mut choices = vec![first];
+    choices.extend(answer.alternatives.iter().map(|c| {
+        choice_body(c.index, &c.text, &c.tool_calls, c.refusal.as_deref(), c.logprobs.as_deref(), c.finish_reason)
+    }));
+    let mut body = Map::new();
+    body.insert("id".into(), json!(answer_id("chatcmpl-", answer.request_id.as_deref())));
+    body.insert("object".into(), json!("chat.completion"));
+    body.insert("created".into(), json!(created));
+    body.insert("model".into(), json!(answer.model));
+    body.insert("choices".into(), Value::Array(choices));
+    body.insert("usage".into(), usage_body(&answer.usage));
+    if answer.dialect == Some(Protocol::Openai) {
+        // same wire: what the upstream said that the model has no place for
+        // (`system_fingerprint`, `service_tier`, newer members) goes back as it came
+        body.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(body)
+}
+
+fn choice_body(
+    index: usize,
+    text: &str,
+    tool_calls: &[ToolCall],
+    refusal: Option<&str>,
+    logprobs: Option<&[TokenLogprob]>,
+    finish: FinishReason,
+) -> Value {
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     // OpenAI sends null content, not "", when the turn is only tool calls or a refusal
-    let content_is_null = answer.text.is_empty() && (!answer.tool_calls.is_empty() || answer.refusal.is_some());
-    message.insert("content".into(), if content_is_null { Value::Null } else { json!(answer.text) });
-    if !answer.tool_calls.is_empty() {
-        let calls: Vec<Value> = answer
-            .tool_calls
+    let content_is_null = text.is_empty() && (!tool_calls.is_empty() || refusal.is_some());
+    message.insert("content".into(), if content_is_null { Value::Null } else { json!(text) });
+    if !tool_calls.is_empty() {
+        let calls: Vec<Value> = tool_calls
             .iter()
             .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
             .collect();
         message.insert("tool_calls".into(), Value::Array(calls));
     }
-    message.insert("refusal".into(), json!(answer.refusal));
-    json!({
-        "id": answer_id("chatcmpl-", answer.request_id.as_deref()),
-        "object": "chat.completion",
-        "created": created,
-        "model": answer.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(answer.finish_reason)}],
-        "usage": usage_body(&answer.usage),
-    })
+    message.insert("refusal".into(), json!(refusal));
+    let mut choice = json!({"index": index, "message": message, "finish_reason": finish_reason(finish)});
+    if let (Some(logprobs), Value::Object(map)) = (logprobs, &mut choice) {
+        map.insert("logprobs".into(), logprobs_body(logprobs));
+    }
+    choice
+}
+
+fn logprobs_body(content: &[TokenLogprob]) -> Value {
+    json!({"content": content, "refusal": null})
 }
 
 fn finish_reason(reason: FinishReason) -> &'static str {
@@ -130,8 +166,13 @@ fn usage_body(u: &Usage) -> Value {
         "completion_tokens": u.output_tokens,
         "total_tokens": u.total(),
     });
-    if let (Some(cached), Value::Object(map)) = (u.cached_input_tokens, &mut body) {
-        map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+    if let Value::Object(map) = &mut body {
+        if let Some(cached) = u.cached_input_tokens {
+            map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+        }
+        if let Some(reasoning) = u.reasoning_tokens {
+            map.insert("completion_tokens_details".into(), json!({"reasoning_tokens": reasoning}));
+        }
     }
     body
 }
@@ -170,6 +211,8 @@ pub(crate) struct OpenAiEncoder {
     include_usage: bool,
     usage: Option<Usage>,
     started: bool,
+    /// Answers 1 and up whose role chunk was sent.
+    alternatives: Vec<usize>,
     /// After the terminator nothing more may be written.
     finished: bool,
 }
@@ -183,6 +226,7 @@ impl OpenAiEncoder {
             include_usage,
             usage: None,
             started: false,
+            alternatives: Vec::new(),
             finished: false,
         }
     }
@@ -202,10 +246,49 @@ impl OpenAiEncoder {
     }
 
     fn delta(&self, delta: Value, finish_reason: Option<&str>) -> Bytes {
-        self.chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]), None)
+        self.choice_delta(0, delta, finish_reason)
     }
 
-    fn tool_call_delta(&self, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Bytes {
+    fn choice_delta(&self, choice: usize, delta: Value, finish_reason: Option<&str>) -> Bytes {
+        self.chunk(json!([{"index": choice, "delta": delta, "finish_reason": finish_reason}]), None)
+    }
+
+    /// The chunk of one event of answer `choice`, if the event has one.
+    fn choice_event(&mut self, choice: usize, event: &StreamEvent) -> Option<Bytes> {
+        Some(match event {
+            StreamEvent::TextDelta { text } if !text.is_empty() => {
+                self.choice_delta(choice, json!({"content": text}), None)
+            }
+            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => {
+                self.choice_delta(choice, json!({"refusal": refusal}), None)
+            }
+            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
+                self.tool_call_delta(choice, *index, id.as_deref(), name.as_deref(), arguments)
+            }
+            StreamEvent::Logprobs { content } => self.chunk(
+                json!([{"index": choice, "delta": {}, "logprobs": logprobs_body(content), "finish_reason": null}]),
+                None,
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The role chunk of answer `choice` (1 and up), before its first event.
+    fn start_alternative(&mut self, choice: usize, out: &mut Vec<Bytes>) {
+        if !self.alternatives.contains(&choice) {
+            self.alternatives.push(choice);
+            out.push(self.choice_delta(choice, json!({"role": "assistant", "content": ""}), None));
+        }
+    }
+
+    fn tool_call_delta(
+        &self,
+        choice: usize,
+        index: usize,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+    ) -> Bytes {
         let mut call = Map::new();
         call.insert("index".into(), json!(index));
         if let Some(id) = id {
@@ -221,7 +304,7 @@ impl OpenAiEncoder {
         }
         function.insert("arguments".into(), json!(arguments));
         call.insert("function".into(), Value::Object(function));
-        self.delta(json!({"tool_calls": [call]}), None)
+        self.choice_delta(choice, json!({"tool_calls": [call]}), None)
     }
 
     fn finish(&mut self, reason: FinishReason) -> Vec<Bytes> {
@@ -251,14 +334,20 @@ impl Encoder for OpenAiEncoder {
         }
         let mut out = self.start();
         match event {
-            StreamEvent::TextDelta { text } if !text.is_empty() => out.push(self.delta(json!({"content": text}), None)),
-            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
-                out.push(self.tool_call_delta(*index, id.as_deref(), name.as_deref(), arguments));
-            }
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason } => out.extend(self.finish(*reason)),
-            // empty text says nothing; restarts never reach a gateway stream
-            _ => {}
+            StreamEvent::Alternative { index, event } => {
+                self.start_alternative(*index, &mut out);
+                match &**event {
+                    StreamEvent::Finish { reason } => {
+                        out.push(self.choice_delta(*index, json!({}), Some(finish_reason(*reason))));
+                    }
+                    event => out.extend(self.choice_event(*index, event)),
+                }
+            }
+            // empty text says nothing; restarts never reach a gateway stream; thinking has no
+            // place on this wire
+            event => out.extend(self.choice_event(0, event)),
         }
         out
     }
@@ -306,7 +395,12 @@ pub(super) mod tests {
                 reasoning: Vec::new(),
                 finish_reason,
                 refusal: None,
-                usage: Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None },
+                stop_sequence: None,
+                logprobs: None,
+                alternatives: Vec::new(),
+                dialect: None,
+                extra: Default::default(),
+                usage: Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None, ..Usage::default() },
                 request_id: Some("req_42".into()),
             },
             attempts: Vec::new(),
@@ -762,7 +856,12 @@ pub(super) mod tests {
     fn text_stream() -> Vec<StreamEvent> {
         vec![
             StreamEvent::TextDelta { text: "Hello!".into() },
-            StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 2,
+                cached_input_tokens: None,
+                ..Usage::default()
+            }),
             StreamEvent::Finish { reason: FinishReason::Stop },
         ]
     }
@@ -779,7 +878,12 @@ pub(super) mod tests {
             piece(0, None, None, "{\"city\":"),
             piece(0, None, None, "\"Paris\"}"),
             piece(1, Some("call_2"), Some("now"), "{}"),
-            StreamEvent::Usage(Usage { input_tokens: 30, output_tokens: 12, cached_input_tokens: None }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 30,
+                output_tokens: 12,
+                cached_input_tokens: None,
+                ..Usage::default()
+            }),
             StreamEvent::Finish { reason: FinishReason::ToolCalls },
         ]
     }

@@ -39,6 +39,16 @@ pub(crate) struct Prompt {
     pub(crate) tool_choice: ToolMode,
     /// Whether the request enabled extended thinking (Anthropic `thinking.type = "enabled"`).
     pub(crate) thinking: bool,
+    /// Whether the request set a reasoning effort (OpenAI `reasoning_effort`): the answer then
+    /// reports reasoning tokens.
+    pub(crate) reasoning: bool,
+    /// How many answers the request asked for (OpenAI `n`); 0 means 1.
+    pub(crate) choices: usize,
+    /// `Some(top)` when the request asked for log probabilities (OpenAI `logprobs`, `top_logprobs`).
+    pub(crate) logprobs: Option<usize>,
+    /// Characters of text up to the last `cache_control` mark (Anthropic): the simulated cache
+    /// serves them, as it would on every call after the first.
+    pub(crate) cached_chars: usize,
 }
 
 /// The request's `tool_choice`, in wire-neutral terms.
@@ -131,6 +141,14 @@ pub(crate) struct Answer {
     pub(crate) reply: Reply,
     /// The reasoning shown before the answer, when the request enabled thinking.
     pub(crate) thinking: Option<String>,
+    /// Output tokens spent reasoning (counted in `output_tokens` too), when the request set an effort.
+    pub(crate) reasoning_tokens: Option<u64>,
+    /// Prompt tokens read from the cache (counted in `input_tokens` too).
+    pub(crate) cached_tokens: u64,
+    /// How many answers to send (all the same reply).
+    pub(crate) choices: usize,
+    /// `Some(top)` when log probabilities are to be sent, with `top` alternatives per token.
+    pub(crate) logprobs: Option<usize>,
 }
 
 #[cfg(test)]
@@ -166,7 +184,37 @@ pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reje
         Reply::Tool { input, .. } => input.to_string().split_whitespace().count() as u64,
     };
     let thinking = prompt.thinking.then(|| format!("The user said: {}", prompt.last_user_text));
-    Ok(Answer { model: prompt.model.clone(), input_tokens, output_tokens, reply, thinking })
+    // a reasoning model thinks before it answers: as many tokens as the prompt's words, at least one
+    let reasoning_tokens = prompt.reasoning.then(|| (prompt.last_user_text.split_whitespace().count() as u64).max(1));
+    Ok(Answer {
+        model: prompt.model.clone(),
+        input_tokens,
+        output_tokens: output_tokens + reasoning_tokens.unwrap_or(0),
+        reply,
+        thinking,
+        reasoning_tokens,
+        cached_tokens: (prompt.cached_chars.div_ceil(4) as u64).min(input_tokens),
+        choices: prompt.choices.max(1),
+        logprobs: prompt.logprobs,
+    })
+}
+
+/// The log probabilities of `tokens`: the token itself at -0.25, then `top` alternatives (the
+/// token itself first, then made-up ones, each less likely).
+pub(crate) fn logprobs(tokens: &[String], top: usize) -> Value {
+    let entry = |token: &str, logprob: f64| serde_json::json!({ "token": token, "logprob": logprob, "bytes": token.as_bytes() });
+    let content: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            let mut e = entry(t, -0.25);
+            let top: Vec<Value> = (0..top)
+                .map(|i| if i == 0 { entry(t, -0.25) } else { entry(&format!("alt{i}"), -1.0 - i as f64) })
+                .collect();
+            e["top_logprobs"] = Value::Array(top);
+            e
+        })
+        .collect();
+    serde_json::json!({ "content": content, "refusal": null })
 }
 
 /// The full answer text before any prefill or `max_tokens` cut.

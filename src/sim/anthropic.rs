@@ -65,6 +65,8 @@ impl Dialect for AnthropicWire {
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
             thinking: body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled"),
+            cached_chars: cached_prefix_chars(body),
+            ..Prompt::default()
         })
     }
 
@@ -123,7 +125,7 @@ impl Dialect for AnthropicWire {
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence(answer),
-            "usage": usage(answer.input_tokens, answer.output_tokens),
+            "usage": usage(answer, answer.output_tokens),
         })
     }
 
@@ -138,7 +140,7 @@ impl Dialect for AnthropicWire {
                 "content": [],
                 "stop_reason": null,
                 "stop_sequence": null,
-                "usage": usage(answer.input_tokens, 1),
+                "usage": usage(answer, 1),
             },
         });
         // with thinking, block 0 is the thinking block and the answer is block 1
@@ -248,11 +250,12 @@ fn stop_sequence(answer: &Answer) -> Value {
     }
 }
 
-fn usage(input_tokens: u64, output_tokens: u64) -> Value {
+/// Anthropic's usage: `input_tokens` leaves out what the cache served.
+fn usage(answer: &Answer, output_tokens: u64) -> Value {
     json!({
-        "input_tokens": input_tokens,
+        "input_tokens": answer.input_tokens - answer.cached_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": output_tokens,
     })
 }
@@ -266,6 +269,29 @@ fn has_tool_result(message: &Value) -> bool {
 }
 
 /// Characters of a message's text, tool results included.
+/// Characters of text (system, then messages) up to the end of the last block carrying
+/// `cache_control`; a mark on a tool caches nothing the count sees.
+fn cached_prefix_chars(body: &Value) -> usize {
+    let marked = |b: &Value| b.get("cache_control").is_some_and(|c| !c.is_null());
+    let system = match body.get("system") {
+        Some(Value::Array(blocks)) => blocks.as_slice(),
+        _ => &[],
+    };
+    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut seen = match body.get("system") {
+        Some(Value::String(s)) => s.chars().count(),
+        _ => 0,
+    };
+    let mut cached = 0;
+    for block in system.iter().chain(messages.iter().flat_map(blocks)) {
+        seen += block.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count());
+        if marked(block) {
+            cached = seen;
+        }
+    }
+    cached
+}
+
 fn message_chars(message: &Value) -> usize {
     let results: usize = blocks(message)
         .iter()

@@ -65,7 +65,13 @@ impl Dialect for OpenAiWire {
             stop: stop_sequences(body.get("stop")),
             tools: tool_names(body),
             tool_choice: tool_choice(body.get("tool_choice")),
-            thinking: false,
+            reasoning: body.get("reasoning_effort").is_some_and(|e| !e.is_null()),
+            choices: optional_count(body, "n")?.map_or(1, |n| usize::try_from(n).unwrap_or(1)),
+            logprobs: (body.get("logprobs").and_then(Value::as_bool) == Some(true))
+                .then(|| optional_count(body, "top_logprobs"))
+                .transpose()?
+                .map(|top| top.map_or(0, |t| usize::try_from(t).unwrap_or(0))),
+            ..Prompt::default()
         })
     }
 
@@ -119,25 +125,34 @@ impl Dialect for OpenAiWire {
     }
 
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
-        let (message, finish) = match &answer.reply {
-            Reply::Text { tokens, finish } => {
-                (json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }), finish_reason(finish))
-            }
+        let (message, finish, logprobs) = match &answer.reply {
+            Reply::Text { tokens, finish } => (
+                json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }),
+                finish_reason(finish),
+                answer.logprobs.map_or(Value::Null, |top| answer::logprobs(tokens, top)),
+            ),
             Reply::Tool { name, input } => {
                 let call = json!({
                     "id": call_id(ids),
                     "type": "function",
                     "function": { "name": name, "arguments": input.to_string() },
                 });
-                (json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }), "tool_calls")
+                (
+                    json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }),
+                    "tool_calls",
+                    Value::Null,
+                )
             }
         };
+        let choices: Vec<Value> = (0..answer.choices)
+            .map(|index| json!({ "index": index, "message": message, "logprobs": logprobs, "finish_reason": finish }))
+            .collect();
         json!({
             "id": completion_id(ids),
             "object": "chat.completion",
             "created": ids.created,
             "model": answer.model,
-            "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish }],
+            "choices": choices,
             "usage": usage(answer),
             "service_tier": "default",
             "system_fingerprint": "fp_sim",
@@ -146,14 +161,18 @@ impl Dialect for OpenAiWire {
 
     fn script(&self, answer: &Answer, body: &Value, ids: Ids) -> Script {
         let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-        let chunk = |delta: Value, finish: Option<&str>| {
+        // one chunk per step, with a choice for every answer asked for (`n`), as OpenAI interleaves them
+        let chunk = |delta: Value, logprobs: Value, finish: Option<&str>| {
+            let choices: Vec<Value> = (0..answer.choices)
+                .map(|index| json!({ "index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish }))
+                .collect();
             let mut c = json!({
                 "id": completion_id(ids),
                 "object": "chat.completion.chunk",
                 "created": ids.created,
                 "model": answer.model,
                 "system_fingerprint": "fp_sim",
-                "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+                "choices": choices,
             });
             if include_usage {
                 c["usage"] = Value::Null;
@@ -162,8 +181,15 @@ impl Dialect for OpenAiWire {
         };
         let (head, tokens, finish) = match &answer.reply {
             Reply::Text { tokens, finish } => (
-                chunk(json!({ "role": "assistant", "content": "", "refusal": null }), None),
-                tokens.iter().map(|t| chunk(json!({ "content": t }), None)).collect(),
+                chunk(json!({ "role": "assistant", "content": "", "refusal": null }), Value::Null, None),
+                tokens
+                    .iter()
+                    .map(|t| {
+                        let logprobs =
+                            answer.logprobs.map_or(Value::Null, |top| answer::logprobs(std::slice::from_ref(t), top));
+                        chunk(json!({ "content": t }), logprobs, None)
+                    })
+                    .collect(),
                 finish_reason(finish),
             ),
             Reply::Tool { name, input } => {
@@ -171,16 +197,22 @@ impl Dialect for OpenAiWire {
                                     "function": { "name": name, "arguments": "" } });
                 let pieces = answer::pieces(&input.to_string(), 3);
                 (
-                    chunk(json!({ "role": "assistant", "content": null, "tool_calls": [start] }), None),
+                    chunk(json!({ "role": "assistant", "content": null, "tool_calls": [start] }), Value::Null, None),
                     pieces
                         .iter()
-                        .map(|p| chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": p } }] }), None))
+                        .map(|p| {
+                            chunk(
+                                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": p } }] }),
+                                Value::Null,
+                                None,
+                            )
+                        })
                         .collect(),
                     "tool_calls",
                 )
             }
         };
-        let mut tail = vec![chunk(json!({}), Some(finish))];
+        let mut tail = vec![chunk(json!({}), Value::Null, Some(finish))];
         if include_usage {
             tail.push(data_event(&json!({
                 "id": completion_id(ids),
@@ -229,9 +261,9 @@ fn usage(answer: &Answer) -> Value {
         "prompt_tokens": answer.input_tokens,
         "completion_tokens": answer.output_tokens,
         "total_tokens": answer.input_tokens + answer.output_tokens,
-        "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+        "prompt_tokens_details": { "cached_tokens": answer.cached_tokens, "audio_tokens": 0 },
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": answer.reasoning_tokens.unwrap_or(0),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

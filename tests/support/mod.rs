@@ -92,7 +92,12 @@ impl Scripted {
             reasoning: Vec::new(),
             finish_reason: FinishReason::Stop,
             refusal: None,
-            usage: Usage { input_tokens: 10, output_tokens: 2, cached_input_tokens: None },
+            stop_sequence: None,
+            logprobs: None,
+            alternatives: Vec::new(),
+            dialect: None,
+            extra: Default::default(),
+            usage: Usage { input_tokens: 10, output_tokens: 2, cached_input_tokens: None, ..Usage::default() },
             request_id: None,
         }
     }
@@ -133,7 +138,12 @@ impl Provider for Scripted {
             Step::Ok(text) => {
                 let mut v: Vec<Result<StreamEvent, ProviderError>> =
                     text.split_inclusive(' ').map(|w| Ok(StreamEvent::TextDelta { text: w.to_owned() })).collect();
-                v.push(Ok(StreamEvent::Usage(Usage { input_tokens: 10, output_tokens: 2, cached_input_tokens: None })));
+                v.push(Ok(StreamEvent::Usage(Usage {
+                    input_tokens: 10,
+                    output_tokens: 2,
+                    cached_input_tokens: None,
+                    ..Usage::default()
+                })));
                 v.push(Ok(StreamEvent::Finish { reason: FinishReason::Stop }));
                 v
             }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::classify;
 use super::wire::{WireUsage, finish_reason};
-use crate::chat::{StreamCollector, StreamEvent, Usage};
+use crate::chat::{StreamCollector, StreamEvent};
 use crate::error::{ErrorClass, ProviderError};
 use crate::provider::ChatStream;
 use crate::provider::sse::SseEvent;
@@ -109,8 +109,9 @@ struct Decoder {
     collector: StreamCollector,
     blocks: HashMap<u64, Block>,
     tool_calls: usize,
-    usage: Option<Usage>,
+    usage: Option<WireUsage>,
     stop_reason: Option<String>,
+    stop_sequence: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +198,8 @@ enum Delta {
 struct MessageDeltaBody {
     #[serde(default)]
     stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
 }
 
 impl Decoder {
@@ -208,6 +211,7 @@ impl Decoder {
             tool_calls: 0,
             usage: None,
             stop_reason: None,
+            stop_sequence: None,
         }
     }
 
@@ -219,9 +223,9 @@ impl Decoder {
                 if self.ctx.request_id.is_none() {
                     self.ctx.request_id = message.id;
                 }
-                let usage = self.usage.get_or_insert_with(Usage::default);
+                let usage = self.usage.get_or_insert_with(WireUsage::default);
                 if let Some(u) = message.usage {
-                    u.apply_to(usage);
+                    usage.merge(u);
                 }
             }
             WireEvent::ContentBlockStart { index, content_block } => {
@@ -233,12 +237,18 @@ impl Decoder {
                 if delta.stop_reason.is_some() {
                     self.stop_reason = delta.stop_reason;
                 }
+                if delta.stop_sequence.is_some() {
+                    self.stop_sequence = delta.stop_sequence;
+                }
                 if let Some(u) = usage {
-                    u.apply_to(self.usage.get_or_insert_with(Usage::default));
+                    self.usage.get_or_insert_with(WireUsage::default).merge(u);
                 }
             }
             WireEvent::MessageStop => {
-                self.emit(StreamEvent::Usage(self.usage.unwrap_or_default()), &mut step);
+                self.emit(StreamEvent::Usage(self.usage.unwrap_or_default().normalized()), &mut step);
+                if let Some(sequence) = self.stop_sequence.take() {
+                    self.emit(StreamEvent::StopSequence { sequence }, &mut step);
+                }
                 let reason = finish_reason(self.stop_reason.as_deref());
                 self.emit(StreamEvent::Finish { reason }, &mut step);
                 step.finished = true;
@@ -371,9 +381,9 @@ impl Decoder {
     fn fail(&self, mut error: ProviderError) -> ProviderError {
         let mut partial = self.collector.partial();
         if partial.usage.is_none() {
-            partial.usage = self.usage;
+            partial.usage = self.usage.map(WireUsage::normalized);
         }
-        error.partial = Some(partial);
+        error.partial = Some(Box::new(partial));
         if error.request_id.is_none() {
             error.request_id.clone_from(&self.ctx.request_id);
         }
@@ -385,7 +395,7 @@ impl Decoder {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::chat::{FinishReason, ToolCall};
+    use crate::chat::{FinishReason, ToolCall, Usage};
     use crate::error::Partial;
 
     fn ev(name: &str, data: &str) -> Result<SseEvent, ProviderError> {
@@ -445,8 +455,11 @@ mod tests {
         ev("message_stop", r#"{"type":"message_stop"}"#)
     }
 
+    /// The normalized usage of a stream whose wire usage said `input` uncached tokens and `cached`
+    /// read from the cache: the normalized input counts both.
     fn usage(input: u64, output: u64, cached: Option<u64>) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: cached }
+        let input = input + cached.unwrap_or(0);
+        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: cached, ..Usage::default() }
     }
 
     #[tokio::test]
@@ -593,7 +606,7 @@ mod tests {
         assert_eq!(err.request_id.as_deref(), Some("req_hdr"));
         assert_eq!(
             err.partial,
-            Some(Partial { text: "Hel".into(), tool_calls: vec![], usage: Some(usage(25, 1, Some(4))) })
+            Some(Box::new(Partial { text: "Hel".into(), tool_calls: vec![], usage: Some(usage(25, 1, Some(4))) }))
         );
     }
 
@@ -610,7 +623,7 @@ mod tests {
             let err = err.unwrap();
             assert_eq!(err.class, class, "{data}");
             assert_eq!(err.status, Some(200));
-            assert_eq!(err.partial, Some(Partial::default()));
+            assert_eq!(err.partial, Some(Box::default()));
         }
     }
 
@@ -641,7 +654,7 @@ mod tests {
         assert!(events.is_empty());
         let err = err.unwrap();
         assert_eq!(err.class, ErrorClass::StreamInterrupted);
-        assert_eq!(err.partial, Some(Partial::default()));
+        assert_eq!(err.partial, Some(Box::default()));
         assert!(err.request_id.is_none());
     }
 

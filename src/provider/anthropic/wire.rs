@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::chat::{ChatResponse, ContentPart, FinishReason, ToolCall, Usage};
+use crate::chat::{ChatResponse, ContentPart, Extra, FinishReason, ToolCall, Usage};
+use crate::provider::Protocol;
 
 /// Token counts as Anthropic reports them (in responses, `message_start` and `message_delta`).
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -15,19 +16,31 @@ pub(super) struct WireUsage {
     pub(super) output_tokens: Option<u64>,
     #[serde(default)]
     pub(super) cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) cache_creation_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
-    /// Overwrites what `newer` reports, keeps the rest (stream usage arrives in pieces).
-    pub(super) fn apply_to(self, usage: &mut Usage) {
-        if let Some(n) = self.input_tokens {
-            usage.input_tokens = n;
-        }
-        if let Some(n) = self.output_tokens {
-            usage.output_tokens = n;
-        }
-        if let Some(n) = self.cache_read_input_tokens {
-            usage.cached_input_tokens = Some(n);
+    /// Takes what `newer` reports, keeps the rest (stream usage arrives in pieces).
+    pub(super) fn merge(&mut self, newer: WireUsage) {
+        self.input_tokens = newer.input_tokens.or(self.input_tokens);
+        self.output_tokens = newer.output_tokens.or(self.output_tokens);
+        self.cache_read_input_tokens = newer.cache_read_input_tokens.or(self.cache_read_input_tokens);
+        self.cache_creation_input_tokens = newer.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
+    }
+
+    /// The normalized usage: Anthropic's `input_tokens` leaves out cache reads and writes, the
+    /// normalized figure counts every prompt token.
+    pub(super) fn normalized(self) -> Usage {
+        let uncached = self.input_tokens.unwrap_or(0);
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            input_tokens: uncached.saturating_add(read).saturating_add(written),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            cached_input_tokens: self.cache_read_input_tokens,
+            cache_creation_input_tokens: self.cache_creation_input_tokens,
+            reasoning_tokens: None,
         }
     }
 }
@@ -42,7 +55,13 @@ pub(super) struct MessagesResponse {
     #[serde(default)]
     stop_reason: Option<String>,
     #[serde(default)]
+    stop_sequence: Option<String>,
+    #[serde(default)]
     usage: Option<WireUsage>,
+    /// `container`, members added after this was written: for callers of the
+    /// same wire.
+    #[serde(flatten)]
+    extra: Extra,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,9 +112,10 @@ impl MessagesResponse {
                 ResponseBlock::Other => {}
             }
         }
-        let mut usage = Usage::default();
-        if let Some(u) = self.usage {
-            u.apply_to(&mut usage);
+        let mut extra = self.extra;
+        // the envelope is the gateway's to write
+        for known in ["type", "role"] {
+            extra.remove(known);
         }
         ChatResponse {
             provider: provider.to_owned(),
@@ -105,8 +125,13 @@ impl MessagesResponse {
             reasoning,
             finish_reason: finish_reason(self.stop_reason.as_deref()),
             refusal: None,
-            usage,
+            stop_sequence: self.stop_sequence,
+            logprobs: None,
+            alternatives: Vec::new(),
+            usage: self.usage.unwrap_or_default().normalized(),
             request_id: request_id.or(self.id),
+            dialect: Some(Protocol::Anthropic),
+            extra,
         }
     }
 }
@@ -155,7 +180,20 @@ mod tests {
         assert_eq!(r.text, "Let me check.");
         assert_eq!(r.tool_calls, vec![call("toolu_1", "weather", r#"{"city":"Paris"}"#)]);
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-        assert_eq!(r.usage, Usage { input_tokens: 12, output_tokens: 34, cached_input_tokens: Some(5) });
+        // every prompt token: 12 uncached + 5 read from the cache + 0 written to it
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 17,
+                output_tokens: 34,
+                cached_input_tokens: Some(5),
+                cache_creation_input_tokens: Some(0),
+                ..Usage::default()
+            }
+        );
+        assert_eq!(r.dialect, Some(Protocol::Anthropic));
+        assert_eq!(r.extra.get("future_field"), Some(&json!({"x": 1})));
+        assert!(r.extra.get("type").is_none() && r.extra.get("content").is_none());
         assert_eq!(r.request_id.as_deref(), Some("msg_01"));
 
         let decoded = MessagesResponse::decode(raw.to_string().as_bytes()).unwrap();

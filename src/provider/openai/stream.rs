@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::classify::{self, ErrorBody};
-use super::wire::{self, WireUsage};
+use super::wire::{self, WireLogprobs, WireUsage};
 use crate::chat::{FinishReason, StreamCollector, StreamEvent, Usage};
 use crate::error::{ErrorClass, Partial, ProviderError};
 use crate::provider::ChatStream;
@@ -55,6 +55,7 @@ where
         collector: StreamCollector::new(),
         queue: VecDeque::new(),
         tool_slots: Vec::new(),
+        alternatives: Vec::new(),
         finish: None,
         usage: None,
         finish_deadline: None,
@@ -72,6 +73,9 @@ struct Decoder<S> {
     /// Wire tool-call indexes in order of appearance; a call's position here is its event index, so a
     /// server's sparse or huge indexes cannot make consumers allocate.
     tool_slots: Vec<usize>,
+    /// Answers 1 and up when the request asked for `n > 1`: their tool-call slots, and whether
+    /// they finished (the stream completes when every answer has).
+    alternatives: Vec<Alternative>,
     finish: Option<FinishReason>,
     /// Held back so it is emitted once, just before `Finish`.
     usage: Option<Usage>,
@@ -177,40 +181,43 @@ where
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage.into());
         }
-        // the adapter never asks for n > 1: only the first choice is the answer
-        let choice = chunk.choices.unwrap_or_default().into_iter().find(|c| c.index.unwrap_or(0) == 0);
-        let Some(choice) = choice else { return };
-        if let Some(delta) = choice.delta {
-            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                self.queue.push_back(StreamEvent::TextDelta { text });
-            }
-            for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
-                self.tool_call(position, call);
+        for choice in chunk.choices.unwrap_or_default() {
+            match choice.index.unwrap_or(0) {
+                0 => self.apply_first(choice),
+                index => self.apply_alternative(index, choice),
             }
         }
-        if self.finish.is_none()
-            && let Some(reason) = choice.finish_reason
-        {
-            self.finish = Some(wire::finish_reason(Some(&reason)));
+        if self.finish.is_some() && self.finish_deadline.is_none() && self.alternatives.iter().all(|a| a.finished) {
             self.finish_deadline = Some(Instant::now() + self.ctx.grace);
         }
     }
 
-    fn tool_call(&mut self, position: usize, call: ToolCallChunk) {
-        let wire_index = call.index.unwrap_or(position);
-        let index = match self.tool_slots.iter().position(|&w| w == wire_index) {
-            Some(i) => i,
+    fn apply_first(&mut self, choice: ChunkChoice) {
+        let mut events = Vec::new();
+        let finish = choice_events(choice, &mut self.tool_slots, &mut events);
+        self.queue.extend(events);
+        if self.finish.is_none() {
+            self.finish = finish;
+        }
+    }
+
+    fn apply_alternative(&mut self, index: usize, choice: ChunkChoice) {
+        let slot = match self.alternatives.iter().position(|a| a.index == index) {
+            Some(slot) => slot,
             None => {
-                self.tool_slots.push(wire_index);
-                self.tool_slots.len() - 1
+                self.alternatives.push(Alternative { index, tool_slots: Vec::new(), finished: false });
+                self.alternatives.len() - 1
             }
         };
-        let (name, arguments) = call.function.map_or((None, None), |f| (f.name, f.arguments));
-        let arguments = arguments.unwrap_or_default();
-        if call.id.is_none() && name.is_none() && arguments.is_empty() {
-            return;
+        let alternative = &mut self.alternatives[slot];
+        let mut events = Vec::new();
+        if let Some(reason) = choice_events(choice, &mut alternative.tool_slots, &mut events) {
+            if !alternative.finished {
+                events.push(StreamEvent::Finish { reason });
+            }
+            alternative.finished = true;
         }
-        self.queue.push_back(StreamEvent::ToolCallDelta { index, id: call.id, name, arguments });
+        self.queue.extend(events.into_iter().map(|event| StreamEvent::Alternative { index, event: Box::new(event) }));
     }
 
     /// Queues the terminal events: usage if any, then the one `Finish`.
@@ -249,6 +256,53 @@ where
     }
 }
 
+/// The events of one choice of a chunk, in order; returns its finish reason, if it came.
+fn choice_events(choice: ChunkChoice, tool_slots: &mut Vec<usize>, out: &mut Vec<StreamEvent>) -> Option<FinishReason> {
+    if let Some(delta) = choice.delta {
+        if let Some(refusal) = delta.refusal.filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::RefusalDelta { refusal });
+        }
+        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::TextDelta { text });
+        }
+        for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+            out.extend(tool_call(tool_slots, position, call));
+        }
+    }
+    if let Some(content) = choice.logprobs.and_then(|l| l.content).filter(|c| !c.is_empty()) {
+        out.push(StreamEvent::Logprobs { content });
+    }
+    choice.finish_reason.map(|reason| wire::finish_reason(Some(&reason)))
+}
+
+/// One tool-call piece. Wire tool-call indexes are kept in order of appearance in `tool_slots`; a
+/// call's position there is its event index, so a server's sparse or huge indexes cannot make
+/// consumers allocate.
+fn tool_call(tool_slots: &mut Vec<usize>, position: usize, call: ToolCallChunk) -> Option<StreamEvent> {
+    let wire_index = call.index.unwrap_or(position);
+    let index = match tool_slots.iter().position(|&w| w == wire_index) {
+        Some(i) => i,
+        None => {
+            tool_slots.push(wire_index);
+            tool_slots.len() - 1
+        }
+    };
+    let (name, arguments) = call.function.map_or((None, None), |f| (f.name, f.arguments));
+    let arguments = arguments.unwrap_or_default();
+    if call.id.is_none() && name.is_none() && arguments.is_empty() {
+        return None;
+    }
+    Some(StreamEvent::ToolCallDelta { index, id: call.id, name, arguments })
+}
+
+/// What the decoder tracks of an answer other than the first.
+#[derive(Debug)]
+struct Alternative {
+    index: usize,
+    tool_slots: Vec<usize>,
+    finished: bool,
+}
+
 /// One `chat.completion.chunk` (or an error object). Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
 struct Chunk {
@@ -263,17 +317,21 @@ struct Chunk {
 #[derive(Debug, Deserialize)]
 struct ChunkChoice {
     #[serde(default)]
-    index: Option<u64>,
+    index: Option<usize>,
     #[serde(default)]
     delta: Option<Delta>,
     #[serde(default)]
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<WireLogprobs>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<ToolCallChunk>>,
 }
@@ -340,7 +398,7 @@ mod tests {
     }
 
     fn usage() -> Usage {
-        Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0) }
+        Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0), ..Usage::default() }
     }
 
     async fn collect(events: Vec<Result<SseEvent, ProviderError>>) -> Vec<Result<StreamEvent, ProviderError>> {
@@ -600,19 +658,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_choices_and_keepalive_objects_are_ignored() {
+    async fn other_choices_are_alternatives_and_keepalive_objects_are_ignored() {
         let items = collect(vec![
             data("{}"),
             data(r#"{"choices":[{"index":1,"delta":{"content":"other"},"finish_reason":null}]}"#),
             text_chunk("mine"),
-            data(r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#),
+            data(r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#),
+            // the stream is not over while another answer is open
+            data(r#"{"choices":[{"index":1,"delta":{"refusal":"no"},"finish_reason":"content_filter"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#),
         ])
         .await;
+        let alternative = |event| StreamEvent::Alternative { index: 1, event: Box::new(event) };
         assert_eq!(
             oks(&items),
             vec![
+                alternative(text("other")),
                 text("mine"),
-                StreamEvent::Usage(Usage { input_tokens: 1, output_tokens: 1, cached_input_tokens: None }),
+                alternative(StreamEvent::RefusalDelta { refusal: "no".into() }),
+                alternative(finish(FinishReason::ContentFilter)),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 1,
+                    output_tokens: 1,
+                    cached_input_tokens: None,
+                    ..Usage::default()
+                }),
                 finish(FinishReason::Stop)
             ]
         );

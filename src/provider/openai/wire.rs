@@ -4,9 +4,11 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::chat::{ChatResponse, FinishReason, ToolCall, Usage};
+use crate::chat::{ChatResponse, Choice, Extra, FinishReason, TokenLogprob, ToolCall, Usage};
+use crate::provider::Protocol;
 
-/// The response body of a non-streaming call. Unknown fields are ignored.
+/// The response body of a non-streaming call. Members this struct does not name are kept in
+/// `extra`, for callers of the same wire.
 #[derive(Debug, Deserialize)]
 struct WireResponse {
     #[serde(default)]
@@ -14,13 +16,26 @@ struct WireResponse {
     choices: Vec<WireChoice>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    #[serde(flatten)]
+    extra: Extra,
 }
 
 #[derive(Debug, Deserialize)]
 struct WireChoice {
+    #[serde(default)]
+    index: Option<usize>,
     message: WireResponseMessage,
     #[serde(default)]
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<WireLogprobs>,
+}
+
+/// A choice's (or a chunk's) `logprobs`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WireLogprobs {
+    #[serde(default)]
+    pub(super) content: Option<Vec<TokenLogprob>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +80,8 @@ pub(super) struct WireUsage {
     completion_tokens: u64,
     #[serde(default)]
     prompt_tokens_details: Option<WirePromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<WireCompletionDetails>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -73,12 +90,20 @@ struct WirePromptDetails {
     cached_tokens: Option<u64>,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct WireCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
         Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
             cached_input_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            cache_creation_input_tokens: None,
+            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
         }
     }
 }
@@ -101,26 +126,49 @@ pub(super) fn decode_response(
     requested_model: &str,
     request_id: Option<String>,
 ) -> Result<ChatResponse, String> {
-    let wire: WireResponse =
+    let mut wire: WireResponse =
         serde_json::from_slice(body).map_err(|e| format!("response body does not decode: {}", json_error(&e)))?;
-    let choice = wire.choices.into_iter().next().ok_or_else(|| "response has no choices".to_owned())?;
-    let tool_calls = choice
-        .message
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments })
-        .collect();
+    if wire.choices.is_empty() {
+        return Err("response has no choices".to_owned());
+    }
+    wire.choices.sort_by_key(|c| c.index.unwrap_or(0));
+    let mut choices = wire.choices.into_iter().enumerate().map(|(position, c)| {
+        let tool_calls = c
+            .message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments })
+            .collect();
+        Choice {
+            index: c.index.unwrap_or(position),
+            text: c.message.content.unwrap_or_default(),
+            tool_calls,
+            finish_reason: finish_reason(c.finish_reason.as_deref()),
+            refusal: c.message.refusal,
+            logprobs: c.logprobs.and_then(|l| l.content),
+        }
+    });
+    let first = choices.next().ok_or_else(|| "response has no choices".to_owned())?;
+    // the answer's own envelope members are the gateway's to write; the rest travels on
+    for known in ["id", "object", "created"] {
+        wire.extra.remove(known);
+    }
     Ok(ChatResponse {
         provider: provider.to_owned(),
         model: wire.model.unwrap_or_else(|| requested_model.to_owned()),
-        text: choice.message.content.unwrap_or_default(),
-        tool_calls,
+        text: first.text,
+        tool_calls: first.tool_calls,
         reasoning: Vec::new(),
-        finish_reason: finish_reason(choice.finish_reason.as_deref()),
-        refusal: choice.message.refusal,
+        finish_reason: first.finish_reason,
+        refusal: first.refusal,
+        stop_sequence: None,
+        logprobs: first.logprobs,
+        alternatives: choices.collect(),
         usage: wire.usage.map(Usage::from).unwrap_or_default(),
         request_id,
+        dialect: Some(Protocol::Openai),
+        extra: wire.extra,
     })
 }
 
@@ -151,7 +199,10 @@ mod tests {
         assert_eq!(r.model, "gpt-4o-mini-2024-07-18");
         assert_eq!(r.text, "Hello!");
         assert_eq!(r.finish_reason, FinishReason::Stop);
-        assert_eq!(r.usage, Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(4) });
+        assert_eq!(
+            r.usage,
+            Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(4), ..Usage::default() }
+        );
         assert_eq!(r.request_id.as_deref(), Some("req_1"));
         assert!(r.refusal.is_none() && r.tool_calls.is_empty());
     }

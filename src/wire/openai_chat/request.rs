@@ -327,10 +327,6 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         put("logit_bias", Value::Object(b.clone()));
     }
     if let Some(n) = request.n {
-        if n > 1 {
-            // the normalized answer carries one choice: the others would be paid for and lost
-            return Err(EncodeError::Invalid(format!("`n` {n} is not supported: answers carry one choice")));
-        }
         put("n", json!(n));
     }
     if let Some(l) = request.logprobs {
