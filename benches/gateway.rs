@@ -238,6 +238,21 @@ async fn main() {
         pct(&g_all, 99.0) - pct(&d_all, 99.0)
     );
 
+    // one request at a time: the hop's own cost, without queueing behind other requests
+    let (mut d_seq, mut g_seq) = (Vec::new(), Vec::new());
+    for _ in 0..(100 * secs) {
+        d_seq.extend(first_token(&client, &direct, &streamed(body_direct())).await);
+        g_seq.extend(first_token(&client, &gateway, &streamed(body())).await);
+    }
+    d_seq.sort_by(f64::total_cmp);
+    g_seq.sort_by(f64::total_cmp);
+    println!(
+        "streamed, one at a time: first content delta p50 direct {:.0} µs, gateway {:.0} µs, added {:+.0} µs",
+        pct(&d_seq, 50.0),
+        pct(&g_seq, 50.0),
+        pct(&g_seq, 50.0) - pct(&d_seq, 50.0)
+    );
+
     for (label, d_body, g_body, target) in
         [("whole answers", body_direct(), body(), 0.35), ("streamed", streamed(body_direct()), streamed(body()), 0.25)]
     {

@@ -1180,3 +1180,28 @@ retry = { max_attempts = 2, base = "20ms", max = "50ms", retry_after_cap = "200m
     let seen_total = sim.requests().len();
     assert!((300..=300 * 8).contains(&seen_total), "{seen_total} upstream requests for 300 routed ones");
 }
+
+#[tokio::test]
+async fn streamed_calls_reuse_their_upstream_connections() {
+    // a body dropped before its end takes its connection with it: every stream would then pay
+    // for a new connection (and leave one in TIME_WAIT)
+    for (target, options) in [("openai/gpt-4o-mini", ""), ("anthropic/claude-sonnet-4-5", "")] {
+        let (sim, router) = setup(&route(&[target], options)).await;
+        for _ in 0..5 {
+            let mut stream = router.chat_stream("chat", ChatRequest::user("Hello there")).await.unwrap();
+            while let Some(event) = stream.next().await {
+                event.unwrap();
+            }
+        }
+        // the connection goes back to the pool in the background, once the body is read to its end
+        let mut accepted = sim.accepted_connections();
+        for _ in 0..100 {
+            if accepted == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            accepted = sim.accepted_connections();
+        }
+        assert_eq!(accepted, 1, "{target}: every stream opened its own connection");
+    }
+}

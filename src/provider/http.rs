@@ -284,6 +284,37 @@ pub(crate) fn sse_events(
     })
 }
 
+/// Most events read after an answer's terminal event to reach the end of the body.
+const DRAIN_EVENTS: usize = 8;
+/// Longest wait for the end of the body after an answer's terminal event.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads what follows an answer's terminal event (`[DONE]`, the chunked terminator) in the
+/// background, so the connection goes back to the pool: a body dropped before its end takes its
+/// connection with it, and every streamed call would then pay for a new one. Bounded in events and
+/// time; a server that keeps talking loses the connection.
+pub(crate) fn release<S>(mut events: Pin<Box<S>>)
+where
+    S: Stream + Send + ?Sized + 'static,
+{
+    tokio::spawn(async move {
+        let drain = async {
+            for _ in 0..DRAIN_EVENTS {
+                if events.next().await.is_none() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
+}
+
+/// A source of SSE events that has ended: what a decoder keeps once it handed its source to
+/// [`release`].
+pub(crate) fn ended() -> Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>> {
+    Box::pin(futures::stream::empty())
+}
+
 /// The body of `call` in `protocol`'s wire, as bytes, with the headers it needs. A request the
 /// wire cannot carry fails here, before the network, as `invalid_request` naming the field.
 pub(crate) fn encode_call(

@@ -182,7 +182,7 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
         (s, encoder, Some(opening), false, route.clone()),
         move |(mut s, mut encoder, pending, done, route)| async move {
             if let Some(bytes) = pending {
-                return Some((futures::stream::iter(bytes), (s, encoder, None, done, route)));
+                return Some((coalesce(bytes), (s, encoder, None, done, route)));
             }
             if done {
                 return None;
@@ -190,12 +190,12 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
             match s.next().await {
                 Some(Ok(event)) => {
                     let bytes = encoder.event(&event);
-                    Some((futures::stream::iter(bytes), (s, encoder, None, false, route)))
+                    Some((coalesce(bytes), (s, encoder, None, false, route)))
                 }
                 Some(Err(e)) => {
                     record_request(endpoint, &route, Some(e.class()), started);
                     let bytes = encoder.error(&failure_from(&route, &e));
-                    Some((futures::stream::iter(bytes), (s, encoder, None, true, route)))
+                    Some((coalesce(bytes), (s, encoder, None, true, route)))
                 }
                 None => {
                     if s.summary().is_some() {
@@ -206,8 +206,7 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
             }
         },
     )
-    .flatten()
-    .map(Ok::<Bytes, std::convert::Infallible>);
+    .filter_map(|bytes| std::future::ready(bytes.map(Ok::<Bytes, std::convert::Infallible>)));
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -218,6 +217,16 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
         set(h, "x-switchyard-dropped", &dropped);
     }
     response
+}
+
+/// The SSE events of one step as one body frame (one write, one packet): a client waiting for the
+/// first token gets it with the opening events, not one round of the event loop later.
+fn coalesce(mut events: Vec<Bytes>) -> Option<Bytes> {
+    match events.len() {
+        0 => None,
+        1 => events.pop(),
+        _ => Some(Bytes::from(events.concat())),
+    }
 }
 
 /// `GET /v1/models`: the routes, as models.

@@ -227,6 +227,11 @@ fn spawn_server(
         let signal = async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // streams are many small writes: Nagle would hold each back until the client's delayed
+        // ACK (~40 ms), which caps a streaming client at a few dozen answers a second
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
             tracing::error!("server error: {e}");
         }

@@ -163,6 +163,12 @@ impl SimServer {
         self.state.connections()
     }
 
+    /// Connections accepted since the server started: a client that reuses its connections keeps
+    /// this low.
+    pub fn accepted_connections(&self) -> usize {
+        self.state.accepted()
+    }
+
     /// Stops accepting, closes every connection, and waits until the server is gone.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();

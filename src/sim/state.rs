@@ -99,6 +99,7 @@ pub(crate) struct SimState {
     log: Mutex<VecDeque<RecordedRequest>>,
     requests: AtomicU64,
     connections: AtomicUsize,
+    accepted: AtomicUsize,
 }
 
 impl SimState {
@@ -175,12 +176,18 @@ impl SimState {
     }
 
     /// Connections open right now.
+    /// Connections accepted since the start.
+    pub(crate) fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 
     /// Counts a connection until the guard drops.
     pub(crate) fn connection_guard(&self) -> ConnectionGuard<'_> {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         self.connections.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(&self.connections)
     }

@@ -10,8 +10,8 @@ use super::classify;
 use super::wire::{WireUsage, finish_reason};
 use crate::chat::{StreamCollector, StreamEvent};
 use crate::error::{ErrorClass, ProviderError};
-use crate::provider::ChatStream;
 use crate::provider::sse::SseEvent;
+use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
 
 /// What the decoder knows of the call besides the events.
@@ -62,6 +62,9 @@ where
                 Ok(Step { events, finished }) => {
                     st.pending.extend(events);
                     st.done = finished;
+                    if finished {
+                        http::release(std::mem::replace(&mut st.events, http::ended()));
+                    }
                 }
                 Err(e) => {
                     st.done = true;

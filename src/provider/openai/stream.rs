@@ -17,8 +17,8 @@ use super::classify::{self, ErrorBody};
 use super::wire::{self, WireLogprobs, WireUsage};
 use crate::chat::{FinishReason, StreamCollector, StreamEvent, Usage};
 use crate::error::{ErrorClass, Partial, ProviderError};
-use crate::provider::ChatStream;
 use crate::provider::sse::SseEvent;
+use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
 
 /// Longest wait for the usage chunk or `[DONE]` once the answer is complete.
@@ -64,8 +64,10 @@ where
     Box::pin(futures::stream::unfold(decoder, |mut d| async move { d.next_item().await.map(|item| (item, d)) }))
 }
 
-struct Decoder<S> {
-    events: Pin<Box<S>>,
+type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>;
+
+struct Decoder {
+    events: Events,
     ctx: StreamContext,
     /// Everything yielded so far: the checkpoint carried by errors.
     collector: StreamCollector,
@@ -83,10 +85,7 @@ struct Decoder<S> {
     done: bool,
 }
 
-impl<S> Decoder<S>
-where
-    S: Stream<Item = Result<SseEvent, ProviderError>> + Send,
-{
+impl Decoder {
     async fn next_item(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
         loop {
             if let Some(event) = self.queue.pop_front() {
@@ -230,6 +229,7 @@ where
         }
         self.queue.push_back(StreamEvent::Finish { reason: self.finish.unwrap_or(FinishReason::Incomplete) });
         self.done = true;
+        http::release(std::mem::replace(&mut self.events, http::ended()));
     }
 
     fn error(&self, class: ErrorClass, message: &str) -> ProviderError {
