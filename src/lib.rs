@@ -6,6 +6,7 @@
 //! translate every failure into one common [`ErrorClass`], and simulated providers ([`sim`]) to test
 //! and demonstrate all of it without network or keys.
 
+pub mod capability;
 pub mod chat;
 pub mod drill;
 pub mod duration;

@@ -46,6 +46,10 @@ pub struct ModelProfile {
     /// ([`crate::wire::DEFAULT_EFFORT_BUDGETS`] when absent).
     #[serde(default)]
     pub effort_budgets: Option<BTreeMap<String, u32>>,
+    /// What the model accepts beyond text (`accepts = ["vision", "pdf", "tools", ...]`): the router
+    /// skips it for a request that needs anything else. `None`: not declared, so not checked.
+    #[serde(default)]
+    pub accepts: Option<std::collections::BTreeSet<crate::capability::Feature>>,
 }
 
 impl ModelProfile {

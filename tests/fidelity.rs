@@ -18,7 +18,9 @@ struct Setup {
 }
 
 /// The policy every test here runs under: one route per wire, one that drops what it cannot
-/// carry, one that fails over from Claude to OpenAI.
+/// carry, one that fails over from Claude to OpenAI, and routes whose models accept less. The
+/// OpenAI model `gpt-sim` is declared by the policy without `accepts`: it takes every feature,
+/// so a request can carry every field of the wire (no real model takes them all).
 fn policy_text(sim: &SimServer) -> String {
     format!(
         r#"
@@ -28,19 +30,30 @@ retry = {{ max_attempts = 1 }}
 profile = "openai"
 auth = "none"
 base_url = "{}"
+[providers.openai.models."gpt-sim"]
+context_window = 128000
+max_output_tokens = 16384
+[providers.openai.models."gpt-text"]
+context_window = 16000
+max_output_tokens = 4096
+accepts = ["tools"]
 [providers.anthropic]
 profile = "anthropic"
 auth = "none"
 base_url = "{}"
 [routes.gpt]
-targets = [{{ provider = "openai", model = "gpt-4o" }}]
+targets = [{{ provider = "openai", model = "gpt-sim" }}]
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 [routes.claude_drop]
 unsupported = "drop"
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+[routes.text_then_vision]
+targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o" }}]
+[routes.text_only]
+targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.claude_then_gpt]
-targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-4o" }}]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-sim" }}]
 "#,
         sim.openai_base_url(),
         sim.anthropic_base_url()
@@ -151,7 +164,7 @@ async fn openai_to_openai_carries_every_field_unchanged() {
         // everything the caller sent, member for member, but the route name (now the model) and
         // the usage the router asks for on streams
         let mut expected = sent.clone();
-        expected["model"] = json!("gpt-4o");
+        expected["model"] = json!("gpt-sim");
         if stream {
             expected["stream_options"] = json!({"include_usage": true});
         } else {
@@ -367,6 +380,14 @@ async fn the_library_path_maps_skips_and_reports_like_the_gateway() {
         upstream(&sim, Protocol::Openai)["messages"][0]["content"][1]["image_url"]["url"],
         format!("data:image/png;base64,{PNG}")
     );
+
+    // a picture never lands on a text-only model: skipped, saying why
+    let mut seeing = picture();
+    seeing.reasoning = None;
+    let ok = router.chat("text_then_vision", seeing).await.unwrap();
+    assert_eq!(ok.response.model, "gpt-4o");
+    assert_eq!(ok.attempts[0].model, "gpt-text");
+    assert_eq!(ok.attempts[0].skip_reason, Some(SkipReason::Unsupported("image input".into())));
 }
 
 #[tokio::test]
@@ -436,7 +457,7 @@ async fn openai_answers_carry_every_choice_logprobs_reasoning_tokens_and_unknown
     assert_eq!(choices.len(), 2, "{answer}");
     for (i, choice) in choices.iter().enumerate() {
         assert_eq!(choice["index"], i);
-        assert_eq!(choice["message"]["content"], "Hello from gpt-4o. You said: Hello there");
+        assert_eq!(choice["message"]["content"], "Hello from gpt-sim. You said: Hello there");
         assert_eq!(choice["finish_reason"], "stop");
         let first = &choice["logprobs"]["content"][0];
         assert_eq!(first["token"], "Hello");
@@ -462,8 +483,8 @@ async fn openai_answers_carry_every_choice_logprobs_reasoning_tokens_and_unknown
             .filter_map(|c| c["delta"]["content"].as_str().map(str::to_owned))
             .collect()
     };
-    assert_eq!(content(0), "Hello from gpt-4o. You said: Hello there", "{text}");
-    assert_eq!(content(1), "Hello from gpt-4o. You said: Hello there", "{text}");
+    assert_eq!(content(0), "Hello from gpt-sim. You said: Hello there", "{text}");
+    assert_eq!(content(1), "Hello from gpt-sim. You said: Hello there", "{text}");
     let finishes: Vec<&Value> = chunks
         .iter()
         .flat_map(|c| c["choices"].as_array().into_iter().flatten())
@@ -569,7 +590,7 @@ async fn the_library_path_returns_every_choice_and_logprobs_streamed_and_not() {
     request.top_logprobs = Some(1);
     let ok = router.chat("gpt", request.clone()).await.unwrap();
     let answer = &ok.response;
-    assert_eq!(answer.text, "Hello from gpt-4o. You said: Hello there");
+    assert_eq!(answer.text, "Hello from gpt-sim. You said: Hello there");
     assert_eq!(answer.alternatives.iter().map(|c| c.index).collect::<Vec<_>>(), [1, 2]);
     assert!(answer.alternatives.iter().all(|c| c.text == answer.text));
     let logprobs = answer.logprobs.as_ref().unwrap();
@@ -582,9 +603,77 @@ async fn the_library_path_returns_every_choice_and_logprobs_streamed_and_not() {
     while let Some(event) = stream.next().await {
         collector.push(&event.unwrap());
     }
-    let streamed = collector.finish("openai", "gpt-4o", None).unwrap();
+    let streamed = collector.finish("openai", "gpt-sim", None).unwrap();
     assert_eq!(streamed.text, answer.text);
     assert_eq!(streamed.alternatives.len(), 2);
     assert!(streamed.alternatives.iter().all(|c| c.text == answer.text));
     assert_eq!(streamed.logprobs.as_ref().map(Vec::len), Some(7));
+}
+
+#[tokio::test]
+async fn a_request_lands_only_on_models_that_accept_what_it_needs() {
+    let s = setup().await;
+    let picture = |route: &str, stream: bool| {
+        json!({"model": route, "stream": stream, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}")}}
+        ]}]})
+    };
+    // the text-only model is skipped for the one that sees, streamed and not
+    for stream in [false, true] {
+        let r = post(&s.base, "/v1/chat/completions", &picture("text_then_vision", stream)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-switchyard-model"], "gpt-4o");
+        if !stream {
+            assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+        }
+        let _ = r.bytes().await.unwrap();
+    }
+    assert_eq!(s.sim.request_count(Protocol::Openai, Some("gpt-text")), 0);
+    assert_eq!(s.sim.request_count(Protocol::Openai, Some("gpt-4o")), 2);
+
+    // a text request still goes to the first target
+    let r = post(
+        &s.base,
+        "/v1/chat/completions",
+        &json!({"model": "text_then_vision", "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(r.headers()["x-switchyard-model"], "gpt-text");
+
+    // nobody on the route can reason: one 400 naming the feature and why each target was
+    // skipped, before any call
+    let before = s.sim.requests().len();
+    let r = post(
+        &s.base,
+        "/v1/chat/completions",
+        &json!({"model": "text_only", "reasoning_effort": "high", "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(
+        err["error"]["message"],
+        "no target of route `text_only` can carry this request: openai/gpt-text cannot take reasoning; \
+         openai/gpt-4o-mini cannot take reasoning"
+    );
+    let attempts = err["error"]["switchyard"]["attempts"].as_array().unwrap();
+    assert!(attempts.iter().all(|a| a["outcome"] == "skipped" && a["skip_reason"] == "unsupported: reasoning"));
+    assert_eq!(s.sim.requests().len(), before, "no call was made");
+
+    // an Anthropic caller's PDF: the text-only model is skipped, the next one reads it
+    let r = post(
+        &s.base,
+        "/v1/messages",
+        &json!({"model": "text_only", "max_tokens": 100, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
+            {"type": "text", "text": "Summarize."}
+        ]}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-model"], "gpt-4o-mini");
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+    let got = upstream(&s.sim, Protocol::Openai);
+    assert_eq!(got["messages"][0]["content"][0]["file"]["file_data"], "data:application/pdf;base64,JVBERi0=");
 }

@@ -195,6 +195,72 @@ fn compile_providers(
     out
 }
 
+/// `profile` with the policy's model entries: fields set there override the catalog's; a model the
+/// catalog does not know needs its context window and output limit.
+fn with_models(
+    c: &mut Collector<'_>,
+    key: &str,
+    mut profile: ProviderProfile,
+    models: &BTreeMap<String, Spanned<crate::policy::schema::ModelSpec>>,
+) -> ProviderProfile {
+    for (model, spanned) in models {
+        let spec = spanned.get_ref();
+        let entry = match profile.models.get(model) {
+            Some(known) => known.clone(),
+            None => match (spec.context_window, spec.max_output_tokens) {
+                (Some(context_window), Some(max_output_tokens)) => crate::profile::ModelProfile {
+                    context_window,
+                    max_output_tokens,
+                    input_price: 0.0,
+                    output_price: 0.0,
+                    supports_prefill: None,
+                    first_token: None,
+                    effort_budgets: None,
+                    accepts: None,
+                },
+                _ => {
+                    c.error(
+                        &spanned.span(),
+                        format!("{key}.models.\"{model}\""),
+                        format!(
+                            "profile `{}` does not know model `{model}`: set `context_window` and `max_output_tokens`",
+                            profile.name
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut entry = entry;
+        if let Some(v) = spec.context_window {
+            entry.context_window = v;
+        }
+        if let Some(v) = spec.max_output_tokens {
+            entry.max_output_tokens = v;
+        }
+        if let Some(v) = spec.input_price {
+            entry.input_price = v;
+        }
+        if let Some(v) = spec.output_price {
+            entry.output_price = v;
+        }
+        if spec.supports_prefill.is_some() {
+            entry.supports_prefill = spec.supports_prefill;
+        }
+        if spec.first_token.is_some() {
+            entry.first_token = spec.first_token;
+        }
+        if spec.effort_budgets.is_some() {
+            entry.effort_budgets.clone_from(&spec.effort_budgets);
+        }
+        if spec.accepts.is_some() {
+            entry.accepts.clone_from(&spec.accepts);
+        }
+        profile.models.insert(model.clone(), entry);
+    }
+    profile
+}
+
 fn compile_provider(
     c: &mut Collector<'_>,
     key: &str,
@@ -287,6 +353,20 @@ fn compile_provider(
         headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
     }
+    let profile = if spec.models.is_empty() {
+        profile
+    } else {
+        let base = profile.map(|p| (*p).clone()).unwrap_or_else(|| ProviderProfile {
+            name: name.get_ref().clone(),
+            protocol,
+            base_url: base_url.clone(),
+            auth,
+            api_key_env: api_key_env.clone(),
+            headers: BTreeMap::new(),
+            models: BTreeMap::new(),
+        });
+        Some(Arc::new(with_models(c, key, base, &spec.models)))
+    };
     let layers = [Some(&spec.layer()), Some(defaults)];
     Some(ProviderPolicy {
         name: name.get_ref().clone(),
@@ -769,6 +849,39 @@ until = "2026-12-01T12:00:00Z"
                 && m.contains("invalid duration")),
             "{e:#?}"
         );
+    }
+
+    #[test]
+    fn policy_models_extend_and_override_the_catalog() {
+        let text = "[providers.openai]\napi_key_env = \"PATH\"\n[providers.openai.models.\"gpt-4o\"]\naccepts = [\"tools\"]\n[providers.openai.models.\"my-ft\"]\ncontext_window = 8000\nmax_output_tokens = 1000\naccepts = [\"tools\", \"vision\"]\n[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }, { provider = \"openai\", model = \"my-ft\" }]\n";
+        let p = compile("ok.toml", text).unwrap();
+        let route = p.route("a").unwrap();
+        let gpt = route.targets[0].model_profile.as_ref().unwrap();
+        // overridden field, kept fields
+        assert_eq!(gpt.accepts, Some([crate::capability::Feature::Tools].into()));
+        assert_eq!(gpt.context_window, 128_000);
+        let ft = route.targets[1].model_profile.as_ref().unwrap();
+        assert_eq!((ft.context_window, ft.max_output_tokens), (8000, 1000));
+        // the adapters see the same catalog
+        let profile = p.provider("openai").and_then(|p| p.profile.as_ref()).unwrap();
+        assert_eq!(profile.model("my-ft").map(|m| m.context_window), Some(8000));
+    }
+
+    #[test]
+    fn a_new_model_needs_its_limits_and_features_have_names() {
+        let e = errors(
+            "[providers.openai.models.\"mine\"]\naccepts = [\"tools\"]\n[routes.a]\ntargets = [{ provider = \"openai\", model = \"mine\" }]\n",
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("bad.toml:")
+                && m.contains("`providers.openai.models.\"mine\"`")
+                && m.contains("set `context_window` and `max_output_tokens`")),
+            "{e:#?}"
+        );
+        let e = errors(
+            "[providers.openai.models.\"gpt-4o\"]\naccepts = [\"telepathy\"]\n[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n",
+        );
+        assert!(e.iter().any(|m| m.starts_with("bad.toml:2:") && m.contains("telepathy")), "{e:#?}");
     }
 
     #[test]

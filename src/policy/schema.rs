@@ -73,6 +73,24 @@ pub(crate) struct ProviderSpec {
     pub(crate) timeouts: Option<TimeoutsSpec>,
     pub(crate) breaker: Option<BreakerSpec>,
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
+    /// Model entries added to (or overriding fields of) the profile's catalog.
+    #[serde(default)]
+    pub(crate) models: BTreeMap<String, Spanned<ModelSpec>>,
+}
+
+/// `[providers.NAME.models."MODEL"]`: what the policy says of a model; each field set overrides
+/// the profile's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelSpec {
+    pub(crate) context_window: Option<u64>,
+    pub(crate) max_output_tokens: Option<u32>,
+    pub(crate) input_price: Option<f64>,
+    pub(crate) output_price: Option<f64>,
+    pub(crate) supports_prefill: Option<bool>,
+    pub(crate) first_token: Option<crate::duration::DurationStr>,
+    pub(crate) effort_budgets: Option<BTreeMap<String, u32>>,
+    pub(crate) accepts: Option<std::collections::BTreeSet<crate::capability::Feature>>,
 }
 
 /// How a route orders its targets.

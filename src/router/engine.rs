@@ -2,6 +2,7 @@
 //! pauses and limits, retry or fail over per error class, all within the request's deadline.
 //! Shared by `chat` and `chat_stream` (whose "success" is a stream that has produced content).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::health::Node;
 use super::limiter::{Denied, LimitPermit};
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, SkipReason};
 use super::{Inner, ProviderSlot, RouteState, Snapshot, TargetState};
+use crate::capability::{self, Feature};
 use crate::chat::{ChatRequest, Usage};
 use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
@@ -103,34 +105,58 @@ pub(crate) enum Fit {
     Refuses(String),
 }
 
-/// Encodes `request` for each target without sending it: what each would drop, or why it cannot
-/// take it. Targets of the request's own wire carry it as it is.
-fn fits(snap: &Snapshot, route: &RoutePolicy, targets: &[TargetState], request: &ChatRequest) -> Box<[Fit]> {
-    use crate::wire::{EncodeError, Target, encode};
+/// Checks `request` against each target without sending it. A request that is not `portable` is
+/// encoded for each target of another wire, to learn what it would drop or why it cannot take it
+/// (targets of the request's own wire carry it as it is); then a model whose profile lacks a
+/// feature the request `needs` cannot take it.
+fn fits(
+    snap: &Snapshot,
+    route: &RoutePolicy,
+    targets: &[TargetState],
+    request: &ChatRequest,
+    portable: bool,
+    needs: &BTreeSet<Feature>,
+) -> Box<[Fit]> {
     route
         .targets
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let protocol = match targets.get(i).and_then(|s| s.provider.as_ref()) {
-                Some(ProviderSlot::Ready(p)) => Some(p.protocol()),
-                _ => snap.policy.provider(&t.provider).map(|p| p.protocol),
-            };
-            let Some(protocol) = protocol else { return Fit::Carries(Vec::new()) };
-            if request.dialect == Some(protocol) {
-                return Fit::Carries(Vec::new());
+            let wire = if portable { Fit::Carries(Vec::new()) } else { wire_fit(snap, targets.get(i), t, request) };
+            if matches!(wire, Fit::Refuses(_)) {
+                return wire;
             }
-            let target = Target { model: &t.model, profile: t.model_profile.as_ref(), unsupported: t.unsupported };
-            match encode(protocol, request, target, false) {
-                Ok(e) => Fit::Carries(e.dropped),
-                Err(EncodeError::Unsupported(fields)) => {
-                    let names: Vec<String> = fields.iter().map(|u| format!("`{}`", u.field)).collect();
-                    Fit::Refuses(format!("{} on the {} wire", names.join(", "), protocol.as_str()))
-                }
-                Err(EncodeError::Invalid(why)) => Fit::Refuses(why),
+            let accepts = t.model_profile.as_ref().and_then(|m| m.accepts.as_ref());
+            let mut lacks = capability::missing(needs, accepts);
+            if let Fit::Carries(dropped) = &wire {
+                // what the target drops, it need not honour
+                lacks.retain(|f| !dropped.iter().any(|u| Feature::of_field(&u.field) == Some(*f)));
             }
+            if lacks.is_empty() { wire } else { Fit::Refuses(capability::describe(&lacks)) }
         })
         .collect()
+}
+
+/// What target `t`'s wire makes of `request`.
+fn wire_fit(snap: &Snapshot, state: Option<&TargetState>, t: &TargetPolicy, request: &ChatRequest) -> Fit {
+    use crate::wire::{EncodeError, Target, encode};
+    let protocol = match state.and_then(|s| s.provider.as_ref()) {
+        Some(ProviderSlot::Ready(p)) => Some(p.protocol()),
+        _ => snap.policy.provider(&t.provider).map(|p| p.protocol),
+    };
+    let Some(protocol) = protocol else { return Fit::Carries(Vec::new()) };
+    if request.dialect == Some(protocol) {
+        return Fit::Carries(Vec::new());
+    }
+    let target = Target { model: &t.model, profile: t.model_profile.as_ref(), unsupported: t.unsupported };
+    match encode(protocol, request, target, false) {
+        Ok(e) => Fit::Carries(e.dropped),
+        Err(EncodeError::Unsupported(fields)) => {
+            let names: Vec<String> = fields.iter().map(|u| format!("`{}`", u.field)).collect();
+            Fit::Refuses(format!("{} on the {} wire", names.join(", "), protocol.as_str()))
+        }
+        Err(EncodeError::Invalid(why)) => Fit::Refuses(why),
+    }
 }
 
 /// Which targets a phase may use (a mid-stream continuation needs prefill, for instance).
@@ -176,7 +202,10 @@ impl<'s> Plan<'s> {
             prefill_phase: false,
             phase_start: 0,
             now_hint: None,
-            fits: (!crate::wire::is_portable(request)).then(|| fits(snap, route, targets, request)),
+            fits: {
+                let (portable, needs) = (crate::wire::is_portable(request), capability::required(request));
+                (!portable || !needs.is_empty()).then(|| fits(snap, route, targets, request, portable, &needs))
+            },
         }
     }
 
@@ -207,7 +236,7 @@ impl<'s> Plan<'s> {
             .collect();
         let mut reasons = Vec::new();
         for (t, why) in refusals {
-            reasons.push(format!("{}/{}: {why}", t.provider, t.model));
+            reasons.push(format!("{}/{} cannot take {why}", t.provider, t.model));
             self.skip(inner, t, SkipReason::Unsupported(why));
         }
         let first = route.targets.first().map_or_else(String::new, |t| t.provider.clone());
