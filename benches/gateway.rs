@@ -4,7 +4,8 @@
 //! (streamed answers), the throughput ratio at saturation with 16 connections, streamed and not,
 //! and the gateway's resident memory.
 //!
-//! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run).
+//! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run,
+//! `SWITCHYARD_BENCH_BIN` to measure another build of the `switchyard` binary).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -169,7 +170,9 @@ async fn main() {
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    // another build of the gateway may be measured against the same load and simulator
+    let bin = std::env::var("SWITCHYARD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned());
+    let mut child = tokio::process::Command::new(bin)
         .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "error")
         .kill_on_drop(true)

@@ -128,25 +128,9 @@ fn usage_body(u: &Usage) -> Value {
     Value::Object(body)
 }
 
-/// Anthropic's `error.type` for a class (WIRE.md's status table).
+/// Anthropic's `error.type` for a class (the wire's one table).
 fn error_type(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::RateLimited => "rate_limit_error",
-        ErrorClass::QuotaExhausted => "billing_error",
-        ErrorClass::Overloaded => "overloaded_error",
-        ErrorClass::ServerError
-        | ErrorClass::Connection
-        | ErrorClass::MalformedResponse
-        | ErrorClass::StreamInterrupted => "api_error",
-        ErrorClass::Timeout => "timeout_error",
-        ErrorClass::Authentication => "authentication_error",
-        ErrorClass::PermissionDenied => "permission_error",
-        ErrorClass::NotFound => "not_found_error",
-        ErrorClass::RequestTooLarge => "request_too_large",
-        ErrorClass::InvalidRequest | ErrorClass::ContextLengthExceeded | ErrorClass::ContentFiltered => {
-            "invalid_request_error"
-        }
-    }
+    crate::wire::anthropic::error::type_for_class(class)
 }
 
 // ---------------------------------------------------------------------------------------------

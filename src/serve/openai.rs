@@ -177,25 +177,10 @@ fn usage_body(u: &Usage) -> Value {
     body
 }
 
-/// OpenAI's error `type` and `code` for a class (WIRE.md's table, extended to every class).
+/// OpenAI's error `type` and `code` for a class (the wire's one table).
 fn error_type(class: ErrorClass) -> (&'static str, Option<&'static str>) {
-    match class {
-        ErrorClass::RateLimited => ("requests", Some("rate_limit_exceeded")),
-        ErrorClass::QuotaExhausted => ("insufficient_quota", Some("insufficient_quota")),
-        ErrorClass::InvalidRequest => ("invalid_request_error", None),
-        ErrorClass::ContextLengthExceeded => ("invalid_request_error", Some("context_length_exceeded")),
-        ErrorClass::ContentFiltered => ("invalid_request_error", Some("content_policy_violation")),
-        ErrorClass::RequestTooLarge => ("invalid_request_error", Some("request_too_large")),
-        ErrorClass::NotFound => ("invalid_request_error", Some("model_not_found")),
-        ErrorClass::PermissionDenied => ("invalid_request_error", Some("permission_denied")),
-        ErrorClass::Authentication => ("authentication_error", Some("invalid_api_key")),
-        ErrorClass::Overloaded => ("server_error", Some("overloaded")),
-        ErrorClass::ServerError
-        | ErrorClass::Timeout
-        | ErrorClass::Connection
-        | ErrorClass::StreamInterrupted
-        | ErrorClass::MalformedResponse => ("server_error", None),
-    }
+    let kind = crate::wire::openai_chat::error::for_class(class);
+    (kind.kind, kind.code)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -835,7 +820,8 @@ pub(super) mod tests {
             (ErrorClass::InvalidRequest, "invalid_request_error", Value::Null),
             (ErrorClass::ContextLengthExceeded, "invalid_request_error", json!("context_length_exceeded")),
             (ErrorClass::ContentFiltered, "invalid_request_error", json!("content_policy_violation")),
-            (ErrorClass::Authentication, "authentication_error", json!("invalid_api_key")),
+            // as OpenAI itself answers a bad key
+            (ErrorClass::Authentication, "invalid_request_error", json!("invalid_api_key")),
             (ErrorClass::NotFound, "invalid_request_error", json!("model_not_found")),
             (ErrorClass::Overloaded, "server_error", json!("overloaded")),
             (ErrorClass::ServerError, "server_error", Value::Null),

@@ -320,18 +320,7 @@ fn tool_choice(choice: Option<&Value>) -> ToolMode {
 
 /// `(error.type, message)` Anthropic sends with `status`.
 fn default_error(status: u16, model: &str) -> (&'static str, String) {
-    let error_type = match status {
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        529 => "overloaded_error",
-        s if s >= 500 => "api_error",
-        _ => "invalid_request_error",
-    };
+    let error_type = crate::wire::anthropic::error::type_for_status(status);
     let message = match error_type {
         "not_found_error" => format!("model: {model}"),
         other => default_message_for_type(other).to_owned(),

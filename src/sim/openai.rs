@@ -297,39 +297,32 @@ fn tool_choice(choice: Option<&Value>) -> ToolMode {
     }
 }
 
-/// `(type, code, message)` OpenAI sends with `status`.
+/// `(type, code, message)` OpenAI sends with `status`: type and code from the wire's one table,
+/// messages as OpenAI words them.
 fn default_error(status: u16, error_type: Option<&str>, model: &str) -> (String, Option<String>, String) {
-    let owned = |t: &str, c: Option<&str>, m: &str| (t.to_owned(), c.map(str::to_owned), m.to_owned());
-    match status {
-        400 => owned("invalid_request_error", None, "Invalid request (simulated)."),
-        401 => owned(
-            "invalid_request_error",
-            Some("invalid_api_key"),
-            "Incorrect API key provided: sk-sim...abcd. You can find your API key at \
-             https://platform.openai.com/account/api-keys.",
+    use crate::error::ErrorClass;
+    use crate::wire::openai_chat::error;
+    let kind = match status {
+        429 if error_type == Some(error::INSUFFICIENT_QUOTA) => error::for_class(ErrorClass::QuotaExhausted),
+        s => error::for_status(s),
+    };
+    let message = match kind.class {
+        ErrorClass::Authentication => "Incorrect API key provided: sk-sim...abcd. You can find your API key at \
+             https://platform.openai.com/account/api-keys."
+            .to_owned(),
+        ErrorClass::PermissionDenied => "You are not allowed to access this resource.".to_owned(),
+        ErrorClass::NotFound => format!("The model `{model}` does not exist or you do not have access to it."),
+        ErrorClass::QuotaExhausted => {
+            "You exceeded your current quota, please check your plan and billing details.".to_owned()
+        }
+        ErrorClass::RateLimited => format!(
+            "Rate limit reached for {model} in organization org-sim on requests per min (RPM): Limit 500, \
+             Used 500, Requested 1. Please try again in 644ms."
         ),
-        403 => owned("permission_error", None, "You are not allowed to access this resource."),
-        404 => owned(
-            "invalid_request_error",
-            Some("model_not_found"),
-            &format!("The model `{model}` does not exist or you do not have access to it."),
-        ),
-        429 if error_type == Some("insufficient_quota") => owned(
-            "insufficient_quota",
-            Some("insufficient_quota"),
-            "You exceeded your current quota, please check your plan and billing details.",
-        ),
-        429 => owned(
-            "requests",
-            Some("rate_limit_exceeded"),
-            &format!(
-                "Rate limit reached for {model} in organization org-sim on requests per min (RPM): Limit 500, \
-                 Used 500, Requested 1. Please try again in 644ms."
-            ),
-        ),
-        502 => owned("server_error", None, "Bad gateway."),
-        503 => owned("server_error", Some("overloaded"), OVERLOADED_MESSAGE),
-        s if s >= 500 => owned("server_error", None, SERVER_ERROR_MESSAGE),
-        _ => owned("invalid_request_error", None, "Invalid request (simulated)."),
-    }
+        ErrorClass::Overloaded => OVERLOADED_MESSAGE.to_owned(),
+        _ if status == 502 => "Bad gateway.".to_owned(),
+        _ if status >= 500 => SERVER_ERROR_MESSAGE.to_owned(),
+        _ => "Invalid request (simulated).".to_owned(),
+    };
+    (kind.kind.to_owned(), kind.code.map(str::to_owned), message)
 }

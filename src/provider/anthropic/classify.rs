@@ -86,19 +86,10 @@ impl ErrorBody {
 
 /// The class Anthropic's `error.type` names; `None` for a type we do not know.
 pub(super) fn class_for_type(error_type: &str, message: &str) -> Option<ErrorClass> {
-    Some(match error_type {
-        "invalid_request_error" => invalid_request_class(message),
-        "authentication_error" => ErrorClass::Authentication,
-        "permission_error" => ErrorClass::PermissionDenied,
-        "not_found_error" => ErrorClass::NotFound,
-        "request_too_large" => ErrorClass::RequestTooLarge,
-        "rate_limit_error" => ErrorClass::RateLimited,
-        "billing_error" => ErrorClass::QuotaExhausted,
-        "api_error" => ErrorClass::ServerError,
-        "overloaded_error" => ErrorClass::Overloaded,
-        "timeout_error" => ErrorClass::Timeout,
-        _ => return None,
-    })
+    match crate::wire::anthropic::error::class_of_type(error_type)? {
+        ErrorClass::InvalidRequest => Some(invalid_request_class(message)),
+        class => Some(class),
+    }
 }
 
 /// Anthropic has no error codes: context overflow and content refusals are 400

@@ -8,6 +8,7 @@ use crate::error::{ErrorClass, ProviderError};
 use crate::provider::http;
 use crate::provider::scrub::{MESSAGE_CHARS, SNIPPET_CHARS, one_line};
 use crate::secret::ApiKey;
+use crate::wire::openai_chat::error;
 
 /// The header OpenAI puts its request id in.
 pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -59,17 +60,17 @@ impl ErrorBody {
     }
 
     fn is_context_overflow(&self) -> bool {
-        self.code.as_deref() == Some("context_length_exceeded")
+        self.code.as_deref() == Some(error::CONTEXT_LENGTH_EXCEEDED)
             || self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
     }
 
     fn is_content_filter(&self) -> bool {
-        self.is("content_policy_violation") || self.is("content_filter")
+        self.is(error::CONTENT_POLICY_VIOLATION) || self.is("content_filter")
     }
 
     fn is_rate_limit(&self) -> bool {
         // OpenAI's 429 types are `requests` / `tokens`; compatible servers use Anthropic's name
-        ["rate_limit_exceeded", "rate_limit_error", "requests", "tokens"].iter().any(|n| self.is(n))
+        [error::RATE_LIMIT_EXCEEDED, "rate_limit_error", "requests", "tokens"].iter().any(|n| self.is(n))
     }
 }
 
@@ -86,7 +87,7 @@ pub(super) fn class_for_status(status: u16, body: &ErrorBody) -> ErrorClass {
         408 | 504 => ErrorClass::Timeout,
         409 => ErrorClass::ServerError,
         413 => ErrorClass::RequestTooLarge,
-        429 if body.is("insufficient_quota") => ErrorClass::QuotaExhausted,
+        429 if body.is(error::INSUFFICIENT_QUOTA) => ErrorClass::QuotaExhausted,
         429 => ErrorClass::RateLimited,
         503 | 529 => ErrorClass::Overloaded,
         500..=599 => ErrorClass::ServerError,
@@ -102,9 +103,9 @@ pub(super) fn class_in_stream(body: &ErrorBody) -> ErrorClass {
         ErrorClass::ContextLengthExceeded
     } else if body.is_content_filter() {
         ErrorClass::ContentFiltered
-    } else if body.is("insufficient_quota") {
+    } else if body.is(error::INSUFFICIENT_QUOTA) {
         ErrorClass::QuotaExhausted
-    } else if body.is("overloaded") || body.is("overloaded_error") {
+    } else if body.is(error::OVERLOADED) || body.is("overloaded_error") {
         ErrorClass::Overloaded
     } else if body.is_rate_limit() {
         ErrorClass::RateLimited

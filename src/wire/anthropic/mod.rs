@@ -1,5 +1,6 @@
 //! The Anthropic Messages wire (`POST /v1/messages`).
 
+pub(crate) mod error;
 mod request;
 
 pub use request::{DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, STRUCTURED_OUTPUTS_BETA, decode_request, encode_request};

@@ -1,5 +1,6 @@
 //! The OpenAI Chat Completions wire (`POST /chat/completions`), and every OpenAI-compatible server.
 
+pub(crate) mod error;
 mod request;
 
 pub(crate) use request::rest;
