@@ -707,8 +707,8 @@ pub struct TokenLogprob {
     pub token: String,
     /// Its log probability.
     pub logprob: f64,
-    /// Its UTF-8 bytes, when the provider sends them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Its UTF-8 bytes, when the provider sends them (`null` otherwise, as OpenAI writes it).
+    #[serde(default)]
     pub bytes: Option<Vec<u8>>,
     /// The most likely tokens at this position, when `top_logprobs` was asked for.
     #[serde(default)]
@@ -722,8 +722,8 @@ pub struct TopLogprob {
     pub token: String,
     /// Its log probability.
     pub logprob: f64,
-    /// Its UTF-8 bytes, when the provider sends them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Its UTF-8 bytes, when the provider sends them (`null` otherwise, as OpenAI writes it).
+    #[serde(default)]
     pub bytes: Option<Vec<u8>>,
 }
 

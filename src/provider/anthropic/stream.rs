@@ -309,7 +309,9 @@ impl Decoder {
             StartBlock::Thinking { thinking, signature } => {
                 // even empty, the first delta marks where a thinking block starts
                 self.emit(StreamEvent::ThinkingDelta { thinking }, step);
-                if let Some(signature) = signature {
+                // Anthropic opens the block with `"signature": ""`: the signature comes as a delta,
+                // and an empty one here would close the block before its text
+                if let Some(signature) = signature.filter(|s| !s.is_empty()) {
                     self.emit(StreamEvent::SignatureDelta { signature }, step);
                 }
                 Block::Other
