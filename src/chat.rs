@@ -629,6 +629,7 @@ fn part_chars(part: &ContentPart) -> usize {
 /// Why the model stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FinishReason {
     /// Natural end or a stop sequence.
     Stop,

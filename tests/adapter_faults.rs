@@ -198,7 +198,7 @@ impl Row {
 fn default_model(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Openai => "gpt-4o-mini",
-        Protocol::Anthropic => "claude-sonnet-4-5",
+        _ => "claude-sonnet-4-5",
     }
 }
 
@@ -423,12 +423,12 @@ async fn harness(protocol: Protocol) -> Harness {
             .connect_timeout(Duration::from_secs(1));
         match protocol {
             Protocol::Openai => Arc::new(OpenAi::new(config).unwrap()),
-            Protocol::Anthropic => Arc::new(Anthropic::new(config).unwrap()),
+            _ => Arc::new(Anthropic::new(config).unwrap()),
         }
     };
     let (base, closed_base) = match protocol {
         Protocol::Openai => (sim.openai_base_url(), format!("http://127.0.0.1:{closed}/v1")),
-        Protocol::Anthropic => (sim.anthropic_base_url(), format!("http://127.0.0.1:{closed}/anthropic")),
+        _ => (sim.anthropic_base_url(), format!("http://127.0.0.1:{closed}/anthropic")),
     };
     Harness { protocol, provider: adapter(base), refused: adapter(closed_base), sim }
 }

@@ -65,13 +65,13 @@ fn logs() -> &'static Logs {
 fn adapter(protocol: Protocol, sim: &SimServer) -> (Arc<dyn Provider>, String) {
     let (base, name) = match protocol {
         Protocol::Openai => (sim.openai_base_url(), "oa"),
-        Protocol::Anthropic => (sim.anthropic_base_url(), "an"),
+        _ => (sim.anthropic_base_url(), "an"),
     };
     let config = ProviderConfig::new(name, base).api_key(ApiKey::new(CANARY));
     let config_debug = format!("{config:?}");
     let provider: Arc<dyn Provider> = match protocol {
         Protocol::Openai => Arc::new(OpenAi::new(config).unwrap()),
-        Protocol::Anthropic => Arc::new(Anthropic::new(config).unwrap()),
+        _ => Arc::new(Anthropic::new(config).unwrap()),
     };
     (provider, config_debug)
 }
@@ -79,7 +79,7 @@ fn adapter(protocol: Protocol, sim: &SimServer) -> (Arc<dyn Provider>, String) {
 fn model(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Openai => "gpt-4o-mini",
-        Protocol::Anthropic => "claude-sonnet-4-5",
+        _ => "claude-sonnet-4-5",
     }
 }
 
@@ -138,7 +138,7 @@ fn scenarios(protocol: Protocol) -> Vec<(&'static str, Option<Fault>, bool, bool
         content_type: "application/json".into(),
         body: match protocol {
             Protocol::Openai => format!(r#"{{"id":"x","object":"chat.completion","choices":"{CANARY}"}}"#),
-            Protocol::Anthropic => format!(r#"{{"id":"x","type":"message","content":"{CANARY}"}}"#),
+            _ => format!(r#"{{"id":"x","type":"message","content":"{CANARY}"}}"#),
         },
     };
     let in_stream = Fault::StreamError { after_tokens: 2, error_type: Some(CANARY.into()) };

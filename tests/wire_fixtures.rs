@@ -32,9 +32,7 @@ async fn serving(protocol: Protocol, path: &str) -> SimServer {
 fn adapter(sim: &SimServer, protocol: Protocol) -> Box<dyn Provider> {
     match protocol {
         Protocol::Openai => Box::new(OpenAi::new(ProviderConfig::new("openai", sim.openai_base_url())).unwrap()),
-        Protocol::Anthropic => {
-            Box::new(Anthropic::new(ProviderConfig::new("anthropic", sim.anthropic_base_url())).unwrap())
-        }
+        _ => Box::new(Anthropic::new(ProviderConfig::new("anthropic", sim.anthropic_base_url())).unwrap()),
     }
 }
 
@@ -55,7 +53,7 @@ async fn gateway(sim: &SimServer, protocol: Protocol, model: &str) -> (Gateway, 
     let policy = dir.path().join("policy.toml");
     let (name, base) = match protocol {
         Protocol::Openai => ("openai", sim.openai_base_url()),
-        Protocol::Anthropic => ("anthropic", sim.anthropic_base_url()),
+        _ => ("anthropic", sim.anthropic_base_url()),
     };
     std::fs::write(
         &policy,

@@ -15,7 +15,7 @@ use super::timer::{self, Limit, Limits};
 use crate::error::{ErrorClass, ProviderError};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
-pub fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
+pub(crate) fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -28,7 +28,7 @@ pub fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError>
 /// The delay the server asked for: `retry-after-ms` (float milliseconds), else `retry-after` as float
 /// seconds, else `retry-after` as an HTTP-date relative to `now`. Negative or unparsable values are
 /// ignored.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
@@ -45,7 +45,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 }
 
 /// The `x-should-retry` header: `Some(true)` / `Some(false)`, `None` when absent or not a boolean.
-pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
+pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
     match header_str(headers, "x-should-retry")?.trim() {
         "true" => Some(true),
         "false" => Some(false),
@@ -54,13 +54,13 @@ pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
 }
 
 /// A header's value as a string, when present and valid.
-pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// The API key as a header value marked sensitive (kept out of reqwest's and hyper's `Debug`),
 /// after `prefix` (`"Bearer "` or `""`); `None` without a key.
-pub fn key_header(
+pub(crate) fn key_header(
     config: &ProviderConfig,
     prefix: &str,
 ) -> Result<Option<reqwest::header::HeaderValue>, ProviderError> {
@@ -79,7 +79,7 @@ pub fn key_header(
 /// Adds the config's headers: each name replaces a default of the same name, several values for one
 /// name are all kept, and every value is marked sensitive (organization ids and custom auth headers
 /// are credentials too). An invalid header is named, its value never shown.
-pub fn add_config_headers(headers: &mut HeaderMap, config: &ProviderConfig) -> Result<(), ProviderError> {
+pub(crate) fn add_config_headers(headers: &mut HeaderMap, config: &ProviderConfig) -> Result<(), ProviderError> {
     let mut overridden = Vec::new();
     for (name, value) in &config.headers {
         let invalid = || {
@@ -102,7 +102,7 @@ pub fn add_config_headers(headers: &mut HeaderMap, config: &ProviderConfig) -> R
 }
 
 /// Status and headers of an error response, filled into a [`ProviderError`].
-pub fn error_with_response_meta(
+pub(crate) fn error_with_response_meta(
     mut error: ProviderError,
     status: u16,
     headers: &HeaderMap,
@@ -116,7 +116,7 @@ pub fn error_with_response_meta(
 }
 
 /// Classifies a reqwest error that happened before the response headers.
-pub fn transport_error(provider: &str, error: &reqwest::Error) -> ProviderError {
+pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> ProviderError {
     let class = if error.is_timeout() {
         ErrorClass::Timeout
     } else {

@@ -14,7 +14,7 @@ use crate::profile::ProviderProfile;
 use crate::secret::ApiKey;
 
 pub mod anthropic;
-pub mod http;
+pub(crate) mod http;
 pub mod openai;
 pub(crate) mod scrub;
 pub mod sse;
@@ -29,6 +29,7 @@ pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErro
 /// The wire protocol a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Protocol {
     /// OpenAI Chat Completions (and every OpenAI-compatible server).
     Openai,

@@ -169,6 +169,19 @@ pub struct RouteFailure {
     pub attempts: Vec<Attempt>,
 }
 
+impl std::fmt::Display for RouteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "route `{}` failed: {}: {}", self.route, self.class, self.message)
+    }
+}
+
+impl std::error::Error for RouteFailure {
+    /// The provider error that ended the request, if one did.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl RouteFailure {
     /// What a stream delivered before it failed, if anything.
     pub fn partial(&self) -> Option<&Partial> {
@@ -183,8 +196,9 @@ pub enum RouterError {
     /// The policy has no such route.
     #[error("unknown route `{0}`")]
     UnknownRoute(String),
-    /// Every option was tried or ruled out.
-    #[error("route `{}` failed: {}: {}", .0.route, .0.class, .0.message)]
+    /// Every option was tried or ruled out. Its `source()` is the provider error that ended the
+    /// request, if one did.
+    #[error(transparent)]
     Failed(Box<RouteFailure>),
 }
 
