@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::chat::{ChatRequest, ContentPart, Message, Reasoning, Role, ToolChoice};
 use crate::profile::ProviderProfile;
 use crate::provider::Protocol;
 
@@ -49,6 +50,65 @@ pub(crate) struct Prompt {
     /// Characters of text up to the last `cache_control` mark (Anthropic): the simulated cache
     /// serves them, as it would on every call after the first.
     pub(crate) cached_chars: usize,
+}
+
+impl Prompt {
+    /// What a request, decoded by its wire's codec, asks of the model `model`.
+    pub(crate) fn from_request(model: &str, request: &ChatRequest, protocol: Protocol) -> Prompt {
+        let text = |m: &Message| m.content.iter().filter_map(ContentPart::as_text).collect::<Vec<_>>().join(" ");
+        let last_user_text = request
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == Role::User)
+            .map(text)
+            .find(|t| !t.trim().is_empty())
+            .unwrap_or_default();
+        let last = request.messages.last();
+        let has_tool_result = |m: &Message| m.content.iter().any(|p| matches!(p, ContentPart::ToolResult(_)));
+        // the text of every part and tool result, in order; where the last cache mark ends
+        let (mut input_chars, mut cached_chars) = (0, 0);
+        for part in request.messages.iter().flat_map(|m| &m.content) {
+            let (chars, marked) = match part {
+                ContentPart::Text { text, cache_control, .. } => (text.chars().count(), cache_control.is_some()),
+                ContentPart::ToolResult(r) => (r.text_content().chars().count(), r.cache_control.is_some()),
+                ContentPart::Image { cache_control, .. } | ContentPart::Document { cache_control, .. } => {
+                    (0, cache_control.is_some())
+                }
+                _ => (0, false),
+            };
+            input_chars += chars;
+            if marked {
+                cached_chars = input_chars;
+            }
+        }
+        let reasons = matches!(request.reasoning, Some(Reasoning::Effort { .. } | Reasoning::Budget { .. }));
+        Prompt {
+            model: model.to_owned(),
+            last_user_text,
+            ends_with_user_text: last.is_some_and(|m| m.role == Role::User && !has_tool_result(m)),
+            // only Claude continues an assistant turn placed last
+            prefill: last
+                .filter(|m| protocol == Protocol::Anthropic && m.role == Role::Assistant)
+                .map(|m| m.content.iter().filter_map(ContentPart::as_text).collect::<String>()),
+            input_chars,
+            max_tokens: request.max_tokens.map(u64::from),
+            stop: request.stop.clone(),
+            tools: request.tools.iter().map(|t| t.name.clone()).collect(),
+            tool_choice: match &request.tool_choice {
+                None | Some(ToolChoice::Auto) => ToolMode::Auto,
+                Some(ToolChoice::None) => ToolMode::None,
+                Some(ToolChoice::Required) => ToolMode::Required,
+                Some(ToolChoice::Tool(name)) => ToolMode::Named(name.clone()),
+            },
+            // Claude shows its thinking; OpenAI's reasoning models only count it
+            thinking: reasons && protocol == Protocol::Anthropic,
+            reasoning: reasons && protocol == Protocol::Openai,
+            choices: request.n.map_or(1, |n| n as usize),
+            logprobs: (request.logprobs == Some(true)).then(|| request.top_logprobs.map_or(0, |t| t as usize)),
+            cached_chars,
+        }
+    }
 }
 
 /// The request's `tool_choice`, in wire-neutral terms.

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::answer::{self, Answer, Finish, Prompt, Reject, Reply, ToolMode};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, named_event, text_of};
+use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, named_event};
 use crate::provider::Protocol;
 
 /// Anthropic Messages.
@@ -40,34 +40,9 @@ impl Dialect for AnthropicWire {
         if messages.is_empty() {
             return Err(Reject::invalid("messages: at least one message is required"));
         }
-        let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let last_user_text = messages
-            .iter()
-            .rev()
-            .filter(|m| role(m) == "user")
-            .map(|m| text_of(m.get("content"), " "))
-            .find(|t| !t.trim().is_empty())
-            .unwrap_or_default();
-        let last = messages.last();
-        let system_chars = text_of(body.get("system"), " ").chars().count();
-        Ok(Prompt {
-            model: model.to_owned(),
-            last_user_text,
-            ends_with_user_text: last.is_some_and(|m| role(m) == "user" && !has_tool_result(m)),
-            prefill: last.filter(|m| role(m) == "assistant").map(|m| text_of(m.get("content"), "")),
-            input_chars: system_chars + messages.iter().map(message_chars).sum::<usize>(),
-            max_tokens: Some(max_tokens),
-            stop: body
-                .get("stop_sequences")
-                .and_then(Value::as_array)
-                .map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default(),
-            tools: tool_names(body),
-            tool_choice: tool_choice(body.get("tool_choice")),
-            thinking: body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled"),
-            cached_chars: cached_prefix_chars(body),
-            ..Prompt::default()
-        })
+        // what the request asks, read by the wire's own codec
+        let decoded = crate::wire::anthropic::decode_value(body.clone()).map_err(Reject::invalid)?;
+        Ok(Prompt::from_request(model, &decoded.request, Protocol::Anthropic))
     }
 
     fn reject(&self, reject: &Reject) -> WireError {
@@ -258,64 +233,6 @@ fn usage(answer: &Answer, output_tokens: u64) -> Value {
         "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": output_tokens,
     })
-}
-
-fn blocks(message: &Value) -> &[Value] {
-    message.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
-}
-
-fn has_tool_result(message: &Value) -> bool {
-    blocks(message).iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-}
-
-/// Characters of a message's text, tool results included.
-/// Characters of text (system, then messages) up to the end of the last block carrying
-/// `cache_control`; a mark on a tool caches nothing the count sees.
-fn cached_prefix_chars(body: &Value) -> usize {
-    let marked = |b: &Value| b.get("cache_control").is_some_and(|c| !c.is_null());
-    let system = match body.get("system") {
-        Some(Value::Array(blocks)) => blocks.as_slice(),
-        _ => &[],
-    };
-    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let mut seen = match body.get("system") {
-        Some(Value::String(s)) => s.chars().count(),
-        _ => 0,
-    };
-    let mut cached = 0;
-    for block in system.iter().chain(messages.iter().flat_map(blocks)) {
-        seen += block.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count());
-        if marked(block) {
-            cached = seen;
-        }
-    }
-    cached
-}
-
-fn message_chars(message: &Value) -> usize {
-    let results: usize = blocks(message)
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-        .map(|b| text_of(b.get("content"), " ").chars().count())
-        .sum();
-    text_of(message.get("content"), " ").chars().count() + results
-}
-
-fn tool_names(body: &Value) -> Vec<String> {
-    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_owned).collect()
-}
-
-fn tool_choice(choice: Option<&Value>) -> ToolMode {
-    match choice.and_then(|c| c.get("type")).and_then(Value::as_str) {
-        Some("none") => ToolMode::None,
-        Some("any") => ToolMode::Required,
-        Some("tool") => match choice.and_then(|c| c.get("name")).and_then(Value::as_str) {
-            Some(name) => ToolMode::Named(name.to_owned()),
-            None => ToolMode::Required,
-        },
-        _ => ToolMode::Auto,
-    }
 }
 
 /// `(error.type, message)` Anthropic sends with `status`.

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::answer::{self, Answer, Finish, Prompt, Reject, Reply, ToolMode};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, data_event, optional_count, text_of};
+use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, data_event, optional_count};
 use crate::provider::Protocol;
 
 const SERVER_ERROR_MESSAGE: &str = "The server had an error while processing your request. Sorry about that!";
@@ -43,36 +43,12 @@ impl Dialect for OpenAiWire {
                 "Invalid 'messages': empty array. Expected an array with minimum length 1.",
             ));
         }
-        let max_tokens = match optional_count(body, "max_completion_tokens")? {
-            Some(n) => Some(n),
-            None => optional_count(body, "max_tokens")?,
-        };
-        let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let last_user_text = messages
-            .iter()
-            .rev()
-            .filter(|m| role(m) == "user")
-            .map(|m| text_of(m.get("content"), " "))
-            .find(|t| !t.trim().is_empty())
-            .unwrap_or_default();
-        Ok(Prompt {
-            model: model.to_owned(),
-            last_user_text,
-            ends_with_user_text: messages.last().is_some_and(|m| role(m) == "user"),
-            prefill: None,
-            input_chars: messages.iter().map(|m| text_of(m.get("content"), " ").chars().count()).sum(),
-            max_tokens,
-            stop: stop_sequences(body.get("stop")),
-            tools: tool_names(body),
-            tool_choice: tool_choice(body.get("tool_choice")),
-            reasoning: body.get("reasoning_effort").is_some_and(|e| !e.is_null()),
-            choices: optional_count(body, "n")?.map_or(1, |n| usize::try_from(n).unwrap_or(1)),
-            logprobs: (body.get("logprobs").and_then(Value::as_bool) == Some(true))
-                .then(|| optional_count(body, "top_logprobs"))
-                .transpose()?
-                .map(|top| top.map_or(0, |t| usize::try_from(t).unwrap_or(0))),
-            ..Prompt::default()
-        })
+        for count in ["max_completion_tokens", "max_tokens", "n", "top_logprobs"] {
+            optional_count(body, count)?;
+        }
+        // what the request asks, read by the wire's own codec
+        let decoded = crate::wire::openai_chat::decode_value(body.clone()).map_err(Reject::invalid)?;
+        Ok(Prompt::from_request(model, &decoded.request, Protocol::Openai))
     }
 
     fn reject(&self, reject: &Reject) -> WireError {
@@ -269,32 +245,6 @@ fn usage(answer: &Answer) -> Value {
             "rejected_prediction_tokens": 0,
         },
     })
-}
-
-/// `stop`: a string or a list of strings.
-fn stop_sequences(stop: Option<&Value>) -> Vec<String> {
-    match stop {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn tool_names(body: &Value) -> Vec<String> {
-    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    tools.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).map(str::to_owned).collect()
-}
-
-fn tool_choice(choice: Option<&Value>) -> ToolMode {
-    match choice {
-        Some(Value::String(s)) if s == "none" => ToolMode::None,
-        Some(Value::String(s)) if s == "required" => ToolMode::Required,
-        Some(v @ Value::Object(_)) => match v.pointer("/function/name").and_then(Value::as_str) {
-            Some(name) => ToolMode::Named(name.to_owned()),
-            None => ToolMode::Auto,
-        },
-        _ => ToolMode::Auto,
-    }
 }
 
 /// `(type, code, message)` OpenAI sends with `status`: type and code from the wire's one table,

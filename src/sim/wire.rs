@@ -104,18 +104,3 @@ pub(crate) fn optional_count(body: &Value, field: &'static str) -> Result<Option
         }),
     }
 }
-
-/// Text of a content value that is a string or an array of `{type:"text", text}` parts, the parts
-/// joined with `separator`.
-pub(crate) fn text_of(content: Option<&Value>, separator: &str) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(separator),
-        _ => String::new(),
-    }
-}

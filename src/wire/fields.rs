@@ -175,8 +175,8 @@ pub(crate) fn strings(fields: &mut Fields, field: &str, single: bool) -> Result<
 
 /// What both wires' request bodies start with: the body, its `model` (the route, not empty), its
 /// `stream` flag and its messages (not empty), each message still to be read.
-pub(crate) fn request_head(bytes: &[u8]) -> Result<(Fields, String, bool, Vec<Fields>), String> {
-    let mut body = Fields::root(json_body(bytes)?)?;
+pub(crate) fn request_head(body: Value) -> Result<(Fields, String, bool, Vec<Fields>), String> {
+    let mut body = Fields::root(body)?;
     let route = body.req_str("model")?;
     if route.is_empty() {
         return Err("invalid `model`: must not be empty".to_owned());

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::fields::{Fields, request_head, strings};
+use super::super::fields::{Fields, json_body, request_head, strings};
 use super::super::openai_chat::rest;
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, budget_for_effort};
@@ -28,7 +28,12 @@ pub const STRUCTURED_OUTPUTS_BETA: &str = "structured-outputs-2025-11-13";
 /// Decodes a caller's Messages body. Members the model has no typed place for are kept in `extra`
 /// maps, unknown blocks as native parts.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    let (mut body, route, stream, turns) = request_head(bytes)?;
+    decode_value(json_body(bytes)?)
+}
+
+/// [`decode_request`] of a body already parsed (the simulator's).
+pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
+    let (mut body, route, stream, turns) = request_head(body)?;
     let mut request = ChatRequest {
         messages: system(&mut body)?.into_iter().collect(),
         // required by Anthropic's API; without it the adapter supplies the model profile's default

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::fields::{Fields, data_url, request_head, strings};
+use super::super::fields::{Fields, data_url, json_body, request_head, strings};
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, effort_for_budget};
 use crate::chat::{
@@ -18,7 +18,12 @@ use crate::provider::Protocol;
 /// Decodes a caller's Chat Completions body. Members the model has no typed place for are kept in
 /// `extra` maps, unknown content parts as native parts.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    let (mut body, route, stream, messages) = request_head(bytes)?;
+    decode_value(json_body(bytes)?)
+}
+
+/// [`decode_request`] of a body already parsed (the simulator's).
+pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
+    let (mut body, route, stream, messages) = request_head(body)?;
     let mut include_usage = false;
     let mut stream_rest = None;
     if let Some(mut options) = body.object("stream_options")? {
