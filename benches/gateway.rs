@@ -59,22 +59,20 @@ async fn first_token(client: &reqwest::Client, url: &str, body: &serde_json::Val
     first
 }
 
-/// Open loop at `rate` streamed requests/s for `secs`; sorted first-token latencies in µs, errors.
-async fn fixed_rate_stream(
-    client: &reqwest::Client,
-    url: &str,
-    body: &serde_json::Value,
-    rate: u64,
-    secs: u64,
-) -> (Vec<f64>, usize) {
+/// Open loop: starts `one` at `rate` per second for `secs`; returns the sorted latencies it
+/// reported in µs, and how many failed (`None`).
+async fn open_loop<F, Fut>(rate: u64, secs: u64, one: F) -> (Vec<f64>, usize)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<f64>> + Send + 'static,
+{
     let n = rate * secs;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(n as usize);
     for i in 0..n {
         tokio::time::sleep_until(start + interval * i as u32).await;
-        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
-        tasks.push(tokio::spawn(async move { first_token(&client, &url, &body).await }));
+        tasks.push(tokio::spawn(one()));
     }
     let mut lat = Vec::with_capacity(tasks.len());
     let mut errors = 0;
@@ -88,33 +86,32 @@ async fn fixed_rate_stream(
     (lat, errors)
 }
 
-/// Sends at `RATE` requests/s for `secs` (open loop), returns sorted latencies in µs and errors.
-async fn fixed_rate(client: &reqwest::Client, url: &str, body: &serde_json::Value, secs: u64) -> (Vec<f64>, usize) {
-    let n = RATE * secs;
-    let interval = Duration::from_secs_f64(1.0 / RATE as f64);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        tokio::time::sleep_until(start + interval * i as u32).await;
+/// Streamed requests at `rate`/s for `secs`: time to the first content delta.
+async fn fixed_rate_stream(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    rate: u64,
+    secs: u64,
+) -> (Vec<f64>, usize) {
+    open_loop(rate, secs, || {
         let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
-        tasks.push(tokio::spawn(async move {
+        async move { first_token(&client, &url, &body).await }
+    })
+    .await
+}
+
+/// Whole answers at `RATE`/s for `secs`: time to the whole answer.
+async fn fixed_rate(client: &reqwest::Client, url: &str, body: &serde_json::Value, secs: u64) -> (Vec<f64>, usize) {
+    open_loop(RATE, secs, || {
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        async move {
             let t0 = Instant::now();
-            let ok = client.post(&url).json(&body).send().await.map(|r| r.status().is_success()).unwrap_or(false);
-            (t0.elapsed().as_secs_f64() * 1e6, ok)
-        }));
-    }
-    let mut lat = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
-    for t in tasks {
-        let (us, ok) = t.await.unwrap();
-        if ok {
-            lat.push(us);
-        } else {
-            errors += 1;
+            let ok = client.post(&url).json(&body).send().await.is_ok_and(|r| r.status().is_success());
+            ok.then(|| t0.elapsed().as_secs_f64() * 1e6)
         }
-    }
-    lat.sort_by(f64::total_cmp);
-    (lat, errors)
+    })
+    .await
 }
 
 /// Closed loop: as many requests as `CONNECTIONS` clients can do in `secs`, each answer read to

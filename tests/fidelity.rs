@@ -3,9 +3,12 @@
 //! Checked by what the simulated providers recorded, field by field, on all four paths.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::sse_data;
 use switchyard::Protocol;
 use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::SimServer;
@@ -431,15 +434,6 @@ async fn thinking_blocks_come_back_with_their_signature_streamed_and_not() {
     ]});
     assert_eq!(post(&s.base, "/v1/messages", &turn).await.status(), 200);
     assert_eq!(upstream(&s.sim, Protocol::Anthropic)["messages"][1]["content"][0], *thinking);
-}
-
-/// The `data:` payloads of an SSE body, parsed (`[DONE]` left out).
-fn sse_data(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
 }
 
 #[tokio::test]

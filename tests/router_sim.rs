@@ -1209,18 +1209,7 @@ async fn streamed_calls_reuse_their_upstream_connections() {
 #[tokio::test]
 async fn a_route_failure_has_the_provider_error_as_its_source() {
     let (sim, router) = setup(&route(&["anthropic/claude-sonnet-4-5"], "retry = { max_attempts = 1 }")).await;
-    sim.add_fault(FaultRule::new(
-        ANTHROPIC,
-        Fault::Status {
-            status: 529,
-            error_type: None,
-            code: None,
-            message: None,
-            retry_after: None,
-            retry_after_ms: None,
-            should_retry: None,
-        },
-    ));
+    sim.add_fault(FaultRule::new(ANTHROPIC, Fault::status(529)));
     let err = router.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
     assert!(err.to_string().starts_with("route `chat` failed: overloaded"), "{err}");
     let source = std::error::Error::source(&err).expect("a source");

@@ -3,10 +3,13 @@
 //! through an adapter (the library path) and through `switchyard serve` (both caller dialects).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::sse_data;
 use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 use switchyard::{
@@ -75,14 +78,6 @@ async fn post(url: String, body: Value) -> reqwest::Response {
     let r = client.post(url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
     r
-}
-
-fn sse_data(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
 }
 
 #[tokio::test]

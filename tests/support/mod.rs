@@ -172,3 +172,12 @@ pub fn policy(extra: &str) -> switchyard::Policy {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The `data:` payloads of an SSE body, parsed (`[DONE]` left out).
+pub fn sse_data(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
