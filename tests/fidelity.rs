@@ -120,6 +120,12 @@ fn openai_request(route: &str, stream: bool) -> Value {
         "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}, "strict": true}}],
         "tool_choice": "auto",
         "prediction": {"type": "content", "content": "x"},
+        "stop": ["END"],
+        "prompt_cache_key": "search-v2",
+        "safety_identifier": "hash-7",
+        "verbosity": "low",
+        "modalities": ["text"],
+        "web_search_options": {},
         "a_parameter_from_the_future": {"on": true}
     })
 }
@@ -144,6 +150,10 @@ fn anthropic_request(route: &str, stream: bool) -> Value {
         "tools": [{"name": "look", "description": "Look", "input_schema": {"type": "object"},
                    "cache_control": {"type": "ephemeral"}}],
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+        "top_k": 40,
+        "temperature": 1.0,
+        "stop_sequences": ["END"],
+        "service_tier": "auto",
         "a_parameter_from_the_future": [1, 2]
     })
 }
@@ -204,7 +214,18 @@ async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
     assert_eq!(r.status(), 400);
     let err: Value = r.json().await.unwrap();
     let message = err["error"]["message"].as_str().unwrap();
-    for field in ["`seed`", "`logit_bias`", "`logprobs`", "`metadata`", "`store`", "`a_parameter_from_the_future`"] {
+    for field in [
+        "`seed`",
+        "`logit_bias`",
+        "`logprobs`",
+        "`metadata`",
+        "`store`",
+        "`prompt_cache_key`",
+        "`verbosity`",
+        "`modalities`",
+        "`web_search_options`",
+        "`a_parameter_from_the_future`",
+    ] {
         assert!(message.contains(field), "{field} not named in {message}");
     }
     assert!(message.contains("anthropic/claude-sonnet-4-5"), "{message}");
@@ -219,7 +240,19 @@ async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
         let r = post(&s.base, "/v1/chat/completions", &openai_request("claude_drop", stream)).await;
         assert_eq!(r.status(), 200);
         let dropped = r.headers()["x-switchyard-dropped"].to_str().unwrap().to_owned();
-        for field in ["seed", "presence_penalty", "logit_bias", "logprobs", "metadata", "store", "detail", "name"] {
+        for field in [
+            "seed",
+            "presence_penalty",
+            "logit_bias",
+            "logprobs",
+            "metadata",
+            "store",
+            "detail",
+            "name",
+            "prompt_cache_key",
+            "verbosity",
+            "safety_identifier",
+        ] {
             assert!(dropped.split(',').any(|d| d == field), "{field} not in {dropped}");
         }
         let got = upstream(&s.sim, Protocol::Anthropic);
@@ -233,6 +266,7 @@ async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
         );
         assert_eq!(got["max_tokens"], 8000);
         assert_eq!(got["top_p"], 0.9);
+        assert_eq!(got["stop_sequences"], json!(["END"]));
         assert_eq!(got["metadata"], json!({"user_id": "user-7"}));
         assert_eq!(got["service_tier"], "standard_only");
         assert_eq!(got["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
@@ -250,8 +284,10 @@ async fn anthropic_to_openai_maps_thinking_images_and_reports_cache_marks() {
     // Anthropic first, which fails over to OpenAI: the caller's request reaches OpenAI mapped
     s.sim.add_fault(switchyard::sim::FaultRule::new(Protocol::Anthropic, switchyard::sim::Fault::status(529)));
     let mut sent = anthropic_request("claude_then_gpt", false);
-    sent.as_object_mut().unwrap().remove("a_parameter_from_the_future");
-    sent.as_object_mut().unwrap().remove("messages");
+    // top_k has no place on OpenAI (refused by name below)
+    for field in ["a_parameter_from_the_future", "top_k", "messages"] {
+        sent.as_object_mut().unwrap().remove(field);
+    }
     sent["messages"] = json!([{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
         {"type": "text", "text": "What is this?", "cache_control": {"type": "ephemeral"}}
@@ -273,6 +309,9 @@ async fn anthropic_to_openai_maps_thinking_images_and_reports_cache_marks() {
     assert_eq!(got["user"], "user-7");
     assert_eq!(got["parallel_tool_calls"], false);
     assert_eq!(got["max_completion_tokens"], 8000);
+    assert_eq!(got["temperature"], 1.0);
+    assert_eq!(got["stop"], json!(["END"]));
+    assert_eq!(got["service_tier"], "auto");
 
     // top_k has no place on OpenAI: refused by name, before any call
     let before = s.sim.request_count(Protocol::Openai, None);
