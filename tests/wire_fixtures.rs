@@ -119,6 +119,7 @@ async fn openai_answer_with_two_choices_logprobs_and_cache_usage() {
     assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 1024);
     assert_eq!(body["system_fingerprint"], "fp_fc9f1d7035");
     assert_eq!(body["service_tier"], "default");
+    assert_eq!((&body["id"], &body["created"]), (&expected["id"], &expected["created"]));
 
     let body: Value = post(
         format!("{base}/v1/messages"),
@@ -237,6 +238,7 @@ async fn anthropic_answer_with_thinking_redacted_thinking_tool_use_and_cache_wri
     }
     assert_eq!(body["stop_reason"], "tool_use");
     assert_eq!(body["container"], Value::Null);
+    assert_eq!(body["id"], expected["id"]);
 
     // an OpenAI caller: the tool call, every prompt token, and no thinking (no place for it)
     let body: Value = post(

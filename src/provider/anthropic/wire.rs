@@ -113,9 +113,13 @@ impl MessagesResponse {
             }
         }
         let mut extra = self.extra;
-        // the envelope is the gateway's to write
+        // `type` and `role` are the gateway's to write; the upstream's `id` goes back to a caller
+        // of the same wire with the rest
         for known in ["type", "role"] {
             extra.remove(known);
+        }
+        if let Some(id) = &self.id {
+            extra.insert("id".into(), serde_json::Value::String(id.clone()));
         }
         ChatResponse {
             provider: provider.to_owned(),

@@ -150,10 +150,9 @@ pub(super) fn decode_response(
         }
     });
     let first = choices.next().ok_or_else(|| "response has no choices".to_owned())?;
-    // the answer's own envelope members are the gateway's to write; the rest travels on
-    for known in ["id", "object", "created"] {
-        wire.extra.remove(known);
-    }
+    // `object` is the gateway's to write; the upstream's `id` and `created` go back to a caller of
+    // the same wire with the rest
+    wire.extra.remove("object");
     Ok(ChatResponse {
         provider: provider.to_owned(),
         model: wire.model.unwrap_or_else(|| requested_model.to_owned()),
