@@ -860,6 +860,15 @@ pub enum StreamEvent {
         /// Its event (never `Usage`, `Restart` or another `Alternative`).
         event: Box<StreamEvent>,
     },
+    /// The upstream stream's own members the model has no type for (OpenAI's chunk `id`,
+    /// `created`, `system_fingerprint`, `service_tier`; Anthropic's message `id`, ...), once,
+    /// before the first content: a caller of the same wire gets them back.
+    Envelope {
+        /// The wire they come from.
+        dialect: crate::provider::Protocol,
+        /// The members.
+        extra: Extra,
+    },
     /// The stop sequence that ended the answer (Anthropic), just before `Finish`.
     StopSequence {
         /// The sequence.
@@ -890,6 +899,7 @@ pub struct StreamCollector {
     refusal: Option<String>,
     stop_sequence: Option<String>,
     logprobs: Option<Vec<TokenLogprob>>,
+    envelope: Option<(crate::provider::Protocol, Extra)>,
     /// Answers 1 and up, by index.
     alternatives: Vec<(usize, StreamCollector)>,
     usage: Option<Usage>,
@@ -949,6 +959,7 @@ impl StreamCollector {
                 }
             }
             StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
+            StreamEvent::Envelope { dialect, extra } => self.envelope = Some((*dialect, extra.clone())),
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Restart { .. } => *self = StreamCollector::new(),
             StreamEvent::Finish { reason } => self.finish = Some(*reason),
@@ -978,6 +989,10 @@ impl StreamCollector {
         request_id: Option<String>,
     ) -> Option<ChatResponse> {
         let finish_reason = self.finish?;
+        let (dialect, extra) = match self.envelope {
+            Some((dialect, extra)) => (Some(dialect), extra),
+            None => (None, Extra::new()),
+        };
         Some(ChatResponse {
             provider: provider.into(),
             model: model.into(),
@@ -1002,8 +1017,8 @@ impl StreamCollector {
                 .collect(),
             usage: self.usage.unwrap_or_default(),
             request_id,
-            dialect: None,
-            extra: Extra::new(),
+            dialect,
+            extra,
         })
     }
 }

@@ -185,9 +185,14 @@ async fn chat_stream_end_to_end() {
     let request = ChatRequest::user("Say hello");
     let stream = openai.chat_stream(Call::new("gpt-4o-mini", &request).timeouts(timeouts())).await.unwrap();
     let events: Vec<StreamEvent> = stream.map(Result::unwrap).collect().await;
+    let mut envelope = serde_json::Map::new();
+    envelope.insert("id".into(), "chatcmpl-1".into());
+    envelope.insert("created".into(), 1_730_000_000.into());
     assert_eq!(
         events,
         vec![
+            // the chunk's own members, for callers of the same wire
+            StreamEvent::Envelope { dialect: switchyard::Protocol::Openai, extra: envelope },
             StreamEvent::TextDelta { text: "Hello!".into() },
             StreamEvent::Usage(Usage {
                 input_tokens: 9,

@@ -190,6 +190,12 @@ async fn openai_streamed_refusal() {
         .filter_map(|c| c["choices"][0]["delta"]["refusal"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(refusal, "I'm sorry, I can't help with that.", "{text}");
+    // the upstream's own chunk members reach a caller of the same wire, in every chunk
+    for chunk in sse_data(&text) {
+        assert_eq!(chunk["id"], "chatcmpl-Bx2", "{text}");
+        assert_eq!(chunk["created"], 1_741_570_400);
+        assert_eq!(chunk["system_fingerprint"], "fp_fc9f1d7035");
+    }
 }
 
 #[tokio::test]
@@ -288,6 +294,8 @@ async fn anthropic_stream_with_thinking_and_a_stop_sequence() {
         .map(|e| e["delta"]["thinking"].as_str().unwrap())
         .collect();
     assert_eq!(thinking, "Count to three, then stop.");
+    let start = events.iter().find(|e| e["type"] == "message_start").unwrap();
+    assert_eq!(start["message"]["id"], "msg_01Vx7", "the upstream's message id: {text}");
     assert!(
         events
             .iter()

@@ -155,6 +155,8 @@ pub(crate) struct AnthropicEncoder {
     model: String,
     usage: Option<Usage>,
     stop_sequence: Option<String>,
+    /// The upstream's own `message_start` members (same wire only).
+    envelope: Map<String, Value>,
     /// The index the next content block gets.
     next_block: usize,
     open: Option<Open>,
@@ -172,6 +174,7 @@ impl AnthropicEncoder {
             model: model.to_owned(),
             usage: None,
             stop_sequence: None,
+            envelope: Map::new(),
             next_block: 0,
             open: None,
             tool_blocks: HashMap::new(),
@@ -301,11 +304,21 @@ impl Encoder for AnthropicEncoder {
             "stop_sequence": null,
             "usage": {"input_tokens": 0, "output_tokens": 0},
         });
+        let mut message = message;
+        if let Value::Object(m) = &mut message {
+            m.extend(self.envelope.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         vec![event("message_start", json!({"type": "message_start", "message": message}))]
     }
 
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
         if self.finished {
+            return Vec::new();
+        }
+        if let StreamEvent::Envelope { dialect, extra } = event {
+            if *dialect == Protocol::Anthropic && !self.started {
+                self.envelope.clone_from(extra);
+            }
             return Vec::new();
         }
         let mut out = self.start();
@@ -938,7 +951,8 @@ mod tests {
             let mut sent = StreamCollector::new();
             let mut read = StreamCollector::new();
             events.iter().for_each(|e| sent.push(e));
-            got.iter().for_each(|e| read.push(e));
+            // the upstream's envelope (its id) is not what this compares
+            got.iter().filter(|e| !matches!(e, StreamEvent::Envelope { .. })).for_each(|e| read.push(e));
             assert_eq!(read.finish("p", "m", None), sent.finish("p", "m", None));
         }
     }

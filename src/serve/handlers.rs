@@ -176,8 +176,8 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     let (provider, model) = s.served_by().map(|(p, m)| (p.to_owned(), m.to_owned())).unwrap_or_default();
     let dropped = crate::wire::dropped_header(s.dropped());
     let mut encoder = D::encoder(&parsed, &provider, &model);
-    let mut opening = encoder.start();
-    opening.extend(encoder.event(&first));
+    // an envelope before the first content opens nothing: the stream opens with the content
+    let opening = encoder.event(&first);
     let body = futures::stream::unfold(
         (s, encoder, Some(opening), false, route.clone()),
         move |(mut s, mut encoder, pending, done, route)| async move {

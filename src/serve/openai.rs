@@ -198,6 +198,8 @@ pub(crate) struct OpenAiEncoder {
     started: bool,
     /// Answers 1 and up whose role chunk was sent.
     alternatives: Vec<usize>,
+    /// The upstream's own chunk members (same wire only): in every chunk, as OpenAI sends them.
+    envelope: Map<String, Value>,
     /// After the terminator nothing more may be written.
     finished: bool,
 }
@@ -212,6 +214,7 @@ impl OpenAiEncoder {
             usage: None,
             started: false,
             alternatives: Vec::new(),
+            envelope: Map::new(),
             finished: false,
         }
     }
@@ -224,6 +227,9 @@ impl OpenAiEncoder {
         c.insert("created".into(), json!(self.created));
         c.insert("model".into(), json!(self.model));
         c.insert("choices".into(), choices);
+        for (k, v) in &self.envelope {
+            c.insert(k.clone(), v.clone());
+        }
         if self.include_usage {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
@@ -315,6 +321,13 @@ impl Encoder for OpenAiEncoder {
 
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
         if self.finished {
+            return Vec::new();
+        }
+        if let StreamEvent::Envelope { dialect, extra } = event {
+            // only before the first chunk: every chunk of a stream has the same envelope
+            if *dialect == Protocol::Openai && !self.started {
+                self.envelope.clone_from(extra);
+            }
             return Vec::new();
         }
         let mut out = self.start();
@@ -1013,7 +1026,8 @@ pub(super) mod tests {
             let mut sent = StreamCollector::new();
             let mut read = StreamCollector::new();
             events.iter().filter(|e| include_usage || !matches!(e, StreamEvent::Usage(_))).for_each(|e| sent.push(e));
-            got.iter().for_each(|e| read.push(e));
+            // the upstream's envelope (its id) is not what this compares
+            got.iter().filter(|e| !matches!(e, StreamEvent::Envelope { .. })).for_each(|e| read.push(e));
             assert_eq!(read.finish("p", "m", None), sent.finish("p", "m", None));
         }
     }

@@ -153,6 +153,9 @@ struct StartMessage {
     id: Option<String>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    /// `id` again, and members the answer has no place for, for callers of the same wire.
+    #[serde(flatten)]
+    extra: crate::chat::Extra,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +226,19 @@ impl Decoder {
         let mut step = Step::default();
         match event {
             WireEvent::MessageStart { message } => {
+                let mut extra = message.extra;
+                for known in ["type", "role", "content", "model", "stop_reason", "stop_sequence"] {
+                    extra.remove(known);
+                }
+                if let Some(id) = &message.id {
+                    extra.insert("id".into(), serde_json::Value::String(id.clone()));
+                }
+                if !extra.is_empty() {
+                    self.emit(
+                        StreamEvent::Envelope { dialect: crate::provider::Protocol::Anthropic, extra },
+                        &mut step,
+                    );
+                }
                 if self.ctx.request_id.is_none() {
                     self.ctx.request_id = message.id;
                 }
@@ -423,6 +439,8 @@ mod tests {
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             match item {
+                // the envelope has its own test
+                Ok(StreamEvent::Envelope { .. }) => {}
                 Ok(e) => out.push(e),
                 Err(e) => {
                     assert!(stream.next().await.is_none(), "the stream must end after an error");

@@ -56,6 +56,7 @@ where
         queue: VecDeque::new(),
         tool_slots: Vec::new(),
         alternatives: Vec::new(),
+        envelope_sent: false,
         finish: None,
         usage: None,
         finish_deadline: None,
@@ -78,6 +79,8 @@ struct Decoder {
     /// Answers 1 and up when the request asked for `n > 1`: their tool-call slots, and whether
     /// they finished (the stream completes when every answer has).
     alternatives: Vec<Alternative>,
+    /// Whether the first chunk's own members were passed on.
+    envelope_sent: bool,
     finish: Option<FinishReason>,
     /// Held back so it is emitted once, just before `Finish`.
     usage: Option<Usage>,
@@ -142,6 +145,10 @@ impl Decoder {
             return Ok(());
         }
         let chunk = self.parse(event)?;
+        if !self.envelope_sent {
+            self.envelope_sent = true;
+            self.envelope(event);
+        }
         self.apply(chunk);
         if self.finish.is_some() && self.usage.is_some() {
             // nothing the answer needs is left; [DONE] would add nothing
@@ -174,6 +181,18 @@ impl Decoder {
             ));
         }
         Ok(chunk)
+    }
+
+    /// The first chunk's members the answer has no place for (`id`, `created`,
+    /// `system_fingerprint`, `service_tier`, ...), read once: later chunks repeat them.
+    fn envelope(&mut self, event: &SseEvent) {
+        let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(event.data.trim()) else { return };
+        for known in ["object", "model", "choices", "usage", "error"] {
+            members.remove(known);
+        }
+        if !members.is_empty() {
+            self.queue.push_back(StreamEvent::Envelope { dialect: crate::provider::Protocol::Openai, extra: members });
+        }
     }
 
     fn apply(&mut self, chunk: Chunk) {
@@ -401,8 +420,13 @@ mod tests {
         Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0), ..Usage::default() }
     }
 
+    /// The decoded items, the envelope left out (it has its own test).
     async fn collect(events: Vec<Result<SseEvent, ProviderError>>) -> Vec<Result<StreamEvent, ProviderError>> {
-        decode(futures::stream::iter(events), ctx()).collect().await
+        without_envelope(decode(futures::stream::iter(events), ctx()).collect().await)
+    }
+
+    fn without_envelope(items: Vec<Result<StreamEvent, ProviderError>>) -> Vec<Result<StreamEvent, ProviderError>> {
+        items.into_iter().filter(|i| !matches!(i, Ok(StreamEvent::Envelope { .. }))).collect()
     }
 
     /// Events followed by a connection that stays open and silent; `grace` replaces the 500 ms default
@@ -412,7 +436,7 @@ mod tests {
         grace: Duration,
     ) -> Vec<Result<StreamEvent, ProviderError>> {
         let ctx = StreamContext { grace, ..ctx() };
-        decode(futures::stream::iter(events).chain(futures::stream::pending()), ctx).collect().await
+        without_envelope(decode(futures::stream::iter(events).chain(futures::stream::pending()), ctx).collect().await)
     }
 
     fn text(t: &str) -> StreamEvent {
