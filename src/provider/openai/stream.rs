@@ -187,7 +187,8 @@ impl Decoder {
     /// `system_fingerprint`, `service_tier`, ...), read once: later chunks repeat them.
     fn envelope(&mut self, event: &SseEvent) {
         let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(event.data.trim()) else { return };
-        for known in ["object", "model", "choices", "usage", "error"] {
+        // `obfuscation` is padding that differs per chunk: not the stream's
+        for known in ["object", "model", "choices", "usage", "error", "obfuscation"] {
             members.remove(known);
         }
         if !members.is_empty() {
