@@ -1192,8 +1192,10 @@ async fn streamed_calls_reuse_their_upstream_connections() {
             while let Some(event) = stream.next().await {
                 event.unwrap();
             }
+            // a client's next request comes after it has handled the answer: the connection goes
+            // back to the pool in the background, once its body is read to its end
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // the connection goes back to the pool in the background, once the body is read to its end
         let mut accepted = sim.accepted_connections();
         for _ in 0..100 {
             if accepted == 1 {

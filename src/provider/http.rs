@@ -297,6 +297,14 @@ pub(crate) fn release<S>(mut events: Pin<Box<S>>)
 where
     S: Stream + Send + ?Sized + 'static,
 {
+    // what has already arrived is read at once: usually the end came with the terminal event
+    for _ in 0..DRAIN_EVENTS {
+        match futures::FutureExt::now_or_never(events.next()) {
+            Some(Some(_)) => {}
+            Some(None) => return,
+            None => break,
+        }
+    }
     tokio::spawn(async move {
         let drain = async {
             for _ in 0..DRAIN_EVENTS {

@@ -59,14 +59,21 @@ enum Msg {
     Done(Box<StreamSummary>),
 }
 
+/// The failover driver of one stream.
+type Driver = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A routed answer as a stream of events. Ends after [`StreamEvent::Finish`] or an error.
 /// Dropping it cancels the request (and frees any breaker probe slot it held).
+///
+/// The failover driver has no task of its own: whoever polls the stream drives it, so an event
+/// reaches the consumer without a hand-off between tasks (threads), and nothing runs once the
+/// stream is dropped.
 pub struct RoutedStream {
     rx: mpsc::Receiver<Msg>,
+    driver: Option<Driver>,
     serving: Option<(String, String)>,
     dropped: Vec<crate::wire::Unsupported>,
     summary: Option<StreamSummary>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RoutedStream {
@@ -93,27 +100,36 @@ impl RoutedStream {
     }
 }
 
-impl Drop for RoutedStream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Stream for RoutedStream {
     type Item = Result<StreamEvent, RouterError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // at most two rounds without a message: one that drives, one that reads what it sent
+        let mut idle_rounds = 0;
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Msg::Serving { provider, model, dropped })) => {
                     self.serving = Some((provider, model));
                     self.dropped = dropped;
+                    continue;
                 }
-                Poll::Ready(Some(Msg::Done(s))) => self.summary = Some(*s),
+                Poll::Ready(Some(Msg::Done(s))) => {
+                    self.summary = Some(*s);
+                    continue;
+                }
                 Poll::Ready(Some(Msg::Event(e))) => return Poll::Ready(Some(Ok(e))),
                 Poll::Ready(Some(Msg::Error(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {}
+            }
+            idle_rounds += 1;
+            if idle_rounds > 1 {
+                return Poll::Pending;
+            }
+            let Some(driver) = self.driver.as_mut() else { return Poll::Pending };
+            if driver.as_mut().poll(cx).is_ready() {
+                // done: its sender is gone, so the channel ends once drained
+                self.driver = None;
             }
         }
     }
@@ -143,17 +159,11 @@ impl Router {
         let span = super::spans::info(
             || tracing::info_span!("gen_ai.chat", "switchyard.route" = %route, "gen_ai.operation.name" = "chat", stream = true),
         );
-        let task = tokio::spawn(
-            async move {
-                let closed = tx.clone();
-                tokio::select! {
-                    _ = closed.closed() => {}
-                    _ = drive(&inner, route, request, options, &tx) => {}
-                }
-            }
-            .instrument(span.unwrap_or_else(tracing::Span::none)),
+        let driver: Driver = Box::pin(
+            async move { drive(&inner, route, request, options, &tx).await }
+                .instrument(span.unwrap_or_else(tracing::Span::none)),
         );
-        Ok(RoutedStream { rx, serving: None, dropped: Vec::new(), summary: None, task })
+        Ok(RoutedStream { rx, driver: Some(driver), serving: None, dropped: Vec::new(), summary: None })
     }
 }
 
