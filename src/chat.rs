@@ -511,6 +511,10 @@ pub struct ChatRequest {
     /// `prediction`, `context_management`, ...), in the request's dialect.
     #[serde(default, skip_serializing_if = "is_empty_extra")]
     pub extra: Extra,
+    /// Anthropic beta features (the `anthropic-beta` header: `context-1m-2025-08-07`, ...): sent
+    /// to Claude targets; another wire cannot carry them (refused, or dropped as the policy says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub betas: Vec<String>,
 }
 
 impl ChatRequest {
@@ -563,6 +567,12 @@ impl ChatRequest {
     /// Sets the tool choice.
     pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
         self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Asks Claude targets for a beta feature (`anthropic-beta`).
+    pub fn beta(mut self, name: impl Into<String>) -> Self {
+        self.betas.push(name.into());
         self
     }
 

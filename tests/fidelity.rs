@@ -710,3 +710,35 @@ async fn a_request_lands_only_on_models_that_accept_what_it_needs() {
     let got = upstream(&s.sim, Protocol::Openai);
     assert_eq!(got["messages"][0]["content"][0]["file"]["file_data"], "data:application/pdf;base64,JVBERi0=");
 }
+
+#[tokio::test]
+async fn anthropic_beta_headers_reach_claude_and_are_refused_by_name_elsewhere() {
+    let s = setup().await;
+    let client = reqwest::Client::new();
+    let body = |route: &str| json!({"model": route, "max_tokens": 100, "messages": [{"role": "user", "content": "Hello there"}]});
+    let r = client
+        .post(format!("{}/v1/messages", s.base))
+        .header("anthropic-beta", "context-1m-2025-08-07, interleaved-thinking-2025-05-14")
+        .header("anthropic-beta", "context-1m-2025-08-07")
+        .json(&body("claude"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = s.sim.requests().into_iter().rev().find(|r| r.protocol == Protocol::Anthropic).unwrap();
+    assert_eq!(got.header("anthropic-beta"), Some("context-1m-2025-08-07,interleaved-thinking-2025-05-14"));
+
+    // OpenAI has no beta header: a 400 naming it, before any call
+    let before = s.sim.request_count(Protocol::Openai, None);
+    let r = client
+        .post(format!("{}/v1/messages", s.base))
+        .header("anthropic-beta", "context-1m-2025-08-07")
+        .json(&body("gpt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("`anthropic-beta`"), "{err}");
+    assert_eq!(s.sim.request_count(Protocol::Openai, None), before);
+}

@@ -20,6 +20,18 @@ pub(crate) struct AnthropicWire;
 impl Dialect for AnthropicWire {
     type Encoder = AnthropicEncoder;
 
+    fn read_headers(parsed: &mut Parsed, headers: &axum::http::HeaderMap) {
+        // every `anthropic-beta` header, each a comma-separated list, as the API reads them
+        for value in headers.get_all("anthropic-beta") {
+            let Ok(value) = value.to_str() else { continue };
+            for beta in value.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+                if !parsed.request.betas.iter().any(|b| b == beta) {
+                    parsed.request.betas.push(beta.to_owned());
+                }
+            }
+        }
+    }
+
     fn parse(body: &[u8]) -> Result<Parsed, String> {
         crate::wire::anthropic::decode_request(body)
     }

@@ -36,6 +36,10 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// Parses a request body; the error message is for a 400 in this dialect.
     fn parse(body: &[u8]) -> Result<Parsed, String>;
 
+    /// Takes what the request's headers say about the request itself (Anthropic's
+    /// `anthropic-beta`); none by default.
+    fn read_headers(_parsed: &mut Parsed, _headers: &axum::http::HeaderMap) {}
+
     /// The complete answer: `model` is the model that served, `usage` its usage.
     fn response(r: &RoutedResponse) -> serde_json::Value;
 

@@ -105,13 +105,14 @@ pub(crate) async fn chat<D: Dialect>(
             return error_response::<D>(&simple_failure(class, rejection.body_text()), None);
         }
     };
-    let parsed = match D::parse(&body) {
+    let mut parsed = match D::parse(&body) {
         Ok(p) => p,
         Err(message) => {
             record_request(endpoint, "", Some(ErrorClass::InvalidRequest), started);
             return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
         }
     };
+    D::read_headers(&mut parsed, &headers);
     if parsed.stream {
         stream::<D>(endpoint, &state.router, parsed, started).await
     } else {

@@ -98,6 +98,7 @@ pub fn is_portable(request: &ChatRequest) -> bool {
     use crate::chat::ContentPart;
     let r = request;
     let shared_only = r.extra.is_empty()
+        && r.betas.is_empty()
         && r.parallel_tool_calls.is_none()
         && r.top_p.is_none()
         && r.top_k.is_none()

@@ -332,7 +332,7 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     let mut sink = Sink::new(request.dialect == Some(Protocol::Anthropic));
     let from_openai = request.dialect == Some(Protocol::Openai);
     let invalid = |why: String| EncodeError::Invalid(why);
-    let mut headers = Vec::new();
+    let mut headers: crate::wire::Headers = request.betas.iter().map(|beta| ("anthropic-beta", beta.clone())).collect();
     let max_tokens =
         request.max_tokens.or_else(|| target.profile.map(|m| m.max_output_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
     let mut body = Map::new();

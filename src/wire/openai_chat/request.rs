@@ -349,6 +349,10 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     if let Some(m) = &request.metadata {
         put("metadata", Value::Object(m.clone()));
     }
+    if !request.betas.is_empty() {
+        // Anthropic's beta features mean nothing to this wire
+        sink.lossy("anthropic-beta", "anthropic-beta");
+    }
     if let Some(tier) = &request.service_tier {
         match (from_anthropic, tier.as_str()) {
             (false, _) | (true, "auto") => put("service_tier", json!(tier)),
