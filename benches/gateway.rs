@@ -144,6 +144,20 @@ fn pct(v: &[f64], p: f64) -> f64 {
     v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
+/// Prints the latencies of both ways and what the gateway adds.
+fn report(what: &str, target: &str, mut direct: Vec<f64>, mut gateway: Vec<f64>, errors: (usize, usize)) {
+    direct.sort_by(f64::total_cmp);
+    gateway.sort_by(f64::total_cmp);
+    println!("{:<10} {:>10} {:>10} {:>8}", "path", "p50 µs", "p99 µs", "errors");
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "direct", pct(&direct, 50.0), pct(&direct, 99.0), errors.0);
+    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "gateway", pct(&gateway, 50.0), pct(&gateway, 99.0), errors.1);
+    println!(
+        "{what}: p50 {:+.0} µs, p99 {:+.0} µs ({target})",
+        pct(&gateway, 50.0) - pct(&direct, 50.0),
+        pct(&gateway, 99.0) - pct(&direct, 99.0)
+    );
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -202,17 +216,8 @@ async fn main() {
         errors.0 += de;
         errors.1 += ge;
     }
-    d_all.sort_by(f64::total_cmp);
-    g_all.sort_by(f64::total_cmp);
     let rss_loaded = rss_kb(pid);
-    println!("{:<10} {:>10} {:>10} {:>8}", "path", "p50 µs", "p99 µs", "errors");
-    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "direct", pct(&d_all, 50.0), pct(&d_all, 99.0), errors.0);
-    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "gateway", pct(&g_all, 50.0), pct(&g_all, 99.0), errors.1);
-    println!(
-        "added latency: p50 {:+.0} µs, p99 {:+.0} µs (target: p99 < 1000 µs)",
-        pct(&g_all, 50.0) - pct(&d_all, 50.0),
-        pct(&g_all, 99.0) - pct(&d_all, 99.0)
-    );
+    report("added latency", "target: p99 < 1000 µs", d_all, g_all, errors);
 
     println!("streamed, fixed rate {STREAM_RATE} req/s: time to the first content delta");
     let (mut d_all, mut g_all) = (Vec::new(), Vec::new());
@@ -227,16 +232,7 @@ async fn main() {
         errors.0 += de;
         errors.1 += ge;
     }
-    d_all.sort_by(f64::total_cmp);
-    g_all.sort_by(f64::total_cmp);
-    println!("{:<10} {:>10} {:>10} {:>8}", "path", "p50 µs", "p99 µs", "errors");
-    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "direct", pct(&d_all, 50.0), pct(&d_all, 99.0), errors.0);
-    println!("{:<10} {:>10.0} {:>10.0} {:>8}", "gateway", pct(&g_all, 50.0), pct(&g_all, 99.0), errors.1);
-    println!(
-        "added first-token latency: p50 {:+.0} µs, p99 {:+.0} µs (target: p50 <= 200 µs)",
-        pct(&g_all, 50.0) - pct(&d_all, 50.0),
-        pct(&g_all, 99.0) - pct(&d_all, 99.0)
-    );
+    report("added first-token latency", "target: p50 <= 200 µs", d_all, g_all, errors);
 
     // one request at a time: the hop's own cost, without queueing behind other requests
     let (mut d_seq, mut g_seq) = (Vec::new(), Vec::new());
