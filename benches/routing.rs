@@ -47,22 +47,9 @@ impl Provider for Immediate {
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
-        Ok(ChatResponse {
-            provider: "instant".to_owned(),
-            model: call.model.to_owned(),
-            text: "ok".to_owned(),
-            tool_calls: Vec::new(),
-            reasoning: Vec::new(),
-            finish_reason: FinishReason::Stop,
-            refusal: None,
-            stop_sequence: None,
-            logprobs: None,
-            alternatives: Vec::new(),
-            dialect: None,
-            extra: Default::default(),
-            usage: Usage { input_tokens: 4, output_tokens: 1, cached_input_tokens: None, ..Usage::default() },
-            request_id: None,
-        })
+        let mut answer = ChatResponse::new("instant", call.model, "ok", FinishReason::Stop);
+        answer.usage = Usage::new(4, 1);
+        Ok(answer)
     }
 
     async fn chat_stream(&self, _call: Call<'_>) -> Result<ChatStream, ProviderError> {

@@ -673,6 +673,7 @@ impl FinishReason {
 /// `cache_read_input_tokens` and `cache_creation_input_tokens`), so limits and costs see one
 /// figure on both wires. `output_tokens` includes reasoning tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
     /// All prompt tokens, cached ones included.
     pub input_tokens: u64,
@@ -696,6 +697,24 @@ impl Usage {
     /// Usage with `input` prompt and `output` answer tokens and no details.
     pub fn new(input: u64, output: u64) -> Self {
         Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
+    }
+
+    /// With `n` of the prompt tokens read from the cache.
+    pub fn with_cached_input_tokens(mut self, n: u64) -> Self {
+        self.cached_input_tokens = Some(n);
+        self
+    }
+
+    /// With `n` of the prompt tokens written to the cache.
+    pub fn with_cache_creation_input_tokens(mut self, n: u64) -> Self {
+        self.cache_creation_input_tokens = Some(n);
+        self
+    }
+
+    /// With `n` of the output tokens spent reasoning.
+    pub fn with_reasoning_tokens(mut self, n: u64) -> Self {
+        self.reasoning_tokens = Some(n);
+        self
     }
 
     /// Input plus output tokens.
@@ -767,8 +786,10 @@ impl Choice {
     }
 }
 
-/// A complete answer.
+/// A complete answer. A [`Provider`](crate::Provider) of one's own builds it with
+/// [`ChatResponse::new`] and sets the fields it knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChatResponse {
     /// The provider that served it (its name in the policy, or the adapter's name).
     pub provider: String,
@@ -811,6 +832,34 @@ pub struct ChatResponse {
     /// release): the gateway hands them to callers of the same wire unchanged.
     #[serde(default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
+}
+
+impl ChatResponse {
+    /// An answer with `text` from `provider`'s `model` that stopped for `finish_reason`; no tool
+    /// calls, no usage, nothing else.
+    pub fn new(
+        provider: impl Into<String>,
+        model: impl Into<String>,
+        text: impl Into<String>,
+        finish_reason: FinishReason,
+    ) -> Self {
+        ChatResponse {
+            provider: provider.into(),
+            model: model.into(),
+            text: text.into(),
+            tool_calls: Vec::new(),
+            reasoning: Vec::new(),
+            finish_reason,
+            refusal: None,
+            stop_sequence: None,
+            logprobs: None,
+            alternatives: Vec::new(),
+            usage: Usage::default(),
+            request_id: None,
+            dialect: None,
+            extra: Extra::new(),
+        }
+    }
 }
 
 /// One event of a streamed answer. A successful stream ends with exactly one [`StreamEvent::Finish`].

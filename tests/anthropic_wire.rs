@@ -111,16 +111,7 @@ async fn chat_posts_to_v1_messages_with_key_one_version_and_the_mapped_body() {
     assert_eq!(response.provider, "anthropic");
     assert_eq!(response.model, "claude-sonnet-4-5-20250929");
     assert_eq!(response.finish_reason, FinishReason::Stop);
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 10,
-            output_tokens: 8,
-            cached_input_tokens: Some(0),
-            cache_creation_input_tokens: Some(0),
-            ..Usage::default()
-        }
-    );
+    assert_eq!(response.usage, Usage::new(10, 8).with_cached_input_tokens(0).with_cache_creation_input_tokens(0));
     assert_eq!(response.request_id.as_deref(), Some("req_011CSHoEeqs5C35K2UUqR7Fy"));
 
     let seen = seen.lock().unwrap().clone();
@@ -287,10 +278,7 @@ async fn chat_stream_sends_stream_true_and_decodes_events() {
     let response = collector.finish(adapter.name(), "claude-sonnet-4-5", None).unwrap();
     assert_eq!(response.text, "Hello!");
     assert_eq!(response.finish_reason, FinishReason::Stop);
-    assert_eq!(
-        response.usage,
-        Usage { input_tokens: 9, output_tokens: 3, cached_input_tokens: None, ..Usage::default() }
-    );
+    assert_eq!(response.usage, Usage::new(9, 3));
 
     let seen = seen.lock().unwrap().clone();
     let body: Value = serde_json::from_slice(&seen[0].body).unwrap();

@@ -152,10 +152,7 @@ async fn chat_posts_to_chat_completions_with_auth_org_and_body() {
     assert_eq!(answer.provider, "openai");
     assert_eq!(answer.model, "gpt-4o-mini-2024-07-18");
     assert_eq!(answer.finish_reason, FinishReason::Stop);
-    assert_eq!(
-        answer.usage,
-        Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: Some(0), ..Usage::default() }
-    );
+    assert_eq!(answer.usage, Usage::new(9, 2).with_cached_input_tokens(0));
     assert_eq!(answer.request_id.as_deref(), Some("req_wire_1"));
 
     let seen = server.requests();
@@ -194,12 +191,7 @@ async fn chat_stream_end_to_end() {
             // the chunk's own members, for callers of the same wire
             StreamEvent::Envelope { dialect: switchyard::Protocol::Openai, extra: envelope },
             StreamEvent::TextDelta { text: "Hello!".into() },
-            StreamEvent::Usage(Usage {
-                input_tokens: 9,
-                output_tokens: 2,
-                cached_input_tokens: None,
-                ..Usage::default()
-            }),
+            StreamEvent::Usage(Usage::new(9, 2)),
             StreamEvent::Finish { reason: FinishReason::Stop },
         ]
     );

@@ -84,22 +84,9 @@ impl Scripted {
     }
 
     fn response(&self, model: &str, text: &str) -> ChatResponse {
-        ChatResponse {
-            provider: self.name.clone(),
-            model: model.to_owned(),
-            text: text.to_owned(),
-            tool_calls: vec![],
-            reasoning: Vec::new(),
-            finish_reason: FinishReason::Stop,
-            refusal: None,
-            stop_sequence: None,
-            logprobs: None,
-            alternatives: Vec::new(),
-            dialect: None,
-            extra: Default::default(),
-            usage: Usage { input_tokens: 10, output_tokens: 2, cached_input_tokens: None, ..Usage::default() },
-            request_id: None,
-        }
+        let mut answer = ChatResponse::new(self.name.clone(), model, text, FinishReason::Stop);
+        answer.usage = Usage::new(10, 2);
+        answer
     }
 }
 
@@ -138,12 +125,7 @@ impl Provider for Scripted {
             Step::Ok(text) => {
                 let mut v: Vec<Result<StreamEvent, ProviderError>> =
                     text.split_inclusive(' ').map(|w| Ok(StreamEvent::TextDelta { text: w.to_owned() })).collect();
-                v.push(Ok(StreamEvent::Usage(Usage {
-                    input_tokens: 10,
-                    output_tokens: 2,
-                    cached_input_tokens: None,
-                    ..Usage::default()
-                })));
+                v.push(Ok(StreamEvent::Usage(Usage::new(10, 2))));
                 v.push(Ok(StreamEvent::Finish { reason: FinishReason::Stop }));
                 v
             }
