@@ -742,3 +742,22 @@ async fn anthropic_beta_headers_reach_claude_and_are_refused_by_name_elsewhere()
     assert!(err["error"]["message"].as_str().unwrap().contains("`anthropic-beta`"), "{err}");
     assert_eq!(s.sim.request_count(Protocol::Openai, None), before);
 }
+
+#[tokio::test]
+async fn an_openai_caller_served_by_claude_gets_its_thinking_as_reasoning_content() {
+    let s = setup().await;
+    let body = |stream: bool| {
+        json!({"model": "claude", "stream": stream, "reasoning_effort": "low", "max_completion_tokens": 2000,
+               "messages": [{"role": "user", "content": "Hello there"}]})
+    };
+    let answer: Value = post(&s.base, "/v1/chat/completions", &body(false)).await.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["reasoning_content"], "The user said: Hello there", "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello from claude-sonnet-4-5. You said: Hello there");
+
+    let text = post(&s.base, "/v1/chat/completions", &body(true)).await.text().await.unwrap();
+    let reasoning: String = sse_data(&text)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(reasoning, "The user said: Hello there", "{text}");
+}

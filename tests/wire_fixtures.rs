@@ -307,3 +307,49 @@ async fn anthropic_stream_with_thinking_and_a_stop_sequence() {
     assert_eq!(delta["usage"]["cache_read_input_tokens"], 1800);
     assert_eq!(delta["usage"]["output_tokens"], 87);
 }
+
+#[tokio::test]
+async fn reasoning_content_of_openai_compatible_servers_is_thinking() {
+    let sim = serving(Protocol::Openai, "openai/stream_reasoning_content.sse").await;
+    let answer = streamed(adapter(&sim, Protocol::Openai).as_ref(), "deepseek-reasoner").await;
+    assert_eq!(
+        answer.reasoning,
+        vec![ContentPart::Thinking { thinking: "Two plus two is four.".into(), signature: None }]
+    );
+    assert_eq!(answer.text, "4");
+    assert_eq!(answer.usage.reasoning_tokens, Some(17));
+
+    // an Anthropic caller gets a thinking block (with no signature: this provider gives none)
+    let (_g, base, _dir) = gateway(&sim, Protocol::Openai, "deepseek-reasoner").await;
+    let text = post(
+        format!("{base}/v1/messages"),
+        json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "2+2?"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_data(&text);
+    let first = events.iter().find(|e| e["type"] == "content_block_start").unwrap();
+    assert_eq!(first["content_block"]["type"], "thinking", "{text}");
+    let thinking: String = events
+        .iter()
+        .filter(|e| e["delta"]["type"] == "thinking_delta")
+        .map(|e| e["delta"]["thinking"].as_str().unwrap())
+        .collect();
+    assert_eq!(thinking, "Two plus two is four.");
+    // and an OpenAI caller gets it back where it came from
+    let text = post(
+        format!("{base}/v1/chat/completions"),
+        json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "2+2?"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let reasoning: String = sse_data(&text)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(reasoning, "Two plus two is four.", "{text}");
+}

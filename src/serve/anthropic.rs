@@ -67,11 +67,9 @@ fn response_body(r: &RoutedResponse) -> Value {
     for part in &answer.reasoning {
         match part {
             ContentPart::Thinking { thinking, signature } => {
-                let mut block = json!({"type": "thinking", "thinking": thinking});
-                if let Some(s) = signature {
-                    block["signature"] = json!(s);
-                }
-                content.push(block);
+                // the block always has its signature member, as Anthropic's do; a provider that
+                // signs nothing leaves it empty
+                content.push(json!({"type": "thinking", "thinking": thinking, "signature": signature.as_deref().unwrap_or_default()}));
             }
             ContentPart::RedactedThinking { data } => content.push(json!({"type": "redacted_thinking", "data": data})),
             _ => {}
@@ -232,7 +230,7 @@ impl AnthropicEncoder {
         match self.open {
             Some(Open::Thinking { block, signed: false }) => block,
             _ => {
-                let i = self.open_block(json!({"type": "thinking", "thinking": ""}), out);
+                let i = self.open_block(json!({"type": "thinking", "thinking": "", "signature": ""}), out);
                 self.open = Some(Open::Thinking { block: i, signed: false });
                 i
             }

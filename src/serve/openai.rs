@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::{FinishReason, StreamEvent, TokenLogprob, ToolCall, Usage};
+use crate::chat::{ContentPart, FinishReason, StreamEvent, TokenLogprob, ToolCall, Usage};
 use crate::error::ErrorClass;
 use crate::provider::Protocol;
 use crate::router::RoutedResponse;
@@ -91,7 +91,7 @@ pub(super) fn unix_now() -> u64 {
 
 fn response_body(r: &RoutedResponse, created: u64) -> Value {
     let answer = &r.response;
-    let first = choice_body(
+    let mut first = choice_body(
         0,
         &answer.text,
         &answer.tool_calls,
@@ -99,6 +99,18 @@ fn response_body(r: &RoutedResponse, created: u64) -> Value {
         answer.logprobs.as_deref(),
         answer.finish_reason,
     );
+    let thinking: String = answer
+        .reasoning
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::Thinking { thinking, .. } => Some(thinking.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !thinking.is_empty() {
+        // the wire has no reasoning text; OpenAI-compatible servers and clients use this member
+        first["message"]["reasoning_content"] = json!(thinking);
+    }
     let mut choices = vec![first];
     choices.extend(answer.alternatives.iter().map(|c| {
         choice_body(c.index, &c.text, &c.tool_calls, c.refusal.as_deref(), c.logprobs.as_deref(), c.finish_reason)
@@ -252,6 +264,9 @@ impl OpenAiEncoder {
             }
             StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => {
                 self.choice_delta(choice, json!({"refusal": refusal}), None)
+            }
+            StreamEvent::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                self.choice_delta(choice, json!({"reasoning_content": thinking}), None)
             }
             StreamEvent::ToolCallDelta { index, id, name, arguments } => {
                 self.tool_call_delta(choice, *index, id.as_deref(), name.as_deref(), arguments)

@@ -279,6 +279,9 @@ impl Decoder {
 /// The events of one choice of a chunk, in order; returns its finish reason, if it came.
 fn choice_events(choice: ChunkChoice, tool_slots: &mut Vec<usize>, out: &mut Vec<StreamEvent>) -> Option<FinishReason> {
     if let Some(delta) = choice.delta {
+        if let Some(thinking) = delta.reasoning_content.filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::ThinkingDelta { thinking });
+        }
         if let Some(refusal) = delta.refusal.filter(|t| !t.is_empty()) {
             out.push(StreamEvent::RefusalDelta { refusal });
         }
@@ -350,6 +353,9 @@ struct ChunkChoice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    /// Reasoning text of OpenAI-compatible servers (DeepSeek, vLLM, ...).
+    #[serde(default)]
+    reasoning_content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
     #[serde(default)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::chat::{ChatResponse, Choice, Extra, FinishReason, TokenLogprob, ToolCall, Usage};
+use crate::chat::{ChatResponse, Choice, ContentPart, Extra, FinishReason, TokenLogprob, ToolCall, Usage};
 use crate::provider::Protocol;
 
 /// The response body of a non-streaming call. Members this struct does not name are kept in
@@ -42,6 +42,9 @@ pub(super) struct WireLogprobs {
 struct WireResponseMessage {
     #[serde(default)]
     content: Option<String>,
+    /// The reasoning text OpenAI-compatible servers (DeepSeek, vLLM, ...) send beside the answer.
+    #[serde(default)]
+    reasoning_content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
     #[serde(default)]
@@ -132,6 +135,7 @@ pub(super) fn decode_response(
         return Err("response has no choices".to_owned());
     }
     wire.choices.sort_by_key(|c| c.index.unwrap_or(0));
+    let reasoning_content = wire.choices.first_mut().and_then(|c| c.message.reasoning_content.take());
     let mut choices = wire.choices.into_iter().enumerate().map(|(position, c)| {
         let tool_calls = c
             .message
@@ -150,6 +154,10 @@ pub(super) fn decode_response(
         }
     });
     let first = choices.next().ok_or_else(|| "response has no choices".to_owned())?;
+    let reasoning = reasoning_content
+        .filter(|t| !t.is_empty())
+        .map(|thinking| vec![ContentPart::Thinking { thinking, signature: None }])
+        .unwrap_or_default();
     // `object` is the gateway's to write; the upstream's `id` and `created` go back to a caller of
     // the same wire with the rest
     wire.extra.remove("object");
@@ -158,7 +166,7 @@ pub(super) fn decode_response(
         model: wire.model.unwrap_or_else(|| requested_model.to_owned()),
         text: first.text,
         tool_calls: first.tool_calls,
-        reasoning: Vec::new(),
+        reasoning,
         finish_reason: first.finish_reason,
         refusal: first.refusal,
         stop_sequence: None,
