@@ -102,6 +102,17 @@ pub(crate) fn render(policy: &Policy) -> String {
     out
 }
 
+/// What the catalog says of a target's model: its context window and what it accepts.
+fn model(t: &switchyard::policy::TargetPolicy) -> String {
+    let Some(m) = &t.model_profile else { return "not in the catalog (nothing checked before a call)".to_owned() };
+    let accepts = match &m.accepts {
+        Some(features) if features.is_empty() => "text only".to_owned(),
+        Some(features) => features.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+        None => "not declared (not checked)".to_owned(),
+    };
+    format!("context {} tokens, accepts: {accepts}", m.context_window)
+}
+
 fn render_route(out: &mut String, r: &RoutePolicy) {
     let _ = writeln!(
         out,
@@ -141,6 +152,7 @@ fn render_route(out: &mut String, r: &RoutePolicy) {
             format_duration(t.breaker.max_cooldown),
             limits(&t.limits)
         );
+        let _ = writeln!(out, "       model: {}; unsupported fields: {}", model(t), t.unsupported.as_str());
     }
     let defaults = switchyard::policy::ClassActions::default();
     for class in switchyard::ErrorClass::ALL {

@@ -18,6 +18,16 @@ pub enum UnsupportedMode {
     Drop,
 }
 
+impl UnsupportedMode {
+    /// The name used in policies (`error`, `drop`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsupportedMode::Error => "error",
+            UnsupportedMode::Drop => "drop",
+        }
+    }
+}
+
 /// A request field that a target's wire cannot carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
