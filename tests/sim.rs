@@ -1112,3 +1112,24 @@ async fn hundreds_of_concurrent_connections() {
         sim.requests().iter().filter(|r| r.protocol == Protocol::Openai).all(|r| r.fault.as_deref() == Some("latency"))
     );
 }
+
+#[tokio::test]
+async fn openai_bounds_on_n_and_top_logprobs_are_the_providers() {
+    let sim = start().await;
+    let mut body = openai_body("gpt-4o-mini", "hi");
+    body["n"] = json!(129);
+    let (status, _, err) = post_json(&sim, &openai_url(&sim), &body).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["param"], "n");
+    body["n"] = json!(2);
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(21);
+    let (status, _, err) = post_json(&sim, &openai_url(&sim), &body).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["param"], "top_logprobs");
+    body["top_logprobs"] = json!(20);
+    let (status, _, answer) = post_json(&sim, &openai_url(&sim), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["choices"].as_array().map(Vec::len), Some(2));
+    assert_eq!(answer["choices"][1]["logprobs"]["content"][0]["top_logprobs"].as_array().map(Vec::len), Some(20));
+}

@@ -43,8 +43,18 @@ impl Dialect for OpenAiWire {
                 "Invalid 'messages': empty array. Expected an array with minimum length 1.",
             ));
         }
-        for count in ["max_completion_tokens", "max_tokens", "n", "top_logprobs"] {
+        for count in ["max_completion_tokens", "max_tokens"] {
             optional_count(body, count)?;
+        }
+        // OpenAI's own bounds, which also keep a hostile `n` from making the simulator allocate
+        if optional_count(body, "n")?.is_some_and(|n| n > 128) {
+            return Err(Reject::param("n", "Invalid 'n': integer above maximum value. Expected a value <= 128."));
+        }
+        if optional_count(body, "top_logprobs")?.is_some_and(|n| n > 20) {
+            return Err(Reject::param(
+                "top_logprobs",
+                "Invalid 'top_logprobs': integer above maximum value. Expected a value <= 20.",
+            ));
         }
         // what the request asks, read by the wire's own codec
         let decoded = crate::wire::openai_chat::decode_value(body.clone()).map_err(Reject::invalid)?;
