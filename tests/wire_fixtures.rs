@@ -80,6 +80,16 @@ async fn post(url: String, body: Value) -> reqwest::Response {
     r
 }
 
+/// A 200's JSON body.
+async fn post_json(url: String, body: Value) -> Value {
+    post(url, body).await.json().await.unwrap()
+}
+
+/// A 200's body as text (a stream, read to its end).
+async fn post_text(url: String, body: Value) -> String {
+    post(url, body).await.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn openai_answer_with_two_choices_logprobs_and_cache_usage() {
     let sim = serving(Protocol::Openai, "openai/response_n2_logprobs.json").await;
@@ -102,14 +112,11 @@ async fn openai_answer_with_two_choices_logprobs_and_cache_usage() {
 
     // an OpenAI caller gets what the provider said; an Anthropic caller gets its own terms
     let (_g, base, _dir) = gateway(&sim, Protocol::Openai, "gpt-4o").await;
-    let body: Value = post(
+    let body: Value = post_json(
         format!("{base}/v1/chat/completions"),
         json!({"model": "r", "n": 2, "logprobs": true, "top_logprobs": 2, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let expected: Value = serde_json::from_str(&fixture("openai/response_n2_logprobs.json")).unwrap();
     for (got, want) in body["choices"].as_array().unwrap().iter().zip(expected["choices"].as_array().unwrap()) {
         assert_eq!(got["message"]["content"], want["message"]["content"]);
@@ -121,14 +128,11 @@ async fn openai_answer_with_two_choices_logprobs_and_cache_usage() {
     assert_eq!(body["service_tier"], "default");
     assert_eq!((&body["id"], &body["created"]), (&expected["id"], &expected["created"]));
 
-    let body: Value = post(
+    let body: Value = post_json(
         format!("{base}/v1/messages"),
         json!({"model": "r", "max_tokens": 100, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(body["content"], json!([{"type": "text", "text": "Paris."}]));
     assert_eq!(body["usage"], json!({"input_tokens": 93, "cache_read_input_tokens": 1024, "output_tokens": 46}));
     assert!(body.get("system_fingerprint").is_none());
@@ -146,14 +150,11 @@ async fn openai_streamed_tool_call_with_reasoning_tokens() {
 
     // to an Anthropic caller: a tool_use block built from the pieces
     let (_g, base, _dir) = gateway(&sim, Protocol::Openai, "o4-mini").await;
-    let text = post(
+    let text = post_text(
         format!("{base}/v1/messages"),
         json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     let events = sse_data(&text);
     let start = events.iter().find(|e| e["type"] == "content_block_start").unwrap();
     assert_eq!(start["content_block"]["type"], "tool_use", "{text}");
@@ -177,14 +178,11 @@ async fn openai_streamed_refusal() {
     assert_eq!(answer.text, "");
 
     let (_g, base, _dir) = gateway(&sim, Protocol::Openai, "gpt-4o").await;
-    let text = post(
+    let text = post_text(
         format!("{base}/v1/chat/completions"),
         json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     let refusal: String = sse_data(&text)
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["refusal"].as_str().map(str::to_owned))
@@ -227,14 +225,11 @@ async fn anthropic_answer_with_thinking_redacted_thinking_tool_use_and_cache_wri
 
     // an Anthropic caller gets the blocks and the usage back as the provider sent them
     let (_g, base, _dir) = gateway(&sim, Protocol::Anthropic, "claude-sonnet-4-5").await;
-    let body: Value = post(
+    let body: Value = post_json(
         format!("{base}/v1/messages"),
         json!({"model": "r", "max_tokens": 100, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     for i in [0, 1, 3] {
         assert_eq!(body["content"][i], expected["content"][i], "block {i}");
     }
@@ -247,14 +242,11 @@ async fn anthropic_answer_with_thinking_redacted_thinking_tool_use_and_cache_wri
     assert_eq!(body["id"], expected["id"]);
 
     // an OpenAI caller: the tool call, every prompt token, and no thinking (no place for it)
-    let body: Value = post(
+    let body: Value = post_json(
         format!("{base}/v1/chat/completions"),
         json!({"model": "r", "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let message = &body["choices"][0]["message"];
     assert_eq!(message["content"], "Let me check the weather.");
     assert_eq!(message["tool_calls"][0]["function"]["arguments"], r#"{"city":"Paris"}"#);
@@ -279,14 +271,11 @@ async fn anthropic_stream_with_thinking_and_a_stop_sequence() {
     assert_eq!((answer.usage.input_tokens, answer.usage.cached_input_tokens), (1812, Some(1800)));
 
     let (_g, base, _dir) = gateway(&sim, Protocol::Anthropic, "claude-sonnet-4-5").await;
-    let text = post(
+    let text = post_text(
         format!("{base}/v1/messages"),
         json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "?"}]}),
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     let events = sse_data(&text);
     let thinking: String = events
         .iter()
@@ -321,14 +310,11 @@ async fn reasoning_content_of_openai_compatible_servers_is_thinking() {
 
     // an Anthropic caller gets a thinking block (with no signature: this provider gives none)
     let (_g, base, _dir) = gateway(&sim, Protocol::Openai, "deepseek-reasoner").await;
-    let text = post(
+    let text = post_text(
         format!("{base}/v1/messages"),
         json!({"model": "r", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "2+2?"}]}),
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     let events = sse_data(&text);
     let first = events.iter().find(|e| e["type"] == "content_block_start").unwrap();
     assert_eq!(first["content_block"]["type"], "thinking", "{text}");
@@ -339,14 +325,11 @@ async fn reasoning_content_of_openai_compatible_servers_is_thinking() {
         .collect();
     assert_eq!(thinking, "Two plus two is four.");
     // and an OpenAI caller gets it back where it came from
-    let text = post(
+    let text = post_text(
         format!("{base}/v1/chat/completions"),
         json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "2+2?"}]}),
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     let reasoning: String = sse_data(&text)
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str().map(str::to_owned))

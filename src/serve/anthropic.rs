@@ -394,20 +394,10 @@ mod tests {
         RoutedResponse {
             route: "chat".into(),
             response: ChatResponse {
-                provider: "openai".into(),
-                model: "gpt-4o".into(),
-                text: text.into(),
                 tool_calls,
-                reasoning: Vec::new(),
-                finish_reason,
-                refusal: None,
-                stop_sequence: None,
-                logprobs: None,
-                alternatives: Vec::new(),
-                dialect: None,
-                extra: Default::default(),
-                usage: Usage { input_tokens: 25, output_tokens: 7, cached_input_tokens: None, ..Usage::default() },
+                usage: Usage::new(25, 7),
                 request_id: Some("msg_01abc".into()),
+                ..ChatResponse::new("openai", "gpt-4o", text, finish_reason)
             },
             attempts: Vec::new(),
             dropped: Vec::new(),

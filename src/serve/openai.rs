@@ -401,20 +401,10 @@ pub(super) mod tests {
         RoutedResponse {
             route: "chat".into(),
             response: ChatResponse {
-                provider: "anthropic".into(),
-                model: "claude-sonnet-4-5".into(),
-                text: text.into(),
                 tool_calls,
-                reasoning: Vec::new(),
-                finish_reason,
-                refusal: None,
-                stop_sequence: None,
-                logprobs: None,
-                alternatives: Vec::new(),
-                dialect: None,
-                extra: Default::default(),
-                usage: Usage { input_tokens: 9, output_tokens: 2, cached_input_tokens: None, ..Usage::default() },
+                usage: Usage::new(9, 2),
                 request_id: Some("req_42".into()),
+                ..ChatResponse::new("anthropic", "claude-sonnet-4-5", text, finish_reason)
             },
             attempts: Vec::new(),
             dropped: Vec::new(),
