@@ -55,6 +55,12 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o" }}]
 [routes.text_only]
 targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o-mini" }}]
+[providers.anthropic2]
+profile = "anthropic"
+auth = "none"
+base_url = "{1}"
+[routes.claude_twice]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "anthropic2", model = "claude-sonnet-4-5" }}]
 [routes.claude_then_gpt]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-sim" }}]
 "#,
@@ -165,45 +171,60 @@ fn without(mut v: Value, keys: &[&str]) -> Value {
     v
 }
 
+/// The member names of a JSON object, in order.
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
 #[tokio::test]
-async fn openai_to_openai_carries_every_field_unchanged() {
+async fn openai_to_openai_carries_the_callers_body_unchanged() {
     for stream in [false, true] {
         let s = setup().await;
-        let sent = openai_request("gpt", stream);
+        let mut sent = openai_request("gpt", stream);
+        // what only a passthrough keeps: the legacy name of a member, and the `null`s SDKs send
+        sent["max_tokens"] = json!(900);
+        sent["stop"] = Value::Null;
         let r = post(&s.base, "/v1/chat/completions", &sent).await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         assert!(r.headers().get("x-switchyard-dropped").is_none());
         let got = upstream(&s.sim, Protocol::Openai);
-        // everything the caller sent, member for member, but the route name (now the model) and
-        // the usage the router asks for on streams
+        // the caller's body, member for member and in its order, but the route name (now the
+        // model) and the usage the router asks for on streams
         let mut expected = sent.clone();
         expected["model"] = json!("gpt-sim");
         if stream {
             expected["stream_options"] = json!({"include_usage": true});
-        } else {
-            expected.as_object_mut().unwrap().remove("stream");
         }
-        assert_eq!(without(got.clone(), &["messages"]), without(expected.clone(), &["messages"]), "stream {stream}");
-        assert_eq!(got["messages"][0], sent["messages"][0]);
-        assert_eq!(got["messages"][1], sent["messages"][1]);
+        assert_eq!(got, expected, "stream {stream}");
+        assert_eq!(keys(&got), keys(&expected), "stream {stream}");
     }
 }
 
 #[tokio::test]
-async fn anthropic_to_anthropic_carries_every_field_unchanged() {
+async fn anthropic_to_anthropic_carries_the_callers_body_unchanged() {
     for stream in [false, true] {
         let s = setup().await;
-        let sent = anthropic_request("claude", stream);
+        let mut sent = anthropic_request("claude", stream);
+        sent["stop_sequences"] = Value::Null;
         let r = post(&s.base, "/v1/messages", &sent).await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         let got = upstream(&s.sim, Protocol::Anthropic);
         let mut expected = sent.clone();
         expected["model"] = json!("claude-sonnet-4-5");
-        if !stream {
-            expected.as_object_mut().unwrap().remove("stream");
-        }
         assert_eq!(got, expected, "stream {stream}");
+        assert_eq!(keys(&got), keys(&expected), "stream {stream}");
     }
+}
+
+#[tokio::test]
+async fn a_same_wire_body_without_max_tokens_gets_the_profiles_and_keeps_the_rest() {
+    let s = setup().await;
+    let sent = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}], "x_new": 1});
+    let r = post(&s.base, "/v1/messages", &sent).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let got = upstream(&s.sim, Protocol::Anthropic);
+    assert_eq!(keys(&got), ["model", "messages", "x_new", "max_tokens"]);
+    assert_eq!(got["max_tokens"], 64000, "the profile's max output of claude-sonnet-4-5");
 }
 
 #[tokio::test]
@@ -760,4 +781,32 @@ async fn an_openai_caller_served_by_claude_gets_its_thinking_as_reasoning_conten
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(reasoning, "The user said: Hello there", "{text}");
+}
+
+#[tokio::test]
+async fn a_same_wire_stream_cut_mid_answer_continues_with_the_prefill_not_the_callers_body() {
+    let s = setup().await;
+    s.sim.add_fault(
+        switchyard::sim::FaultRule::new(Protocol::Anthropic, switchyard::sim::Fault::Cut { after_tokens: 3 }).first(1),
+    );
+    let sent = anthropic_request("claude_twice", true);
+    let r = post(&s.base, "/v1/messages", &sent).await;
+    assert_eq!(r.status(), 200);
+    let text: String = sse_data(&r.text().await.unwrap())
+        .iter()
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    let logged = s.sim.requests();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!(logged[0].fault.as_deref(), Some("cut"));
+    let (first, second) = (&logged[0].body, &logged[1].body);
+    assert_eq!(first["messages"], sent["messages"], "the first attempt gets the caller's body");
+    // the continuation is the caller's request plus the partial answer as an assistant prefill,
+    // encoded: its unknown members still ride along (same wire)
+    let last = second["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "assistant");
+    let prefill = last["content"].as_str().or(last["content"][0]["text"].as_str()).unwrap().to_owned();
+    assert!(!prefill.is_empty() && text.starts_with(&prefill), "{prefill:?} / {text:?}");
+    assert_eq!(second["a_parameter_from_the_future"], sent["a_parameter_from_the_future"]);
+    assert!(text.ends_with("Summarize both."), "one answer, nothing lost: {text:?}");
 }

@@ -338,9 +338,7 @@ pub(crate) fn encode_call(
         profile: profile.and_then(|p| p.model(call.model)),
         unsupported: call.unsupported,
     };
-    let encoded = crate::wire::encode(protocol, call.request, target, stream).map_err(|e| invalid(e.to_string()))?;
-    let bytes = serde_json::to_vec(&encoded.body).map_err(|e| invalid(format!("cannot encode the request: {e}")))?;
-    Ok((bytes, encoded.headers))
+    crate::wire::encode_bytes(protocol, call.request, call.original, target, stream).map_err(|e| invalid(e.to_string()))
 }
 
 /// Adds a body's headers to a request's: a header the config already sets (`anthropic-beta`, say)

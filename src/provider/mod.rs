@@ -62,6 +62,7 @@ pub struct CallTimeouts {
 
 /// One call: which model, what to ask, and the call's time limits.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Call<'a> {
     /// The model to ask.
     pub model: &'a str,
@@ -71,12 +72,27 @@ pub struct Call<'a> {
     pub timeouts: CallTimeouts,
     /// What to do with request fields this provider's wire cannot carry.
     pub unsupported: crate::wire::UnsupportedMode,
+    /// The caller's body `request` was decoded from, unchanged since: a provider of the same wire
+    /// sends it (with the model set) instead of encoding `request`.
+    pub original: Option<&'a crate::wire::Original>,
 }
 
 impl<'a> Call<'a> {
     /// A call with no time limits beyond the client's connect timeout.
     pub fn new(model: &'a str, request: &'a ChatRequest) -> Self {
-        Call { model, request, timeouts: CallTimeouts::default(), unsupported: crate::wire::UnsupportedMode::Error }
+        Call {
+            model,
+            request,
+            timeouts: CallTimeouts::default(),
+            unsupported: crate::wire::UnsupportedMode::Error,
+            original: None,
+        }
+    }
+
+    /// Sets the caller's body `request` was decoded from (see [`Call::original`]).
+    pub fn original(mut self, original: Option<&'a crate::wire::Original>) -> Self {
+        self.original = original;
+        self
     }
 
     /// Sets the time limits.

@@ -282,7 +282,7 @@ impl<'s> Plan<'s> {
     pub(crate) async fn run<T, F>(
         &mut self,
         inner: &Inner,
-        request: &ChatRequest,
+        (request, original): (&ChatRequest, Option<&crate::wire::Original>),
         filter: TargetFilter<'_>,
         op: F,
     ) -> Result<Success<'s, T>, Stop>
@@ -306,7 +306,9 @@ impl<'s> Plan<'s> {
             // borrowed from the snapshot, not from `self`, which is borrowed mutably below
             let route = self.route;
             let Some(target) = route.targets.get(idx) else { continue };
-            if let Some(result) = self.try_target(inner, request, (idx, target), is_last, filter, &op, false).await {
+            if let Some(result) =
+                self.try_target(inner, (request, original), (idx, target), is_last, filter, &op, false).await
+            {
                 return result;
             }
         }
@@ -326,7 +328,8 @@ impl<'s> Plan<'s> {
             });
             let route = self.route;
             if let Some((i, target)) = soonest.and_then(|i| route.targets.get(i).map(|t| (i, t)))
-                && let Some(result) = self.try_target(inner, request, (i, target), true, filter, &op, true).await
+                && let Some(result) =
+                    self.try_target(inner, (request, original), (i, target), true, filter, &op, true).await
             {
                 return result;
             }
@@ -338,7 +341,7 @@ impl<'s> Plan<'s> {
     async fn try_target<T, F>(
         &mut self,
         inner: &Inner,
-        request: &ChatRequest,
+        (request, original): (&ChatRequest, Option<&crate::wire::Original>),
         (index, target): (usize, &'s TargetPolicy),
         is_last: bool,
         filter: TargetFilter<'_>,
@@ -410,7 +413,7 @@ impl<'s> Plan<'s> {
                 idle: Some(target.timeouts.idle),
                 deadline: Some(attempt_deadline),
             };
-            let call = Call { model: &target.model, request, timeouts, unsupported: target.unsupported };
+            let call = Call { model: &target.model, request, timeouts, unsupported: target.unsupported, original };
             let span = super::spans::info(|| {
                 tracing::info_span!(
                     "gen_ai.attempt",

@@ -327,17 +327,39 @@ impl Router {
 
     /// Sends `request` along `route` and returns the complete answer, or why every option failed.
     pub async fn chat(&self, route: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
+        self.chat_with_original(route, request, None).await
+    }
+
+    /// Sends a request decoded from a caller's body ([`crate::wire::decode`]) along the route its
+    /// `model` names. A target of the caller's wire is sent the caller's body itself (see
+    /// [`crate::wire::Original`]), not an encoding of `decoded.request`. `decoded.stream` is not
+    /// read: this call asks for a complete answer.
+    pub async fn chat_decoded(&self, decoded: crate::wire::Decoded) -> Result<RoutedResponse, RouterError> {
+        self.chat_with_original(&decoded.route, decoded.request, decoded.original.as_ref()).await
+    }
+
+    async fn chat_with_original(
+        &self,
+        route: &str,
+        request: ChatRequest,
+        original: Option<&crate::wire::Original>,
+    ) -> Result<RoutedResponse, RouterError> {
         let span = spans::info(|| {
             tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat")
         });
         // no span (nobody records): no wrapper to enter and leave at every poll
         match span {
-            Some(span) => self.chat_inner(route, request).instrument(span).await,
-            None => self.chat_inner(route, request).await,
+            Some(span) => self.chat_inner(route, request, original).instrument(span).await,
+            None => self.chat_inner(route, request, original).await,
         }
     }
 
-    async fn chat_inner(&self, route_name: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
+    async fn chat_inner(
+        &self,
+        route_name: &str,
+        request: ChatRequest,
+        original: Option<&crate::wire::Original>,
+    ) -> Result<RoutedResponse, RouterError> {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
         let mut route_name = std::borrow::Cow::Borrowed(route_name);
@@ -357,7 +379,7 @@ impl Router {
                 None => plan.started_at(start),
             }
             let no_filter = |_: &crate::policy::TargetPolicy, _: &health::Node| None;
-            match plan.run(&self.inner, &request, &no_filter, call_chat).await {
+            match plan.run(&self.inner, (&request, original), &no_filter, call_chat).await {
                 Ok(success) => {
                     let mut response = success.value;
                     response.provider.clone_from(&success.lease.target().provider);

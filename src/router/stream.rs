@@ -149,6 +149,27 @@ impl Router {
         request: ChatRequest,
         options: StreamOptions,
     ) -> Result<RoutedStream, RouterError> {
+        self.open_stream(route, (request, None), options)
+    }
+
+    /// Streams the answer to a request decoded from a caller's body ([`crate::wire::decode`]),
+    /// along the route its `model` names. A target of the caller's wire is sent the caller's
+    /// body itself (see [`crate::wire::Original`]), not an encoding of `decoded.request`.
+    /// `decoded.stream` is not read: this call streams.
+    pub async fn chat_stream_decoded(
+        &self,
+        decoded: crate::wire::Decoded,
+        options: StreamOptions,
+    ) -> Result<RoutedStream, RouterError> {
+        self.open_stream(&decoded.route, (decoded.request, decoded.original), options)
+    }
+
+    fn open_stream(
+        &self,
+        route: &str,
+        request: (ChatRequest, Option<crate::wire::Original>),
+        options: StreamOptions,
+    ) -> Result<RoutedStream, RouterError> {
         let snap = self.inner.snapshot();
         if snap.policy.route(route).is_none() {
             return Err(RouterError::UnknownRoute(route.to_owned()));
@@ -224,7 +245,7 @@ async fn send(tx: &mpsc::Sender<Msg>, msg: Msg) -> bool {
 async fn drive(
     inner: &Arc<Inner>,
     route_name: String,
-    request: ChatRequest,
+    (request, caller_body): (ChatRequest, Option<crate::wire::Original>),
     options: StreamOptions,
     tx: &mpsc::Sender<Msg>,
 ) {
@@ -246,7 +267,7 @@ async fn drive(
             None => plan.started_at(start),
         }
         let any = |_: &TargetPolicy, _: &Node| None;
-        match plan.run(inner, &request, &any, open).await {
+        match plan.run(inner, (&request, caller_body.as_ref()), &any, open).await {
             Ok(s) => break (plan, s),
             Err(Stop::Failed(f)) => {
                 let _ = send(tx, Msg::Error(RouterError::Failed(f))).await;
@@ -404,18 +425,28 @@ async fn drive(
                 (prefill_support(t, n) == Some(false)).then_some(super::outcome::SkipReason::NoPrefill)
             };
             plan.set_prefill_phase(true);
-            match plan.run(inner, &cont, &filter, open).await {
+            match plan.run(inner, (&cont, None), &filter, open).await {
                 Ok(s) => {
                     continued = true;
                     Some(s)
                 }
                 Err(_) if options.allow_restart => {
-                    restart(inner, &mut plan, &request, &mut delivered, &mut phase, &mut restarted, tx).await
+                    restart(
+                        inner,
+                        &mut plan,
+                        (&request, caller_body.as_ref()),
+                        &mut delivered,
+                        &mut phase,
+                        &mut restarted,
+                        tx,
+                    )
+                    .await
                 }
                 Err(_) => None,
             }
         } else if options.allow_restart {
-            restart(inner, &mut plan, &request, &mut delivered, &mut phase, &mut restarted, tx).await
+            restart(inner, &mut plan, (&request, caller_body.as_ref()), &mut delivered, &mut phase, &mut restarted, tx)
+                .await
         } else {
             None
         };
@@ -434,7 +465,7 @@ async fn drive(
 async fn restart<'s>(
     inner: &Arc<Inner>,
     plan: &mut Plan<'s>,
-    request: &ChatRequest,
+    request: (&ChatRequest, Option<&crate::wire::Original>),
     delivered: &mut StreamCollector,
     phase: &mut Phase,
     restarted: &mut bool,

@@ -32,7 +32,7 @@ impl Dialect for AnthropicWire {
         }
     }
 
-    fn parse(body: &[u8]) -> Result<Parsed, String> {
+    fn parse(body: Bytes) -> Result<Parsed, String> {
         crate::wire::anthropic::decode_request(body)
     }
 
@@ -48,7 +48,7 @@ impl Dialect for AnthropicWire {
         })
     }
 
-    fn encoder(_parsed: &Parsed, _provider: &str, model: &str) -> AnthropicEncoder {
+    fn encoder(_include_usage: bool, _provider: &str, model: &str) -> AnthropicEncoder {
         AnthropicEncoder::new(format!("msg_{}", fresh_id()), model)
     }
 }
@@ -383,7 +383,7 @@ mod tests {
     use crate::serve::openai::tests::serve;
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        AnthropicWire::parse(body.as_bytes())
+        AnthropicWire::parse(Bytes::copy_from_slice(body.as_bytes()))
     }
 
     fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
@@ -927,7 +927,7 @@ mod tests {
         let parsed =
             parse(r#"{"model":"chat","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}"#)
                 .unwrap();
-        let mut e = AnthropicWire::encoder(&parsed, "openai", "gpt-4o");
+        let mut e = AnthropicWire::encoder(parsed.include_usage, "openai", "gpt-4o");
         let events = events_of(&text(&e.start()));
         assert_eq!(events[0].1["message"]["model"], "gpt-4o");
         assert!(events[0].1["message"]["id"].as_str().unwrap().starts_with("msg_"));

@@ -33,8 +33,9 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// Encodes one streamed answer.
     type Encoder: Encoder;
 
-    /// Parses a request body; the error message is for a 400 in this dialect.
-    fn parse(body: &[u8]) -> Result<Parsed, String>;
+    /// Parses a request body, keeping it for a target of the same wire; the error message is for
+    /// a 400 in this dialect.
+    fn parse(body: Bytes) -> Result<Parsed, String>;
 
     /// Takes what the request's headers say about the request itself (Anthropic's
     /// `anthropic-beta`); none by default.
@@ -46,8 +47,9 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// An error body naming the class and the attempts (the HTTP status is chosen by the gateway).
     fn error(f: &Failure) -> serde_json::Value;
 
-    /// A stream encoder for this request, once the first event arrived from `model`.
-    fn encoder(parsed: &Parsed, provider: &str, model: &str) -> Self::Encoder;
+    /// A stream encoder for a request, once the first event arrived from `model`. `include_usage`:
+    /// whether the caller asked for usage (OpenAI `stream_options`).
+    fn encoder(include_usage: bool, provider: &str, model: &str) -> Self::Encoder;
 }
 
 /// Turns router stream events into this dialect's SSE bytes.

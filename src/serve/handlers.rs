@@ -105,7 +105,7 @@ pub(crate) async fn chat<D: Dialect>(
             return error_response::<D>(&simple_failure(class, rejection.body_text()), None);
         }
     };
-    let mut parsed = match D::parse(&body) {
+    let mut parsed = match D::parse(body) {
         Ok(p) => p,
         Err(message) => {
             record_request(endpoint, "", Some(ErrorClass::InvalidRequest), started);
@@ -117,7 +117,7 @@ pub(crate) async fn chat<D: Dialect>(
         stream::<D>(endpoint, &state.router, parsed, started).await
     } else {
         let route = parsed.route.clone();
-        match state.router.chat(&parsed.route, parsed.request).await {
+        match state.router.chat_decoded(parsed).await {
             Ok(r) => {
                 record_request(endpoint, &route, None, started);
                 ok_response::<D>(&r)
@@ -148,11 +148,9 @@ fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
 
 async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Parsed, started: Instant) -> Response {
     let route = parsed.route.clone();
+    let include_usage = parsed.include_usage;
     // the gateway cannot take back what a client has shown: no restarts, an error event instead
-    let mut s = match router
-        .chat_stream_with(&parsed.route, parsed.request.clone(), StreamOptions { allow_restart: false })
-        .await
-    {
+    let mut s = match router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }).await {
         Ok(s) => s,
         Err(e) => {
             record_request(endpoint, &route, Some(e.class()), started);
@@ -176,7 +174,7 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     };
     let (provider, model) = s.served_by().map(|(p, m)| (p.to_owned(), m.to_owned())).unwrap_or_default();
     let dropped = crate::wire::dropped_header(s.dropped());
-    let mut encoder = D::encoder(&parsed, &provider, &model);
+    let mut encoder = D::encoder(include_usage, &provider, &model);
     // an envelope before the first content opens nothing: the stream opens with the content
     let opening = encoder.event(&first);
     let body = futures::stream::unfold(

@@ -22,7 +22,7 @@ pub(crate) struct OpenAiWire;
 impl Dialect for OpenAiWire {
     type Encoder = OpenAiEncoder;
 
-    fn parse(body: &[u8]) -> Result<Parsed, String> {
+    fn parse(body: Bytes) -> Result<Parsed, String> {
         crate::wire::openai_chat::decode_request(body)
     }
 
@@ -41,8 +41,8 @@ impl Dialect for OpenAiWire {
         }})
     }
 
-    fn encoder(parsed: &Parsed, _provider: &str, model: &str) -> OpenAiEncoder {
-        OpenAiEncoder::new(format!("chatcmpl-{}", fresh_id()), unix_now(), model, parsed.include_usage)
+    fn encoder(include_usage: bool, _provider: &str, model: &str) -> OpenAiEncoder {
+        OpenAiEncoder::new(format!("chatcmpl-{}", fresh_id()), unix_now(), model, include_usage)
     }
 }
 
@@ -394,7 +394,7 @@ pub(super) mod tests {
     use crate::router::{Attempt, AttemptOutcome};
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        OpenAiWire::parse(body.as_bytes())
+        OpenAiWire::parse(Bytes::copy_from_slice(body.as_bytes()))
     }
 
     fn answer(text: &str, tool_calls: Vec<ToolCall>, finish_reason: FinishReason) -> RoutedResponse {
@@ -692,20 +692,20 @@ pub(super) mod tests {
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            let _ = OpenAiWire::parse(&bytes);
-            let _ = crate::serve::anthropic::AnthropicWire::parse(&bytes);
+            let _ = OpenAiWire::parse(Bytes::from(bytes.clone()));
+            let _ = crate::serve::anthropic::AnthropicWire::parse(Bytes::from(bytes.clone()));
         }
 
         #[test]
         fn random_json_never_panics(value in arb_json(), messages in arb_json()) {
             let bytes = value.to_string().into_bytes();
-            let _ = OpenAiWire::parse(&bytes);
-            let _ = crate::serve::anthropic::AnthropicWire::parse(&bytes);
+            let _ = OpenAiWire::parse(Bytes::from(bytes.clone()));
+            let _ = crate::serve::anthropic::AnthropicWire::parse(Bytes::from(bytes.clone()));
             // deep junk in the places the parsers walk furthest
             let body = json!({"model": "m", "messages": [messages.clone()], "tools": [messages.clone()],
                 "system": [messages.clone()], "tool_choice": messages}).to_string().into_bytes();
-            let _ = OpenAiWire::parse(&body);
-            let _ = crate::serve::anthropic::AnthropicWire::parse(&body);
+            let _ = OpenAiWire::parse(Bytes::from(body.clone()));
+            let _ = crate::serve::anthropic::AnthropicWire::parse(Bytes::from(body.clone()));
         }
     }
 
@@ -987,7 +987,7 @@ pub(super) mod tests {
     #[test]
     fn encoder_from_the_dialect_uses_the_served_model_and_a_fresh_id() {
         let parsed = parse(r#"{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":true}"#).unwrap();
-        let mut e = OpenAiWire::encoder(&parsed, "anthropic", "claude-sonnet-4-5");
+        let mut e = OpenAiWire::encoder(parsed.include_usage, "anthropic", "claude-sonnet-4-5");
         let first: Value = serde_json::from_str(text(&e.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(first["model"], "claude-sonnet-4-5");
         assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));

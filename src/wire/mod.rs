@@ -18,9 +18,11 @@ use crate::provider::Protocol;
 pub mod anthropic;
 pub(crate) mod fields;
 pub mod openai_chat;
+mod original;
 mod reasoning;
 mod translate;
 
+pub use original::Original;
 pub use reasoning::{DEFAULT_EFFORT_BUDGETS, budget_for_effort, effort_for_budget};
 pub use translate::{EncodeError, Unsupported, UnsupportedMode, dropped_header};
 
@@ -59,6 +61,7 @@ pub struct Encoded {
 
 /// A caller's request as a gateway endpoint decoded it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Decoded {
     /// The request's `model`: the name of a route.
     pub route: String,
@@ -68,6 +71,9 @@ pub struct Decoded {
     pub stream: bool,
     /// OpenAI `stream_options.include_usage` (Anthropic streams always carry usage).
     pub include_usage: bool,
+    /// The body as received: what a target of the same wire is sent (see [`Original`]). Set it
+    /// to `None` after changing `request`, or the change does not reach such a target.
+    pub original: Option<Original>,
 }
 
 /// Encodes `request` for a target speaking `protocol`.
@@ -83,11 +89,36 @@ pub fn encode(
     }
 }
 
-/// Decodes a caller's request body in `protocol`'s wire. The error names the offending member.
-pub fn decode(protocol: Protocol, body: &[u8]) -> Result<Decoded, String> {
+/// Decodes a caller's request body in `protocol`'s wire, keeping the body itself as the
+/// [`Decoded::original`] a target of the same wire is sent. The error names the offending member.
+pub fn decode(protocol: Protocol, body: impl Into<bytes::Bytes>) -> Result<Decoded, String> {
     match protocol {
         Protocol::Openai => openai_chat::decode_request(body),
         Protocol::Anthropic => anthropic::decode_request(body),
+    }
+}
+
+/// `request`'s body for a target speaking `protocol`, as bytes, with the headers it needs: the
+/// caller's own body (`original`, edited where the router must) when it is in the target's wire,
+/// else the encoding of `request`.
+pub(crate) fn encode_bytes(
+    protocol: Protocol,
+    request: &ChatRequest,
+    original: Option<&Original>,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<(Vec<u8>, Headers), EncodeError> {
+    match (protocol, original.filter(|o| o.protocol() == protocol)) {
+        (Protocol::Openai, Some(o)) => {
+            Ok((openai_chat::encode_original(o.body(), request, target, stream)?, Vec::new()))
+        }
+        (Protocol::Anthropic, Some(o)) => anthropic::encode_original(o.body(), request, target, stream),
+        (_, None) => {
+            let encoded = encode(protocol, request, target, stream)?;
+            let bytes = serde_json::to_vec(&encoded.body)
+                .map_err(|e| EncodeError::Invalid(format!("cannot encode the request: {e}")))?;
+            Ok((bytes, encoded.headers))
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! `POST /v1/messages` request bodies: decoded from a caller, encoded for a target.
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::super::fields::{Fields, json_body, request_head, strings};
 use super::super::openai_chat::rest;
+use super::super::original::{Edit, Original, splice};
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, budget_for_effort};
 use crate::chat::{
@@ -27,8 +29,11 @@ pub const STRUCTURED_OUTPUTS_BETA: &str = "structured-outputs-2025-11-13";
 
 /// Decodes a caller's Messages body. Members the model has no typed place for are kept in `extra`
 /// maps, unknown blocks as native parts.
-pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    decode_value(json_body(bytes)?)
+pub fn decode_request(body: impl Into<Bytes>) -> Result<Decoded, String> {
+    let body = body.into();
+    let mut decoded = decode_value(json_body(&body)?)?;
+    decoded.original = Some(Original::new(Protocol::Anthropic, body));
+    Ok(decoded)
 }
 
 /// [`decode_request`] of a body already parsed (the simulator's).
@@ -58,7 +63,7 @@ pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
         turn(m, &mut request.messages)?;
     }
     request.extra.extend(rest(body));
-    Ok(Decoded { route, request, stream, include_usage: true })
+    Ok(Decoded { route, request, stream, include_usage: true, original: None })
 }
 
 fn cache_control(f: &mut Fields) -> Result<Option<CacheControl>, String> {
@@ -332,9 +337,8 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     let mut sink = Sink::new(request.dialect == Some(Protocol::Anthropic));
     let from_openai = request.dialect == Some(Protocol::Openai);
     let invalid = |why: String| EncodeError::Invalid(why);
-    let mut headers: crate::wire::Headers = request.betas.iter().map(|beta| ("anthropic-beta", beta.clone())).collect();
-    let max_tokens =
-        request.max_tokens.or_else(|| target.profile.map(|m| m.max_output_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
+    let headers = request_headers(request);
+    let Limits { max_tokens, thinking } = limits(request, target)?;
     let mut body = Map::new();
     body.insert("model".into(), json!(target.model));
     body.insert("max_tokens".into(), json!(max_tokens));
@@ -346,9 +350,6 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         body.insert("stop_sequences".into(), json!(request.stop));
     }
     if let Some(t) = request.temperature {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(invalid(format!("`temperature` {t} is out of range for {}: 0 to 1", target.model)));
-        }
         body.insert("temperature".into(), json!(t));
     }
     if let Some(p) = request.top_p {
@@ -390,41 +391,10 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         Some(ResponseFormat::JsonObject) => sink.lossy("response_format", "response_format.type"),
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
             body.insert("output_format".into(), json!({"type": "json_schema", "schema": schema}));
-            headers.push(("anthropic-beta", STRUCTURED_OUTPUTS_BETA.to_owned()));
         }
     }
-    let budget = match &request.reasoning {
-        None => None,
-        Some(Reasoning::Disabled) => {
-            body.insert("thinking".into(), json!({"type": "disabled"}));
-            None
-        }
-        Some(Reasoning::Budget { budget_tokens }) => {
-            Some((*budget_tokens, format!("`thinking.budget_tokens` {budget_tokens}")))
-        }
-        Some(Reasoning::Effort { effort }) if effort == "none" => {
-            body.insert("thinking".into(), json!({"type": "disabled"}));
-            None
-        }
-        Some(Reasoning::Effort { effort }) => match budget_for_effort(effort, target.profile) {
-            Ok(b) => Some((b, format!("`reasoning_effort` `{effort}` (a thinking budget of {b} tokens)"))),
-            Err(known) => {
-                return Err(invalid(format!(
-                    "`reasoning_effort` `{effort}` has no thinking budget for {}: one of {}",
-                    target.model,
-                    known.join(", ")
-                )));
-            }
-        },
-    };
-    if let Some((b, what)) = budget {
-        if b < MIN_THINKING_BUDGET || b >= max_tokens {
-            return Err(invalid(format!(
-                "{what} is out of range for {}: at least {MIN_THINKING_BUDGET} and below `max_tokens` ({max_tokens})",
-                target.model
-            )));
-        }
-        body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": b}));
+    if let Some(thinking) = thinking {
+        body.insert("thinking".into(), thinking);
     }
     if !request.tools.is_empty() {
         let tools: Vec<Value> =
@@ -452,6 +422,87 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     sink.extra(&request.extra, "", &mut body);
     let dropped = sink.finish(target.unsupported)?;
     Ok(Encoded { body, headers, dropped })
+}
+
+/// What the body's limits are: `max_tokens` (the profile's when the caller set none: Anthropic
+/// requires one) and the `thinking` member. Out-of-range values are refused here, before any call,
+/// naming the field and the range.
+struct Limits {
+    max_tokens: u32,
+    thinking: Option<Value>,
+}
+
+fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeError> {
+    let invalid = |why: String| EncodeError::Invalid(why);
+    let max_tokens =
+        request.max_tokens.or_else(|| target.profile.map(|m| m.max_output_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
+    if let Some(t) = request.temperature
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(invalid(format!("`temperature` {t} is out of range for {}: 0 to 1", target.model)));
+    }
+    let mut thinking = None;
+    let budget = match &request.reasoning {
+        None => None,
+        Some(Reasoning::Disabled) => {
+            thinking = Some(json!({"type": "disabled"}));
+            None
+        }
+        Some(Reasoning::Budget { budget_tokens }) => {
+            Some((*budget_tokens, format!("`thinking.budget_tokens` {budget_tokens}")))
+        }
+        Some(Reasoning::Effort { effort }) if effort == "none" => {
+            thinking = Some(json!({"type": "disabled"}));
+            None
+        }
+        Some(Reasoning::Effort { effort }) => match budget_for_effort(effort, target.profile) {
+            Ok(b) => Some((b, format!("`reasoning_effort` `{effort}` (a thinking budget of {b} tokens)"))),
+            Err(known) => {
+                return Err(invalid(format!(
+                    "`reasoning_effort` `{effort}` has no thinking budget for {}: one of {}",
+                    target.model,
+                    known.join(", ")
+                )));
+            }
+        },
+    };
+    if let Some((b, what)) = budget {
+        if b < MIN_THINKING_BUDGET || b >= max_tokens {
+            return Err(invalid(format!(
+                "{what} is out of range for {}: at least {MIN_THINKING_BUDGET} and below `max_tokens` ({max_tokens})",
+                target.model
+            )));
+        }
+        thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
+    }
+    Ok(Limits { max_tokens, thinking })
+}
+
+/// The headers a request needs: its beta features, and the structured-outputs beta for a schema.
+fn request_headers(request: &ChatRequest) -> crate::wire::Headers {
+    let mut headers: crate::wire::Headers = request.betas.iter().map(|beta| ("anthropic-beta", beta.clone())).collect();
+    if matches!(request.response_format, Some(ResponseFormat::JsonSchema { .. })) {
+        headers.push(("anthropic-beta", STRUCTURED_OUTPUTS_BETA.to_owned()));
+    }
+    headers
+}
+
+/// `original`, a caller's Messages body, for `target`: the caller's bytes with `model`, `stream`
+/// and (when missing) `max_tokens` set, after the same range checks as [`encode_request`].
+pub(crate) fn encode_original(
+    original: &[u8],
+    request: &ChatRequest,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<(Vec<u8>, crate::wire::Headers), EncodeError> {
+    let Limits { max_tokens, .. } = limits(request, target)?;
+    let edits = [
+        Edit::set("model", json!(target.model)),
+        if stream { Edit::set("stream", json!(true)) } else { Edit::replace("stream", json!(false)) },
+        Edit::default_to("max_tokens", json!(max_tokens)),
+    ];
+    let body = splice(original, &edits).map_err(EncodeError::Invalid)?;
+    Ok((body, request_headers(request)))
 }
 
 /// Every system and developer message, wherever it sits, lifted to the top-level `system`: one

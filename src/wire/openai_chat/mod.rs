@@ -4,5 +4,6 @@ pub(crate) mod error;
 mod request;
 
 pub(crate) use request::decode_value;
+pub(crate) use request::encode_original;
 pub(crate) use request::rest;
 pub use request::{decode_request, encode_request};

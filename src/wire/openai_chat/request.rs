@@ -1,8 +1,10 @@
 //! `POST /chat/completions` request bodies: decoded from a caller, encoded for a target.
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::super::fields::{Fields, data_url, json_body, request_head, strings};
+use super::super::original::{Edit, Original, splice};
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, effort_for_budget};
 use crate::chat::{
@@ -17,8 +19,11 @@ use crate::provider::Protocol;
 
 /// Decodes a caller's Chat Completions body. Members the model has no typed place for are kept in
 /// `extra` maps, unknown content parts as native parts.
-pub fn decode_request(bytes: &[u8]) -> Result<Decoded, String> {
-    decode_value(json_body(bytes)?)
+pub fn decode_request(body: impl Into<Bytes>) -> Result<Decoded, String> {
+    let body = body.into();
+    let mut decoded = decode_value(json_body(&body)?)?;
+    decoded.original = Some(Original::new(Protocol::Openai, body));
+    Ok(decoded)
 }
 
 /// [`decode_request`] of a body already parsed (the simulator's).
@@ -64,7 +69,7 @@ pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
     if let Some(options) = stream_rest {
         request.extra.insert("stream_options".into(), options);
     }
-    Ok(Decoded { route, request, stream, include_usage })
+    Ok(Decoded { route, request, stream, include_usage, original: None })
 }
 
 /// What was not taken, less `null` members (SDKs send them for unset options: they mean nothing).
@@ -285,6 +290,7 @@ fn response_format(body: &mut Fields) -> Result<Option<ResponseFormat>, String> 
 
 /// Encodes `request` as a Chat Completions body for `target`.
 pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -> Result<Encoded, EncodeError> {
+    check_ranges(request, target)?;
     let mut sink = Sink::new(request.dialect == Some(Protocol::Openai));
     let from_anthropic = request.dialect == Some(Protocol::Anthropic);
     let name = |openai: &'static str, anthropic: &'static str| if from_anthropic { anthropic } else { openai };
@@ -302,12 +308,6 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         put("max_completion_tokens", json!(n));
     }
     if let Some(t) = request.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(EncodeError::Invalid(format!(
-                "`temperature` {t} is out of range for {}: 0 to 2",
-                target.model
-            )));
-        }
         put("temperature", json!(t));
     }
     if let Some(p) = request.top_p {
@@ -406,18 +406,55 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     }
     if stream {
         put("stream", json!(true));
-        let mut options = match request.extra.get("stream_options").filter(|_| sink.same_wire()) {
-            Some(Value::Object(o)) => o.clone(),
-            _ => Map::new(),
-        };
-        // the router needs the usage to account tokens; the gateway leaves it out for callers
-        // that did not ask
-        options.insert("include_usage".into(), json!(true));
-        put("stream_options", Value::Object(options));
+        put("stream_options", stream_options(request, sink.same_wire()));
     }
     sink.extra(&request.extra, "", &mut body);
     let dropped = sink.finish(target.unsupported)?;
     Ok(Encoded { body, headers: Vec::new(), dropped })
+}
+
+/// Values this wire takes only in a range, checked before any call: the error names the field,
+/// the target and the range.
+fn check_ranges(request: &ChatRequest, target: Target<'_>) -> Result<(), EncodeError> {
+    match request.temperature {
+        Some(t) if !(0.0..=2.0).contains(&t) => {
+            Err(EncodeError::Invalid(format!("`temperature` {t} is out of range for {}: 0 to 2", target.model)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A stream's `stream_options`: the caller's own (same wire), and the usage the router needs to
+/// account tokens (the gateway leaves it out for callers that did not ask).
+fn stream_options(request: &ChatRequest, same_wire: bool) -> Value {
+    let mut options = match request.extra.get("stream_options").filter(|_| same_wire) {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
+    options.insert("include_usage".into(), json!(true));
+    Value::Object(options)
+}
+
+/// `original`, a caller's Chat Completions body, for `target`: the caller's bytes with `model`,
+/// `stream` and `stream_options` set, after the same range checks as [`encode_request`].
+pub(crate) fn encode_original(
+    original: &[u8],
+    request: &ChatRequest,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<Vec<u8>, EncodeError> {
+    check_ranges(request, target)?;
+    let edits = if stream {
+        [
+            Edit::set("model", json!(target.model)),
+            Edit::set("stream", json!(true)),
+            Edit::set("stream_options", stream_options(request, true)),
+        ]
+    } else {
+        // OpenAI refuses `stream_options` without a stream
+        [Edit::set("model", json!(target.model)), Edit::replace("stream", json!(false)), Edit::remove("stream_options")]
+    };
+    splice(original, &edits).map_err(EncodeError::Invalid)
 }
 
 fn role_name(role: Role) -> &'static str {
