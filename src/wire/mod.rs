@@ -100,8 +100,9 @@ pub fn decode(protocol: Protocol, body: impl Into<bytes::Bytes>) -> Result<Decod
 
 /// `request`'s body for a target speaking `protocol`, as bytes, with the headers it needs: the
 /// caller's own body (`original`, edited where the router must) when it is in the target's wire,
-/// else the encoding of `request`.
-pub(crate) fn encode_bytes(
+/// else the encoding of `request`. What the built-in adapters send; a [`crate::Provider`] of
+/// either wire can call it with its [`crate::provider::Call`]'s `request` and `original`.
+pub fn encode_bytes(
     protocol: Protocol,
     request: &ChatRequest,
     original: Option<&Original>,
