@@ -6,6 +6,12 @@
 //!
 //! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run,
 //! `SWITCHYARD_BENCH_BIN` to measure another build of the `switchyard` binary).
+//!
+//! For the first-token figures it also measures two reference relays, each in its own process
+//! (this bench binary started again in relay mode), to show what any extra hop costs on this
+//! machine: `l4`, a TCP relay (`copy_bidirectional`, no HTTP at all), and `l7`, the smallest HTTP
+//! proxy on switchyard's own stack (axum in, reqwest out, the body streamed back untouched, no
+//! routing, no parsing). Their added latency is the floor a gateway of that kind starts from.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -18,6 +24,71 @@ const RATE: u64 = 1000;
 const STREAM_RATE: u64 = 500;
 /// Concurrent connections of the saturation runs (what peers' published gateway benchmarks use).
 const CONNECTIONS: usize = 16;
+/// Set (to `l4` or `l7`) in a child process started as a reference relay.
+const RELAY_ENV: &str = "SWITCHYARD_BENCH_RELAY";
+
+/// The reference relays: a process of this binary relaying `listen` to `upstream` (`host:port`).
+mod relay {
+    use std::sync::Arc;
+
+    use axum::body::{Body, Bytes};
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode, Uri, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::serve::ListenerExt;
+
+    pub(crate) fn run(mode: &str, listen: &str, upstream: &str) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+            match mode {
+                "l4" => loop {
+                    let (mut inbound, _) = listener.accept().await.unwrap();
+                    let upstream = upstream.to_owned();
+                    tokio::spawn(async move {
+                        let _ = inbound.set_nodelay(true);
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                },
+                _ => {
+                    let state = Arc::new((reqwest::Client::new(), format!("http://{upstream}")));
+                    let app = axum::Router::new().fallback(forward).with_state(state);
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, app).await.unwrap();
+                }
+            }
+        });
+    }
+
+    async fn forward(
+        State(s): State<Arc<(reqwest::Client, String)>>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let mut request = s.0.post(format!("{}{}", s.1, uri.path())).body(body);
+        if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+            request = request.header(header::CONTENT_TYPE, ct);
+        }
+        match request.send().await {
+            Ok(upstream) => {
+                let status = upstream.status();
+                let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+                let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+                *response.status_mut() = status;
+                if let Some(ct) = content_type {
+                    response.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                response
+            }
+            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        }
+    }
+}
 
 fn body() -> serde_json::Value {
     serde_json::json!({"model": "solo", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
@@ -166,8 +237,36 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    if let Ok(mode) = std::env::var(RELAY_ENV) {
+        let var = |k: &str| std::env::var(k).unwrap();
+        relay::run(&mode, &var("SWITCHYARD_BENCH_RELAY_LISTEN"), &var("SWITCHYARD_BENCH_RELAY_UPSTREAM"));
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(bench());
+}
+
+/// Starts this binary as a reference relay of kind `mode` in front of `upstream` (`host:port`);
+/// returns the process and the base URL to use instead of the upstream's.
+async fn start_relay(mode: &str, upstream: &str) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env(RELAY_ENV, mode)
+        .env("SWITCHYARD_BENCH_RELAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWITCHYARD_BENCH_RELAY_UPSTREAM", upstream)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    (child, port)
+}
+
+async fn bench() {
     let secs: u64 = std::env::var("SWITCHYARD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let sim = SimServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -219,35 +318,63 @@ async fn main() {
     let rss_loaded = rss_kb(pid);
     report("added latency", "target: p99 < 1000 µs", d_all, g_all, errors);
 
-    println!("streamed, fixed rate {STREAM_RATE} req/s: time to the first content delta");
-    let (mut d_all, mut g_all) = (Vec::new(), Vec::new());
-    let mut errors = (0, 0);
-    for _ in 0..2 {
-        sim.clear_requests();
-        let (d, de) = fixed_rate_stream(&client, &direct, &streamed(body_direct()), STREAM_RATE, secs).await;
-        sim.clear_requests();
-        let (g, ge) = fixed_rate_stream(&client, &gateway, &streamed(body()), STREAM_RATE, secs).await;
-        d_all.extend(d);
-        g_all.extend(g);
-        errors.0 += de;
-        errors.1 += ge;
+    // the reference relays forward the direct request as it is
+    let sim_addr = direct.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let path = direct.trim_start_matches("http://").split_once('/').map(|(_, p)| p.to_owned()).unwrap();
+    let (_l4, l4_port) = start_relay("l4", &sim_addr).await;
+    let (_l7, l7_port) = start_relay("l7", &sim_addr).await;
+    let l4 = format!("http://127.0.0.1:{l4_port}/{path}");
+    let l7 = format!("http://127.0.0.1:{l7_port}/{path}");
+    for url in [&l4, &l7] {
+        assert!(first_token(&client, url, &streamed(body_direct())).await.is_some(), "relay {url} does not answer");
     }
-    report("added first-token latency", "target: p50 <= 200 µs", d_all, g_all, errors);
+    // (label, url, body) of each way to the simulator, direct first
+    let ways = [
+        ("direct", direct.clone(), streamed(body_direct())),
+        ("l4 relay", l4.clone(), streamed(body_direct())),
+        ("l7 relay", l7.clone(), streamed(body_direct())),
+        ("gateway", gateway.clone(), streamed(body())),
+    ];
+
+    println!("streamed, fixed rate {STREAM_RATE} req/s: time to the first content delta");
+    let mut all: Vec<(Vec<f64>, usize)> = vec![(Vec::new(), 0); ways.len()];
+    for _ in 0..2 {
+        for (i, (_, url, body)) in ways.iter().enumerate() {
+            sim.clear_requests();
+            let (lat, errors) = fixed_rate_stream(&client, url, body, STREAM_RATE, secs).await;
+            all[i].0.extend(lat);
+            all[i].1 += errors;
+        }
+    }
+    for (lat, _) in &mut all {
+        lat.sort_by(f64::total_cmp);
+    }
+    let direct_p50 = pct(&all[0].0, 50.0);
+    for ((label, _, _), (lat, errors)) in ways.iter().zip(&all).skip(1) {
+        println!(
+            "  {label}: first-token p50 {:.0} µs (direct {direct_p50:.0}), added {:+.0} µs, p99 added {:+.0} µs, errors {errors}",
+            pct(lat, 50.0),
+            pct(lat, 50.0) - direct_p50,
+            pct(lat, 99.0) - pct(&all[0].0, 99.0),
+        );
+    }
+    println!("  (gateway target: added p50 <= 200 µs)");
 
     // one request at a time: the hop's own cost, without queueing behind other requests
-    let (mut d_seq, mut g_seq) = (Vec::new(), Vec::new());
+    let mut seq: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
     for _ in 0..(100 * secs) {
-        d_seq.extend(first_token(&client, &direct, &streamed(body_direct())).await);
-        g_seq.extend(first_token(&client, &gateway, &streamed(body())).await);
+        for (i, (_, url, body)) in ways.iter().enumerate() {
+            seq[i].extend(first_token(&client, url, body).await);
+        }
     }
-    d_seq.sort_by(f64::total_cmp);
-    g_seq.sort_by(f64::total_cmp);
-    println!(
-        "streamed, one at a time: first content delta p50 direct {:.0} µs, gateway {:.0} µs, added {:+.0} µs",
-        pct(&d_seq, 50.0),
-        pct(&g_seq, 50.0),
-        pct(&g_seq, 50.0) - pct(&d_seq, 50.0)
-    );
+    for lat in &mut seq {
+        lat.sort_by(f64::total_cmp);
+    }
+    let direct_p50 = pct(&seq[0], 50.0);
+    println!("streamed, one at a time: first content delta p50 direct {direct_p50:.0} µs");
+    for ((label, _, _), lat) in ways.iter().zip(&seq).skip(1) {
+        println!("  {label}: p50 {:.0} µs, added {:+.0} µs", pct(lat, 50.0), pct(lat, 50.0) - direct_p50);
+    }
 
     for (label, d_body, g_body, target) in
         [("whole answers", body_direct(), body(), 0.35), ("streamed", streamed(body_direct()), streamed(body()), 0.25)]
