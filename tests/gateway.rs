@@ -201,6 +201,31 @@ async fn a_mid_stream_failure_ends_with_an_error_event_and_no_terminator() {
 }
 
 #[tokio::test]
+async fn an_in_stream_error_after_content_keeps_its_own_class() {
+    let s = setup("").await;
+    // OpenAI's in-stream server error, to an OpenAI caller
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::StreamError { after_tokens: 3, error_type: None }));
+    let r =
+        client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    let last: Value = serde_json::from_str(data_lines(&body).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["switchyard"]["class"], "server_error", "{body}");
+    assert_eq!(last["error"]["switchyard"]["mid_stream"], true, "{body}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("interrupted"), "{body}");
+
+    // Anthropic's in-stream overloaded_error, to an Anthropic caller
+    s.sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::StreamError { after_tokens: 3, error_type: None }));
+    let r =
+        client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", true)).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    let error = body.split("event: error\ndata: ").nth(1).expect("an error event");
+    let error: Value = serde_json::from_str(error.lines().next().unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "overloaded_error", "{body}");
+    assert_eq!(error["switchyard"]["class"], "overloaded", "{body}");
+    assert_eq!(error["switchyard"]["mid_stream"], true, "{body}");
+}
+
+#[tokio::test]
 async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
     let s = setup("").await;
     // every target rate limited beyond the cap: 429 with Retry-After

@@ -604,8 +604,9 @@ async fn a_stall_is_detected_by_the_idle_timeout() {
     let elapsed = t0.elapsed();
     assert_eq!(s.text(), "Hello from");
     let err = s.error();
-    assert_eq!(err.class(), ErrorClass::StreamInterrupted);
+    assert_eq!(err.class(), ErrorClass::Timeout, "the stall is the cause");
     let f = err.failure().unwrap();
+    assert!(f.mid_stream);
     assert_eq!(f.error.as_ref().map(|e| e.class), Some(ErrorClass::Timeout), "the stall is the original failure");
     assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello from"));
     assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
@@ -659,7 +660,8 @@ async fn a_malformed_chunk_fails_cleanly_and_never_leaks_into_the_text() {
         let s = stream(&router, ChatRequest::user("hi")).await;
         assert_eq!(s.text(), "Hello from", "{protocol:?}");
         let f = s.error().failure().unwrap();
-        assert_eq!(f.class, ErrorClass::StreamInterrupted);
+        assert_eq!(f.class, ErrorClass::MalformedResponse, "{protocol:?}");
+        assert!(f.mid_stream);
         assert_eq!(f.error.as_ref().map(|e| e.class), Some(ErrorClass::MalformedResponse), "{protocol:?}");
         assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello from"));
         // the error says what failed to decode, without echoing the raw bytes

@@ -745,6 +745,7 @@ impl<'s> Plan<'s> {
             retry_after: retry_after.or_else(|| self.last_error.as_ref().and_then(|e| e.retry_after)),
             error: self.last_error.clone(),
             attempts: self.attempts.clone(),
+            mid_stream: false,
         }
     }
 

@@ -146,6 +146,7 @@ impl RoutedResponse {
 
 /// A route that failed: the class of the failure, the last provider error, and every attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RouteFailure {
     /// The route.
     pub route: String,
@@ -167,6 +168,10 @@ pub struct RouteFailure {
     pub error: Option<ProviderError>,
     /// Every attempt, in order.
     pub attempts: Vec<Attempt>,
+    /// The failure came after part of a streamed answer reached the consumer (which has it in
+    /// [`RouteFailure::partial`]); `class` is still the failure's own (`overloaded`,
+    /// `server_error`, ...), `stream_interrupted` only for a stream that just ended.
+    pub mid_stream: bool,
 }
 
 impl std::fmt::Display for RouteFailure {

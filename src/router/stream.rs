@@ -504,7 +504,9 @@ fn trailing_ws(s: &str) -> &str {
 /// The failure of a stream that delivered content and could not be completed.
 fn interrupted(plan: &Plan<'_>, original: ProviderError, delivered: &StreamCollector) -> RouteFailure {
     let mut f = plan.failure();
-    f.class = ErrorClass::StreamInterrupted;
+    // the cause, not the symptom: an overloaded provider stays `overloaded`
+    f.class = original.class;
+    f.mid_stream = true;
     f.message = format!(
         "the answer was interrupted after {} characters and could not be continued: {}: {}",
         delivered.text().len(),

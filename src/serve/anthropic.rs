@@ -421,6 +421,7 @@ mod tests {
                 skip_reason: None,
                 probe: false,
             }],
+            mid_stream: false,
         }
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Failure {
     pub(crate) model: Option<String>,
     /// Every attempt made.
     pub(crate) attempts: Vec<Attempt>,
+    /// The failure came after part of the answer was streamed.
+    pub(crate) mid_stream: bool,
 }
 
 /// A client-facing wire.

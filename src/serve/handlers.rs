@@ -36,6 +36,7 @@ fn failure_from(_route: &str, e: &RouterError) -> Failure {
             provider: None,
             model: None,
             attempts: Vec::new(),
+            mid_stream: false,
         },
         RouterError::Failed(f) => Failure {
             class: f.class,
@@ -44,6 +45,7 @@ fn failure_from(_route: &str, e: &RouterError) -> Failure {
             provider: f.provider.clone(),
             model: f.model.clone(),
             attempts: f.attempts.clone(),
+            mid_stream: f.mid_stream,
         },
     }
 }
@@ -61,7 +63,15 @@ fn error_response<D: Dialect>(failure: &Failure, retry_after: Option<std::time::
 }
 
 fn simple_failure(class: ErrorClass, message: impl Into<String>) -> Failure {
-    Failure { class, message: message.into(), route: None, provider: None, model: None, attempts: Vec::new() }
+    Failure {
+        class,
+        message: message.into(),
+        route: None,
+        provider: None,
+        model: None,
+        attempts: Vec::new(),
+        mid_stream: false,
+    }
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {

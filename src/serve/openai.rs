@@ -52,13 +52,18 @@ impl Dialect for OpenAiWire {
 
 /// The `switchyard` member both dialects add to their error bodies.
 pub(super) fn switchyard_extension(f: &Failure) -> Value {
-    json!({
+    let mut extension = json!({
         "class": f.class,
         "route": f.route,
         "provider": f.provider,
         "model": f.model,
         "attempts": f.attempts,
-    })
+    });
+    if f.mid_stream {
+        // only in-stream errors have a stream to be in the middle of
+        extension["mid_stream"] = json!(true);
+    }
+    extension
 }
 
 /// A unique id for an answer whose upstream gave none (24 hex digits).
@@ -432,6 +437,7 @@ pub(super) mod tests {
             provider: Some("openai".into()),
             model: Some("gpt-4o".into()),
             attempts: vec![attempt("openai", "gpt-4o", Some(class), Some(429))],
+            mid_stream: false,
         }
     }
 
