@@ -83,7 +83,8 @@ async fn injected_stream_faults_cut_and_stall_streams() {
     let sim = SimServer::start().await.unwrap();
     let p = policy(
         &sim,
-        "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }]\ntimeouts = { idle = \"100ms\" }\n",
+        // streams are not continued here: the test is about how a cut or a stall ends one
+        "[routes.solo]\nresume = [\"none\"]\ntargets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }]\ntimeouts = { idle = \"100ms\" }\n",
     );
     for (fault, class) in [
         (LiveFault::error("openai", ErrorClass::StreamInterrupted).after_tokens(2), ErrorClass::StreamInterrupted),

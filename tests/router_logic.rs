@@ -20,6 +20,18 @@ breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
 targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 "#;
 
+/// [`TWO_TARGETS`] whose streams are continued with a prefill or not at all.
+const TWO_TARGETS_PREFILL_ONLY: &str = r#"
+[defaults]
+retry = { max_attempts = 3, base = "500ms", max = "8s", retry_after_cap = "10s" }
+breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
+[routes.chat]
+resume = ["prefill"]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+[routes.chat.on.stream_interrupted]
+retry = false
+"#;
+
 fn router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
     let p = Scripted::new("p");
     let q = Scripted::new("q");
@@ -349,7 +361,7 @@ targets = [{ provider = "anthropic", model = "claude-sonnet-4-6" }, { provider =
 
 #[tokio::test(start_paused = true)]
 async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the_partial_text() {
-    let (r, p, q) = router(TWO_TARGETS);
+    let (r, p, q) = router(TWO_TARGETS_PREFILL_ONLY);
     p.script("a", [Step::StreamThenFail(vec!["Hel", "lo"], ErrorClass::StreamInterrupted)]);
     // q's model has no profile (prefill unknown): it is tried, rejects the prefill with a 400,
     // and that rejection must not replace the original failure
@@ -372,9 +384,45 @@ async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refused_prefill_moves_on_to_an_instructed_continuation_on_the_same_target() {
+    // one attempt per target: the continuation goes to b
+    let (r, p, q) = router(&TWO_TARGETS.replace("max_attempts = 3", "max_attempts = 1"));
+    p.script("a", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::StreamInterrupted)]);
+    q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400), Step::Ok("42.")]);
+    let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
+    let summary = s;
+    let (c, events, err) = collect(summary).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(c.text(), "The answer is 42.");
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Restart { .. })));
+    // b was asked with a prefill (refused), then with the partial answer and an instruction
+    assert_eq!(q.calls("b"), 2);
+    let msgs = q.last_messages("b");
+    let last = msgs.last().unwrap();
+    assert_eq!(last[..2], ["question".to_owned(), "The answer is ".to_owned()]);
+    assert!(last[2].contains("Continue it from exactly where it stops"), "{last:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_none_ends_the_stream_with_its_error() {
+    let (r, p, q) = router(&TWO_TARGETS.replace("[routes.chat]", "[routes.chat]\nresume = [\"none\"]"));
+    p.script("a", [Step::StreamThenFail(vec!["Hel"], ErrorClass::Overloaded)]);
+    let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
+    let (c, _events, err) = collect(s).await;
+    assert_eq!(c.text(), "Hel");
+    let err = err.expect("ends with the error");
+    assert_eq!(err.class(), ErrorClass::Overloaded);
+    assert_eq!(q.calls("b"), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn with_restart_allowed_the_consumer_is_told_to_discard_and_the_answer_restarts() {
-    let (r, p, q) = router(TWO_TARGETS);
-    p.script("a", [Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError)]);
+    let (r, p, q) = router(TWO_TARGETS_PREFILL_ONLY);
+    // a is asked to continue first (a server error is retried) and refuses the prefill, as b does
+    p.script(
+        "a",
+        [Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError), Step::Fail(ErrorClass::InvalidRequest, 400)],
+    );
     q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400), Step::Ok("fresh answer")]);
     let s = r.chat_stream_with("chat", ChatRequest::user("hi"), StreamOptions { allow_restart: true }).await.unwrap();
     let summary_stream = s;

@@ -78,6 +78,10 @@ fn route(targets: &[&str], extra: &str) -> String {
     format!("\n[routes.chat]\ntargets = [{}]\n{extra}\n", targets.join(", "))
 }
 
+/// A route's `resume` that continues only with a prefill, and only on another target: the tests
+/// of what happens where no target can continue.
+const PREFILL_ONLY: &str = "resume = [\"prefill\"]\n[routes.chat.on.stream_interrupted]\nretry = false";
+
 /// What the simulated model answers to `said` (its first 12 words echoed).
 fn answer(model: &str, said: &str) -> String {
     format!("Hello from {model}. You said: {said}")
@@ -564,7 +568,7 @@ fn model_of(target: &str) -> &str {
 #[tokio::test]
 async fn a_stream_cut_mid_answer_is_never_a_success() {
     for (protocol, primary, fallback) in NO_PREFILL_PAIRS {
-        let (sim, router) = setup(&route(&[primary, fallback], "")).await;
+        let (sim, router) = setup(&route(&[primary, fallback], PREFILL_ONLY)).await;
         let model = model_of(primary);
         sim.add_fault(FaultRule::new(protocol, Fault::Cut { after_tokens: 3 }).model(model));
 
@@ -593,7 +597,7 @@ async fn a_stream_cut_mid_answer_is_never_a_success() {
 
 #[tokio::test]
 async fn a_stall_is_detected_by_the_idle_timeout() {
-    let (sim, router) = setup(&route(&["openai/gpt-4o", "openai/gpt-4o-mini"], "")).await;
+    let (sim, router) = setup(&route(&["openai/gpt-4o", "openai/gpt-4o-mini"], PREFILL_ONLY)).await;
 
     // mid-answer: the caller keeps what it got and learns why the rest never came
     sim.add_fault(
@@ -652,7 +656,7 @@ async fn a_stream_that_outlives_its_attempt_timeout_is_ended_by_it() {
 #[tokio::test]
 async fn a_malformed_chunk_fails_cleanly_and_never_leaks_into_the_text() {
     for (protocol, primary, fallback) in NO_PREFILL_PAIRS {
-        let (sim, router) = setup(&route(&[primary, fallback], "")).await;
+        let (sim, router) = setup(&route(&[primary, fallback], PREFILL_ONLY)).await;
         let model = model_of(primary);
 
         // mid-answer: an error carrying the clean partial text
@@ -922,7 +926,7 @@ fn anthropic_messages(body: &serde_json::Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn an_openai_stream_cut_mid_answer_is_continued_on_anthropic_with_prefill() {
     let (sim, router) =
-        setup(&route(&["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"], "")).await;
+        setup(&route(&["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"], PREFILL_ONLY)).await;
     sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));
 
     let s = stream(&router, ChatRequest::user("hi")).await;
@@ -964,7 +968,7 @@ async fn a_continuation_waits_out_a_short_pause_of_the_only_target_that_can_cont
     // `warm` shares the Claude target with `chat`: its 429 pauses that target for everyone
     let routes = format!(
         "{}\n[routes.warm]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}]\nretry = {{ max_attempts = 1 }}\n",
-        route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"], "")
+        route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"], PREFILL_ONLY)
     );
     let (sim, router) = setup(&routes).await;
     sim.add_fault(FaultRule::new(ANTHROPIC, rate_limit_ms(400)).model("claude-sonnet-4-5").first(1));
@@ -992,7 +996,10 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
     // two accounts of the same provider: the second continues exactly where the first was cut
     let routes = format!(
         "\n[providers.backup]\nprofile = \"anthropic\"\nbase_url = \"{{}}\"\napi_key_env = \"PATH\"\n{}",
-        route(&["anthropic/claude-sonnet-4-5", "backup/claude-sonnet-4-5"], "")
+        route(
+            &["anthropic/claude-sonnet-4-5", "backup/claude-sonnet-4-5"],
+            "[routes.chat.on.stream_interrupted]\nretry = false"
+        )
     );
     let sim = SimServer::start().await.unwrap();
     let routes = routes.replace("{}", &sim.anthropic_base_url());
@@ -1035,7 +1042,7 @@ async fn a_fallback_that_rejects_prefill_does_not_mask_the_original_failure() {
     let routes = format!(
         "\n[providers.claude_raw]\nprotocol = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"PATH\"\n{}",
         sim.anthropic_base_url(),
-        route(&["openai/gpt-4o", "claude_raw/claude-sonnet-4-6"], "")
+        route(&["openai/gpt-4o", "claude_raw/claude-sonnet-4-6"], PREFILL_ONLY)
     );
     let router = Router::new(policy(&sim, &routes)).unwrap();
     sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));

@@ -10,11 +10,14 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::config::{BreakerConfig, ClassAction, ClassActions, Limits, RetryConfig, Timeouts};
+use super::config::{
+    BreakerConfig, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits, Resume, RetryConfig,
+    Timeouts,
+};
 use super::diagnostic::{Collector, PolicyError};
 use super::schema::{
-    BreakerSpec, ClassActionSpec, DrillFaultSpec, DrillSpec, Layer, LimitsSpec, ProviderSpec, RetrySpec, RouteSpec,
-    ServerSpec, TargetSpec, TimeoutsSpec,
+    BreakerSpec, ClassActionSpec, DrillFaultSpec, DrillSpec, HoldbackSpec, Layer, LimitsSpec, ProviderSpec, RetrySpec,
+    RouteSpec, ServerSpec, TargetSpec, TimeoutsSpec,
 };
 use super::{InjectKind, LiveFault, Policy, ProviderPolicy, RoutePolicy, ServerSettings, TargetPolicy};
 use crate::error::ErrorClass;
@@ -406,6 +409,8 @@ fn compile_routes(
                 "a route needs at least one target: `targets = [{ provider = \"...\", model = \"...\" }]`",
             );
         }
+        let route_list = spec.resume.as_ref().map_or(DEFAULT_RESUME.to_vec(), |l| l.get_ref().clone());
+        check_resume(c, &key, spec.resume.as_ref(), spec.holdback.as_ref(), &route_list);
         let mut targets = Vec::new();
         for (i, t) in spec.targets.get_ref().iter().enumerate() {
             let tkey = format!("{key}.targets[{i}]");
@@ -413,6 +418,7 @@ fn compile_routes(
             if let Some(mut target) = compile_target(c, &tkey, t, &route_layer, defaults, providers, provider_specs) {
                 // the target's own `unsupported`, else its route's
                 target.unsupported = t.unsupported.or(spec.unsupported).unwrap_or_default();
+                (target.resume, target.holdback) = compile_resume(c, &tkey, spec, t);
                 targets.push(target);
             }
         }
@@ -522,6 +528,8 @@ fn compile_target(
         breaker: merge_breaker(&layers),
         limits,
         unsupported: t.unsupported.unwrap_or_default(),
+        resume: crate::policy::DEFAULT_RESUME.to_vec(),
+        holdback: None,
         model_profile,
     };
     // a request with an empty prompt and the default output reservation must fit the token budget
@@ -752,6 +760,77 @@ fn merge_limits(layers: &[Option<&Layer>]) -> Limits {
     }
 }
 
+/// A target's `resume` list and `holdback` window: its own, else its route's, else the defaults.
+/// What the route itself writes is checked once, by [`check_resume`] on the route.
+fn compile_resume(
+    c: &mut Collector,
+    target_key: &str,
+    route: &RouteSpec,
+    t: &TargetSpec,
+) -> (Vec<Resume>, Option<Holdback>) {
+    let list = t.resume.as_ref().or(route.resume.as_ref()).map_or(DEFAULT_RESUME.to_vec(), |l| l.get_ref().clone());
+    let own = check_resume(c, target_key, t.resume.as_ref(), t.holdback.as_ref(), &list);
+    let window = match (&t.holdback, &route.holdback) {
+        (Some(_), _) => own,
+        // the route's window, for a target whose list holds back (checked with the route)
+        (None, Some(h)) => holdback_window(h.get_ref()).filter(|_| list.contains(&Resume::Holdback)),
+        (None, None) => list.contains(&Resume::Holdback).then_some(DEFAULT_HOLDBACK),
+    };
+    (list, window)
+}
+
+/// Checks one level's (a route's or a target's) `resume` list and `holdback` window; `list` is
+/// the list in force there. A list that repeats a strategy or puts `none` beside another, and a
+/// `holdback` that `list` does not ask for (or of 0, or a word other than `"all"`), are errors.
+fn check_resume(
+    c: &mut Collector,
+    key: &str,
+    written: Option<&Spanned<Vec<Resume>>>,
+    holdback: Option<&Spanned<HoldbackSpec>>,
+    list: &[Resume],
+) -> Option<Holdback> {
+    if let Some(l) = written {
+        let (items, at, k) = (l.get_ref(), l.span(), format!("{key}.resume"));
+        for (i, r) in items.iter().enumerate() {
+            if items[..i].contains(r) {
+                c.error(&at, k.clone(), format!("`{}` is listed twice", r.as_str()));
+            }
+        }
+        if items.contains(&Resume::None) && items.len() > 1 {
+            c.error(&at, k.clone(), "`none` ends the stream: it cannot be listed with other strategies");
+        }
+        if items.is_empty() {
+            c.error(&at, k, "an empty list: write `resume = [\"none\"]` to end the stream with its error");
+        }
+    }
+    let h = holdback?;
+    let k = format!("{key}.holdback");
+    if !list.contains(&Resume::Holdback) {
+        c.error(&h.span(), k, "`holdback` is set but `resume` does not list \"holdback\"");
+        return None;
+    }
+    let window = holdback_window(h.get_ref());
+    match h.get_ref() {
+        HoldbackSpec::Events(0) => {
+            c.error(&h.span(), k, "a holdback of 0 holds nothing back: leave `holdback` out of `resume` instead")
+        }
+        HoldbackSpec::Word(w) if window.is_none() => {
+            c.error(&h.span(), k, format!("`{w}`: expected a number of content events or \"all\""))
+        }
+        _ => {}
+    }
+    window
+}
+
+fn holdback_window(h: &HoldbackSpec) -> Option<Holdback> {
+    match h {
+        HoldbackSpec::Events(0) => None,
+        HoldbackSpec::Events(n) => Some(Holdback::Events(*n)),
+        HoldbackSpec::Word(w) if w == "all" => Some(Holdback::All),
+        HoldbackSpec::Word(_) => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -826,6 +905,42 @@ until = "2026-12-01T12:00:00Z"
         match compile("bad.toml", text) {
             Ok(_) => panic!("expected errors"),
             Err(e) => e.diagnostics().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn resume_lists_and_holdback_windows_are_checked_and_inherited() {
+        let base = "[providers.local]\nprotocol = \"openai\"\nbase_url = \"http://x\"\n";
+        let ok = compile(
+            "ok.toml",
+            &format!(
+                "{base}[routes.a]\nresume = [\"holdback\", \"instructed\"]\nholdback = \"all\"\n\
+                 targets = [{{ provider = \"local\", model = \"m\" }}, {{ provider = \"local\", model = \"n\", resume = [\"none\"] }}]\n\
+                 [routes.b]\ntargets = [{{ provider = \"local\", model = \"m\" }}]\n"
+            ),
+        )
+        .unwrap();
+        let a = ok.route("a").unwrap();
+        assert_eq!(a.targets[0].resume, [Resume::Holdback, Resume::Instructed]);
+        assert_eq!(a.targets[0].holdback, Some(Holdback::All));
+        assert_eq!(a.targets[1].resume, [Resume::None], "the target's own list wins");
+        assert_eq!(a.targets[1].holdback, None, "its list has no holdback");
+        let b = ok.route("b").unwrap();
+        assert_eq!(b.targets[0].resume, DEFAULT_RESUME);
+        assert_eq!(b.targets[0].holdback, None);
+
+        for (route, message) in [
+            ("resume = [\"prefill\", \"prefill\"]", "`prefill` is listed twice"),
+            ("resume = [\"none\", \"prefill\"]", "cannot be listed with other strategies"),
+            ("resume = []", "an empty list"),
+            ("resume = [\"rewind\"]", "unknown variant `rewind`"),
+            ("holdback = 16", "`resume` does not list \"holdback\""),
+            ("resume = [\"holdback\"]\nholdback = 0", "holds nothing back"),
+            ("resume = [\"holdback\"]\nholdback = \"most\"", "expected a number of content events or \"all\""),
+        ] {
+            let text = format!("{base}[routes.a]\n{route}\ntargets = [{{ provider = \"local\", model = \"m\" }}]\n");
+            let e = errors(&text);
+            assert!(e.iter().any(|m| m.contains("routes.a.") && m.contains(message)), "{route}: {e:#?}");
         }
     }
 

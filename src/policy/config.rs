@@ -3,9 +3,56 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorClass;
+
+/// A way to finish a streamed answer that failed after part of it reached the consumer, as a
+/// route's or target's `resume` list names it (tried in the order written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Resume {
+    /// Hold back the first part of the answer (`holdback` content events, or all of it) before
+    /// relaying it, so that a failure inside it is retried from scratch, unseen.
+    Holdback,
+    /// Continue with the partial answer as an assistant prefill, on a model that takes one.
+    Prefill,
+    /// Continue on any model by asking it to go on from where the partial answer (given in the
+    /// conversation) stops; the overlap it repeats is trimmed.
+    Instructed,
+    /// End the stream with the error.
+    None,
+}
+
+impl Resume {
+    /// The name used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resume::Holdback => "holdback",
+            Resume::Prefill => "prefill",
+            Resume::Instructed => "instructed",
+            Resume::None => "none",
+        }
+    }
+}
+
+/// The default `resume`: prefill where the model takes it, else an instructed continuation.
+pub const DEFAULT_RESUME: [Resume; 2] = [Resume::Prefill, Resume::Instructed];
+
+/// How much of a streamed answer `holdback` keeps before relaying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdback {
+    /// The first this many content events (text, tool-call, thinking and refusal deltas: about a
+    /// token each).
+    Events(u32),
+    /// The whole answer.
+    All,
+}
+
+/// The window `holdback` keeps when the policy lists it without a size.
+pub const DEFAULT_HOLDBACK: Holdback = Holdback::Events(32);
 
 /// Retry settings for one target. `max_attempts` counts attempts on that target (3 = two retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,7 +201,9 @@ impl ClassAction {
             C::RateLimited => (true, true, B::None),
             C::QuotaExhausted => (false, true, B::TripProvider),
             C::Overloaded | C::ServerError => (true, true, B::CountTarget),
-            C::Timeout | C::StreamInterrupted | C::MalformedResponse => (false, true, B::CountTarget),
+            // a dropped stream is the most passing of faults: the same target continues it
+            C::StreamInterrupted => (true, true, B::CountTarget),
+            C::Timeout | C::MalformedResponse => (false, true, B::CountTarget),
             C::Connection => (true, true, B::CountProvider),
             C::Authentication | C::PermissionDenied => (false, true, B::TripProvider),
             C::NotFound => (false, true, B::TripTarget),

@@ -17,7 +17,10 @@ mod config;
 pub(crate) mod diagnostic;
 mod schema;
 
-pub use config::{BreakerConfig, BreakerEffect, ClassAction, ClassActions, Limits, RetryConfig, Timeouts};
+pub use config::{
+    BreakerConfig, BreakerEffect, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits,
+    Resume, RetryConfig, Timeouts,
+};
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
 
@@ -91,6 +94,11 @@ pub struct TargetPolicy {
     /// What to do with request fields this target's wire cannot carry (the target's
     /// `unsupported`, else its route's, else `error`).
     pub unsupported: crate::wire::UnsupportedMode,
+    /// How a stream this target serves is finished after a failure mid-answer, in order (the
+    /// target's `resume`, else its route's, else [`DEFAULT_RESUME`]).
+    pub resume: Vec<Resume>,
+    /// How much of an answer is held back before relaying: set when `resume` lists `holdback`.
+    pub holdback: Option<Holdback>,
     /// What the provider's catalog says of the model.
     #[serde(skip)]
     pub model_profile: Option<ModelProfile>,
@@ -109,6 +117,11 @@ impl TargetPolicy {
     /// The model's context window, when its profile is known.
     pub fn context_window(&self) -> Option<u64> {
         self.model_profile.as_ref().map(|m| m.context_window)
+    }
+
+    /// Whether `resume` lists `strategy`.
+    pub fn resumes_with(&self, strategy: Resume) -> bool {
+        self.resume.contains(&strategy)
     }
 
     /// Whether the model accepts an assistant prefill, when known.

@@ -128,10 +128,20 @@ pub(crate) struct TargetSpec {
     pub(crate) model: Spanned<String>,
     pub(crate) weight: Option<Spanned<u32>>,
     pub(crate) unsupported: Option<crate::wire::UnsupportedMode>,
+    pub(crate) resume: Option<Spanned<Vec<super::Resume>>>,
+    pub(crate) holdback: Option<Spanned<HoldbackSpec>>,
     pub(crate) retry: Option<RetrySpec>,
     pub(crate) timeouts: Option<TimeoutsSpec>,
     pub(crate) breaker: Option<BreakerSpec>,
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
+}
+
+/// `holdback = 32` (content events) or `holdback = "all"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum HoldbackSpec {
+    Events(u32),
+    Word(String),
 }
 
 /// `[on.CLASS]`: overrides of one error class's actions.
@@ -152,6 +162,8 @@ pub(crate) struct RouteSpec {
     pub(crate) targets: Spanned<Vec<TargetSpec>>,
     pub(crate) on_context_overflow: Option<Spanned<String>>,
     pub(crate) unsupported: Option<crate::wire::UnsupportedMode>,
+    pub(crate) resume: Option<Spanned<Vec<super::Resume>>>,
+    pub(crate) holdback: Option<Spanned<HoldbackSpec>>,
     #[serde(default)]
     pub(crate) on: BTreeMap<Spanned<String>, ClassActionSpec>,
     pub(crate) retry: Option<RetrySpec>,

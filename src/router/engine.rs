@@ -21,7 +21,7 @@ use crate::capability::{self, Feature};
 use crate::chat::{ChatRequest, Usage};
 use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
-use crate::policy::{BreakerEffect, RoutePolicy, TargetPolicy};
+use crate::policy::{BreakerEffect, Resume, RoutePolicy, TargetPolicy};
 use crate::provider::{Call, CallTimeouts, Provider};
 
 /// A provider call for one attempt.
@@ -55,6 +55,47 @@ pub(crate) struct Success<'s, T> {
     pub(crate) lease: Lease<'s>,
     /// When the provider call returned.
     pub(crate) ended: Instant,
+    /// How the attempt continued a streamed answer, if it did.
+    pub(crate) resumed: Option<Resume>,
+    /// Attempts on this target before this one, in this run of the plan (its retry number).
+    pub(crate) retries: u32,
+}
+
+/// The request a target is sent, the caller's body when it is unchanged, and the strategy of a
+/// continuation.
+type Form<'r> = (&'r ChatRequest, Option<&'r crate::wire::Original>, Option<Resume>);
+
+impl<'r> Ask<'r> {
+    /// What `target` is sent: the caller's request, or the continuation its first usable
+    /// `resume` strategy makes; or why it cannot take part.
+    fn form(self, target: &TargetPolicy, node: &Node) -> Result<Form<'r>, SkipReason> {
+        match self {
+            Ask::Request(request, original) => Ok((request, original, None)),
+            Ask::Resume { prefill, instructed } => {
+                let takes_prefill = node.learned_prefill().or(target.supports_prefill()) != Some(false);
+                if target.resumes_with(Resume::Prefill) && takes_prefill {
+                    Ok((prefill, None, Some(Resume::Prefill)))
+                } else if target.resumes_with(Resume::Instructed) {
+                    Ok((instructed, None, Some(Resume::Instructed)))
+                } else if target.resumes_with(Resume::Prefill) {
+                    Err(SkipReason::NoPrefill)
+                } else {
+                    Err(SkipReason::NoResume)
+                }
+            }
+        }
+    }
+}
+
+/// What an attempt asks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ask<'r> {
+    /// The caller's request, with the body it came in if it is unchanged since.
+    Request(&'r ChatRequest, Option<&'r crate::wire::Original>),
+    /// The continuation of a streamed answer that failed midway, in the two forms a target may
+    /// take it: with the partial answer as an assistant prefill, or with it in the conversation
+    /// and an instruction to go on. Each target uses the first of its `resume` strategies it can.
+    Resume { prefill: &'r ChatRequest, instructed: &'r ChatRequest },
 }
 
 /// How a request ended without success.
@@ -86,9 +127,13 @@ pub(crate) struct Plan<'s> {
     /// The prompt's token estimate, made the first time a token limit needs it.
     prompt_tokens: Option<u64>,
     max_tokens: Option<u32>,
-    /// Continuing a streamed answer with an assistant prefill: a 400 means "no prefill here".
-    prefill_phase: bool,
+    /// Where the continuation of a streamed answer started in the order, so that a restart may
+    /// use the targets it skipped.
     phase_start: usize,
+    /// A target to try again before the rest of the order (a streamed answer continued where it
+    /// failed): its index, the attempts it already had, and whether the rest of the order may
+    /// follow.
+    revisit: Option<(usize, u32, bool)>,
     /// The clock as the request started, for its first admission: one clock read fewer.
     now_hint: Option<Instant>,
     /// What each target's wire makes of a request that not every wire can carry (by target
@@ -199,8 +244,8 @@ impl<'s> Plan<'s> {
             forced_probe: false,
             prompt_tokens: None,
             max_tokens: request.max_tokens,
-            prefill_phase: false,
             phase_start: 0,
+            revisit: None,
             now_hint: None,
             fits: {
                 let (portable, needs) = (crate::wire::is_portable(request), capability::required(request));
@@ -263,17 +308,21 @@ impl<'s> Plan<'s> {
         }
     }
 
-    /// Enters (or leaves) the prefill phase of a streamed answer's continuation.
-    pub(crate) fn set_prefill_phase(&mut self, on: bool) {
-        if on {
-            self.phase_start = self.pos;
+    /// Starts the continuation of a streamed answer that failed on the target at `index` after
+    /// `attempts` attempts there: that target is tried again first when `again` (its class is
+    /// retried and it has attempts left), then the rest of the order when `failover`.
+    pub(crate) fn resume_after(&mut self, index: usize, attempts: u32, again: bool, failover: bool) {
+        self.phase_start = self.pos;
+        self.revisit = again.then_some((index, attempts, failover));
+        if !failover {
+            self.pos = self.order.len();
         }
-        self.prefill_phase = on;
     }
 
-    /// Goes back to where the prefill phase started, so that a restart may use the targets it
-    /// skipped for lack of prefill.
+    /// Goes back to where the continuation started, so that a restart may use the targets it
+    /// skipped because they could not continue.
     pub(crate) fn rewind_for_restart(&mut self) {
+        self.revisit = None;
         self.pos = self.phase_start.min(self.pos);
     }
 
@@ -282,7 +331,7 @@ impl<'s> Plan<'s> {
     pub(crate) async fn run<T, F>(
         &mut self,
         inner: &Inner,
-        (request, original): (&ChatRequest, Option<&crate::wire::Original>),
+        ask: Ask<'_>,
         filter: TargetFilter<'_>,
         op: F,
     ) -> Result<Success<'s, T>, Stop>
@@ -292,23 +341,33 @@ impl<'s> Plan<'s> {
         if let Some(stop) = self.refused_everywhere(inner) {
             return Err(stop);
         }
+        if let Some((idx, attempts, _)) = self.revisit.take() {
+            let route = self.route;
+            if let Some(target) = route.targets.get(idx) {
+                let is_last = self.pos >= self.order.len();
+                if let Some(result) =
+                    self.try_target(inner, ask, (idx, target), is_last, filter, &op, (false, attempts)).await
+                {
+                    return result;
+                }
+            }
+        }
         while self.pos < self.order.len() {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
             // the only target that can continue a stream even when others that cannot follow it
+            let ruled_out = |t: &TargetPolicy, n: &Node| filter(t, n).is_some() || ask.form(t, n).is_err();
             let is_last =
                 self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.targets.get(i)) {
-                    (Some(t), Some(state)) => filter(t, &state.node).is_some(),
-                    (Some(t), None) => filter(t, &inner.health.target(&t.provider, &t.model)).is_some(),
+                    (Some(t), Some(state)) => ruled_out(t, &state.node),
+                    (Some(t), None) => ruled_out(t, &inner.health.target(&t.provider, &t.model)),
                     (None, _) => true,
                 });
             self.pos += 1;
             // borrowed from the snapshot, not from `self`, which is borrowed mutably below
             let route = self.route;
             let Some(target) = route.targets.get(idx) else { continue };
-            if let Some(result) =
-                self.try_target(inner, (request, original), (idx, target), is_last, filter, &op, false).await
-            {
+            if let Some(result) = self.try_target(inner, ask, (idx, target), is_last, filter, &op, (false, 0)).await {
                 return result;
             }
         }
@@ -328,8 +387,7 @@ impl<'s> Plan<'s> {
             });
             let route = self.route;
             if let Some((i, target)) = soonest.and_then(|i| route.targets.get(i).map(|t| (i, t)))
-                && let Some(result) =
-                    self.try_target(inner, (request, original), (i, target), true, filter, &op, true).await
+                && let Some(result) = self.try_target(inner, ask, (i, target), true, filter, &op, (true, 0)).await
             {
                 return result;
             }
@@ -341,12 +399,12 @@ impl<'s> Plan<'s> {
     async fn try_target<T, F>(
         &mut self,
         inner: &Inner,
-        (request, original): (&ChatRequest, Option<&crate::wire::Original>),
+        ask: Ask<'_>,
         (index, target): (usize, &'s TargetPolicy),
         is_last: bool,
         filter: TargetFilter<'_>,
         op: &F,
-        force_probe: bool,
+        (force_probe, first_retry): (bool, u32),
     ) -> Option<Result<Success<'s, T>, Stop>>
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
@@ -389,10 +447,19 @@ impl<'s> Plan<'s> {
             None => return None,
         };
 
-        let mut retry = 0u32;
+        let mut retry = first_retry;
         loop {
+            // a continuation takes the form of the first strategy this target can use, asked
+            // anew each time round: a prefill the model refused moves it on to the next
+            let (request, original, resumed) = match ask.form(target, &target_node) {
+                Ok(form) => form,
+                Err(reason) => {
+                    self.skip(inner, target, reason);
+                    return None;
+                }
+            };
             let now = self.now_hint.take().unwrap_or_else(Instant::now);
-            let force = force_probe && retry == 0;
+            let force = force_probe && retry == first_retry;
             let estimate = self.token_need(target, request, [&target_node, &provider_node]);
             let (admitted, started) =
                 match self.admit(inner, target, &target_node, &provider_node, is_last, force, now, estimate).await {
@@ -483,18 +550,16 @@ impl<'s> Plan<'s> {
                             deadline: attempt_deadline,
                             deadline_enforced: enforced,
                         };
-                        return Some(Ok(Success { value, lease, ended }));
+                        return Some(Ok(Success { value, lease, ended, resumed, retries: retry }));
                     }
                     // the adapter's timer ran into the deadline: say which limit that was
                     Ok(Err(e)) if e.class == ErrorClass::Timeout && ended >= attempt_deadline => timed_out(Some(e)),
                     Ok(Err(e)) => e,
                     Err(_) => timed_out(None),
                 };
-                let effect = if self.prefill_phase && error.class == ErrorClass::InvalidRequest {
-                    BreakerEffect::None
-                } else {
-                    self.route.actions.get(error.class).breaker
-                };
+                let prefill_refused = resumed == Some(Resume::Prefill) && error.class == ErrorClass::InvalidRequest;
+                let effect =
+                    if prefill_refused { BreakerEffect::None } else { self.route.actions.get(error.class).breaker };
                 let elapsed = ended - started;
                 self.record_error(inner, target, &target_node, &provider_node, &error, elapsed, probe, effect);
                 // the verdict is recorded: a failure that does not count frees the probe slot, and the
@@ -502,9 +567,13 @@ impl<'s> Plan<'s> {
                 drop(admitted);
                 let action = self.route.actions.get(error.class);
                 let class = error.class;
-                if self.prefill_phase && class == ErrorClass::InvalidRequest {
-                    // the model rejects prefill: learn it, move on, and keep the original failure
+                if prefill_refused {
+                    // the model rejects prefill: learn it, and keep the original failure; the
+                    // next strategy is tried on this target, or the next target
                     target_node.learn_prefill(false);
+                    if target.resumes_with(Resume::Instructed) {
+                        continue;
+                    }
                     return None;
                 }
                 let retry_after = error.retry_after;

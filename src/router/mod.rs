@@ -28,6 +28,7 @@ mod limiter;
 pub(crate) mod metrics;
 mod outcome;
 mod reload;
+mod resume;
 mod spans;
 mod strategy;
 mod stream;
@@ -39,6 +40,7 @@ pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
 pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
+pub use resume::INSTRUCTION;
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 
 use engine::{AttemptFuture, Plan, Stop};
@@ -379,7 +381,7 @@ impl Router {
                 None => plan.started_at(start),
             }
             let no_filter = |_: &crate::policy::TargetPolicy, _: &health::Node| None;
-            match plan.run(&self.inner, (&request, original), &no_filter, call_chat).await {
+            match plan.run(&self.inner, engine::Ask::Request(&request, original), &no_filter, call_chat).await {
                 Ok(success) => {
                     let mut response = success.value;
                     response.provider.clone_from(&success.lease.target().provider);

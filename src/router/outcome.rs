@@ -42,6 +42,8 @@ pub enum SkipReason {
     ContextTooSmall,
     /// The partial answer needs a target that accepts prefill.
     NoPrefill,
+    /// The target's `resume` strategies cannot continue a partial answer.
+    NoResume,
     /// The request's time budget ran out first.
     Deadline,
     /// The target cannot honour what the request needs: its wire has no place for a field (under
@@ -81,6 +83,7 @@ impl SkipReason {
             SkipReason::TooLarge => "too_large",
             SkipReason::ContextTooSmall => "context_too_small",
             SkipReason::NoPrefill => "no_prefill",
+            SkipReason::NoResume => "no_resume",
             SkipReason::Deadline => "deadline",
             SkipReason::Unsupported(_) => "unsupported",
         }

@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::engine::{AttemptFuture, Plan, Stop};
+use super::engine::{Ask, AttemptFuture, Plan, Stop};
 use super::health::Node;
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError};
+use super::resume::{self, Seam};
 use super::{Inner, Router};
-use crate::chat::{ChatRequest, FinishReason, Message, StreamCollector, StreamEvent, Usage};
+use crate::chat::{ChatRequest, FinishReason, StreamCollector, StreamEvent, Usage};
 use crate::error::{ErrorClass, Partial, ProviderError};
-use crate::policy::TargetPolicy;
+use crate::policy::{Holdback, Resume, RoutePolicy, TargetPolicy};
 use crate::provider::{Call, ChatStream, Provider};
 
 /// Options for [`Router::chat_stream_with`].
@@ -46,8 +47,14 @@ pub struct StreamSummary {
     pub usage: Option<Usage>,
     /// Every attempt.
     pub attempts: Vec<Attempt>,
-    /// The answer was continued on another target from a checkpoint.
+    /// The answer was continued from a checkpoint after a failure midway (on the same target or
+    /// another).
     pub continued: bool,
+    /// How the last continuation was made (`prefill` or `instructed`), if there was one.
+    pub resumed_with: Option<Resume>,
+    /// Characters of answer the consumer had when the last continuation began: the text carried
+    /// over into it rather than generated again.
+    pub carried_chars: usize,
     /// The answer was restarted on another target.
     pub restarted: bool,
 }
@@ -194,22 +201,68 @@ type Prefetched = (Vec<StreamEvent>, ChatStream);
 /// Why a stream that ran into its attempt's deadline ended.
 const STREAM_DEADLINE: &str = "the stream did not finish within the attempt timeout";
 
+/// Whether `e` ends the text the seam of a continuation may be holding (thinking, usage and the
+/// like may come before or between its pieces).
+fn ends_text(e: &StreamEvent) -> bool {
+    !matches!(
+        e,
+        StreamEvent::Envelope { .. }
+            | StreamEvent::Usage(_)
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::SignatureDelta { .. }
+            | StreamEvent::RedactedThinking { .. }
+            | StreamEvent::Logprobs { .. }
+    )
+}
+
+/// What a holdback window counts: the deltas of the answer (about a token each).
+fn is_held_content(e: &StreamEvent) -> bool {
+    matches!(
+        e,
+        StreamEvent::TextDelta { .. }
+            | StreamEvent::ToolCallDelta { .. }
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::RefusalDelta { .. }
+    )
+}
+
 fn is_content(e: &StreamEvent) -> bool {
     matches!(e, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallDelta { .. } | StreamEvent::Finish { .. })
 }
 
-/// Opens a stream and reads it up to its first content, so that a failure before any content
-/// counts as a failed attempt (retried or failed over invisibly).
-fn open<'a>(p: &'a dyn Provider, call: Call<'a>) -> AttemptFuture<'a, Prefetched> {
+/// The window a target of `route` holds back before relaying: its `holdback`, or none.
+fn holdback(route: &RoutePolicy, provider: &str, model: &str) -> Option<Holdback> {
+    route.targets.iter().find(|t| t.provider == provider && t.model == model).and_then(|t| t.holdback)
+}
+
+/// The attempt of a streamed answer on a target of `route`: [`open`] with the target's window.
+fn opener(route: &RoutePolicy) -> impl for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, Prefetched> + '_ {
+    move |p, call| {
+        let window = holdback(route, p.name(), call.model);
+        open(p, call, window)
+    }
+}
+
+/// Opens a stream and reads it up to its first content (or, with a holdback window, up to the
+/// window's end), so that a failure before then counts as a failed attempt: retried or failed
+/// over unseen, from scratch.
+fn open<'a>(p: &'a dyn Provider, call: Call<'a>, window: Option<Holdback>) -> AttemptFuture<'a, Prefetched> {
     Box::pin(async move {
         let mut stream = p.chat_stream(call).await?;
         let mut buffer = Vec::new();
+        let mut held = 0u32;
         loop {
             match stream.next().await {
                 Some(Ok(e)) => {
-                    let content = is_content(&e);
+                    let done = match window {
+                        None => is_content(&e),
+                        Some(w) => {
+                            held += u32::from(is_held_content(&e));
+                            matches!(e, StreamEvent::Finish { .. }) || matches!(w, Holdback::Events(n) if held >= n)
+                        }
+                    };
                     buffer.push(e);
-                    if content {
+                    if done {
                         return Ok((buffer, stream));
                     }
                 }
@@ -224,18 +277,6 @@ fn open<'a>(p: &'a dyn Provider, call: Call<'a>) -> AttemptFuture<'a, Prefetched
             }
         }
     })
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Nothing delivered yet.
-    Fresh,
-    /// Continuing a delivered partial answer with an assistant prefill.
-    Continue,
-}
-
-fn prefill_support(t: &TargetPolicy, node: &Node) -> Option<bool> {
-    node.learned_prefill().or(t.supports_prefill())
 }
 
 async fn send(tx: &mpsc::Sender<Msg>, msg: Msg) -> bool {
@@ -267,7 +308,7 @@ async fn drive(
             None => plan.started_at(start),
         }
         let any = |_: &TargetPolicy, _: &Node| None;
-        match plan.run(inner, (&request, caller_body.as_ref()), &any, open).await {
+        match plan.run(inner, Ask::Request(&request, caller_body.as_ref()), &any, opener(&route.policy)).await {
             Ok(s) => break (plan, s),
             Err(Stop::Failed(f)) => {
                 let _ = send(tx, Msg::Error(RouterError::Failed(f))).await;
@@ -286,8 +327,8 @@ async fn drive(
     };
 
     let mut delivered = StreamCollector::new();
-    let mut phase = Phase::Fresh;
     let mut continued = false;
+    let (mut resumed_with, mut carried_chars) = (None, 0);
     let mut restarted = false;
     let mut original_failure: Option<ProviderError> = None;
     loop {
@@ -300,7 +341,7 @@ async fn drive(
         if !send(tx, serving).await {
             return;
         }
-        if phase == Phase::Continue {
+        if current.resumed == Some(Resume::Prefill) {
             // the target took the prefill: remember it for next time
             current.lease.target_node().learn_prefill(true);
         }
@@ -308,11 +349,9 @@ async fn drive(
         let attempt_deadline = current.lease.deadline;
         let enforced = current.lease.deadline_enforced;
         let mut pending: std::collections::VecDeque<StreamEvent> = buffer.into();
-        // text that the prefill had to drop (trailing white space) and the continuation repeats
-        let mut strip_prefix = match phase {
-            Phase::Continue => trailing_ws(delivered.text()).to_owned(),
-            Phase::Fresh => String::new(),
-        };
+        // where a continuation joins what the consumer has: what it repeats is not relayed twice
+        let mut seam = Seam::new(current.resumed, delivered.text());
+        let (index, retries) = (current.lease.index(), current.retries);
         let mut usage: Option<Usage> = None;
         let failure: ProviderError = loop {
             let next = match pending.pop_front() {
@@ -335,18 +374,22 @@ async fn drive(
             };
             match next {
                 Some(Ok(mut event)) => {
-                    if let StreamEvent::TextDelta { text } = &mut event
-                        && !strip_prefix.is_empty()
-                    {
-                        let common = text.len().min(strip_prefix.len());
-                        if text.as_bytes()[..common] == strip_prefix.as_bytes()[..common] {
-                            text.replace_range(..common, "");
-                            strip_prefix.replace_range(..common, "");
-                        } else {
-                            strip_prefix.clear();
-                        }
-                        if text.is_empty() {
-                            continue;
+                    if !matches!(seam, Seam::Clear) {
+                        if let StreamEvent::TextDelta { text } = &mut event {
+                            *text = seam.text(std::mem::take(text));
+                            if text.is_empty() {
+                                continue;
+                            }
+                        } else if ends_text(&event) {
+                            // the text is over: what the seam holds goes first
+                            let held = seam.flush();
+                            if !held.is_empty() {
+                                let held = StreamEvent::TextDelta { text: held };
+                                delivered.push(&held);
+                                if !send(tx, Msg::Event(held)).await {
+                                    return;
+                                }
+                            }
                         }
                     }
                     match &event {
@@ -371,6 +414,8 @@ async fn drive(
                                 usage,
                                 attempts: std::mem::take(&mut plan.attempts),
                                 continued,
+                                resumed_with,
+                                carried_chars,
                                 restarted,
                             };
                             let _ = send(tx, Msg::Done(Box::new(summary))).await;
@@ -414,39 +459,32 @@ async fn drive(
         let original = original_failure.get_or_insert(failure.clone()).clone();
         let action = plan.route.actions.get(failure.class);
 
-        let can_prefill = delivered.partial().tool_calls.is_empty() && !delivered.text().trim().is_empty();
-        let next = if !action.failover {
-            None
-        } else if can_prefill {
-            phase = Phase::Continue;
-            let mut cont = request.clone();
-            cont.messages.push(Message::assistant(delivered.text().trim_end()));
-            let filter = |t: &TargetPolicy, n: &Node| {
-                (prefill_support(t, n) == Some(false)).then_some(super::outcome::SkipReason::NoPrefill)
-            };
-            plan.set_prefill_phase(true);
-            match plan.run(inner, (&cont, None), &filter, open).await {
+        // text can be continued; a tool call cut midway is never turned into prose
+        let resumable = delivered.partial().tool_calls.is_empty() && !delivered.text().trim().is_empty();
+        // the same target first while its class is retried and it has attempts left, then the
+        // rest of the order while its class fails over
+        let again = action.retry && retries + 1 < lease_target.retry.max_attempts;
+        let next = if resumable && (again || action.failover) {
+            let (prefill, instructed) = resume::continuations(&request, delivered.text());
+            plan.resume_after(index, retries + 1, again, action.failover);
+            let ask = Ask::Resume { prefill: &prefill, instructed: &instructed };
+            let any = |_: &TargetPolicy, _: &Node| None;
+            match plan.run(inner, ask, &any, opener(plan.route)).await {
                 Ok(s) => {
                     continued = true;
+                    resumed_with = s.resumed;
+                    carried_chars = delivered.text().chars().count();
                     Some(s)
                 }
-                Err(_) if options.allow_restart => {
-                    restart(
-                        inner,
-                        &mut plan,
-                        (&request, caller_body.as_ref()),
-                        &mut delivered,
-                        &mut phase,
-                        &mut restarted,
-                        tx,
-                    )
-                    .await
+                Err(_) if options.allow_restart && action.failover => {
+                    let ask = Ask::Request(&request, caller_body.as_ref());
+                    restart(inner, &mut plan, ask, &mut delivered, &mut restarted, tx).await
                 }
                 Err(_) => None,
             }
-        } else if options.allow_restart {
-            restart(inner, &mut plan, (&request, caller_body.as_ref()), &mut delivered, &mut phase, &mut restarted, tx)
-                .await
+        } else if options.allow_restart && action.failover {
+            let ask = Ask::Request(&request, caller_body.as_ref());
+            restart(inner, &mut plan, ask, &mut delivered, &mut restarted, tx).await
         } else {
             None
         };
@@ -465,21 +503,18 @@ async fn drive(
 async fn restart<'s>(
     inner: &Arc<Inner>,
     plan: &mut Plan<'s>,
-    request: (&ChatRequest, Option<&crate::wire::Original>),
+    ask: Ask<'_>,
     delivered: &mut StreamCollector,
-    phase: &mut Phase,
     restarted: &mut bool,
     tx: &mpsc::Sender<Msg>,
 ) -> Option<super::engine::Success<'s, Prefetched>> {
-    plan.set_prefill_phase(false);
     plan.rewind_for_restart();
     let any = |_: &TargetPolicy, _: &Node| None;
-    let s = plan.run(inner, request, &any, open).await.ok()?;
+    let s = plan.run(inner, ask, &any, opener(plan.route)).await.ok()?;
     if !send(tx, Msg::Event(StreamEvent::Restart { reason: "the answer restarts on another target".into() })).await {
         return None;
     }
     *delivered = StreamCollector::new();
-    *phase = Phase::Fresh;
     *restarted = true;
     Some(s)
 }
@@ -495,10 +530,6 @@ fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration, probe: bool) -> At
         skip_reason: None,
         probe,
     }
-}
-
-fn trailing_ws(s: &str) -> &str {
-    &s[s.trim_end().len()..]
 }
 
 /// The failure of a stream that delivered content and could not be completed.

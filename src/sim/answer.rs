@@ -28,6 +28,9 @@ pub(crate) struct Prompt {
     pub(crate) ends_with_user_text: bool,
     /// Text of a trailing assistant turn the model should continue (Anthropic only).
     pub(crate) prefill: Option<String>,
+    /// The partial answer of an instructed continuation (the router's instruction after it): the
+    /// model goes on from its end, repeating its last word as models often do.
+    pub(crate) instructed: Option<String>,
     /// Characters of all text content (system included), for the input token count.
     pub(crate) input_chars: usize,
     /// The output limit in tokens.
@@ -56,8 +59,19 @@ impl Prompt {
     /// What a request, decoded by its wire's codec, asks of the model `model`.
     pub(crate) fn from_request(model: &str, request: &ChatRequest, protocol: Protocol) -> Prompt {
         let text = |m: &Message| m.content.iter().filter_map(ContentPart::as_text).collect::<Vec<_>>().join(" ");
-        let last_user_text = request
-            .messages
+        // an instructed continuation: [..., user question, assistant partial, user instruction]
+        let instructed = match request.messages.as_slice() {
+            [.., partial, instruction]
+                if instruction.role == Role::User
+                    && partial.role == Role::Assistant
+                    && text(instruction) == crate::router::INSTRUCTION =>
+            {
+                Some(text(partial))
+            }
+            _ => None,
+        };
+        let asked = &request.messages[..request.messages.len() - if instructed.is_some() { 2 } else { 0 }];
+        let last_user_text = asked
             .iter()
             .rev()
             .filter(|m| m.role == Role::User)
@@ -91,6 +105,7 @@ impl Prompt {
             prefill: last
                 .filter(|m| protocol == Protocol::Anthropic && m.role == Role::Assistant)
                 .map(|m| m.content.iter().filter_map(ContentPart::as_text).collect::<String>()),
+            instructed,
             input_chars,
             max_tokens: request.max_tokens.map(u64::from),
             stop: request.stop.clone(),
@@ -286,9 +301,19 @@ pub(crate) fn full_text(model: &str, last_user_text: &str) -> String {
 fn text_reply(prompt: &Prompt) -> Reply {
     let full = full_text(&prompt.model, &prompt.last_user_text);
     // the model continues the prefill: return only what comes after it
-    let rest = match &prompt.prefill {
-        Some(prefill) => full.strip_prefix(prefill.as_str()).unwrap_or(&full),
-        None => &full,
+    let repeated;
+    let rest = match (&prompt.prefill, &prompt.instructed) {
+        (Some(prefill), _) => full.strip_prefix(prefill.as_str()).unwrap_or(&full),
+        (None, Some(partial)) => match full.strip_prefix(partial.as_str()) {
+            Some(rest) => {
+                // the last word of the partial answer again, then the rest
+                let cut = partial.trim_end().rfind(char::is_whitespace).map_or(0, |i| i + 1);
+                repeated = format!("{}{rest}", &partial[cut..]);
+                repeated.as_str()
+            }
+            None => &full,
+        },
+        (None, None) => &full,
     };
     let (rest, mut finish) = match first_stop(rest, &prompt.stop) {
         Some((at, sequence)) => (&rest[..at], Finish::StopSequence(sequence.to_owned())),
