@@ -15,7 +15,7 @@ use super::breaker::{Admission, ProbePermit, Transition};
 use super::events::RouterEvent;
 use super::health::Node;
 use super::limiter::{Denied, LimitPermit};
-use super::outcome::{Attempt, AttemptOutcome, RouteFailure, SkipReason};
+use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError, SkipReason};
 use super::{Inner, ProviderSlot, RouteState, Snapshot, TargetState};
 use crate::capability::{self, Feature};
 use crate::chat::{ChatRequest, Usage};
@@ -201,6 +201,53 @@ fn wire_fit(snap: &Snapshot, state: Option<&TargetState>, t: &TargetPolicy, requ
             Fit::Refuses(format!("{} on the {} wire", names.join(", "), protocol.as_str()))
         }
         Err(EncodeError::Invalid(why)) => Fit::Refuses(why),
+    }
+}
+
+/// The first phase of every request, streamed or not: its route's plan, run until an attempt
+/// succeeds, following `on_context_overflow` to other routes (nothing has reached the caller yet,
+/// so a hop starts clean, keeping the attempts so far). `op_for` makes the attempt of a route.
+pub(crate) async fn first_success<'s, T, F>(
+    inner: &Inner,
+    snap: &'s Snapshot,
+    route_name: &str,
+    (request, original): (&ChatRequest, Option<&crate::wire::Original>),
+    start: Instant,
+    op_for: impl Fn(&'s RoutePolicy) -> F,
+) -> Result<(Plan<'s>, Success<'s, T>), RouterError>
+where
+    F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+{
+    let mut route_name = std::borrow::Cow::Borrowed(route_name);
+    // boxed: rare (a context overflow), and it would make every request's future larger
+    let mut carried: Option<Box<(Vec<Attempt>, Option<ProviderError>)>> = None;
+    let mut hops = 0;
+    loop {
+        let route = snap
+            .routes
+            .get(route_name.as_ref())
+            .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
+        let deadline = start + route.policy.total_timeout;
+        let mut plan = Plan::new(inner, snap, route, request, deadline);
+        match carried.take().map(|c| *c) {
+            Some((attempts, last)) => plan.inherit(attempts, last),
+            None => plan.started_at(start),
+        }
+        let any = |_: &TargetPolicy, _: &Node| None;
+        match plan.run(inner, Ask::Request(request, original), &any, op_for(&route.policy)).await {
+            Ok(success) => return Ok((plan, success)),
+            Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
+            Err(Stop::Overflow(next, e)) => {
+                hops += 1;
+                if hops > snap.policy.routes.len() {
+                    let mut f = plan.failure();
+                    f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
+                    return Err(RouterError::Failed(Box::new(f)));
+                }
+                carried = Some(Box::new((plan.attempts.clone(), Some(*e))));
+                route_name = std::borrow::Cow::Owned(next);
+            }
+        }
     }
 }
 

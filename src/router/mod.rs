@@ -43,7 +43,7 @@ pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 
-use engine::{AttemptFuture, Plan, Stop};
+use engine::AttemptFuture;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
@@ -364,70 +364,35 @@ impl Router {
     ) -> Result<RoutedResponse, RouterError> {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
-        let mut route_name = std::borrow::Cow::Borrowed(route_name);
-        // boxed: rare (a context overflow), and it would make every request's future larger
-        let mut carried: Option<Box<(Vec<Attempt>, Option<ProviderError>)>> = None;
         let start = Instant::now();
-        let mut hops = 0;
-        loop {
-            let route = snap
-                .routes
-                .get(route_name.as_ref())
-                .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
-            let deadline = start + route.policy.total_timeout;
-            let mut plan = Plan::new(&self.inner, &snap, route, &request, deadline);
-            match carried.take().map(|c| *c) {
-                Some((attempts, last)) => plan.inherit(attempts, last),
-                None => plan.started_at(start),
-            }
-            let no_filter = |_: &crate::policy::TargetPolicy, _: &health::Node| None;
-            match plan.run(&self.inner, engine::Ask::Request(&request, original), &no_filter, call_chat).await {
-                Ok(success) => {
-                    let mut response = success.value;
-                    response.provider.clone_from(&success.lease.target().provider);
-                    let usage = response.usage;
-                    let dropped = plan.dropped(success.lease.index());
-                    let now = success.ended;
-                    let elapsed = now - success.lease.started;
-                    let attempt = Attempt {
-                        provider: success.lease.target().provider.clone(),
-                        model: success.lease.target().model.clone(),
-                        outcome: AttemptOutcome::Ok,
-                        class: None,
-                        status: Some(200),
-                        elapsed,
-                        skip_reason: None,
-                        probe: success.lease.is_probe(),
-                    };
-                    self.inner.emit_attempt(&plan.route.name, &attempt);
-                    success.lease.succeed(&self.inner, Some(usage), now, elapsed);
-                    plan.attempts.push(attempt);
-                    tracing::debug!(
-                        "gen_ai.response.model" = %response.model,
-                        "gen_ai.usage.input_tokens" = usage.input_tokens,
-                        "gen_ai.usage.output_tokens" = usage.output_tokens,
-                        "served"
-                    );
-                    return Ok(RoutedResponse {
-                        route: plan.route.name.clone(),
-                        response,
-                        attempts: plan.attempts,
-                        dropped,
-                    });
-                }
-                Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
-                Err(Stop::Overflow(next, e)) => {
-                    hops += 1;
-                    if hops > snap.policy.routes.len() {
-                        let mut f = plan.failure();
-                        f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
-                        return Err(RouterError::Failed(Box::new(f)));
-                    }
-                    carried = Some(Box::new((plan.attempts.clone(), Some(*e))));
-                    route_name = std::borrow::Cow::Owned(next);
-                }
-            }
-        }
+        let (mut plan, success) =
+            engine::first_success(&self.inner, &snap, route_name, (&request, original), start, |_| call_chat).await?;
+        let mut response = success.value;
+        response.provider.clone_from(&success.lease.target().provider);
+        let usage = response.usage;
+        let dropped = plan.dropped(success.lease.index());
+        let now = success.ended;
+        let elapsed = now - success.lease.started;
+        let attempt = Attempt {
+            provider: success.lease.target().provider.clone(),
+            model: success.lease.target().model.clone(),
+            outcome: AttemptOutcome::Ok,
+            class: None,
+            status: Some(200),
+            elapsed,
+            skip_reason: None,
+            probe: success.lease.is_probe(),
+        };
+        self.inner.emit_attempt(&plan.route.name, &attempt);
+        success.lease.succeed(&self.inner, Some(usage), now, elapsed);
+        plan.attempts.push(attempt);
+        tracing::debug!(
+            "gen_ai.response.model" = %response.model,
+            "gen_ai.usage.input_tokens" = usage.input_tokens,
+            "gen_ai.usage.output_tokens" = usage.output_tokens,
+            "served"
+        );
+        Ok(RoutedResponse { route: plan.route.name.clone(), response, attempts: plan.attempts, dropped })
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::engine::{Ask, AttemptFuture, Plan, Stop};
+use super::engine::{Ask, AttemptFuture, Plan};
 use super::health::Node;
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError};
 use super::resume::{self, Seam};
@@ -292,37 +292,13 @@ async fn drive(
 ) {
     let snap = inner.snapshot();
     let start = Instant::now();
-    let mut route_name = route_name;
-    let mut hops = 0;
-    let mut carried: Option<(Vec<Attempt>, Option<ProviderError>)> = None;
-    // the overflow loop: only before any content, so it restarts cleanly
-    let (mut plan, mut current) = loop {
-        let Some(route) = snap.routes.get(&route_name) else {
-            let _ = send(tx, Msg::Error(RouterError::UnknownRoute(route_name))).await;
+    let first =
+        super::engine::first_success(inner, &snap, &route_name, (&request, caller_body.as_ref()), start, opener);
+    let (mut plan, mut current) = match first.await {
+        Ok(first) => first,
+        Err(e) => {
+            let _ = send(tx, Msg::Error(e)).await;
             return;
-        };
-        let deadline = start + route.policy.total_timeout;
-        let mut plan = Plan::new(inner, &snap, route, &request, deadline);
-        match carried.take() {
-            Some((a, e)) => plan.inherit(a, e),
-            None => plan.started_at(start),
-        }
-        let any = |_: &TargetPolicy, _: &Node| None;
-        match plan.run(inner, Ask::Request(&request, caller_body.as_ref()), &any, opener(&route.policy)).await {
-            Ok(s) => break (plan, s),
-            Err(Stop::Failed(f)) => {
-                let _ = send(tx, Msg::Error(RouterError::Failed(f))).await;
-                return;
-            }
-            Err(Stop::Overflow(next, e)) => {
-                hops += 1;
-                if hops > snap.policy.routes.len() {
-                    let _ = send(tx, Msg::Error(RouterError::Failed(Box::new(plan.failure())))).await;
-                    return;
-                }
-                carried = Some((plan.attempts.clone(), Some(*e)));
-                route_name = next;
-            }
         }
     };
 
