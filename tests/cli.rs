@@ -178,6 +178,18 @@ fn a_drill_whose_only_target_is_faulted_reports_failure_honestly() {
 }
 
 #[test]
+fn a_drill_expects_streams_cut_midway_to_be_resumed() {
+    let out = switchyard(&["drill", "--json", "tests/fixtures/drills/resumed.toml"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let phase = &report["phases"][0];
+    assert_eq!(phase["successes"], 8);
+    assert_eq!(phase["resumed"], 4, "four cuts, each continued");
+    assert_eq!(phase["expectations"][1]["expectation"], "resumed streams >= 4");
+    assert_eq!(phase["expectations"][1]["pass"], true);
+}
+
+#[test]
 fn a_malformed_drill_file_names_file_line_and_key() {
     let out = switchyard(&["drill", "tests/fixtures/drills/malformed.toml"]);
     assert_eq!(out.status.code(), Some(2));

@@ -97,6 +97,8 @@ pub struct Expect {
     pub recovered_within: BTreeMap<String, DurationStr>,
     /// Largest p99 latency of the phase's requests.
     pub p99_latency: Option<DurationStr>,
+    /// At least this many streams failed midway and were finished by a continuation.
+    pub resumed: Option<usize>,
     /// No request reaches these providers while one of their breakers is open (probes excepted).
     #[serde(default)]
     pub no_requests_while_open: Vec<String>,

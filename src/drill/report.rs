@@ -53,6 +53,8 @@ pub struct PhaseReport {
     pub retries: usize,
     /// Requests that moved to another target.
     pub failovers: usize,
+    /// Streams that failed midway and were finished by a continuation (`resume`).
+    pub resumed: usize,
     /// Breaker transitions, with timestamps.
     pub transitions: Vec<Transition>,
     /// Median latency, ms.
@@ -110,6 +112,10 @@ impl DrillReport {
                 "  requests {:>4}   ok {:>4}   retries {:>4}   failovers {:>4}   p50 {:>7.1} ms   p99 {:>7.1} ms",
                 p.requests, p.successes, p.retries, p.failovers, p.p50_ms, p.p99_ms
             );
+            if p.resumed > 0 {
+                let _ =
+                    writeln!(out, "  resumed streams {:>4}  (failed midway, finished from the checkpoint)", p.resumed);
+            }
             for (who, n) in &p.served_by {
                 let share = if p.requests == 0 { 0.0 } else { 100.0 * *n as f64 / p.requests as f64 };
                 let _ = writeln!(out, "  served by {who:<34} {n:>4}  ({share:5.1}%)");

@@ -65,6 +65,8 @@ struct Record {
     served: Option<(String, String)>,
     class: Option<ErrorClass>,
     attempts: Vec<Attempt>,
+    /// A stream that failed midway and was finished by a continuation.
+    resumed: bool,
 }
 
 /// Events as they arrived, stamped with milliseconds since the drill started.
@@ -192,6 +194,7 @@ async fn load(
 
 async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, started: Instant) -> Record {
     let t0 = Instant::now();
+    let mut resumed = false;
     let (ok, served, class, attempts) = if stream {
         match router.chat_stream_with(route, request, StreamOptions::default()).await {
             Ok(mut s) => {
@@ -205,7 +208,10 @@ async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, s
                     }
                 }
                 match (s.summary().cloned(), error) {
-                    (Some(sum), None) if finished => (true, Some((sum.provider, sum.model)), None, sum.attempts),
+                    (Some(sum), None) if finished => {
+                        resumed = sum.continued;
+                        (true, Some((sum.provider, sum.model)), None, sum.attempts)
+                    }
                     (_, Some(e)) => (false, None, Some(e.class()), e.attempts().to_vec()),
                     _ => (false, None, Some(ErrorClass::StreamInterrupted), Vec::new()),
                 }
@@ -218,7 +224,7 @@ async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, s
             Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
         }
     };
-    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts }
+    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts, resumed }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -289,6 +295,7 @@ fn phase_report(
         errors,
         retries,
         failovers,
+        resumed: records.iter().filter(|r| r.resumed).count(),
         transitions,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
@@ -385,6 +392,15 @@ fn verdicts(
             expectation: format!("traffic back on {who} within {within}"),
             actual,
             missed_by: missed,
+            pass,
+        });
+    }
+    if let Some(at_least) = e.resumed {
+        let pass = report.resumed >= at_least;
+        out.push(Verdict {
+            expectation: format!("resumed streams >= {at_least}"),
+            actual: format!("{}", report.resumed),
+            missed_by: (!pass).then(|| format!("{}", at_least - report.resumed)),
             pass,
         });
     }
