@@ -103,6 +103,8 @@ async fn a_single_claude_target_cut_midway_continues_itself_with_a_prefill() {
     assert!(summary.continued);
     assert_eq!(summary.resumed_with, Some(Resume::Prefill));
     assert_eq!(summary.carried_chars, "Hello from claude-sonnet-4-5.".len());
+    assert_eq!(summary.attempts[0].output_tokens, Some(3), "what the cut attempt generated, for its bill");
+    assert_eq!(summary.attempts[1].output_tokens, None);
     assert_eq!(
         outcomes(&summary),
         [

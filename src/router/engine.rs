@@ -799,6 +799,7 @@ impl<'s> Plan<'s> {
             elapsed: Duration::ZERO,
             skip_reason: Some(reason),
             probe: false,
+            output_tokens: None,
         };
         inner.emit_attempt(&self.route.name, &a);
         self.attempts.push(a);
@@ -825,6 +826,7 @@ impl<'s> Plan<'s> {
             elapsed,
             skip_reason: None,
             probe,
+            output_tokens: None,
         };
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
         inner.emit_attempt(&self.route.name, &a);

@@ -382,6 +382,7 @@ impl Router {
             elapsed,
             skip_reason: None,
             probe: success.lease.is_probe(),
+            output_tokens: None,
         };
         self.inner.emit_attempt(&plan.route.name, &attempt);
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);

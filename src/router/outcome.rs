@@ -112,6 +112,11 @@ pub struct Attempt {
     /// Whether it was a breaker probe.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// For a stream that failed after content: the output tokens it generated first (the
+    /// provider's count when the stream reported one, else the content deltas received, about a
+    /// token each), which the provider may bill although the answer was finished elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
 }
 
 /// A successful routed answer.

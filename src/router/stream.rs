@@ -329,6 +329,8 @@ async fn drive(
         let mut seam = Seam::new(current.resumed, delivered.text());
         let (index, retries) = (current.lease.index(), current.retries);
         let mut usage: Option<Usage> = None;
+        // what this attempt generated, for its bill if it fails
+        let mut deltas = 0u64;
         let failure: ProviderError = loop {
             let next = match pending.pop_front() {
                 Some(e) => Some(Ok(e)),
@@ -368,6 +370,7 @@ async fn drive(
                             }
                         }
                     }
+                    deltas += u64::from(is_held_content(&event));
                     match &event {
                         StreamEvent::Usage(u) => usage = Some(*u),
                         StreamEvent::Finish { reason } => {
@@ -426,6 +429,7 @@ async fn drive(
             elapsed: current.lease.started.elapsed(),
             skip_reason: None,
             probe: current.lease.is_probe(),
+            output_tokens: Some(usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas)),
         };
         inner.emit_attempt(&plan.route.name, &attempt);
         plan.attempts.push(attempt);
@@ -505,6 +509,7 @@ fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration, probe: bool) -> At
         elapsed,
         skip_reason: None,
         probe,
+        output_tokens: None,
     }
 }
 

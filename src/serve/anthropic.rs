@@ -420,6 +420,7 @@ mod tests {
                 elapsed: Duration::from_millis(80),
                 skip_reason: None,
                 probe: false,
+                output_tokens: None,
             }],
             mid_stream: false,
         }
