@@ -249,3 +249,35 @@ async fn through_the_gateway_a_cut_stream_reaches_the_caller_whole_on_both_wires
     assert_eq!(said, answer("claude-sonnet-4-5"), "{text}");
     assert!(text.contains("event: message_stop"), "{text}");
 }
+
+#[tokio::test]
+async fn a_fallback_that_refuses_prefill_finishes_the_answer_with_an_instruction() {
+    // `claude_raw` has no profile: nothing says Claude 4.6 refuses prefill until its 400; the
+    // next strategy, on the same target, finishes the answer
+    let sim = SimServer::start().await.unwrap();
+    let routes = format!(
+        "[providers.claude_raw]\nprotocol = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n\
+         [routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o\" }}, {{ provider = \"claude_raw\", model = \"claude-sonnet-4-6\" }}]\n\
+         [routes.chat.on.stream_interrupted]\nretry = false",
+        sim.anthropic_base_url()
+    );
+    let router = Router::new(policy_text(&sim, &routes).parse().unwrap()).unwrap();
+    sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));
+    let s = stream(&router, ChatRequest::user("hi")).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    // the simulated Claude does not take another model's words for its own: it answers in full
+    assert_eq!(s.text.text(), format!("Hello from gpt-4o.{}", answer("claude-sonnet-4-6")));
+    let summary = s.summary.unwrap();
+    assert_eq!(summary.resumed_with, Some(Resume::Instructed));
+    assert_eq!(
+        outcomes(&summary),
+        [
+            ("gpt-4o".into(), AttemptOutcome::Error, Some(ErrorClass::StreamInterrupted)),
+            ("claude-sonnet-4-6".into(), AttemptOutcome::Error, Some(ErrorClass::InvalidRequest)),
+            ("claude-sonnet-4-6".into(), AttemptOutcome::Ok, None),
+        ]
+    );
+    let asked: Vec<_> = sim.requests().into_iter().filter(|r| r.protocol == ANTHROPIC).collect();
+    assert_eq!(messages(&asked[0].body).last().unwrap().0, "assistant", "a prefill first");
+    assert_eq!(messages(&asked[1].body).last().unwrap().1, switchyard::router::INSTRUCTION, "then the instruction");
+}
