@@ -34,6 +34,11 @@ fn check_prints_the_resolved_plan_of_a_valid_policy() {
         stdout.contains("model: context 128000 tokens, accepts: vision, pdf, tools, json_schema, logprobs, n"),
         "{stdout}"
     );
+    // how a stream cut midway is finished: OpenAI chat models take no prefill
+    assert!(
+        stdout.contains("streams cut midway: prefill (the model refuses it: skipped), then instructed"),
+        "{stdout}"
+    );
 }
 
 #[test]

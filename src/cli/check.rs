@@ -102,6 +102,27 @@ pub(crate) fn render(policy: &Policy) -> String {
     out
 }
 
+/// How a target finishes a stream that fails midway: its `resume` strategies, with the
+/// holdback window and whether its model takes a prefill.
+fn resume(t: &switchyard::policy::TargetPolicy) -> String {
+    use switchyard::policy::{Holdback, Resume};
+    let steps: Vec<String> = t
+        .resume
+        .iter()
+        .map(|r| match (r, t.holdback) {
+            (Resume::Holdback, Some(Holdback::Events(n))) => format!("holdback {n} deltas"),
+            (Resume::Holdback, Some(Holdback::All)) => "holdback all".to_owned(),
+            (Resume::Prefill, _) => match t.supports_prefill() {
+                Some(false) => "prefill (the model refuses it: skipped)".to_owned(),
+                Some(true) => "prefill".to_owned(),
+                None => "prefill (untried)".to_owned(),
+            },
+            (r, _) => r.as_str().to_owned(),
+        })
+        .collect();
+    steps.join(", then ")
+}
+
 /// What the catalog says of a target's model: its context window and what it accepts.
 fn model(t: &switchyard::policy::TargetPolicy) -> String {
     let Some(m) = &t.model_profile else { return "not in the catalog (nothing checked before a call)".to_owned() };
@@ -153,6 +174,7 @@ fn render_route(out: &mut String, r: &RoutePolicy) {
             limits(&t.limits)
         );
         let _ = writeln!(out, "       model: {}; unsupported fields: {}", model(t), t.unsupported.as_str());
+        let _ = writeln!(out, "       streams cut midway: {}", resume(t));
     }
     let defaults = switchyard::policy::ClassActions::default();
     for class in switchyard::ErrorClass::ALL {
