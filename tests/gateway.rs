@@ -436,3 +436,67 @@ async fn streams_and_concurrency_under_load_all_end_cleanly() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_preamble_without_content_times_out_and_leaves_no_trace_in_the_callers_stream() {
+    let extra = "[routes.claude_slow]\ntimeouts = { first_token = \"300ms\" }\n\
+                 targets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }, { provider = \"openai\", model = \"gpt-4o-mini\" }]\n\
+                 [routes.gpt_slow]\ntimeouts = { first_token = \"300ms\" }\n\
+                 targets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }, { provider = \"anthropic\", model = \"claude-sonnet-4-5\" }]\n";
+    let s = setup(extra).await;
+    let slow = || Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_secs(5)) };
+    s.sim.add_fault(FaultRule::new(Protocol::Anthropic, slow()).first(1));
+
+    // Anthropic caller: Claude sends message_start and a ping at once, then nothing
+    let started = std::time::Instant::now();
+    let r = client()
+        .post(format!("{}/v1/messages", s.base))
+        .json(&anthropic_body("claude_slow", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-model"], "gpt-4o-mini");
+    let body = r.text().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "the preamble held the request: {:?}", started.elapsed());
+    let names = event_names(&body);
+    assert_eq!(names.iter().filter(|n| *n == "message_start").count(), 1, "{body}");
+    assert!(!body.contains("claude-sonnet-4-5"), "the abandoned preamble leaked: {body}");
+    let said: String = data_lines(&body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(said.starts_with("Hello from gpt-4o-mini."), "{body}");
+
+    // OpenAI caller: the role chunk at once, then nothing
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, slow()).first(1));
+    let started = std::time::Instant::now();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("gpt_slow", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-switchyard-model"], "claude-sonnet-4-5");
+    let body = r.text().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let chunks: Vec<Value> = data_lines(&body).iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+    assert!(chunks.iter().all(|c| c["model"] == "claude-sonnet-4-5"), "{body}");
+    let roles = chunks.iter().filter(|c| c["choices"][0]["delta"]["role"].is_string()).count();
+    assert_eq!(roles, 1, "one opening chunk: {body}");
+    let attempts = &s.sim.requests();
+    assert!(attempts.iter().any(|r| r.fault.as_deref() == Some("slow_first_token")));
+
+    // time to first token, per target, from the first content (the timed-out attempts had none)
+    let metrics = client().get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let ttft = |route: &str, model: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("switchyard_time_to_first_token_seconds_count")
+                && l.contains(&format!("route=\"{route}\""))
+                && l.contains(&format!("model=\"{model}\""))
+        })
+    };
+    assert!(ttft("claude_slow", "gpt-4o-mini") && ttft("gpt_slow", "claude-sonnet-4-5"), "{metrics}");
+    assert!(!ttft("claude_slow", "claude-sonnet-4-5"), "a preamble is no first token: {metrics}");
+}

@@ -763,7 +763,7 @@ async fn latency_delays_the_headers() {
 // ---------------------------------------------------------------- stream faults
 
 #[tokio::test]
-async fn slow_first_token_sends_headers_then_waits() {
+async fn slow_first_token_sends_the_preamble_then_waits_for_the_first_content() {
     let sim = start().await;
     sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::SlowFirstToken { delay: ms(250) }));
     let started = Instant::now();
@@ -771,9 +771,17 @@ async fn slow_first_token_sends_headers_then_waits() {
     let headers_at = started.elapsed();
     assert_eq!(resp.status(), 200);
     assert!(headers_at < Duration::from_millis(200), "headers took {headers_at:?}");
+    // message_start, content_block_start and ping at once; the first delta late
+    let mut preamble = String::new();
+    while !preamble.contains("event: ping") {
+        preamble.push_str(&String::from_utf8_lossy(&resp.chunk().await.unwrap().unwrap()));
+    }
+    assert!(started.elapsed() < Duration::from_millis(200), "preamble after {:?}", started.elapsed());
+    assert!(preamble.starts_with("event: message_start"), "{preamble}");
+    assert!(!preamble.contains("content_block_delta"), "{preamble}");
     let first = resp.chunk().await.unwrap().unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(240), "first event after {:?}", started.elapsed());
-    assert!(first.starts_with(b"event: message_start"));
+    assert!(started.elapsed() >= Duration::from_millis(240), "first content after {:?}", started.elapsed());
+    assert!(first.starts_with(b"event: content_block_delta"));
     let (rest, _) = read_all(resp).await;
     assert!(rest.contains("event: message_stop"));
 

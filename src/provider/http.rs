@@ -2,6 +2,8 @@
 //! reading the provider's retry headers, and turning a response body into SSE events.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -9,9 +11,9 @@ use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use tokio::time::{Instant, Sleep};
 
-use super::ProviderConfig;
 use super::sse::{SseDecoder, SseEvent};
 use super::timer::{self, Limit, Limits};
+use super::{ChatStream, ProviderConfig};
 use crate::error::{ErrorClass, ProviderError};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
@@ -220,12 +222,13 @@ pub(crate) fn sse_events(
     provider: String,
     response: reqwest::Response,
     limits: Limits,
+    content: ContentSeen,
 ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send {
     struct State<S> {
         bytes: S,
         decoder: SseDecoder,
         pending: std::collections::VecDeque<SseEvent>,
-        seen_event: bool,
+        content: ContentSeen,
         done: bool,
         /// One timer for the whole stream, pushed back when a read has to wait (not one per chunk).
         timer: Pin<Box<Option<Sleep>>>,
@@ -234,20 +237,21 @@ pub(crate) fn sse_events(
         bytes: Box::pin(response.bytes_stream()),
         decoder: SseDecoder::new(),
         pending: Default::default(),
-        seen_event: false,
+        content,
         done: false,
         timer: Box::pin(None),
     };
     futures::stream::unfold((state, provider), move |(mut st, provider)| async move {
         loop {
             if let Some(ev) = st.pending.pop_front() {
-                st.seen_event = true;
                 return Some((Ok(ev), (st, provider)));
             }
             if st.done {
                 return None;
             }
-            let seen = st.seen_event;
+            // the preamble (Anthropic's message_start and pings, OpenAI's role chunk) is not a
+            // token: the first-token limit holds until the answer's first content
+            let seen = st.content.get();
             let limit = || if seen { limits.next_read(Instant::now()) } else { limits.first_event(Instant::now()) };
             let next = match timer::wait_for(st.timer.as_mut(), limit, st.bytes.next()).await {
                 Ok(next) => next,
@@ -256,7 +260,7 @@ pub(crate) fn sse_events(
                     let what = match which {
                         Limit::Deadline => timer::DEADLINE_MESSAGE,
                         _ if seen => "stream stalled: no event within the idle timeout",
-                        _ => "no stream event before the first-token timeout",
+                        _ => "no answer content before the first-token timeout",
                     };
                     return Some((
                         Err(ProviderError::new(ErrorClass::Timeout, provider.clone(), what)),
@@ -282,6 +286,29 @@ pub(crate) fn sse_events(
             }
         }
     })
+}
+
+/// Whether a streamed answer's first content (see [`crate::StreamEvent::is_content`]) has come: set by
+/// [`watch_content`] on the decoded stream, read by [`sse_events`] to know which limit holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ContentSeen(Arc<AtomicBool>);
+
+impl ContentSeen {
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `stream`, marking `seen` at its first content event.
+pub(crate) fn watch_content(stream: ChatStream, seen: ContentSeen) -> ChatStream {
+    Box::pin(stream.inspect(move |item| {
+        if let Ok(event) = item
+            && event.is_content()
+            && !seen.get()
+        {
+            seen.0.store(true, Ordering::Relaxed);
+        }
+    }))
 }
 
 /// Most events read after an answer's terminal event to reach the end of the body.

@@ -15,7 +15,7 @@ pub fn enable_metrics() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
-fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 use super::outcome::{Attempt, AttemptOutcome};
@@ -76,4 +76,18 @@ pub(crate) fn reload(result: &'static str, version: u64) {
     }
     metrics::counter!("switchyard_reloads_total", "result" => result).increment(1);
     metrics::gauge!("switchyard_policy_version").set(version as f64);
+}
+
+/// The time from a streamed attempt's start to its first content (the preamble does not count).
+pub(crate) fn first_token(route: &str, provider: &str, model: &str, elapsed: std::time::Duration) {
+    if !enabled() {
+        return;
+    }
+    metrics::histogram!(
+        "switchyard_time_to_first_token_seconds",
+        "route" => route.to_owned(),
+        "provider" => provider.to_owned(),
+        "model" => model.to_owned(),
+    )
+    .record(elapsed.as_secs_f64());
 }

@@ -217,16 +217,13 @@ fn ends_text(e: &StreamEvent) -> bool {
 
 /// What a holdback window counts: the deltas of the answer (about a token each).
 fn is_held_content(e: &StreamEvent) -> bool {
-    matches!(
-        e,
-        StreamEvent::TextDelta { .. }
-            | StreamEvent::ToolCallDelta { .. }
-            | StreamEvent::ThinkingDelta { .. }
-            | StreamEvent::RefusalDelta { .. }
-    )
+    e.is_content() && !matches!(e, StreamEvent::Finish { .. })
 }
 
-fn is_content(e: &StreamEvent) -> bool {
+/// The first event of an attempt that reaches the consumer: text, a tool call or the end.
+/// Thinking is held back with the preamble until then, so that a failure while the model thinks
+/// stays unseen (retried or failed over from scratch), though it counts as the first token.
+fn starts_answer(e: &StreamEvent) -> bool {
     matches!(e, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallDelta { .. } | StreamEvent::Finish { .. })
 }
 
@@ -239,23 +236,39 @@ fn holdback(route: &RoutePolicy, provider: &str, model: &str) -> Option<Holdback
 fn opener(route: &RoutePolicy) -> impl for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, Prefetched> + '_ {
     move |p, call| {
         let window = holdback(route, p.name(), call.model);
-        open(p, call, window)
+        // the route's name only for the metric, and only when metrics are on
+        let route_name = super::metrics::enabled().then(|| route.name.clone());
+        open(p, call, window, route_name)
     }
 }
 
 /// Opens a stream and reads it up to its first content (or, with a holdback window, up to the
 /// window's end), so that a failure before then counts as a failed attempt: retried or failed
 /// over unseen, from scratch.
-fn open<'a>(p: &'a dyn Provider, call: Call<'a>, window: Option<Holdback>) -> AttemptFuture<'a, Prefetched> {
+fn open<'a>(
+    p: &'a dyn Provider,
+    call: Call<'a>,
+    window: Option<Holdback>,
+    route: Option<String>,
+) -> AttemptFuture<'a, Prefetched> {
     Box::pin(async move {
+        let started = Instant::now();
+        let model = call.model;
         let mut stream = p.chat_stream(call).await?;
         let mut buffer = Vec::new();
         let mut held = 0u32;
+        let mut timed = route.is_none();
         loop {
             match stream.next().await {
                 Some(Ok(e)) => {
+                    if !timed && e.is_content() {
+                        timed = true;
+                        if let Some(route) = &route {
+                            super::metrics::first_token(route, p.name(), model, started.elapsed());
+                        }
+                    }
                     let done = match window {
-                        None => is_content(&e),
+                        None => starts_answer(&e),
                         Some(w) => {
                             held += u32::from(is_held_content(&e));
                             matches!(e, StreamEvent::Finish { .. }) || matches!(w, Holdback::Events(n) if held >= n)

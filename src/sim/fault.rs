@@ -111,7 +111,9 @@ pub enum Fault {
         /// The delay.
         delay: DurationStr,
     },
-    /// Streaming: headers at once, then wait this long before the first event. Non-streaming: like
+    /// Streaming: headers and the preamble at once (Anthropic `message_start`, the first
+    /// `content_block_start` and a `ping`; OpenAI's role chunk), then wait this long before the
+    /// first content, as a real server that is slow to think does. Non-streaming: like
     /// [`Fault::Latency`].
     SlowFirstToken {
         /// The delay.

@@ -38,10 +38,11 @@ enum End {
 pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect, ids: Ids) -> Vec<Step> {
     let Script { head, tokens, tail, sentinel } = script;
     let mut steps = Vec::with_capacity(head.len() + tokens.len() + tail.len() + 3);
+    steps.extend(head.into_iter().map(Step::Send));
+    // as real servers do: the preamble at once, the first token late
     if let Some(Fault::SlowFirstToken { delay }) = fault {
         steps.push(Step::Sleep(delay.0));
     }
-    steps.extend(head.into_iter().map(Step::Send));
     let split = |after: usize| after.min(tokens.len());
     // (tokens before the injection, what is injected, tokens after it, how the stream ends)
     let (before, injected, after, end) = match fault {
@@ -138,7 +139,7 @@ mod tests {
     fn faults_reshape_the_stream() {
         let d = DurationStr(Duration::from_millis(5));
         assert_eq!(run(None), "H123FD");
-        assert_eq!(run(Some(Fault::SlowFirstToken { delay: d })), "zH123FD");
+        assert_eq!(run(Some(Fault::SlowFirstToken { delay: d })), "Hz123FD");
         assert_eq!(run(Some(Fault::Stall { after_tokens: 1, duration: d })), "H1z23FD");
         assert_eq!(run(Some(Fault::Stall { after_tokens: 9, duration: d })), "H123zFD");
         assert_eq!(run(Some(Fault::Cut { after_tokens: 2 })), "H12!");

@@ -196,8 +196,9 @@ impl Provider for Anthropic {
             request_id: http::header_str(response.headers(), "request-id"),
             key: self.config.api_key.clone(),
         };
-        let events = http::sse_events(self.config.name.clone(), response, limits);
-        Ok(stream::decode(ctx, events))
+        let content = http::ContentSeen::default();
+        let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
+        Ok(http::watch_content(stream::decode(ctx, events), content))
     }
 
     fn enforces_deadline(&self) -> bool {

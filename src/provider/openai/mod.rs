@@ -154,8 +154,9 @@ impl Provider for OpenAi {
             request_id: http::header_str(response.headers(), REQUEST_ID_HEADER),
             grace: StreamContext::grace_for(call.timeouts.idle),
         };
-        let events = http::sse_events(self.config.name.clone(), response, limits);
-        Ok(stream::decode(events, ctx))
+        let content = http::ContentSeen::default();
+        let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
+        Ok(http::watch_content(stream::decode(events, ctx), content))
     }
 
     fn enforces_deadline(&self) -> bool {
