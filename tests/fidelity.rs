@@ -784,7 +784,7 @@ async fn an_openai_caller_served_by_claude_gets_its_thinking_as_reasoning_conten
 }
 
 #[tokio::test]
-async fn a_same_wire_stream_cut_mid_answer_continues_with_the_prefill_not_the_callers_body() {
+async fn a_same_wire_stream_cut_mid_answer_is_continued_by_an_encoded_request_not_the_callers_body() {
     let s = setup().await;
     s.sim.add_fault(
         switchyard::sim::FaultRule::new(Protocol::Anthropic, switchyard::sim::Fault::Cut { after_tokens: 3 }).first(1),
@@ -801,12 +801,16 @@ async fn a_same_wire_stream_cut_mid_answer_continues_with_the_prefill_not_the_ca
     assert_eq!(logged[0].fault.as_deref(), Some("cut"));
     let (first, second) = (&logged[0].body, &logged[1].body);
     assert_eq!(first["messages"], sent["messages"], "the first attempt gets the caller's body");
-    // the continuation is the caller's request plus the partial answer as an assistant prefill,
-    // encoded: its unknown members still ride along (same wire)
-    let last = second["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["role"], "assistant");
-    let prefill = last["content"].as_str().or(last["content"][0]["text"].as_str()).unwrap().to_owned();
-    assert!(!prefill.is_empty() && text.starts_with(&prefill), "{prefill:?} / {text:?}");
+    // the continuation is the caller's request plus the partial answer and, as thinking is on
+    // (Claude takes no prefill then), the instruction to go on: encoded, its unknown members
+    // still ride along (same wire)
+    let turns = second["messages"].as_array().unwrap();
+    let (partial, instruction) = (&turns[turns.len() - 2], &turns[turns.len() - 1]);
+    assert_eq!((partial["role"].as_str(), instruction["role"].as_str()), (Some("assistant"), Some("user")));
+    let said = |m: &Value| m["content"].as_str().or(m["content"][0]["text"].as_str()).unwrap().to_owned();
+    assert_eq!(said(instruction), switchyard::router::INSTRUCTION);
+    let partial = said(partial);
+    assert!(!partial.is_empty() && text.starts_with(&partial), "{partial:?} / {text:?}");
     assert_eq!(second["a_parameter_from_the_future"], sent["a_parameter_from_the_future"]);
     assert!(text.ends_with("Summarize both."), "one answer, nothing lost: {text:?}");
 }

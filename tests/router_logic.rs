@@ -359,12 +359,42 @@ targets = [{ provider = "anthropic", model = "claude-sonnet-4-6" }, { provider =
     assert_eq!(msgs[0], vec!["question".to_owned(), "The answer is".to_owned()]);
 }
 
+/// `a` on `p` (OpenAI's wire), then `b` on `c` (Anthropic's), continued with a prefill only.
+const A_THEN_CLAUDE_PREFILL_ONLY: &str = r#"
+[routes.chat]
+resume = ["prefill"]
+targets = [{ provider = "p", model = "a" }, { provider = "c", model = "b" }]
+[routes.chat.on.stream_interrupted]
+retry = false
+"#;
+
+/// A router over `p` and `c` (Anthropic's wire).
+fn router_with_claude(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    let p = Scripted::new("p");
+    let c = Scripted::new("c");
+    let r = Router::builder(policy(extra)).provider("p", p.clone()).provider("c", c.clone()).build().unwrap();
+    (r, p, c)
+}
+
 #[tokio::test(start_paused = true)]
-async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the_partial_text() {
+async fn an_openai_model_of_unknown_prefill_is_not_asked_for_one() {
+    // an OpenAI-compatible server answers a trailing assistant turn afresh: unknown means no
     let (r, p, q) = router(TWO_TARGETS_PREFILL_ONLY);
     p.script("a", [Step::StreamThenFail(vec!["Hel", "lo"], ErrorClass::StreamInterrupted)]);
-    // q's model has no profile (prefill unknown): it is tried, rejects the prefill with a 400,
-    // and that rejection must not replace the original failure
+    let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
+    let (c, _events, err) = collect(s).await;
+    assert_eq!(c.text(), "Hello");
+    let f = err.expect("no target can continue").failure().unwrap().clone();
+    assert_eq!(f.attempts[1].skip_reason, Some(switchyard::router::SkipReason::NoPrefill));
+    assert_eq!(q.calls("b"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the_partial_text() {
+    let (r, p, q) = router_with_claude(A_THEN_CLAUDE_PREFILL_ONLY);
+    p.script("a", [Step::StreamThenFail(vec!["Hel", "lo"], ErrorClass::StreamInterrupted)]);
+    // b is on Anthropic's wire with no profile (prefill unknown): it is tried, rejects the prefill
+    // with a 400, and that rejection must not replace the original failure
     q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400)]);
     let s = r.chat_stream("chat", ChatRequest::user("hi")).await.unwrap();
     let (c, _events, err) = collect(s).await;
@@ -385,8 +415,10 @@ async fn mid_stream_failure_without_prefill_ends_with_stream_interrupted_and_the
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_prefill_moves_on_to_an_instructed_continuation_on_the_same_target() {
-    // one attempt per target: the continuation goes to b
-    let (r, p, q) = router(&TWO_TARGETS.replace("max_attempts = 3", "max_attempts = 1"));
+    // one attempt per target: the continuation goes to b, on Anthropic's wire
+    let (r, p, q) = router_with_claude(
+        "[defaults]\nretry = { max_attempts = 1 }\n[routes.chat]\ntargets = [{ provider = \"p\", model = \"a\" }, { provider = \"c\", model = \"b\" }]",
+    );
     p.script("a", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::StreamInterrupted)]);
     q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400), Step::Ok("42.")]);
     let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
@@ -404,6 +436,40 @@ async fn a_refused_prefill_moves_on_to_an_instructed_continuation_on_the_same_ta
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_written_order_of_resume_is_followed() {
+    // Claude's wire takes a prefill, but the list puts the instruction first
+    let (r, _p, c) = router_with_claude(
+        "[routes.chat]\nresume = [\"instructed\", \"prefill\"]\ntargets = [{ provider = \"c\", model = \"b\" }]",
+    );
+    c.script("b", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::Overloaded), Step::Ok("42.")]);
+    let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
+    let (text, _events, err) = collect(s).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(text.text(), "The answer is 42.");
+    let last = c.last_messages("b").pop().unwrap();
+    assert_eq!(last.len(), 3, "question, partial answer, instruction: {last:?}");
+    assert_eq!(last[2], switchyard::router::INSTRUCTION);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuation_on_the_same_target_waits_its_backoff_first() {
+    let (r, _p, c) = router_with_claude(
+        "[defaults]\nretry = { max_attempts = 3, base = \"1s\", max = \"8s\" }\n\
+         [routes.chat]\ntargets = [{ provider = \"c\", model = \"b\" }]",
+    );
+    c.script("b", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::Overloaded), Step::Ok("42.")]);
+    let t0 = Instant::now();
+    let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
+    let (text, _events, err) = collect(s).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(text.text(), "The answer is 42.");
+    // an overloaded target is not hit again at once: the first backoff (1 s less jitter) first
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(750) && waited <= Duration::from_secs(1), "{waited:?}");
+    assert_eq!(c.calls("b"), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn resume_none_ends_the_stream_with_its_error() {
     let (r, p, q) = router(&TWO_TARGETS.replace("[routes.chat]", "[routes.chat]\nresume = [\"none\"]"));
     p.script("a", [Step::StreamThenFail(vec!["Hel"], ErrorClass::Overloaded)]);
@@ -417,19 +483,28 @@ async fn resume_none_ends_the_stream_with_its_error() {
 
 #[tokio::test(start_paused = true)]
 async fn with_restart_allowed_the_consumer_is_told_to_discard_and_the_answer_restarts() {
+    // neither OpenAI-wire target takes a prefill: nothing can continue, so the answer restarts,
+    // on the next target, not on the one that failed
     let (r, p, q) = router(TWO_TARGETS_PREFILL_ONLY);
-    // a is asked to continue first (a server error is retried) and refuses the prefill, as b does
-    p.script(
-        "a",
-        [Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError), Step::Fail(ErrorClass::InvalidRequest, 400)],
-    );
-    q.script("b", [Step::Fail(ErrorClass::InvalidRequest, 400), Step::Ok("fresh answer")]);
+    p.script("a", [Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError)]);
+    q.script("b", [Step::Ok("fresh answer")]);
     let s = r.chat_stream_with("chat", ChatRequest::user("hi"), StreamOptions { allow_restart: true }).await.unwrap();
     let summary_stream = s;
     let (c, events, err) = collect(summary_stream).await;
     assert!(err.is_none(), "{err:?}");
-    assert!(events.iter().any(|e| matches!(e, StreamEvent::Restart { .. })));
+    assert_eq!(events.iter().filter(|e| matches!(e, StreamEvent::Restart { .. })).count(), 1);
     assert_eq!(c.text(), "fresh answer");
+    assert_eq!((p.calls("a"), q.calls("b")), (1, 1));
+
+    // a target that keeps failing is not restarted on again and again: the restart moves on
+    let (r, p, q) = router(TWO_TARGETS_PREFILL_ONLY);
+    p.set_default(Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError));
+    q.set_default(Step::StreamThenFail(vec!["Hel"], ErrorClass::ServerError));
+    let s = r.chat_stream_with("chat", ChatRequest::user("hi"), StreamOptions { allow_restart: true }).await.unwrap();
+    let (_, events, err) = collect(s).await;
+    assert!(err.is_some());
+    assert!(events.iter().filter(|e| matches!(e, StreamEvent::Restart { .. })).count() <= 1, "{events:?}");
+    assert!(p.calls("a") <= 3 && q.calls("b") <= 3, "{} {}", p.calls("a"), q.calls("b"));
 }
 
 #[tokio::test(start_paused = true)]

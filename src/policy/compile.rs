@@ -409,7 +409,16 @@ fn compile_routes(
                 "a route needs at least one target: `targets = [{ provider = \"...\", model = \"...\" }]`",
             );
         }
-        let route_list = spec.resume.as_ref().map_or(DEFAULT_RESUME.to_vec(), |l| l.get_ref().clone());
+        // a route's `holdback` is for its targets whose lists hold back: its own list, or theirs
+        let mut route_list = spec.resume.as_ref().map_or(DEFAULT_RESUME.to_vec(), |l| l.get_ref().clone());
+        let targets_hold = spec
+            .targets
+            .get_ref()
+            .iter()
+            .any(|t| t.resume.as_ref().is_some_and(|l| l.get_ref().contains(&Resume::Holdback)));
+        if targets_hold && !route_list.contains(&Resume::Holdback) {
+            route_list.push(Resume::Holdback);
+        }
         check_resume(c, &key, spec.resume.as_ref(), spec.holdback.as_ref(), &route_list);
         let mut targets = Vec::new();
         for (i, t) in spec.targets.get_ref().iter().enumerate() {
@@ -797,7 +806,12 @@ fn check_resume(
             }
         }
         if items.contains(&Resume::None) && items.len() > 1 {
-            c.error(&at, k.clone(), "`none` ends the stream: it cannot be listed with other strategies");
+            c.error(
+                &at,
+                k.clone(),
+                "`none` ends the stream with its error: it cannot be listed with other strategies \
+                 (`[\"holdback\"]` alone holds back, then ends with the error)",
+            );
         }
         if items.is_empty() {
             c.error(&at, k, "an empty list: write `resume = [\"none\"]` to end the stream with its error");
@@ -928,6 +942,16 @@ until = "2026-12-01T12:00:00Z"
         let b = ok.route("b").unwrap();
         assert_eq!(b.targets[0].resume, DEFAULT_RESUME);
         assert_eq!(b.targets[0].holdback, None);
+        // a route's window for the targets whose own lists hold back
+        let inherit = compile(
+            "ok.toml",
+            &format!(
+                "{base}[routes.a]\nholdback = 16\ntargets = [{{ provider = \"local\", model = \"m\", resume = [\"holdback\", \"instructed\"] }}, {{ provider = \"local\", model = \"n\" }}]\n"
+            ),
+        )
+        .unwrap();
+        let a = inherit.route("a").unwrap();
+        assert_eq!((a.targets[0].holdback, a.targets[1].holdback), (Some(Holdback::Events(16)), None));
 
         for (route, message) in [
             ("resume = [\"prefill\", \"prefill\"]", "`prefill` is listed twice"),
@@ -935,6 +959,7 @@ until = "2026-12-01T12:00:00Z"
             ("resume = []", "an empty list"),
             ("resume = [\"rewind\"]", "unknown variant `rewind`"),
             ("holdback = 16", "`resume` does not list \"holdback\""),
+            ("resume = [\"none\", \"holdback\"]", "`[\"holdback\"]` alone holds back"),
             ("resume = [\"holdback\"]\nholdback = 0", "holds nothing back"),
             ("resume = [\"holdback\"]\nholdback = \"most\"", "expected a number of content events or \"all\""),
         ] {

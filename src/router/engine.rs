@@ -67,23 +67,36 @@ type Form<'r> = (&'r ChatRequest, Option<&'r crate::wire::Original>, Option<Resu
 
 impl<'r> Ask<'r> {
     /// What `target` is sent: the caller's request, or the continuation its first usable
-    /// `resume` strategy makes; or why it cannot take part.
-    fn form(self, target: &TargetPolicy, node: &Node) -> Result<Form<'r>, SkipReason> {
-        match self {
-            Ask::Request(request, original) => Ok((request, original, None)),
-            Ask::Resume { prefill, instructed } => {
-                let takes_prefill = node.learned_prefill().or(target.supports_prefill()) != Some(false);
-                if target.resumes_with(Resume::Prefill) && takes_prefill {
-                    Ok((prefill, None, Some(Resume::Prefill)))
-                } else if target.resumes_with(Resume::Instructed) {
-                    Ok((instructed, None, Some(Resume::Instructed)))
-                } else if target.resumes_with(Resume::Prefill) {
-                    Err(SkipReason::NoPrefill)
-                } else {
-                    Err(SkipReason::NoResume)
-                }
+    /// `resume` strategy (in the order written) makes; or why it cannot take part. A prefill is
+    /// usable where the model takes one: as its profile or a past 400 says, and when neither says,
+    /// only on Anthropic's wire (an OpenAI-compatible server answers a trailing assistant turn
+    /// afresh instead of continuing it), never with extended thinking on (Claude refuses it then),
+    /// and not once `prefill_refused` by this target for this request.
+    fn form(
+        self,
+        target: &TargetPolicy,
+        node: &Node,
+        anthropic: bool,
+        prefill_refused: bool,
+    ) -> Result<Form<'r>, SkipReason> {
+        let Ask::Resume { prefill, instructed } = self else {
+            let Ask::Request(request, original) = self else { unreachable!() };
+            return Ok((request, original, None));
+        };
+        let thinking = matches!(
+            &prefill.reasoning,
+            Some(crate::chat::Reasoning::Budget { .. }) | Some(crate::chat::Reasoning::Effort { .. })
+        ) && !matches!(&prefill.reasoning, Some(crate::chat::Reasoning::Effort { effort }) if effort == "none");
+        let takes_prefill =
+            !prefill_refused && !thinking && node.learned_prefill().or(target.supports_prefill()).unwrap_or(anthropic);
+        for strategy in &target.resume {
+            match strategy {
+                Resume::Prefill if takes_prefill => return Ok((prefill, None, Some(Resume::Prefill))),
+                Resume::Instructed => return Ok((instructed, None, Some(Resume::Instructed))),
+                _ => {}
             }
         }
+        Err(if target.resumes_with(Resume::Prefill) { SkipReason::NoPrefill } else { SkipReason::NoResume })
     }
 }
 
@@ -131,9 +144,8 @@ pub(crate) struct Plan<'s> {
     /// use the targets it skipped.
     phase_start: usize,
     /// A target to try again before the rest of the order (a streamed answer continued where it
-    /// failed): its index, the attempts it already had, and whether the rest of the order may
-    /// follow.
-    revisit: Option<(usize, u32, bool)>,
+    /// failed): its index, the attempts it already had, and the wait before.
+    revisit: Option<(usize, u32, Duration)>,
     /// The clock as the request started, for its first admission: one clock read fewer.
     now_hint: Option<Instant>,
     /// What each target's wire makes of a request that not every wire can carry (by target
@@ -204,6 +216,11 @@ fn wire_fit(snap: &Snapshot, state: Option<&TargetState>, t: &TargetPolicy, requ
     }
 }
 
+/// Whether target `t`'s provider speaks Anthropic's wire.
+fn on_anthropic(snap: &Snapshot, t: &TargetPolicy) -> bool {
+    snap.policy.provider(&t.provider).is_some_and(|p| p.protocol == crate::provider::Protocol::Anthropic)
+}
+
 /// The first phase of every request, streamed or not: its route's plan, run until an attempt
 /// succeeds, following `on_context_overflow` to other routes (nothing has reached the caller yet,
 /// so a hop starts clean, keeping the attempts so far). `op_for` makes the attempt of a route.
@@ -216,7 +233,7 @@ pub(crate) async fn first_success<'s, T, F>(
     op_for: impl Fn(&'s RoutePolicy) -> F,
 ) -> Result<(Plan<'s>, Success<'s, T>), RouterError>
 where
-    F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+    F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
 {
     let mut route_name = std::borrow::Cow::Borrowed(route_name);
     // boxed: rare (a context overflow), and it would make every request's future larger
@@ -355,12 +372,13 @@ impl<'s> Plan<'s> {
         }
     }
 
-    /// Starts the continuation of a streamed answer that failed on the target at `index` after
-    /// `attempts` attempts there: that target is tried again first when `again` (its class is
-    /// retried and it has attempts left), then the rest of the order when `failover`.
-    pub(crate) fn resume_after(&mut self, index: usize, attempts: u32, again: bool, failover: bool) {
+    /// Starts what follows a streamed answer that failed on the target at `index` after
+    /// `attempts` attempts there: that target is tried again first after `again`'s wait (its
+    /// class is retried and it has attempts left), then the rest of the order when `failover`.
+    /// A restart begins after the failed target, not with it.
+    pub(crate) fn resume_after(&mut self, index: usize, attempts: u32, again: Option<Duration>, failover: bool) {
         self.phase_start = self.pos;
-        self.revisit = again.then_some((index, attempts, failover));
+        self.revisit = again.map(|wait| (index, attempts, wait));
         if !failover {
             self.pos = self.order.len();
         }
@@ -383,14 +401,19 @@ impl<'s> Plan<'s> {
         op: F,
     ) -> Result<Success<'s, T>, Stop>
     where
-        F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
     {
         if let Some(stop) = self.refused_everywhere(inner) {
             return Err(stop);
         }
-        if let Some((idx, attempts, _)) = self.revisit.take() {
+        if let Some((idx, attempts, wait)) = self.revisit.take() {
             let route = self.route;
-            if let Some(target) = route.targets.get(idx) {
+            // the wait of a retry, as on any retry of the same target, within the deadline
+            let target = route.targets.get(idx).filter(|_| Instant::now() + wait < self.deadline);
+            if !wait.is_zero() && target.is_some() {
+                pause(wait).await;
+            }
+            if let Some(target) = target {
                 let is_last = self.pos >= self.order.len();
                 if let Some(result) =
                     self.try_target(inner, ask, (idx, target), is_last, filter, &op, (false, attempts)).await
@@ -403,7 +426,10 @@ impl<'s> Plan<'s> {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
             // the only target that can continue a stream even when others that cannot follow it
-            let ruled_out = |t: &TargetPolicy, n: &Node| filter(t, n).is_some() || ask.form(t, n).is_err();
+            let snap = self.snap;
+            let ruled_out = |t: &TargetPolicy, n: &Node| {
+                filter(t, n).is_some() || ask.form(t, n, on_anthropic(snap, t), false).is_err()
+            };
             let is_last =
                 self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.targets.get(i)) {
                     (Some(t), Some(state)) => ruled_out(t, &state.node),
@@ -454,7 +480,7 @@ impl<'s> Plan<'s> {
         (force_probe, first_retry): (bool, u32),
     ) -> Option<Result<Success<'s, T>, Stop>>
     where
-        F: for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, T>,
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
     {
         let (target_node, provider_node, slot) = match self.targets.get(index) {
             Some(s) => (NodeRef::Borrowed(&s.node), NodeRef::Borrowed(&s.provider_node), s.provider.as_ref()),
@@ -495,10 +521,13 @@ impl<'s> Plan<'s> {
         };
 
         let mut retry = first_retry;
+        let anthropic = on_anthropic(self.snap, target);
+        // this target refused the prefill of this continuation: its next strategy, not the prefill again
+        let mut prefill_refused = false;
         loop {
             // a continuation takes the form of the first strategy this target can use, asked
             // anew each time round: a prefill the model refused moves it on to the next
-            let (request, original, resumed) = match ask.form(target, &target_node) {
+            let (request, original, resumed) = match ask.form(target, &target_node, anthropic, prefill_refused) {
                 Ok(form) => form,
                 Err(reason) => {
                     self.skip(inner, target, reason);
@@ -560,13 +589,13 @@ impl<'s> Plan<'s> {
                 let enforced = callee.enforces_deadline();
                 let result = if enforced {
                     // no span (nobody records): no wrapper to enter and leave at every poll
-                    let call = op(callee, call);
+                    let call = op(callee, call, target);
                     Ok(match span {
                         Some(span) => call.instrument(span).await,
                         None => call.await,
                     })
                 } else {
-                    let timed = Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call)));
+                    let timed = Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call, target)));
                     timed.instrument(span.unwrap_or_else(Span::none)).await
                 };
                 let ended = Instant::now();
@@ -604,9 +633,9 @@ impl<'s> Plan<'s> {
                     Ok(Err(e)) => e,
                     Err(_) => timed_out(None),
                 };
-                let prefill_refused = resumed == Some(Resume::Prefill) && error.class == ErrorClass::InvalidRequest;
+                let refused_prefill = resumed == Some(Resume::Prefill) && error.class == ErrorClass::InvalidRequest;
                 let effect =
-                    if prefill_refused { BreakerEffect::None } else { self.route.actions.get(error.class).breaker };
+                    if refused_prefill { BreakerEffect::None } else { self.route.actions.get(error.class).breaker };
                 let elapsed = ended - started;
                 self.record_error(inner, target, &target_node, &provider_node, &error, elapsed, probe, effect);
                 // the verdict is recorded: a failure that does not count frees the probe slot, and the
@@ -614,10 +643,11 @@ impl<'s> Plan<'s> {
                 drop(admitted);
                 let action = self.route.actions.get(error.class);
                 let class = error.class;
-                if prefill_refused {
+                if refused_prefill {
                     // the model rejects prefill: learn it, and keep the original failure; the
                     // next strategy is tried on this target, or the next target
                     target_node.learn_prefill(false);
+                    prefill_refused = true;
                     if target.resumes_with(Resume::Instructed) {
                         continue;
                     }

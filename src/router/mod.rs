@@ -397,7 +397,11 @@ impl Router {
     }
 }
 
-fn call_chat<'a>(p: &'a dyn Provider, call: crate::provider::Call<'a>) -> AttemptFuture<'a, crate::chat::ChatResponse> {
+fn call_chat<'a>(
+    p: &'a dyn Provider,
+    call: crate::provider::Call<'a>,
+    _: &'a crate::policy::TargetPolicy,
+) -> AttemptFuture<'a, crate::chat::ChatResponse> {
     // async-trait already boxes the call: no second box
     p.chat(call)
 }

@@ -60,23 +60,25 @@ impl Seam {
         match self {
             Seam::Clear => text,
             Seam::Prefill { trailing } => {
-                let common = text.len().min(trailing.len());
-                if text.as_bytes()[..common] == trailing.as_bytes()[..common] && text.is_char_boundary(common) {
-                    trailing.replace_range(..common, "");
-                    let rest = text[common..].to_owned();
-                    if trailing.is_empty() || !rest.is_empty() {
-                        *self = Seam::Clear;
-                    }
-                    rest
-                } else {
+                // what the model writes again of the white space the prefill left out
+                let common: usize =
+                    text.chars().zip(trailing.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a.len_utf8()).sum();
+                trailing.replace_range(..common, "");
+                let rest = text[common..].to_owned();
+                if trailing.is_empty() || !rest.is_empty() {
                     *self = Seam::Clear;
-                    text
                 }
+                rest
             }
             Seam::Instructed { tail, held } => {
                 held.push_str(&text);
-                // one character more than the longest overlap: enough to see where it ends
-                if held.chars().count() > tail.chars().count() { self.flush() } else { String::new() }
+                // decided once no longer repeat is possible: what is held no longer occurs in the
+                // tail, or is longer than it (and one character more shows where an overlap ends)
+                if !tail.contains(held.as_str()) || held.chars().count() > tail.chars().count() {
+                    self.flush()
+                } else {
+                    String::new()
+                }
             }
         }
     }
@@ -90,8 +92,10 @@ impl Seam {
     }
 }
 
+/// Whether `c` belongs to a word that spaces delimit. The scripts that write without spaces
+/// (CJK ideographs, kana, Hangul and what follows them in Unicode) are each a word of their own.
 fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
+    (c.is_alphanumeric() || c == '_') && u32::from(c) < 0x2E80
 }
 
 /// How many bytes at the start of `next` repeat the end of `partial`: the longest such run that
@@ -158,6 +162,15 @@ mod tests {
     }
 
     #[test]
+    fn an_instructed_seam_lets_go_as_soon_as_nothing_can_repeat() {
+        let partial = "x".repeat(300) + " and so on";
+        let mut seam = Seam::new(Some(Resume::Instructed), &partial);
+        assert_eq!(seam.text("Then".into()), "Then", "\"Then\" is nowhere in the tail: no wait");
+        let mut seam = Seam::new(Some(Resume::Instructed), "日本語の文");
+        assert_eq!(relay(&mut seam, &["の文章です"]), "章です", "a repeat in a script without spaces");
+    }
+
+    #[test]
     fn a_prefill_seam_drops_the_white_space_the_prefill_left_out() {
         let mut seam = Seam::new(Some(Resume::Prefill), "Hello ");
         assert_eq!(relay(&mut seam, &[" world"]), "world");
@@ -165,6 +178,8 @@ mod tests {
         assert_eq!(relay(&mut seam, &["world"]), "world");
         let mut seam = Seam::new(Some(Resume::Prefill), "Hello");
         assert_eq!(relay(&mut seam, &[" world"]), " world");
+        let mut seam = Seam::new(Some(Resume::Prefill), "Hello\n\n");
+        assert_eq!(relay(&mut seam, &["\nfoo"]), "foo", "only what it repeats");
     }
 
     #[test]

@@ -227,18 +227,15 @@ fn starts_answer(e: &StreamEvent) -> bool {
     matches!(e, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallDelta { .. } | StreamEvent::Finish { .. })
 }
 
-/// The window a target of `route` holds back before relaying: its `holdback`, or none.
-fn holdback(route: &RoutePolicy, provider: &str, model: &str) -> Option<Holdback> {
-    route.targets.iter().find(|t| t.provider == provider && t.model == model).and_then(|t| t.holdback)
-}
-
-/// The attempt of a streamed answer on a target of `route`: [`open`] with the target's window.
-fn opener(route: &RoutePolicy) -> impl for<'a> Fn(&'a dyn Provider, Call<'a>) -> AttemptFuture<'a, Prefetched> + '_ {
-    move |p, call| {
-        let window = holdback(route, p.name(), call.model);
+/// The attempt of a streamed answer on a target of `route`: [`open`] with the target's holdback
+/// window.
+fn opener(
+    route: &RoutePolicy,
+) -> impl for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, Prefetched> + '_ {
+    move |p, call, target| {
         // the route's name only for the metric, and only when metrics are on
         let route_name = super::metrics::enabled().then(|| route.name.clone());
-        open(p, call, window, route_name)
+        open(p, call, target.holdback, route_name)
     }
 }
 
@@ -365,6 +362,8 @@ async fn drive(
             };
             match next {
                 Some(Ok(mut event)) => {
+                    // counted before the seam, which may hold (or drop) what the model repeated
+                    deltas += u64::from(is_held_content(&event));
                     if !matches!(seam, Seam::Clear) {
                         if let StreamEvent::TextDelta { text } = &mut event {
                             *text = seam.text(std::mem::take(text));
@@ -383,7 +382,6 @@ async fn drive(
                             }
                         }
                     }
-                    deltas += u64::from(is_held_content(&event));
                     match &event {
                         StreamEvent::Usage(u) => usage = Some(*u),
                         StreamEvent::Finish { reason } => {
@@ -456,10 +454,19 @@ async fn drive(
         let resumable = delivered.partial().tool_calls.is_empty() && !delivered.text().trim().is_empty();
         // the same target first while its class is retried and it has attempts left, then the
         // rest of the order while its class fails over
-        let again = action.retry && retries + 1 < lease_target.retry.max_attempts;
+        // (as before any content: a server's x-should-retry has the last word, and the wait
+        // before the same target again is its retry-after within the cap, else the backoff)
+        let retryable = action.retry && failure.should_retry.is_none_or(|_| failure.retryable());
+        let again = retryable && retries + 1 < lease_target.retry.max_attempts;
+        let wait = match failure.retry_after {
+            Some(ra) if ra <= lease_target.retry.retry_after_cap => ra,
+            _ => lease_target.retry.backoff(retries, rand::random::<f64>()),
+        };
+        // from here on the order goes on after the failed target, for a continuation or a restart
+        plan.resume_after(index, retries + 1, again.then_some(wait), action.failover);
+        let restarts_before = restarted;
         let next = if resumable && (again || action.failover) {
             let (prefill, instructed) = resume::continuations(&request, delivered.text());
-            plan.resume_after(index, retries + 1, again, action.failover);
             let ask = Ask::Resume { prefill: &prefill, instructed: &instructed };
             let any = |_: &TargetPolicy, _: &Node| None;
             match plan.run(inner, ask, &any, opener(plan.route)).await {
@@ -481,6 +488,10 @@ async fn drive(
         } else {
             None
         };
+        if restarted && !restarts_before {
+            // what a continuation carried over was thrown away with the rest
+            (continued, resumed_with, carried_chars) = (false, None, 0);
+        }
         match next {
             Some(s) => current = s,
             None => {

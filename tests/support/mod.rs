@@ -144,10 +144,11 @@ impl Provider for Scripted {
     }
 }
 
-/// A policy with one provider `p` (protocol openai, local URL) and the given extra TOML.
+/// A policy with providers `p` and `q` (protocol openai) and `c` (protocol anthropic), all at
+/// local URLs, and the given extra TOML.
 pub fn policy(extra: &str) -> switchyard::Policy {
     let text = format!(
-        "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.q]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{extra}"
+        "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.q]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.c]\nprotocol = \"anthropic\"\nbase_url = \"http://127.0.0.1:9\"\n{extra}"
     );
     match text.parse() {
         Ok(p) => p,
