@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use support::{Scripted, Step, policy};
+use support::{Scripted, Step, passive_policy, policy};
 use switchyard::router::{AttemptOutcome, BreakerState, SkipReason, StreamOptions};
 use switchyard::{ChatRequest, ErrorClass, Router, RouterError, StreamCollector, StreamEvent};
 use tokio::time::Instant;
@@ -19,6 +19,14 @@ breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
 [routes.chat]
 targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 "#;
+
+/// [`router`] with `probe = "passive"` providers: requests probe open breakers themselves.
+fn passive_router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    let p = Scripted::new("p");
+    let q = Scripted::new("q");
+    let r = Router::builder(passive_policy(extra)).provider("p", p.clone()).provider("q", q.clone()).build().unwrap();
+    (r, p, q)
+}
 
 /// [`TWO_TARGETS`] whose streams are continued with a prefill or not at all.
 const TWO_TARGETS_PREFILL_ONLY: &str = r#"
@@ -148,7 +156,7 @@ async fn the_total_timeout_bounds_the_whole_request() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_flapping_target_opens_its_breaker_is_probed_once_per_cooldown_and_recovers() {
+async fn passive_a_flapping_target_opens_its_breaker_is_probed_once_per_cooldown_and_recovers() {
     let extra = r#"
 [defaults]
 retry = { max_attempts = 1 }
@@ -156,7 +164,7 @@ breaker = { consecutive_failures = 3, cooldown = "10s", max_cooldown = "40s" }
 [routes.chat]
 targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 "#;
-    let (r, p, q) = router(extra);
+    let (r, p, q) = passive_router(extra);
     let mut events = r.subscribe();
     p.set_default(Step::Fail(ErrorClass::ServerError, 500));
     for _ in 0..5 {
@@ -198,7 +206,7 @@ targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 }
 
 #[tokio::test(start_paused = true)]
-async fn when_every_target_is_open_the_one_whose_cooldown_ends_first_is_probed() {
+async fn passive_when_every_target_is_open_the_one_whose_cooldown_ends_first_is_probed() {
     let extra = r#"
 [defaults]
 retry = { max_attempts = 1 }
@@ -208,7 +216,7 @@ targets = [
   { provider = "q", model = "b", breaker = { consecutive_failures = 1, cooldown = "10s" } },
 ]
 "#;
-    let (r, p, q) = router(extra);
+    let (r, p, q) = passive_router(extra);
     p.script("a", [Step::Fail(ErrorClass::ServerError, 500)]);
     q.script("b", [Step::Fail(ErrorClass::ServerError, 500)]);
     let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
@@ -508,14 +516,14 @@ async fn with_restart_allowed_the_consumer_is_told_to_discard_and_the_answer_res
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cancelled_probe_does_not_keep_the_slot() {
+async fn passive_a_cancelled_probe_does_not_keep_the_slot() {
     let extra = r#"
 [defaults]
 retry = { max_attempts = 1 }
 [routes.chat]
 targets = [{ provider = "p", model = "a", breaker = { consecutive_failures = 1, cooldown = "10s" } }, { provider = "q", model = "b" }]
 "#;
-    let (r, p, _q) = router(extra);
+    let (r, p, _q) = passive_router(extra);
     p.script("a", [Step::Fail(ErrorClass::ServerError, 500), Step::Hang]);
     r.chat("chat", ChatRequest::user("hi")).await.unwrap();
     tokio::time::advance(Duration::from_secs(10)).await;
@@ -527,4 +535,120 @@ targets = [{ provider = "p", model = "a", breaker = { consecutive_failures = 1, 
     let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "a");
     assert_eq!(p.calls("a"), 3);
+}
+
+/// User requests and probes the scripted model `model` of `s` received.
+fn user_calls_and_probes(s: &Scripted, model: &str) -> (usize, usize) {
+    let calls = s.last_messages(model);
+    let probes =
+        calls.iter().filter(|m| m.first().map(String::as_str) == Some(switchyard::router::PROBE_PROMPT)).count();
+    (calls.len() - probes, probes)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_down_for_a_minute_is_back_within_one_cooldown_and_only_probes_reach_it_meanwhile() {
+    // the default breaker: 5 failures open it, 5 s cooldown doubling to 10 s, active probes
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, q) = router(extra);
+    let mut events = r.subscribe();
+    q.set_default(Step::Ok("fallback"));
+    p.set_default(Step::Fail(ErrorClass::Overloaded, 503));
+    let start = Instant::now();
+    // a request every 4 s for the minute the target is down: every one is served
+    while start.elapsed() < Duration::from_secs(60) {
+        let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+        assert_eq!(ok.model(), "b");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let (users, probes) = user_calls_and_probes(&p, "a");
+    assert_eq!(users, 5, "the five failures that opened the breaker, then no user request");
+    // opened at 16 s; probed at 21, 31, 41, 51 s: one per cooldown
+    assert!((3..=5).contains(&probes), "{probes} probes");
+
+    // the target comes back: traffic returns within one cooldown, by a probe's success
+    p.set_default(Step::Ok("back"));
+    let recovered = Instant::now();
+    loop {
+        let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+        if ok.model() == "a" {
+            break;
+        }
+        assert!(recovered.elapsed() <= Duration::from_secs(10), "not back within the 10 s cooldown");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let back_after = recovered.elapsed();
+    assert!(back_after <= Duration::from_secs(10), "{back_after:?}");
+    let (users, _) = user_calls_and_probes(&p, "a");
+    assert_eq!(users, 6, "the first user request after the recovery is served, not a probe");
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let switchyard::RouterEvent::Probe { model, ok, class, .. } = e {
+            assert_eq!(model.as_deref(), Some("a"));
+            seen.push((ok, class));
+        }
+    }
+    assert_eq!(seen.last(), Some(&(true, None)), "{seen:?}");
+    assert!(seen[..seen.len() - 1].iter().all(|&(ok, class)| !ok && class == Some(ErrorClass::Overloaded)), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_target_costs_one_probe_per_cooldown() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, _q) = router(extra);
+    p.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    // two minutes with no traffic at all: probes at 5, 15, 25, ... s
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let (users, probes) = user_calls_and_probes(&p, "a");
+    assert_eq!(users, 1);
+    assert!((11..=13).contains(&probes), "{probes} probes in two minutes");
+    assert_eq!(r.health().targets.iter().find(|t| t.model == "a").unwrap().state.breaker, BreakerState::Open);
+}
+
+/// Seconds from the end of a 60 s outage of `a` to the first request it serves, with a request
+/// every 4 s (the failure harness of the issue) under `breaker` and the providers' `probe`.
+async fn recovery_after_a_minute(breaker: &str, passive: bool) -> f64 {
+    let extra = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\nbreaker = {breaker}\n[routes.chat]\n\
+         targets = [{{ provider = \"p\", model = \"a\" }}, {{ provider = \"q\", model = \"b\" }}]\n"
+    );
+    let (r, p, _q) = if passive { passive_router(&extra) } else { router(&extra) };
+    p.set_default(Step::Fail(ErrorClass::Overloaded, 529));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    p.set_default(Step::Ok("back"));
+    let recovered = Instant::now();
+    loop {
+        if r.chat("chat", ChatRequest::user("hi")).await.unwrap().model() == "a" {
+            return recovered.elapsed().as_secs_f64();
+        }
+        assert!(recovered.elapsed() < Duration::from_secs(300));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_from_a_minute_outage_active_probes_and_new_defaults_against_the_old() {
+    let before =
+        recovery_after_a_minute("{ consecutive_failures = 5, cooldown = \"10s\", max_cooldown = \"40s\" }", true).await;
+    let after = recovery_after_a_minute("{}", false).await;
+    eprintln!(
+        "back on the primary after a 60 s outage: passive, 10 s..40 s: {before:.1} s; active, defaults: {after:.1} s"
+    );
+    assert!(after <= 10.0, "{after}");
+    assert!(before > after, "{before} / {after}");
 }

@@ -810,12 +810,19 @@ async fn content_filter_is_propagated_not_failed_over() {
 // ---------------------------------------------------------------- breakers
 
 #[tokio::test]
-async fn a_flapping_provider_opens_the_breaker_is_probed_once_per_cooldown_and_recovers() {
+async fn passive_a_flapping_provider_opens_the_breaker_is_probed_once_per_cooldown_and_recovers() {
     let extra = r#"
 retry = { max_attempts = 1 }
 breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms" }
 "#;
-    let (sim, router) = setup(&route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra)).await;
+    // `probe = "passive"`: the first request after a cooldown is the probe
+    let sim = SimServer::start().await.unwrap();
+    let text = format!(
+        "{}{DEFAULTS}{}",
+        providers(&sim).replace("[providers.openai]\n", "[providers.openai]\nprobe = \"passive\"\n"),
+        route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra)
+    );
+    let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap()).unwrap();
     let mut events = router.subscribe();
     let fault = sim.add_fault(FaultRule::new(OPENAI, Fault::status(500)).model("gpt-4o"));
     let breaker = |r: &Router| r.health().targets.into_iter().find(|t| t.model == "gpt-4o").unwrap().state.breaker;

@@ -380,7 +380,7 @@ fn compile_provider(
         headers,
         profile,
         limits: merge_limits(&layers),
-        breaker: merge_breaker(&layers),
+        breaker: BreakerConfig { probe: spec.probe.unwrap_or_default(), ..merge_breaker(&layers) },
         connect_timeout: merge_timeouts(&layers).connect,
     })
 }
@@ -534,7 +534,7 @@ fn compile_target(
         weight,
         retry: merge_retry(&layers),
         timeouts,
-        breaker: merge_breaker(&layers),
+        breaker: BreakerConfig { probe: provider.breaker.probe, ..merge_breaker(&layers) },
         limits,
         unsupported: t.unsupported.unwrap_or_default(),
         resume: crate::policy::DEFAULT_RESUME.to_vec(),
@@ -757,6 +757,7 @@ fn merge_breaker(layers: &[Option<&Layer>]) -> BreakerConfig {
         .max(1),
         cooldown,
         max_cooldown: f(|b| b.max_cooldown.map(|x| x.0)).unwrap_or(d.max_cooldown.max(cooldown)),
+        probe: d.probe,
     }
 }
 

@@ -124,8 +124,32 @@ impl Default for Timeouts {
     }
 }
 
+/// How an open breaker learns that its target is back (a provider's `probe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeMode {
+    /// The router probes at the end of each cooldown, in the background, with the cheapest real
+    /// call (a one-token answer): no user request is ever the probe, and a target that is back
+    /// carries traffic again within one cooldown.
+    #[default]
+    Active,
+    /// The first request after the cooldown is the probe.
+    Passive,
+}
+
+impl ProbeMode {
+    /// The name used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeMode::Active => "active",
+            ProbeMode::Passive => "passive",
+        }
+    }
+}
+
 /// Consecutive-failure breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Counted failures in a row that open the breaker.
     pub consecutive_failures: u32,
@@ -135,14 +159,19 @@ pub struct BreakerConfig {
     /// The cooldown doubles on each failed probe, up to this.
     #[serde(serialize_with = "crate::duration::ser::human")]
     pub max_cooldown: Duration,
+    /// Who probes when the cooldown ends: the router itself, or the next request.
+    pub probe: ProbeMode,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
+        // with active probes a short cooldown costs a one-token call per cooldown to a dead
+        // target, and brings a target that is back into service within 5 to 10 s
         BreakerConfig {
             consecutive_failures: 5,
-            cooldown: Duration::from_secs(10),
-            max_cooldown: Duration::from_secs(40),
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(10),
+            probe: ProbeMode::Active,
         }
     }
 }

@@ -19,7 +19,7 @@ mod schema;
 
 pub use config::{
     BreakerConfig, BreakerEffect, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits,
-    Resume, RetryConfig, Timeouts,
+    ProbeMode, Resume, RetryConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;

@@ -73,6 +73,8 @@ pub(crate) struct ProviderSpec {
     pub(crate) timeouts: Option<TimeoutsSpec>,
     pub(crate) breaker: Option<BreakerSpec>,
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
+    /// `probe = "active" | "passive"`.
+    pub(crate) probe: Option<super::ProbeMode>,
     /// Model entries added to (or overriding fields of) the profile's catalog.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<ModelSpec>>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::policy::BreakerConfig;
+use crate::policy::{BreakerConfig, ProbeMode};
 
 /// The breaker's state as reported by `health()` and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,7 +181,18 @@ impl Breaker {
         self.lock().open_until
     }
 
-    /// Asks to send a request at `now`.
+    /// Whether the router probes this breaker's target itself ([`ProbeMode::Active`]).
+    pub(crate) fn is_active(&self) -> bool {
+        self.probe_mode() == ProbeMode::Active
+    }
+
+    /// Who probes when the cooldown ends.
+    pub(crate) fn probe_mode(&self) -> ProbeMode {
+        self.lock().config.probe
+    }
+
+    /// Asks to send a request at `now`. With active probes a request is never the probe: it is
+    /// turned away until the router's own probe closes the breaker.
     pub(crate) fn admit(&self, now: Instant) -> Admission {
         if self.is_pristine() {
             return Admission::Pass;
@@ -190,7 +201,7 @@ impl Breaker {
         match s.open_until {
             None => Admission::Pass,
             Some(until) if now < until => Admission::Reject { until },
-            Some(until) if s.probe_in_flight => Admission::Reject { until },
+            Some(until) if s.probe_in_flight || s.config.probe == ProbeMode::Active => Admission::Reject { until },
             Some(_) => {
                 s.probe_in_flight = true;
                 s.probe_gen += 1;
@@ -206,7 +217,7 @@ impl Breaker {
     /// `None` when a probe is already in flight.
     pub(crate) fn force_probe(&self) -> Option<ProbePermit> {
         let mut s = self.lock();
-        if s.probe_in_flight {
+        if s.probe_in_flight || s.config.probe == ProbeMode::Active {
             return None;
         }
         s.probe_in_flight = true;
@@ -214,6 +225,22 @@ impl Breaker {
         let generation = s.probe_gen;
         drop(s);
         Some(ProbePermit { breaker: self.clone(), generation })
+    }
+
+    /// The router's own probe: the slot of an open breaker whose cooldown has ended, whatever the
+    /// mode. `None` when the breaker is closed, still cooling down, or a probe is in flight.
+    pub(crate) fn probe_now(&self, now: Instant) -> Option<ProbePermit> {
+        let mut s = self.lock();
+        match s.open_until {
+            Some(until) if now >= until && !s.probe_in_flight => {
+                s.probe_in_flight = true;
+                s.probe_gen += 1;
+                let generation = s.probe_gen;
+                drop(s);
+                Some(ProbePermit { breaker: self.clone(), generation })
+            }
+            _ => None,
+        }
     }
 
     /// A success: closes the breaker and resets the count and the cooldown.
@@ -281,15 +308,37 @@ fn state_of(s: &Inner, now: Instant) -> BreakerState {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
+    /// The passive breaker these tests were written for: the first request after the cooldown
+    /// probes.
     fn config() -> BreakerConfig {
         BreakerConfig {
             consecutive_failures: 3,
             cooldown: Duration::from_secs(10),
             max_cooldown: Duration::from_secs(40),
+            probe: ProbeMode::Passive,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_active_breaker_never_lets_a_request_probe_but_gives_the_router_its_slot() {
+        let b = Breaker::new(BreakerConfig { probe: ProbeMode::Active, ..config() });
+        let now = Instant::now();
+        for _ in 0..3 {
+            b.failure(now);
+        }
+        assert!(b.probe_now(now).is_none(), "still cooling down");
+        let later = now + Duration::from_secs(10);
+        assert!(matches!(b.admit(later), Admission::Reject { .. }), "a request is not the probe");
+        assert!(b.force_probe().is_none());
+        let permit = b.probe_now(later).expect("the router's probe");
+        assert!(b.probe_now(later).is_none(), "one probe at a time");
+        assert!(b.success(later).is_some());
+        drop(permit);
+        assert!(matches!(b.admit(later), Admission::Pass));
     }
 
     #[tokio::test(start_paused = true)]

@@ -902,7 +902,7 @@ impl<'s> Plan<'s> {
     }
 }
 
-fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Transition) {
+pub(crate) fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Transition) {
     tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
     super::metrics::breaker(provider, model, t.to);
     let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
@@ -940,17 +940,28 @@ pub(crate) fn settle_failure(
         target_node.pause(now + ra);
     }
     let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));
+    // a breaker that opens is probed by the router from now on (unless it is passive)
+    let opened = |node: &Node, model: Option<&str>, t: Option<Transition>| {
+        emit_if(inner, p, model, node, t);
+        if t.is_some_and(|t| t.to != super::breaker::BreakerState::Closed && t.from != t.to) {
+            let node = match model {
+                Some(m) => inner.health.target(p, m),
+                None => inner.health.provider(p),
+            };
+            super::probe::watch(inner, &node, p, model, &target.model);
+        }
+    };
     match effect {
         BreakerEffect::None => {
             // not a breaker matter, but a probe that ends this way still resolves the slot
         }
-        BreakerEffect::CountTarget => emit_if(inner, p, m, target_node, target_node.breaker.failure(now)),
+        BreakerEffect::CountTarget => opened(target_node, m, target_node.breaker.failure(now)),
         BreakerEffect::CountProvider => {
-            emit_if(inner, p, m, target_node, target_node.breaker.failure(now));
-            emit_if(inner, p, None, provider_node, provider_node.breaker.failure(now));
+            opened(target_node, m, target_node.breaker.failure(now));
+            opened(provider_node, None, provider_node.breaker.failure(now));
         }
-        BreakerEffect::TripTarget => emit_if(inner, p, m, target_node, target_node.breaker.trip(now)),
-        BreakerEffect::TripProvider => emit_if(inner, p, None, provider_node, provider_node.breaker.trip(now)),
+        BreakerEffect::TripTarget => opened(target_node, m, target_node.breaker.trip(now)),
+        BreakerEffect::TripProvider => opened(provider_node, None, provider_node.breaker.trip(now)),
     }
 }
 

@@ -49,6 +49,22 @@ pub enum RouterEvent {
         #[serde(rename = "cooldown_ms", serialize_with = "crate::duration::ser::opt_millis")]
         cooldown: Option<Duration>,
     },
+    /// The router probed an open breaker's target (`probe = "active"`).
+    Probe {
+        /// Provider.
+        provider: String,
+        /// Model, for a target's breaker; `None` for the provider's.
+        model: Option<String>,
+        /// The model the probe asked.
+        probe_model: String,
+        /// Whether the target answered: the breaker closed.
+        ok: bool,
+        /// Why not, when it did not.
+        class: Option<ErrorClass>,
+        /// How long the probe took.
+        #[serde(rename = "elapsed_ms", serialize_with = "crate::duration::ser::millis")]
+        elapsed: Duration,
+    },
     /// The request moved on to another target.
     Failover {
         /// Route.

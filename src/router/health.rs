@@ -140,6 +140,7 @@ impl Node {
             paused_for_ms: self.paused_until(now).map(|t| t.saturating_duration_since(now).as_millis() as u64),
             latency_ewma_ms: self.latency_ms(),
             limiter: self.limiter().snapshot(),
+            probe: self.breaker.probe_mode(),
         }
     }
 }
@@ -269,6 +270,9 @@ pub struct NodeSnapshot {
     pub latency_ewma_ms: Option<f64>,
     /// Limits and free concurrency.
     pub limiter: LimiterSnapshot,
+    /// Who probes the breaker when its cooldown ends: `active` (the router) or `passive` (the
+    /// next request).
+    pub probe: crate::policy::ProbeMode,
 }
 
 /// One provider's state.

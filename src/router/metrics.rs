@@ -91,3 +91,17 @@ pub(crate) fn first_token(route: &str, provider: &str, model: &str, elapsed: std
     )
     .record(elapsed.as_secs_f64());
 }
+
+/// A probe of an open breaker's target: `ok` when the target answered.
+pub(crate) fn probe(provider: &str, model: Option<&str>, ok: bool) {
+    if !enabled() {
+        return;
+    }
+    metrics::counter!(
+        "switchyard_probes_total",
+        "provider" => provider.to_owned(),
+        "model" => model.unwrap_or("").to_owned(),
+        "outcome" => if ok { "ok" } else { "error" },
+    )
+    .increment(1);
+}

@@ -27,6 +27,7 @@ mod health;
 mod limiter;
 pub(crate) mod metrics;
 mod outcome;
+mod probe;
 mod reload;
 mod resume;
 mod spans;
@@ -39,6 +40,7 @@ pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
 pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
+pub use probe::PROBE_PROMPT;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
@@ -106,6 +108,10 @@ pub(crate) struct Inner {
     last_reload_error: Mutex<Option<String>>,
     /// One policy change at a time (the watcher, SIGHUP and the API may race).
     applying: Mutex<()>,
+    /// The router itself, for the background probes (which must not keep it alive).
+    pub(crate) me: std::sync::Weak<Inner>,
+    /// The breakers being probed: (provider, model for a target's breaker).
+    pub(crate) probing: Mutex<std::collections::HashSet<(String, Option<String>)>>,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -141,7 +147,7 @@ impl RouterBuilder {
     /// Builds the router.
     pub fn build(self) -> Result<Router, RouterError> {
         let (tx, _) = broadcast::channel(EVENT_BUFFER);
-        let inner = Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             current: ArcSwap::from_pointee(Snapshot {
                 policy: Arc::new(self.policy.clone()),
                 providers: HashMap::new(),
@@ -156,8 +162,10 @@ impl RouterBuilder {
             version: AtomicU64::new(0),
             last_reload_error: Mutex::new(None),
             applying: Mutex::new(()),
-        };
-        let router = Router { inner: Arc::new(inner) };
+            me: me.clone(),
+            probing: Mutex::new(std::collections::HashSet::new()),
+        });
+        let router = Router { inner };
         router.apply(self.policy);
         Ok(router)
     }

@@ -156,6 +156,18 @@ pub fn policy(extra: &str) -> switchyard::Policy {
     }
 }
 
+/// [`policy`] with the providers' breakers probed `passive`ly: the first request after a
+/// cooldown is the probe, as before active probes.
+pub fn passive_policy(extra: &str) -> switchyard::Policy {
+    let text = format!(
+        "[providers.p]\nprotocol = \"openai\"\nprobe = \"passive\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.q]\nprotocol = \"openai\"\nprobe = \"passive\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{extra}"
+    );
+    match text.parse() {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// The `data:` payloads of an SSE body, parsed (`[DONE]` left out).
 pub fn sse_data(text: &str) -> Vec<serde_json::Value> {
     text.lines()
