@@ -652,3 +652,23 @@ async fn recovery_from_a_minute_outage_active_probes_and_new_defaults_against_th
     assert!(after <= 10.0, "{after}");
     assert!(before > after, "{before} / {after}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn probes_keep_to_the_targets_limits() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a", limits = { rpm = 1 } }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, _q) = router(extra);
+    p.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    // the one request a minute was the user's: the probes due at 5 s wait for room
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(user_calls_and_probes(&p, "a"), (1, 0));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (_, probes) = user_calls_and_probes(&p, "a");
+    assert!((1..=2).contains(&probes), "{probes}");
+}

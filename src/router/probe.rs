@@ -25,6 +25,12 @@ pub const PROBE_PROMPT: &str = "switchyard health probe: reply with one word";
 /// Longest a probe may take: a target slower than this to say one word is not back.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Tokens a probe is counted for against token limits: its short prompt and one token out.
+const PROBE_TOKENS: u64 = 16;
+
+/// How long a probe that found no room under the limits waits before it asks again.
+const LIMIT_RETRY: Duration = Duration::from_secs(1);
+
 /// The breaker a probe is for: a target's (`model` set) or a provider's.
 type Key = (String, Option<String>);
 
@@ -63,8 +69,24 @@ async fn run(me: &Weak<Inner>, node: &Node, (provider, model): &Key, probe_model
             }
             continue;
         };
+        // a probe is a request like any other for the target's and provider's limits: one that
+        // does not fit now waits for room rather than overdraw them
+        let nodes = [inner.health.target(provider, probe_model), inner.health.provider(provider)];
+        let mut held = Vec::new();
+        for limiter in nodes.iter().filter_map(|n| n.limiter_if_limited()) {
+            match limiter.try_acquire(PROBE_TOKENS) {
+                Ok(p) => held.push(p),
+                Err(_) => break,
+            }
+        }
+        if held.len() < nodes.iter().filter(|n| n.limiter_if_limited().is_some()).count() {
+            drop((held, permit));
+            tokio::time::sleep(LIMIT_RETRY).await;
+            continue;
+        }
         let started = Instant::now();
         let result = probe(&inner, provider, probe_model).await;
+        drop(held);
         let now = Instant::now();
         // a target that answers at all is back: only the failures that count against a breaker
         // say it is not (a 429 or a 400 about the probe itself come from a live server)
