@@ -951,17 +951,17 @@ pub enum StreamEvent {
 impl StreamEvent {
     /// Whether the event is part of the answer itself (text, a tool call, thinking, a refusal,
     /// or its end), as opposed to the preamble and bookkeeping around it (the envelope, usage,
-    /// logprobs). The first-token timeout and the time to first token run until the first one.
+    /// logprobs, the empty delta that opens a thinking block). The first-token timeout and the
+    /// time to first token run until the first one.
     pub fn is_content(&self) -> bool {
         matches!(
             self,
             StreamEvent::TextDelta { .. }
                 | StreamEvent::ToolCallDelta { .. }
-                | StreamEvent::ThinkingDelta { .. }
                 | StreamEvent::RedactedThinking { .. }
                 | StreamEvent::RefusalDelta { .. }
                 | StreamEvent::Finish { .. }
-        )
+        ) || matches!(self, StreamEvent::ThinkingDelta { thinking } if !thinking.is_empty())
     }
 }
 

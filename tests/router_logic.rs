@@ -672,3 +672,49 @@ targets = [{ provider = "p", model = "a", limits = { rpm = 1 } }, { provider = "
     let (_, probes) = user_calls_and_probes(&p, "a");
     assert!((1..=2).contains(&probes), "{probes}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_turns_probes_active_probes_a_breaker_already_open() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, _q) = passive_router(extra);
+    p.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(user_calls_and_probes(&p, "a"), (1, 0), "passive: nobody probes without requests");
+    // the same policy with active probes (the default)
+    r.apply(policy(extra));
+    p.set_default(Step::Ok("back"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(user_calls_and_probes(&p, "a"), (1, 1), "the router probes at once: the cooldown is long over");
+    assert_eq!(r.health().targets.iter().find(|t| t.model == "a").unwrap().state.breaker, BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_breaker_is_probed_with_each_of_its_models_in_turn() {
+    // the key cannot use `a` (403 trips the whole provider), `c` works
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+[routes.other]
+targets = [{ provider = "p", model = "c" }]
+"#;
+    let (r, p, _q) = router(extra);
+    p.script("a", std::iter::repeat_n(Step::Fail(ErrorClass::PermissionDenied, 403), 20));
+    p.set_default(Step::Ok("fine"));
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    let state = |r: &Router| r.health().providers.into_iter().find(|x| x.provider == "p").unwrap().state.breaker;
+    assert_eq!(state(&r), BreakerState::Open);
+    // two cooldowns at most: one probe may ask `a` (refused again), the next asks `c`
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    assert_eq!(state(&r), BreakerState::Closed);
+    assert!(user_calls_and_probes(&p, "c").1 >= 1);
+}

@@ -36,17 +36,21 @@ breaker = { consecutive_failures = 5, cooldown = "200ms", max_cooldown = "800ms"
 
 /// `openai` and `anthropic` inherit their built-in profiles (model catalogs, prefill flags) with
 /// the base URLs pointed at the simulator. The simulator ignores keys, but the profiles need one:
-/// `PATH` is set on every machine (setting a variable is `unsafe` in edition 2024).
+/// `PATH` is set on every machine (setting a variable is `unsafe` in edition 2024). Breakers are
+/// probed by requests (`passive`): these tests count the calls each target gets, which a
+/// background probe every 200 ms cooldown would add to (active probes: `tests/router_logic.rs`).
 fn providers(sim: &SimServer) -> String {
     format!(
         r#"
 [providers.openai]
 base_url = "{}"
 api_key_env = "PATH"
+probe = "passive"
 
 [providers.anthropic]
 base_url = "{}"
 api_key_env = "PATH"
+probe = "passive"
 "#,
         sim.openai_base_url(),
         sim.anthropic_base_url()
@@ -817,11 +821,8 @@ breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms
 "#;
     // `probe = "passive"`: the first request after a cooldown is the probe
     let sim = SimServer::start().await.unwrap();
-    let text = format!(
-        "{}{DEFAULTS}{}",
-        providers(&sim).replace("[providers.openai]\n", "[providers.openai]\nprobe = \"passive\"\n"),
-        route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra)
-    );
+    let text =
+        format!("{}{DEFAULTS}{}", providers(&sim), route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra));
     let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap()).unwrap();
     let mut events = router.subscribe();
     let fault = sim.add_fault(FaultRule::new(OPENAI, Fault::status(500)).model("gpt-4o"));

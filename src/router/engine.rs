@@ -944,11 +944,7 @@ pub(crate) fn settle_failure(
     let opened = |node: &Node, model: Option<&str>, t: Option<Transition>| {
         emit_if(inner, p, model, node, t);
         if t.is_some_and(|t| t.to != super::breaker::BreakerState::Closed && t.from != t.to) {
-            let node = match model {
-                Some(m) => inner.health.target(p, m),
-                None => inner.health.provider(p),
-            };
-            super::probe::watch(inner, &node, p, model, &target.model);
+            super::probe::watch(inner, p, model);
         }
     };
     match effect {

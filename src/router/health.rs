@@ -223,6 +223,33 @@ impl Health {
             .clone()
     }
 
+    /// The provider's node, if the policy in force has it (nothing is created).
+    pub(crate) fn find_provider(&self, name: &str) -> Option<Arc<Node>> {
+        lock(&self.providers).get(name).cloned()
+    }
+
+    /// The target's node, if the policy in force has it (nothing is created).
+    pub(crate) fn find_target(&self, provider: &str, model: &str) -> Option<Arc<Node>> {
+        lock(&self.targets).get(provider).and_then(|m| m.get(model)).cloned()
+    }
+
+    /// Every breaker that is open (or half-open): (provider, model for a target's).
+    pub(crate) fn open_breakers(&self) -> Vec<(String, Option<String>)> {
+        let mut open: Vec<(String, Option<String>)> = lock(&self.providers)
+            .iter()
+            .filter(|(_, n)| n.breaker.open_until().is_some())
+            .map(|(p, _)| (p.clone(), None))
+            .collect();
+        for (p, models) in lock(&self.targets).iter() {
+            for (m, n) in models {
+                if n.breaker.open_until().is_some() {
+                    open.push((p.clone(), Some(m.clone())));
+                }
+            }
+        }
+        open
+    }
+
     /// The next round-robin offset for a route.
     pub(crate) fn next_round_robin(&self, route: &str) -> usize {
         let mut rr = lock(&self.round_robin);

@@ -110,8 +110,8 @@ pub(crate) struct Inner {
     applying: Mutex<()>,
     /// The router itself, for the background probes (which must not keep it alive).
     pub(crate) me: std::sync::Weak<Inner>,
-    /// The breakers being probed: (provider, model for a target's breaker).
-    pub(crate) probing: Mutex<std::collections::HashSet<(String, Option<String>)>>,
+    /// The breakers being probed, by node.
+    pub(crate) probing: Mutex<std::collections::HashSet<usize>>,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -233,6 +233,10 @@ impl Router {
             })
             .collect();
         self.inner.health.sync(&policy);
+        // a breaker that was open and passive and is now active has nobody probing it yet
+        for (provider, model) in self.inner.health.open_breakers() {
+            probe::watch(&self.inner, &provider, model.as_deref());
+        }
         let routes = policy
             .routes
             .iter()

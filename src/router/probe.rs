@@ -34,80 +34,110 @@ const LIMIT_RETRY: Duration = Duration::from_secs(1);
 /// The breaker a probe is for: a target's (`model` set) or a provider's.
 type Key = (String, Option<String>);
 
-/// Starts probing the breaker of `provider` (and `model`, for a target's breaker) that just
-/// opened, unless it is passive or already probed. `probe_model` is the model a probe asks (for
-/// a provider's breaker: the model whose failure opened it).
-pub(crate) fn watch(inner: &Inner, node: &Arc<Node>, provider: &str, model: Option<&str>, probe_model: &str) {
-    if !node.breaker.is_active() {
+/// The shortest gap between two probes of one breaker, whatever its cooldown.
+const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// Starts probing the breaker of `provider` (and `model`, for a target's breaker) if it is open,
+/// active, and not probed already. Called when a breaker opens, and after a reload for every
+/// open breaker (one that turned active while open has nobody probing it yet).
+pub(crate) fn watch(inner: &Inner, provider: &str, model: Option<&str>) {
+    let Some(node) = current(inner, provider, model) else { return };
+    if !node.breaker.is_active() || node.breaker.open_until().is_none() {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    let key: Key = (provider.to_owned(), model.map(str::to_owned));
-    if !crate::sync::lock(&inner.probing).insert(key.clone()) {
-        return; // already probing it
+    // one prober per breaker: a node that a reload replaced is another breaker
+    let id = Arc::as_ptr(&node) as usize;
+    if !crate::sync::lock(&inner.probing).insert(id) {
+        return;
     }
-    let (me, node, probe_model) = (inner.me.clone(), node.clone(), probe_model.to_owned());
+    let key: Key = (provider.to_owned(), model.map(str::to_owned));
+    let me = inner.me.clone();
     runtime.spawn(async move {
-        run(&me, &node, &key, &probe_model).await;
-        if let Some(inner) = me.upgrade() {
-            crate::sync::lock(&inner.probing).remove(&key);
+        loop {
+            run(&me, &node, &key).await;
+            let Some(inner) = me.upgrade() else { return };
+            // decided under the lock `watch` takes: a breaker that reopened meanwhile is probed
+            // on, not left with nobody to probe it
+            let mut probing = crate::sync::lock(&inner.probing);
+            if node.breaker.open_until().is_some()
+                && node.breaker.is_active()
+                && current(&inner, &key.0, key.1.as_deref()).is_some_and(|n| Arc::ptr_eq(&n, &node))
+            {
+                continue;
+            }
+            probing.remove(&id);
+            return;
         }
     });
 }
 
-/// Probes at the end of each cooldown until the breaker closes, turns passive, or the router is
-/// gone. The router is not kept alive while the probe waits.
-async fn run(me: &Weak<Inner>, node: &Node, (provider, model): &Key, probe_model: &str) {
+/// The node of a breaker in the policy in force, if it still has one.
+fn current(inner: &Inner, provider: &str, model: Option<&str>) -> Option<Arc<Node>> {
+    match model {
+        Some(m) => inner.health.find_target(provider, m),
+        None => inner.health.find_provider(provider),
+    }
+}
+
+/// Probes at the end of each cooldown until the breaker closes, turns passive, leaves the policy,
+/// or the router is gone. Nothing of the router is held while the probe waits.
+async fn run(me: &Weak<Inner>, node: &Arc<Node>, (provider, model): &Key) {
+    let mut turn = 0usize;
     loop {
+        turn = turn.wrapping_add(1);
         let Some(until) = node.breaker.open_until().filter(|_| node.breaker.is_active()) else { return };
-        tokio::time::sleep_until(until).await;
-        let Some(inner) = me.upgrade() else { return };
-        let Some(permit) = node.breaker.probe_now(Instant::now()) else {
-            // closed meanwhile (a reload, a success elsewhere), or its cooldown was moved on
-            if node.breaker.open_until().is_none() {
-                return;
+        tokio::time::sleep_until(until.max(Instant::now() + MIN_GAP)).await;
+        let (snap, faults, probe_model) = {
+            let Some(inner) = me.upgrade() else { return };
+            if !node.breaker.is_active()
+                || !current(&inner, provider, model.as_deref()).is_some_and(|n| Arc::ptr_eq(&n, node))
+            {
+                return; // turned passive, or a reload replaced or removed it
             }
-            continue;
+            let snap = inner.snapshot();
+            let Some(probe_model) = model.clone().or_else(|| provider_probe_model(&inner, &snap, provider, turn))
+            else {
+                return; // a provider no route uses any more
+            };
+            (snap, inner.faults.clone(), probe_model)
         };
         // a probe is a request like any other for the target's and provider's limits: one that
         // does not fit now waits for room rather than overdraw them
-        let nodes = [inner.health.target(provider, probe_model), inner.health.provider(provider)];
-        let mut held = Vec::new();
-        for limiter in nodes.iter().filter_map(|n| n.limiter_if_limited()) {
-            match limiter.try_acquire(PROBE_TOKENS) {
-                Ok(p) => held.push(p),
-                Err(_) => break,
+        let held = match me.upgrade() {
+            Some(inner) => {
+                let nodes = [inner.health.find_target(provider, &probe_model), inner.health.find_provider(provider)];
+                let limiters: Vec<_> = nodes.iter().flatten().filter_map(|n| n.limiter_if_limited()).collect();
+                let held: Vec<_> = limiters.iter().map_while(|l| l.try_acquire(PROBE_TOKENS).ok()).collect();
+                (held.len() == limiters.len()).then_some(held)
             }
-        }
-        if held.len() < nodes.iter().filter(|n| n.limiter_if_limited().is_some()).count() {
-            drop((held, permit));
+            None => return,
+        };
+        let Some(held) = held else {
             tokio::time::sleep(LIMIT_RETRY).await;
             continue;
-        }
+        };
+        let Some(permit) = node.breaker.probe_now(Instant::now()) else {
+            // another probe holds the slot (a request of a passive past), or the cooldown moved on
+            tokio::time::sleep(MIN_GAP).await;
+            continue;
+        };
         let started = Instant::now();
-        let result = probe(&inner, provider, probe_model).await;
+        let result = probe(&snap, &faults, provider, &probe_model).await;
         drop(held);
         let now = Instant::now();
-        // a target that answers at all is back: only the failures that count against a breaker
-        // say it is not (a 429 or a 400 about the probe itself come from a live server)
-        let down = result
-            .as_ref()
-            .err()
-            .map(|e| e.class)
-            .filter(|&c| ClassActions::default().get(c).breaker != BreakerEffect::None);
-        let transition = match down {
-            None => node.breaker.success(now),
-            Some(_) => node.breaker.failure(now),
-        };
-        drop(permit);
         let class = result.as_ref().err().map(|e| e.class);
-        tracing::info!(provider, model = model.as_deref(), ok = down.is_none(), class = ?class, "breaker probe");
-        super::metrics::probe(provider, model.as_deref(), down.is_none());
+        let up = class.is_none_or(|c| !counts_against(c, model.is_some()));
+        let transition = if up { node.breaker.success(now) } else { node.breaker.failure(now) };
+        drop(permit);
+        tracing::info!(provider, model = model.as_deref(), probe_model, ok = up, class = ?class, "breaker probe");
+        super::metrics::probe(provider, model.as_deref(), up);
+        let Some(inner) = me.upgrade() else { return };
         let _ = inner.events.send(RouterEvent::Probe {
             provider: provider.clone(),
             model: model.clone(),
-            probe_model: probe_model.to_owned(),
-            ok: down.is_none(),
+            probe_model: probe_model.clone(),
+            ok: up,
             class,
             elapsed: now - started,
         });
@@ -120,16 +150,55 @@ async fn run(me: &Weak<Inner>, node: &Node, (provider, model): &Key, probe_model
     }
 }
 
+/// Whether a probe's failure of class `class` says the breaker's target is still down. A target's
+/// breaker: any failure that counts against a breaker (a 429, or a 400 about the probe itself,
+/// comes from a live server). A provider's: only failures of the whole provider (a model's own
+/// 404 or overload says nothing of the others).
+fn counts_against(class: ErrorClass, target: bool) -> bool {
+    match ClassActions::default().get(class).breaker {
+        BreakerEffect::None => false,
+        BreakerEffect::CountTarget | BreakerEffect::TripTarget => target,
+        BreakerEffect::CountProvider | BreakerEffect::TripProvider => true,
+    }
+}
+
+/// The model a provider's breaker is probed with on its `turn`th probe: its targets in the policy
+/// in force in turn (those whose own breaker is closed, if any), so that one model the key cannot
+/// use does not keep the whole provider out.
+fn provider_probe_model(inner: &Inner, snap: &super::Snapshot, provider: &str, turn: usize) -> Option<String> {
+    let mut models: Vec<&str> = snap
+        .policy
+        .routes
+        .values()
+        .flat_map(|r| &r.targets)
+        .filter(|t| t.provider == provider)
+        .map(|t| t.model.as_str())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    let closed: Vec<&str> = models
+        .iter()
+        .copied()
+        .filter(|m| inner.health.find_target(provider, m).is_some_and(|n| n.breaker.open_until().is_none()))
+        .collect();
+    let pool = if closed.is_empty() { &models } else { &closed };
+    pool.get(turn % pool.len().max(1)).map(|m| (*m).to_owned())
+}
+
 /// One probe call: the provider as the policy in force builds it (behind a drill's faults, as
 /// every request is), asked for one token.
-async fn probe(inner: &Inner, provider: &str, model: &str) -> Result<(), ProviderError> {
-    let snap = inner.snapshot();
+async fn probe(
+    snap: &super::Snapshot,
+    faults: &Arc<crate::drill::inject::FaultSet>,
+    provider: &str,
+    model: &str,
+) -> Result<(), ProviderError> {
     let adapter = match snap.providers.get(provider) {
         Some(ProviderSlot::Ready(p)) => p.clone(),
         Some(ProviderSlot::Unavailable(e)) => return Err((**e).clone()),
         None => return Err(ProviderError::new(ErrorClass::NotFound, provider, "the provider left the policy")),
     };
-    let callee: Arc<dyn Provider> = if inner.faults.is_empty() {
+    let callee: Arc<dyn Provider> = if faults.is_empty() {
         adapter
     } else {
         Arc::new(Injecting {
@@ -137,7 +206,7 @@ async fn probe(inner: &Inner, provider: &str, model: &str) -> Result<(), Provide
             inner: adapter,
             name: provider.to_owned(),
             profile: snap.policy.provider(provider).and_then(|p| p.profile.clone()),
-            faults: inner.faults.clone(),
+            faults: faults.clone(),
         })
     };
     let request = ChatRequest::user(PROBE_PROMPT).max_tokens(1);
