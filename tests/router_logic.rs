@@ -22,10 +22,7 @@ targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 
 /// [`router`] with `probe = "passive"` providers: requests probe open breakers themselves.
 fn passive_router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
-    let p = Scripted::new("p");
-    let q = Scripted::new("q");
-    let r = Router::builder(passive_policy(extra)).provider("p", p.clone()).provider("q", q.clone()).build().unwrap();
-    (r, p, q)
+    scripted(passive_policy(extra), "q")
 }
 
 /// [`TWO_TARGETS`] whose streams are continued with a prefill or not at all.
@@ -40,11 +37,17 @@ targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 retry = false
 "#;
 
-fn router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+/// A router under `policy` over scripted providers `p` and `second` (`q` on OpenAI's wire, `c` on
+/// Anthropic's).
+fn scripted(policy: switchyard::Policy, second: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
     let p = Scripted::new("p");
-    let q = Scripted::new("q");
-    let r = Router::builder(policy(extra)).provider("p", p.clone()).provider("q", q.clone()).build().unwrap();
-    (r, p, q)
+    let other = Scripted::new(second);
+    let r = Router::builder(policy).provider("p", p.clone()).provider(second, other.clone()).build().unwrap();
+    (r, p, other)
+}
+
+fn router(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    scripted(policy(extra), "q")
 }
 
 #[tokio::test(start_paused = true)]
@@ -378,10 +381,7 @@ retry = false
 
 /// A router over `p` and `c` (Anthropic's wire).
 fn router_with_claude(extra: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
-    let p = Scripted::new("p");
-    let c = Scripted::new("c");
-    let r = Router::builder(policy(extra)).provider("p", p.clone()).provider("c", c.clone()).build().unwrap();
-    (r, p, c)
+    scripted(policy(extra), "c")
 }
 
 #[tokio::test(start_paused = true)]
