@@ -718,3 +718,24 @@ targets = [{ provider = "p", model = "c" }]
     assert_eq!(state(&r), BreakerState::Closed);
     assert!(user_calls_and_probes(&p, "c").1 >= 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_every_target_open_and_probed_by_the_router_a_request_is_told_when_to_come_back() {
+    let extra = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+    let (r, p, q) = router(extra);
+    p.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    q.set_default(Step::Fail(ErrorClass::ServerError, 500));
+    r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
+    let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
+    let f = err.failure().unwrap();
+    assert!(f.message.contains("every target's breaker is open"), "{}", f.message);
+    let wait = f.retry_after.expect("when the first cooldown ends");
+    assert!(wait > Duration::from_secs(4) && wait <= Duration::from_secs(5), "{wait:?}");
+    assert_eq!((user_calls_and_probes(&p, "a").0, user_calls_and_probes(&q, "b").0), (1, 1), "no request probes");
+}

@@ -723,7 +723,8 @@ impl<'s> Plan<'s> {
             let admission = if force_probe && node.breaker.open_until().is_some() {
                 match node.breaker.force_probe() {
                     Some(p) => Admission::Probe(p),
-                    None => Admission::Reject { until: now },
+                    // a probe in flight, or the router's own to come when the cooldown ends
+                    None => Admission::Reject { until: node.breaker.open_until().map_or(now, |u| u.max(now)) },
                 }
             } else {
                 node.breaker.admit(now)
@@ -870,7 +871,7 @@ impl<'s> Plan<'s> {
             Some(e) => (e.class, e.message.clone(), None),
             None if self.other_skips == 0 && !self.breaker_skips.is_empty() => (
                 ErrorClass::Overloaded,
-                "every target's breaker is open and a probe is already in flight".to_owned(),
+                "every target's breaker is open (the router probes them; or a probe is in flight)".to_owned(),
                 self.wait_hint(),
             ),
             None if Instant::now() >= self.deadline => {
