@@ -500,3 +500,28 @@ async fn a_preamble_without_content_times_out_and_leaves_no_trace_in_the_callers
     assert!(ttft("claude_slow", "gpt-4o-mini") && ttft("gpt_slow", "claude-sonnet-4-5"), "{metrics}");
     assert!(!ttft("claude_slow", "claude-sonnet-4-5"), "a preamble is no first token: {metrics}");
 }
+
+#[tokio::test]
+async fn metric_labels_come_from_the_policy_never_from_the_client() {
+    let s = setup("").await;
+    let url = format!("{}/v1/chat/completions", s.base);
+    let metrics = || async { client().get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap() };
+    let r = client().post(&url).json(&openai_body("made-up-0", false)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let before = metrics().await;
+    for i in 1..100 {
+        let stream = i % 2 == 0;
+        let r = client().post(&url).json(&openai_body(&format!("made-up-{i}"), stream)).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    let huge = "m".repeat(1 << 20);
+    let r = client().post(&url).json(&openai_body(&huge, false)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let after = metrics().await;
+    assert!(!after.contains("made-up-") && !after.contains(&huge[..1000]), "a client's name became a label");
+    // a hundred names, one label: the `unknown` series did not multiply (other tests of this
+    // process share the recorder, so only these series are compared)
+    let unknown = |text: &str| text.lines().filter(|l| l.contains("route=\"unknown\"")).count();
+    assert!(unknown(&before) > 0, "{before}");
+    assert_eq!(unknown(&after), unknown(&before), "{after}");
+}

@@ -339,6 +339,11 @@ impl Router {
         self.inner.health.counts()
     }
 
+    /// Whether the policy in force has a route named `route`.
+    pub fn has_route(&self, route: &str) -> bool {
+        self.inner.current.load().routes.contains_key(route)
+    }
+
     /// Sends `request` along `route` and returns the complete answer, or why every option failed.
     pub async fn chat(&self, route: &str, request: ChatRequest) -> Result<RoutedResponse, RouterError> {
         self.chat_with_original(route, request, None).await
