@@ -387,6 +387,24 @@ async fn client_keys_are_required_when_configured() {
     let r = client().get(format!("{base}/admin/state")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(client().get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+
+    // an unauthenticated 4 MB upload: the 401 comes from the headers alone, before any body byte
+    // (none is ever sent here: a gateway that read the body first would still be waiting)
+    for (path, wire) in [("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic")] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4194304\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{wire}: {answer}");
+    }
     let _ = child.kill().await;
 }
 

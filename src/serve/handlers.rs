@@ -99,6 +99,20 @@ fn record_request(endpoint: &'static str, route: &str, class: Option<ErrorClass>
         .record(started.elapsed().as_secs_f64());
 }
 
+/// In front of `POST /v1/chat/completions` and `POST /v1/messages`: the key is checked from the
+/// headers, and a request without an accepted one gets its 401 (in the endpoint's dialect) before
+/// any byte of its body is read: an unauthenticated upload costs the gateway nothing.
+pub(crate) async fn authenticate<D: Dialect>(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !state.keys.accepts(request.headers()) {
+        return error_response::<D>(&simple_failure(ErrorClass::Authentication, "missing or unknown API key"), None);
+    }
+    next.run(request).await
+}
+
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
 pub(crate) async fn chat<D: Dialect>(
     endpoint: &'static str,
@@ -107,9 +121,7 @@ pub(crate) async fn chat<D: Dialect>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    if !state.keys.accepts(&headers) {
-        return error_response::<D>(&simple_failure(ErrorClass::Authentication, "missing or unknown API key"), None);
-    }
+    // (the key was checked by `authenticate`, before the body was read)
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {

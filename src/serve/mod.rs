@@ -144,13 +144,18 @@ impl Gateway {
                 "/v1/chat/completions",
                 post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
                     handlers::chat::<OpenAiWire>("chat_completions", s, h, b)
-                }),
+                })
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
             )
             .route(
                 "/v1/messages",
                 post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
                     handlers::chat::<AnthropicWire>("messages", s, h, b)
-                }),
+                })
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    handlers::authenticate::<AnthropicWire>,
+                )),
             )
             .route("/v1/models", get(handlers::models))
             .route("/healthz", get(handlers::healthz))
