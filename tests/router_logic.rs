@@ -537,6 +537,15 @@ targets = [{ provider = "p", model = "a", breaker = { consecutive_failures = 1, 
     assert_eq!(p.calls("a"), 3);
 }
 
+/// `a` then `b`, one attempt each; one failure opens a breaker for 5 s, doubling to 10 s.
+const ONE_FAILURE_OPENS: &str = r#"
+[defaults]
+retry = { max_attempts = 1 }
+breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
+[routes.chat]
+targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
+"#;
+
 /// User requests and probes the scripted model `model` of `s` received.
 fn user_calls_and_probes(s: &Scripted, model: &str) -> (usize, usize) {
     let calls = s.last_messages(model);
@@ -598,13 +607,7 @@ targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_target_costs_one_probe_per_cooldown() {
-    let extra = r#"
-[defaults]
-retry = { max_attempts = 1 }
-breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
-[routes.chat]
-targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
-"#;
+    let extra = ONE_FAILURE_OPENS;
     let (r, p, _q) = router(extra);
     p.set_default(Step::Fail(ErrorClass::ServerError, 500));
     r.chat("chat", ChatRequest::user("hi")).await.unwrap();
@@ -675,13 +678,7 @@ targets = [{ provider = "p", model = "a", limits = { rpm = 1 } }, { provider = "
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_that_turns_probes_active_probes_a_breaker_already_open() {
-    let extra = r#"
-[defaults]
-retry = { max_attempts = 1 }
-breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
-[routes.chat]
-targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
-"#;
+    let extra = ONE_FAILURE_OPENS;
     let (r, p, _q) = passive_router(extra);
     p.set_default(Step::Fail(ErrorClass::ServerError, 500));
     r.chat("chat", ChatRequest::user("hi")).await.unwrap();
@@ -721,13 +718,7 @@ targets = [{ provider = "p", model = "c" }]
 
 #[tokio::test(start_paused = true)]
 async fn with_every_target_open_and_probed_by_the_router_a_request_is_told_when_to_come_back() {
-    let extra = r#"
-[defaults]
-retry = { max_attempts = 1 }
-breaker = { consecutive_failures = 1, cooldown = "5s", max_cooldown = "10s" }
-[routes.chat]
-targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
-"#;
+    let extra = ONE_FAILURE_OPENS;
     let (r, p, q) = router(extra);
     p.set_default(Step::Fail(ErrorClass::ServerError, 500));
     q.set_default(Step::Fail(ErrorClass::ServerError, 500));
