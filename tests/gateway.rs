@@ -534,7 +534,7 @@ async fn metric_labels_come_from_the_policy_never_from_the_client() {
     }
     let huge = "m".repeat(1 << 20);
     let r = client().post(&url).json(&openai_body(&huge, false)).send().await.unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 400, "beyond `[server] max_model_bytes`");
     let after = metrics().await;
     assert!(!after.contains("made-up-") && !after.contains(&huge[..1000]), "a client's name became a label");
     // a hundred names, one label: the `unknown` series did not multiply (other tests of this
@@ -542,4 +542,33 @@ async fn metric_labels_come_from_the_policy_never_from_the_client() {
     let unknown = |text: &str| text.lines().filter(|l| l.contains("route=\"unknown\"")).count();
     assert!(unknown(&before) > 0, "{before}");
     assert_eq!(unknown(&after), unknown(&before), "{after}");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_field_limits_are_refused_naming_field_and_key() {
+    let s = setup("[server]\nmax_messages = 2\nmax_tools = 1\n").await;
+    let url = format!("{}/v1/chat/completions", s.base);
+    let refused = |body: Value| {
+        let url = url.clone();
+        async move {
+            let r = client().post(&url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 400);
+            r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut body = openai_body("solo", false);
+    body["messages"].as_array_mut().unwrap().push(json!({"role": "user", "content": "more"}));
+    let message = refused(body).await;
+    assert!(message.contains("`messages` has 3 messages") && message.contains("max_messages"), "{message}");
+    let tool = json!({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}});
+    let mut body = openai_body("solo", false);
+    body["tools"] = json!([tool.clone(), tool]);
+    let message = refused(body).await;
+    assert!(message.contains("`tools` has 2 tools") && message.contains("max_tools"), "{message}");
+    let message = refused(openai_body(&"x".repeat(300), false)).await;
+    assert!(message.contains("`model` has 300 bytes") && message.contains("max_model_bytes"), "{message}");
+    // within the limits: served
+    let r = client().post(&url).json(&openai_body("solo", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.sim.requests().len() == 1, "nothing refused reached the provider");
 }

@@ -717,16 +717,17 @@ targets = [{ provider = "p", model = "c" }]
 }
 
 #[tokio::test(start_paused = true)]
-async fn with_every_target_open_and_probed_by_the_router_a_request_is_told_when_to_come_back() {
-    let extra = ONE_FAILURE_OPENS;
-    let (r, p, q) = router(extra);
+async fn with_every_target_open_a_request_still_probes_the_soonest_under_active_probes() {
+    let (r, p, q) = router(ONE_FAILURE_OPENS);
     p.set_default(Step::Fail(ErrorClass::ServerError, 500));
     q.set_default(Step::Fail(ErrorClass::ServerError, 500));
     r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
-    let err = r.chat("chat", ChatRequest::user("hi")).await.unwrap_err();
-    let f = err.failure().unwrap();
-    assert!(f.message.contains("every target's breaker is open"), "{}", f.message);
-    let wait = f.retry_after.expect("when the first cooldown ends");
-    assert!(wait > Duration::from_secs(4) && wait <= Duration::from_secs(5), "{wait:?}");
-    assert_eq!((user_calls_and_probes(&p, "a").0, user_calls_and_probes(&q, "b").0), (1, 1), "no request probes");
+    // both back, both breakers still cooling down: a request with nowhere else to go tries the
+    // one whose cooldown ends first rather than fail untried
+    p.set_default(Step::Ok("back"));
+    q.set_default(Step::Ok("back"));
+    let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(ok.model(), "a");
+    assert!(ok.attempts.iter().any(|a| a.probe));
+    assert_eq!(user_calls_and_probes(&p, "a"), (2, 0));
 }

@@ -106,6 +106,9 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
             listen: server.listen,
             admin_listen: server.admin_listen,
             max_body: server.max_body,
+            max_model_bytes: server.max_model_bytes,
+            max_messages: server.max_messages,
+            max_tools: server.max_tools,
         },
         warnings: c.warnings,
     })

@@ -229,6 +229,12 @@ pub struct ServerSettings {
     pub admin_listen: Option<String>,
     /// Largest request body in bytes.
     pub max_body: Option<u64>,
+    /// Longest `model` (route name) a request may give, in bytes.
+    pub max_model_bytes: Option<u64>,
+    /// Most messages a request may carry.
+    pub max_messages: Option<u64>,
+    /// Most tools a request may declare.
+    pub max_tools: Option<u64>,
 }
 
 impl Policy {

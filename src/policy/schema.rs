@@ -206,6 +206,9 @@ pub(crate) struct ServerSpec {
     pub(crate) listen: Option<String>,
     pub(crate) admin_listen: Option<String>,
     pub(crate) max_body: Option<u64>,
+    pub(crate) max_model_bytes: Option<u64>,
+    pub(crate) max_messages: Option<u64>,
+    pub(crate) max_tools: Option<u64>,
 }
 
 /// The level tables of a spec that carries them inline (serde's `flatten` cannot be combined with

@@ -213,11 +213,12 @@ impl Breaker {
     }
 
     /// Lets a probe through now even though the cooldown has not ended: when every target of a route
-    /// is open, the router probes the one whose cooldown ends first rather than refuse untried.
-    /// `None` when a probe is already in flight.
+    /// is open, the router probes the one whose cooldown ends first rather than refuse untried
+    /// (whatever the probe mode). `None` when a probe is already in flight.
     pub(crate) fn force_probe(&self) -> Option<ProbePermit> {
         let mut s = self.lock();
-        if s.probe_in_flight || s.config.probe == ProbeMode::Active {
+        // with active probes too: a request with nowhere else to go tries rather than fails
+        if s.probe_in_flight {
             return None;
         }
         s.probe_in_flight = true;
@@ -333,8 +334,8 @@ mod tests {
         assert!(b.probe_now(now).is_none(), "still cooling down");
         let later = now + Duration::from_secs(10);
         assert!(matches!(b.admit(later), Admission::Reject { .. }), "a request is not the probe");
-        assert!(b.force_probe().is_none());
         let permit = b.probe_now(later).expect("the router's probe");
+        assert!(b.force_probe().is_none(), "one probe at a time, forced or not");
         assert!(b.probe_now(later).is_none(), "one probe at a time");
         assert!(b.success(later).is_some());
         drop(permit);

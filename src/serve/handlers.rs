@@ -23,6 +23,7 @@ pub(crate) struct AppState {
     pub(crate) router: Router,
     pub(crate) keys: Arc<ClientKeys>,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub(crate) limits: super::FieldLimits,
 }
 
 fn failure_from(_route: &str, e: &RouterError) -> Failure {
@@ -78,6 +79,18 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(HeaderName::from_static(name), v);
     }
+}
+
+/// Why a request is beyond the `[server]` field limits, naming the field, the limit and its key.
+fn over_limits(parsed: &Parsed, limits: super::FieldLimits) -> Option<String> {
+    let checks = [
+        ("model", "bytes", parsed.route.len(), limits.model_bytes, "max_model_bytes"),
+        ("messages", "messages", parsed.request.messages.len(), limits.messages, "max_messages"),
+        ("tools", "tools", parsed.request.tools.len(), limits.tools, "max_tools"),
+    ];
+    checks.into_iter().find(|c| c.2 > c.3).map(|(field, unit, n, max, key)| {
+        format!("`{field}` has {n} {unit}: this gateway takes at most {max} (`[server] {key}`)")
+    })
 }
 
 /// The route as a metric label: a route of the policy in force, or `unknown`. A label never
@@ -140,6 +153,10 @@ pub(crate) async fn chat<D: Dialect>(
             return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
         }
     };
+    if let Some(message) = over_limits(&parsed, state.limits) {
+        record_request(endpoint, "", Some(ErrorClass::InvalidRequest), started);
+        return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
+    }
     D::read_headers(&mut parsed, &headers);
     if parsed.stream {
         stream::<D>(endpoint, &state.router, parsed, started).await

@@ -39,6 +39,27 @@ use openai::OpenAiWire;
 /// Largest request body accepted when the policy's `[server] max_body` does not say.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// The request's field limits of `[server]` (`max_model_bytes`, `max_messages`, `max_tools`),
+/// with their defaults: far above what any real request needs, far below what would let one
+/// request make the gateway work hard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldLimits {
+    pub(crate) model_bytes: usize,
+    pub(crate) messages: usize,
+    pub(crate) tools: usize,
+}
+
+impl FieldLimits {
+    fn of(server: &crate::policy::ServerSettings) -> Self {
+        let pick = |v: Option<u64>, default: usize| v.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        FieldLimits {
+            model_bytes: pick(server.max_model_bytes, 256),
+            messages: pick(server.max_messages, 10_000),
+            tools: pick(server.max_tools, 1_000),
+        }
+    }
+}
+
 /// How to run the gateway.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -135,9 +156,10 @@ impl Gateway {
         let max_body = policy.server.max_body.map_or(DEFAULT_MAX_BODY, |b| usize::try_from(b).unwrap_or(usize::MAX));
         // client keys are read once at start: rotating them means a restart (documented)
         let keys = Arc::new(auth::ClientKeys::from_env(policy.server.api_keys_env.as_deref()));
+        let limits = FieldLimits::of(&policy.server);
         let router = Router::new(policy)?;
         let watcher = router.watch(&options.policy)?;
-        let state = AppState { router: router.clone(), keys, metrics: prometheus() };
+        let state = AppState { router: router.clone(), keys, metrics: prometheus(), limits };
 
         let api = axum::Router::new()
             .route(
