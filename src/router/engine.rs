@@ -250,8 +250,7 @@ where
             Some((attempts, last)) => plan.inherit(attempts, last),
             None => plan.started_at(start),
         }
-        let any = |_: &TargetPolicy, _: &Node| None;
-        match plan.run(inner, Ask::Request(request, original), &any, op_for(&route.policy)).await {
+        match plan.run(inner, Ask::Request(request, original), op_for(&route.policy)).await {
             Ok(success) => return Ok((plan, success)),
             Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
             Err(Stop::Overflow(next, e)) => {
@@ -267,9 +266,6 @@ where
         }
     }
 }
-
-/// Which targets a phase may use (a mid-stream continuation needs prefill, for instance).
-pub(crate) type TargetFilter<'f> = &'f (dyn Fn(&TargetPolicy, &Node) -> Option<SkipReason> + Sync);
 
 impl<'s> Plan<'s> {
     pub(crate) fn new(
@@ -393,13 +389,7 @@ impl<'s> Plan<'s> {
 
     /// Runs attempts until one succeeds or the plan is exhausted. Resumable: a later call continues
     /// with the next target in order.
-    pub(crate) async fn run<T, F>(
-        &mut self,
-        inner: &Inner,
-        ask: Ask<'_>,
-        filter: TargetFilter<'_>,
-        op: F,
-    ) -> Result<Success<'s, T>, Stop>
+    pub(crate) async fn run<T, F>(&mut self, inner: &Inner, ask: Ask<'_>, op: F) -> Result<Success<'s, T>, Stop>
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
     {
@@ -415,8 +405,7 @@ impl<'s> Plan<'s> {
             }
             if let Some(target) = target {
                 let is_last = self.pos >= self.order.len();
-                if let Some(result) =
-                    self.try_target(inner, ask, (idx, target), is_last, filter, &op, (false, attempts)).await
+                if let Some(result) = self.try_target(inner, ask, (idx, target), is_last, &op, (false, attempts)).await
                 {
                     return result;
                 }
@@ -426,21 +415,21 @@ impl<'s> Plan<'s> {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
             // the only target that can continue a stream even when others that cannot follow it
+            // (only a continuation rules targets out: the caller's request costs no lookup here)
             let snap = self.snap;
-            let ruled_out = |t: &TargetPolicy, n: &Node| {
-                filter(t, n).is_some() || ask.form(t, n, on_anthropic(snap, t), false).is_err()
-            };
+            let resuming = matches!(ask, Ask::Resume { .. });
+            let ruled_out = |t: &TargetPolicy, n: &Node| ask.form(t, n, on_anthropic(snap, t), false).is_err();
             let is_last =
                 self.order[self.pos + 1..].iter().all(|&i| match (self.route.targets.get(i), self.targets.get(i)) {
-                    (Some(t), Some(state)) => ruled_out(t, &state.node),
-                    (Some(t), None) => ruled_out(t, &inner.health.target(&t.provider, &t.model)),
+                    (Some(t), Some(state)) => resuming && ruled_out(t, &state.node),
+                    (Some(t), None) => resuming && ruled_out(t, &inner.health.target(&t.provider, &t.model)),
                     (None, _) => true,
                 });
             self.pos += 1;
             // borrowed from the snapshot, not from `self`, which is borrowed mutably below
             let route = self.route;
             let Some(target) = route.targets.get(idx) else { continue };
-            if let Some(result) = self.try_target(inner, ask, (idx, target), is_last, filter, &op, (false, 0)).await {
+            if let Some(result) = self.try_target(inner, ask, (idx, target), is_last, &op, (false, 0)).await {
                 return result;
             }
         }
@@ -460,7 +449,7 @@ impl<'s> Plan<'s> {
             });
             let route = self.route;
             if let Some((i, target)) = soonest.and_then(|i| route.targets.get(i).map(|t| (i, t)))
-                && let Some(result) = self.try_target(inner, ask, (i, target), true, filter, &op, (true, 0)).await
+                && let Some(result) = self.try_target(inner, ask, (i, target), true, &op, (true, 0)).await
             {
                 return result;
             }
@@ -475,7 +464,6 @@ impl<'s> Plan<'s> {
         ask: Ask<'_>,
         (index, target): (usize, &'s TargetPolicy),
         is_last: bool,
-        filter: TargetFilter<'_>,
         op: &F,
         (force_probe, first_retry): (bool, u32),
     ) -> Option<Result<Success<'s, T>, Stop>>
@@ -494,10 +482,6 @@ impl<'s> Plan<'s> {
             && target.context_window().is_some_and(|cw| cw <= w)
         {
             self.skip(inner, target, SkipReason::ContextTooSmall);
-            return None;
-        }
-        if let Some(reason) = filter(target, &target_node) {
-            self.skip(inner, target, reason);
             return None;
         }
         if let Some(Fit::Refuses(why)) = self.fits.as_ref().and_then(|f| f.get(index)) {
@@ -521,7 +505,7 @@ impl<'s> Plan<'s> {
         };
 
         let mut retry = first_retry;
-        let anthropic = on_anthropic(self.snap, target);
+        let anthropic = matches!(ask, Ask::Resume { .. }) && on_anthropic(self.snap, target);
         // this target refused the prefill of this continuation: its next strategy, not the prefill again
         let mut prefill_refused = false;
         loop {

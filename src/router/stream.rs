@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::engine::{Ask, AttemptFuture, Plan};
-use super::health::Node;
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError};
 use super::resume::{self, Seam};
 use super::{Inner, Router};
@@ -468,8 +467,7 @@ async fn drive(
         let next = if resumable && (again || action.failover) {
             let (prefill, instructed) = resume::continuations(&request, delivered.text());
             let ask = Ask::Resume { prefill: &prefill, instructed: &instructed };
-            let any = |_: &TargetPolicy, _: &Node| None;
-            match plan.run(inner, ask, &any, opener(plan.route)).await {
+            match plan.run(inner, ask, opener(plan.route)).await {
                 Ok(s) => {
                     continued = true;
                     resumed_with = s.resumed;
@@ -513,8 +511,7 @@ async fn restart<'s>(
     tx: &mpsc::Sender<Msg>,
 ) -> Option<super::engine::Success<'s, Prefetched>> {
     plan.rewind_for_restart();
-    let any = |_: &TargetPolicy, _: &Node| None;
-    let s = plan.run(inner, ask, &any, opener(plan.route)).await.ok()?;
+    let s = plan.run(inner, ask, opener(plan.route)).await.ok()?;
     if !send(tx, Msg::Event(StreamEvent::Restart { reason: "the answer restarts on another target".into() })).await {
         return None;
     }
