@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::duration::DurationStr;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -87,31 +88,70 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     let compiled_providers = compile_providers(&mut c, &defaults, &providers, &routes);
     let compiled_routes = compile_routes(&mut c, &defaults, &compiled_providers, &providers, &routes);
     let drill_faults = compile_drill(&mut c, &drill, &compiled_providers);
+    let route_names: Vec<&str> = compiled_routes.keys().map(String::as_str).collect();
+    let server = compile_server(&mut c, server, &route_names);
 
     if !c.errors.is_empty() {
-        c.errors.sort_by_key(|d| (d.location.line, d.location.column));
+        // the policy's own problems first, then those of the files it names (key file)
+        let own = c.file.to_owned();
+        c.errors.sort_by_key(|d| (d.location.file != own, d.location.line, d.location.column));
         return Err(PolicyError::Invalid(c.errors));
     }
     c.warnings.sort_by_key(|d| (d.location.line, d.location.column));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
+    // an edit to the key file or the certificate is a new policy too
+    for file in server.files() {
+        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
+    }
     Ok(Policy {
         source: file.to_owned(),
         hash: format!("{:016x}", hasher.finish()),
         providers: compiled_providers,
         routes: compiled_routes,
         drill_faults,
-        server: ServerSettings {
-            api_keys_env: server.api_keys_env,
-            listen: server.listen,
-            admin_listen: server.admin_listen,
-            max_body: server.max_body,
-            max_model_bytes: server.max_model_bytes,
-            max_messages: server.max_messages,
-            max_tools: server.max_tools,
-        },
+        server,
         warnings: c.warnings,
     })
+}
+
+/// `[server]`: limits checked, the key file and TLS files read.
+fn compile_server(c: &mut Collector<'_>, spec: ServerSpec, routes: &[&str]) -> ServerSettings {
+    let duration = |c: &mut Collector<'_>, key: &str, d: Option<Spanned<DurationStr>>| {
+        let d = d?;
+        if d.get_ref().0.is_zero() {
+            c.error(&d.span(), format!("server.{key}"), "must be longer than zero");
+        }
+        Some(d.into_inner().0)
+    };
+    let at_least = |c: &mut Collector<'_>, key: &str, v: Option<Spanned<u64>>, min: u64| {
+        let v = v?;
+        if *v.get_ref() < min {
+            c.error(&v.span(), format!("server.{key}"), format!("must be at least {min}"));
+        }
+        Some(v.into_inner())
+    };
+    let (keys, keys_file) = super::client_keys::load(c, spec.api_keys_env.as_deref(), spec.keys_file.as_ref(), routes);
+    let tls = spec.tls.as_ref().and_then(|t| super::tls::load(c, t));
+    ServerSettings {
+        header_read_timeout: duration(c, "header_read_timeout", spec.header_read_timeout),
+        body_read_timeout: duration(c, "body_read_timeout", spec.body_read_timeout),
+        keepalive_timeout: duration(c, "keepalive_timeout", spec.keepalive_timeout),
+        max_connections: at_least(c, "max_connections", spec.max_connections, 1),
+        // hyper cannot read with a smaller buffer
+        max_header_bytes: at_least(c, "max_header_bytes", spec.max_header_bytes, 8192),
+        max_in_flight_per_key: at_least(c, "max_in_flight_per_key", spec.max_in_flight_per_key, 1),
+        api_keys_env: spec.api_keys_env,
+        listen: spec.listen,
+        admin_listen: spec.admin_listen,
+        max_body: spec.max_body,
+        max_model_bytes: spec.max_model_bytes,
+        max_messages: spec.max_messages,
+        max_tools: spec.max_tools,
+        keys_file,
+        tls,
+        client_keys: std::sync::Arc::new(keys),
+    }
 }
 
 /// The `name = { ... }` entries of a table of tables (`[providers.*]`, `[routes.*]`).

@@ -12,17 +12,21 @@ use crate::error::ErrorClass;
 use crate::profile::{ModelProfile, ProviderProfile};
 use crate::provider::Protocol;
 
+mod client_keys;
 pub(crate) mod compile;
 mod config;
 pub(crate) mod diagnostic;
 mod schema;
+mod tls;
 
+pub use client_keys::{ClientKey, ClientKeys};
 pub use config::{
     BreakerConfig, BreakerEffect, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits,
     ProbeMode, Resume, RetryConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
+pub use tls::TlsSettings;
 
 /// Output tokens reserved for a request that sets no `max_tokens` and whose model has no profile.
 pub const DEFAULT_OUTPUT_RESERVATION: u32 = 4096;
@@ -218,8 +222,10 @@ pub struct LiveFault {
     pub after_tokens: Option<usize>,
 }
 
-/// `[server]` settings.
+/// `[server]` settings. Limits left unset take the defaults the gateway documents
+/// (`switchyard::serve`'s `DEFAULT_*` constants).
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct ServerSettings {
     /// Variable with the comma-separated client API keys; unset means no client auth.
     pub api_keys_env: Option<String>,
@@ -235,6 +241,45 @@ pub struct ServerSettings {
     pub max_messages: Option<u64>,
     /// Most tools a request may declare.
     pub max_tools: Option<u64>,
+    /// The key file (`[keys.NAME]` tables), resolved against the policy's directory.
+    pub keys_file: Option<std::path::PathBuf>,
+    /// Time a connection has to deliver a request's headers.
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
+    pub header_read_timeout: Option<Duration>,
+    /// Time a request has to deliver its body.
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
+    pub body_read_timeout: Option<Duration>,
+    /// Time an idle kept-alive connection stays open.
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
+    pub keepalive_timeout: Option<Duration>,
+    /// Client connections open at once.
+    pub max_connections: Option<u64>,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: Option<u64>,
+    /// Requests in flight at once per client key without its own `concurrency`.
+    pub max_in_flight_per_key: Option<u64>,
+    /// TLS termination, when configured.
+    pub tls: Option<TlsSettings>,
+    /// The client keys (from `keys_file` and `api_keys_env`), read with the policy.
+    #[serde(skip)]
+    pub client_keys: Arc<ClientKeys>,
+}
+
+impl ServerSettings {
+    /// The files besides the policy that the policy reads (key file, TLS certificate and key):
+    /// a change to one reloads the policy like a change to the policy itself.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = self.keys_file.iter().cloned().collect();
+        if let Some(tls) = &self.tls {
+            files.extend([tls.cert.clone(), tls.key.clone()]);
+        }
+        files
+    }
+
+    /// A TLS acceptor for a new connection, when TLS is on.
+    pub(crate) fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.as_ref().map(TlsSettings::acceptor)
+    }
 }
 
 impl Policy {

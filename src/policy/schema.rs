@@ -209,6 +209,14 @@ pub(crate) struct ServerSpec {
     pub(crate) max_model_bytes: Option<u64>,
     pub(crate) max_messages: Option<u64>,
     pub(crate) max_tools: Option<u64>,
+    pub(crate) keys_file: Option<Spanned<String>>,
+    pub(crate) header_read_timeout: Option<Spanned<DurationStr>>,
+    pub(crate) body_read_timeout: Option<Spanned<DurationStr>>,
+    pub(crate) keepalive_timeout: Option<Spanned<DurationStr>>,
+    pub(crate) max_connections: Option<Spanned<u64>>,
+    pub(crate) max_header_bytes: Option<Spanned<u64>>,
+    pub(crate) max_in_flight_per_key: Option<Spanned<u64>>,
+    pub(crate) tls: Option<Spanned<super::tls::TlsSpec>>,
 }
 
 /// The level tables of a spec that carries them inline (serde's `flatten` cannot be combined with

@@ -24,7 +24,7 @@ mod breaker;
 mod engine;
 mod events;
 mod health;
-mod limiter;
+pub(crate) mod limiter;
 pub(crate) mod metrics;
 mod outcome;
 mod probe;

@@ -6,9 +6,10 @@
 //! parsed, validated and compiled, and only a valid policy is applied. Requests keep the snapshot
 //! they started with.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -63,7 +64,7 @@ pub enum WatchError {
 /// Keeps a policy file watched; dropping it stops the watching.
 #[derive(Debug)]
 pub struct PolicyWatcher {
-    _watcher: notify::RecommendedWatcher,
+    _watcher: Arc<Mutex<Watched>>,
     task: tokio::task::JoinHandle<()>,
     path: PathBuf,
 }
@@ -113,7 +114,8 @@ impl Router {
         self.watch_with(path, WatchOptions::default())
     }
 
-    /// Watches the policy file at `path`.
+    /// Watches the policy file at `path`, and the files the policy names (key file, TLS
+    /// certificate and key): a change to any of them reloads the policy.
     pub fn watch_with(&self, path: impl AsRef<Path>, options: WatchOptions) -> Result<PolicyWatcher, WatchError> {
         let path = path.as_ref().to_path_buf();
         let (Some(name), Some(dir)) = (path.file_name().map(OsString::from), path.parent()) else {
@@ -121,32 +123,75 @@ impl Router {
         };
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
         let (tx, rx) = mpsc::unbounded_channel::<()>();
-        let filter_name = name.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // the file names that matter, the policy's own and those of the files it names
+        let names = Arc::new(Mutex::new(BTreeSet::from([name, OsString::from("..data")])));
+        let filter = names.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
             }
-            // the file itself, or a ConfigMap's `..data` symlink swap
-            let relevant = event
-                .paths
-                .iter()
-                .any(|p| p.file_name().is_some_and(|n| n == filter_name.as_os_str() || n == "..data"));
+            let names = filter.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let relevant = event.paths.iter().any(|p| p.file_name().is_some_and(|n| names.contains(n)));
             if relevant {
                 let _ = tx.send(());
             }
         })
         .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
+        let watched = Arc::new(Mutex::new(Watched { watcher, dirs: BTreeSet::new(), names }));
+        lock(&watched).add_dir(&dir)?;
+        lock(&watched).follow(&self.policy());
         let router = self.clone();
-        let task = tokio::spawn(debounce_and_reload(router, path.clone(), rx, options.debounce));
-        Ok(PolicyWatcher { _watcher: watcher, task, path })
+        let task = tokio::spawn(debounce_and_reload(router, path.clone(), rx, options.debounce, watched.clone()));
+        Ok(PolicyWatcher { _watcher: watched, task, path })
     }
 }
 
-async fn debounce_and_reload(router: Router, path: PathBuf, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration) {
+/// The OS watcher and what it watches.
+#[derive(Debug)]
+struct Watched {
+    watcher: notify::RecommendedWatcher,
+    dirs: BTreeSet<PathBuf>,
+    names: Arc<Mutex<BTreeSet<OsString>>>,
+}
+
+fn lock(w: &Mutex<Watched>) -> std::sync::MutexGuard<'_, Watched> {
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Watched {
+    fn add_dir(&mut self, dir: &Path) -> Result<(), WatchError> {
+        if self.dirs.contains(dir) {
+            return Ok(());
+        }
+        self.watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| WatchError::Notify { path: dir.to_path_buf(), source })?;
+        self.dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Also watches the files `policy` names (a new key file after a reload, say).
+    fn follow(&mut self, policy: &Policy) {
+        for file in policy.server.files() {
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if let Err(e) = self.add_dir(dir) {
+                tracing::warn!("{e}: changes to {} will need a reload (SIGHUP)", file.display());
+            }
+            if let Some(name) = file.file_name() {
+                self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned());
+            }
+        }
+    }
+}
+
+async fn debounce_and_reload(
+    router: Router,
+    path: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<()>,
+    debounce: Duration,
+    watched: Arc<Mutex<Watched>>,
+) {
     let router = Arc::new(router);
     while rx.recv().await.is_some() {
         // wait until the burst is over
@@ -166,7 +211,10 @@ async fn debounce_and_reload(router: Router, path: PathBuf, mut rx: mpsc::Unboun
         // file I/O and compilation off the async threads
         let outcome = tokio::task::spawn_blocking(move || r.reload_from(&p)).await;
         match outcome {
-            Ok(Ok(ReloadOutcome::Applied { version })) => tracing::info!(version, "policy reloaded"),
+            Ok(Ok(ReloadOutcome::Applied { version })) => {
+                tracing::info!(version, "policy reloaded");
+                lock(&watched).follow(&router.policy());
+            }
             Ok(Ok(ReloadOutcome::Unchanged)) => tracing::debug!("policy file touched, content unchanged"),
             Ok(Err(e)) => tracing::error!("policy edit rejected: {e}"),
             Err(e) => tracing::error!("policy reload task failed: {e}"),

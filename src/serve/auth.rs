@@ -1,72 +1,173 @@
-//! Client authentication: `[server] api_keys_env = "VAR"` names a variable holding comma-separated
-//! keys, accepted as `Authorization: Bearer KEY` or `x-api-key: KEY`. Unset: no authentication.
+//! Who is calling: the client key presented as `Authorization: Bearer KEY` or `x-api-key: KEY`,
+//! looked up in the keys of the policy in force (so a reload revokes a key for the next request,
+//! while requests already admitted finish), and each key's own limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 
-use crate::secret::ApiKey;
+use crate::policy::{ClientKey, ClientKeys, Limits};
+use crate::router::limiter::{Denied, LimitPermit, Limiter};
 
-/// The keys clients may present.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ClientKeys {
-    keys: Vec<ApiKey>,
+/// Default `[server] max_in_flight_per_key`.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_KEY: u32 = 256;
+
+/// The caller of one request, as authentication found it.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// Authentication is off.
+    Anonymous,
+    /// A known key.
+    Key(ClientKey),
 }
 
-impl ClientKeys {
-    /// The keys in the variable `var`, if any (an unset or empty variable means no authentication).
-    pub(crate) fn from_env(var: Option<&str>) -> Self {
-        let raw = var.and_then(|v| std::env::var(v).ok()).unwrap_or_default();
-        ClientKeys { keys: raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(ApiKey::new).collect() }
-    }
-
-    /// Whether authentication is on.
-    pub(crate) fn enabled(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
-    /// Whether the request carries an accepted key (always, when authentication is off).
-    pub(crate) fn accepts(&self, headers: &HeaderMap) -> bool {
-        if !self.enabled() {
-            return true;
+impl Caller {
+    /// The name for logs and metrics (never the key).
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Caller::Anonymous => "",
+            Caller::Key(k) => &k.name,
         }
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        let x_api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        [bearer, x_api_key]
-            .into_iter()
-            .flatten()
-            .any(|given| self.keys.iter().any(|k| constant_time_eq(k.expose(), given.trim())))
     }
 }
 
-/// Compares without stopping at the first difference, so timing does not reveal a key's prefix.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+/// Why a request is refused before the router sees it.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// No key, or not one of the keys in force.
+    Unknown,
+    /// The key may not do this.
+    Forbidden(String),
+    /// Over one of the key's limits.
+    Limited { message: String, wait: Option<Duration> },
+}
+
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// The caller, from the headers alone.
+pub(crate) fn identify(keys: &ClientKeys, headers: &HeaderMap) -> Result<Caller, Refusal> {
+    if !keys.enabled() {
+        return Ok(Caller::Anonymous);
     }
-    diff == 0
+    presented(headers).and_then(|k| keys.find(k)).map(|k| Caller::Key(k.clone())).ok_or(Refusal::Unknown)
+}
+
+/// Whether the caller may read `/metrics` and `/admin/*`.
+pub(crate) fn admin(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), Refusal> {
+    match identify(keys, headers)? {
+        Caller::Anonymous => Ok(()),
+        Caller::Key(k) if k.admin => Ok(()),
+        Caller::Key(k) => Err(Refusal::Forbidden(format!(
+            "the key `{}` is not an admin key (`admin = true` in the key file)",
+            k.name
+        ))),
+    }
+}
+
+/// The limiters of the keys, kept across reloads by key name while the key's limits stay the same.
+#[derive(Debug, Default)]
+pub(crate) struct KeyLimiters {
+    by_name: Mutex<HashMap<String, (Limits, Arc<Limiter>)>>,
+}
+
+impl KeyLimiters {
+    /// Admits one request of `caller` for `route`, needing `tokens`, or says why not. The permit
+    /// holds the key's concurrency slot until dropped.
+    pub(crate) fn admit(
+        &self,
+        keys: &ClientKeys,
+        caller: &Caller,
+        route: &str,
+        tokens: impl FnOnce() -> u64,
+        default_in_flight: u32,
+    ) -> Result<Option<LimitPermit>, Refusal> {
+        let Caller::Key(key) = caller else { return Ok(None) };
+        if !key.allows(route) {
+            return Err(Refusal::Forbidden(format!("the key `{}` may not use the route `{route}`", key.name)));
+        }
+        let limits = Limits { concurrency: key.limits.concurrency.or(Some(default_in_flight)), ..key.limits };
+        let limiter = {
+            let mut map = self.by_name.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match map.get(&key.name) {
+                Some((l, limiter)) if *l == limits => limiter.clone(),
+                _ => {
+                    // a new key or new limits: forget the limiters of keys no longer in force
+                    map.retain(|name, _| keys.keys().iter().any(|k| &k.name == name));
+                    let limiter = Arc::new(Limiter::new(limits));
+                    map.insert(key.name.clone(), (limits, limiter.clone()));
+                    limiter
+                }
+            }
+        };
+        let need = if limits.tpm.is_some() { tokens() } else { 0 };
+        limiter.try_acquire(need).map(Some).map_err(|denied| {
+            let name = &key.name;
+            match denied {
+                Denied::Rate { wait, limit } => Refusal::Limited {
+                    message: format!("the key `{name}` is over its {limit} (`keys.{name}.{limit}`)"),
+                    wait: Some(wait),
+                },
+                Denied::TooLarge { need, tpm } => Refusal::Limited {
+                    message: format!("the request needs ~{need} tokens, more than the key `{name}`'s tpm of {tpm}"),
+                    wait: None,
+                },
+                Denied::Concurrency => Refusal::Limited {
+                    message: format!(
+                        "the key `{name}` has {} requests in flight, its limit (`keys.{name}.concurrency` or `[server] max_in_flight_per_key`)",
+                        limits.concurrency.unwrap_or(default_in_flight)
+                    ),
+                    wait: None,
+                },
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn headers(name: &str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| unreachable!()),
+            value.parse().unwrap_or_else(|_| unreachable!()),
+        );
+        h
+    }
+
     #[test]
-    fn bearer_and_x_api_key_are_accepted_others_not() {
-        let keys = ClientKeys { keys: vec![ApiKey::new("k1"), ApiKey::new("k2")] };
-        let mut h = HeaderMap::new();
-        assert!(!keys.accepts(&h));
-        h.insert("authorization", "Bearer k2".parse().unwrap_or_else(|_| unreachable!()));
-        assert!(keys.accepts(&h));
-        let mut h = HeaderMap::new();
-        h.insert("x-api-key", "k1".parse().unwrap_or_else(|_| unreachable!()));
-        assert!(keys.accepts(&h));
-        let mut h = HeaderMap::new();
-        h.insert("x-api-key", "k".parse().unwrap_or_else(|_| unreachable!()));
-        assert!(!keys.accepts(&h));
-        assert!(ClientKeys::default().accepts(&HeaderMap::new()));
+    fn bearer_and_x_api_key_identify_a_key_others_not() {
+        let keys = ClientKeys::from_plain([("one", "k1", false), ("two", "k2", true)]);
+        assert!(matches!(identify(&keys, &HeaderMap::new()), Err(Refusal::Unknown)));
+        assert_eq!(
+            identify(&keys, &headers("authorization", "Bearer k2")).map(|c| c.name().to_owned()).ok(),
+            Some("two".into())
+        );
+        assert_eq!(identify(&keys, &headers("x-api-key", "k1")).map(|c| c.name().to_owned()).ok(), Some("one".into()));
+        assert!(identify(&keys, &headers("x-api-key", "k")).is_err());
+        assert!(matches!(identify(&ClientKeys::default(), &HeaderMap::new()), Ok(Caller::Anonymous)));
+        assert!(admin(&keys, &headers("x-api-key", "k2")).is_ok());
+        assert!(matches!(admin(&keys, &headers("x-api-key", "k1")), Err(Refusal::Forbidden(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keys_concurrency_is_held_until_the_permit_drops() {
+        let keys = ClientKeys::from_plain([("one", "k1", false)]);
+        let caller = identify(&keys, &headers("x-api-key", "k1")).unwrap_or_else(|_| unreachable!());
+        let limiters = KeyLimiters::default();
+        let first = limiters.admit(&keys, &caller, "chat", || 0, 1);
+        assert!(matches!(first, Ok(Some(_))));
+        assert!(matches!(limiters.admit(&keys, &caller, "chat", || 0, 1), Err(Refusal::Limited { .. })));
+        drop(first);
+        assert!(matches!(limiters.admit(&keys, &caller, "chat", || 0, 1), Ok(Some(_))));
     }
 }

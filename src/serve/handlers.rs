@@ -5,13 +5,12 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::json;
 
-use super::auth::ClientKeys;
+use super::auth::{self, Caller, KeyLimiters, Refusal};
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
 use super::status;
 use crate::error::ErrorClass;
@@ -21,10 +20,12 @@ use crate::router::{RoutedResponse, Router, RouterError, StreamOptions};
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) router: Router,
-    pub(crate) keys: Arc<ClientKeys>,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub(crate) limits: super::FieldLimits,
+    pub(crate) key_limiters: Arc<KeyLimiters>,
 }
+
+/// The caller, as `authenticate` found it.
+pub(crate) type CallerOf = axum::Extension<Caller>;
 
 fn failure_from(_route: &str, e: &RouterError) -> Failure {
     match e {
@@ -82,7 +83,7 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Why a request is beyond the `[server]` field limits, naming the field, the limit and its key.
-fn over_limits(parsed: &Parsed, limits: super::FieldLimits) -> Option<String> {
+fn over_limits(parsed: &Parsed, limits: &super::RequestLimits) -> Option<String> {
     let checks = [
         ("model", "bytes", parsed.route.len(), limits.model_bytes, "max_model_bytes"),
         ("messages", "messages", parsed.request.messages.len(), limits.messages, "max_messages"),
@@ -99,11 +100,12 @@ fn route_label(router: &Router, route: &str) -> String {
     if router.has_route(route) { route.to_owned() } else { "unknown".to_owned() }
 }
 
-fn record_request(endpoint: &'static str, route: &str, class: Option<ErrorClass>, started: Instant) {
+fn record_request(endpoint: &'static str, route: &str, key: &str, class: Option<ErrorClass>, started: Instant) {
     metrics::counter!(
         "switchyard_requests_total",
         "endpoint" => endpoint,
         "route" => route.to_owned(),
+        "key" => key.to_owned(),
         "outcome" => if class.is_none() { "ok" } else { "error" },
         "class" => class.map_or("", |c| c.as_str()),
     )
@@ -112,64 +114,149 @@ fn record_request(endpoint: &'static str, route: &str, class: Option<ErrorClass>
         .record(started.elapsed().as_secs_f64());
 }
 
-/// In front of `POST /v1/chat/completions` and `POST /v1/messages`: the key is checked from the
-/// headers, and a request without an accepted one gets its 401 (in the endpoint's dialect) before
-/// any byte of its body is read: an unauthenticated upload costs the gateway nothing.
+/// In front of the API endpoints: the key is checked from the headers, against the keys of the
+/// policy in force, and a request without an accepted one gets its 401 (in the endpoint's
+/// dialect) before any byte of its body is read: an unauthenticated upload costs the gateway
+/// nothing.
 pub(crate) async fn authenticate<D: Dialect>(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let keys = state.router.policy().server.client_keys.clone();
+    match auth::identify(&keys, request.headers()) {
+        Ok(caller) => {
+            tracing::Span::current().record("key", caller.name());
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refusal) => refused::<D>(refusal),
+    }
+}
+
+/// In front of `/metrics` and `/admin/*`: an admin key, when the gateway has keys.
+pub(crate) async fn admin_only(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if !state.keys.accepts(request.headers()) {
-        return error_response::<D>(&simple_failure(ErrorClass::Authentication, "missing or unknown API key"), None);
+    let keys = state.router.policy().server.client_keys.clone();
+    match auth::admin(&keys, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refused::<OpenAiDialect>(refusal),
     }
-    next.run(request).await
+}
+
+type OpenAiDialect = super::openai::OpenAiWire;
+
+fn refused<D: Dialect>(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unknown => {
+            error_response::<D>(&simple_failure(ErrorClass::Authentication, "missing or unknown API key"), None)
+        }
+        Refusal::Forbidden(message) => {
+            error_response::<D>(&simple_failure(ErrorClass::PermissionDenied, message), None)
+        }
+        Refusal::Limited { message, wait } => {
+            let mut failure = simple_failure(ErrorClass::RateLimited, message);
+            failure.route = None;
+            error_response::<D>(&failure, Some(wait.unwrap_or(std::time::Duration::from_secs(1))))
+        }
+    }
+}
+
+/// The body, within `[server] max_body` and `body_read_timeout`.
+async fn read_body(body: Body, limits: &super::RequestLimits) -> Result<Bytes, (StatusCode, ErrorClass, String)> {
+    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limits.body_bytes)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                let message = format!("the request body is over {} bytes (`[server] max_body`)", limits.body_bytes);
+                Err((StatusCode::PAYLOAD_TOO_LARGE, ErrorClass::RequestTooLarge, message))
+            } else {
+                Err((StatusCode::BAD_REQUEST, ErrorClass::InvalidRequest, format!("cannot read the request body: {e}")))
+            }
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorClass::InvalidRequest,
+            format!(
+                "the request body did not arrive within {} (`[server] body_read_timeout`)",
+                crate::duration::format_duration(limits.body_timeout)
+            ),
+        )),
+    }
 }
 
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
 pub(crate) async fn chat<D: Dialect>(
     endpoint: &'static str,
     state: AppState,
+    axum::Extension(caller): CallerOf,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
     // (the key was checked by `authenticate`, before the body was read)
-    let body = match body {
+    let (limits, keys) = {
+        let policy = state.router.policy();
+        (super::RequestLimits::of(&policy.server), policy.server.client_keys.clone())
+    };
+    let key = caller.name();
+    let body = match read_body(body, &limits).await {
         Ok(b) => b,
-        Err(rejection) => {
-            let class = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorClass::RequestTooLarge
-            } else {
-                ErrorClass::InvalidRequest
-            };
-            return error_response::<D>(&simple_failure(class, rejection.body_text()), None);
+        Err((status, class, message)) => {
+            record_request(endpoint, "", key, Some(class), started);
+            let mut response = error_response::<D>(&simple_failure(class, message), None);
+            *response.status_mut() = status;
+            return response;
         }
     };
     let mut parsed = match D::parse(body) {
         Ok(p) => p,
         Err(message) => {
-            record_request(endpoint, "", Some(ErrorClass::InvalidRequest), started);
+            record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
             return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
         }
     };
-    if let Some(message) = over_limits(&parsed, state.limits) {
-        record_request(endpoint, "", Some(ErrorClass::InvalidRequest), started);
+    if let Some(message) = over_limits(&parsed, &limits) {
+        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
         return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
     }
+    let label = route_label(&state.router, &parsed.route);
+    let tokens = || {
+        let prompt = parsed.request.estimated_prompt_tokens();
+        let output = parsed.request.max_tokens.unwrap_or(crate::policy::DEFAULT_OUTPUT_RESERVATION);
+        prompt + u64::from(output)
+    };
+    // held until the answer is over (a stream's last event)
+    let permit = match state.key_limiters.admit(&keys, &caller, &parsed.route, tokens, limits.in_flight_per_key) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let class = if matches!(refusal, Refusal::Forbidden(_)) {
+                ErrorClass::PermissionDenied
+            } else {
+                ErrorClass::RateLimited
+            };
+            record_request(endpoint, &label, key, Some(class), started);
+            return refused::<D>(refusal);
+        }
+    };
     D::read_headers(&mut parsed, &headers);
     if parsed.stream {
-        stream::<D>(endpoint, &state.router, parsed, started).await
+        stream::<D>(endpoint, &state.router, parsed, caller.name().to_owned(), permit, started).await
     } else {
         let route = parsed.route.clone();
-        let label = route_label(&state.router, &route);
-        match state.router.chat_decoded(parsed).await {
+        let result = state.router.chat_decoded(parsed).await;
+        drop(permit);
+        match result {
             Ok(r) => {
-                record_request(endpoint, &label, None, started);
+                record_request(endpoint, &label, key, None, started);
                 ok_response::<D>(&r)
             }
             Err(e) => {
-                record_request(endpoint, &label, Some(e.class()), started);
+                record_request(endpoint, &label, key, Some(e.class()), started);
                 let retry_after = e.failure().and_then(|f| f.retry_after);
                 error_response::<D>(&failure_from(&route, &e), retry_after)
             }
@@ -192,7 +279,14 @@ fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
     response
 }
 
-async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Parsed, started: Instant) -> Response {
+async fn stream<D: Dialect>(
+    endpoint: &'static str,
+    router: &Router,
+    parsed: Parsed,
+    key: String,
+    permit: Option<crate::router::limiter::LimitPermit>,
+    started: Instant,
+) -> Response {
     let route = parsed.route.clone();
     let label = route_label(router, &route);
     let include_usage = parsed.include_usage;
@@ -200,7 +294,7 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     let mut s = match router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }).await {
         Ok(s) => s,
         Err(e) => {
-            record_request(endpoint, &label, Some(e.class()), started);
+            record_request(endpoint, &label, &key, Some(e.class()), started);
             return error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after));
         }
     };
@@ -208,11 +302,11 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     let first = match s.next().await {
         Some(Ok(event)) => event,
         Some(Err(e)) => {
-            record_request(endpoint, &label, Some(e.class()), started);
+            record_request(endpoint, &label, &key, Some(e.class()), started);
             return error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after));
         }
         None => {
-            record_request(endpoint, &label, Some(ErrorClass::StreamInterrupted), started);
+            record_request(endpoint, &label, &key, Some(ErrorClass::StreamInterrupted), started);
             return error_response::<D>(
                 &simple_failure(ErrorClass::StreamInterrupted, "the stream ended before any event"),
                 None,
@@ -224,12 +318,13 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
     let mut encoder = D::encoder(include_usage, &provider, &model);
     // an envelope before the first content opens nothing: the stream opens with the content
     let opening = encoder.event(&first);
+    // the state carries the metric labels and the key's concurrency slot, freed with the stream
+    let labels = (label, key, permit);
     let body = futures::stream::unfold(
-        (s, encoder, Some(opening), false, label.clone()),
-        // the state carries the route's metric label
-        move |(mut s, mut encoder, pending, done, label)| async move {
+        (s, encoder, Some(opening), false, labels),
+        move |(mut s, mut encoder, pending, done, labels)| async move {
             if let Some(bytes) = pending {
-                return Some((coalesce(bytes), (s, encoder, None, done, label)));
+                return Some((coalesce(bytes), (s, encoder, None, done, labels)));
             }
             if done {
                 return None;
@@ -237,16 +332,16 @@ async fn stream<D: Dialect>(endpoint: &'static str, router: &Router, parsed: Par
             match s.next().await {
                 Some(Ok(event)) => {
                     let bytes = encoder.event(&event);
-                    Some((coalesce(bytes), (s, encoder, None, false, label)))
+                    Some((coalesce(bytes), (s, encoder, None, false, labels)))
                 }
                 Some(Err(e)) => {
-                    record_request(endpoint, &label, Some(e.class()), started);
-                    let bytes = encoder.error(&failure_from(&label, &e));
-                    Some((coalesce(bytes), (s, encoder, None, true, label)))
+                    record_request(endpoint, &labels.0, &labels.1, Some(e.class()), started);
+                    let bytes = encoder.error(&failure_from(&labels.0, &e));
+                    Some((coalesce(bytes), (s, encoder, None, true, labels)))
                 }
                 None => {
                     if s.summary().is_some() {
-                        record_request(endpoint, &label, None, started);
+                        record_request(endpoint, &labels.0, &labels.1, None, started);
                     }
                     None
                 }
@@ -276,19 +371,16 @@ fn coalesce(mut events: Vec<Bytes>) -> Option<Bytes> {
     }
 }
 
-/// `GET /v1/models`: the routes, as models.
-pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.keys.accepts(&headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": {"message": "missing or unknown API key", "type": "authentication_error"}})),
-        )
-            .into_response();
-    }
+/// `GET /v1/models`: the routes the caller's key may use, as models.
+pub(crate) async fn models(State(state): State<AppState>, axum::Extension(caller): CallerOf) -> Response {
     let policy = state.router.policy();
     let data: Vec<_> = policy
         .routes
         .values()
+        .filter(|r| match &caller {
+            Caller::Anonymous => true,
+            Caller::Key(k) => k.allows(&r.name),
+        })
         .map(|r| {
             let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
             json!({ "id": r.name, "object": "model", "created": 0, "owned_by": "switchyard", "targets": targets })
@@ -305,10 +397,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text.
-pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.keys.accepts(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed in this process\n").into_response(),
@@ -316,9 +405,6 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
 }
 
 /// `GET /admin/state`: policy version and hash, last reload error, breakers, pauses, limiters, faults.
-pub(crate) async fn admin_state(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.keys.accepts(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+pub(crate) async fn admin_state(State(state): State<AppState>) -> Response {
     axum::Json(state.router.health()).into_response()
 }

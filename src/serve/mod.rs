@@ -14,23 +14,32 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::policy::{Policy, PolicyError};
 use crate::router::{PolicyWatcher, Router, RouterError, WatchError};
 
 mod anthropic;
 mod auth;
+mod conn;
 mod dialect;
 mod handlers;
 mod openai;
+mod request_id;
 mod status;
+
+pub use auth::DEFAULT_MAX_IN_FLIGHT_PER_KEY;
+pub use conn::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+};
 
 use anthropic::AnthropicWire;
 use handlers::AppState;
@@ -39,23 +48,38 @@ use openai::OpenAiWire;
 /// Largest request body accepted when the policy's `[server] max_body` does not say.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// The request's field limits of `[server]` (`max_model_bytes`, `max_messages`, `max_tools`),
-/// with their defaults: far above what any real request needs, far below what would let one
-/// request make the gateway work hard.
+/// Default `[server] max_model_bytes`.
+pub const DEFAULT_MAX_MODEL_BYTES: usize = 256;
+/// Default `[server] max_messages`.
+pub const DEFAULT_MAX_MESSAGES: usize = 10_000;
+/// Default `[server] max_tools`.
+pub const DEFAULT_MAX_TOOLS: usize = 1_000;
+
+/// The request limits of `[server]`, defaults filled in: far above what any real request needs,
+/// far below what would let one request make the gateway work hard. Read from the policy in force
+/// for every request, so a reload applies at once.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FieldLimits {
+pub(crate) struct RequestLimits {
+    pub(crate) body_bytes: usize,
+    pub(crate) body_timeout: Duration,
     pub(crate) model_bytes: usize,
     pub(crate) messages: usize,
     pub(crate) tools: usize,
+    pub(crate) in_flight_per_key: u32,
 }
 
-impl FieldLimits {
+impl RequestLimits {
     fn of(server: &crate::policy::ServerSettings) -> Self {
         let pick = |v: Option<u64>, default: usize| v.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        FieldLimits {
-            model_bytes: pick(server.max_model_bytes, 256),
-            messages: pick(server.max_messages, 10_000),
-            tools: pick(server.max_tools, 1_000),
+        RequestLimits {
+            body_bytes: pick(server.max_body, DEFAULT_MAX_BODY),
+            body_timeout: server.body_read_timeout.unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
+            model_bytes: pick(server.max_model_bytes, DEFAULT_MAX_MODEL_BYTES),
+            messages: pick(server.max_messages, DEFAULT_MAX_MESSAGES),
+            tools: pick(server.max_tools, DEFAULT_MAX_TOOLS),
+            in_flight_per_key: server
+                .max_in_flight_per_key
+                .map_or(DEFAULT_MAX_IN_FLIGHT_PER_KEY, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -131,6 +155,7 @@ pub struct Gateway {
     admin_addr: Option<SocketAddr>,
     router: Router,
     shutdown: tokio::sync::watch::Sender<bool>,
+    abort: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     grace: Duration,
     _watcher: PolicyWatcher,
@@ -153,40 +178,45 @@ impl Gateway {
             .or_else(|| policy.server.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         let admin_listen = options.admin_listen.map(|a| a.to_string()).or_else(|| policy.server.admin_listen.clone());
-        let max_body = policy.server.max_body.map_or(DEFAULT_MAX_BODY, |b| usize::try_from(b).unwrap_or(usize::MAX));
-        // client keys are read once at start: rotating them means a restart (documented)
-        let keys = Arc::new(auth::ClientKeys::from_env(policy.server.api_keys_env.as_deref()));
-        let limits = FieldLimits::of(&policy.server);
+        if !policy.server.client_keys.enabled() && !listen.starts_with("127.") && !listen.starts_with("[::1]") {
+            tracing::warn!(%listen, "no client keys (`[server] keys_file`): anyone who reaches this address may call every route and read /admin");
+        }
         let router = Router::new(policy)?;
         let watcher = router.watch(&options.policy)?;
-        let state = AppState { router: router.clone(), keys, metrics: prometheus(), limits };
+        let state = AppState {
+            router: router.clone(),
+            metrics: prometheus(),
+            key_limiters: Arc::new(auth::KeyLimiters::default()),
+        };
 
         let api = axum::Router::new()
             .route(
                 "/v1/chat/completions",
-                post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
-                    handlers::chat::<OpenAiWire>("chat_completions", s, h, b)
+                post(|State(s): State<AppState>, c: handlers::CallerOf, h: HeaderMap, b: Body| {
+                    handlers::chat::<OpenAiWire>("chat_completions", s, c, h, b)
                 })
-                .route_layer(axum::middleware::from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
+                .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
             )
             .route(
                 "/v1/messages",
-                post(|State(s): State<AppState>, h: HeaderMap, b: Result<Bytes, BytesRejection>| {
-                    handlers::chat::<AnthropicWire>("messages", s, h, b)
+                post(|State(s): State<AppState>, c: handlers::CallerOf, h: HeaderMap, b: Body| {
+                    handlers::chat::<AnthropicWire>("messages", s, c, h, b)
                 })
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    handlers::authenticate::<AnthropicWire>,
-                )),
+                .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
             )
-            .route("/v1/models", get(handlers::models))
-            .route("/healthz", get(handlers::healthz))
-            .layer(DefaultBodyLimit::max(max_body));
+            .route(
+                "/v1/models",
+                get(handlers::models)
+                    .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
+            )
+            .route("/healthz", get(handlers::healthz));
         let admin = axum::Router::new()
             .route("/metrics", get(handlers::metrics))
-            .route("/admin/state", get(handlers::admin_state));
+            .route("/admin/state", get(handlers::admin_state))
+            .route_layer(from_fn_with_state(state.clone(), handlers::admin_only));
 
         let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let abort = CancellationToken::new();
         let listener = bind(&listen).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: listen.clone(), source })?;
         let mut tasks = Vec::new();
@@ -195,17 +225,28 @@ impl Gateway {
                 let admin_listener = bind(&a).await?;
                 let admin_addr =
                     admin_listener.local_addr().map_err(|source| ServeError::Listen { addr: a.clone(), source })?;
-                tasks.push(spawn_server(admin_listener, admin.with_state(state.clone()), rx.clone()));
-                tasks.push(spawn_server(listener, api.with_state(state), rx));
+                let admin_app = admin.with_state(state.clone());
+                tasks.push(conn::spawn_server(admin_listener, admin_app, router.clone(), rx.clone(), abort.clone()));
+                tasks.push(conn::spawn_server(listener, api.with_state(state), router.clone(), rx, abort.clone()));
                 Some(admin_addr)
             }
             None => {
-                tasks.push(spawn_server(listener, api.merge(admin).with_state(state), rx));
+                let app = api.merge(admin).with_state(state);
+                tasks.push(conn::spawn_server(listener, app, router.clone(), rx, abort.clone()));
                 None
             }
         };
         tracing::info!(%addr, ?admin_addr, "switchyard gateway listening");
-        Ok(Gateway { addr, admin_addr, router, shutdown, tasks, grace: options.shutdown_grace, _watcher: watcher })
+        Ok(Gateway {
+            addr,
+            admin_addr,
+            router,
+            shutdown,
+            abort,
+            tasks,
+            grace: options.shutdown_grace,
+            _watcher: watcher,
+        })
     }
 
     /// Where the API listens.
@@ -228,12 +269,11 @@ impl Gateway {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let grace = self.grace;
-        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
-        if tokio::time::timeout(grace, futures::future::join_all(self.tasks)).await.is_err() {
+        let mut tasks = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, &mut tasks).await.is_err() {
             tracing::warn!(?grace, "shutdown grace over: closing the connections left");
-            for a in aborts {
-                a.abort();
-            }
+            self.abort.cancel();
+            let _ = tasks.await;
         }
     }
 
@@ -243,24 +283,4 @@ impl Gateway {
         tracing::info!("shutting down: finishing requests in flight");
         self.shutdown().await;
     }
-}
-
-fn spawn_server(
-    listener: TcpListener,
-    app: axum::Router,
-    mut rx: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let signal = async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        // streams are many small writes: Nagle would hold each back until the client's delayed
-        // ACK (~40 ms), which caps a streaming client at a few dozen answers a second
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-            tracing::error!("server error: {e}");
-        }
-    })
 }

@@ -1,0 +1,81 @@
+//! `[server] tls = { cert = "FILE", key = "FILE" }`: the gateway terminates TLS itself (rustls)
+//! for users with no proxy in front. The PEM files are read with the policy, so a reload (or a
+//! change to either file) serves new connections with the new certificate, and a bad file fails
+//! the reload while the certificate in force stays.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::diagnostic::Collector;
+
+/// `tls = { cert, key }` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSpec {
+    cert: String,
+    key: String,
+}
+
+/// The certificate chain and key the gateway serves, as the policy named them.
+#[derive(Clone, Serialize)]
+pub struct TlsSettings {
+    /// The PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
+    #[serde(skip)]
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings").field("cert", &self.cert).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl TlsSettings {
+    /// An acceptor for new connections.
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
+}
+
+/// Reads and checks the files; a problem is a diagnostic at `server.tls`.
+pub(crate) fn load(c: &mut Collector<'_>, spec: &Spanned<TlsSpec>) -> Option<TlsSettings> {
+    let base = Path::new(c.file).parent().unwrap_or(Path::new("")).to_path_buf();
+    let (cert, key) = (base.join(&spec.get_ref().cert), base.join(&spec.get_ref().key));
+    let built = build(&cert, &key);
+    match built {
+        Ok(config) => Some(TlsSettings { cert, key, config: Arc::new(config) }),
+        Err(message) => {
+            c.error(&spec.span(), "server.tls", message);
+            None
+        }
+    }
+}
+
+fn build(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("no PEM certificate in {}", cert.display()));
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("the certificate and key of `server.tls` do not work together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
