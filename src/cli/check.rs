@@ -93,6 +93,7 @@ pub(crate) fn render(policy: &Policy) -> String {
     for r in policy.routes.values() {
         render_route(&mut out, r);
     }
+    render_server(&mut out, &policy.server);
     if !policy.drill_faults.is_empty() {
         let _ = writeln!(out, "\nlive drill faults:");
         for f in &policy.drill_faults {
@@ -100,6 +101,56 @@ pub(crate) fn render(policy: &Policy) -> String {
         }
     }
     out
+}
+
+/// What `switchyard serve` would enforce: client keys, TLS, the limits with defaults filled in.
+fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings) {
+    use switchyard::serve as d;
+    let _ = writeln!(out, "\ngateway:");
+    let keys = &server.client_keys;
+    if keys.enabled() {
+        let names: Vec<String> = keys
+            .keys()
+            .iter()
+            .map(|k| {
+                let routes = k.routes.as_ref().map_or("every route".to_owned(), |r| r.join(", "));
+                let admin = if k.admin { ", admin" } else { "" };
+                let limits = if k.limits.is_unlimited() { String::new() } else { format!(", {}", limits(&k.limits)) };
+                format!("{} ({routes}{admin}{limits})", k.name)
+            })
+            .collect();
+        let from = server.keys_file.as_ref().map_or(String::new(), |f| format!(" from {}", f.display()));
+        let _ = writeln!(
+            out,
+            "  client keys{from}: {}",
+            if names.is_empty() { "none (every request refused)".to_owned() } else { names.join("; ") }
+        );
+    } else {
+        let _ = writeln!(out, "  client keys: none (every endpoint open; set keys_file)");
+    }
+    if let Some(tls) = &server.tls {
+        let _ = writeln!(out, "  tls: {} / {}", tls.cert.display(), tls.key.display());
+    }
+    let time = |v: Option<std::time::Duration>, default| format_duration(v.unwrap_or(default));
+    let n = |v: Option<u64>, default: usize| v.map_or(default.to_string(), |v| v.to_string());
+    let _ = writeln!(
+        out,
+        "  timeouts: header_read {}, body_read {}, keepalive {}",
+        time(server.header_read_timeout, d::DEFAULT_HEADER_READ_TIMEOUT),
+        time(server.body_read_timeout, d::DEFAULT_BODY_READ_TIMEOUT),
+        time(server.keepalive_timeout, d::DEFAULT_KEEPALIVE_TIMEOUT),
+    );
+    let _ = writeln!(
+        out,
+        "  limits: max_connections {}, max_header_bytes {}, max_body {}, max_in_flight_per_key {}, max_model_bytes {}, max_messages {}, max_tools {}",
+        n(server.max_connections, d::DEFAULT_MAX_CONNECTIONS),
+        n(server.max_header_bytes, d::DEFAULT_MAX_HEADER_BYTES),
+        n(server.max_body, d::DEFAULT_MAX_BODY),
+        n(server.max_in_flight_per_key, d::DEFAULT_MAX_IN_FLIGHT_PER_KEY as usize),
+        n(server.max_model_bytes, d::DEFAULT_MAX_MODEL_BYTES),
+        n(server.max_messages, d::DEFAULT_MAX_MESSAGES),
+        n(server.max_tools, d::DEFAULT_MAX_TOOLS),
+    );
 }
 
 /// How a target finishes a stream that fails midway: its `resume` strategies, with the

@@ -79,3 +79,23 @@ fn build(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+    }
+
+    #[test]
+    fn a_certificate_and_its_key_load_and_a_mismatched_pair_is_refused() {
+        assert!(build(&fixture("cert-a.pem"), &fixture("key-a.pem")).is_ok());
+        let mismatched = build(&fixture("cert-a.pem"), &fixture("key-b.pem")).err().unwrap_or_default();
+        assert!(mismatched.contains("do not work together"), "{mismatched}");
+        let missing = build(&fixture("nope.pem"), &fixture("key-a.pem")).err().unwrap_or_default();
+        assert!(missing.contains("cannot read the certificate"), "{missing}");
+        let not_a_key = build(&fixture("cert-a.pem"), &fixture("cert-b.pem")).err().unwrap_or_default();
+        assert!(not_a_key.contains("cannot read the private key"), "{not_a_key}");
+    }
+}
