@@ -417,3 +417,61 @@ async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
     let r = tls_client("cert-b.pem").get(format!("{https}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Every log line of a request, a streamed one's included, names its request id and key name
+/// (and never the key).
+#[tokio::test]
+async fn log_lines_carry_the_request_id_and_the_key_name() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text(&sim, "api_keys_env = \"HOSTILE_TEST_KEYS\"\n")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOSTILE_TEST_KEYS", "sk-logged-key")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    wait_until_async(|| async { http.get(format!("{base}/healthz")).send().await.is_ok() }).await;
+    // a whole answer whose attempt fails, and a stream cut after its first tokens
+    sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, Fault::status(500)).first(1));
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-logged-key")
+        .header("x-request-id", "whole-1")
+        .json(&body("chat"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502, "a provider's server error");
+    sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, Fault::Cut { after_tokens: 2 }).first(1));
+    let mut streamed = body("chat");
+    streamed["stream"] = json!(true);
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-logged-key")
+        .header("x-request-id", "stream-2")
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    let _ = r.text().await.unwrap();
+    let _ = child.start_kill();
+    let output = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("attempt failed")).collect();
+    assert!(failed.len() >= 2, "{log}");
+    for id in ["whole-1", "stream-2"] {
+        assert!(
+            failed.iter().any(|l| l.contains(&format!("request_id={id}")) && l.contains("key=env-1")),
+            "no line of {id} names it: {log}"
+        );
+    }
+    assert!(!log.contains("sk-logged-key"), "the key leaked into the log");
+}

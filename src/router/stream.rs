@@ -441,6 +441,7 @@ async fn drive(
             probe: current.lease.is_probe(),
             output_tokens: Some(usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas)),
         };
+        tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class, status = ?failure.status, "attempt failed mid-stream: {}", failure.message);
         inner.emit_attempt(&plan.route.name, &attempt);
         plan.attempts.push(attempt);
         current.lease.fail(inner, effect, &failure);

@@ -126,7 +126,7 @@ pub(crate) async fn authenticate<D: Dialect>(
     let keys = state.router.policy().server.client_keys.clone();
     match auth::identify(&keys, request.headers()) {
         Ok(caller) => {
-            tracing::Span::current().record("key", caller.name());
+            tracing::Span::current().record("key", tracing::field::display(caller.name()));
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
