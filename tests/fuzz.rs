@@ -192,6 +192,68 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The key file, read with the policy: no panic, and every rejection names a line of the
+    /// key file or of the policy.
+    #[test]
+    fn key_files_with_lines_changed_never_panic(edits in prop::collection::vec((any::<usize>(), key_line()), 0..5)) {
+        let mut lines: Vec<String> = KEYS.lines().map(str::to_owned).collect();
+        for (at, line) in edits {
+            let i = at % (lines.len() + 1);
+            lines.insert(i, line);
+        }
+        let keys = lines.join("\n");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keys.toml"), &keys).unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, format!("{POLICY}keys_file = \"keys.toml\"\n")).unwrap();
+        if let Err(e) = Policy::from_file(&policy) {
+            for d in e.diagnostics() {
+                let in_keys = d.location.file.ends_with("keys.toml");
+                let count = if in_keys { keys.lines().count() } else { POLICY.lines().count() + 1 };
+                prop_assert!(d.location.line >= 1 && d.location.line <= count.max(1) + 1, "{d} in:\n{keys}");
+            }
+        }
+    }
+}
+
+const KEYS: &str = r#"[keys.app]
+key = "sk-app"
+routes = ["chat"]
+rpm = 10
+[keys.ops]
+sha256 = "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
+admin = true
+"#;
+
+/// A line a key file might have, right or wrong.
+fn key_line() -> impl Strategy<Value = String> {
+    const NAMES: &[&str] = &["key", "key_env", "sha256", "routes", "rpm", "tpm", "concurrency", "admin"];
+    let value = prop_oneof![
+        Just("\"sk-x\"".to_owned()),
+        Just("[\"chat\", \"nope\"]".to_owned()),
+        Just("0".to_owned()),
+        Just("-5".to_owned()),
+        Just("true".to_owned()),
+        Just("\"zz\"".to_owned()),
+        "\"[0-9a-f]{60,66}\"",
+        "[ -~]{0,10}",
+    ];
+    let table = prop_oneof![
+        Just("[keys.app]".to_owned()),
+        Just("[keys.new]".to_owned()),
+        Just("[other]".to_owned()),
+        "\\[[a-z.]{1,10}\\]"
+    ];
+    prop_oneof![
+        (prop::sample::select(NAMES).prop_map(str::to_owned), value).prop_map(|(k, v)| format!("{k} = {v}")),
+        table,
+        "[ -~]{0,20}",
+    ]
+}
+
 const POLICY: &str = r#"[defaults]
 retry = { max_attempts = 2, base = "10ms" }
 timeouts = { first_token = "2s", total = "10s" }
