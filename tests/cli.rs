@@ -31,7 +31,7 @@ fn check_prints_the_resolved_plan_of_a_valid_policy() {
     assert!(stdout.contains("on context overflow → route long"), "{stdout}");
     // what the gateway would enforce, defaults filled in
     assert!(stdout.contains("client keys: none (every endpoint open; set keys_file)"), "{stdout}");
-    assert!(stdout.contains("timeouts: header_read 10s, body_read 30s, keepalive 1m"), "{stdout}");
+    assert!(stdout.contains("timeouts: header_read 10s, body_read 30s, keepalive 1m, write 1m"), "{stdout}");
     // what each model accepts, as the router checks it before a call
     assert!(
         stdout.contains("model: context 128000 tokens, accepts: vision, pdf, tools, json_schema, logprobs, n"),

@@ -80,23 +80,17 @@ async fn closed_within(conn: &mut TcpStream, within: Duration) -> Option<Vec<u8>
 }
 
 #[tokio::test]
-async fn slow_headers_and_idle_connections_are_closed_and_a_slow_body_gets_408() {
-    let s =
-        setup("header_read_timeout = \"300ms\"\nkeepalive_timeout = \"300ms\"\nbody_read_timeout = \"300ms\"\n", &[])
-            .await;
+async fn slow_headers_are_closed_after_the_header_timeout_and_a_slow_body_gets_408() {
+    // the idle timeout is far away: only the header timeout can close these
+    let s = setup("header_read_timeout = \"300ms\"\nkeepalive_timeout = \"60s\"\nbody_read_timeout = \"300ms\"\n", &[])
+        .await;
     let addr = s.gateway.addr();
     // slowloris: half the headers, then nothing
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n").await.unwrap();
     // a connection that never says a word
     let mut mute = TcpStream::connect(addr).await.unwrap();
-    // a kept-alive connection after one request
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
-    let mut first = [0u8; 1024];
-    let n = idle.read(&mut first).await.unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"), "served before going idle");
-    for (name, conn) in [("slow headers", &mut slow), ("no bytes", &mut mute), ("idle keep-alive", &mut idle)] {
+    for (name, conn) in [("slow headers", &mut slow), ("no bytes", &mut mute)] {
         let seen = closed_within(conn, Duration::from_secs(10)).await;
         assert_eq!(seen.map(|b| b.len()), Some(0), "{name}: closed, with no answer");
     }
@@ -109,18 +103,29 @@ async fn slow_headers_and_idle_connections_are_closed_and_a_slow_body_gets_408()
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_read_timeout"), "{answer}");
     assert!(s.sim.requests().is_empty());
-    // a busy connection is not idle: a request slower than the idle timeout is answered
-    s.sim.add_fault(FaultRule::new(
-        switchyard::Protocol::Openai,
-        Fault::Latency { delay: DurationStr(Duration::from_millis(900)) },
-    ));
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_keepalive_timeout_but_busy_ones_are_not() {
+    // the header timeout is far away: only the idle timeout can close this one
+    let s = setup("header_read_timeout = \"60s\"\nkeepalive_timeout = \"300ms\"\n", &[]).await;
+    let mut idle = TcpStream::connect(s.gateway.addr()).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 1024];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"), "served before going idle");
+    let seen = closed_within(&mut idle, Duration::from_secs(10)).await;
+    assert_eq!(seen.map(|b| b.len()), Some(0), "closed once idle");
+    // a request in flight for three idle timeouts is answered
+    let latency = Fault::Latency { delay: DurationStr(Duration::from_millis(900)) };
+    s.sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, latency));
     let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn connections_past_the_cap_do_not_lock_out_healthz() {
-    let s = setup("max_connections = 4\nheader_read_timeout = \"60s\"\nbody_read_timeout = \"60s\"\n", &[]).await;
+    let s = setup("max_connections = 4\nheader_read_timeout = \"60s\"\n", &[]).await;
     let addr = s.gateway.addr();
     // more idle connections than the cap: each new one takes the place of the oldest idle one
     let mut idle = Vec::new();
@@ -132,15 +137,17 @@ async fn connections_past_the_cap_do_not_lock_out_healthz() {
     let oldest = closed_within(&mut idle[0], Duration::from_secs(10)).await;
     assert_eq!(oldest.map(|b| b.len()), Some(0), "the oldest idle connection made room");
 
-    // every slot busy (requests whose bodies are still coming): new connections are answered at
-    // once, /healthz with its usual answer, anything else a 503
-    let mut busy = Vec::new();
-    for _ in 0..4 {
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{").await.unwrap();
-        busy.push(c);
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await; // let the gateway read those heads
+    // every slot busy with a request the provider takes seconds to answer: new connections are
+    // answered at once, /healthz with its usual answer, anything else a 503
+    let latency = Fault::Latency { delay: DurationStr(Duration::from_secs(5)) };
+    s.sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, latency).first(4));
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let url = format!("{}/v1/chat/completions", s.base);
+            tokio::spawn(async move { client().post(url).json(&body("chat")).send().await.unwrap().status() })
+        })
+        .collect();
+    wait_until(|| s.sim.requests().len() == 4).await;
     let fresh = client();
     let r = fresh.get(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(r.status(), 200, "healthz past the cap");
@@ -149,17 +156,11 @@ async fn connections_past_the_cap_do_not_lock_out_healthz() {
     assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     let text = r.text().await.unwrap();
     assert!(text.contains("max_connections"), "{text}");
-    // the busy ones are still served once their bodies arrive
-    let rest = r#""model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
-    let mut c = busy.pop().unwrap();
-    c.write_all(format!("{rest:<999}").as_bytes()).await.unwrap();
-    let mut answer = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut answer)).await.unwrap().unwrap();
-    assert!(
-        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer[..n])
-    );
+    assert!(busy.iter().all(|b| !b.is_finished()), "the four were still in flight while the cap was probed");
+    // the busy ones are answered in full
+    for b in busy {
+        assert_eq!(b.await.unwrap(), 200);
+    }
 }
 
 #[tokio::test]
@@ -236,7 +237,7 @@ async fn keys_carry_names_routes_limits_and_the_admin_right() {
     assert!(r.text().await.unwrap().contains("`batch` is over its rpm"));
     // concurrency of its own: the second request while the first is in flight
     s.sim.add_fault(
-        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_millis(500)) })
+        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_secs(3)) })
             .first(1),
     );
     let first = tokio::spawn(call("sk-single", "chat"));
@@ -269,7 +270,7 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     let url = format!("{}/v1/chat/completions", s.base);
     let version = s.gateway.router().health().policy_version;
     s.sim.add_fault(
-        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_millis(800)) })
+        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_secs(3)) })
             .first(1),
     );
     let in_flight = tokio::spawn({
@@ -283,6 +284,7 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     wait_until(|| s.gateway.router().health().policy_version > version).await;
     let r = client().post(&url).bearer_auth("sk-batch").json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 401, "revoked without a restart");
+    assert!(!in_flight.is_finished(), "the earlier request is still in flight after the reload");
     assert_eq!(in_flight.await.unwrap().status(), 200, "the request admitted before the reload finished");
     let r = client().post(&url).bearer_auth("sk-app").json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the other keys stay");
@@ -294,6 +296,19 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     assert!(error.contains("keys.toml:3") && error.contains("keys.app.routes"), "{error}");
     assert_eq!(s.gateway.router().health().policy_version, version);
     let r = client().post(&url).bearer_auth("sk-ops").json(&body("chat")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // a policy naming a key file that is not there yet is refused; writing the file applies it
+    let version = s.gateway.router().health().policy_version;
+    let text = std::fs::read_to_string(s.dir.path().join("policy.toml")).unwrap();
+    std::fs::write(s.dir.path().join("policy.toml"), text.replace("keys.toml", "later/new-keys.toml")).unwrap();
+    wait_until(|| {
+        s.gateway.router().health().last_reload_error.as_deref().is_some_and(|e| e.contains("new-keys.toml"))
+    })
+    .await;
+    std::fs::create_dir(s.dir.path().join("later")).unwrap();
+    std::fs::write(s.dir.path().join("later/new-keys.toml"), "[keys.fresh]\nkey = \"sk-fresh\"\n").unwrap();
+    wait_until(|| s.gateway.router().health().policy_version > version).await;
+    let r = client().post(&url).bearer_auth("sk-fresh").json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -416,6 +431,14 @@ async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
     assert!(tls_client("cert-a.pem").get(format!("{https}/healthz")).send().await.is_err());
     let r = tls_client("cert-b.pem").get(format!("{https}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // a connection that never starts its handshake is closed after the header timeout
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let version = gateway.router().health().policy_version;
+    std::fs::write(&policy, text.replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n")).unwrap();
+    wait_until(|| gateway.router().health().policy_version > version).await;
+    let mut mute = TcpStream::connect(gateway.addr()).await.unwrap();
+    let seen = closed_within(&mut mute, Duration::from_secs(10)).await;
+    assert_eq!(seen.map(|b| b.len()), Some(0), "closed without a handshake");
 }
 
 /// Every log line of a request, a streamed one's included, names its request id and key name

@@ -135,10 +135,11 @@ fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings) 
     let n = |v: Option<u64>, default: usize| v.map_or(default.to_string(), |v| v.to_string());
     let _ = writeln!(
         out,
-        "  timeouts: header_read {}, body_read {}, keepalive {}",
+        "  timeouts: header_read {}, body_read {}, keepalive {}, write {}",
         time(server.header_read_timeout, d::DEFAULT_HEADER_READ_TIMEOUT),
         time(server.body_read_timeout, d::DEFAULT_BODY_READ_TIMEOUT),
         time(server.keepalive_timeout, d::DEFAULT_KEEPALIVE_TIMEOUT),
+        time(server.write_timeout, d::DEFAULT_WRITE_TIMEOUT),
     );
     let _ = writeln!(
         out,

@@ -158,10 +158,19 @@ pub(crate) fn load(
     env: Option<&str>,
     file: Option<&Spanned<String>>,
     routes: &[&str],
+    read: &mut impl std::hash::Hasher,
 ) -> (ClientKeys, Option<std::path::PathBuf>) {
     let mut keys = Vec::new();
     if let Some(var) = env {
         let raw = std::env::var(var).unwrap_or_default();
+        std::hash::Hash::hash(&raw, read);
+        if raw.trim().is_empty() {
+            c.warn(
+                &(0..0),
+                "server.api_keys_env",
+                format!("the variable `{var}` is unset or empty: every request that needs a key will be refused"),
+            );
+        }
         for (i, key) in raw.split(',').map(str::trim).filter(|k| !k.is_empty()).enumerate() {
             keys.push(ClientKey {
                 name: format!("env-{}", i + 1),
@@ -177,6 +186,7 @@ pub(crate) fn load(
         let resolved = Path::new(c.file).parent().unwrap_or(Path::new("")).join(file.get_ref());
         match std::fs::read_to_string(&resolved) {
             Ok(text) => {
+                std::hash::Hash::hash(&text, read);
                 let shown = resolved.display().to_string();
                 let mut kc = Collector::new(&shown, &text);
                 read_file(&mut kc, &text, routes, &mut keys);
@@ -191,7 +201,9 @@ pub(crate) fn load(
         }
         path = Some(resolved);
     }
-    let enabled = file.is_some() || !keys.is_empty();
+    // a key source named in the policy turns authentication on, even when it holds no key: a
+    // missing variable must not open the gateway
+    let enabled = file.is_some() || env.is_some();
     (ClientKeys { keys, enabled }, path)
 }
 
@@ -253,8 +265,10 @@ fn read_file(c: &mut Collector<'_>, text: &str, routes: &[&str], keys: &mut Vec<
                 );
             }
         }
-        if spec.concurrency == Some(0) {
-            c.error(&span, format!("{key_path}.concurrency"), "must be at least 1");
+        for (limit, value) in [("rpm", spec.rpm), ("tpm", spec.tpm), ("concurrency", spec.concurrency)] {
+            if value == Some(0) {
+                c.error(&span, format!("{key_path}.{limit}"), "must be at least 1 (leave it out for no limit)");
+            }
         }
         keys.push(ClientKey {
             name: name.into_inner(),
@@ -276,7 +290,9 @@ mod tests {
         std::fs::write(&file, text).unwrap_or_else(|_| unreachable!());
         let policy = dir.path().join("policy.toml").display().to_string();
         let mut c = Collector::new(&policy, "");
-        let (keys, _) = load(&mut c, None, Some(&Spanned::new(0..0, "keys.toml".to_owned())), &["chat", "fast"]);
+        let file = Spanned::new(0..0, "keys.toml".to_owned());
+        let mut read = std::collections::hash_map::DefaultHasher::new();
+        let (keys, _) = load(&mut c, None, Some(&file), &["chat", "fast"], &mut read);
         (keys, c.errors.iter().map(ToString::to_string).collect())
     }
 
@@ -306,6 +322,15 @@ mod tests {
         assert!(all.contains("keys.c.sha256"), "{all}");
         assert!(all.contains("keys.toml:9:") && all.contains("no route `nope`"), "{all}");
         assert!(all.contains("rmp"), "{all}");
+    }
+
+    #[test]
+    fn a_key_variable_named_but_unset_refuses_everyone_and_says_so() {
+        let mut c = Collector::new("policy.toml", "");
+        let mut read = std::collections::hash_map::DefaultHasher::new();
+        let (keys, _) = load(&mut c, Some("SWITCHYARD_TEST_SURELY_UNSET_VAR"), None, &[], &mut read);
+        assert!(keys.enabled() && keys.find("").is_none() && keys.keys().is_empty());
+        assert!(c.warnings.iter().any(|w| w.to_string().contains("every request that needs a key will be refused")));
     }
 
     #[test]

@@ -100,10 +100,6 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     c.warnings.sort_by_key(|d| (d.location.line, d.location.column));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
-    // an edit to the key file or the certificate is a new policy too
-    for file in server.files() {
-        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
-    }
     Ok(Policy {
         source: file.to_owned(),
         hash: format!("{:016x}", hasher.finish()),
@@ -131,15 +127,18 @@ fn compile_server(c: &mut Collector<'_>, spec: ServerSpec, routes: &[&str]) -> S
         }
         Some(v.into_inner())
     };
-    let (keys, keys_file) = super::client_keys::load(c, spec.api_keys_env.as_deref(), spec.keys_file.as_ref(), routes);
-    let tls = spec.tls.as_ref().and_then(|t| super::tls::load(c, t));
+    let mut files = std::collections::hash_map::DefaultHasher::new();
+    let (keys, keys_file) =
+        super::client_keys::load(c, spec.api_keys_env.as_deref(), spec.keys_file.as_ref(), routes, &mut files);
+    let tls = spec.tls.as_ref().and_then(|t| super::tls::load(c, t, &mut files));
     ServerSettings {
         header_read_timeout: duration(c, "header_read_timeout", spec.header_read_timeout),
         body_read_timeout: duration(c, "body_read_timeout", spec.body_read_timeout),
         keepalive_timeout: duration(c, "keepalive_timeout", spec.keepalive_timeout),
+        write_timeout: duration(c, "write_timeout", spec.write_timeout),
         max_connections: at_least(c, "max_connections", spec.max_connections, 1),
-        // hyper cannot read with a smaller buffer
-        max_header_bytes: at_least(c, "max_header_bytes", spec.max_header_bytes, 8192),
+        // no real request line and headers fit in less
+        max_header_bytes: at_least(c, "max_header_bytes", spec.max_header_bytes, 1024),
         max_in_flight_per_key: at_least(c, "max_in_flight_per_key", spec.max_in_flight_per_key, 1),
         api_keys_env: spec.api_keys_env,
         listen: spec.listen,
@@ -151,6 +150,7 @@ fn compile_server(c: &mut Collector<'_>, spec: ServerSpec, routes: &[&str]) -> S
         keys_file,
         tls,
         client_keys: std::sync::Arc::new(keys),
+        files_hash: files.finish(),
     }
 }
 

@@ -252,6 +252,9 @@ pub struct ServerSettings {
     /// Time an idle kept-alive connection stays open.
     #[serde(serialize_with = "crate::duration::ser::opt_human")]
     pub keepalive_timeout: Option<Duration>,
+    /// Time a connection may refuse the gateway's writes (a client that stopped reading).
+    #[serde(serialize_with = "crate::duration::ser::opt_human")]
+    pub write_timeout: Option<Duration>,
     /// Client connections open at once.
     pub max_connections: Option<u64>,
     /// Largest request head (request line and headers), in bytes.
@@ -263,6 +266,10 @@ pub struct ServerSettings {
     /// The client keys (from `keys_file` and `api_keys_env`), read with the policy.
     #[serde(skip)]
     pub client_keys: Arc<ClientKeys>,
+    /// A hash of the key file and TLS files as read: a change to them is a new policy, but the
+    /// hash shown to the world (`Policy::hash`) never depends on secrets.
+    #[serde(skip)]
+    pub(crate) files_hash: u64,
 }
 
 impl ServerSettings {
@@ -280,6 +287,20 @@ impl ServerSettings {
     pub(crate) fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.tls.as_ref().map(TlsSettings::acceptor)
     }
+}
+
+/// The files a policy file names (key file, TLS certificate and key), read as leniently as
+/// possible: for watching them even while the policy is rejected (it may be waiting for one of
+/// them to be written).
+pub(crate) fn referenced_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(root) = text.parse::<toml::Table>() else { return Vec::new() };
+    let server = root.get("server").and_then(toml::Value::as_table);
+    let tls = server.and_then(|s| s.get("tls")).and_then(toml::Value::as_table);
+    let named =
+        [server.and_then(|s| s.get("keys_file")), tls.and_then(|t| t.get("cert")), tls.and_then(|t| t.get("key"))];
+    let base = path.parent().unwrap_or(Path::new(""));
+    named.into_iter().flatten().filter_map(toml::Value::as_str).map(|f| base.join(f)).collect()
 }
 
 impl Policy {

@@ -213,6 +213,7 @@ pub(crate) struct ServerSpec {
     pub(crate) header_read_timeout: Option<Spanned<DurationStr>>,
     pub(crate) body_read_timeout: Option<Spanned<DurationStr>>,
     pub(crate) keepalive_timeout: Option<Spanned<DurationStr>>,
+    pub(crate) write_timeout: Option<Spanned<DurationStr>>,
     pub(crate) max_connections: Option<Spanned<u64>>,
     pub(crate) max_header_bytes: Option<Spanned<u64>>,
     pub(crate) max_in_flight_per_key: Option<Spanned<u64>>,

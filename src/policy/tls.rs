@@ -47,10 +47,14 @@ impl TlsSettings {
 }
 
 /// Reads and checks the files; a problem is a diagnostic at `server.tls`.
-pub(crate) fn load(c: &mut Collector<'_>, spec: &Spanned<TlsSpec>) -> Option<TlsSettings> {
+pub(crate) fn load(
+    c: &mut Collector<'_>,
+    spec: &Spanned<TlsSpec>,
+    read: &mut impl std::hash::Hasher,
+) -> Option<TlsSettings> {
     let base = Path::new(c.file).parent().unwrap_or(Path::new("")).to_path_buf();
     let (cert, key) = (base.join(&spec.get_ref().cert), base.join(&spec.get_ref().key));
-    let built = build(&cert, &key);
+    let built = build(&cert, &key, read);
     match built {
         Ok(config) => Some(TlsSettings { cert, key, config: Arc::new(config) }),
         Err(message) => {
@@ -60,15 +64,21 @@ pub(crate) fn load(c: &mut Collector<'_>, spec: &Spanned<TlsSpec>) -> Option<Tls
     }
 }
 
-fn build(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
+/// Builds the server config from the files, hashing the bytes it read into `read` (what a reload
+/// compares, so the files are read once).
+fn build(cert: &Path, key: &Path, read: &mut impl std::hash::Hasher) -> Result<rustls::ServerConfig, String> {
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    std::hash::Hash::hash(&cert_pem, read);
+    std::hash::Hash::hash(&key_pem, read);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
     if chain.is_empty() {
         return Err(format!("no PEM certificate in {}", cert.display()));
     }
-    let private =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -88,14 +98,18 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
     }
 
+    fn build_(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+        build(cert, key, &mut std::collections::hash_map::DefaultHasher::new())
+    }
+
     #[test]
     fn a_certificate_and_its_key_load_and_a_mismatched_pair_is_refused() {
-        assert!(build(&fixture("cert-a.pem"), &fixture("key-a.pem")).is_ok());
-        let mismatched = build(&fixture("cert-a.pem"), &fixture("key-b.pem")).err().unwrap_or_default();
+        assert!(build_(&fixture("cert-a.pem"), &fixture("key-a.pem")).is_ok());
+        let mismatched = build_(&fixture("cert-a.pem"), &fixture("key-b.pem")).err().unwrap_or_default();
         assert!(mismatched.contains("do not work together"), "{mismatched}");
-        let missing = build(&fixture("nope.pem"), &fixture("key-a.pem")).err().unwrap_or_default();
+        let missing = build_(&fixture("nope.pem"), &fixture("key-a.pem")).err().unwrap_or_default();
         assert!(missing.contains("cannot read the certificate"), "{missing}");
-        let not_a_key = build(&fixture("cert-a.pem"), &fixture("cert-b.pem")).err().unwrap_or_default();
+        let not_a_key = build_(&fixture("cert-a.pem"), &fixture("cert-b.pem")).err().unwrap_or_default();
         assert!(not_a_key.contains("cannot read the private key"), "{not_a_key}");
     }
 }

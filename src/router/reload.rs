@@ -96,7 +96,9 @@ impl Router {
         match Policy::from_file(path) {
             Ok(policy) => {
                 let current = self.policy();
-                if policy.hash == current.hash && policy.source == current.source {
+                // an edit to the key file or a certificate is a new policy too
+                let same_files = policy.server.files_hash == current.server.files_hash;
+                if policy.hash == current.hash && policy.source == current.source && same_files {
                     return Ok(ReloadOutcome::Unchanged);
                 }
                 Ok(ReloadOutcome::Applied { version: self.apply(policy) })
@@ -140,7 +142,7 @@ impl Router {
         .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
         let watched = Arc::new(Mutex::new(Watched { watcher, dirs: BTreeSet::new(), names }));
         lock(&watched).add_dir(&dir)?;
-        lock(&watched).follow(&self.policy());
+        let _ = lock(&watched).follow(&self.policy().server.files());
         let router = self.clone();
         let task = tokio::spawn(debounce_and_reload(router, path.clone(), rx, options.debounce, watched.clone()));
         Ok(PolicyWatcher { _watcher: watched, task, path })
@@ -171,17 +173,32 @@ impl Watched {
         Ok(())
     }
 
-    /// Also watches the files `policy` names (a new key file after a reload, say).
-    fn follow(&mut self, policy: &Policy) {
-        for file in policy.server.files() {
-            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    /// Also watches `files` (what a policy names: a new key file after a reload, say); whether a
+    /// directory was added to the watch.
+    fn follow(&mut self, files: &[PathBuf]) -> bool {
+        let watched_before = self.dirs.len();
+        let mut names = Vec::new();
+        for file in files {
+            names.extend(file.file_name().map(OsString::from));
+            // a directory not made yet: watch the nearest one that is, for the name of the next
+            // (its creation brings a reload, which then watches further down)
+            let mut dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            while !dir.is_dir() {
+                names.extend(dir.file_name().map(OsString::from));
+                match dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => dir = p,
+                    _ => {
+                        dir = Path::new(".");
+                        break;
+                    }
+                }
+            }
             if let Err(e) = self.add_dir(dir) {
                 tracing::warn!("{e}: changes to {} will need a reload (SIGHUP)", file.display());
             }
-            if let Some(name) = file.file_name() {
-                self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned());
-            }
         }
+        self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(names);
+        self.dirs.len() > watched_before
     }
 }
 
@@ -206,18 +223,29 @@ async fn debounce_and_reload(
             tracing::warn!(path = %path.display(), "policy file is gone; keeping the policy in force");
             continue;
         }
-        let r = router.clone();
-        let p = path.clone();
-        // file I/O and compilation off the async threads
-        let outcome = tokio::task::spawn_blocking(move || r.reload_from(&p)).await;
-        match outcome {
-            Ok(Ok(ReloadOutcome::Applied { version })) => {
-                tracing::info!(version, "policy reloaded");
-                lock(&watched).follow(&router.policy());
+        loop {
+            let r = router.clone();
+            let p = path.clone();
+            // file I/O and compilation off the async threads
+            let outcome = tokio::task::spawn_blocking(move || r.reload_from(&p)).await;
+            match outcome {
+                Ok(Ok(ReloadOutcome::Applied { version })) => {
+                    tracing::info!(version, "policy reloaded");
+                    let _ = lock(&watched).follow(&router.policy().server.files());
+                }
+                Ok(Ok(ReloadOutcome::Unchanged)) => tracing::debug!("policy file touched, content unchanged"),
+                Ok(Err(e)) => {
+                    tracing::error!("policy edit rejected: {e}");
+                    // the edit may name a file not written yet: its arrival must bring the reload.
+                    // A directory watched only now may have got the file before the watch did:
+                    // read once more (each round watches one more directory, so this ends)
+                    if lock(&watched).follow(&crate::policy::referenced_files(&path)) {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::error!("policy reload task failed: {e}"),
             }
-            Ok(Ok(ReloadOutcome::Unchanged)) => tracing::debug!("policy file touched, content unchanged"),
-            Ok(Err(e)) => tracing::error!("policy edit rejected: {e}"),
-            Err(e) => tracing::error!("policy reload task failed: {e}"),
+            break;
         }
     }
 }

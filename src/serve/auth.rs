@@ -72,10 +72,11 @@ pub(crate) fn admin(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), Refusa
     }
 }
 
-/// The limiters of the keys, kept across reloads by key name while the key's limits stay the same.
+/// The limiters of the keys, kept across reloads while a key keeps its name and limits (so a
+/// reload that changes nothing about a key does not refill its budget).
 #[derive(Debug, Default)]
 pub(crate) struct KeyLimiters {
-    by_name: Mutex<HashMap<String, (Limits, Arc<Limiter>)>>,
+    by_key: Mutex<HashMap<(String, Limits), Arc<Limiter>>>,
 }
 
 impl KeyLimiters {
@@ -95,14 +96,15 @@ impl KeyLimiters {
         }
         let limits = Limits { concurrency: key.limits.concurrency.or(Some(default_in_flight)), ..key.limits };
         let limiter = {
-            let mut map = self.by_name.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match map.get(&key.name) {
-                Some((l, limiter)) if *l == limits => limiter.clone(),
-                _ => {
+            let mut map = self.by_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let id = (key.name.clone(), limits);
+            match map.get(&id) {
+                Some(limiter) => limiter.clone(),
+                None => {
                     // a new key or new limits: forget the limiters of keys no longer in force
-                    map.retain(|name, _| keys.keys().iter().any(|k| &k.name == name));
+                    map.retain(|(name, _), _| keys.keys().iter().any(|k| &k.name == name));
                     let limiter = Arc::new(Limiter::new(limits));
-                    map.insert(key.name.clone(), (limits, limiter.clone()));
+                    map.insert(id, limiter.clone());
                     limiter
                 }
             }

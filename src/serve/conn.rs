@@ -6,14 +6,18 @@
 //!   closed (slowloris).
 //! - **Keep-alive idle timeout**: a connection with no request in flight and no byte of a new one
 //!   is closed after `keepalive_timeout`.
+//! - **Write timeout**: a connection whose client has stopped reading (the socket refuses writes)
+//!   for `write_timeout` is closed, whatever is in flight: a stream to a client that never reads
+//!   must not hold a slot, a key's concurrency and an upstream call forever.
 //! - **Connection cap**: at `max_connections`, a new connection takes the place of the one idle the
 //!   longest (nothing in flight: idle or still sending headers), as nginx reuses keep-alive
 //!   connections; when every one is busy, the new one is served in overflow mode: `/healthz`
 //!   answered, anything else a 503 at once, then closed. Overflow connections are capped too;
 //!   beyond, a connection is closed unread.
 //!
-//! A request counts as in flight from its head until its response body is finished or dropped,
-//! so a long stream is never cut by the idle timeout.
+//! A request counts as in flight from its head until its response body is finished or dropped
+//! and every byte of it was taken by the socket, so a long stream is never cut by the idle timeout
+//! and no answer is cut by an eviction.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,12 +49,12 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `[server] keepalive_timeout`.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `[server] write_timeout`.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `[server] max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Default `[server] max_header_bytes` (hyper's floor is 8 KiB).
+/// Default `[server] max_header_bytes`.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Smallest `max_header_bytes` hyper can work with.
-pub(crate) const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// How long an overflow connection may take to send its headers.
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,6 +64,7 @@ const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct ConnSettings {
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_header_bytes: usize,
 }
@@ -70,14 +75,20 @@ impl ConnSettings {
         ConnSettings {
             header_read_timeout: server.header_read_timeout.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
             keepalive_timeout: server.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT),
+            write_timeout: server.write_timeout.unwrap_or(DEFAULT_WRITE_TIMEOUT),
             max_connections: size(server.max_connections, DEFAULT_MAX_CONNECTIONS).max(1),
-            max_header_bytes: size(server.max_header_bytes, DEFAULT_MAX_HEADER_BYTES).max(MIN_HEADER_BYTES),
+            max_header_bytes: size(server.max_header_bytes, DEFAULT_MAX_HEADER_BYTES).max(1),
         }
     }
 
     /// Overflow connections allowed beyond the cap: enough for health checks and a few 503s.
     fn overflow(&self) -> usize {
         (self.max_connections / 16).max(16)
+    }
+
+    /// How long a connection has for its request's headers (and TLS handshake).
+    fn head_timeout(&self, overflow: bool) -> Duration {
+        if overflow { self.header_read_timeout.min(OVERFLOW_HEADER_TIMEOUT) } else { self.header_read_timeout }
     }
 }
 
@@ -88,6 +99,8 @@ struct ConnState {
     in_flight: AtomicUsize,
     /// A byte of a new request arrived since the connection went idle.
     reading: AtomicBool,
+    /// The socket refused the last write (the client is not reading).
+    write_blocked: AtomicBool,
     activity: Mutex<Activity>,
     changed: Notify,
     close: CancellationToken,
@@ -99,6 +112,8 @@ struct Activity {
     since: Instant,
     /// Requests answered on this connection.
     served: u64,
+    /// Since when writes have been blocked, while they are.
+    blocked_since: Instant,
 }
 
 /// Why the gateway closed a connection itself.
@@ -106,6 +121,7 @@ struct Activity {
 enum Closed {
     HeaderTimeout,
     IdleTimeout,
+    WriteTimeout,
     Evicted,
 }
 
@@ -114,6 +130,7 @@ impl Closed {
         match self {
             Closed::HeaderTimeout => "header_timeout",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::WriteTimeout => "write_timeout",
             Closed::Evicted => "evicted",
         }
     }
@@ -124,7 +141,8 @@ impl ConnState {
         Arc::new(ConnState {
             in_flight: AtomicUsize::new(0),
             reading: AtomicBool::new(false),
-            activity: Mutex::new(Activity { since: Instant::now(), served: 0 }),
+            write_blocked: AtomicBool::new(false),
+            activity: Mutex::new(Activity { since: Instant::now(), served: 0, blocked_since: Instant::now() }),
             changed: Notify::new(),
             close: CancellationToken::new(),
         })
@@ -150,6 +168,22 @@ impl ConnState {
         }
     }
 
+    fn on_write(&self, blocked: bool) {
+        if self.write_blocked.swap(blocked, Ordering::AcqRel) != blocked {
+            self.update(|a| {
+                if blocked {
+                    a.blocked_since = Instant::now();
+                }
+            });
+        }
+    }
+
+    /// Nothing in flight and nothing waiting to be written: the connection may be closed or
+    /// evicted without cutting an answer.
+    fn is_quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && !self.write_blocked.load(Ordering::Acquire)
+    }
+
     fn begin_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.reading.store(false, Ordering::Release);
@@ -157,20 +191,19 @@ impl ConnState {
         InFlight(self.clone())
     }
 
-    /// When the connection must close unless something happens first, and why; `None` while a
-    /// request is in flight.
+    /// When the connection must close unless something happens first, and why: a client that
+    /// stops reading, whatever is in flight; else none while a request is in flight; else the
+    /// header or the idle timeout.
     fn deadline(&self, settings: &ConnSettings, overflow: bool) -> Option<(Instant, Closed)> {
+        if self.write_blocked.load(Ordering::Acquire) {
+            return Some((self.activity().blocked_since + settings.write_timeout, Closed::WriteTimeout));
+        }
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         let a = self.activity();
-        let head = if overflow {
-            settings.header_read_timeout.min(OVERFLOW_HEADER_TIMEOUT)
-        } else {
-            settings.header_read_timeout
-        };
         if a.served == 0 || self.reading.load(Ordering::Acquire) {
-            Some((a.since + head, Closed::HeaderTimeout))
+            Some((a.since + settings.head_timeout(overflow), Closed::HeaderTimeout))
         } else {
             Some((a.since + settings.keepalive_timeout, Closed::IdleTimeout))
         }
@@ -236,11 +269,8 @@ impl Registry {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if open.len() >= settings.max_connections {
             // the connection idle (or dawdling over its headers) the longest makes room
-            let victim = open
-                .iter()
-                .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
-                .min_by_key(|(_, c)| c.activity().since)
-                .map(|(id, _)| *id);
+            let victim =
+                open.iter().filter(|(_, c)| c.is_quiet()).min_by_key(|(_, c)| c.activity().since).map(|(id, _)| *id);
             match victim.and_then(|id| open.remove(&id)) {
                 Some(c) => c.close.cancel(),
                 None => {
@@ -287,10 +317,16 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
 
 impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        let this = self.project();
+        let polled = this.io.poll_write(cx, buf);
+        this.state.on_write(polled.is_pending());
+        polled
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().io.poll_flush(cx)
+        let this = self.project();
+        let polled = this.io.poll_flush(cx);
+        this.state.on_write(polled.is_pending());
+        polled
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().io.poll_shutdown(cx)
@@ -300,7 +336,10 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let polled = this.io.poll_write_vectored(cx, bufs);
+        this.state.on_write(polled.is_pending());
+        polled
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
@@ -427,7 +466,7 @@ async fn drive<T>(
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.max_buf_size(settings.max_header_bytes).keep_alive(!overflow).header_read_timeout(None);
+    builder.max_header_size(settings.max_header_bytes).keep_alive(!overflow).header_read_timeout(None);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
@@ -475,4 +514,52 @@ async fn overflow_answer(request: Request<Body>, app: axum::Router) -> Response<
     h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn settings() -> ConnSettings {
+        ConnSettings {
+            header_read_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_millis(200),
+            max_connections: 4,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+
+    /// A client that asks for a large answer and never reads it: its connection is closed after
+    /// the write timeout, though its request is still in flight.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+        let app = axum::Router::new().route("/big", axum::routing::get(|| async { "x".repeat(1 << 20) }));
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap_or_else(|_| unreachable!());
+        let state = ConnState::new();
+        let (_stop_tx, stop) = watch::channel(false);
+        let served = drive(server, app, state.clone(), settings(), false, stop, CancellationToken::new());
+        let closed = tokio::time::timeout(Duration::from_secs(30), served).await;
+        assert!(closed.is_ok(), "still open with its client not reading");
+        assert!(state.write_blocked.load(Ordering::Acquire), "closed while the socket refused writes");
+        drop(client);
+    }
+
+    /// At the cap, a quiet connection makes room; one busy answering, or whose answer the socket
+    /// has not taken yet, does not.
+    #[test]
+    fn eviction_takes_only_quiet_connections() {
+        let registry = Registry::default();
+        let s = ConnSettings { max_connections: 2, ..settings() };
+        let Admission::Admitted(_, busy) = registry.admit(&s) else { unreachable!() };
+        let Admission::Admitted(_, writing) = registry.admit(&s) else { unreachable!() };
+        let _in_flight = busy.begin_request();
+        writing.write_blocked.store(true, Ordering::Release);
+        assert!(matches!(registry.admit(&s), Admission::Overflow), "nothing quiet to evict");
+        writing.write_blocked.store(false, Ordering::Release);
+        assert!(matches!(registry.admit(&s), Admission::Admitted(..)), "the quiet one made room");
+        assert!(writing.close.is_cancelled() && !busy.close.is_cancelled());
+    }
 }

@@ -199,10 +199,7 @@ pub(crate) async fn chat<D: Dialect>(
 ) -> Response {
     let started = Instant::now();
     // (the key was checked by `authenticate`, before the body was read)
-    let (limits, keys) = {
-        let policy = state.router.policy();
-        (super::RequestLimits::of(&policy.server), policy.server.client_keys.clone())
-    };
+    let limits = super::RequestLimits::of(&state.router.policy().server);
     let key = caller.name();
     let body = match read_body(body, &limits).await {
         Ok(b) => b,
@@ -225,6 +222,8 @@ pub(crate) async fn chat<D: Dialect>(
         return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
     }
     let label = route_label(&state.router, &parsed.route);
+    // the keys in force now, not when the body started (a reload may have come in between)
+    let keys = state.router.policy().server.client_keys.clone();
     let tokens = || {
         let prompt = parsed.request.estimated_prompt_tokens();
         let output = parsed.request.max_tokens.unwrap_or(crate::policy::DEFAULT_OUTPUT_RESERVATION);
