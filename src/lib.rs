@@ -19,6 +19,7 @@ pub mod secret;
 pub mod serve;
 pub mod sim;
 mod sync;
+pub mod tokens;
 pub mod wire;
 
 pub use chat::{
@@ -28,6 +29,6 @@ pub use chat::{
 pub use error::{ErrorClass, Partial, ProviderError};
 pub use policy::{Policy, PolicyError};
 pub use profile::{ModelProfile, ProviderProfile};
-pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
+pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig, TokenCount};
 pub use router::{RoutedResponse, RoutedStream, Router, RouterError, RouterEvent};
 pub use secret::ApiKey;

@@ -126,12 +126,40 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// with a `stream_interrupted` error instead.
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError>;
 
+    /// Counts the input tokens `call.request` would cost on `call.model`, without generating
+    /// anything. The default: this provider cannot count (an `invalid_request` error naming it).
+    async fn count_tokens(&self, call: Call<'_>) -> Result<TokenCount, ProviderError> {
+        let _ = call;
+        Err(ProviderError::new(
+            crate::error::ErrorClass::InvalidRequest,
+            self.name(),
+            format!("the provider `{}` cannot count tokens", self.name()),
+        ))
+    }
+
     /// Whether this provider ends every call, and every stream it returns, by
     /// [`CallTimeouts::deadline`] on its own. The built-in adapters do, on the same timer as their
     /// other limits; for a provider that does not (the default) the router adds a timer around
     /// each call and each stream read.
     fn enforces_deadline(&self) -> bool {
         false
+    }
+}
+
+/// What [`Provider::count_tokens`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TokenCount {
+    /// The request's input tokens.
+    pub input_tokens: u64,
+    /// Counted here with the model's tokenizer, not asked of the provider.
+    pub local: bool,
+}
+
+impl TokenCount {
+    /// A count.
+    pub fn new(input_tokens: u64, local: bool) -> Self {
+        TokenCount { input_tokens, local }
     }
 }
 

@@ -151,6 +151,8 @@ pub(crate) struct Plan<'s> {
     /// What each target's wire makes of a request that not every wire can carry (by target
     /// index); `None` for a request every wire carries as is.
     fits: Option<Box<[Fit]>>,
+    /// Counting tokens, not asking for an answer: no rate-limit budget is spent.
+    counting: bool,
 }
 
 /// Whether a target can carry a request, checked once per request before any call.
@@ -231,6 +233,7 @@ pub(crate) async fn first_success<'s, T, F>(
     (request, original): (&ChatRequest, Option<&crate::wire::Original>),
     start: Instant,
     op_for: impl Fn(&'s RoutePolicy) -> F,
+    counting: bool,
 ) -> Result<(Plan<'s>, Success<'s, T>), RouterError>
 where
     F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
@@ -246,6 +249,9 @@ where
             .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
         let deadline = start + route.policy.total_timeout;
         let mut plan = Plan::new(inner, snap, route, request, deadline);
+        if counting {
+            plan.for_counting();
+        }
         match carried.take().map(|c| *c) {
             Some((attempts, last)) => plan.inherit(attempts, last),
             None => plan.started_at(start),
@@ -311,7 +317,33 @@ impl<'s> Plan<'s> {
                 let (portable, needs) = (crate::wire::is_portable(request), capability::required(request));
                 (!portable || !needs.is_empty()).then(|| fits(snap, route, targets, request, portable, &needs))
             },
+            counting: false,
         }
+    }
+
+    /// Makes this a plan for counting tokens: targets that cannot count (an OpenAI-wire model
+    /// with no known tokenizer) are skipped as unsupported, and no rate-limit budget is spent
+    /// (a count generates nothing; Anthropic meters its counting endpoint apart from messages).
+    fn for_counting(&mut self) {
+        self.counting = true;
+        let snap = self.snap;
+        let fits: Box<[Fit]> = self
+            .route
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let fit = self.fits.as_ref().and_then(|f| f.get(i)).cloned().unwrap_or(Fit::Carries(Vec::new()));
+                let openai =
+                    snap.policy.provider(&t.provider).is_some_and(|p| p.protocol == crate::provider::Protocol::Openai);
+                if openai && !crate::tokens::knows(&t.model) && !matches!(fit, Fit::Refuses(_)) {
+                    Fit::Refuses(format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model))
+                } else {
+                    fit
+                }
+            })
+            .collect();
+        self.fits = Some(fits);
     }
 
     /// The fields the target at `index` leaves out of this request.
@@ -752,7 +784,7 @@ impl<'s> Plan<'s> {
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
-            let Some(limiter) = node.limiter_if_limited() else { continue };
+            let Some(limiter) = node.limiter_if_limited().filter(|_| !self.counting) else { continue };
             let mut waited = false;
             loop {
                 match limiter.try_acquire(estimate) {
@@ -949,6 +981,17 @@ pub(crate) fn settle_failure(
 impl Lease<'_> {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
     /// `now` is when the answer was complete, `elapsed` how long it took since the lease started.
+    /// A token count came back: the provider answered (its breakers hear it), but a count says
+    /// nothing of how fast the model answers, and a local count nothing of the provider at all.
+    pub(crate) fn counted(self, inner: &Inner, local: bool, now: Instant) {
+        if !local {
+            let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
+            emit_if(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
+            emit_if(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
+        }
+        drop(self.probes);
+    }
+
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant, elapsed: Duration) {
         let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
         emit_if(inner, p, m, &self.target_node, self.target_node.breaker.success(now));

@@ -39,7 +39,7 @@ pub use events::RouterEvent;
 pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
-pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedResponse, RouterError, SkipReason};
+pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedCount, RoutedResponse, RouterError, SkipReason};
 pub use probe::PROBE_PROMPT;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
@@ -383,7 +383,8 @@ impl Router {
         let snap = self.inner.current.load_full();
         let start = Instant::now();
         let (mut plan, success) =
-            engine::first_success(&self.inner, &snap, route_name, (&request, original), start, |_| call_chat).await?;
+            engine::first_success(&self.inner, &snap, route_name, (&request, original), start, |_| call_chat, false)
+                .await?;
         let mut response = success.value;
         response.provider.clone_from(&success.lease.target().provider);
         let usage = response.usage;
@@ -412,6 +413,62 @@ impl Router {
         );
         Ok(RoutedResponse { route: plan.route.name.clone(), response, attempts: plan.attempts, dropped })
     }
+}
+
+impl Router {
+    /// Counts the input tokens `request` would cost on the route's first target that can count,
+    /// without generating anything: an Anthropic target is asked (its `count_tokens` endpoint),
+    /// an OpenAI model with a known tokenizer is counted here ([`crate::tokens`]); targets that
+    /// cannot count are skipped. Breakers, retries and failover apply as for chat; rate-limit
+    /// budgets are not spent.
+    pub async fn count_tokens(&self, route: &str, request: ChatRequest) -> Result<RoutedCount, RouterError> {
+        self.count_inner(route, &request, None).await
+    }
+
+    /// [`Router::count_tokens`] for a request decoded from a caller's body: a target of the
+    /// caller's wire is sent the caller's body.
+    pub async fn count_tokens_decoded(&self, decoded: crate::wire::Decoded) -> Result<RoutedCount, RouterError> {
+        self.count_inner(&decoded.route, &decoded.request, decoded.original.as_ref()).await
+    }
+
+    async fn count_inner(
+        &self,
+        route_name: &str,
+        request: &ChatRequest,
+        original: Option<&crate::wire::Original>,
+    ) -> Result<RoutedCount, RouterError> {
+        let snap = self.inner.current.load_full();
+        let start = Instant::now();
+        let (mut plan, success) =
+            engine::first_success(&self.inner, &snap, route_name, (request, original), start, |_| call_count, true)
+                .await?;
+        let count = success.value;
+        let now = success.ended;
+        let attempt = Attempt {
+            provider: success.lease.target().provider.clone(),
+            model: success.lease.target().model.clone(),
+            outcome: AttemptOutcome::Ok,
+            class: None,
+            status: Some(200),
+            elapsed: now - success.lease.started,
+            skip_reason: None,
+            probe: success.lease.is_probe(),
+            output_tokens: None,
+        };
+        self.inner.emit_attempt(&plan.route.name, &attempt);
+        let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
+        success.lease.counted(&self.inner, count.local, now);
+        plan.attempts.push(attempt);
+        Ok(RoutedCount { route: plan.route.name.clone(), provider, model, count, attempts: plan.attempts })
+    }
+}
+
+fn call_count<'a>(
+    p: &'a dyn Provider,
+    call: crate::provider::Call<'a>,
+    _: &'a crate::policy::TargetPolicy,
+) -> AttemptFuture<'a, crate::provider::TokenCount> {
+    p.count_tokens(call)
 }
 
 fn call_chat<'a>(

@@ -119,6 +119,22 @@ pub struct Attempt {
     pub output_tokens: Option<u64>,
 }
 
+/// A routed token count ([`super::Router::count_tokens`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RoutedCount {
+    /// The route.
+    pub route: String,
+    /// The provider that counted.
+    pub provider: String,
+    /// The model counted for.
+    pub model: String,
+    /// The count.
+    pub count: crate::provider::TokenCount,
+    /// Every attempt, in order, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
 /// A successful routed answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutedResponse {

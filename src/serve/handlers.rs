@@ -263,6 +263,68 @@ pub(crate) async fn chat<D: Dialect>(
     }
 }
 
+/// `POST /v1/messages/count_tokens` (Anthropic's dialect): the route's first target that can
+/// count answers (an Anthropic target is asked, an OpenAI model with a known tokenizer is
+/// counted here), with failover; the caller's key must be allowed the route, and spends none of
+/// its rate budget.
+pub(crate) async fn count_tokens(
+    State(state): State<AppState>,
+    axum::Extension(caller): CallerOf,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    type D = super::anthropic::AnthropicWire;
+    let (endpoint, started) = ("count_tokens", Instant::now());
+    let limits = super::RequestLimits::of(&state.router.policy().server);
+    let key = caller.name();
+    let body = match read_body(body, &limits).await {
+        Ok(b) => b,
+        Err((status, class, message)) => {
+            record_request(endpoint, "", key, Some(class), started);
+            let mut response = error_response::<D>(&simple_failure(class, message), None);
+            *response.status_mut() = status;
+            return response;
+        }
+    };
+    let mut parsed = match D::parse(body) {
+        Ok(p) => p,
+        Err(message) => {
+            record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
+            return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
+        }
+    };
+    if let Some(message) = over_limits(&parsed, &limits) {
+        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
+        return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
+    }
+    let label = route_label(&state.router, &parsed.route);
+    if let Caller::Key(k) = &caller
+        && !k.allows(&parsed.route)
+    {
+        record_request(endpoint, &label, key, Some(ErrorClass::PermissionDenied), started);
+        let message = format!("the key `{}` may not use the route `{}`", k.name, parsed.route);
+        return refused::<D>(Refusal::Forbidden(message));
+    }
+    D::read_headers(&mut parsed, &headers);
+    let route = parsed.route.clone();
+    match state.router.count_tokens_decoded(parsed).await {
+        Ok(c) => {
+            record_request(endpoint, &label, key, None, started);
+            let mut response = axum::Json(json!({ "input_tokens": c.count.input_tokens })).into_response();
+            let h = response.headers_mut();
+            set(h, "x-switchyard-provider", &c.provider);
+            set(h, "x-switchyard-model", &c.model);
+            set(h, "x-switchyard-attempts", &c.attempts.len().to_string());
+            set(h, "x-switchyard-counted", if c.count.local { "locally" } else { "by-provider" });
+            response
+        }
+        Err(e) => {
+            record_request(endpoint, &label, key, Some(e.class()), started);
+            error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after))
+        }
+    }
+}
+
 fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
     let mut response = (StatusCode::OK, axum::Json(D::response(r))).into_response();
     let h = response.headers_mut();

@@ -205,6 +205,11 @@ impl Gateway {
                 .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
             )
             .route(
+                "/v1/messages/count_tokens",
+                post(handlers::count_tokens)
+                    .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
+            )
+            .route(
                 "/v1/models",
                 get(handlers::models)
                     .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),

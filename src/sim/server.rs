@@ -24,6 +24,7 @@ use super::openai::OpenAiWire;
 use super::state::{RecordedRequest, SimState};
 use super::stream;
 use super::wire::{Dialect, Ids, StatusOverrides, WireError};
+use crate::provider::Protocol;
 
 /// Largest request body accepted (prompts in context-overflow tests are big).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -72,6 +73,7 @@ fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/anthropic/v1/messages", post(anthropic_chat))
+        .route("/anthropic/v1/messages/count_tokens", post(anthropic_count))
         .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
         .route("/_sim/faults/{id}", delete(remove_fault))
         .route("/_sim/requests", axum::routing::get(list_requests).delete(clear_requests))
@@ -121,6 +123,7 @@ async fn chat(
         body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(raw).into_owned())),
         fault: fault.as_ref().map(|f| f.kind().to_owned()),
         request_id: ids.request_id(),
+        endpoint: if dialect.protocol() == Protocol::Openai { "/v1/chat/completions" } else { "/v1/messages" }.into(),
     });
     let body = parsed.unwrap_or(Value::Null);
     match fault {
@@ -144,6 +147,86 @@ async fn chat(
             respond(dialect, &body, stream, None, ids)
         }
         fault => respond(dialect, &body, stream, fault.as_ref(), ids),
+    }
+}
+
+/// Anthropic's `POST /v1/messages/count_tokens`: the same fault rules as the model's messages
+/// (a rule for a model applies to both), the endpoint's own validation (no `max_tokens`, no
+/// `stream`: it refuses what it does not take), and a count that is a pure function of the body
+/// (a token per four characters of its text, at least one per message), so tests can predict it.
+async fn anthropic_count(
+    State(state): State<Arc<SimState>>,
+    Extension(conn): Extension<Connection>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let dialect = &AnthropicWire;
+    let ids = Ids { seq: state.next_request(), created: unix_now() };
+    let parsed: Option<Value> = serde_json::from_slice(&raw).ok();
+    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
+    let fault = headers
+        .get(super::FAULT_HEADER)
+        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
+        .or_else(|| state.pick_fault(Protocol::Anthropic, model.as_deref(), false));
+    state.record(RecordedRequest {
+        protocol: Protocol::Anthropic,
+        model: model.clone().unwrap_or_default(),
+        stream: false,
+        headers: header_pairs(&headers),
+        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw).into_owned())),
+        fault: fault.as_ref().map(|f| f.kind().to_owned()),
+        request_id: ids.request_id(),
+        endpoint: "/v1/messages/count_tokens".into(),
+    });
+    match fault {
+        Some(Fault::Reset) => {
+            conn.kill.cancel();
+            return std::future::pending().await;
+        }
+        Some(Fault::Hang) => return std::future::pending().await,
+        Some(fault @ Fault::Status { .. }) => {
+            return status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids);
+        }
+        Some(Fault::RawBody { status, content_type, body }) => {
+            let mut response = (status_code(status), body).into_response();
+            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
+            return response;
+        }
+        Some(Fault::Latency { delay }) => tokio::time::sleep(delay.0).await,
+        _ => {}
+    }
+    let invalid = |message: String| {
+        let error =
+            WireError { status: 400, error_type: "invalid_request_error".into(), code: None, message, param: None };
+        error_response(dialect, &error, ids)
+    };
+    let Some(Value::Object(body)) = parsed else { return invalid("the body is not a JSON object".into()) };
+    if let Some(extra) = body.keys().find(|k| {
+        !matches!(k.as_str(), "model" | "messages" | "system" | "tools" | "tool_choice" | "thinking" | "mcp_servers")
+    }) {
+        return invalid(format!("{extra}: Extra inputs are not permitted"));
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return invalid("messages: Field required".into());
+    };
+    let mut chars = 0usize;
+    let mut text = |v: &Value| chars += strings(v);
+    text(&body["messages"]);
+    body.get("system").into_iter().for_each(&mut text);
+    body.get("tools").into_iter().for_each(&mut text);
+    let count = (chars / 4).max(messages.len());
+    let mut response = Json(serde_json::json!({ "input_tokens": count })).into_response();
+    set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
+    response
+}
+
+/// The characters of every string in `v`.
+fn strings(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.chars().count(),
+        Value::Array(a) => a.iter().map(strings).sum(),
+        Value::Object(o) => o.values().map(strings).sum(),
+        _ => 0,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct RecordedRequest {
     pub fault: Option<String>,
     /// The request id the server answered with (`req_sim_N`).
     pub request_id: String,
+    /// The endpoint, as the provider names it (`/v1/messages`, `/v1/messages/count_tokens`, ...).
+    #[serde(default)]
+    pub endpoint: String,
 }
 
 impl RecordedRequest {
@@ -252,6 +255,7 @@ mod tests {
             body: serde_json::Value::Null,
             fault: None,
             request_id: String::new(),
+            endpoint: String::new(),
         };
         for n in 0..LOG_CAPACITY + 5 {
             state.record(req(n));
@@ -275,6 +279,7 @@ mod tests {
             body: serde_json::Value::Null,
             fault: None,
             request_id: String::new(),
+            endpoint: String::new(),
         };
         let s = format!("{r:?}");
         assert!(!s.contains("secret"), "{s}");

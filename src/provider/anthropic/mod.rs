@@ -43,6 +43,7 @@ pub struct Anthropic {
     config: ProviderConfig,
     client: reqwest::Client,
     url: String,
+    count_url: String,
     /// Key, version, content type and the config's headers, checked once.
     headers: HeaderMap,
 }
@@ -61,7 +62,8 @@ impl Anthropic {
         let client = http::client(&config)?;
         let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
         let headers = request_headers(&config)?;
-        Ok(Anthropic { config, client, url, headers })
+        let count_url = format!("{url}/count_tokens");
+        Ok(Anthropic { config, client, url, count_url, headers })
     }
 
     /// An adapter from the built-in `anthropic` profile, its key from `ANTHROPIC_API_KEY`.
@@ -201,9 +203,57 @@ impl Provider for Anthropic {
         Ok(http::watch_content(stream::decode(ctx, events), content))
     }
 
+    /// Asks `POST /v1/messages/count_tokens` with the request's Messages body, cut to the
+    /// members that endpoint takes.
+    async fn count_tokens(&self, call: Call<'_>) -> Result<super::TokenCount, ProviderError> {
+        self.check_key()?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let profile = self.config.profile.as_deref();
+        let (bytes, extra) = http::encode_call(self.name(), Protocol::Anthropic, &call, profile, false)?;
+        let body = count_body(self.name(), &bytes)?;
+        let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
+        let request = self.client.post(&self.count_url).headers(headers).body(body);
+        let response = http::send(self.name(), request, &limits, timer.as_mut()).await?;
+        if !response.status().is_success() {
+            return Err(self.error_response(response, &limits, timer).await);
+        }
+        let status = response.status().as_u16();
+        let request_id = http::header_str(response.headers(), "request-id");
+        let body = http::read_body(self.name(), response, &limits, timer).await?;
+        match serde_json::from_slice::<CountResponse>(&body) {
+            Ok(c) => Ok(super::TokenCount::new(c.input_tokens, false)),
+            Err(e) => {
+                let key = self.config.api_key.as_ref();
+                let message = format!("undecodable count_tokens answer ({e}): {}", classify::snippet(&body, key));
+                let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message).with_status(status);
+                e.request_id = request_id;
+                Err(e)
+            }
+        }
+    }
+
     fn enforces_deadline(&self) -> bool {
         true
     }
+}
+
+/// `count_tokens`' answer.
+#[derive(serde::Deserialize)]
+struct CountResponse {
+    input_tokens: u64,
+}
+
+/// The members of a Messages body that `count_tokens` takes (it refuses `max_tokens`, `stream`,
+/// sampling settings and the like).
+const COUNTED: &[&str] = &["model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"];
+
+fn count_body(provider: &str, messages_body: &[u8]) -> Result<Vec<u8>, ProviderError> {
+    let invalid = |e: serde_json::Error| ProviderError::new(ErrorClass::InvalidRequest, provider, e.to_string());
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(messages_body).map_err(invalid)?;
+    body.retain(|k, _| COUNTED.contains(&k.as_str()));
+    serde_json::to_vec(&body).map_err(invalid)
 }
 
 #[cfg(test)]

@@ -119,6 +119,14 @@ impl Provider for OpenAi {
         &self.config.name
     }
 
+    /// OpenAI has no counting endpoint for chat: the request is counted here with the model's
+    /// own tokenizer ([`crate::tokens`]), without a call.
+    async fn count_tokens(&self, call: Call<'_>) -> Result<super::TokenCount, ProviderError> {
+        crate::tokens::count_openai(call.model, call.request)
+            .map(|n| super::TokenCount::new(n, true))
+            .map_err(|why| ProviderError::new(ErrorClass::InvalidRequest, self.name(), why))
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Openai
     }

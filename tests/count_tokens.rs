@@ -1,0 +1,171 @@
+//! Token counting (`POST /v1/messages/count_tokens`, `Router::count_tokens`) against the
+//! simulated providers: Anthropic targets asked, OpenAI models counted with their tokenizer,
+//! failover between targets, no rate budget spent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::Protocol;
+use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::sim::{Fault, FaultRule, SimServer};
+
+fn policy_text(sim: &SimServer) -> String {
+    format!(
+        r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.claude]
+targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5", limits = {{ rpm = 1 }} }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[routes.gpt]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[routes.local-first]
+targets = [{{ provider = "openai", model = "llama-3.1-70b" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[routes.uncountable]
+targets = [{{ provider = "openai", model = "llama-3.1-70b" }}]
+"#,
+        sim.openai_base_url(),
+        sim.anthropic_base_url()
+    )
+}
+
+struct Setup {
+    sim: SimServer,
+    gateway: Gateway,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text(&sim)).unwrap();
+    let mut options = ServeOptions::new(&policy);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    Setup { sim, gateway, _dir: dir }
+}
+
+/// What the Anthropic SDK's `messages.count_tokens` sends.
+fn count_body(model: &str) -> Value {
+    json!({
+        "model": model,
+        "system": "You are a careful assistant.",
+        "messages": [{"role": "user", "content": "How many tokens is this sentence, roughly?"}],
+        "tools": [{"name": "lookup", "description": "Look a word up", "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}],
+    })
+}
+
+async fn count(s: &Setup, model: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/messages/count_tokens", s.gateway.addr()))
+        .header("anthropic-version", "2023-06-01")
+        .json(&count_body(model))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn an_anthropic_target_is_asked_with_what_its_endpoint_takes() {
+    let s = setup().await;
+    let r = count(&s, "claude").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        (header(&r, "x-switchyard-model"), header(&r, "x-switchyard-counted")),
+        ("claude-sonnet-4-5", "by-provider")
+    );
+    let answer: Value = r.json().await.unwrap();
+    let sent = s.sim.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].endpoint, "/v1/messages/count_tokens");
+    let body = sent[0].body.as_object().unwrap();
+    assert!(!body.contains_key("max_tokens") && !body.contains_key("stream"), "{body:?}");
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    assert_eq!(body["tools"][0]["name"], "lookup");
+    // the simulator counts a token per four characters of the strings it was sent: the answer
+    // is its count, unchanged
+    fn chars(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.chars().count(),
+            Value::Array(a) => a.iter().map(chars).sum(),
+            Value::Object(o) => o.values().map(chars).sum(),
+            _ => 0,
+        }
+    }
+    let sent_chars: usize = ["messages", "system", "tools"].iter().filter_map(|k| body.get(*k)).map(chars).sum();
+    assert_eq!(answer["input_tokens"].as_u64(), Some((sent_chars / 4) as u64), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failing_target_fails_over_and_no_rate_budget_is_spent() {
+    let s = setup().await;
+    // `claude-sonnet-4-5` has rpm = 1: three counts and a chat still pass through it
+    for _ in 0..3 {
+        let r = count(&s, "claude").await;
+        assert_eq!((r.status().as_u16(), header(&r, "x-switchyard-model")), (200, "claude-sonnet-4-5"));
+    }
+    let chat = json!({"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", s.gateway.addr()))
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-switchyard-model"), "claude-sonnet-4-5", "its one request a minute was still there");
+    // overloaded: the next target counts
+    s.sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(529)).model("claude-sonnet-4-5"));
+    let r = count(&s, "claude").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!((header(&r, "x-switchyard-model"), header(&r, "x-switchyard-attempts")), ("claude-haiku-4-5", "2"));
+}
+
+#[tokio::test]
+async fn an_openai_model_is_counted_with_its_tokenizer_without_a_call() {
+    let s = setup().await;
+    let r = count(&s, "gpt").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!((header(&r, "x-switchyard-model"), header(&r, "x-switchyard-counted")), ("gpt-4o-mini", "locally"));
+    let answer: Value = r.json().await.unwrap();
+    assert!(s.sim.requests().is_empty(), "no provider was called");
+    // the same count as the library's
+    let decoded =
+        switchyard::wire::decode(Protocol::Anthropic, serde_json::to_vec(&count_body("gpt")).unwrap()).unwrap();
+    let local = switchyard::tokens::count_openai("gpt-4o-mini", &decoded.request).unwrap();
+    assert_eq!(answer["input_tokens"].as_u64(), Some(local));
+    // a model whose tokenizer is unknown is passed over for one that can count
+    let r = count(&s, "local-first").await;
+    assert_eq!((r.status().as_u16(), header(&r, "x-switchyard-model")), (200, "claude-haiku-4-5"));
+    // and when no target can count, the 400 says why
+    let r = count(&s, "uncountable").await;
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("no tokenizer is known for `llama-3.1-70b`"), "{text}");
+}
+
+#[tokio::test]
+async fn the_library_call_counts_on_the_route() {
+    let s = setup().await;
+    let router = s.gateway.router();
+    let request =
+        switchyard::ChatRequest::new([switchyard::chat::Message::text(switchyard::chat::Role::User, "Hello there")]);
+    let counted = router.count_tokens("gpt", request.clone()).await.unwrap();
+    assert_eq!(counted.count.input_tokens, 3 + 3 + 1 + 2);
+    assert!(counted.count.local);
+    let counted = router.count_tokens("claude", request).await.unwrap();
+    assert!(!counted.count.local && counted.provider == "anthropic");
+    assert!(router.count_tokens("nope", switchyard::ChatRequest::new([])).await.is_err());
+}
