@@ -87,6 +87,13 @@ fn main() {
         g.bench_function("cross_wire", |b| {
             b.iter(|| wire::encode_bytes(Protocol::Anthropic, black_box(&decoded.request), None, claude, true).unwrap())
         });
+        // what a token limit reads: the estimate, or the tokenizer's count for an OpenAI model
+        // (the tables loaded once, before the timing)
+        let _ = switchyard::tokens::count_openai("gpt-4o-mini", &decoded.request);
+        g.bench_function("tokens_estimate", |b| b.iter(|| black_box(&decoded.request).estimated_prompt_tokens()));
+        g.bench_function("tokens_counted_o200k", |b| {
+            b.iter(|| switchyard::tokens::count_openai("gpt-4o-mini", black_box(&decoded.request)).unwrap())
+        });
         g.finish();
     }
     c.final_summary();
@@ -113,4 +120,10 @@ fn report() {
     println!("| same wire, passthrough | {:.1} µs | 1.00 |", pass / 1000.0);
     println!("| same wire, re-encoded | {:.1} µs | {:.2} |", re / 1000.0, re / pass);
     println!("| other wire, translated | {:.1} µs | {:.2} |", cross / 1000.0, cross / pass);
+    if let (Some(est), Some(count)) = (mean("tokens_estimate"), mean("tokens_counted_o200k")) {
+        println!("\n| prompt tokens for a limit | mean | ratio to the estimate |");
+        println!("|---|---|---|");
+        println!("| estimated from characters | {:.1} µs | 1.00 |", est / 1000.0);
+        println!("| counted with o200k_base | {:.1} µs | {:.1} |", count / 1000.0, count / est);
+    }
 }

@@ -27,6 +27,11 @@ pub fn knows(model: &str) -> bool {
     tokenizer(model).is_some()
 }
 
+/// Which tokenizer `model` uses, as an id two models share when they share the tables.
+pub(crate) fn tokenizer_id(model: &str) -> Option<usize> {
+    tokenizer(model).map(|t| std::ptr::from_ref(t) as usize)
+}
+
 /// The input tokens of `request` on the OpenAI model `model`, or why they cannot be counted here.
 pub fn count_openai(model: &str, request: &ChatRequest) -> Result<u64, String> {
     let bpe = tokenizer(model).ok_or_else(|| {

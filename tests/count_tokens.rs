@@ -31,6 +31,10 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
 targets = [{{ provider = "openai", model = "llama-3.1-70b" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.uncountable]
 targets = [{{ provider = "openai", model = "llama-3.1-70b" }}]
+[routes.gpt-tight]
+targets = [{{ provider = "openai", model = "gpt-4o", limits = {{ tpm = 16390 }} }}]
+[routes.llama-tight]
+targets = [{{ provider = "openai", model = "llama-3.1-70b", limits = {{ tpm = 16390 }} }}]
 "#,
         sim.openai_base_url(),
         sim.anthropic_base_url()
@@ -168,4 +172,19 @@ async fn the_library_call_counts_on_the_route() {
     let counted = router.count_tokens("claude", request).await.unwrap();
     assert!(!counted.count.local && counted.provider == "anthropic");
     assert!(router.count_tokens("nope", switchyard::ChatRequest::new([])).await.is_err());
+}
+
+/// The token limits use the tokenizer's count where one is known: 20,000 times "a " is ~20,000
+/// tokens (an estimate from its characters says 10,000), beyond a tpm of 16,390 on GPT-4o;
+/// on a model whose tokenizer is unknown the estimate fits.
+#[tokio::test]
+async fn token_limits_count_with_the_tokenizer_where_one_is_known() {
+    let s = setup().await;
+    let router = s.gateway.router();
+    let request = switchyard::ChatRequest::user("a ".repeat(20_000)).max_tokens(1);
+    let refused = router.chat("gpt-tight", request.clone()).await.unwrap_err();
+    let skip = refused.failure().unwrap().attempts[0].skip_reason.clone();
+    assert_eq!(skip, Some(switchyard::router::SkipReason::TooLarge), "{refused}");
+    let served = router.chat("llama-tight", request).await.unwrap();
+    assert_eq!(served.response.model, "llama-3.1-70b");
 }

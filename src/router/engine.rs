@@ -139,6 +139,9 @@ pub(crate) struct Plan<'s> {
     forced_probe: bool,
     /// The prompt's token estimate, made the first time a token limit needs it.
     prompt_tokens: Option<u64>,
+    /// The prompt counted with a tokenizer (by its id), for the targets of that tokenizer; `None`
+    /// inside when the tokenizer could not count it (an image, say).
+    tokenized: Option<(usize, Option<u64>)>,
     max_tokens: Option<u32>,
     /// Where the continuation of a streamed answer started in the order, so that a restart may
     /// use the targets it skipped.
@@ -309,6 +312,7 @@ impl<'s> Plan<'s> {
             other_skips: 0,
             forced_probe: false,
             prompt_tokens: None,
+            tokenized: None,
             max_tokens: request.max_tokens,
             phase_start: 0,
             revisit: None,
@@ -811,13 +815,33 @@ impl<'s> Plan<'s> {
         Ok((probes, permits, now))
     }
 
-    /// Tokens this request may need on `target`, for its token limits: estimated from the prompt
-    /// only when a limit applies (the estimate reads the whole prompt).
+    /// Tokens this request may need on `target`, for its token limits, only when a `tpm` applies
+    /// (either way the whole prompt is read; rpm and concurrency need no count): counted with the
+    /// model's tokenizer when one is known (OpenAI models, [`crate::tokens`]; ~0.3 ms for a
+    /// 9.5 KB agent turn), else estimated (~4 µs). Each is computed once per request.
     fn token_need(&mut self, target: &TargetPolicy, request: &ChatRequest, nodes: [&Node; 2]) -> u64 {
-        if !nodes.iter().any(|n| n.is_limited()) {
+        let tpm = |n: &&Node| n.limiter_if_limited().is_some_and(|l| l.limits().tpm.is_some());
+        if !nodes.iter().any(tpm) {
             return 0;
         }
-        let prompt = *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens());
+        let openai = self
+            .snap
+            .policy
+            .provider(&target.provider)
+            .is_some_and(|p| p.protocol == crate::provider::Protocol::Openai);
+        let counted = match crate::tokens::tokenizer_id(&target.model).filter(|_| openai) {
+            Some(id) => match self.tokenized {
+                Some((seen, n)) if seen == id => n,
+                _ => {
+                    let n = crate::tokens::count_openai(&target.model, request).ok();
+                    self.tokenized = Some((id, n));
+                    n
+                }
+            },
+            None => None,
+        };
+        let prompt =
+            counted.unwrap_or_else(|| *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens()));
         target.token_need(prompt, self.max_tokens)
     }
 
