@@ -58,6 +58,10 @@ fn every_invalid_fixture_gives_a_precise_message_and_exit_2() {
         ("syntax", "syntax.toml:3:"),
         ("bad_strategy", "bad_strategy.toml:2:12: `routes.chat.strategy`: unknown variant `fastest`"),
         ("overflow_route", "overflow_route.toml:3:23: `routes.chat.on_context_overflow`: unknown route `longer`"),
+        (
+            "shared_target",
+            "shared_target.toml:5:43: `routes.fast.targets[0]`: `openai/gpt-4o-mini` is also a target of `routes.chat.targets[0]`, with other limits",
+        ),
     ];
     for (name, expected) in cases {
         let path = format!("tests/fixtures/invalid/{name}.toml");

@@ -33,8 +33,8 @@ targets = [{{ provider = "openai", model = "llama-3.1-70b" }}, {{ provider = "an
 targets = [{{ provider = "openai", model = "llama-3.1-70b" }}]
 [routes.gpt-tight]
 targets = [{{ provider = "openai", model = "gpt-4o", limits = {{ tpm = 16390 }} }}]
-[routes.llama-tight]
-targets = [{{ provider = "openai", model = "llama-3.1-70b", limits = {{ tpm = 16390 }} }}]
+[routes.mistral-tight]
+targets = [{{ provider = "openai", model = "mistral-large", limits = {{ tpm = 16390 }} }}]
 "#,
         sim.openai_base_url(),
         sim.anthropic_base_url()
@@ -185,6 +185,6 @@ async fn token_limits_count_with_the_tokenizer_where_one_is_known() {
     let refused = router.chat("gpt-tight", request.clone()).await.unwrap_err();
     let skip = refused.failure().unwrap().attempts[0].skip_reason.clone();
     assert_eq!(skip, Some(switchyard::router::SkipReason::TooLarge), "{refused}");
-    let served = router.chat("llama-tight", request).await.unwrap();
-    assert_eq!(served.response.model, "llama-3.1-70b");
+    let served = router.chat("mistral-tight", request).await.unwrap();
+    assert_eq!(served.response.model, "mistral-large");
 }

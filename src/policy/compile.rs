@@ -441,6 +441,10 @@ fn compile_routes(
 ) -> BTreeMap<String, Arc<RoutePolicy>> {
     let route_names: BTreeSet<&str> = routes.iter().map(|(n, _)| n.get_ref().as_str()).collect();
     let mut out = BTreeMap::new();
+    // a target's breaker and limits live in one node shared by every route naming it: two routes
+    // must not say different things about it (one of them would be ignored without a word)
+    let mut shared: BTreeMap<(String, String), (String, crate::policy::Limits, crate::policy::BreakerConfig)> =
+        BTreeMap::new();
     for (name, spec) in routes {
         let key = format!("routes.{}", name.get_ref());
         let route_layer = spec.layer();
@@ -468,6 +472,24 @@ fn compile_routes(
             let tkey = format!("{key}.targets[{i}]");
             check_layer(c, &tkey, &t.layer());
             if let Some(mut target) = compile_target(c, &tkey, t, &route_layer, defaults, providers, provider_specs) {
+                let id = (target.provider.clone(), target.model.clone());
+                match shared.get(&id) {
+                    Some((other, limits, breaker)) if *limits != target.limits || *breaker != target.breaker => {
+                        let what = if *limits == target.limits { "breaker" } else { "limits" };
+                        c.error(
+                            &t.model.span(),
+                            &tkey,
+                            format!(
+                                "`{}/{}` is also a target of `{other}`, with other {what}: a target's breaker and limits are shared by every route that names it, so give it the same in each (or set them once on the provider)",
+                                id.0, id.1
+                            ),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        shared.insert(id, (tkey.clone(), target.limits, target.breaker));
+                    }
+                }
                 // the target's own `unsupported`, else its route's
                 target.unsupported = t.unsupported.or(spec.unsupported).unwrap_or_default();
                 (target.resume, target.holdback) = compile_resume(c, &tkey, spec, t);
