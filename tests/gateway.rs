@@ -287,6 +287,22 @@ async fn models_healthz_metrics_and_admin_state() {
     let v: Value = client().get(format!("{}/v1/models", s.base)).send().await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, vec!["chat", "claude", "solo"]);
+    // what each route's models can do, from the profiles
+    let chat = &v["data"][0];
+    assert_eq!(chat["targets"], json!(["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]));
+    let gpt = &chat["models"][0];
+    assert_eq!((gpt["protocol"].as_str(), gpt["context_window"].as_u64()), (Some("openai"), Some(128_000)));
+    assert!(gpt["accepts"].as_array().unwrap().contains(&json!("vision")), "{gpt}");
+    assert_eq!(
+        (gpt["counts_tokens"].as_bool(), chat["models"][1]["counts_tokens"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let accepts = chat["capabilities"]["accepts"].as_array().unwrap();
+    assert!(accepts.contains(&json!("tools")) && accepts.contains(&json!("pdf")), "{chat}");
+    assert_eq!(
+        chat["capabilities"]["context_window"].as_u64(),
+        chat["models"][1]["context_window"].as_u64().max(Some(128_000))
+    );
     let v: Value = client().get(format!("{}/healthz", s.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["policy_version"], 1);

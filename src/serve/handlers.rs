@@ -442,12 +442,54 @@ pub(crate) async fn models(State(state): State<AppState>, axum::Extension(caller
             Caller::Anonymous => true,
             Caller::Key(k) => k.allows(&r.name),
         })
-        .map(|r| {
-            let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
-            json!({ "id": r.name, "object": "model", "created": 0, "owned_by": "switchyard", "targets": targets })
-        })
+        .map(|r| model_entry(&policy, r))
         .collect();
     axum::Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+/// One route as a model: its targets, what each model can do (from the profiles), and what the
+/// route can serve: a feature any of its profiled models accepts (the router sends a request
+/// needing it to those), the largest context window among them.
+fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -> serde_json::Value {
+    let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
+    let mut accepts = std::collections::BTreeSet::new();
+    let mut context_window: Option<u64> = None;
+    let models: Vec<_> = r
+        .targets
+        .iter()
+        .map(|t| {
+            let protocol = policy.provider(&t.provider).map(|p| p.protocol);
+            let counts = match protocol {
+                Some(crate::Protocol::Anthropic) => true,
+                Some(crate::Protocol::Openai) => crate::tokens::knows(&t.model),
+                None => false,
+            };
+            let profile = t.model_profile.as_ref();
+            if let Some(m) = profile {
+                context_window = Some(context_window.map_or(m.context_window, |c| c.max(m.context_window)));
+                accepts.extend(m.accepts.iter().flatten().map(|f| f.as_str()));
+            }
+            json!({
+                "provider": t.provider,
+                "model": t.model,
+                "protocol": protocol.map(crate::Protocol::as_str),
+                "context_window": profile.map(|m| m.context_window),
+                "max_output_tokens": profile.map(|m| m.max_output_tokens),
+                // null: no profile says, so the router assumes the model takes what is sent
+                "accepts": profile.and_then(|m| m.accepts.as_ref()).map(|a| a.iter().map(|f| f.as_str()).collect::<Vec<_>>()),
+                "counts_tokens": counts,
+            })
+        })
+        .collect();
+    json!({
+        "id": r.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "switchyard",
+        "targets": targets,
+        "models": models,
+        "capabilities": { "accepts": accepts, "context_window": context_window },
+    })
 }
 
 /// `GET /healthz`.
