@@ -10,6 +10,7 @@ pub mod capability;
 pub mod chat;
 pub mod drill;
 pub mod duration;
+pub mod embed;
 pub mod error;
 pub mod policy;
 pub mod profile;

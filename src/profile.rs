@@ -50,6 +50,10 @@ pub struct ModelProfile {
     /// skips it for a request that needs anything else. `None`: not declared, so not checked.
     #[serde(default)]
     pub accepts: Option<std::collections::BTreeSet<crate::capability::Feature>>,
+    /// An embedding model: the length of its vectors (before any `dimensions` the request asks
+    /// for). `None`: a chat model.
+    #[serde(default)]
+    pub embedding_dimensions: Option<u32>,
 }
 
 impl ModelProfile {

@@ -263,6 +263,7 @@ fn with_models(
                     first_token: None,
                     effort_budgets: None,
                     accepts: None,
+                    embedding_dimensions: None,
                 },
                 _ => {
                     c.error(
@@ -295,6 +296,9 @@ fn with_models(
         }
         if spec.first_token.is_some() {
             entry.first_token = spec.first_token;
+        }
+        if spec.embedding_dimensions.is_some() {
+            entry.embedding_dimensions = spec.embedding_dimensions;
         }
         if spec.effort_budgets.is_some() {
             entry.effort_budgets.clone_from(&spec.effort_budgets);
@@ -495,6 +499,24 @@ fn compile_routes(
                 (target.resume, target.holdback) = compile_resume(c, &tkey, spec, t);
                 targets.push(target);
             }
+        }
+        // a failover must not change the length of the vectors a caller stores
+        let dims: BTreeSet<(u32, String)> = targets
+            .iter()
+            .filter_map(|t: &TargetPolicy| {
+                t.model_profile.as_ref().and_then(|m| m.embedding_dimensions).map(|d| (d, t.model.clone()))
+            })
+            .collect();
+        if dims.iter().map(|(d, _)| d).collect::<BTreeSet<_>>().len() > 1 {
+            let listed: Vec<String> = dims.iter().map(|(d, m)| format!("`{m}` {d}")).collect();
+            c.error(
+                &spec.targets.span(),
+                format!("{key}.targets"),
+                format!(
+                    "the route mixes embedding models of different dimensions ({}): a failover would change the length of the vectors; give each length its own route",
+                    listed.join(", ")
+                ),
+            );
         }
         let mut actions = ClassActions::default();
         for (class_name, over) in &spec.on {

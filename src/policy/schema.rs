@@ -93,6 +93,7 @@ pub(crate) struct ModelSpec {
     pub(crate) first_token: Option<crate::duration::DurationStr>,
     pub(crate) effort_budgets: Option<BTreeMap<String, u32>>,
     pub(crate) accepts: Option<std::collections::BTreeSet<crate::capability::Feature>>,
+    pub(crate) embedding_dimensions: Option<u32>,
 }
 
 /// How a route orders its targets.

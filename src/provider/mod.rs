@@ -137,6 +137,21 @@ pub trait Provider: Send + Sync + fmt::Debug {
         ))
     }
 
+    /// Asks for embeddings of `request` from `call.model` (`call.request` is not read). The
+    /// default: this provider has no embeddings (an `invalid_request` error naming it).
+    async fn embed(
+        &self,
+        call: Call<'_>,
+        request: &crate::embed::EmbeddingRequest,
+    ) -> Result<crate::embed::EmbeddingResponse, ProviderError> {
+        let _ = (call, request);
+        Err(ProviderError::new(
+            crate::error::ErrorClass::InvalidRequest,
+            self.name(),
+            format!("the provider `{}` has no embeddings", self.name()),
+        ))
+    }
+
     /// Whether this provider ends every call, and every stream it returns, by
     /// [`CallTimeouts::deadline`] on its own. The built-in adapters do, on the same timer as their
     /// other limits; for a provider that does not (the default) the router adds a timer around

@@ -158,6 +158,17 @@ pub(crate) struct Plan<'s> {
     counting: bool,
 }
 
+/// What a plan's calls do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Chat, streamed or not.
+    Chat,
+    /// Count a request's tokens.
+    Count,
+    /// Embeddings.
+    Embed,
+}
+
 /// Whether a target can carry a request, checked once per request before any call.
 #[derive(Debug, Clone)]
 pub(crate) enum Fit {
@@ -236,7 +247,7 @@ pub(crate) async fn first_success<'s, T, F>(
     (request, original): (&ChatRequest, Option<&crate::wire::Original>),
     start: Instant,
     op_for: impl Fn(&'s RoutePolicy) -> F,
-    counting: bool,
+    op: Op,
 ) -> Result<(Plan<'s>, Success<'s, T>), RouterError>
 where
     F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
@@ -252,8 +263,8 @@ where
             .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
         let deadline = start + route.policy.total_timeout;
         let mut plan = Plan::new(inner, snap, route, request, deadline);
-        if counting {
-            plan.for_counting();
+        if op != Op::Chat {
+            plan.for_op(op);
         }
         match carried.take().map(|c| *c) {
             Some((attempts, last)) => plan.inherit(attempts, last),
@@ -325,12 +336,31 @@ impl<'s> Plan<'s> {
         }
     }
 
-    /// Makes this a plan for counting tokens: targets that cannot count (an OpenAI-wire model
-    /// with no known tokenizer) are skipped as unsupported, and no rate-limit budget is spent
-    /// (a count generates nothing; Anthropic meters its counting endpoint apart from messages).
-    fn for_counting(&mut self) {
-        self.counting = true;
+    /// Makes this a plan for another operation than chat. Counting tokens: targets that cannot
+    /// count (an OpenAI-wire model with no known tokenizer) are skipped as unsupported, and no
+    /// rate-limit budget is spent (a count generates nothing; Anthropic meters its counting
+    /// endpoint apart from messages). Embeddings: only OpenAI-wire targets that are not known
+    /// chat models.
+    fn for_op(&mut self, op: Op) {
+        use crate::provider::Protocol;
+        self.counting = op == Op::Count;
         let snap = self.snap;
+        let refuses = |t: &TargetPolicy| -> Option<String> {
+            let protocol = snap.policy.provider(&t.provider).map(|p| p.protocol);
+            match op {
+                Op::Chat => None,
+                Op::Count => (protocol == Some(Protocol::Openai) && !crate::tokens::knows(&t.model))
+                    .then(|| format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model)),
+                Op::Embed if protocol == Some(Protocol::Anthropic) => {
+                    Some("the anthropic wire has no embeddings".to_owned())
+                }
+                Op::Embed => t
+                    .model_profile
+                    .as_ref()
+                    .is_some_and(|m| m.embedding_dimensions.is_none())
+                    .then(|| format!("`{}` is a chat model, not an embedding model", t.model)),
+            }
+        };
         let fits: Box<[Fit]> = self
             .route
             .targets
@@ -338,12 +368,9 @@ impl<'s> Plan<'s> {
             .enumerate()
             .map(|(i, t)| {
                 let fit = self.fits.as_ref().and_then(|f| f.get(i)).cloned().unwrap_or(Fit::Carries(Vec::new()));
-                let openai =
-                    snap.policy.provider(&t.provider).is_some_and(|p| p.protocol == crate::provider::Protocol::Openai);
-                if openai && !crate::tokens::knows(&t.model) && !matches!(fit, Fit::Refuses(_)) {
-                    Fit::Refuses(format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model))
-                } else {
-                    fit
+                match refuses(t) {
+                    Some(why) if !matches!(fit, Fit::Refuses(_)) => Fit::Refuses(why),
+                    _ => fit,
                 }
             })
             .collect();

@@ -39,7 +39,9 @@ pub use events::RouterEvent;
 pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
-pub use outcome::{Attempt, AttemptOutcome, RouteFailure, RoutedCount, RoutedResponse, RouterError, SkipReason};
+pub use outcome::{
+    Attempt, AttemptOutcome, RouteFailure, RoutedCount, RoutedEmbedding, RoutedResponse, RouterError, SkipReason,
+};
 pub use probe::PROBE_PROMPT;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
@@ -382,9 +384,16 @@ impl Router {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
         let start = Instant::now();
-        let (mut plan, success) =
-            engine::first_success(&self.inner, &snap, route_name, (&request, original), start, |_| call_chat, false)
-                .await?;
+        let (mut plan, success) = engine::first_success(
+            &self.inner,
+            &snap,
+            route_name,
+            (&request, original),
+            start,
+            |_| call_chat,
+            engine::Op::Chat,
+        )
+        .await?;
         let mut response = success.value;
         response.provider.clone_from(&success.lease.target().provider);
         let usage = response.usage;
@@ -439,9 +448,16 @@ impl Router {
     ) -> Result<RoutedCount, RouterError> {
         let snap = self.inner.current.load_full();
         let start = Instant::now();
-        let (mut plan, success) =
-            engine::first_success(&self.inner, &snap, route_name, (request, original), start, |_| call_count, true)
-                .await?;
+        let (mut plan, success) = engine::first_success(
+            &self.inner,
+            &snap,
+            route_name,
+            (request, original),
+            start,
+            |_| call_count,
+            engine::Op::Count,
+        )
+        .await?;
         let count = success.value;
         let now = success.ended;
         let attempt = Attempt {
@@ -460,6 +476,60 @@ impl Router {
         success.lease.counted(&self.inner, count.local, now);
         plan.attempts.push(attempt);
         Ok(RoutedCount { route: plan.route.name.clone(), provider, model, count, attempts: plan.attempts })
+    }
+}
+
+impl Router {
+    /// Asks the route's embedding models for embeddings of `request`, with the route's retries,
+    /// breakers, limits (the input's tokens against `tpm`), timeouts and failover. Targets that
+    /// cannot embed (the Anthropic wire; a model whose profile makes it a chat model) are skipped.
+    pub async fn embed(
+        &self,
+        route_name: &str,
+        request: crate::embed::EmbeddingRequest,
+    ) -> Result<RoutedEmbedding, RouterError> {
+        let snap = self.inner.current.load_full();
+        let start = Instant::now();
+        let carrier = request.as_chat();
+        let request = Arc::new(request);
+        let op = |_: &crate::policy::RoutePolicy| embed_op(request.clone());
+        let (mut plan, success) =
+            engine::first_success(&self.inner, &snap, route_name, (&carrier, None), start, op, engine::Op::Embed)
+                .await?;
+        let response = success.value;
+        let now = success.ended;
+        let elapsed = now - success.lease.started;
+        let attempt = Attempt {
+            provider: success.lease.target().provider.clone(),
+            model: success.lease.target().model.clone(),
+            outcome: AttemptOutcome::Ok,
+            class: None,
+            status: Some(200),
+            elapsed,
+            skip_reason: None,
+            probe: success.lease.is_probe(),
+            output_tokens: None,
+        };
+        self.inner.emit_attempt(&plan.route.name, &attempt);
+        let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
+        let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };
+        success.lease.succeed(&self.inner, Some(usage), now, elapsed);
+        plan.attempts.push(attempt);
+        Ok(RoutedEmbedding { route: plan.route.name.clone(), provider, model, response, attempts: plan.attempts })
+    }
+}
+
+/// The embeddings call, the request shared by every attempt.
+fn embed_op(
+    request: Arc<crate::embed::EmbeddingRequest>,
+) -> impl for<'a> Fn(
+    &'a dyn Provider,
+    crate::provider::Call<'a>,
+    &'a crate::policy::TargetPolicy,
+) -> AttemptFuture<'a, crate::embed::EmbeddingResponse> {
+    move |p, call, _| {
+        let request = request.clone();
+        Box::pin(async move { p.embed(call, &request).await })
     }
 }
 

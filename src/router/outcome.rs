@@ -135,6 +135,22 @@ pub struct RoutedCount {
     pub attempts: Vec<Attempt>,
 }
 
+/// Routed embeddings ([`super::Router::embed`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RoutedEmbedding {
+    /// The route.
+    pub route: String,
+    /// The provider that answered.
+    pub provider: String,
+    /// The model that answered.
+    pub model: String,
+    /// Its answer.
+    pub response: crate::embed::EmbeddingResponse,
+    /// Every attempt, in order, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
 /// A successful routed answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutedResponse {

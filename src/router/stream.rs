@@ -301,8 +301,15 @@ async fn drive(
 ) {
     let snap = inner.snapshot();
     let start = Instant::now();
-    let first =
-        super::engine::first_success(inner, &snap, &route_name, (&request, caller_body.as_ref()), start, opener, false);
+    let first = super::engine::first_success(
+        inner,
+        &snap,
+        &route_name,
+        (&request, caller_body.as_ref()),
+        start,
+        opener,
+        super::engine::Op::Chat,
+    );
     let (mut plan, mut current) = match first.await {
         Ok(first) => first,
         Err(e) => {

@@ -325,6 +325,81 @@ pub(crate) async fn count_tokens(
     }
 }
 
+/// `POST /v1/embeddings` (OpenAI's dialect): the route's embedding models, with failover; the
+/// caller's body goes to each target with only `model` replaced, and the answer comes back as
+/// the provider sent it.
+pub(crate) async fn embeddings(
+    State(state): State<AppState>,
+    axum::Extension(caller): CallerOf,
+    body: Body,
+) -> Response {
+    type D = super::openai::OpenAiWire;
+    let (endpoint, started) = ("embeddings", Instant::now());
+    let limits = super::RequestLimits::of(&state.router.policy().server);
+    let key = caller.name();
+    let fail = |class: ErrorClass, message: String| error_response::<D>(&simple_failure(class, message), None);
+    let body = match read_body(body, &limits).await {
+        Ok(b) => b,
+        Err((status, class, message)) => {
+            record_request(endpoint, "", key, Some(class), started);
+            let mut response = fail(class, message);
+            *response.status_mut() = status;
+            return response;
+        }
+    };
+    let (route, request) = match crate::embed::EmbeddingRequest::decode(&body) {
+        Ok(r) => r,
+        Err(message) => {
+            record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
+            return fail(ErrorClass::InvalidRequest, message);
+        }
+    };
+    if route.len() > limits.model_bytes {
+        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
+        let message = format!(
+            "`model` has {} bytes: this gateway takes at most {} (`[server] max_model_bytes`)",
+            route.len(),
+            limits.model_bytes
+        );
+        return fail(ErrorClass::InvalidRequest, message);
+    }
+    let label = route_label(&state.router, &route);
+    let keys = state.router.policy().server.client_keys.clone();
+    let tokens = || request.as_chat().estimated_prompt_tokens();
+    let permit = match state.key_limiters.admit(&keys, &caller, &route, tokens, limits.in_flight_per_key) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let class = if matches!(refusal, Refusal::Forbidden(_)) {
+                ErrorClass::PermissionDenied
+            } else {
+                ErrorClass::RateLimited
+            };
+            record_request(endpoint, &label, key, Some(class), started);
+            return refused::<D>(refusal);
+        }
+    };
+    let result = state.router.embed(&route, request).await;
+    drop(permit);
+    match result {
+        Ok(e) => {
+            record_request(endpoint, &label, key, None, started);
+            let mut response = (StatusCode::OK, axum::Json(&e.response.body)).into_response();
+            let h = response.headers_mut();
+            set(h, "x-switchyard-provider", &e.provider);
+            set(h, "x-switchyard-model", &e.model);
+            set(h, "x-switchyard-attempts", &e.attempts.len().to_string());
+            if let Some(id) = &e.response.request_id {
+                set(h, "x-switchyard-upstream-request-id", id);
+            }
+            response
+        }
+        Err(e) => {
+            record_request(endpoint, &label, key, Some(e.class()), started);
+            error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after))
+        }
+    }
+}
+
 fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
     let mut response = (StatusCode::OK, axum::Json(D::response(r))).into_response();
     let h = response.headers_mut();

@@ -205,6 +205,11 @@ impl Gateway {
                 .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
             )
             .route(
+                "/v1/embeddings",
+                post(handlers::embeddings)
+                    .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
+            )
+            .route(
                 "/v1/messages/count_tokens",
                 post(handlers::count_tokens)
                     .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),

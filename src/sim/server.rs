@@ -72,6 +72,7 @@ async fn connection(stream: TcpStream, router: Router, state: Arc<SimState>, kil
 fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/anthropic/v1/messages", post(anthropic_chat))
         .route("/anthropic/v1/messages/count_tokens", post(anthropic_count))
         .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
@@ -218,6 +219,119 @@ async fn anthropic_count(
     let mut response = Json(serde_json::json!({ "input_tokens": count })).into_response();
     set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
     response
+}
+
+/// OpenAI's `POST /v1/embeddings`: the same fault rules as the model's chat, and vectors that
+/// are a pure function of each input and the model (unit length; `dimensions` when asked, else
+/// the model's own length), floats or base64 as `encoding_format` asks.
+async fn openai_embeddings(
+    State(state): State<Arc<SimState>>,
+    Extension(conn): Extension<Connection>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let dialect = &OpenAiWire;
+    let ids = Ids { seq: state.next_request(), created: unix_now() };
+    let parsed: Option<Value> = serde_json::from_slice(&raw).ok();
+    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
+    let fault = headers
+        .get(super::FAULT_HEADER)
+        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
+        .or_else(|| state.pick_fault(Protocol::Openai, model.as_deref(), false));
+    state.record(RecordedRequest {
+        protocol: Protocol::Openai,
+        model: model.clone().unwrap_or_default(),
+        stream: false,
+        headers: header_pairs(&headers),
+        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw).into_owned())),
+        fault: fault.as_ref().map(|f| f.kind().to_owned()),
+        request_id: ids.request_id(),
+        endpoint: "/v1/embeddings".into(),
+    });
+    match fault {
+        Some(Fault::Reset) => {
+            conn.kill.cancel();
+            return std::future::pending().await;
+        }
+        Some(Fault::Hang) => return std::future::pending().await,
+        Some(fault @ Fault::Status { .. }) => {
+            return status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids);
+        }
+        Some(Fault::RawBody { status, content_type, body }) => {
+            let mut response = (status_code(status), body).into_response();
+            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
+            return response;
+        }
+        Some(Fault::Latency { delay }) => tokio::time::sleep(delay.0).await,
+        _ => {}
+    }
+    let invalid = |message: &str| {
+        let error = WireError {
+            status: 400,
+            error_type: "invalid_request_error".into(),
+            code: None,
+            message: message.to_owned(),
+            param: None,
+        };
+        error_response(dialect, &error, ids)
+    };
+    let Some(body) = parsed else { return invalid("We could not parse the JSON body of your request.") };
+    let model = model.unwrap_or_default();
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect()
+        }
+        _ => return invalid("'input' is a required property"),
+    };
+    let native = match model.as_str() {
+        "text-embedding-3-large" => 3072,
+        "mistral-embed" => 1024,
+        "text-embedding-3-small" | "text-embedding-ada-002" => 1536,
+        _ => 8,
+    };
+    let dims = body.get("dimensions").and_then(Value::as_u64).map_or(native, |d| d as usize);
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let vector = sim_vector(&model, text, dims);
+            let embedding = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let tokens: usize = inputs.iter().map(|t| t.chars().count().div_ceil(4)).sum();
+    let answer = json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    });
+    let mut response = Json(answer).into_response();
+    set_header(&mut response, dialect.request_id_header(), Some(&ids.request_id()));
+    response
+}
+
+/// A unit vector that depends only on the model and the text.
+fn sim_vector(model: &str, text: &str, dims: usize) -> Vec<f32> {
+    use std::hash::{Hash, Hasher};
+    let mut raw: Vec<f32> = (0..dims)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (model, text, i).hash(&mut h);
+            (h.finish() % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    raw.iter_mut().for_each(|x| *x /= norm);
+    raw
 }
 
 /// The characters of every string in `v`.

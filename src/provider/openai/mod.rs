@@ -44,6 +44,7 @@ pub struct OpenAi {
     config: ProviderConfig,
     client: reqwest::Client,
     url: String,
+    embeddings_url: String,
     /// Authorization and the config's headers, validated once.
     headers: HeaderMap,
 }
@@ -61,7 +62,8 @@ impl OpenAi {
         let client = http::client(&config)?;
         let headers = request_headers(&config)?;
         let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
-        Ok(OpenAi { config, client, url, headers })
+        let embeddings_url = format!("{}/embeddings", config.base_url.trim_end_matches('/'));
+        Ok(OpenAi { config, client, url, embeddings_url, headers })
     }
 
     /// An adapter for the built-in `openai` profile, with the key from `OPENAI_API_KEY`. A missing
@@ -117,6 +119,43 @@ impl OpenAi {
 impl Provider for OpenAi {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// `POST {base_url}/embeddings` with the caller's body, its `model` set.
+    async fn embed(
+        &self,
+        call: Call<'_>,
+        request: &crate::embed::EmbeddingRequest,
+    ) -> Result<crate::embed::EmbeddingResponse, ProviderError> {
+        self.check_key()?;
+        let limits = Limits::new(&call.timeouts, Instant::now());
+        let mut timer = std::pin::pin!(None::<Sleep>);
+        let body = request.body_for(call.model);
+        let sent = self
+            .client
+            .post(&self.embeddings_url)
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = http::send(&self.config.name, sent, &limits, timer.as_mut()).await?;
+        if !response.status().is_success() {
+            return Err(self.failure(response, &limits, timer).await);
+        }
+        let status = response.status().as_u16();
+        let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
+        let body = http::read_body(&self.config.name, response, &limits, timer).await?;
+        crate::embed::EmbeddingResponse::decode(&body, request_id.clone()).ok_or_else(|| {
+            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            let snippet = self.config.api_key.as_ref().map_or(snippet.clone(), |k| k.redact(&snippet));
+            let mut e = ProviderError::new(
+                ErrorClass::MalformedResponse,
+                &self.config.name,
+                format!("not an embeddings answer: {snippet}"),
+            )
+            .with_status(status);
+            e.request_id = request_id;
+            e
+        })
     }
 
     /// OpenAI has no counting endpoint for chat: the request is counted here with the model's
