@@ -553,6 +553,7 @@ fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -
                 // null: no profile says, so the router assumes the model takes what is sent
                 "accepts": profile.and_then(|m| m.accepts.as_ref()).map(|a| a.iter().map(|f| f.as_str()).collect::<Vec<_>>()),
                 "counts_tokens": counts,
+                "embedding_dimensions": profile.and_then(|m| m.embedding_dimensions),
             })
         })
         .collect();
