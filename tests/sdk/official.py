@@ -1,0 +1,41 @@
+"""The official OpenAI and Anthropic Python SDKs against `switchyard serve`, unchanged but for
+their base URL. Prints one JSON object with what each call returned; tests/sdk.rs checks it."""
+import json
+import os
+import sys
+
+import anthropic
+import openai
+
+base = os.environ["SWITCHYARD_BASE"]
+out = {}
+
+oa = openai.OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0)
+chat = oa.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Hello there"}], max_completion_tokens=20)
+out["chat"] = {"model": chat.model, "text": chat.choices[0].message.content, "usage": chat.usage.prompt_tokens}
+
+deltas = []
+stream = oa.chat.completions.create(
+    model="chat", messages=[{"role": "user", "content": "Hello there"}], max_completion_tokens=20, stream=True,
+    stream_options={"include_usage": True},
+)
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        deltas.append(chunk.choices[0].delta.content)
+out["chat_stream"] = {"text": "".join(deltas)}
+
+emb = oa.embeddings.create(model="embed", input=["first text", "second text"], dimensions=64)
+out["embeddings"] = {"count": len(emb.data), "dims": len(emb.data[0].embedding), "model": emb.model,
+                     "tokens": emb.usage.prompt_tokens}
+emb64 = oa.embeddings.create(model="embed", input="x")  # the SDK asks for base64 and decodes it
+out["embeddings_default"] = {"dims": len(emb64.data[0].embedding)}
+
+an = anthropic.Anthropic(base_url=base, api_key="sk-test", max_retries=0)
+msg = an.messages.create(model="claude", max_tokens=20, messages=[{"role": "user", "content": "Hello there"}])
+out["messages"] = {"model": msg.model, "text": msg.content[0].text}
+count = an.messages.count_tokens(model="claude", system="Be brief.", messages=[{"role": "user", "content": "Hello there"}])
+out["count_tokens"] = {"input_tokens": count.input_tokens}
+count = an.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "Hello there"}])
+out["count_tokens_openai"] = {"input_tokens": count.input_tokens}
+
+json.dump(out, sys.stdout)
