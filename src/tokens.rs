@@ -62,6 +62,17 @@ pub fn count_openai(model: &str, request: &ChatRequest) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Why `request` cannot be counted here whatever the model (an image, say), without counting it.
+pub(crate) fn uncountable(request: &ChatRequest) -> Option<String> {
+    fn check(part: &ContentPart) -> Option<String> {
+        match part {
+            ContentPart::ToolResult(r) => r.content.iter().find_map(check),
+            other => part_tokens(other, &|_: &str| 0).err(),
+        }
+    }
+    request.messages.iter().flat_map(|m| &m.content).find_map(check)
+}
+
 fn role(role: Role) -> &'static str {
     match role {
         Role::System => "system",

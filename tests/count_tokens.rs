@@ -188,3 +188,72 @@ async fn token_limits_count_with_the_tokenizer_where_one_is_known() {
     let served = router.chat("mistral-tight", request).await.unwrap();
     assert_eq!(served.response.model, "mistral-large");
 }
+
+/// A count is not chat: a counting endpoint that is missing (404) or rate limited (429) neither
+/// trips the model's breaker nor pauses it for chat.
+#[tokio::test]
+async fn count_failures_leave_the_models_chat_health_alone() {
+    let s = setup().await;
+    let rule = s.sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(404)).model("claude-sonnet-4-5"));
+    for _ in 0..3 {
+        let r = count(&s, "claude").await;
+        assert_eq!((r.status().as_u16(), header(&r, "x-switchyard-model")), (200, "claude-haiku-4-5"));
+    }
+    s.sim.remove_fault(rule);
+    s.sim.add_fault(
+        FaultRule::new(
+            Protocol::Anthropic,
+            Fault::Status {
+                status: 429,
+                error_type: None,
+                code: None,
+                message: None,
+                retry_after: Some("30".into()),
+                retry_after_ms: None,
+                should_retry: None,
+            },
+        )
+        .model("claude-sonnet-4-5")
+        .first(1),
+    );
+    assert_eq!(header(&count(&s, "claude").await, "x-switchyard-model"), "claude-haiku-4-5");
+    let chat = json!({"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", s.gateway.addr()))
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-switchyard-model"), "claude-sonnet-4-5", "no breaker opened, no pause taken");
+    let health = s.gateway.router().health();
+    let sonnet = health.targets.iter().find(|t| t.model == "claude-sonnet-4-5").unwrap();
+    assert_eq!(sonnet.state.breaker, switchyard::router::BreakerState::Closed);
+}
+
+/// An image cannot be counted locally: the OpenAI target is passed over before any call and the
+/// Anthropic one counts; members the counting endpoint takes, newer ones included, reach it.
+#[tokio::test]
+async fn what_a_local_count_cannot_take_goes_to_a_provider_that_can_with_the_callers_members() {
+    let s = setup().await;
+    let mut body = count_body("gpt");
+    body["messages"][0]["content"] = json!([
+        {"type": "text", "text": "What is this?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+    ]);
+    body["context_management"] = json!({"edits": []});
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages/count_tokens", s.gateway.addr()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        (header(&r, "x-switchyard-model"), header(&r, "x-switchyard-counted")),
+        ("claude-haiku-4-5", "by-provider")
+    );
+    let sent = s.sim.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["context_management"], json!({"edits": []}), "{:?}", sent[0].body);
+    assert!(sent[0].body.get("max_tokens").is_none());
+}

@@ -153,3 +153,22 @@ targets = [{ provider = "openai", model = "text-embedding-3-small" }, { provider
         "{e}"
     );
 }
+
+/// A live drill fault (`[[drill.faults]]`) hits embeddings like chat: the faulted model fails,
+/// the next embedding model answers.
+#[tokio::test]
+async fn live_drill_faults_hit_embeddings_and_token_counts() {
+    let sim = SimServer::start().await.unwrap();
+    let faults = "\n[[drill.faults]]\nprovider = \"openai\"\nmodel = \"text-embedding-3-small\"\ninject = \"server_error\"\n\
+                  [[drill.faults]]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\ninject = \"overloaded\"\n\
+                  [routes.claude]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }, { provider = \"anthropic\", model = \"claude-opus-4-6\" }]\n";
+    let policy: switchyard::Policy = format!("{}{faults}", policy_text(&sim)).parse().unwrap();
+    let router = switchyard::Router::new(policy).unwrap();
+    let e = router.embed("embed", EmbeddingRequest::new("hello")).await.unwrap();
+    assert_eq!((e.provider.as_str(), e.model.as_str()), ("backup", "text-embedding-ada-002"));
+    assert_eq!(e.attempts.iter().filter(|a| a.class == Some(switchyard::ErrorClass::ServerError)).count(), 1);
+    let request = switchyard::ChatRequest::user("Hello there");
+    let c = router.count_tokens("claude", request).await.unwrap();
+    assert_eq!(c.model, "claude-opus-4-6");
+    assert_eq!(c.attempts[0].class, Some(switchyard::ErrorClass::Overloaded));
+}

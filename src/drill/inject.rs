@@ -394,6 +394,44 @@ impl Provider for Injecting {
         }
     }
 
+    async fn count_tokens(&self, call: Call<'_>) -> Result<crate::provider::TokenCount, ProviderError> {
+        match self.faults.decide(&self.name, call.model, self.protocol, false) {
+            Action::Pass => self.inner.count_tokens(call).await,
+            Action::Delay(d) => {
+                tokio::time::sleep(d).await;
+                self.inner.count_tokens(call).await
+            }
+            Action::Wire(fault) => {
+                self.faults
+                    .adapter(&self.name, self.protocol, self.profile.as_ref(), &fault)
+                    .await?
+                    .count_tokens(call)
+                    .await
+            }
+        }
+    }
+
+    async fn embed(
+        &self,
+        call: Call<'_>,
+        request: &crate::embed::EmbeddingRequest,
+    ) -> Result<crate::embed::EmbeddingResponse, ProviderError> {
+        match self.faults.decide(&self.name, call.model, self.protocol, false) {
+            Action::Pass => self.inner.embed(call, request).await,
+            Action::Delay(d) => {
+                tokio::time::sleep(d).await;
+                self.inner.embed(call, request).await
+            }
+            Action::Wire(fault) => {
+                self.faults
+                    .adapter(&self.name, self.protocol, self.profile.as_ref(), &fault)
+                    .await?
+                    .embed(call, request)
+                    .await
+            }
+        }
+    }
+
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
         match self.faults.decide(&self.name, call.model, self.protocol, true) {
             Action::Pass => self.inner.chat_stream(call).await,

@@ -518,6 +518,17 @@ fn compile_routes(
                 ),
             );
         }
+        if dims.len() > 1 && dims.iter().map(|(d, _)| d).collect::<BTreeSet<_>>().len() == 1 {
+            let models: Vec<&str> = dims.iter().map(|(_, m)| m.as_str()).collect();
+            c.warn(
+                &spec.targets.span(),
+                format!("{key}.targets"),
+                format!(
+                    "the route fails over between embedding models ({}): their vectors have the same length but are not comparable, so a caller's store may mix them",
+                    models.join(", ")
+                ),
+            );
+        }
         let mut actions = ClassActions::default();
         for (class_name, over) in &spec.on {
             match class_name.get_ref().parse::<ErrorClass>() {

@@ -158,6 +158,10 @@ pub(crate) struct Plan<'s> {
     counting: bool,
 }
 
+/// The longest prompt (by its estimate, in tokens) that token limits count with a tokenizer:
+/// ~128 KB of text, a few milliseconds of counting.
+const TOKENIZE_AT_MOST: u64 = 32_768;
+
 /// What a plan's calls do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -264,7 +268,7 @@ where
         let deadline = start + route.policy.total_timeout;
         let mut plan = Plan::new(inner, snap, route, request, deadline);
         if op != Op::Chat {
-            plan.for_op(op);
+            plan.for_op(op, request);
         }
         match carried.take().map(|c| *c) {
             Some((attempts, last)) => plan.inherit(attempts, last),
@@ -341,7 +345,7 @@ impl<'s> Plan<'s> {
     /// rate-limit budget is spent (a count generates nothing; Anthropic meters its counting
     /// endpoint apart from messages). Embeddings: only OpenAI-wire targets that are not known
     /// chat models.
-    fn for_op(&mut self, op: Op) {
+    fn for_op(&mut self, op: Op, request: &ChatRequest) {
         use crate::provider::Protocol;
         self.counting = op == Op::Count;
         let snap = self.snap;
@@ -349,8 +353,11 @@ impl<'s> Plan<'s> {
             let protocol = snap.policy.provider(&t.provider).map(|p| p.protocol);
             match op {
                 Op::Chat => None,
-                Op::Count => (protocol == Some(Protocol::Openai) && !crate::tokens::knows(&t.model))
-                    .then(|| format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model)),
+                Op::Count if protocol != Some(Protocol::Openai) => None,
+                Op::Count if !crate::tokens::knows(&t.model) => {
+                    Some(format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model))
+                }
+                Op::Count => crate::tokens::uncountable(request),
                 Op::Embed if protocol == Some(Protocol::Anthropic) => {
                     Some("the anthropic wire has no embeddings".to_owned())
                 }
@@ -815,7 +822,17 @@ impl<'s> Plan<'s> {
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
-            let Some(limiter) = node.limiter_if_limited().filter(|_| !self.counting) else { continue };
+            let Some(limiter) = node.limiter_if_limited() else { continue };
+            if self.counting {
+                // a count spends no rate budget, but holds a concurrency slot like any call
+                match limiter.try_slot() {
+                    Ok(p) => {
+                        *slot = p;
+                        continue;
+                    }
+                    Err(_) => return Err(SkipReason::Concurrency),
+                }
+            }
             let mut waited = false;
             loop {
                 match limiter.try_acquire(estimate) {
@@ -848,7 +865,7 @@ impl<'s> Plan<'s> {
     /// 9.5 KB agent turn), else estimated (~4 µs). Each is computed once per request.
     fn token_need(&mut self, target: &TargetPolicy, request: &ChatRequest, nodes: [&Node; 2]) -> u64 {
         let tpm = |n: &&Node| n.limiter_if_limited().is_some_and(|l| l.limits().tpm.is_some());
-        if !nodes.iter().any(tpm) {
+        if self.counting || !nodes.iter().any(tpm) {
             return 0;
         }
         let openai = self
@@ -856,7 +873,11 @@ impl<'s> Plan<'s> {
             .policy
             .provider(&target.provider)
             .is_some_and(|p| p.protocol == crate::provider::Protocol::Openai);
-        let counted = match crate::tokens::tokenizer_id(&target.model).filter(|_| openai) {
+        let estimate = *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens());
+        // a prompt this long is counted by its estimate: a real count would hold this worker
+        // thread for tens of milliseconds
+        let countable = openai && estimate <= TOKENIZE_AT_MOST;
+        let counted = match crate::tokens::tokenizer_id(&target.model).filter(|_| countable) {
             Some(id) => match self.tokenized {
                 Some((seen, n)) if seen == id => n,
                 _ => {
@@ -867,9 +888,7 @@ impl<'s> Plan<'s> {
             },
             None => None,
         };
-        let prompt =
-            counted.unwrap_or_else(|| *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens()));
-        target.token_need(prompt, self.max_tokens)
+        target.token_need(counted.unwrap_or(estimate), self.max_tokens)
     }
 
     fn note_free_at(&mut self, at: Instant) {
@@ -929,7 +948,11 @@ impl<'s> Plan<'s> {
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
         inner.emit_attempt(&self.route.name, &a);
         self.attempts.push(a);
-        settle_failure(inner, target, target_node, provider_node, effect, e);
+        // a count says nothing of how the model answers: its counting endpoint has its own limits
+        // (a 429 there must not pause chat) and may not exist at all (a 404 must not trip it)
+        if !self.counting {
+            settle_failure(inner, target, target_node, provider_node, effect, e);
+        }
     }
 
     /// The failure that ends this plan: the last provider error, or why nothing could be tried.
@@ -1032,17 +1055,15 @@ pub(crate) fn settle_failure(
 impl Lease<'_> {
     /// The answer is complete: close breakers, record latency, correct the token estimate.
     /// `now` is when the answer was complete, `elapsed` how long it took since the lease started.
-    /// A token count came back: the provider answered (its breakers hear it), but a count says
-    /// nothing of how fast the model answers, and a local count nothing of the provider at all.
-    pub(crate) fn counted(self, inner: &Inner, local: bool, now: Instant) {
-        if !local {
-            let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
-            emit_if(inner, p, m, &self.target_node, self.target_node.breaker.success(now));
-            emit_if(inner, p, None, &self.provider_node, self.provider_node.breaker.success(now));
-        }
+    /// A token count came back. It says nothing of how the model answers chat (and a local count
+    /// nothing of the provider at all): breakers and latency stay as they were; a probe slot it
+    /// held is released without a verdict.
+    pub(crate) fn counted(self) {
         drop(self.probes);
     }
 
+    /// The answer came back: breakers hear it, the latency estimate takes it, and tokens beyond
+    /// the estimate are charged to the limits.
     pub(crate) fn succeed(self, inner: &Inner, usage: Option<Usage>, now: Instant, elapsed: Duration) {
         let (p, m) = (self.target().provider.as_str(), Some(self.target().model.as_str()));
         emit_if(inner, p, m, &self.target_node, self.target_node.breaker.success(now));

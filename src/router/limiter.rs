@@ -132,6 +132,15 @@ impl Limiter {
         Ok(LimitPermit { _slot: slot })
     }
 
+    /// Takes only a concurrency slot (for calls that spend no rate budget, such as a token count).
+    pub(crate) fn try_slot(&self) -> Result<LimitPermit, Denied> {
+        let slot = match &self.concurrency {
+            Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| Denied::Concurrency)?),
+            None => None,
+        };
+        Ok(LimitPermit { _slot: slot })
+    }
+
     /// Charges tokens the provider reported beyond the estimate (best effort: never waits).
     pub(crate) fn charge_extra(&self, tokens: u64) {
         if let (Some(tpm), Some(n)) = (&self.tpm, NonZeroU32::new(u32::try_from(tokens).unwrap_or(u32::MAX))) {

@@ -473,7 +473,7 @@ impl Router {
         };
         self.inner.emit_attempt(&plan.route.name, &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
-        success.lease.counted(&self.inner, count.local, now);
+        success.lease.counted();
         plan.attempts.push(attempt);
         Ok(RoutedCount { route: plan.route.name.clone(), provider, model, count, attempts: plan.attempts })
     }

@@ -202,9 +202,9 @@ async fn anthropic_count(
         error_response(dialect, &error, ids)
     };
     let Some(Value::Object(body)) = parsed else { return invalid("the body is not a JSON object".into()) };
-    if let Some(extra) = body.keys().find(|k| {
-        !matches!(k.as_str(), "model" | "messages" | "system" | "tools" | "tool_choice" | "thinking" | "mcp_servers")
-    }) {
+    let generation =
+        ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"];
+    if let Some(extra) = body.keys().find(|k| generation.contains(&k.as_str())) {
         return invalid(format!("{extra}: Extra inputs are not permitted"));
     }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {

@@ -244,15 +244,17 @@ struct CountResponse {
     input_tokens: u64,
 }
 
-/// The members of a Messages body that `count_tokens` takes (it refuses `max_tokens`, `stream`,
-/// sampling settings and the like).
-const COUNTED: &[&str] = &["model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"];
+/// The members of a Messages body that only steer generation: `count_tokens` refuses them and they
+/// cannot change the count (the encoder adds `max_tokens`, and sampling settings, for a request
+/// from the other wire). Everything else, members newer than this list included, is sent.
+const GENERATION_ONLY: &[&str] =
+    &["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"];
 
 fn count_body(provider: &str, messages_body: &[u8]) -> Result<Vec<u8>, ProviderError> {
     let invalid = |e: serde_json::Error| ProviderError::new(ErrorClass::InvalidRequest, provider, e.to_string());
     let mut body: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(messages_body).map_err(invalid)?;
-    body.retain(|k, _| COUNTED.contains(&k.as_str()));
+    body.retain(|k, _| !GENERATION_ONLY.contains(&k.as_str()));
     serde_json::to_vec(&body).map_err(invalid)
 }
 

@@ -145,8 +145,10 @@ impl Provider for OpenAi {
         let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
         let body = http::read_body(&self.config.name, response, &limits, timer).await?;
         crate::embed::EmbeddingResponse::decode(&body, request_id.clone()).ok_or_else(|| {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            let snippet = self.config.api_key.as_ref().map_or(snippet.clone(), |k| k.redact(&snippet));
+            // redacted before it is cut: a key across the cut would leave its prefix
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let text = self.config.api_key.as_ref().map_or(text.clone(), |k| k.redact(&text));
+            let snippet: String = text.chars().take(200).collect();
             let mut e = ProviderError::new(
                 ErrorClass::MalformedResponse,
                 &self.config.name,
