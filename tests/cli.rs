@@ -213,3 +213,17 @@ fn a_malformed_drill_file_names_file_line_and_key() {
     );
     assert!(stderr.contains("`phases[0].expect.breaker.openai`: unknown state `ajar`"), "{stderr}");
 }
+
+#[test]
+fn drills_drive_embeddings_and_token_counts_through_a_failover() {
+    for (file, served) in
+        [("embeddings", "backup/text-embedding-3-small"), ("count_tokens", "anthropic/claude-haiku-4-5")]
+    {
+        let out = switchyard(&["drill", "--json", &format!("tests/fixtures/drills/{file}.toml")]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let phase = &report["phases"][0];
+        assert_eq!((phase["requests"].as_u64(), phase["successes"].as_u64()), (Some(12), Some(12)), "{file}: {phase}");
+        assert!(phase.to_string().contains(served), "{file}: {phase}");
+    }
+}

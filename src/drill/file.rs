@@ -47,6 +47,23 @@ pub struct Load {
     /// `max_tokens` of each request.
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// What each request asks: chat (default), embeddings of the prompt, or a count of its tokens.
+    #[serde(default)]
+    pub operation: Operation,
+}
+
+/// `[load] operation`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// `Router::chat` (or a stream, for `stream_share`).
+    #[default]
+    Chat,
+    /// `Router::embed` of the prompt.
+    Embeddings,
+    /// `Router::count_tokens` of the prompt.
+    CountTokens,
 }
 
 fn default_requests() -> usize {
@@ -71,6 +88,7 @@ impl Default for Load {
             stream_share: 0.0,
             prompt: default_prompt(),
             max_tokens: None,
+            operation: Operation::Chat,
         }
     }
 }
@@ -208,6 +226,10 @@ impl Drill {
         if !(0.0..=1.0).contains(&load.stream_share) {
             let span = get("load").map_or(0..0, |(s, _)| s);
             c.error(&span, "load.stream_share", "must be between 0 and 1");
+        }
+        if load.operation != Operation::Chat && load.stream_share > 0.0 {
+            let span = get("load").map_or(0..0, |(s, _)| s);
+            c.error(&span, "load.stream_share", "only chat streams: set it to 0 with `operation` other than chat");
         }
         if load.concurrency == 0 {
             let span = get("load").map_or(0..0, |(s, _)| s);

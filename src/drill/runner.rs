@@ -179,8 +179,13 @@ async fn load(
         // exactly floor(n * share) requests stream, spread evenly
         let stream = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
         let (router, route, request) = (router.clone(), drill.route.clone(), request.clone());
+        let operation = drill.load.operation;
+        let prompt = drill.load.prompt.clone();
         tasks.push(tokio::spawn(async move {
-            let r = one(&router, &route, request, stream, started).await;
+            let r = match operation {
+                super::file::Operation::Chat => one(&router, &route, request, stream, started).await,
+                other => other_op(&router, &route, other, prompt, request, started).await,
+            };
             drop(permit);
             r
         }));
@@ -225,6 +230,31 @@ async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, s
         }
     };
     Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts, resumed }
+}
+
+/// One request of another operation than chat.
+async fn other_op(
+    router: &Router,
+    route: &str,
+    operation: super::file::Operation,
+    prompt: String,
+    request: ChatRequest,
+    started: Instant,
+) -> Record {
+    let t0 = Instant::now();
+    let (ok, served, class, attempts) = match operation {
+        super::file::Operation::Embeddings => {
+            match router.embed(route, crate::embed::EmbeddingRequest::new(prompt)).await {
+                Ok(e) => (true, Some((e.provider, e.model)), None, e.attempts),
+                Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
+            }
+        }
+        _ => match router.count_tokens(route, request).await {
+            Ok(c) => (true, Some((c.provider, c.model)), None, c.attempts),
+            Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
+        },
+    };
+    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts, resumed: false }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
