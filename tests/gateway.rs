@@ -588,3 +588,35 @@ async fn requests_beyond_the_field_limits_are_refused_naming_field_and_key() {
     assert_eq!(r.status(), 200);
     assert!(s.sim.requests().len() == 1, "nothing refused reached the provider");
 }
+
+#[tokio::test]
+async fn the_responses_api_is_served_by_targets_of_either_wire() {
+    let s = setup("").await;
+    let url = format!("{}/v1/responses", s.base);
+    for (route, served) in [("solo", "gpt-4o-mini"), ("claude", "claude-opus-4-6")] {
+        let body = json!({"model": route, "instructions": "Be brief.", "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}], "max_output_tokens": 40});
+        let r = client().post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{route}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["object"].as_str(), v["status"].as_str(), v["model"].as_str()),
+            (Some("response"), Some("completed"), Some(served))
+        );
+        assert_eq!(v["output"][0]["type"], "message");
+        assert!(v["output"][0]["content"][0]["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+        assert!(
+            v["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0) && v["usage"]["total_tokens"].as_u64().is_some()
+        );
+    }
+    // the instructions reached the Anthropic target as its system prompt
+    let sent = s.sim.requests();
+    let claude = sent.iter().find(|r| r.model == "claude-opus-4-6").unwrap();
+    assert_eq!(claude.body["system"], "Be brief.", "{:?}", claude.body);
+    assert_eq!(claude.body["max_tokens"], 40);
+    // an unknown member is refused by name, in OpenAI's error shape
+    let r =
+        client().post(&url).json(&json!({"model": "solo", "input": "x", "truncation": "auto"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("`truncation`"), "{v}");
+}

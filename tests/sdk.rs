@@ -85,6 +85,15 @@ targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provi
     assert_eq!(v["embeddings"]["model"], "text-embedding-3-small", "{v}");
     assert_eq!(v["embeddings_default"]["dims"].as_u64(), Some(1536), "the SDK decoded the base64 vector: {v}");
     assert_eq!(v["messages"]["model"], "claude-haiku-4-5", "{v}");
+    // the Responses API, translated for a chat target, failing over like chat
+    assert_eq!(
+        (v["responses"]["model"].as_str(), v["responses"]["status"].as_str()),
+        (Some("gpt-4o-mini"), Some("completed")),
+        "{v}"
+    );
+    assert!(v["responses"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    assert!(v["responses_tools"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    assert!(v["responses_previous"].as_str().is_some_and(|e| e.contains("previous_response_id")), "{v}");
     assert!(v["count_tokens"]["input_tokens"].as_u64().is_some_and(|n| n > 0), "{v}");
     // "Hello there" on GPT-4o with the chat framing: 3 + 3 + 1 + 2
     assert_eq!(v["count_tokens_openai"]["input_tokens"].as_u64(), Some(9), "{v}");

@@ -33,6 +33,7 @@ mod dialect;
 mod handlers;
 mod openai;
 mod request_id;
+mod responses;
 mod status;
 
 pub use auth::DEFAULT_MAX_IN_FLIGHT_PER_KEY;
@@ -203,6 +204,13 @@ impl Gateway {
                     handlers::chat::<AnthropicWire>("messages", s, c, h, b)
                 })
                 .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
+            )
+            .route(
+                "/v1/responses",
+                post(|State(s): State<AppState>, c: handlers::CallerOf, h: HeaderMap, b: Body| {
+                    handlers::chat::<responses::ResponsesWire>("responses", s, c, h, b)
+                })
+                .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
             )
             .route(
                 "/v1/embeddings",

@@ -24,6 +24,24 @@ for chunk in stream:
         deltas.append(chunk.choices[0].delta.content)
 out["chat_stream"] = {"text": "".join(deltas)}
 
+resp = oa.responses.create(model="chat", instructions="Be brief.", input="Hello there", max_output_tokens=20)
+out["responses"] = {"model": resp.model, "text": resp.output_text, "status": resp.status,
+                    "usage": resp.usage.input_tokens if resp.usage else None}
+# the second turn of a function-call round trip: the call and its output handed back as items
+tools = [{"type": "function", "name": "weather", "description": "Weather of a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+resp2 = oa.responses.create(model="chat", tools=tools, input=[
+    {"role": "user", "content": "Weather in Paris?"},
+    {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{\"city\": \"Paris\"}"},
+    {"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21C"},
+])
+out["responses_tools"] = {"text": resp2.output_text, "items": [o.type for o in resp2.output]}
+try:
+    oa.responses.create(model="chat", input="x", previous_response_id="resp_123")
+    out["responses_previous"] = "accepted"
+except openai.BadRequestError as e:
+    out["responses_previous"] = str(e)
+
 emb = oa.embeddings.create(model="embed", input=["first text", "second text"], dimensions=64)
 out["embeddings"] = {"count": len(emb.data), "dims": len(emb.data[0].embedding), "model": emb.model,
                      "tokens": emb.usage.prompt_tokens}
