@@ -400,17 +400,7 @@ impl Router {
         let dropped = plan.dropped(success.lease.index());
         let now = success.ended;
         let elapsed = now - success.lease.started;
-        let attempt = Attempt {
-            provider: success.lease.target().provider.clone(),
-            model: success.lease.target().model.clone(),
-            outcome: AttemptOutcome::Ok,
-            class: None,
-            status: Some(200),
-            elapsed,
-            skip_reason: None,
-            probe: success.lease.is_probe(),
-            output_tokens: None,
-        };
+        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
         self.inner.emit_attempt(&plan.route.name, &attempt);
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
         plan.attempts.push(attempt);
@@ -460,17 +450,7 @@ impl Router {
         .await?;
         let count = success.value;
         let now = success.ended;
-        let attempt = Attempt {
-            provider: success.lease.target().provider.clone(),
-            model: success.lease.target().model.clone(),
-            outcome: AttemptOutcome::Ok,
-            class: None,
-            status: Some(200),
-            elapsed: now - success.lease.started,
-            skip_reason: None,
-            probe: success.lease.is_probe(),
-            output_tokens: None,
-        };
+        let attempt = Attempt::ok(success.lease.target(), now - success.lease.started, success.lease.is_probe());
         self.inner.emit_attempt(&plan.route.name, &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         success.lease.counted();
@@ -499,17 +479,7 @@ impl Router {
         let response = success.value;
         let now = success.ended;
         let elapsed = now - success.lease.started;
-        let attempt = Attempt {
-            provider: success.lease.target().provider.clone(),
-            model: success.lease.target().model.clone(),
-            outcome: AttemptOutcome::Ok,
-            class: None,
-            status: Some(200),
-            elapsed,
-            skip_reason: None,
-            probe: success.lease.is_probe(),
-            output_tokens: None,
-        };
+        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
         self.inner.emit_attempt(&plan.route.name, &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };

@@ -119,6 +119,23 @@ pub struct Attempt {
     pub output_tokens: Option<u64>,
 }
 
+impl Attempt {
+    /// The attempt that served.
+    pub(crate) fn ok(t: &crate::policy::TargetPolicy, elapsed: std::time::Duration, probe: bool) -> Attempt {
+        Attempt {
+            provider: t.provider.clone(),
+            model: t.model.clone(),
+            outcome: AttemptOutcome::Ok,
+            class: None,
+            status: Some(200),
+            elapsed,
+            skip_reason: None,
+            probe,
+            output_tokens: None,
+        }
+    }
+}
+
 /// A routed token count ([`super::Router::count_tokens`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]

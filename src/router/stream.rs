@@ -394,7 +394,7 @@ async fn drive(
                             let reason = *reason;
                             let now = Instant::now();
                             let elapsed = now - current.lease.started;
-                            let attempt = ok_attempt(&lease_target, elapsed, current.lease.is_probe());
+                            let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe());
                             inner.emit_attempt(&plan.route.name, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);
@@ -526,20 +526,6 @@ async fn restart<'s>(
     *delivered = StreamCollector::new();
     *restarted = true;
     Some(s)
-}
-
-fn ok_attempt(t: &TargetPolicy, elapsed: std::time::Duration, probe: bool) -> Attempt {
-    Attempt {
-        provider: t.provider.clone(),
-        model: t.model.clone(),
-        outcome: AttemptOutcome::Ok,
-        class: None,
-        status: Some(200),
-        elapsed,
-        skip_reason: None,
-        probe,
-        output_tokens: None,
-    }
 }
 
 /// The failure of a stream that delivered content and could not be completed.

@@ -165,6 +165,19 @@ fn refused<D: Dialect>(refusal: Refusal) -> Response {
     }
 }
 
+/// A body that could not be read (too large, too slow, broken), answered and counted.
+fn unread<D: Dialect>(
+    endpoint: &'static str,
+    key: &str,
+    started: Instant,
+    (status, class, message): (StatusCode, ErrorClass, String),
+) -> Response {
+    record_request(endpoint, "", key, Some(class), started);
+    let mut response = error_response::<D>(&simple_failure(class, message), None);
+    *response.status_mut() = status;
+    response
+}
+
 /// The body, within `[server] max_body` and `body_read_timeout`.
 async fn read_body(body: Body, limits: &super::RequestLimits) -> Result<Bytes, (StatusCode, ErrorClass, String)> {
     match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limits.body_bytes)).await {
@@ -203,12 +216,7 @@ pub(crate) async fn chat<D: Dialect>(
     let key = caller.name();
     let body = match read_body(body, &limits).await {
         Ok(b) => b,
-        Err((status, class, message)) => {
-            record_request(endpoint, "", key, Some(class), started);
-            let mut response = error_response::<D>(&simple_failure(class, message), None);
-            *response.status_mut() = status;
-            return response;
-        }
+        Err(why) => return unread::<D>(endpoint, key, started, why),
     };
     let mut parsed = match D::parse(body) {
         Ok(p) => p,
@@ -279,12 +287,7 @@ pub(crate) async fn count_tokens(
     let key = caller.name();
     let body = match read_body(body, &limits).await {
         Ok(b) => b,
-        Err((status, class, message)) => {
-            record_request(endpoint, "", key, Some(class), started);
-            let mut response = error_response::<D>(&simple_failure(class, message), None);
-            *response.status_mut() = status;
-            return response;
-        }
+        Err(why) => return unread::<D>(endpoint, key, started, why),
     };
     let mut parsed = match D::parse(body) {
         Ok(p) => p,
@@ -340,12 +343,7 @@ pub(crate) async fn embeddings(
     let fail = |class: ErrorClass, message: String| error_response::<D>(&simple_failure(class, message), None);
     let body = match read_body(body, &limits).await {
         Ok(b) => b,
-        Err((status, class, message)) => {
-            record_request(endpoint, "", key, Some(class), started);
-            let mut response = fail(class, message);
-            *response.status_mut() = status;
-            return response;
-        }
+        Err(why) => return unread::<D>(endpoint, key, started, why),
     };
     let (route, request) = match crate::embed::EmbeddingRequest::decode(&body) {
         Ok(r) => r,

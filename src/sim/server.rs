@@ -100,6 +100,69 @@ async fn anthropic_chat(
     chat(&AnthropicWire, &state, &conn, &headers, &body).await
 }
 
+/// A request as every endpoint takes it in: its ids, its JSON, its model, the fault that hits it
+/// (one named by the request itself, the router's fault injection, comes first), logged.
+struct Arrival {
+    ids: Ids,
+    parsed: Option<Value>,
+    model: Option<String>,
+    fault: Option<Fault>,
+}
+
+fn arrive(
+    state: &SimState,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    protocol: Protocol,
+    endpoint: &str,
+    stream_key: bool,
+) -> Arrival {
+    let ids = Ids { seq: state.next_request(), created: unix_now() };
+    let parsed: Option<Value> = serde_json::from_slice(raw).ok();
+    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
+    let stream = stream_key && parsed.as_ref().and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
+    let fault = headers
+        .get(super::FAULT_HEADER)
+        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
+        .or_else(|| state.pick_fault(protocol, model.as_deref(), stream));
+    state.record(RecordedRequest {
+        protocol,
+        model: model.clone().unwrap_or_default(),
+        stream,
+        headers: header_pairs(headers),
+        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(raw).into_owned())),
+        fault: fault.as_ref().map(|f| f.kind().to_owned()),
+        request_id: ids.request_id(),
+        endpoint: endpoint.into(),
+    });
+    Arrival { ids, parsed, model, fault }
+}
+
+/// The faults that answer in place of the endpoint (a reset, a hang, a status, a raw body); the
+/// others are handed back for the endpoint to apply.
+async fn answered_by_fault(
+    fault: Option<Fault>,
+    dialect: &dyn Dialect,
+    conn: &Connection,
+    model: Option<&str>,
+    ids: Ids,
+) -> Result<Option<Fault>, Response> {
+    match fault {
+        Some(Fault::Reset) => {
+            conn.kill.cancel();
+            std::future::pending().await
+        }
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(fault @ Fault::Status { .. }) => Err(status_fault(dialect, &fault, model.unwrap_or_default(), ids)),
+        Some(Fault::RawBody { status, content_type, body }) => {
+            let mut response = (status_code(status), body).into_response();
+            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
+            Err(response)
+        }
+        other => Ok(other),
+    }
+}
+
 async fn chat(
     dialect: &dyn Dialect,
     state: &SimState,
@@ -107,38 +170,15 @@ async fn chat(
     headers: &HeaderMap,
     raw: &Bytes,
 ) -> Response {
-    let ids = Ids { seq: state.next_request(), created: unix_now() };
-    let parsed: Option<Value> = serde_json::from_slice(raw).ok();
-    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
+    let endpoint = if dialect.protocol() == Protocol::Openai { "/v1/chat/completions" } else { "/v1/messages" };
+    let Arrival { ids, parsed, model, fault } = arrive(state, headers, raw, dialect.protocol(), endpoint, true);
     let stream = parsed.as_ref().and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
-    // a fault named by the request itself (the router's fault injection) comes first
-    let fault = headers
-        .get(super::FAULT_HEADER)
-        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
-        .or_else(|| state.pick_fault(dialect.protocol(), model.as_deref(), stream));
-    state.record(RecordedRequest {
-        protocol: dialect.protocol(),
-        model: model.clone().unwrap_or_default(),
-        stream,
-        headers: header_pairs(headers),
-        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(raw).into_owned())),
-        fault: fault.as_ref().map(|f| f.kind().to_owned()),
-        request_id: ids.request_id(),
-        endpoint: if dialect.protocol() == Protocol::Openai { "/v1/chat/completions" } else { "/v1/messages" }.into(),
-    });
     let body = parsed.unwrap_or(Value::Null);
+    let fault = match answered_by_fault(fault, dialect, conn, model.as_deref(), ids).await {
+        Ok(f) => f,
+        Err(response) => return response,
+    };
     match fault {
-        Some(Fault::Reset) => {
-            conn.kill.cancel();
-            std::future::pending().await
-        }
-        Some(Fault::Hang) => std::future::pending().await,
-        Some(fault @ Fault::Status { .. }) => status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids),
-        Some(Fault::RawBody { status, content_type, body }) => {
-            let mut response = (status_code(status), body).into_response();
-            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
-            response
-        }
         Some(Fault::Latency { delay }) => {
             tokio::time::sleep(delay.0).await;
             respond(dialect, &body, stream, None, ids)
@@ -162,39 +202,12 @@ async fn anthropic_count(
     raw: Bytes,
 ) -> Response {
     let dialect = &AnthropicWire;
-    let ids = Ids { seq: state.next_request(), created: unix_now() };
-    let parsed: Option<Value> = serde_json::from_slice(&raw).ok();
-    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
-    let fault = headers
-        .get(super::FAULT_HEADER)
-        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
-        .or_else(|| state.pick_fault(Protocol::Anthropic, model.as_deref(), false));
-    state.record(RecordedRequest {
-        protocol: Protocol::Anthropic,
-        model: model.clone().unwrap_or_default(),
-        stream: false,
-        headers: header_pairs(&headers),
-        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw).into_owned())),
-        fault: fault.as_ref().map(|f| f.kind().to_owned()),
-        request_id: ids.request_id(),
-        endpoint: "/v1/messages/count_tokens".into(),
-    });
-    match fault {
-        Some(Fault::Reset) => {
-            conn.kill.cancel();
-            return std::future::pending().await;
-        }
-        Some(Fault::Hang) => return std::future::pending().await,
-        Some(fault @ Fault::Status { .. }) => {
-            return status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids);
-        }
-        Some(Fault::RawBody { status, content_type, body }) => {
-            let mut response = (status_code(status), body).into_response();
-            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
-            return response;
-        }
-        Some(Fault::Latency { delay }) => tokio::time::sleep(delay.0).await,
-        _ => {}
+    let arrival = arrive(&state, &headers, &raw, Protocol::Anthropic, "/v1/messages/count_tokens", false);
+    let Arrival { ids, parsed, model, fault } = arrival;
+    match answered_by_fault(fault, dialect, &conn, model.as_deref(), ids).await {
+        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.0).await,
+        Ok(_) => {}
+        Err(response) => return response,
     }
     let invalid = |message: String| {
         let error =
@@ -231,39 +244,12 @@ async fn openai_embeddings(
     raw: Bytes,
 ) -> Response {
     let dialect = &OpenAiWire;
-    let ids = Ids { seq: state.next_request(), created: unix_now() };
-    let parsed: Option<Value> = serde_json::from_slice(&raw).ok();
-    let model = parsed.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_owned);
-    let fault = headers
-        .get(super::FAULT_HEADER)
-        .and_then(|v| serde_json::from_slice::<Fault>(v.as_bytes()).ok())
-        .or_else(|| state.pick_fault(Protocol::Openai, model.as_deref(), false));
-    state.record(RecordedRequest {
-        protocol: Protocol::Openai,
-        model: model.clone().unwrap_or_default(),
-        stream: false,
-        headers: header_pairs(&headers),
-        body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&raw).into_owned())),
-        fault: fault.as_ref().map(|f| f.kind().to_owned()),
-        request_id: ids.request_id(),
-        endpoint: "/v1/embeddings".into(),
-    });
-    match fault {
-        Some(Fault::Reset) => {
-            conn.kill.cancel();
-            return std::future::pending().await;
-        }
-        Some(Fault::Hang) => return std::future::pending().await,
-        Some(fault @ Fault::Status { .. }) => {
-            return status_fault(dialect, &fault, model.as_deref().unwrap_or_default(), ids);
-        }
-        Some(Fault::RawBody { status, content_type, body }) => {
-            let mut response = (status_code(status), body).into_response();
-            set_header(&mut response, header::CONTENT_TYPE.as_str(), Some(&content_type));
-            return response;
-        }
-        Some(Fault::Latency { delay }) => tokio::time::sleep(delay.0).await,
-        _ => {}
+    let Arrival { ids, parsed, model, fault } =
+        arrive(&state, &headers, &raw, Protocol::Openai, "/v1/embeddings", false);
+    match answered_by_fault(fault, dialect, &conn, model.as_deref(), ids).await {
+        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.0).await,
+        Ok(_) => {}
+        Err(response) => return response,
     }
     let invalid = |message: &str| {
         let error = WireError {
