@@ -607,6 +607,11 @@ async fn the_responses_api_is_served_by_targets_of_either_wire() {
         assert!(
             v["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0) && v["usage"]["total_tokens"].as_u64().is_some()
         );
+        if route == "solo" {
+            // what the OpenAI provider answered beyond the model's members comes back as it came
+            let extras = (v["service_tier"].as_str(), v["system_fingerprint"].as_str());
+            assert_eq!(extras, (Some("default"), Some("fp_sim")), "{v}");
+        }
     }
     // the instructions reached the Anthropic target as its system prompt
     let sent = s.sim.requests();

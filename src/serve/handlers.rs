@@ -202,6 +202,28 @@ async fn read_body(body: Body, limits: &super::RequestLimits) -> Result<Bytes, (
     }
 }
 
+/// A request read and parsed in the endpoint's dialect, within the `[server]` limits in force
+/// (also returned); else the error answer, counted.
+async fn read_request<D: Dialect>(
+    endpoint: &'static str,
+    state: &AppState,
+    key: &str,
+    started: Instant,
+    body: Body,
+) -> Result<(Parsed, super::RequestLimits), Response> {
+    let limits = super::RequestLimits::of(&state.router.policy().server);
+    let body = read_body(body, &limits).await.map_err(|why| unread::<D>(endpoint, key, started, why))?;
+    let invalid = |message: String| {
+        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
+        error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None)
+    };
+    let parsed = D::parse(body).map_err(invalid)?;
+    match over_limits(&parsed, &limits) {
+        Some(message) => Err(invalid(message)),
+        None => Ok((parsed, limits)),
+    }
+}
+
 /// `POST /v1/chat/completions` and `POST /v1/messages`.
 pub(crate) async fn chat<D: Dialect>(
     endpoint: &'static str,
@@ -212,23 +234,11 @@ pub(crate) async fn chat<D: Dialect>(
 ) -> Response {
     let started = Instant::now();
     // (the key was checked by `authenticate`, before the body was read)
-    let limits = super::RequestLimits::of(&state.router.policy().server);
     let key = caller.name();
-    let body = match read_body(body, &limits).await {
-        Ok(b) => b,
-        Err(why) => return unread::<D>(endpoint, key, started, why),
+    let (mut parsed, limits) = match read_request::<D>(endpoint, &state, key, started, body).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
-    let mut parsed = match D::parse(body) {
-        Ok(p) => p,
-        Err(message) => {
-            record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
-            return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
-        }
-    };
-    if let Some(message) = over_limits(&parsed, &limits) {
-        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
-        return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
-    }
     let label = route_label(&state.router, &parsed.route);
     // the keys in force now, not when the body started (a reload may have come in between)
     let keys = state.router.policy().server.client_keys.clone();
@@ -283,23 +293,11 @@ pub(crate) async fn count_tokens(
 ) -> Response {
     type D = super::anthropic::AnthropicWire;
     let (endpoint, started) = ("count_tokens", Instant::now());
-    let limits = super::RequestLimits::of(&state.router.policy().server);
     let key = caller.name();
-    let body = match read_body(body, &limits).await {
-        Ok(b) => b,
-        Err(why) => return unread::<D>(endpoint, key, started, why),
+    let (mut parsed, _) = match read_request::<D>(endpoint, &state, key, started, body).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
-    let mut parsed = match D::parse(body) {
-        Ok(p) => p,
-        Err(message) => {
-            record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
-            return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
-        }
-    };
-    if let Some(message) = over_limits(&parsed, &limits) {
-        record_request(endpoint, "", key, Some(ErrorClass::InvalidRequest), started);
-        return error_response::<D>(&simple_failure(ErrorClass::InvalidRequest, message), None);
-    }
     let label = route_label(&state.router, &parsed.route);
     if let Caller::Key(k) = &caller
         && !k.allows(&parsed.route)

@@ -291,7 +291,7 @@ pub(crate) fn from_chat(chat: &Value, request: &Value, id: &str, created: u64) -
     let input = usage["prompt_tokens"].as_u64().unwrap_or(0);
     let output_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
     let echo = |k: &str, default: Value| request.get(k).cloned().unwrap_or(default);
-    json!({
+    let mut response = json!({
         "id": format!("resp_{id}"),
         "object": "response",
         "created_at": created,
@@ -319,7 +319,17 @@ pub(crate) fn from_chat(chat: &Value, request: &Value, id: &str, created: u64) -
             "output_tokens_details": {"reasoning_tokens": usage.pointer("/completion_tokens_details/reasoning_tokens").and_then(Value::as_u64).unwrap_or(0)},
             "total_tokens": input + output_tokens,
         },
-    })
+    });
+    // what the provider said that the translation has no place for (`service_tier`,
+    // `system_fingerprint`, newer members) goes back as it came, as on the chat endpoint
+    if let (Value::Object(out), Some(chat)) = (&mut response, chat.as_object()) {
+        for (k, v) in chat {
+            if !matches!(k.as_str(), "id" | "object" | "created" | "choices" | "usage") && !out.contains_key(k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    response
 }
 
 #[cfg(test)]

@@ -209,11 +209,7 @@ async fn anthropic_count(
         Ok(_) => {}
         Err(response) => return response,
     }
-    let invalid = |message: String| {
-        let error =
-            WireError { status: 400, error_type: "invalid_request_error".into(), code: None, message, param: None };
-        error_response(dialect, &error, ids)
-    };
+    let invalid = |message: String| invalid_request(dialect, message, ids);
     let Some(Value::Object(body)) = parsed else { return invalid("the body is not a JSON object".into()) };
     let generation =
         ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"];
@@ -251,16 +247,7 @@ async fn openai_embeddings(
         Ok(_) => {}
         Err(response) => return response,
     }
-    let invalid = |message: &str| {
-        let error = WireError {
-            status: 400,
-            error_type: "invalid_request_error".into(),
-            code: None,
-            message: message.to_owned(),
-            param: None,
-        };
-        error_response(dialect, &error, ids)
-    };
+    let invalid = |message: &str| invalid_request(dialect, message, ids);
     let Some(body) = parsed else { return invalid("We could not parse the JSON body of your request.") };
     let model = model.unwrap_or_default();
     let inputs: Vec<String> = match body.get("input") {
@@ -361,6 +348,18 @@ fn status_fault(dialect: &dyn Dialect, fault: &Fault, model: &str, ids: Ids) -> 
     set_header(&mut response, "retry-after-ms", retry_after_ms.as_deref());
     set_header(&mut response, "x-should-retry", should_retry.map(|r| if r { "true" } else { "false" }));
     response
+}
+
+/// A 400 `invalid_request_error` in the dialect's shape.
+fn invalid_request(dialect: &dyn Dialect, message: impl Into<String>, ids: Ids) -> Response {
+    let error = WireError {
+        status: 400,
+        error_type: "invalid_request_error".into(),
+        code: None,
+        message: message.into(),
+        param: None,
+    };
+    error_response(dialect, &error, ids)
 }
 
 fn error_response(dialect: &dyn Dialect, error: &WireError, ids: Ids) -> Response {
