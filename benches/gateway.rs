@@ -5,7 +5,8 @@
 //! and the gateway's resident memory.
 //!
 //! `cargo bench --bench gateway` (set `SWITCHYARD_BENCH_SECS` to change the length of each run,
-//! `SWITCHYARD_BENCH_BIN` to measure another build of the `switchyard` binary).
+//! `SWITCHYARD_BENCH_BIN` to measure another build of the `switchyard` binary,
+//! `SWITCHYARD_BENCH_ONLY=responses` for the Responses-vs-chat comparison alone).
 //!
 //! For the first-token figures it also measures two reference relays, each in its own process
 //! (this bench binary started again in relay mode), to show what any extra hop costs on this
@@ -103,10 +104,55 @@ fn streamed(mut body: serde_json::Value) -> serde_json::Value {
     body
 }
 
-/// Whether `buf` holds the first non-empty content delta of an OpenAI stream.
+/// Whether `buf` holds the first non-empty content delta of an OpenAI stream (`"content":"…`) or
+/// of a Responses stream (`"delta":"…`).
 fn has_content(buf: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"content\":\"";
-    buf.windows(KEY.len() + 1).any(|w| w.starts_with(KEY) && w[KEY.len()] != b'"')
+    [&b"\"content\":\""[..], &b"\"delta\":\""[..]]
+        .iter()
+        .any(|key| buf.windows(key.len() + 1).any(|w| w.starts_with(key) && w[key.len()] != b'"'))
+}
+
+/// One whole answer, read to its end: its time in µs.
+async fn whole(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> Option<f64> {
+    let t0 = Instant::now();
+    let resp = client.post(url).json(body).send().await.ok()?;
+    (resp.status().is_success() && resp.bytes().await.is_ok()).then(|| t0.elapsed().as_secs_f64() * 1e6)
+}
+
+/// The Responses API against Chat Completions through the same gateway to the same target, one
+/// request at a time, interleaved: what the Responses translation adds, whole and streamed.
+async fn responses_vs_chat(client: &reqwest::Client, port: u16, secs: u64) {
+    let chat = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let responses = format!("http://127.0.0.1:{port}/v1/responses");
+    let r_body = serde_json::json!({"model": "solo", "input": "Hello there", "max_output_tokens": 16});
+    for (label, streamed_too) in [("whole answer", false), ("first content delta, streamed", true)] {
+        let (c_body, r_body) =
+            if streamed_too { (streamed(body()), streamed(r_body.clone())) } else { (body(), r_body.clone()) };
+        let (mut c, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..(200 * secs) {
+            if streamed_too {
+                c.extend(first_token(client, &chat, &c_body).await);
+                r.extend(first_token(client, &responses, &r_body).await);
+            } else {
+                c.extend(whole(client, &chat, &c_body).await);
+                r.extend(whole(client, &responses, &r_body).await);
+            }
+        }
+        c.sort_by(f64::total_cmp);
+        r.sort_by(f64::total_cmp);
+        println!(
+            "responses vs chat, {label}, one at a time ({} each): chat p50 {:.0} µs p99 {:.0} µs, responses p50 {:.0} µs \
+             p99 {:.0} µs: added p50 {:+.0} µs, p99 {:+.0} µs, ratio p50 {:.3}",
+            c.len().min(r.len()),
+            pct(&c, 50.0),
+            pct(&c, 99.0),
+            pct(&r, 50.0),
+            pct(&r, 99.0),
+            pct(&r, 50.0) - pct(&c, 50.0),
+            pct(&r, 99.0) - pct(&c, 99.0),
+            pct(&r, 50.0) / pct(&c, 50.0),
+        );
+    }
 }
 
 /// Sends one streamed request; returns the time to the first content delta in µs, once the whole
@@ -301,6 +347,11 @@ async fn bench() {
     // warm up both paths (connections, allocator)
     fixed_rate(&client, &direct, &body_direct(), 1).await;
     fixed_rate(&client, &gateway, &body(), 1).await;
+    if std::env::var("SWITCHYARD_BENCH_ONLY").is_ok_and(|o| o == "responses") {
+        responses_vs_chat(&client, port, secs).await;
+        let _ = child.kill().await;
+        return;
+    }
 
     println!("fixed rate {RATE} req/s, {secs} s per run, runs interleaved direct/gateway/direct/gateway");
     let (mut d_all, mut g_all) = (Vec::new(), Vec::new());
@@ -389,6 +440,7 @@ async fn bench() {
             tg / td
         );
     }
+    responses_vs_chat(&client, port, secs).await;
     match rss_loaded {
         Some(kb) => println!("gateway RSS after the fixed-rate runs: {:.1} MB (target < 50 MB)", kb as f64 / 1024.0),
         None => println!("gateway RSS: not available on this OS"),

@@ -1,6 +1,7 @@
 //! The official OpenAI and Anthropic Python SDKs, unchanged, against `switchyard serve` in front
 //! of the simulated providers, with the first target of each route failing: chat (whole and
-//! streamed), embeddings (floats and the SDK's default base64), messages and count_tokens.
+//! streamed), the Responses API (whole and streamed, with a function-call round trip, on
+//! targets of every protocol), embeddings (floats and the SDK's default base64), messages and count_tokens.
 //! `scripts/test` installs the SDKs (into `target/sdk-venv`) and sets `SWITCHYARD_SDK_PYTHON`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,6 +48,13 @@ base_url = "{anthropic}"
 targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[providers.responses]
+profile = "openai"
+protocol = "openai_responses"
+auth = "none"
+base_url = "{openai}"
+[routes.native]
+targets = [{{ provider = "responses", model = "gpt-4.1" }}, {{ provider = "responses", model = "gpt-4.1-mini" }}]
 [routes.embed]
 targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provider = "openai", model = "text-embedding-3-small" }}]
 "#,
@@ -59,6 +67,7 @@ targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provi
         (Protocol::Openai, "gpt-4o"),
         (Protocol::Anthropic, "claude-sonnet-4-5"),
         (Protocol::Openai, "text-embedding-ada-002"),
+        (Protocol::OpenaiResponses, "gpt-4.1"),
     ] {
         sim.add_fault(FaultRule::new(protocol, Fault::status(503)).model(model));
     }
@@ -93,6 +102,20 @@ targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provi
     );
     assert!(v["responses"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
     assert!(v["responses_tools"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    // streamed, with a function-call round trip, on targets of every protocol, each failing over
+    for (route, model) in [("chat", "gpt-4o-mini"), ("claude", "claude-haiku-4-5"), ("native", "gpt-4.1-mini")] {
+        let r = &v["responses_stream"][route];
+        assert_eq!(
+            (r["first"].as_str(), r["last"].as_str()),
+            (Some("response.created"), Some("response.completed")),
+            "{route}: {r}"
+        );
+        assert_eq!((r["model"].as_str(), r["second_model"].as_str()), (Some(model), Some(model)), "{route}: {r}");
+        assert_eq!(r["name"], "weather", "{route}: {r}");
+        assert_eq!(r["args"], r["call_args"], "the deltas make the arguments: {r}");
+        assert!(r["args"].as_str().is_some_and(|a| serde_json::from_str::<Value>(a).is_ok()), "{r}");
+        assert!(r["text"].as_str().is_some_and(|t| !t.is_empty()) && r["text"] == r["output_text"], "{route}: {r}");
+    }
     assert!(v["responses_previous"].as_str().is_some_and(|e| e.contains("previous_response_id")), "{v}");
     assert!(v["count_tokens"]["input_tokens"].as_u64().is_some_and(|n| n > 0), "{v}");
     // "Hello there" on GPT-4o with the chat framing: 3 + 3 + 1 + 2

@@ -18,7 +18,7 @@ use crate::duration::DurationStr;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{InjectKind, LiveFault};
 use crate::profile::{AuthScheme, ProviderProfile};
-use crate::provider::{Anthropic, Call, ChatStream, OpenAi, Protocol, Provider, ProviderConfig};
+use crate::provider::{Call, ChatStream, Protocol, Provider, ProviderConfig};
 use crate::secret::ApiKey;
 use crate::sim::{FAULT_HEADER, Fault, SimServer};
 use crate::sync::lock;
@@ -92,7 +92,7 @@ impl LiveFault {
     fn wire(&self, protocol: Protocol, stream: bool) -> Option<Fault> {
         let after = self.after_tokens.unwrap_or(3);
         let delay = DurationStr(self.delay.unwrap_or(Duration::from_secs(1)));
-        let openai = protocol == Protocol::Openai;
+        let openai = protocol.is_openai();
         Some(match self.inject {
             InjectKind::Latency => return None,
             InjectKind::SlowFirstToken if stream => Fault::SlowFirstToken { delay },
@@ -314,17 +314,11 @@ impl FaultSet {
         let sim = self.sim.get_or_try_init(SimServer::start).await.map_err(|e| {
             ProviderError::new(ErrorClass::Connection, provider, format!("cannot start the fault simulator: {e}"))
         })?;
-        let base = match protocol {
-            Protocol::Openai => sim.openai_base_url(),
-            Protocol::Anthropic => sim.anthropic_base_url(),
-        };
+        let base = sim.base_url(protocol);
         let mut config =
             ProviderConfig::new(provider, base).header(FAULT_HEADER, fault_json).api_key(ApiKey::new("injected-fault"));
         config.profile = profile.map(|p| Arc::new(ProviderProfile { auth: AuthScheme::None, ..(**p).clone() }));
-        let adapter: Arc<dyn Provider> = match protocol {
-            Protocol::Openai => Arc::new(OpenAi::new(config)?),
-            Protocol::Anthropic => Arc::new(Anthropic::new(config)?),
-        };
+        let adapter = crate::provider::build(protocol, config)?;
         let mut adapters = lock(&self.adapters);
         if adapters.len() > 256 {
             adapters.clear(); // bounded: faults come and go during drills

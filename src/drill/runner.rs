@@ -15,7 +15,6 @@ use crate::chat::{ChatRequest, StreamEvent};
 use crate::error::ErrorClass;
 use crate::policy::{Policy, ProviderPolicy};
 use crate::profile::AuthScheme;
-use crate::provider::Protocol;
 use crate::router::{Attempt, AttemptOutcome, BreakerState, Health, Router, RouterError, RouterEvent, StreamOptions};
 use crate::sim::SimServer;
 use crate::sync::lock;
@@ -77,10 +76,7 @@ fn simulated(policy: &Policy, sim: &SimServer) -> Policy {
     let mut p = policy.clone();
     for provider in p.providers.values_mut() {
         let mut pp: ProviderPolicy = (**provider).clone();
-        pp.base_url = match pp.protocol {
-            Protocol::Openai => sim.openai_base_url(),
-            Protocol::Anthropic => sim.anthropic_base_url(),
-        };
+        pp.base_url = sim.base_url(pp.protocol);
         pp.auth = AuthScheme::None;
         *provider = Arc::new(pp);
     }

@@ -333,11 +333,13 @@ fn compile_provider(
         None => ProviderProfile::builtin(name.get_ref()),
     };
     let Some(protocol) = spec.protocol.or(profile.as_ref().map(|p| p.protocol)) else {
-        c.error(&name.span(), key, format!("provider `{}` needs `protocol = \"openai\"` or `\"anthropic\"` (no built-in profile has this name; or set `profile`)", name.get_ref()));
+        c.error(&name.span(), key, format!("provider `{}` needs `protocol = \"openai\"`, `\"openai_responses\"` or `\"anthropic\"` (no built-in profile has this name; or set `profile`)", name.get_ref()));
         return None;
     };
+    // an OpenAI-wire profile's models are served by its Responses API too
+    let same_models = |profile: Protocol, p: Protocol| profile == p || (profile == Protocol::Openai && p.is_openai());
     if let (Some(profile), Some(p)) = (&profile, spec.protocol)
-        && profile.protocol != p
+        && !same_models(profile.protocol, p)
     {
         c.error(
             &name.span(),
@@ -375,8 +377,8 @@ fn compile_provider(
         .or_else(|| profile.as_ref().and_then(|p| p.api_key_env.clone()));
     // a key is needed when the policy or profile says how to send one; a local server needs none
     let default_auth = match protocol {
-        Protocol::Openai => AuthScheme::Bearer,
         Protocol::Anthropic => AuthScheme::XApiKey,
+        _ => AuthScheme::Bearer,
     };
     let auth = spec.auth.or(profile.as_ref().map(|p| p.auth)).unwrap_or(if api_key_env.is_some() {
         default_auth

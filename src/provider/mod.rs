@@ -35,6 +35,8 @@ pub enum Protocol {
     Openai,
     /// Anthropic Messages.
     Anthropic,
+    /// OpenAI Responses (`POST /v1/responses`).
+    OpenaiResponses,
 }
 
 impl Protocol {
@@ -43,8 +45,24 @@ impl Protocol {
         match self {
             Protocol::Openai => "openai",
             Protocol::Anthropic => "anthropic",
+            Protocol::OpenaiResponses => "openai_responses",
         }
     }
+
+    /// Whether this is one of OpenAI's APIs (Chat Completions or Responses): OpenAI's models,
+    /// tokenizers and error shapes.
+    pub fn is_openai(self) -> bool {
+        matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
+    }
+}
+
+/// The built-in adapter for `protocol`.
+pub fn build(protocol: Protocol, config: ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {
+    Ok(match protocol {
+        Protocol::Openai => Arc::new(OpenAi::new(config)?),
+        Protocol::Anthropic => Arc::new(Anthropic::new(config)?),
+        Protocol::OpenaiResponses => Arc::new(OpenAi::responses(config)?),
+    })
 }
 
 /// Time limits for one call, applied by the adapter where only it can see the boundary.

@@ -353,7 +353,7 @@ impl<'s> Plan<'s> {
             let protocol = snap.policy.provider(&t.provider).map(|p| p.protocol);
             match op {
                 Op::Chat => None,
-                Op::Count if protocol != Some(Protocol::Openai) => None,
+                Op::Count if !protocol.is_some_and(Protocol::is_openai) => None,
                 Op::Count if !crate::tokens::knows(&t.model) => {
                     Some(format!("no tokenizer is known for `{}`: its tokens cannot be counted", t.model))
                 }
@@ -868,11 +868,7 @@ impl<'s> Plan<'s> {
         if self.counting || !nodes.iter().any(tpm) {
             return 0;
         }
-        let openai = self
-            .snap
-            .policy
-            .provider(&target.provider)
-            .is_some_and(|p| p.protocol == crate::provider::Protocol::Openai);
+        let openai = self.snap.policy.provider(&target.provider).is_some_and(|p| p.protocol.is_openai());
         let estimate = *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens());
         // a prompt this long is counted by its estimate: a real count would hold this worker
         // thread for tens of milliseconds

@@ -16,7 +16,7 @@ use crate::drill::inject::{FaultGuard, FaultSet, FaultSnapshot, FaultSource};
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{LiveFault, Policy};
 use crate::profile::AuthScheme;
-use crate::provider::{Anthropic, OpenAi, Protocol, Provider, ProviderConfig};
+use crate::provider::{Provider, ProviderConfig};
 use crate::secret::ApiKey;
 use crate::sync::lock;
 
@@ -303,11 +303,7 @@ impl Router {
                 Arc::new(crate::profile::ProviderProfile { auth: p.auth, ..(**profile).clone() })
             }
         });
-        let built: Result<Arc<dyn Provider>, ProviderError> = match p.protocol {
-            Protocol::Openai => OpenAi::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
-            Protocol::Anthropic => Anthropic::new(config).map(|a| Arc::new(a) as Arc<dyn Provider>),
-        };
-        match built {
+        match crate::provider::build(p.protocol, config) {
             Ok(p) => ProviderSlot::Ready(p),
             Err(e) => ProviderSlot::Unavailable(Box::new(e)),
         }

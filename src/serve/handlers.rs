@@ -532,8 +532,8 @@ fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -
             let protocol = policy.provider(&t.provider).map(|p| p.protocol);
             let counts = match protocol {
                 Some(crate::Protocol::Anthropic) => true,
-                Some(crate::Protocol::Openai) => crate::tokens::knows(&t.model),
-                None => false,
+                Some(p) if p.is_openai() => crate::tokens::knows(&t.model),
+                _ => false,
             };
             let profile = t.model_profile.as_ref();
             if let Some(m) = profile {

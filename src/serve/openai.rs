@@ -73,7 +73,7 @@ pub(super) fn fresh_id() -> String {
 
 /// The answer's id: `prefix` + the upstream request id (unless it already has the prefix), or a
 /// fresh id.
-pub(super) fn answer_id(prefix: &str, request_id: Option<&str>) -> String {
+pub(crate) fn answer_id(prefix: &str, request_id: Option<&str>) -> String {
     match request_id {
         Some(id) if id.starts_with(prefix) => id.to_owned(),
         Some(id) if !id.is_empty() => format!("{prefix}{id}"),
@@ -82,7 +82,7 @@ pub(super) fn answer_id(prefix: &str, request_id: Option<&str>) -> String {
 }
 
 /// Seconds since the epoch (0 on a clock before 1970 rather than a failure).
-pub(super) fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

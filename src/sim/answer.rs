@@ -118,7 +118,7 @@ impl Prompt {
             },
             // Claude shows its thinking; OpenAI's reasoning models only count it
             thinking: reasons && protocol == Protocol::Anthropic,
-            reasoning: reasons && protocol == Protocol::Openai,
+            reasoning: reasons && protocol.is_openai(),
             choices: request.n.map_or(1, |n| n as usize),
             logprobs: (request.logprobs == Some(true)).then(|| request.top_logprobs.map_or(0, |t| t as usize)),
             cached_chars,
@@ -239,6 +239,8 @@ impl Answer {
 
 /// Answers a prompt on `protocol`, or says why not.
 pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reject> {
+    // the Responses API serves OpenAI's models
+    let protocol = if protocol == Protocol::OpenaiResponses { Protocol::Openai } else { protocol };
     if prompt.model == MISSING_MODEL {
         return Err(Reject::ModelNotFound(prompt.model.clone()));
     }

@@ -16,6 +16,10 @@ impl Dialect for AnthropicWire {
         Protocol::Anthropic
     }
 
+    fn endpoint(&self) -> &'static str {
+        "/v1/messages"
+    }
+
     fn request_id_header(&self) -> &'static str {
         "request-id"
     }

@@ -58,6 +58,7 @@ mod answer;
 mod anthropic;
 mod fault;
 mod openai;
+mod responses;
 mod server;
 mod state;
 mod stream;
@@ -116,6 +117,15 @@ impl SimServer {
     /// `http://ADDR/anthropic`: the Anthropic adapter's base URL.
     pub fn anthropic_base_url(&self) -> String {
         format!("http://{}/anthropic", self.url_authority())
+    }
+
+    /// The base URL of the adapter for `protocol` (the Responses API is served beside Chat
+    /// Completions, under [`SimServer::openai_base_url`]).
+    pub fn base_url(&self, protocol: Protocol) -> String {
+        match protocol {
+            Protocol::Anthropic => self.anthropic_base_url(),
+            _ => self.openai_base_url(),
+        }
     }
 
     /// `http://ADDR`: the root, where the control API lives under `/_sim`.

@@ -19,6 +19,10 @@ impl Dialect for OpenAiWire {
         Protocol::Openai
     }
 
+    fn endpoint(&self) -> &'static str {
+        "/v1/chat/completions"
+    }
+
     fn request_id_header(&self) -> &'static str {
         "x-request-id"
     }

@@ -21,6 +21,7 @@ use super::answer;
 use super::anthropic::AnthropicWire;
 use super::fault::{Fault, FaultRule};
 use super::openai::OpenAiWire;
+use super::responses::ResponsesWire;
 use super::state::{RecordedRequest, SimState};
 use super::stream;
 use super::wire::{Dialect, Ids, StatusOverrides, WireError};
@@ -73,6 +74,7 @@ fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/responses", post(openai_responses))
         .route("/anthropic/v1/messages", post(anthropic_chat))
         .route("/anthropic/v1/messages/count_tokens", post(anthropic_count))
         .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
@@ -89,6 +91,15 @@ async fn openai_chat(
     body: Bytes,
 ) -> Response {
     chat(&OpenAiWire, &state, &conn, &headers, &body).await
+}
+
+async fn openai_responses(
+    State(state): State<Arc<SimState>>,
+    Extension(conn): Extension<Connection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    chat(&ResponsesWire, &state, &conn, &headers, &body).await
 }
 
 async fn anthropic_chat(
@@ -170,8 +181,8 @@ async fn chat(
     headers: &HeaderMap,
     raw: &Bytes,
 ) -> Response {
-    let endpoint = if dialect.protocol() == Protocol::Openai { "/v1/chat/completions" } else { "/v1/messages" };
-    let Arrival { ids, parsed, model, fault } = arrive(state, headers, raw, dialect.protocol(), endpoint, true);
+    let Arrival { ids, parsed, model, fault } =
+        arrive(state, headers, raw, dialect.protocol(), dialect.endpoint(), true);
     let stream = parsed.as_ref().and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
     let body = parsed.unwrap_or(Value::Null);
     let fault = match answered_by_fault(fault, dialect, conn, model.as_deref(), ids).await {

@@ -65,6 +65,8 @@ impl Ids {
 pub(crate) trait Dialect: Sync {
     /// The protocol.
     fn protocol(&self) -> Protocol;
+    /// The path of the model's endpoint, as requests are recorded.
+    fn endpoint(&self) -> &'static str;
     /// The response header carrying the request id.
     fn request_id_header(&self) -> &'static str;
     /// The request body in wire-neutral terms, or why it is invalid.

@@ -18,6 +18,7 @@ use crate::provider::Protocol;
 pub mod anthropic;
 pub(crate) mod fields;
 pub mod openai_chat;
+pub mod openai_responses;
 mod original;
 mod reasoning;
 mod translate;
@@ -86,6 +87,7 @@ pub fn encode(
     match protocol {
         Protocol::Openai => openai_chat::encode_request(request, target, stream),
         Protocol::Anthropic => anthropic::encode_request(request, target, stream),
+        Protocol::OpenaiResponses => openai_responses::encode_request(request, target, stream),
     }
 }
 
@@ -95,6 +97,7 @@ pub fn decode(protocol: Protocol, body: impl Into<bytes::Bytes>) -> Result<Decod
     match protocol {
         Protocol::Openai => openai_chat::decode_request(body),
         Protocol::Anthropic => anthropic::decode_request(body),
+        Protocol::OpenaiResponses => openai_responses::decode_request(body),
     }
 }
 
@@ -114,6 +117,9 @@ pub fn encode_bytes(
             Ok((openai_chat::encode_original(o.body(), request, target, stream)?, Vec::new()))
         }
         (Protocol::Anthropic, Some(o)) => anthropic::encode_original(o.body(), request, target, stream),
+        (Protocol::OpenaiResponses, Some(o)) => {
+            Ok((openai_responses::encode_original(o.body(), target, stream)?, Vec::new()))
+        }
         (_, None) => {
             let encoded = encode(protocol, request, target, stream)?;
             let bytes = serde_json::to_vec(&encoded.body)

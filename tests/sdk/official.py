@@ -36,6 +36,30 @@ resp2 = oa.responses.create(model="chat", tools=tools, input=[
     {"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21C"},
 ])
 out["responses_tools"] = {"text": resp2.output_text, "items": [o.type for o in resp2.output]}
+# streamed, on targets of every wire: events as they come, a function call and its round trip
+# (the second turn streamed through the SDK's accumulating helper, which checks the sequence)
+out["responses_stream"] = {}
+for route in ["chat", "claude", "native"]:
+    types, args, final = [], "", None
+    for event in oa.responses.create(model=route, input="Weather in Paris?", tools=tools, tool_choice="required",
+                                     stream=True):
+        types.append(event.type)
+        if event.type == "response.function_call_arguments.delta":
+            args += event.delta
+        if event.type == "response.completed":
+            final = event.response
+    call = [o for o in final.output if o.type == "function_call"][0]
+    with oa.responses.stream(model=route, tools=tools, input=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"},
+    ]) as s:
+        text = "".join(e.delta for e in s if e.type == "response.output_text.delta")
+        second = s.get_final_response()
+    out["responses_stream"][route] = {
+        "first": types[0], "last": types[-1], "args": args, "call_args": call.arguments, "name": call.name,
+        "model": final.model, "text": text, "output_text": second.output_text, "second_model": second.model,
+    }
 try:
     oa.responses.create(model="chat", input="x", previous_response_id="resp_123")
     out["responses_previous"] = "accepted"

@@ -1,4 +1,5 @@
-//! The OpenAI Chat Completions adapter (and every OpenAI-compatible server).
+//! The OpenAI adapter: Chat Completions (and every OpenAI-compatible server), or the Responses
+//! API ([`OpenAi::responses`]), whose answers it reads through their Chat Completions translation.
 //!
 //! `wire` maps requests and responses, `classify` turns failures into [`ErrorClass`]es, `stream`
 //! decodes server-sent events.
@@ -42,6 +43,8 @@ use stream::StreamContext;
 /// ```
 pub struct OpenAi {
     config: ProviderConfig,
+    /// Chat Completions, or the Responses API.
+    protocol: Protocol,
     client: reqwest::Client,
     url: String,
     embeddings_url: String,
@@ -63,7 +66,19 @@ impl OpenAi {
         let headers = request_headers(&config)?;
         let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
         let embeddings_url = format!("{}/embeddings", config.base_url.trim_end_matches('/'));
-        Ok(OpenAi { config, client, url, embeddings_url, headers })
+        Ok(OpenAi { config, protocol: Protocol::Openai, client, url, embeddings_url, headers })
+    }
+
+    /// An adapter for `config` that speaks the Responses API: `POST {base_url}/responses`
+    /// ([`Protocol::OpenaiResponses`]). Requests are encoded through their Chat Completions
+    /// encoding (what the Responses API cannot carry is reported like any unsupported field; a
+    /// caller's own Responses body goes unchanged), answers and streams are read back into the
+    /// same [`ChatResponse`] and events.
+    pub fn responses(config: ProviderConfig) -> Result<OpenAi, ProviderError> {
+        let mut adapter = OpenAi::new(config)?;
+        adapter.protocol = Protocol::OpenaiResponses;
+        adapter.url = format!("{}/responses", adapter.config.base_url.trim_end_matches('/'));
+        Ok(adapter)
     }
 
     /// An adapter for the built-in `openai` profile, with the key from `OPENAI_API_KEY`. A missing
@@ -95,7 +110,7 @@ impl OpenAi {
     ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
         let profile = self.config.profile.as_deref();
-        let (body, extra) = http::encode_call(&self.config.name, Protocol::Openai, call, profile, streaming)?;
+        let (body, extra) = http::encode_call(&self.config.name, self.protocol, call, profile, streaming)?;
         let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
         let request = self.client.post(&self.url).headers(headers).header(CONTENT_TYPE, "application/json").body(body);
         http::send(&self.config.name, request, limits, timer).await
@@ -169,7 +184,7 @@ impl Provider for OpenAi {
     }
 
     fn protocol(&self) -> Protocol {
-        Protocol::Openai
+        self.protocol
     }
 
     async fn chat(&self, call: Call<'_>) -> Result<ChatResponse, ProviderError> {
@@ -182,12 +197,18 @@ impl Provider for OpenAi {
         let status = response.status().as_u16();
         let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
         let body = http::read_body(&self.config.name, response, &limits, timer).await?;
-        wire::decode_response(&body, &self.config.name, call.model, request_id.clone()).map_err(|why| {
-            let mut e =
-                ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why).with_status(status);
-            e.request_id = request_id;
-            e
-        })
+        let body = match self.protocol {
+            Protocol::OpenaiResponses => responses_as_chat(&body),
+            _ => Ok(body),
+        };
+        body.and_then(|body| wire::decode_response(&body, &self.config.name, call.model, request_id.clone())).map_err(
+            |why| {
+                let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why)
+                    .with_status(status);
+                e.request_id = request_id;
+                e
+            },
+        )
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
@@ -205,12 +226,48 @@ impl Provider for OpenAi {
         };
         let content = http::ContentSeen::default();
         let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
-        Ok(http::watch_content(stream::decode(events, ctx), content))
+        let decoded = match self.protocol {
+            Protocol::OpenaiResponses => stream::decode(responses_as_chunks(events), ctx),
+            _ => stream::decode(events, ctx),
+        };
+        Ok(http::watch_content(decoded, content))
     }
 
     fn enforces_deadline(&self) -> bool {
         true
     }
+}
+
+/// A Responses answer as the Chat Completions answer it means.
+fn responses_as_chat(body: &[u8]) -> Result<bytes::Bytes, String> {
+    let response: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON response object: {e}"))?;
+    let chat = crate::wire::openai_responses::response::to_chat(&response)?;
+    serde_json::to_vec(&chat).map(bytes::Bytes::from).map_err(|e| e.to_string())
+}
+
+/// Responses events as the Chat Completions chunks they mean (an event that is not JSON goes on
+/// as it came, for the chunk decoder to report).
+fn responses_as_chunks<S>(events: S) -> impl futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send
+where
+    S: futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send + 'static,
+{
+    use futures::StreamExt;
+    let mut reader = crate::wire::openai_responses::stream::Reader::new();
+    events.flat_map(move |event| {
+        let out: Vec<Result<super::sse::SseEvent, ProviderError>> = match event {
+            Ok(e) => match serde_json::from_str::<serde_json::Value>(&e.data) {
+                Ok(data) => reader
+                    .read(&data)
+                    .into_iter()
+                    .map(|data| Ok(super::sse::SseEvent { event: String::new(), data }))
+                    .collect(),
+                Err(_) => vec![Ok(e)],
+            },
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(out)
+    })
 }
 
 /// Error bodies are read only this far: classification needs their start, and a misbehaving proxy

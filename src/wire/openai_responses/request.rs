@@ -1,0 +1,524 @@
+//! Requests: a Responses request is translated member by member into the Chat Completions
+//! request it means (then decoded by the one OpenAI codec, so every target of every wire can serve
+//! it), and a normalized request is encoded for a Responses target through its Chat Completions
+//! encoding, member by member. A member with no translation is refused by name (decoding) or
+//! reported as [`Unsupported`](crate::wire::Unsupported) (encoding): nothing is dropped without a
+//! word. The caller's own body goes unchanged to a target of this wire.
+
+use serde_json::{Map, Value, json};
+
+use crate::chat::ChatRequest;
+use crate::provider::Protocol;
+use crate::wire::original::{Edit, Original, splice};
+use crate::wire::translate::Sink;
+use crate::wire::{Decoded, EncodeError, Encoded, Target};
+
+/// Members of a Responses request this translation carries (others are refused by name).
+const CARRIED: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "text",
+    "reasoning",
+    "parallel_tool_calls",
+    "metadata",
+    "user",
+    "store",
+    "stream",
+    "stream_options",
+    "seed",
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+    "truncation",
+    "background",
+    "include",
+];
+
+/// Decodes a caller's Responses body: the request it means, and the body itself for a target of
+/// this wire.
+pub fn decode_request(body: impl Into<bytes::Bytes>) -> Result<Decoded, String> {
+    let body = body.into();
+    let chat = to_chat(&body)?;
+    let bytes = serde_json::to_vec(&chat).map_err(|e| e.to_string())?;
+    let mut decoded = crate::wire::openai_chat::decode_request(bytes::Bytes::from(bytes))?;
+    decoded.original = Some(Original::new(Protocol::OpenaiResponses, body));
+    Ok(decoded)
+}
+
+/// The Chat Completions body a Responses request means, or why it cannot be served.
+pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
+    let req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    if req.contains_key("previous_response_id") || req.contains_key("conversation") {
+        return Err(
+            "`previous_response_id` / `conversation`: this gateway keeps no responses, so it cannot continue one; send the whole conversation in `input` (earlier output items included) with `store: false`"
+                .into(),
+        );
+    }
+    if let Some(unknown) = req.keys().find(|k| !CARRIED.contains(&k.as_str())) {
+        return Err(format!(
+            "`{unknown}` is not supported by this gateway's Responses endpoint (it would be dropped): leave it out, or use /v1/chat/completions"
+        ));
+    }
+    if req.get("store").and_then(Value::as_bool) == Some(true) {
+        return Err(
+            "`store`: this gateway keeps no responses; send `store: false` (and the whole conversation in `input`)"
+                .into(),
+        );
+    }
+    if req.get("background").and_then(Value::as_bool) == Some(true) {
+        return Err("`background`: this gateway answers in the foreground only; send `background: false`".into());
+    }
+    if req.get("truncation").and_then(Value::as_str).is_some_and(|t| t != "disabled") {
+        return Err("`truncation`: only `disabled` is served here (the context is never cut silently)".into());
+    }
+    if req.get("include").and_then(Value::as_array).is_some_and(|i| !i.is_empty()) {
+        return Err("`include`: no extra output data is served here; leave it out or send `[]`".into());
+    }
+    let mut chat = Map::new();
+    chat.insert("model".into(), req.get("model").cloned().ok_or("`model` is required")?);
+    let mut messages = Vec::new();
+    if let Some(instructions) = req.get("instructions") {
+        let text = instructions.as_str().ok_or("`instructions` must be a string")?;
+        messages.push(json!({"role": "system", "content": text}));
+    }
+    match req.get("input") {
+        Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                messages.extend(input_item(item).map_err(|e| format!("`input[{i}]`{e}"))?);
+            }
+        }
+        Some(_) => return Err("`input` must be a string or an array of items".into()),
+        None => return Err("`input` is required".into()),
+    }
+    chat.insert("messages".into(), Value::Array(merge_tool_calls(messages)));
+    if let Some(tools) = req.get("tools") {
+        let tools = tools.as_array().ok_or("`tools` must be an array")?;
+        let mut out = Vec::new();
+        for (i, t) in tools.iter().enumerate() {
+            if t.get("type").and_then(Value::as_str) != Some("function") {
+                let kind = t.get("type").and_then(Value::as_str).unwrap_or("?");
+                return Err(format!(
+                    "`tools[{i}]`: only function tools are served here (not `{kind}`, which runs on OpenAI's side)"
+                ));
+            }
+            let mut function = Map::new();
+            for k in ["name", "description", "parameters", "strict"] {
+                if let Some(v) = t.get(k) {
+                    function.insert(k.into(), v.clone());
+                }
+            }
+            out.push(json!({"type": "function", "function": function}));
+        }
+        chat.insert("tools".into(), Value::Array(out));
+    }
+    if let Some(choice) = req.get("tool_choice") {
+        let mapped = match choice {
+            Value::String(_) => choice.clone(),
+            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+                json!({"type": "function", "function": {"name": o.get("name").cloned().unwrap_or(Value::Null)}})
+            }
+            _ => return Err("`tool_choice`: `auto`, `none`, `required` or a function".into()),
+        };
+        chat.insert("tool_choice".into(), mapped);
+    }
+    for (from, to) in [
+        ("max_output_tokens", "max_completion_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("parallel_tool_calls", "parallel_tool_calls"),
+        ("metadata", "metadata"),
+        ("user", "user"),
+        ("seed", "seed"),
+        ("service_tier", "service_tier"),
+        ("prompt_cache_key", "prompt_cache_key"),
+        ("safety_identifier", "safety_identifier"),
+    ] {
+        if let Some(v) = req.get(from) {
+            chat.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(text) = req.get("text") {
+        let format = text.get("format");
+        if let Some(other) = text.as_object().and_then(|t| t.keys().find(|k| k.as_str() != "format")) {
+            return Err(format!("`text.{other}` is not supported by this gateway's Responses endpoint"));
+        }
+        match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
+            None | Some("text") => {}
+            Some("json_object") => {
+                chat.insert("response_format".into(), json!({"type": "json_object"}));
+            }
+            Some("json_schema") => {
+                let f = format.and_then(Value::as_object).ok_or("`text.format` must be an object")?;
+                let mut schema = Map::new();
+                for k in ["name", "schema", "strict", "description"] {
+                    if let Some(v) = f.get(k) {
+                        schema.insert(k.into(), v.clone());
+                    }
+                }
+                chat.insert("response_format".into(), json!({"type": "json_schema", "json_schema": schema}));
+            }
+            Some(other) => return Err(format!("`text.format.type` `{other}` is not supported")),
+        }
+    }
+    if let Some(reasoning) = req.get("reasoning") {
+        let r = reasoning.as_object().ok_or("`reasoning` must be an object")?;
+        if let Some(other) = r.keys().find(|k| k.as_str() != "effort") {
+            return Err(format!("`reasoning.{other}` is not supported by this gateway's Responses endpoint"));
+        }
+        if let Some(effort) = r.get("effort") {
+            chat.insert("reasoning_effort".into(), effort.clone());
+        }
+    }
+    if req.get("stream").and_then(Value::as_bool) == Some(true) {
+        // a Responses stream always ends with its usage
+        chat.insert("stream".into(), json!(true));
+        chat.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    Ok(Value::Object(chat))
+}
+
+/// The Chat Completions messages of one input item (an item may become none: a `reasoning` item
+/// is refused, since its encrypted content has no place on the other wires).
+fn input_item(item: &Value) -> Result<Vec<Value>, String> {
+    let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+    match kind {
+        "message" => {
+            let role = item.get("role").and_then(Value::as_str).ok_or(".role is required")?;
+            if !matches!(role, "user" | "assistant" | "system" | "developer") {
+                return Err(format!(".role `{role}` is not a message role"));
+            }
+            let content = match item.get("content") {
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(Value::Array(parts)) => {
+                    let mut out = Vec::new();
+                    for (j, p) in parts.iter().enumerate() {
+                        out.push(content_part(p).map_err(|e| format!(".content[{j}]{e}"))?);
+                    }
+                    // an assistant turn of the history is text on the chat wire
+                    if role == "assistant" {
+                        let text: Vec<&str> =
+                            out.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect();
+                        Value::String(text.concat())
+                    } else {
+                        Value::Array(out)
+                    }
+                }
+                _ => return Err(".content must be a string or an array of parts".into()),
+            };
+            Ok(vec![json!({"role": role, "content": content})])
+        }
+        "function_call" => {
+            let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
+            let name = item.get("name").cloned().ok_or(".name is required")?;
+            let arguments = item.get("arguments").cloned().unwrap_or(Value::String("{}".into()));
+            Ok(vec![json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            ]})])
+        }
+        "function_call_output" => {
+            let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
+            let output = match item.get("output") {
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(other) => Value::String(other.to_string()),
+                None => return Err(".output is required".into()),
+            };
+            Ok(vec![json!({"role": "tool", "tool_call_id": call_id, "content": output})])
+        }
+        other => Err(format!(
+            ".type `{other}` is not supported by this gateway's Responses endpoint (it has no place on the chat wire)"
+        )),
+    }
+}
+
+fn content_part(part: &Value) -> Result<Value, String> {
+    let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+    Ok(match kind {
+        "input_text" | "output_text" => json!({"type": "text", "text": part.get("text").cloned().unwrap_or_default()}),
+        "input_image" => {
+            let mut image = Map::new();
+            match (part.get("image_url"), part.get("file_id")) {
+                (Some(url), _) => image.insert("url".into(), url.clone()),
+                (None, Some(_)) => {
+                    return Err(".file_id: images by file id cannot be carried to other providers".into());
+                }
+                (None, None) => return Err(".image_url is required".into()),
+            };
+            if let Some(detail) = part.get("detail") {
+                image.insert("detail".into(), detail.clone());
+            }
+            json!({"type": "image_url", "image_url": image})
+        }
+        "input_file" => {
+            let mut file = Map::new();
+            for k in ["file_data", "file_id", "filename"] {
+                if let Some(v) = part.get(k) {
+                    file.insert(k.into(), v.clone());
+                }
+            }
+            json!({"type": "file", "file": file})
+        }
+        other => return Err(format!(".type `{other}` is not supported")),
+    })
+}
+
+/// Consecutive assistant tool-call messages become one (the chat wire groups a turn's calls).
+fn merge_tool_calls(messages: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(messages.len());
+    for m in messages {
+        let is_calls = m.get("tool_calls").is_some();
+        if is_calls
+            && let Some(last) = out.last_mut()
+            && last.get("role").and_then(Value::as_str) == Some("assistant")
+            && let (Some(Value::Array(calls)), Some(Value::Array(more))) =
+                (last.get_mut("tool_calls").map(std::mem::take), m.get("tool_calls").cloned())
+        {
+            let mut calls = calls;
+            calls.extend(more);
+            last["tool_calls"] = Value::Array(calls);
+            continue;
+        }
+        out.push(m);
+    }
+    out
+}
+
+/// `request` for a Responses target: its Chat Completions encoding, translated member by member.
+/// What the chat wire cannot carry is reported by that encoding; what the Responses wire cannot
+/// (`n`, `stop`, penalties, `logit_bias`, logprobs, audio, and members it has never heard of) is
+/// reported here, by the same rules.
+pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -> Result<Encoded, EncodeError> {
+    let chat = crate::wire::openai_chat::encode_request(request, target, stream)?;
+    let mut sink = Sink::new(false);
+    let mut body = Map::new();
+    for (k, v) in chat.body {
+        match k.as_str() {
+            "model"
+            | "temperature"
+            | "top_p"
+            | "parallel_tool_calls"
+            | "metadata"
+            | "user"
+            | "service_tier"
+            | "prompt_cache_key"
+            | "safety_identifier"
+            | "store" => {
+                body.insert(k, v);
+            }
+            "stream" => {
+                body.insert(k, v);
+            }
+            // a Responses stream always carries usage
+            "stream_options" => {}
+            "max_completion_tokens" | "max_tokens" => {
+                body.insert("max_output_tokens".into(), v);
+            }
+            "reasoning_effort" => {
+                body.insert("reasoning".into(), json!({"effort": v}));
+            }
+            "messages" => {
+                let (instructions, input) = input_items(&v, &mut sink).map_err(EncodeError::Invalid)?;
+                if let Some(i) = instructions {
+                    body.insert("instructions".into(), json!(i));
+                }
+                body.insert("input".into(), Value::Array(input));
+            }
+            "tools" => {
+                let tools = v.as_array().map(|t| t.iter().map(flat_tool).collect()).unwrap_or_default();
+                body.insert("tools".into(), Value::Array(tools));
+            }
+            "tool_choice" => {
+                let choice = match v.pointer("/function/name") {
+                    Some(name) => json!({"type": "function", "name": name}),
+                    None => v,
+                };
+                body.insert("tool_choice".into(), choice);
+            }
+            "response_format" => {
+                let format = match v.get("type").and_then(Value::as_str) {
+                    Some("json_schema") => {
+                        let mut f = v.get("json_schema").and_then(Value::as_object).cloned().unwrap_or_default();
+                        f.insert("type".into(), json!("json_schema"));
+                        Value::Object(f)
+                    }
+                    _ => v,
+                };
+                body.insert("text".into(), json!({"format": format}));
+            }
+            _ => sink.lossy(&k, k.clone()),
+        }
+    }
+    let mut dropped = chat.dropped;
+    dropped.extend(sink.finish(target.unsupported)?);
+    Ok(Encoded { body, headers: chat.headers, dropped })
+}
+
+/// A Chat Completions tool in the flat Responses shape. `strict` is said outright: the Responses
+/// API takes a missing one as `true`, Chat Completions as `false`.
+fn flat_tool(tool: &Value) -> Value {
+    let mut flat = Map::new();
+    flat.insert("type".into(), json!("function"));
+    if let Some(f) = tool.get("function").and_then(Value::as_object) {
+        for (k, v) in f {
+            flat.insert(k.clone(), v.clone());
+        }
+    }
+    flat.entry("strict").or_insert(json!(false));
+    Value::Object(flat)
+}
+
+/// Chat messages as Responses input items; a leading system message becomes `instructions`.
+fn input_items(messages: &Value, sink: &mut Sink) -> Result<(Option<String>, Vec<Value>), String> {
+    let mut instructions = None;
+    let mut items = Vec::new();
+    for (i, m) in messages.as_array().into_iter().flatten().enumerate() {
+        let path = format!("messages[{i}]");
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        for (k, v) in m.as_object().into_iter().flatten() {
+            if !v.is_null() && !matches!(k.as_str(), "role" | "content" | "tool_calls" | "tool_call_id") {
+                sink.lossy(k, format!("{path}.{k}"));
+            }
+        }
+        match role {
+            "system" if i == 0 && m["content"].is_string() => {
+                instructions = m["content"].as_str().map(str::to_owned);
+            }
+            "tool" => items.push(json!({
+                "type": "function_call_output",
+                "call_id": m.get("tool_call_id").cloned().unwrap_or(Value::Null),
+                "output": text_of(&m["content"]),
+            })),
+            _ => {
+                let content = match &m["content"] {
+                    Value::Null => None,
+                    Value::String(s) => Some(json!(s)),
+                    Value::Array(parts) => {
+                        let mut out = Vec::new();
+                        for (j, p) in parts.iter().enumerate() {
+                            out.extend(input_part(p, role, &format!("{path}.content[{j}]"), sink));
+                        }
+                        Some(Value::Array(out))
+                    }
+                    other => return Err(format!("{path}.content: not a string or parts: {other}")),
+                };
+                if let Some(content) = content {
+                    items.push(json!({"role": role, "content": content}));
+                }
+                for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    items.push(json!({
+                        "type": "function_call",
+                        "call_id": call.get("id").cloned().unwrap_or(Value::Null),
+                        "name": call.pointer("/function/name").cloned().unwrap_or(Value::Null),
+                        "arguments": call.pointer("/function/arguments").cloned().unwrap_or(json!("{}")),
+                    }));
+                }
+            }
+        }
+    }
+    Ok((instructions, items))
+}
+
+/// One chat content part as a Responses one (an assistant's text is `output_text`).
+fn input_part(part: &Value, role: &str, path: &str, sink: &mut Sink) -> Option<Value> {
+    Some(match part.get("type").and_then(Value::as_str).unwrap_or("") {
+        "text" => {
+            let kind = if role == "assistant" { "output_text" } else { "input_text" };
+            json!({"type": kind, "text": part.get("text").cloned().unwrap_or_default()})
+        }
+        "image_url" => {
+            let mut image = Map::new();
+            image.insert("type".into(), json!("input_image"));
+            image.insert("image_url".into(), part.pointer("/image_url/url").cloned().unwrap_or(Value::Null));
+            image.insert("detail".into(), part.pointer("/image_url/detail").cloned().unwrap_or(json!("auto")));
+            Value::Object(image)
+        }
+        "file" => {
+            let mut file = part.get("file").and_then(Value::as_object).cloned().unwrap_or_default();
+            file.insert("type".into(), json!("input_file"));
+            Value::Object(file)
+        }
+        other => {
+            sink.lossy(other, path.to_owned());
+            return None;
+        }
+    })
+}
+
+/// A tool message's content as the text a `function_call_output` carries.
+fn text_of(content: &Value) -> Value {
+    match content {
+        Value::Array(parts) => {
+            json!(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<String>())
+        }
+        other => other.clone(),
+    }
+}
+
+/// `original`, a caller's Responses body, for `target`: the caller's bytes with `model` and
+/// `stream` set.
+pub(crate) fn encode_original(original: &[u8], target: Target<'_>, stream: bool) -> Result<Vec<u8>, EncodeError> {
+    let edits = if stream {
+        [Edit::set("model", json!(target.model)), Edit::set("stream", json!(true))]
+    } else {
+        [Edit::set("model", json!(target.model)), Edit::replace("stream", json!(false))]
+    };
+    splice(original, &edits).map_err(EncodeError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_with_items_becomes_the_chat_request_it_means() {
+        let body = json!({
+            "model": "chat",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}, {"type": "input_image", "image_url": "https://x/y.png", "detail": "low"}]},
+                {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"},
+                {"type": "function_call", "call_id": "c2", "name": "time", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"type": "function_call_output", "call_id": "c2", "output": "noon"},
+            ],
+            "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}, "strict": true}],
+            "tool_choice": {"type": "function", "name": "weather"},
+            "max_output_tokens": 100,
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}},
+            "reasoning": {"effort": "low"},
+        });
+        let chat = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(chat["messages"][0], json!({"role": "system", "content": "Be brief."}));
+        assert_eq!(chat["messages"][1]["content"][1]["image_url"], json!({"url": "https://x/y.png", "detail": "low"}));
+        assert_eq!(chat["messages"][2]["tool_calls"].as_array().map(Vec::len), Some(2), "one turn, two calls");
+        assert_eq!(chat["messages"][3], json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"}));
+        assert_eq!(chat["tools"][0]["function"]["strict"], true);
+        assert_eq!(chat["tool_choice"]["function"]["name"], "weather");
+        assert_eq!(chat["max_completion_tokens"], 100);
+        assert_eq!(chat["response_format"]["json_schema"]["name"], "w");
+        assert_eq!(chat["reasoning_effort"], "low");
+        assert!(crate::wire::decode(crate::Protocol::Openai, serde_json::to_vec(&chat).unwrap_or_default()).is_ok());
+    }
+
+    #[test]
+    fn what_cannot_be_carried_is_refused_by_name() {
+        for (body, why) in [
+            (json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}), "`previous_response_id`"),
+            (json!({"model": "m", "input": "x", "background": true}), "`background`"),
+            (json!({"model": "m", "input": "x", "include": ["reasoning.encrypted_content"]}), "`include`"),
+            (json!({"model": "m", "input": "x", "store": true}), "`store`"),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}), "`tools[0]`"),
+            (json!({"model": "m", "input": [{"type": "reasoning", "id": "rs_1"}]}), "`input[0]`.type `reasoning`"),
+            (json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}), "`reasoning.summary`"),
+        ] {
+            let e = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).err().unwrap_or_default();
+            assert!(e.contains(why), "{body}: {e}");
+        }
+    }
+}
