@@ -215,10 +215,12 @@ fn a_malformed_drill_file_names_file_line_and_key() {
 }
 
 #[test]
-fn drills_drive_embeddings_and_token_counts_through_a_failover() {
-    for (file, served) in
-        [("embeddings", "backup/text-embedding-3-small"), ("count_tokens", "anthropic/claude-haiku-4-5")]
-    {
+fn drills_drive_embeddings_token_counts_and_responses_targets_through_a_failover() {
+    for (file, served) in [
+        ("embeddings", "backup/text-embedding-3-small"),
+        ("count_tokens", "anthropic/claude-haiku-4-5"),
+        ("responses", "anthropic/claude-sonnet-4-5"),
+    ] {
         let out = switchyard(&["drill", "--json", &format!("tests/fixtures/drills/{file}.toml")]);
         assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -107,10 +107,29 @@ fn mutate(mut doc: Value, picks: &[usize], value: Value) -> Value {
     doc
 }
 
-/// Decoding either wire, and encoding what decoded for both wires, never panics.
+fn responses_request() -> Value {
+    json!({
+        "model": "chat",
+        "instructions": "be brief",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}, {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "42"},
+        ],
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        "tool_choice": "auto",
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+        "temperature": 0.5, "top_p": 0.9, "max_output_tokens": 50, "reasoning": {"effort": "low"},
+        "stream": true,
+    })
+}
+
+const WIRES: [Protocol; 3] = [Protocol::Openai, Protocol::Anthropic, Protocol::OpenaiResponses];
+
+/// Decoding any wire, and encoding what decoded for every wire, never panics.
 fn decode_and_encode(protocol: Protocol, body: Vec<u8>) {
     let Ok(decoded) = wire::decode(protocol, body) else { return };
-    for to in [Protocol::Openai, Protocol::Anthropic] {
+    for to in WIRES {
         for unsupported in [UnsupportedMode::Error, UnsupportedMode::Drop] {
             let target = Target { unsupported, ..Target::new("model-x") };
             let _ = wire::encode_bytes(to, &decoded.request, decoded.original.as_ref(), target, decoded.stream);
@@ -123,15 +142,17 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_a_parser(body in prop::collection::vec(any::<u8>(), 0..512)) {
-        decode_and_encode(Protocol::Openai, body.clone());
-        decode_and_encode(Protocol::Anthropic, body);
+        for protocol in WIRES {
+            decode_and_encode(protocol, body.clone());
+        }
     }
 
     #[test]
     fn arbitrary_json_never_panics_a_parser(doc in any_json()) {
         let body = serde_json::to_vec(&doc).unwrap();
-        decode_and_encode(Protocol::Openai, body.clone());
-        decode_and_encode(Protocol::Anthropic, body);
+        for protocol in WIRES {
+            decode_and_encode(protocol, body.clone());
+        }
     }
 
     /// A real request with one member anywhere in it replaced by anything.
@@ -142,14 +163,16 @@ proptest! {
     ) {
         let o = serde_json::to_vec(&mutate(openai_request(), &picks, value.clone())).unwrap();
         decode_and_encode(Protocol::Openai, o);
-        let a = serde_json::to_vec(&mutate(anthropic_request(), &picks, value)).unwrap();
+        let a = serde_json::to_vec(&mutate(anthropic_request(), &picks, value.clone())).unwrap();
         decode_and_encode(Protocol::Anthropic, a);
+        let r = serde_json::to_vec(&mutate(responses_request(), &picks, value)).unwrap();
+        decode_and_encode(Protocol::OpenaiResponses, r);
     }
 
     /// A real request cut short or with bytes flipped.
     #[test]
     fn requests_cut_or_flipped_never_panic(cut in any::<usize>(), flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4)) {
-        for doc in [openai_request(), anthropic_request()] {
+        for doc in [openai_request(), anthropic_request(), responses_request()] {
             let mut body = serde_json::to_vec(&doc).unwrap();
             body.truncate(cut % (body.len() + 1));
             let n = body.len().max(1);
@@ -158,8 +181,9 @@ proptest! {
                     *b = *byte;
                 }
             }
-            decode_and_encode(Protocol::Openai, body.clone());
-            decode_and_encode(Protocol::Anthropic, body);
+            for protocol in WIRES {
+                decode_and_encode(protocol, body.clone());
+            }
         }
     }
 

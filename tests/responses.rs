@@ -88,7 +88,8 @@ fn weather_tool() -> Value {
 async fn a_streamed_response_is_the_responses_event_sequence_on_every_wire() {
     let s = setup().await;
     for (route, model) in [("chat", "gpt-4o-mini"), ("claude", "claude-sonnet-4-5"), ("resp", "gpt-4.1")] {
-        let body = json!({"model": route, "input": "Hello there", "stream": true, "max_output_tokens": 40});
+        let body = json!({"model": route, "input": "Hello there", "stream": true, "max_output_tokens": 40,
+                          "temperature": 0.5});
         let r = post(&s, "/v1/responses", &body).await;
         assert_eq!(r.status(), 200, "{route}");
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
@@ -113,6 +114,9 @@ async fn a_streamed_response_is_the_responses_event_sequence_on_every_wire() {
         let done = &evs.last().unwrap().1["response"];
         assert_eq!(done["status"], "completed");
         assert_eq!(done["model"], model);
+        // the response repeats the request's settings, as OpenAI's does
+        assert_eq!((done["temperature"].as_f64(), done["max_output_tokens"].as_u64()), (Some(0.5), Some(40)));
+        assert_eq!(evs[0].1["response"]["temperature"], 0.5);
         assert_eq!(done["output"][0]["content"][0]["text"].as_str(), Some(deltas.as_str()), "{route}");
         assert!(deltas.contains("Hello there"), "{deltas}");
         assert!(done["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0), "{done}");
@@ -149,6 +153,7 @@ async fn a_streamed_function_call_and_its_round_trip() {
         assert_eq!(r.status(), 200, "{route}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["output"][0]["type"], "message", "{route}: {v}");
+        assert_eq!(v["tools"][0]["name"], "get_weather", "the tools are repeated: {v}");
     }
 }
 
@@ -189,7 +194,10 @@ async fn a_responses_caller_body_reaches_a_responses_target_unchanged() {
     assert_eq!(sent[0].protocol, Protocol::OpenaiResponses);
     let expected: Value = serde_json::from_str(&text.replace(r#""model":"resp""#, r#""model":"gpt-4.1""#)).unwrap();
     let mut got = sent[0].body.clone();
-    got.as_object_mut().unwrap().remove("stream");
+    let got_map = got.as_object_mut().unwrap();
+    got_map.remove("stream");
+    // the gateway keeps no responses, so neither does OpenAI unless the caller says so
+    assert_eq!(got_map.remove("store"), Some(json!(false)));
     assert_eq!(got, expected);
 }
 

@@ -52,6 +52,27 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// A stream encoder for a request, once the first event arrived from `model`. `include_usage`:
     /// whether the caller asked for usage (OpenAI `stream_options`).
     fn encoder(include_usage: bool, provider: &str, model: &str) -> Self::Encoder;
+
+    /// What the answer repeats of the request (the Responses API echoes its settings:
+    /// `instructions`, `tools`, `metadata`, ...), taken before the request is sent; none by default.
+    fn echo(_parsed: &Parsed) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// [`Dialect::response`], repeating `echo`.
+    fn response_echoing(r: &RoutedResponse, _echo: Option<&serde_json::Value>) -> serde_json::Value {
+        Self::response(r)
+    }
+
+    /// [`Dialect::encoder`], repeating `echo`.
+    fn encoder_echoing(
+        include_usage: bool,
+        provider: &str,
+        model: &str,
+        _echo: Option<serde_json::Value>,
+    ) -> Self::Encoder {
+        Self::encoder(include_usage, provider, model)
+    }
 }
 
 /// Turns router stream events into this dialect's SSE bytes.

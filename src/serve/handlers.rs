@@ -261,8 +261,9 @@ pub(crate) async fn chat<D: Dialect>(
         }
     };
     D::read_headers(&mut parsed, &headers);
+    let echo = D::echo(&parsed);
     if parsed.stream {
-        stream::<D>(endpoint, &state.router, parsed, caller.name().to_owned(), permit, started).await
+        stream::<D>(endpoint, &state.router, parsed, caller.name().to_owned(), permit, started, echo).await
     } else {
         let route = parsed.route.clone();
         let result = state.router.chat_decoded(parsed).await;
@@ -270,7 +271,7 @@ pub(crate) async fn chat<D: Dialect>(
         match result {
             Ok(r) => {
                 record_request(endpoint, &label, key, None, started);
-                ok_response::<D>(&r)
+                ok_response::<D>(&r, echo.as_ref())
             }
             Err(e) => {
                 record_request(endpoint, &label, key, Some(e.class()), started);
@@ -396,8 +397,8 @@ pub(crate) async fn embeddings(
     }
 }
 
-fn ok_response<D: Dialect>(r: &RoutedResponse) -> Response {
-    let mut response = (StatusCode::OK, axum::Json(D::response(r))).into_response();
+fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(D::response_echoing(r, echo))).into_response();
     let h = response.headers_mut();
     set(h, "x-switchyard-provider", &r.response.provider);
     set(h, "x-switchyard-model", &r.response.model);
@@ -418,6 +419,7 @@ async fn stream<D: Dialect>(
     key: String,
     permit: Option<crate::router::limiter::LimitPermit>,
     started: Instant,
+    echo: Option<serde_json::Value>,
 ) -> Response {
     let route = parsed.route.clone();
     let label = route_label(router, &route);
@@ -447,7 +449,7 @@ async fn stream<D: Dialect>(
     };
     let (provider, model) = s.served_by().map(|(p, m)| (p.to_owned(), m.to_owned())).unwrap_or_default();
     let dropped = crate::wire::dropped_header(s.dropped());
-    let mut encoder = D::encoder(include_usage, &provider, &model);
+    let mut encoder = D::encoder_echoing(include_usage, &provider, &model, echo);
     // an envelope before the first content opens nothing: the stream opens with the content
     let opening = encoder.event(&first);
     // the state carries the metric labels and the key's concurrency slot, freed with the stream

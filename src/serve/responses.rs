@@ -34,6 +34,21 @@ impl Dialect for ResponsesWire {
     fn encoder(_include_usage: bool, _provider: &str, model: &str) -> ResponsesEncoder {
         ResponsesEncoder(Writer::new(answer_id("resp_", None), unix_now(), model))
     }
+
+    fn echo(parsed: &Parsed) -> Option<Value> {
+        parsed.original.as_ref().and_then(|o| response::echo_of(o.body()))
+    }
+
+    fn response_echoing(r: &RoutedResponse, echo: Option<&Value>) -> Value {
+        let mut body = Self::response(r);
+        response::apply_echo(&mut body, echo);
+        body
+    }
+
+    fn encoder_echoing(include_usage: bool, provider: &str, model: &str, echo: Option<Value>) -> ResponsesEncoder {
+        let ResponsesEncoder(writer) = Self::encoder(include_usage, provider, model);
+        ResponsesEncoder(writer.echoing(echo))
+    }
 }
 
 /// A streamed answer as Responses events.

@@ -118,7 +118,7 @@ pub fn encode_bytes(
         }
         (Protocol::Anthropic, Some(o)) => anthropic::encode_original(o.body(), request, target, stream),
         (Protocol::OpenaiResponses, Some(o)) => {
-            Ok((openai_responses::encode_original(o.body(), target, stream)?, Vec::new()))
+            Ok((openai_responses::encode_original(o.body(), request, target, stream)?, Vec::new()))
         }
         (_, None) => {
             let encoded = encode(protocol, request, target, stream)?;

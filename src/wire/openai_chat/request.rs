@@ -415,7 +415,7 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
 
 /// Values this wire takes only in a range, checked before any call: the error names the field,
 /// the target and the range.
-fn check_ranges(request: &ChatRequest, target: Target<'_>) -> Result<(), EncodeError> {
+pub(crate) fn check_ranges(request: &ChatRequest, target: Target<'_>) -> Result<(), EncodeError> {
     match request.temperature {
         Some(t) if !(0.0..=2.0).contains(&t) => {
             Err(EncodeError::Invalid(format!("`temperature` {t} is out of range for {}: 0 to 2", target.model)))

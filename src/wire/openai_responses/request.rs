@@ -31,7 +31,6 @@ const CARRIED: &[&str] = &[
     "store",
     "stream",
     "stream_options",
-    "seed",
     "service_tier",
     "prompt_cache_key",
     "safety_identifier",
@@ -53,7 +52,9 @@ pub fn decode_request(body: impl Into<bytes::Bytes>) -> Result<Decoded, String> 
 
 /// The Chat Completions body a Responses request means, or why it cannot be served.
 pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
-    let req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let mut req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    // a member sent as `null` is a member not sent (some clients write every optional one)
+    req.retain(|_, v| !v.is_null());
     if req.contains_key("previous_response_id") || req.contains_key("conversation") {
         return Err(
             "`previous_response_id` / `conversation`: this gateway keeps no responses, so it cannot continue one; send the whole conversation in `input` (earlier output items included) with `store: false`"
@@ -109,9 +110,17 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
                 ));
             }
             let mut function = Map::new();
-            for k in ["name", "description", "parameters", "strict"] {
-                if let Some(v) = t.get(k) {
-                    function.insert(k.into(), v.clone());
+            for (k, v) in t.as_object().into_iter().flatten() {
+                match k.as_str() {
+                    "type" => {}
+                    "name" | "description" | "parameters" | "strict" => {
+                        function.insert(k.clone(), v.clone());
+                    }
+                    other => {
+                        return Err(format!(
+                            "`tools[{i}].{other}` is not supported by this gateway's Responses endpoint"
+                        ));
+                    }
                 }
             }
             out.push(json!({"type": "function", "function": function}));
@@ -135,7 +144,6 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
         ("parallel_tool_calls", "parallel_tool_calls"),
         ("metadata", "metadata"),
         ("user", "user"),
-        ("seed", "seed"),
         ("service_tier", "service_tier"),
         ("prompt_cache_key", "prompt_cache_key"),
         ("safety_identifier", "safety_identifier"),
@@ -157,9 +165,17 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
             Some("json_schema") => {
                 let f = format.and_then(Value::as_object).ok_or("`text.format` must be an object")?;
                 let mut schema = Map::new();
-                for k in ["name", "schema", "strict", "description"] {
-                    if let Some(v) = f.get(k) {
-                        schema.insert(k.into(), v.clone());
+                for (k, v) in f {
+                    match k.as_str() {
+                        "type" => {}
+                        "name" | "schema" | "strict" | "description" => {
+                            schema.insert(k.clone(), v.clone());
+                        }
+                        other => {
+                            return Err(format!(
+                                "`text.format.{other}` is not supported by this gateway's Responses endpoint"
+                            ));
+                        }
                     }
                 }
                 chat.insert("response_format".into(), json!({"type": "json_schema", "json_schema": schema}));
@@ -196,19 +212,37 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
             }
             let content = match item.get("content") {
                 Some(Value::String(s)) => Value::String(s.clone()),
+                // an assistant turn of the history (an earlier response's output handed back) is
+                // text and a refusal on the chat wire
+                Some(Value::Array(parts)) if role == "assistant" => {
+                    let (mut text, mut refusal) = (String::new(), None::<String>);
+                    for (j, p) in parts.iter().enumerate() {
+                        match p.get("type").and_then(Value::as_str).unwrap_or("") {
+                            "output_text" | "input_text" => {
+                                text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
+                            }
+                            "refusal" => refusal
+                                .get_or_insert_with(String::new)
+                                .push_str(p.get("refusal").and_then(Value::as_str).unwrap_or("")),
+                            other => {
+                                return Err(format!(
+                                    ".content[{j}].type `{other}` is not supported in an assistant turn"
+                                ));
+                            }
+                        }
+                    }
+                    let mut message = json!({"role": role, "content": text});
+                    if let Some(r) = refusal {
+                        message["refusal"] = json!(r);
+                    }
+                    return Ok(vec![message]);
+                }
                 Some(Value::Array(parts)) => {
                     let mut out = Vec::new();
                     for (j, p) in parts.iter().enumerate() {
                         out.push(content_part(p).map_err(|e| format!(".content[{j}]{e}"))?);
                     }
-                    // an assistant turn of the history is text on the chat wire
-                    if role == "assistant" {
-                        let text: Vec<&str> =
-                            out.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect();
-                        Value::String(text.concat())
-                    } else {
-                        Value::Array(out)
-                    }
+                    Value::Array(out)
                 }
                 _ => return Err(".content must be a string or an array of parts".into()),
             };
@@ -226,11 +260,26 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
             let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
             let output = match item.get("output") {
                 Some(Value::String(s)) => Value::String(s.clone()),
-                Some(other) => Value::String(other.to_string()),
-                None => return Err(".output is required".into()),
+                Some(Value::Array(parts)) => {
+                    let mut text = String::new();
+                    for (j, p) in parts.iter().enumerate() {
+                        match p.get("type").and_then(Value::as_str) {
+                            Some("input_text" | "output_text") => {
+                                text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
+                            }
+                            _ => return Err(format!(".output[{j}]: only text parts of a call's output are carried")),
+                        }
+                    }
+                    Value::String(text)
+                }
+                _ => return Err(".output must be a string or an array of text parts".into()),
             };
             Ok(vec![json!({"role": "tool", "tool_call_id": call_id, "content": output})])
         }
+        // an earlier response's reasoning handed back: its summary was shown to the caller, its
+        // encrypted content is OpenAI's own; a model on another wire never made it, and OpenAI
+        // itself sets earlier turns' reasoning aside (a Responses target gets it, body unchanged)
+        "reasoning" => Ok(Vec::new()),
         other => Err(format!(
             ".type `{other}` is not supported by this gateway's Responses endpoint (it has no place on the chat wire)"
         )),
@@ -256,6 +305,9 @@ fn content_part(part: &Value) -> Result<Value, String> {
             json!({"type": "image_url", "image_url": image})
         }
         "input_file" => {
+            if part.get("file_url").is_some() {
+                return Err(".file_url: files by URL cannot be carried to other providers; send `file_data`".into());
+            }
             let mut file = Map::new();
             for k in ["file_data", "file_id", "filename"] {
                 if let Some(v) = part.get(k) {
@@ -268,21 +320,19 @@ fn content_part(part: &Value) -> Result<Value, String> {
     })
 }
 
-/// Consecutive assistant tool-call messages become one (the chat wire groups a turn's calls).
+/// An assistant turn's text and the tool calls after it become one message (the chat wire
+/// groups a turn's calls, and its text, in one).
 fn merge_tool_calls(messages: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::with_capacity(messages.len());
     for m in messages {
-        let is_calls = m.get("tool_calls").is_some();
-        if is_calls
-            && let Some(last) = out.last_mut()
+        if let (Some(Value::Array(more)), Some(last)) = (m.get("tool_calls"), out.last_mut())
             && last.get("role").and_then(Value::as_str) == Some("assistant")
-            && let (Some(Value::Array(calls)), Some(Value::Array(more))) =
-                (last.get_mut("tool_calls").map(std::mem::take), m.get("tool_calls").cloned())
         {
-            let mut calls = calls;
-            calls.extend(more);
-            last["tool_calls"] = Value::Array(calls);
-            continue;
+            let calls = last.as_object_mut().map(|l| l.entry("tool_calls").or_insert_with(|| json!([])));
+            if let Some(Value::Array(calls)) = calls {
+                calls.extend(more.iter().cloned());
+                continue;
+            }
         }
         out.push(m);
     }
@@ -354,6 +404,8 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
             _ => sink.lossy(&k, k.clone()),
         }
     }
+    // a Responses call is stored by OpenAI unless it says not to; nothing here asked for that
+    body.entry("store").or_insert(json!(false));
     let mut dropped = chat.dropped;
     dropped.extend(sink.finish(target.unsupported)?);
     Ok(Encoded { body, headers: chat.headers, dropped })
@@ -461,12 +513,21 @@ fn text_of(content: &Value) -> Value {
 }
 
 /// `original`, a caller's Responses body, for `target`: the caller's bytes with `model` and
-/// `stream` set.
-pub(crate) fn encode_original(original: &[u8], target: Target<'_>, stream: bool) -> Result<Vec<u8>, EncodeError> {
+/// `stream` set, and `store: false` unless the body says otherwise, after the same range checks
+/// as Chat Completions.
+pub(crate) fn encode_original(
+    original: &[u8],
+    request: &ChatRequest,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<Vec<u8>, EncodeError> {
+    crate::wire::openai_chat::check_ranges(request, target)?;
+    // the gateway keeps no responses, so it does not let OpenAI keep them either unless asked
+    let store = Edit::default_to("store", json!(false));
     let edits = if stream {
-        [Edit::set("model", json!(target.model)), Edit::set("stream", json!(true))]
+        [Edit::set("model", json!(target.model)), Edit::set("stream", json!(true)), store]
     } else {
-        [Edit::set("model", json!(target.model)), Edit::replace("stream", json!(false))]
+        [Edit::set("model", json!(target.model)), Edit::replace("stream", json!(false)), store]
     };
     splice(original, &edits).map_err(EncodeError::Invalid)
 }
@@ -514,8 +575,57 @@ mod tests {
             (json!({"model": "m", "input": "x", "include": ["reasoning.encrypted_content"]}), "`include`"),
             (json!({"model": "m", "input": "x", "store": true}), "`store`"),
             (json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}), "`tools[0]`"),
-            (json!({"model": "m", "input": [{"type": "reasoning", "id": "rs_1"}]}), "`input[0]`.type `reasoning`"),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "rs_1"}]}),
+                "`input[0]`.type `item_reference`",
+            ),
             (json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}), "`reasoning.summary`"),
+        ] {
+            let e = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).err().unwrap_or_default();
+            assert!(e.contains(why), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_earlier_response_handed_back_is_taken() {
+        // what the SDK loop `input += response.output` sends: items with ids and statuses,
+        // a reasoning item, a refusal part, null members
+        let body = json!({
+            "model": "m", "instructions": null, "previous_response_id": null,
+            "input": [
+                {"role": "user", "content": "Weather?"},
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}]},
+                {"type": "function_call", "id": "fc_1", "status": "completed", "call_id": "c1", "name": "w", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "sunny"}]},
+                {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+            ],
+        });
+        let chat = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let messages = chat["messages"].as_array().cloned().unwrap_or_default();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert_eq!(messages[1]["content"], "Let me check.");
+        assert_eq!(messages[1]["tool_calls"][0]["id"], "c1", "the turn's text and its call are one message");
+        assert_eq!(messages[2]["content"], "sunny");
+        assert_eq!(messages[3]["refusal"], "no");
+    }
+
+    #[test]
+    fn a_tool_or_format_member_with_no_translation_is_refused_by_name() {
+        for (body, why) in [
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "defer": true}]}),
+                "`tools[0].defer`",
+            ),
+            (
+                json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "s", "schema": {}, "extra": 1}}}),
+                "`text.format.extra`",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_url": "https://x/y.pdf"}]}]}),
+                ".file_url",
+            ),
         ] {
             let e = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).err().unwrap_or_default();
             assert!(e.contains(why), "{body}: {e}");

@@ -5,6 +5,37 @@ use serde_json::{Map, Value, json};
 
 use crate::chat::Usage;
 
+/// The Chat Completions `finish_reason` of a `response` object's outcome: `completed` (with or
+/// without function calls) or `incomplete` and why.
+pub(crate) fn chat_finish(response: &Value, completed: bool, calls: bool) -> &'static str {
+    match response.pointer("/incomplete_details/reason").and_then(Value::as_str) {
+        _ if completed && calls => "tool_calls",
+        _ if completed => "stop",
+        Some("content_filter") => "content_filter",
+        _ => "length",
+    }
+}
+
+/// A `response` object's usage as Chat Completions reports it; `None` when it has none (no
+/// usage is made up).
+pub(crate) fn chat_usage(response: &Value) -> Option<Value> {
+    let u = response.get("usage").filter(|u| u.is_object())?;
+    let count = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    Some(json!({
+        "prompt_tokens": count("/input_tokens"),
+        "completion_tokens": count("/output_tokens"),
+        "total_tokens": count("/total_tokens"),
+        "prompt_tokens_details": {"cached_tokens": count("/input_tokens_details/cached_tokens")},
+        "completion_tokens_details": {"reasoning_tokens": count("/output_tokens_details/reasoning_tokens")},
+    }))
+}
+
+/// The members of a `response` object beyond the ones this translation reads (`service_tier`,
+/// members added after this release): a Chat Completions answer carries them top-level.
+pub(crate) fn extras(response: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    response.as_object().into_iter().flatten().filter(|(k, _)| !OWN.contains(&k.as_str()))
+}
+
 /// Members of a `response` object this translation reads or writes; anything else a provider
 /// sends goes across as a top-level member of the other side, unchanged.
 const OWN: &[&str] = &[
@@ -41,6 +72,41 @@ const OWN: &[&str] = &[
     "safety_identifier",
     "conversation",
 ];
+
+/// The request members a `response` object repeats.
+const ECHOED: &[&str] = &[
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "metadata",
+    "text",
+    "reasoning",
+    "user",
+    "truncation",
+    "prompt_cache_key",
+    "safety_identifier",
+];
+
+/// What a `response` object repeats of the Responses request `body` (its settings as sent).
+pub(crate) fn echo_of(body: &[u8]) -> Option<Value> {
+    let request: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let echo: Map<String, Value> =
+        request.into_iter().filter(|(k, v)| ECHOED.contains(&k.as_str()) && !v.is_null()).collect();
+    Some(Value::Object(echo))
+}
+
+/// Sets what the request said in a `response` object (over the defaults [`object`] writes).
+pub(crate) fn apply_echo(response: &mut Value, echo: Option<&Value>) {
+    if let (Value::Object(r), Some(Value::Object(echo))) = (response, echo) {
+        for (k, v) in echo {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+}
 
 /// What a `response` object says about the request, in the order OpenAI writes it.
 pub(crate) struct Head<'a> {
@@ -201,18 +267,16 @@ pub(crate) fn to_chat(response: &Value) -> Result<Value, String> {
             })),
             "reasoning" => {
                 for s in item.get("summary").and_then(Value::as_array).into_iter().flatten() {
+                    if !reasoning.is_empty() {
+                        reasoning.push_str("\n\n");
+                    }
                     reasoning.push_str(s.get("text").and_then(Value::as_str).unwrap_or(""));
                 }
             }
             other => return Err(format!("`output[{i}]` of type `{other}` has no place in a chat answer")),
         }
     }
-    let finish = match response.pointer("/incomplete_details/reason").and_then(Value::as_str) {
-        _ if status == "completed" && !calls.is_empty() => "tool_calls",
-        _ if status == "completed" => "stop",
-        Some("content_filter") => "content_filter",
-        _ => "length",
-    };
+    let finish = chat_finish(response, status == "completed", !calls.is_empty());
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     message.insert("content".into(), if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) });
@@ -223,27 +287,18 @@ pub(crate) fn to_chat(response: &Value) -> Result<Value, String> {
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
-    let count = |p: &str| response.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let mut chat = json!({
         "id": r.get("id").cloned().unwrap_or(Value::Null),
         "object": "chat.completion",
         "created": r.get("created_at").cloned().unwrap_or(json!(0)),
         "model": r.get("model").cloned().unwrap_or(Value::Null),
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
-        "usage": {
-            "prompt_tokens": count("/usage/input_tokens"),
-            "completion_tokens": count("/usage/output_tokens"),
-            "total_tokens": count("/usage/total_tokens"),
-            "prompt_tokens_details": {"cached_tokens": count("/usage/input_tokens_details/cached_tokens")},
-            "completion_tokens_details": {"reasoning_tokens": count("/usage/output_tokens_details/reasoning_tokens")},
-        },
     });
     if let Value::Object(out) = &mut chat {
-        for (k, v) in r {
-            if !OWN.contains(&k.as_str()) {
-                out.insert(k.clone(), v.clone());
-            }
+        if let Some(usage) = chat_usage(response) {
+            out.insert("usage".into(), usage);
         }
+        out.extend(extras(response).map(|(k, v)| (k.clone(), v.clone())));
     }
     Ok(chat)
 }

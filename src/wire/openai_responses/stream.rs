@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::response::{Head, object, status_for};
+use serde_json::Map;
+
+use super::response::{Head, apply_echo, chat_finish, chat_usage, extras, object, status_for};
 use crate::chat::{FinishReason, StreamEvent, Usage};
 
 /// One output item as it grows.
@@ -71,6 +73,10 @@ pub(crate) struct Writer {
     /// Output index of each tool call, by the stream's tool-call index.
     calls: Vec<(usize, usize)>,
     usage: Option<Usage>,
+    /// What an OpenAI upstream said beyond the model's members (`service_tier`, ...).
+    envelope: Map<String, Value>,
+    /// What the request said that a response repeats.
+    echo: Option<Value>,
     started: bool,
     finished: bool,
 }
@@ -87,9 +93,17 @@ impl Writer {
             open: None,
             calls: Vec::new(),
             usage: None,
+            envelope: Map::new(),
+            echo: None,
             started: false,
             finished: false,
         }
+    }
+
+    /// Repeats the request's settings (`response::echo_of`) in every response snapshot.
+    pub(crate) fn echoing(mut self, echo: Option<Value>) -> Writer {
+        self.echo = echo;
+        self
     }
 
     fn emit(&mut self, out: &mut Vec<Bytes>, kind: &str, mut data: Value) {
@@ -101,9 +115,21 @@ impl Writer {
 
     fn snapshot(&self, status: &str) -> Value {
         let head = Head { id: &self.id, created: self.created, model: &self.model };
-        let item_status = if status == "in_progress" { "in_progress" } else { "completed" };
-        let output = self.items.iter().map(|i| i.body(item_status)).collect();
-        object(&head, status, output, self.usage.as_ref().filter(|_| status != "in_progress"))
+        // an item still open when the answer failed never completed
+        let output = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| item.body(if self.open == Some(i) { "incomplete" } else { "completed" }))
+            .collect();
+        let mut response = object(&head, status, output, self.usage.as_ref().filter(|_| status != "in_progress"));
+        apply_echo(&mut response, self.echo.as_ref());
+        if let Value::Object(r) = &mut response {
+            for (k, v) in &self.envelope {
+                r.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        response
     }
 
     /// `response.created` and `response.in_progress`, once.
@@ -134,6 +160,18 @@ impl Writer {
             }
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason } => self.finish(&mut out, *reason),
+            StreamEvent::Envelope { dialect, extra } if dialect.is_openai() => {
+                // what the upstream said beyond the model's members, as a whole answer carries it
+                // (the chunk bookkeeping of Chat Completions is not the answer's)
+                for (k, v) in extra {
+                    if !matches!(
+                        k.as_str(),
+                        "id" | "object" | "created" | "model" | "system_fingerprint" | "obfuscation"
+                    ) {
+                        self.envelope.insert(k.clone(), v.clone());
+                    }
+                }
+            }
             _ => {}
         }
         out
@@ -327,6 +365,9 @@ pub(crate) struct Reader {
     id: Value,
     created: Value,
     model: Value,
+    /// The response's members beyond the translated ones, in every chunk (the chunk decoder
+    /// hands them on as the stream's envelope).
+    extra: Map<String, Value>,
     /// Output index of each function call, in order: its position is its chunk tool index.
     calls: Vec<u64>,
 }
@@ -338,11 +379,21 @@ impl Reader {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        json!({
+        self.frame(json!([{"index": 0, "delta": delta, "finish_reason": finish}]), None)
+    }
+
+    fn frame(&self, choices: Value, usage: Option<Value>) -> String {
+        let mut c = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
-        .to_string()
+            "choices": choices,
+        });
+        if let Value::Object(c) = &mut c {
+            c.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if let Some(u) = usage {
+                c.insert("usage".into(), u);
+            }
+        }
+        c.to_string()
     }
 
     /// The chunk payloads of one event (`kind` is its `type`).
@@ -355,12 +406,17 @@ impl Reader {
                 self.id = r["id"].clone();
                 self.created = r["created_at"].clone();
                 self.model = r["model"].clone();
+                self.extra = extras(r).map(|(k, v)| (k.clone(), v.clone())).collect();
                 vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
             }
             "response.output_text.delta" => vec![self.chunk(json!({"content": text("delta")}), None)],
             "response.refusal.delta" => vec![self.chunk(json!({"refusal": text("delta")}), None)],
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 vec![self.chunk(json!({"reasoning_content": text("delta")}), None)]
+            }
+            // summaries after the first are paragraphs of their own
+            "response.reasoning_summary_part.added" if data["summary_index"].as_u64().is_some_and(|i| i > 0) => {
+                vec![self.chunk(json!({"reasoning_content": "\n\n"}), None)]
             }
             "response.output_item.added" => {
                 let item = &data["item"];
@@ -374,7 +430,7 @@ impl Reader {
                         vec![self.chunk(json!({"tool_calls": [call]}), None)]
                     }
                     other => vec![error_payload(
-                        "invalid_response",
+                        &json!({"code": "invalid_response"}),
                         &format!("an output item of type `{other}` has no place in a chat answer"),
                     )],
                 }
@@ -386,44 +442,145 @@ impl Reader {
                         let call = json!({"index": index, "function": {"arguments": text("delta")}});
                         vec![self.chunk(json!({"tool_calls": [call]}), None)]
                     }
-                    None => vec![error_payload("invalid_response", "arguments for a function call never announced")],
+                    None => vec![error_payload(
+                        &json!({"code": "invalid_response"}),
+                        "arguments for a function call never announced",
+                    )],
                 }
             }
             "response.completed" | "response.incomplete" => {
                 let r = &data["response"];
-                let finish = match r.pointer("/incomplete_details/reason").and_then(Value::as_str) {
-                    _ if kind == "response.completed" && !self.calls.is_empty() => "tool_calls",
-                    _ if kind == "response.completed" => "stop",
-                    Some("content_filter") => "content_filter",
-                    _ => "length",
-                };
-                let count = |p: &str| r.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-                let usage = json!({
-                    "prompt_tokens": count("/usage/input_tokens"),
-                    "completion_tokens": count("/usage/output_tokens"),
-                    "total_tokens": count("/usage/total_tokens"),
-                    "prompt_tokens_details": {"cached_tokens": count("/usage/input_tokens_details/cached_tokens")},
-                    "completion_tokens_details": {"reasoning_tokens": count("/usage/output_tokens_details/reasoning_tokens")},
-                });
-                let usage_chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                         "model": self.model, "choices": [], "usage": usage});
-                vec![self.chunk(json!({}), Some(finish)), usage_chunk.to_string(), "[DONE]".to_owned()]
+                let finish = chat_finish(r, kind == "response.completed", !self.calls.is_empty());
+                let mut out = vec![self.chunk(json!({}), Some(finish))];
+                out.extend(chat_usage(r).map(|u| self.frame(json!([]), Some(u))));
+                out.push("[DONE]".to_owned());
+                out
             }
-            "response.failed" => {
-                let e = &data["response"]["error"];
-                let code = e.get("code").and_then(Value::as_str).unwrap_or("server_error");
-                vec![error_payload(code, e.get("message").and_then(Value::as_str).unwrap_or("the response failed"))]
-            }
-            "error" => {
-                let code = data.get("code").and_then(Value::as_str).unwrap_or("server_error");
-                vec![error_payload(code, data.get("message").and_then(Value::as_str).unwrap_or("stream error"))]
-            }
+            "response.failed" => vec![error_payload(&data["response"]["error"], "the response failed")],
+            "error" => vec![error_payload(data, "stream error")],
             _ => Vec::new(),
         }
     }
 }
 
-/// An in-stream error as a Chat Completions stream carries it.
-fn error_payload(code: &str, message: &str) -> String {
-    json!({"error": {"message": message, "type": code, "code": code, "param": null}}).to_string()
+/// An in-stream error (`error` event data, or a failed response's `error`) as a Chat Completions
+/// stream carries it: `type`, `code` and `message` where the event has them, top-level or under
+/// `error`.
+fn error_payload(e: &Value, default_message: &str) -> String {
+    let field = |k: &str| {
+        e.get(k).and_then(Value::as_str).or_else(|| e.pointer(&format!("/error/{k}")).and_then(Value::as_str))
+    };
+    let code = field("code");
+    // `type` is the event's own name at the top level (`error`): only a nested one is the kind
+    let kind = e.pointer("/error/type").and_then(Value::as_str).or(code).unwrap_or("server_error");
+    let message = field("message").unwrap_or(default_message);
+    json!({"error": {"message": message, "type": kind, "code": code, "param": field("param")}}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[Bytes]) -> Vec<Value> {
+        let text: String = bytes.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        text.split("\n\n")
+            .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    }
+
+    #[test]
+    fn what_the_writer_writes_the_reader_reads_back() {
+        let mut w = Writer::new("resp_1".into(), 7, "gpt-4.1");
+        let mut out = w.start();
+        for e in [
+            StreamEvent::ThinkingDelta { thinking: "hmm".into() },
+            StreamEvent::TextDelta { text: "Hel".into() },
+            StreamEvent::TextDelta { text: "lo".into() },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                id: Some("c1".into()),
+                name: Some("f".into()),
+                arguments: String::new(),
+            },
+            StreamEvent::ToolCallDelta { index: 0, id: None, name: None, arguments: "{\"a\":".into() },
+            StreamEvent::ToolCallDelta { index: 0, id: None, name: None, arguments: "1}".into() },
+            StreamEvent::Usage(Usage::new(5, 3)),
+            StreamEvent::Finish { reason: FinishReason::ToolCalls },
+        ] {
+            out.extend(w.event(&e));
+        }
+        let events = parse(&out);
+        let seq: Vec<u64> = events.iter().filter_map(|e| e["sequence_number"].as_u64()).collect();
+        assert_eq!(seq, (0..events.len() as u64).collect::<Vec<_>>());
+        let done = &events.last().map(|e| e["response"].clone()).unwrap_or_default();
+        assert_eq!(done["output"][1]["content"][0]["text"], "Hello");
+        assert_eq!(done["output"][2]["arguments"], "{\"a\":1}");
+        assert!(done["output"].as_array().is_some_and(|o| o.iter().all(|i| i["status"] != "incomplete")));
+        let mut reader = Reader::new();
+        let chunks: Vec<Value> =
+            events.iter().flat_map(|e| reader.read(e)).filter_map(|c| serde_json::from_str(&c).ok()).collect();
+        let delta = |k: &str| -> String {
+            chunks.iter().filter_map(|c| c.pointer(&format!("/choices/0/delta/{k}")).and_then(Value::as_str)).collect()
+        };
+        assert_eq!((delta("content"), delta("reasoning_content")), ("Hello".to_owned(), "hmm".to_owned()));
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/arguments").and_then(Value::as_str))
+            .collect();
+        assert_eq!(args, "{\"a\":1}");
+        let finish = chunks.iter().find_map(|c| c.pointer("/choices/0/finish_reason").and_then(Value::as_str));
+        assert_eq!(finish, Some("tool_calls"));
+        assert!(chunks.iter().any(|c| c["usage"]["prompt_tokens"] == 5));
+    }
+
+    #[test]
+    fn a_failure_marks_the_open_item_incomplete() {
+        let mut w = Writer::new("resp_1".into(), 7, "m");
+        let _ = w.event(&StreamEvent::TextDelta { text: "Hel".into() });
+        let events = parse(&w.fail("server_error", "boom"));
+        assert_eq!(events[0]["type"], "error");
+        assert_eq!(events[1]["response"]["output"][0]["status"], "incomplete");
+        assert!(w.event(&StreamEvent::TextDelta { text: "more".into() }).is_empty(), "nothing after the end");
+    }
+
+    proptest::proptest! {
+        /// Whatever an upstream sends as events, in whatever order, the reader never panics and
+        /// every chunk it makes is JSON (or the `[DONE]` sentinel).
+        #[test]
+        fn any_events_are_read_without_a_panic(
+            events in proptest::collection::vec((0usize..12, proptest::prelude::any::<u8>(), "[a-z{}\":,]{0,12}"), 0..24)
+        ) {
+            const KINDS: [&str; 12] = ["response.created", "response.output_item.added", "response.output_text.delta",
+                "response.function_call_arguments.delta", "response.completed", "response.incomplete", "response.failed",
+                "error", "response.refusal.delta", "response.reasoning_summary_part.added", "response.reasoning_text.delta", "x"];
+            let mut r = Reader::new();
+            for (kind, n, text) in events {
+                let item = match n % 3 { 0 => json!({"type": "function_call"}), 1 => json!({"type": "web_search_call"}), _ => json!(text) };
+                let e = json!({"type": KINDS[kind], "output_index": n, "summary_index": n, "delta": text, "item": item,
+                               "response": {"usage": n, "error": text, "incomplete_details": {"reason": text}}});
+                for chunk in r.read(&e) {
+                    proptest::prop_assert!(chunk == "[DONE]" || serde_json::from_str::<Value>(&chunk).is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_are_read_wherever_the_event_puts_them() {
+        let mut r = Reader::new();
+        let nested = json!({"type": "error", "error": {"type": "too_many_requests", "code": "rate_limit_exceeded", "message": "slow down"}});
+        let flat = json!({"type": "error", "code": "server_error", "message": "oops", "param": null});
+        let failed = json!({"type": "response.failed", "response": {"error": {"code": "rate_limit_exceeded", "message": "later"}}});
+        let read = |r: &mut Reader, e: &Value| serde_json::from_str::<Value>(&r.read(e)[0]).unwrap_or_default();
+        assert_eq!(
+            read(&mut r, &nested)["error"],
+            json!({"type": "too_many_requests", "code": "rate_limit_exceeded", "message": "slow down", "param": null})
+        );
+        assert_eq!(read(&mut r, &flat)["error"]["type"], "server_error");
+        assert_eq!(read(&mut r, &failed)["error"]["message"], "later");
+        // no usage is made up when a response reports none
+        let done = json!({"type": "response.completed", "response": {"status": "completed", "output": []}});
+        assert_eq!(r.read(&done).len(), 2, "the finish chunk and [DONE], no usage chunk");
+    }
 }
