@@ -27,6 +27,14 @@ pub fn knows(model: &str) -> bool {
     tokenizer(model).is_some()
 }
 
+/// Loads the tokenizers of `models` (their tables take a while to build, which a first request
+/// should not wait for): what the gateway does, off the request path, as it starts.
+pub fn warm<'a>(models: impl IntoIterator<Item = &'a str>) {
+    for model in models {
+        let _ = tokenizer(model);
+    }
+}
+
 /// Which tokenizer `model` uses, as an id two models share when they share the tables.
 pub(crate) fn tokenizer_id(model: &str) -> Option<usize> {
     tokenizer(model).map(|t| std::ptr::from_ref(t) as usize)

@@ -257,3 +257,16 @@ async fn what_a_local_count_cannot_take_goes_to_a_provider_that_can_with_the_cal
     assert_eq!(sent[0].body["context_management"], json!({"edits": []}), "{:?}", sent[0].body);
     assert!(sent[0].body.get("max_tokens").is_none());
 }
+
+#[tokio::test]
+async fn what_the_provider_answers_beyond_the_count_comes_back_as_it_came() {
+    let s = setup().await;
+    // an answer with a member this release has no field for (as with a context-management beta)
+    let answer = r#"{"input_tokens":12,"context_management":{"original_input_tokens":20}}"#;
+    let fault = Fault::RawBody { status: 200, content_type: "application/json".into(), body: answer.into() };
+    s.sim.add_fault(FaultRule::new(Protocol::Anthropic, fault).model("claude-sonnet-4-5"));
+    let r = count(&s, "claude").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, json!({"input_tokens": 12, "context_management": {"original_input_tokens": 20}}));
+}

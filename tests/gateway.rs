@@ -306,8 +306,19 @@ async fn models_healthz_metrics_and_admin_state() {
     let v: Value = client().get(format!("{}/healthz", s.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["policy_version"], 1);
+    let count = json!({"model": "claude", "messages": [{"role": "user", "content": "Hello there"}]});
+    let r = client().post(format!("{}/v1/messages/count_tokens", s.base)).json(&count).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     let metrics = client().get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("switchyard_attempts_total"), "{metrics}");
+    // attempts say what they did: a count's are not a chat's
+    for operation in ["chat", "count_tokens"] {
+        let series = format!("operation=\"{operation}\"");
+        assert!(
+            metrics.lines().any(|l| l.starts_with("switchyard_attempts_total") && l.contains(&series)),
+            "{metrics}"
+        );
+    }
     assert!(metrics.contains("switchyard_requests_total"), "{metrics}");
     assert!(metrics.contains("switchyard_attempt_duration_seconds_bucket"), "{metrics}");
     let v: Value = client().get(format!("{}/admin/state", s.base)).send().await.unwrap().json().await.unwrap();

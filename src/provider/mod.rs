@@ -180,19 +180,23 @@ pub trait Provider: Send + Sync + fmt::Debug {
 }
 
 /// What [`Provider::count_tokens`] answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct TokenCount {
     /// The request's input tokens.
     pub input_tokens: u64,
     /// Counted here with the model's tokenizer, not asked of the provider.
     pub local: bool,
+    /// The provider's answer beyond the count (Anthropic's `context_management`, members added
+    /// after this release): the gateway's answer carries them, as they came.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl TokenCount {
     /// A count.
     pub fn new(input_tokens: u64, local: bool) -> Self {
-        TokenCount { input_tokens, local }
+        TokenCount { input_tokens, local, extra: serde_json::Map::new() }
     }
 }
 

@@ -154,8 +154,8 @@ pub(crate) struct Plan<'s> {
     /// What each target's wire makes of a request that not every wire can carry (by target
     /// index); `None` for a request every wire carries as is.
     fits: Option<Box<[Fit]>>,
-    /// Counting tokens, not asking for an answer: no rate-limit budget is spent.
-    counting: bool,
+    /// What the calls do (counting tokens spends no rate-limit budget).
+    op: Op,
 }
 
 /// The longest prompt (by its estimate, in tokens) that token limits count with a tokenizer:
@@ -171,6 +171,17 @@ pub(crate) enum Op {
     Count,
     /// Embeddings.
     Embed,
+}
+
+impl Op {
+    /// The name metrics and events use: `chat`, `count_tokens`, `embeddings`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Op::Chat => "chat",
+            Op::Count => "count_tokens",
+            Op::Embed => "embeddings",
+        }
+    }
 }
 
 /// Whether a target can carry a request, checked once per request before any call.
@@ -336,7 +347,7 @@ impl<'s> Plan<'s> {
                 let (portable, needs) = (crate::wire::is_portable(request), capability::required(request));
                 (!portable || !needs.is_empty()).then(|| fits(snap, route, targets, request, portable, &needs))
             },
-            counting: false,
+            op: Op::Chat,
         }
     }
 
@@ -345,9 +356,14 @@ impl<'s> Plan<'s> {
     /// rate-limit budget is spent (a count generates nothing; Anthropic meters its counting
     /// endpoint apart from messages). Embeddings: only OpenAI-wire targets that are not known
     /// chat models.
+    /// What the plan's calls do.
+    pub(crate) fn op(&self) -> Op {
+        self.op
+    }
+
     fn for_op(&mut self, op: Op, request: &ChatRequest) {
         use crate::provider::Protocol;
-        self.counting = op == Op::Count;
+        self.op = op;
         let snap = self.snap;
         let refuses = |t: &TargetPolicy| -> Option<String> {
             let protocol = snap.policy.provider(&t.provider).map(|p| p.protocol);
@@ -823,7 +839,7 @@ impl<'s> Plan<'s> {
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
             let Some(limiter) = node.limiter_if_limited() else { continue };
-            if self.counting {
+            if self.op == Op::Count {
                 // a count spends no rate budget, but holds a concurrency slot like any call
                 match limiter.try_slot() {
                     Ok(p) => {
@@ -865,7 +881,7 @@ impl<'s> Plan<'s> {
     /// 9.5 KB agent turn), else estimated (~4 µs). Each is computed once per request.
     fn token_need(&mut self, target: &TargetPolicy, request: &ChatRequest, nodes: [&Node; 2]) -> u64 {
         let tpm = |n: &&Node| n.limiter_if_limited().is_some_and(|l| l.limits().tpm.is_some());
-        if self.counting || !nodes.iter().any(tpm) {
+        if self.op == Op::Count || !nodes.iter().any(tpm) {
             return 0;
         }
         let openai = self.snap.policy.provider(&target.provider).is_some_and(|p| p.protocol.is_openai());
@@ -914,7 +930,7 @@ impl<'s> Plan<'s> {
             probe: false,
             output_tokens: None,
         };
-        inner.emit_attempt(&self.route.name, &a);
+        inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
     }
 
@@ -942,11 +958,11 @@ impl<'s> Plan<'s> {
             output_tokens: None,
         };
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
-        inner.emit_attempt(&self.route.name, &a);
+        inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
         // a count says nothing of how the model answers: its counting endpoint has its own limits
         // (a 429 there must not pause chat) and may not exist at all (a 404 must not trip it)
-        if !self.counting {
+        if self.op != Op::Count {
             settle_failure(inner, target, target_node, provider_node, effect, e);
         }
     }

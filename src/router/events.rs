@@ -17,6 +17,8 @@ pub enum RouterEvent {
     Attempt {
         /// Route.
         route: String,
+        /// What the call did: `chat`, `count_tokens` or `embeddings`.
+        operation: &'static str,
         /// Provider.
         provider: String,
         /// Model.

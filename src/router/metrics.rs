@@ -21,7 +21,7 @@ pub(crate) fn enabled() -> bool {
 use super::outcome::{Attempt, AttemptOutcome};
 
 /// Counts one attempt (or skip) and its duration.
-pub(crate) fn attempt(route: &str, a: &Attempt) {
+pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
     if !enabled() {
         return;
     }
@@ -34,6 +34,7 @@ pub(crate) fn attempt(route: &str, a: &Attempt) {
     metrics::counter!(
         "switchyard_attempts_total",
         "route" => route.to_owned(),
+        "operation" => operation,
         "provider" => a.provider.clone(),
         "model" => a.model.clone(),
         "outcome" => outcome,
@@ -43,6 +44,7 @@ pub(crate) fn attempt(route: &str, a: &Attempt) {
     if a.outcome == AttemptOutcome::Error {
         metrics::counter!(
             "switchyard_errors_total",
+            "operation" => operation,
             "provider" => a.provider.clone(),
             "model" => a.model.clone(),
             "class" => class,

@@ -397,7 +397,7 @@ impl Router {
         let now = success.ended;
         let elapsed = now - success.lease.started;
         let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
-        self.inner.emit_attempt(&plan.route.name, &attempt);
+        self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
         plan.attempts.push(attempt);
         tracing::debug!(
@@ -447,7 +447,7 @@ impl Router {
         let count = success.value;
         let now = success.ended;
         let attempt = Attempt::ok(success.lease.target(), now - success.lease.started, success.lease.is_probe());
-        self.inner.emit_attempt(&plan.route.name, &attempt);
+        self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         success.lease.counted();
         plan.attempts.push(attempt);
@@ -476,7 +476,7 @@ impl Router {
         let now = success.ended;
         let elapsed = now - success.lease.started;
         let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
-        self.inner.emit_attempt(&plan.route.name, &attempt);
+        self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
@@ -517,13 +517,14 @@ fn call_chat<'a>(
 }
 
 impl Inner {
-    pub(crate) fn emit_attempt(&self, route: &str, a: &Attempt) {
-        metrics::attempt(route, a);
+    pub(crate) fn emit_attempt(&self, route: &str, op: engine::Op, a: &Attempt) {
+        metrics::attempt(route, op.as_str(), a);
         if !self.subscribed.load(Ordering::Relaxed) || self.events.receiver_count() == 0 {
             return; // nobody listens: do not build the event
         }
         let _ = self.events.send(RouterEvent::Attempt {
             route: route.to_owned(),
+            operation: op.as_str(),
             provider: a.provider.clone(),
             model: a.model.clone(),
             outcome: a.outcome,

@@ -395,7 +395,7 @@ async fn drive(
                             let now = Instant::now();
                             let elapsed = now - current.lease.started;
                             let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe());
-                            inner.emit_attempt(&plan.route.name, &attempt);
+                            inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);
                             delivered.push(&event);
@@ -449,7 +449,7 @@ async fn drive(
             output_tokens: Some(usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas)),
         };
         tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class, status = ?failure.status, "attempt failed mid-stream: {}", failure.message);
-        inner.emit_attempt(&plan.route.name, &attempt);
+        inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
         plan.attempts.push(attempt);
         current.lease.fail(inner, effect, &failure);
         let mut failure = failure;

@@ -312,7 +312,9 @@ pub(crate) async fn count_tokens(
     match state.router.count_tokens_decoded(parsed).await {
         Ok(c) => {
             record_request(endpoint, &label, key, None, started);
-            let mut response = axum::Json(json!({ "input_tokens": c.count.input_tokens })).into_response();
+            let mut body = c.count.extra.clone();
+            body.insert("input_tokens".into(), json!(c.count.input_tokens));
+            let mut response = axum::Json(body).into_response();
             let h = response.headers_mut();
             set(h, "x-switchyard-provider", &c.provider);
             set(h, "x-switchyard-model", &c.model);

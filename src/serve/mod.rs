@@ -182,6 +182,21 @@ impl Gateway {
         if !policy.server.client_keys.enabled() && !listen.starts_with("127.") && !listen.starts_with("[::1]") {
             tracing::warn!(%listen, "no client keys (`[server] keys_file`): anyone who reaches this address may call every route and read /admin");
         }
+        // a token limit on an OpenAI model counts every request with the model's tokenizer: built
+        // now, off the request path, not by the first request (its tables cost tens of MB, so
+        // only where a limit needs them; `count_tokens` alone loads them when first asked)
+        let openai_models: Vec<String> = policy
+            .routes
+            .values()
+            .flat_map(|r| r.targets.iter())
+            .filter(|t| {
+                policy
+                    .provider(&t.provider)
+                    .is_some_and(|p| p.protocol.is_openai() && (p.limits.tpm.or(t.limits.tpm)).is_some())
+            })
+            .map(|t| t.model.clone())
+            .collect();
+        tokio::task::spawn_blocking(move || crate::tokens::warm(openai_models.iter().map(String::as_str)));
         let router = Router::new(policy)?;
         let watcher = router.watch(&options.policy)?;
         let state = AppState {

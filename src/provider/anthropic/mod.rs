@@ -222,7 +222,11 @@ impl Provider for Anthropic {
         let request_id = http::header_str(response.headers(), "request-id");
         let body = http::read_body(self.name(), response, &limits, timer).await?;
         match serde_json::from_slice::<CountResponse>(&body) {
-            Ok(c) => Ok(super::TokenCount::new(c.input_tokens, false)),
+            Ok(c) => {
+                let mut count = super::TokenCount::new(c.input_tokens, false);
+                count.extra = c.extra;
+                Ok(count)
+            }
             Err(e) => {
                 let key = self.config.api_key.as_ref();
                 let message = format!("undecodable count_tokens answer ({e}): {}", classify::snippet(&body, key));
@@ -242,6 +246,8 @@ impl Provider for Anthropic {
 #[derive(serde::Deserialize)]
 struct CountResponse {
     input_tokens: u64,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The members of a Messages body that only steer generation: `count_tokens` refuses them and they
