@@ -832,6 +832,9 @@ pub struct ChatResponse {
     /// release): the gateway hands them to callers of the same wire unchanged.
     #[serde(default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
+    /// What the provider's rate-limit headers said with this answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::provider::RateLimit>,
 }
 
 impl ChatResponse {
@@ -858,6 +861,7 @@ impl ChatResponse {
             request_id: None,
             dialect: None,
             extra: Extra::new(),
+            rate_limit: None,
         }
     }
 }
@@ -935,6 +939,9 @@ pub enum StreamEvent {
     },
     /// Token usage (may come more than once; the last one wins).
     Usage(Usage),
+    /// What the provider's rate-limit headers said as the stream started (the adapters send it
+    /// first; the router learns from it and does not pass it on).
+    RateLimit(crate::provider::RateLimit),
     /// Discard everything received so far: the answer restarts on another target.
     /// Emitted only by the router, never by an adapter.
     Restart {
@@ -979,6 +986,7 @@ pub struct StreamCollector {
     /// Answers 1 and up, by index.
     alternatives: Vec<(usize, StreamCollector)>,
     usage: Option<Usage>,
+    rate_limit: Option<crate::provider::RateLimit>,
     finish: Option<FinishReason>,
 }
 
@@ -1037,6 +1045,7 @@ impl StreamCollector {
             StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
             StreamEvent::Envelope { dialect, extra } => self.envelope = Some((*dialect, extra.clone())),
             StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::RateLimit(r) => self.rate_limit = Some(*r),
             StreamEvent::Restart { .. } => *self = StreamCollector::new(),
             StreamEvent::Finish { reason } => self.finish = Some(*reason),
         }
@@ -1095,6 +1104,7 @@ impl StreamCollector {
             request_id,
             dialect,
             extra,
+            rate_limit: self.rate_limit,
         })
     }
 }

@@ -116,3 +116,15 @@ pub(crate) mod ser {
         }
     }
 }
+
+/// `#[serde(deserialize_with = ...)]` helpers, the other way of [`ser`].
+pub(crate) mod de {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Whole milliseconds, or `null`.
+    pub(crate) fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

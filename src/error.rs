@@ -163,6 +163,9 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
     /// The provider's `x-should-retry` header, which overrides the class's retryability.
     pub should_retry: Option<bool>,
+    /// What the provider's rate-limit headers said with the error (boxed, like `partial`: most
+    /// errors have none).
+    pub rate_limit: Option<Box<crate::provider::RateLimit>>,
     /// For streams: what was received before the failure (boxed: most errors have none, and
     /// every `Result` that carries this error pays for its size).
     pub partial: Option<Box<Partial>>,
@@ -181,6 +184,7 @@ impl ProviderError {
             request_id: None,
             retry_after: None,
             should_retry: None,
+            rate_limit: None,
             partial: None,
         }
     }

@@ -30,6 +30,8 @@ pub use chat::{
 pub use error::{ErrorClass, Partial, ProviderError};
 pub use policy::{Policy, PolicyError};
 pub use profile::{ModelProfile, ProviderProfile};
-pub use provider::{Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig, TokenCount};
+pub use provider::{
+    Anthropic, Call, CallTimeouts, ChatStream, OpenAi, Protocol, Provider, ProviderConfig, RateLimit, TokenCount,
+};
 pub use router::{RoutedResponse, RoutedStream, Router, RouterError, RouterEvent};
 pub use secret::ApiKey;

@@ -114,7 +114,19 @@ pub(crate) fn error_with_response_meta(
     error.request_id = header_str(headers, request_id_header);
     error.retry_after = retry_after(headers, SystemTime::now());
     error.should_retry = should_retry(headers);
+    error.rate_limit = super::RateLimit::from_headers(headers, SystemTime::now()).map(Box::new);
     error
+}
+
+/// A stream that first says what the response's rate-limit headers said, when they said anything
+/// ([`crate::StreamEvent::RateLimit`]).
+pub(crate) fn with_rate_limit(stream: ChatStream, headers: &HeaderMap) -> ChatStream {
+    match super::RateLimit::from_headers(headers, SystemTime::now()) {
+        Some(limit) => {
+            Box::pin(futures::stream::once(std::future::ready(Ok(crate::StreamEvent::RateLimit(limit)))).chain(stream))
+        }
+        None => stream,
+    }
 }
 
 /// Classifies a reqwest error that happened before the response headers.

@@ -16,12 +16,14 @@ use crate::secret::ApiKey;
 pub mod anthropic;
 pub(crate) mod http;
 pub mod openai;
+pub mod rate_limit;
 pub(crate) mod scrub;
 pub mod sse;
 pub(crate) mod timer;
 
 pub use anthropic::Anthropic;
 pub use openai::OpenAi;
+pub use rate_limit::RateLimit;
 
 /// A streamed answer: events until [`StreamEvent::Finish`], or an error.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;

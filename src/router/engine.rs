@@ -835,6 +835,20 @@ impl<'s> Plan<'s> {
                 }
             }
         }
+        // the budget the provider's headers stated (a count is metered apart by Anthropic and not
+        // at all by OpenAI)
+        if self.op != Op::Count
+            && let Some(until) = target_node.quota.blocked_until(now, estimate)
+        {
+            let wait = until - now;
+            if is_last && wait <= bound && now + wait < self.deadline {
+                pause(wait).await;
+                now = Instant::now();
+            } else {
+                self.note_free_at(until);
+                return Err(SkipReason::ProviderBudget);
+            }
+        }
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
         for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
@@ -872,6 +886,9 @@ impl<'s> Plan<'s> {
                 }
             }
         }
+        if self.op != Op::Count {
+            target_node.quota.spend(estimate);
+        }
         Ok((probes, permits, now))
     }
 
@@ -881,7 +898,8 @@ impl<'s> Plan<'s> {
     /// 9.5 KB agent turn), else estimated (~4 µs). Each is computed once per request.
     fn token_need(&mut self, target: &TargetPolicy, request: &ChatRequest, nodes: [&Node; 2]) -> u64 {
         let tpm = |n: &&Node| n.limiter_if_limited().is_some_and(|l| l.limits().tpm.is_some());
-        if self.op == Op::Count || !nodes.iter().any(tpm) {
+        // (nodes[0] is the target's: a token budget its provider stated needs the count too)
+        if self.op == Op::Count || !(nodes.iter().any(tpm) || nodes[0].quota.tracks_tokens()) {
             return 0;
         }
         let openai = self.snap.policy.provider(&target.provider).is_some_and(|p| p.protocol.is_openai());
@@ -958,6 +976,11 @@ impl<'s> Plan<'s> {
             output_tokens: None,
         };
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
+        if self.op != Op::Count
+            && let Some(limit) = &e.rate_limit
+        {
+            target_node.quota.learn(limit, Instant::now());
+        }
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
         // a count says nothing of how the model answers: its counting endpoint has its own limits
@@ -1072,6 +1095,13 @@ impl Lease<'_> {
     /// held is released without a verdict.
     pub(crate) fn counted(self) {
         drop(self.probes);
+    }
+
+    /// What the provider's rate-limit headers said with the answer: the target's budget.
+    pub(crate) fn learn_budget(&self, limit: Option<&crate::provider::RateLimit>) {
+        if let Some(limit) = limit {
+            self.target_node.quota.learn(limit, Instant::now());
+        }
     }
 
     /// The answer came back: breakers hear it, the latency estimate takes it, and tokens beyond

@@ -44,6 +44,8 @@ pub(crate) struct Node {
     unlimited: AtomicBool,
     /// Learned at run time: whether the model accepts an assistant prefill.
     prefill: Mutex<Option<bool>>,
+    /// What the provider's rate-limit headers say remains.
+    pub(crate) quota: super::quota::Quota,
 }
 
 /// Weight of the newest sample in the latency EWMA.
@@ -59,6 +61,7 @@ impl Node {
             limiter: Mutex::new(Arc::new(Limiter::new(limits))),
             unlimited: AtomicBool::new(limits.is_unlimited()),
             prefill: Mutex::new(None),
+            quota: super::quota::Quota::default(),
         }
     }
 
@@ -141,6 +144,7 @@ impl Node {
             latency_ewma_ms: self.latency_ms(),
             limiter: self.limiter().snapshot(),
             probe: self.breaker.probe_mode(),
+            provider_budget: self.quota.snapshot(now),
         }
     }
 }
@@ -300,6 +304,10 @@ pub struct NodeSnapshot {
     /// Who probes the breaker when its cooldown ends: `active` (the router) or `passive` (the
     /// next request).
     pub probe: crate::policy::ProbeMode,
+    /// What the provider's rate-limit headers said remains (targets only), while a window is
+    /// open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_budget: Option<super::quota::QuotaSnapshot>,
 }
 
 /// One provider's state.

@@ -28,6 +28,7 @@ pub(crate) mod limiter;
 pub(crate) mod metrics;
 mod outcome;
 mod probe;
+mod quota;
 mod reload;
 mod resume;
 mod spans;
@@ -43,6 +44,7 @@ pub use outcome::{
     Attempt, AttemptOutcome, RouteFailure, RoutedCount, RoutedEmbedding, RoutedResponse, RouterError, SkipReason,
 };
 pub use probe::PROBE_PROMPT;
+pub use quota::QuotaSnapshot;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
@@ -398,6 +400,7 @@ impl Router {
         let elapsed = now - success.lease.started;
         let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
+        success.lease.learn_budget(response.rate_limit.as_ref());
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
         plan.attempts.push(attempt);
         tracing::debug!(

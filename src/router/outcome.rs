@@ -34,6 +34,8 @@ pub enum SkipReason {
     Paused,
     /// A local `rpm`/`tpm` limit is exhausted.
     RateLimit,
+    /// The provider's rate-limit headers said its budget is spent until a reset still to come.
+    ProviderBudget,
     /// The local `concurrency` cap is reached.
     Concurrency,
     /// The request needs more tokens than the target's `tpm`.
@@ -79,6 +81,7 @@ impl SkipReason {
             SkipReason::ProbeInFlight => "probe_in_flight",
             SkipReason::Paused => "paused",
             SkipReason::RateLimit => "rate_limit",
+            SkipReason::ProviderBudget => "provider budget",
             SkipReason::Concurrency => "concurrency",
             SkipReason::TooLarge => "too_large",
             SkipReason::ContextTooSmall => "context_too_small",

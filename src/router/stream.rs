@@ -211,6 +211,7 @@ fn ends_text(e: &StreamEvent) -> bool {
             | StreamEvent::SignatureDelta { .. }
             | StreamEvent::RedactedThinking { .. }
             | StreamEvent::Logprobs { .. }
+            | StreamEvent::RateLimit(_)
     )
 }
 
@@ -389,6 +390,11 @@ async fn drive(
                         }
                     }
                     match &event {
+                        // the router's to learn from, not the consumer's to see
+                        StreamEvent::RateLimit(limit) => {
+                            current.lease.learn_budget(Some(limit));
+                            continue;
+                        }
                         StreamEvent::Usage(u) => usage = Some(*u),
                         StreamEvent::Finish { reason } => {
                             let reason = *reason;

@@ -58,6 +58,7 @@ mod answer;
 mod anthropic;
 mod fault;
 mod openai;
+mod quota;
 mod responses;
 mod server;
 mod state;
@@ -141,6 +142,13 @@ impl SimServer {
     /// Removes a fault rule (no-op for an unknown id).
     pub fn remove_fault(&self, id: u64) {
         self.state.remove_fault(id);
+    }
+
+    /// Limits `model` on `protocol` to `requests` per `window`, from now, as the provider would:
+    /// each of its answers states what is left in the provider's rate-limit headers, and a request
+    /// beyond the limit gets a 429 with `retry-after` (recorded like any request).
+    pub fn set_rate_limit(&self, protocol: Protocol, model: &str, requests: u64, window: std::time::Duration) {
+        self.state.quotas.set(protocol, model, requests, window);
     }
 
     /// Removes every fault rule.

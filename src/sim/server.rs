@@ -189,17 +189,28 @@ async fn chat(
         Ok(f) => f,
         Err(response) => return response,
     };
-    match fault {
-        Some(Fault::Latency { delay }) => {
+    let quota = model.as_deref().and_then(|m| state.quotas.take(dialect.protocol(), m));
+    let mut response = match (quota, fault) {
+        (Some(q), _) if !q.allowed => {
+            // whole seconds, rounded up, as the providers write `retry-after`
+            let secs = q.reset.as_secs() + u64::from(q.reset.subsec_nanos() > 0);
+            let limited = Fault::status_retry_after(429, secs.to_string());
+            status_fault(dialect, &limited, model.as_deref().unwrap_or_default(), ids)
+        }
+        (_, Some(Fault::Latency { delay })) => {
             tokio::time::sleep(delay.0).await;
             respond(dialect, &body, stream, None, ids)
         }
-        Some(Fault::SlowFirstToken { delay }) if !stream => {
+        (_, Some(Fault::SlowFirstToken { delay })) if !stream => {
             tokio::time::sleep(delay.0).await;
             respond(dialect, &body, stream, None, ids)
         }
-        fault => respond(dialect, &body, stream, fault.as_ref(), ids),
+        (_, fault) => respond(dialect, &body, stream, fault.as_ref(), ids),
+    };
+    for (name, value) in quota.map(|q| super::quota::headers(dialect.protocol(), q)).unwrap_or_default() {
+        set_header(&mut response, name, Some(&value));
     }
+    response
 }
 
 /// Anthropic's `POST /v1/messages/count_tokens`: the same fault rules as the model's messages

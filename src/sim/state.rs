@@ -103,6 +103,8 @@ pub(crate) struct SimState {
     requests: AtomicU64,
     connections: AtomicUsize,
     accepted: AtomicUsize,
+    /// Request limits set with `SimServer::set_rate_limit`.
+    pub(crate) quotas: super::quota::Quotas,
 }
 
 impl SimState {

@@ -183,7 +183,9 @@ impl Provider for Anthropic {
             e.request_id = http::header_str(&headers, "request-id");
             e
         })?;
-        self.decode_response(status, &headers, &body)
+        let mut answer = self.decode_response(status, &headers, &body)?;
+        answer.rate_limit = super::RateLimit::from_headers(&headers, std::time::SystemTime::now());
+        Ok(answer)
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
@@ -199,8 +201,9 @@ impl Provider for Anthropic {
             key: self.config.api_key.clone(),
         };
         let content = http::ContentSeen::default();
+        let headers = response.headers().clone();
         let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
-        Ok(http::watch_content(stream::decode(ctx, events), content))
+        Ok(http::with_rate_limit(http::watch_content(stream::decode(ctx, events), content), &headers))
     }
 
     /// Asks `POST /v1/messages/count_tokens` with the request's Messages body, cut to the

@@ -136,6 +136,7 @@ impl MessagesResponse {
             request_id: request_id.or(self.id),
             dialect: Some(Protocol::Anthropic),
             extra,
+            rate_limit: None,
         }
     }
 }

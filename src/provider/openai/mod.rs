@@ -196,19 +196,22 @@ impl Provider for OpenAi {
         }
         let status = response.status().as_u16();
         let request_id = http::header_str(response.headers(), REQUEST_ID_HEADER);
+        let rate_limit = super::RateLimit::from_headers(response.headers(), std::time::SystemTime::now());
         let body = http::read_body(&self.config.name, response, &limits, timer).await?;
         let body = match self.protocol {
             Protocol::OpenaiResponses => responses_as_chat(&body),
             _ => Ok(body),
         };
-        body.and_then(|body| wire::decode_response(&body, &self.config.name, call.model, request_id.clone())).map_err(
-            |why| {
+        let mut answer = body
+            .and_then(|body| wire::decode_response(&body, &self.config.name, call.model, request_id.clone()))
+            .map_err(|why| {
                 let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why)
                     .with_status(status);
                 e.request_id = request_id;
                 e
-            },
-        )
+            })?;
+        answer.rate_limit = rate_limit;
+        Ok(answer)
     }
 
     async fn chat_stream(&self, call: Call<'_>) -> Result<ChatStream, ProviderError> {
@@ -225,12 +228,13 @@ impl Provider for OpenAi {
             grace: StreamContext::grace_for(call.timeouts.idle),
         };
         let content = http::ContentSeen::default();
+        let headers = response.headers().clone();
         let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
         let decoded = match self.protocol {
             Protocol::OpenaiResponses => stream::decode(responses_as_chunks(events), ctx),
             _ => stream::decode(events, ctx),
         };
-        Ok(http::watch_content(decoded, content))
+        Ok(http::with_rate_limit(http::watch_content(decoded, content), &headers))
     }
 
     fn enforces_deadline(&self) -> bool {

@@ -176,6 +176,7 @@ pub(super) fn decode_response(
         request_id,
         dialect: Some(Protocol::Openai),
         extra: wire.extra,
+        rate_limit: None,
     })
 }
 

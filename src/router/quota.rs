@@ -1,0 +1,175 @@
+//! A target's budget as its provider states it: what the rate-limit headers of its last answer
+//! said remains, and when it resets ([`crate::provider::RateLimit`]). Admission steers away from
+//! a target whose budget is spent until its reset (or waits for it, when it is the last option),
+//! instead of sending the request that would get the 429. Requests admitted since the last answer
+//! are taken off locally, so that a burst does not overshoot what the headers said.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::provider::RateLimit;
+use crate::sync::lock;
+
+/// What remains in one of the provider's windows, and when it is whole again.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    remaining: u64,
+    reset: Instant,
+}
+
+impl Window {
+    fn of(remaining: Option<u64>, reset: Option<std::time::Duration>, now: Instant) -> Option<Window> {
+        // a count without its reset cannot be waited out: it steers nothing
+        Some(Window { remaining: remaining?, reset: now + reset? })
+    }
+
+    fn live(self, now: Instant) -> Option<Window> {
+        (self.reset > now).then_some(self)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    requests: Option<Window>,
+    tokens: Option<Window>,
+}
+
+/// A target's provider-stated budget.
+#[derive(Debug, Default)]
+pub(crate) struct Quota {
+    state: Mutex<State>,
+    /// Whether anything was learned and not yet seen expired: the common case reads no lock.
+    known: AtomicBool,
+}
+
+/// A target's provider-stated budget, as `/admin/state` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuotaSnapshot {
+    /// Requests left in the provider's window (after the ones sent since its last answer).
+    pub requests_remaining: Option<u64>,
+    /// Until the provider's request window resets.
+    pub requests_reset_ms: Option<u64>,
+    /// Tokens left in the provider's window.
+    pub tokens_remaining: Option<u64>,
+    /// Until the provider's token window resets.
+    pub tokens_reset_ms: Option<u64>,
+}
+
+impl Quota {
+    /// Takes what an answer's headers said, at `now`.
+    pub(crate) fn learn(&self, limit: &RateLimit, now: Instant) {
+        let requests = Window::of(limit.requests_remaining, limit.requests_reset, now);
+        let tokens = Window::of(limit.tokens_remaining, limit.tokens_reset, now);
+        if requests.is_none() && tokens.is_none() {
+            return;
+        }
+        let mut s = lock(&self.state);
+        s.requests = requests.or(s.requests);
+        s.tokens = tokens.or(s.tokens);
+        self.known.store(true, Ordering::Release);
+    }
+
+    /// When the budget allows a request of `tokens` again, if it does not at `now` (no requests
+    /// left, or fewer tokens than it needs, before the window resets).
+    pub(crate) fn blocked_until(&self, now: Instant, tokens: u64) -> Option<Instant> {
+        if !self.known.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut s = lock(&self.state);
+        s.requests = s.requests.and_then(|w| w.live(now));
+        s.tokens = s.tokens.and_then(|w| w.live(now));
+        if s.requests.is_none() && s.tokens.is_none() {
+            self.known.store(false, Ordering::Release);
+            return None;
+        }
+        let requests = s.requests.filter(|w| w.remaining == 0).map(|w| w.reset);
+        let tokens = s.tokens.filter(|w| tokens > 0 && w.remaining < tokens).map(|w| w.reset);
+        requests.into_iter().chain(tokens).max()
+    }
+
+    /// A request of `tokens` was admitted: taken off what remains until the next answer says.
+    pub(crate) fn spend(&self, tokens: u64) {
+        if !self.known.load(Ordering::Acquire) {
+            return;
+        }
+        let mut s = lock(&self.state);
+        if let Some(w) = &mut s.requests {
+            w.remaining = w.remaining.saturating_sub(1);
+        }
+        if let Some(w) = &mut s.tokens {
+            w.remaining = w.remaining.saturating_sub(tokens);
+        }
+    }
+
+    /// Whether a token budget is known (the request's tokens are then worth estimating).
+    pub(crate) fn tracks_tokens(&self) -> bool {
+        self.known.load(Ordering::Acquire) && lock(&self.state).tokens.is_some()
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> Option<QuotaSnapshot> {
+        if !self.known.load(Ordering::Acquire) {
+            return None;
+        }
+        let s = lock(&self.state);
+        let (requests, tokens) = (s.requests.and_then(|w| w.live(now)), s.tokens.and_then(|w| w.live(now)));
+        if requests.is_none() && tokens.is_none() {
+            return None;
+        }
+        let ms = |w: Window| w.reset.saturating_duration_since(now).as_millis() as u64;
+        Some(QuotaSnapshot {
+            requests_remaining: requests.map(|w| w.remaining),
+            requests_reset_ms: requests.map(ms),
+            tokens_remaining: tokens.map(|w| w.remaining),
+            tokens_reset_ms: tokens.map(ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limit(requests: u64, tokens: u64, reset: Duration) -> RateLimit {
+        RateLimit {
+            requests_remaining: Some(requests),
+            requests_reset: Some(reset),
+            tokens_remaining: Some(tokens),
+            tokens_reset: Some(reset),
+            ..RateLimit::default()
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_blocks_until_its_reset() {
+        let q = Quota::default();
+        let now = Instant::now();
+        assert_eq!(q.blocked_until(now, 10), None, "nothing learned, nothing blocked");
+        q.learn(&limit(1, 1000, Duration::from_secs(2)), now);
+        assert_eq!(q.blocked_until(now, 10), None);
+        q.spend(10);
+        let reset = now + Duration::from_secs(2);
+        assert_eq!(q.blocked_until(now, 10), Some(reset), "the one request left was taken");
+        assert_eq!(q.snapshot(now).and_then(|s| s.requests_remaining), Some(0));
+        assert_eq!(q.blocked_until(reset, 10), None, "whole again at the reset");
+        assert_eq!(q.snapshot(reset), None);
+    }
+
+    #[test]
+    fn too_few_tokens_block_a_large_request_only() {
+        let q = Quota::default();
+        let now = Instant::now();
+        q.learn(&limit(50, 500, Duration::from_secs(6)), now);
+        assert!(q.tracks_tokens());
+        assert_eq!(q.blocked_until(now, 400), None);
+        assert_eq!(q.blocked_until(now, 600), Some(now + Duration::from_secs(6)));
+        // a count without a reset is not waited on
+        let q = Quota::default();
+        q.learn(&RateLimit { requests_remaining: Some(0), ..RateLimit::default() }, now);
+        assert_eq!(q.blocked_until(now, 1), None);
+    }
+}
