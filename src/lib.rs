@@ -8,6 +8,7 @@
 
 pub mod capability;
 pub mod chat;
+pub mod cost;
 pub mod drill;
 pub mod duration;
 pub mod embed;

@@ -35,6 +35,14 @@ pub struct ModelProfile {
     /// USD per million output tokens.
     #[serde(default)]
     pub output_price: f64,
+    /// USD per million input tokens read from the provider's prompt cache (`input_price` when
+    /// absent).
+    #[serde(default)]
+    pub cached_input_price: Option<f64>,
+    /// USD per million input tokens written to the provider's prompt cache (Anthropic;
+    /// `input_price` when absent).
+    #[serde(default)]
+    pub cache_write_price: Option<f64>,
     /// Whether the model continues an assistant turn placed last (resume a stream from a
     /// checkpoint). `None`: unknown, learned at run time.
     #[serde(default)]

@@ -227,5 +227,9 @@ fn drills_drive_embeddings_token_counts_and_responses_targets_through_a_failover
         let phase = &report["phases"][0];
         assert_eq!((phase["requests"].as_u64(), phase["successes"].as_u64()), (Some(12), Some(12)), "{file}: {phase}");
         assert!(phase.to_string().contains(served), "{file}: {phase}");
+        // the report says what the traffic cost (counting tokens costs nothing)
+        let cost = report["cost_usd"].as_f64().unwrap();
+        assert!(if file == "count_tokens" { cost == 0.0 } else { cost > 0.0 }, "{file}: {cost}");
+        assert_eq!(phase["cost_usd"].as_f64(), Some(cost));
     }
 }

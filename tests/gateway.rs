@@ -283,7 +283,18 @@ async fn errors_come_in_the_callers_dialect_with_fitting_statuses() {
 #[tokio::test]
 async fn models_healthz_metrics_and_admin_state() {
     let s = setup("").await;
-    client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("chat", false)).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&openai_body("chat", false))
+        .send()
+        .await
+        .unwrap();
+    // what the answer cost, at gpt-4o-mini's prices
+    let cost: f64 = r.headers()["x-switchyard-cost-usd"].to_str().unwrap().parse().unwrap();
+    let v: Value = r.json().await.unwrap();
+    let (input, output) =
+        (v["usage"]["prompt_tokens"].as_f64().unwrap(), v["usage"]["completion_tokens"].as_f64().unwrap());
+    assert!((cost - (input * 0.15 + output * 0.60) / 1e6).abs() < 1e-9, "{cost}");
     let v: Value = client().get(format!("{}/v1/models", s.base)).send().await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, vec!["chat", "claude", "solo"]);
@@ -311,6 +322,10 @@ async fn models_healthz_metrics_and_admin_state() {
     assert_eq!(r.status(), 200);
     let metrics = client().get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("switchyard_attempts_total"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("switchyard_cost_usd_total{") && l.contains("gpt-4o-mini")),
+        "{metrics}"
+    );
     // attempts say what they did: a count's are not a chat's
     for operation in ["chat", "count_tokens"] {
         let series = format!("operation=\"{operation}\"");

@@ -89,6 +89,8 @@ async fn once(router: &Router, args: &ChatArgs, request: ChatRequest) -> Result<
             "content": r.response.text,
             "finish_reason": r.response.finish_reason.as_str(),
             "usage": { "input_tokens": r.response.usage.input_tokens, "output_tokens": r.response.usage.output_tokens },
+            "cost_usd": r.cost_usd(),
+            "failed_cost_usd": r.failed_cost_usd(),
             "attempts": attempts_json(&r.attempts),
         });
         println!("{v}");
@@ -135,6 +137,8 @@ async fn stream(router: &Router, args: &ChatArgs, request: ChatRequest) -> Resul
             "content": collected.text(),
             "finish_reason": summary.finish_reason.as_str(),
             "usage": { "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens },
+            "cost_usd": summary.cost_usd(),
+            "failed_cost_usd": summary.failed_cost_usd(),
             "attempts": attempts_json(&summary.attempts),
         });
         println!("{v}");
@@ -161,6 +165,7 @@ fn failure_json(route: &str, e: &RouterError) -> Value {
             "model": f.and_then(|f| f.model.clone()),
             "status": f.and_then(|f| f.status),
         },
+        "cost_usd": f.and_then(switchyard::router::RouteFailure::cost_usd),
         "attempts": attempts_json(e.attempts()),
     })
 }

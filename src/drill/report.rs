@@ -63,6 +63,11 @@ pub struct PhaseReport {
     pub p99_ms: f64,
     /// Phase duration, ms.
     pub duration_ms: u64,
+    /// What the phase's requests cost in USD at the model profiles' prices, every attempt
+    /// included.
+    pub cost_usd: f64,
+    /// The part of `cost_usd` billed for attempts that failed (streams cut after content).
+    pub failed_cost_usd: f64,
     /// Every expectation with its verdict.
     pub expectations: Vec<Verdict>,
 }
@@ -87,6 +92,9 @@ pub struct DrillReport {
     pub passed: bool,
     /// Total duration, ms.
     pub duration_ms: u64,
+    /// What the drill's requests cost in USD at the model profiles' prices (simulated providers
+    /// report real-looking usage, so a simulated drill shows what its traffic would cost).
+    pub cost_usd: f64,
     /// The phases.
     pub phases: Vec<PhaseReport>,
 }
@@ -112,6 +120,7 @@ impl DrillReport {
                 "  requests {:>4}   ok {:>4}   retries {:>4}   failovers {:>4}   p50 {:>7.1} ms   p99 {:>7.1} ms",
                 p.requests, p.successes, p.retries, p.failovers, p.p50_ms, p.p99_ms
             );
+            let _ = writeln!(out, "  cost ${:.6}   of which failed attempts ${:.6}", p.cost_usd, p.failed_cost_usd);
             if p.resumed > 0 {
                 let _ =
                     writeln!(out, "  resumed streams {:>4}  (failed midway, finished from the checkpoint)", p.resumed);
@@ -153,11 +162,12 @@ impl DrillReport {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "result: {}  ({} of {} expectations held, {:.1}s)",
+            "result: {}  ({} of {} expectations held, {:.1}s, cost ${:.6})",
             if self.passed { "PASS" } else { "FAIL" },
             total - failed,
             total,
-            self.duration_ms as f64 / 1000.0
+            self.duration_ms as f64 / 1000.0,
+            self.cost_usd
         );
         out
     }

@@ -138,6 +138,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         route: drill.route.clone(),
         passed: phases.iter().all(PhaseReport::passed),
         duration_ms: started.elapsed().as_millis() as u64,
+        cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
         phases,
     })
 }
@@ -326,10 +327,17 @@ fn phase_report(
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
+        cost_usd: cost(records, |_| true),
+        failed_cost_usd: cost(records, |a| a.outcome == AttemptOutcome::Error),
         expectations: Vec::new(),
     };
     report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);
     report
+}
+
+/// What the attempts of `records` that `which` selects cost, in USD.
+fn cost(records: &[Record], which: impl Fn(&Attempt) -> bool) -> f64 {
+    records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum()
 }
 
 fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {

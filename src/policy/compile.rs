@@ -259,6 +259,8 @@ fn with_models(
                     max_output_tokens,
                     input_price: 0.0,
                     output_price: 0.0,
+                    cached_input_price: None,
+                    cache_write_price: None,
                     supports_prefill: None,
                     first_token: None,
                     effort_budgets: None,
@@ -290,6 +292,12 @@ fn with_models(
         }
         if let Some(v) = spec.output_price {
             entry.output_price = v;
+        }
+        if spec.cached_input_price.is_some() {
+            entry.cached_input_price = spec.cached_input_price;
+        }
+        if spec.cache_write_price.is_some() {
+            entry.cache_write_price = spec.cache_write_price;
         }
         if spec.supports_prefill.is_some() {
             entry.supports_prefill = spec.supports_prefill;

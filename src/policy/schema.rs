@@ -89,6 +89,8 @@ pub(crate) struct ModelSpec {
     pub(crate) max_output_tokens: Option<u32>,
     pub(crate) input_price: Option<f64>,
     pub(crate) output_price: Option<f64>,
+    pub(crate) cached_input_price: Option<f64>,
+    pub(crate) cache_write_price: Option<f64>,
     pub(crate) supports_prefill: Option<bool>,
     pub(crate) first_token: Option<crate::duration::DurationStr>,
     pub(crate) effort_budgets: Option<BTreeMap<String, u32>>,

@@ -947,6 +947,7 @@ impl<'s> Plan<'s> {
             skip_reason: Some(reason),
             probe: false,
             output_tokens: None,
+            cost_usd: None,
         };
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
@@ -974,6 +975,7 @@ impl<'s> Plan<'s> {
             skip_reason: None,
             probe,
             output_tokens: None,
+            cost_usd: None,
         };
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
         if self.op != Op::Count

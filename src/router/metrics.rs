@@ -51,6 +51,17 @@ pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
         )
         .increment(1);
     }
+    if let Some(usd) = a.cost_usd {
+        // a float that only grows: the `metrics` counters count whole numbers only
+        metrics::gauge!(
+            "switchyard_cost_usd_total",
+            "route" => route.to_owned(),
+            "provider" => a.provider.clone(),
+            "model" => a.model.clone(),
+            "outcome" => outcome,
+        )
+        .increment(usd);
+    }
     if a.outcome != AttemptOutcome::Skipped {
         metrics::histogram!("switchyard_attempt_duration_seconds", "provider" => a.provider.clone(), "model" => a.model.clone())
             .record(a.elapsed.as_secs_f64());

@@ -398,7 +398,8 @@ impl Router {
         let dropped = plan.dropped(success.lease.index());
         let now = success.ended;
         let elapsed = now - success.lease.started;
-        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
+        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe())
+            .priced(success.lease.target(), &usage);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         success.lease.learn_budget(response.rate_limit.as_ref());
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
@@ -478,10 +479,11 @@ impl Router {
         let response = success.value;
         let now = success.ended;
         let elapsed = now - success.lease.started;
-        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe());
+        let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };
+        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe())
+            .priced(success.lease.target(), &usage);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
-        let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
         plan.attempts.push(attempt);
         Ok(RoutedEmbedding { route: plan.route.name.clone(), provider, model, response, attempts: plan.attempts })

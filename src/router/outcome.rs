@@ -120,9 +120,32 @@ pub struct Attempt {
     /// token each), which the provider may bill although the answer was finished elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// What the attempt cost in USD, from the model profile's prices: the answer's usage for the
+    /// attempt that served; for a stream that failed after content, the tokens the provider
+    /// bills for it (its prompt, and the output it generated first) although the answer was
+    /// finished elsewhere. `None` when the model has no profile, or nothing was billed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+/// The cost of `attempts` (those `which` selects) in USD, if any of them has one.
+fn cost_of(attempts: &[Attempt], which: impl Fn(&Attempt) -> bool) -> Option<f64> {
+    attempts.iter().filter(|a| which(a)).filter_map(|a| a.cost_usd).reduce(|a, b| a + b)
+}
+
+/// The cost of every attempt, and of the failed ones (billed although the answer came from
+/// another attempt), in USD.
+pub(crate) fn costs(attempts: &[Attempt]) -> (Option<f64>, Option<f64>) {
+    (cost_of(attempts, |_| true), cost_of(attempts, |a| a.outcome == AttemptOutcome::Error))
 }
 
 impl Attempt {
+    /// With its cost: `usage` on `t`'s model at its profile's prices.
+    pub(crate) fn priced(mut self, t: &crate::policy::TargetPolicy, usage: &crate::chat::Usage) -> Attempt {
+        self.cost_usd = t.model_profile.as_ref().map(|p| crate::cost::cost_usd(p, usage));
+        self
+    }
+
     /// The attempt that served.
     pub(crate) fn ok(t: &crate::policy::TargetPolicy, elapsed: std::time::Duration, probe: bool) -> Attempt {
         Attempt {
@@ -135,6 +158,7 @@ impl Attempt {
             skip_reason: None,
             probe,
             output_tokens: None,
+            cost_usd: None,
         }
     }
 }
@@ -171,6 +195,14 @@ pub struct RoutedEmbedding {
     pub attempts: Vec<Attempt>,
 }
 
+impl RoutedEmbedding {
+    /// What the embeddings cost in USD (the input's tokens at the model's price), if the model
+    /// has a price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        costs(&self.attempts).0
+    }
+}
+
 /// A successful routed answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoutedResponse {
@@ -188,6 +220,18 @@ pub struct RoutedResponse {
 }
 
 impl RoutedResponse {
+    /// What the answer cost in USD, every attempt included (see [`Attempt::cost_usd`]); `None`
+    /// when no attempt's model has prices.
+    pub fn cost_usd(&self) -> Option<f64> {
+        costs(&self.attempts).0
+    }
+
+    /// The part of [`RoutedResponse::cost_usd`] billed for attempts that failed (streams cut
+    /// after content).
+    pub fn failed_cost_usd(&self) -> Option<f64> {
+        costs(&self.attempts).1
+    }
+
     /// Provider that served.
     pub fn provider(&self) -> &str {
         &self.response.provider
@@ -232,6 +276,13 @@ pub struct RouteFailure {
     /// [`RouteFailure::partial`]); `class` is still the failure's own (`overloaded`,
     /// `server_error`, ...), `stream_interrupted` only for a stream that just ended.
     pub mid_stream: bool,
+}
+
+impl RouteFailure {
+    /// What the failed attempts cost in USD (streams cut after content are billed), if any did.
+    pub fn cost_usd(&self) -> Option<f64> {
+        costs(&self.attempts).0
+    }
 }
 
 impl std::fmt::Display for RouteFailure {

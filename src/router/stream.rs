@@ -58,6 +58,19 @@ pub struct StreamSummary {
     pub restarted: bool,
 }
 
+impl StreamSummary {
+    /// What the answer cost in USD, every attempt included (a stream cut after content is billed
+    /// for what it generated); `None` when no attempt's model has prices.
+    pub fn cost_usd(&self) -> Option<f64> {
+        super::outcome::costs(&self.attempts).0
+    }
+
+    /// The part of [`StreamSummary::cost_usd`] billed for attempts that failed.
+    pub fn failed_cost_usd(&self) -> Option<f64> {
+        super::outcome::costs(&self.attempts).1
+    }
+}
+
 enum Msg {
     Serving { provider: String, model: String, dropped: Vec<crate::wire::Unsupported> },
     Event(StreamEvent),
@@ -400,7 +413,8 @@ async fn drive(
                             let reason = *reason;
                             let now = Instant::now();
                             let elapsed = now - current.lease.started;
-                            let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe());
+                            let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe())
+                                .priced(&lease_target, &usage.unwrap_or_default());
                             inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);
@@ -443,6 +457,17 @@ async fn drive(
 
         // the stream failed after content reached the caller
         let effect = plan.route.actions.get(failure.class).breaker;
+        let output_tokens = usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas);
+        // billed although the answer is finished elsewhere: the prompt the provider read (its own
+        // count when the stream gave one) and what it generated
+        let billed = Usage {
+            input_tokens: usage
+                .map(|u| u.input_tokens)
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| request.estimated_prompt_tokens()),
+            output_tokens,
+            ..usage.unwrap_or_default()
+        };
         let attempt = Attempt {
             provider: lease_target.provider.clone(),
             model: lease_target.model.clone(),
@@ -452,8 +477,10 @@ async fn drive(
             elapsed: current.lease.started.elapsed(),
             skip_reason: None,
             probe: current.lease.is_probe(),
-            output_tokens: Some(usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas)),
-        };
+            output_tokens: Some(output_tokens),
+            cost_usd: None,
+        }
+        .priced(&lease_target, &billed);
         tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class, status = ?failure.status, "attempt failed mid-stream: {}", failure.message);
         inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
         plan.attempts.push(attempt);

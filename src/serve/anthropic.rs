@@ -421,6 +421,7 @@ mod tests {
                 skip_reason: None,
                 probe: false,
                 output_tokens: None,
+                cost_usd: None,
             }],
             mid_stream: false,
         }

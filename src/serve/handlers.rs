@@ -276,7 +276,9 @@ pub(crate) async fn chat<D: Dialect>(
             Err(e) => {
                 record_request(endpoint, &label, key, Some(e.class()), started);
                 let retry_after = e.failure().and_then(|f| f.retry_after);
-                error_response::<D>(&failure_from(&route, &e), retry_after)
+                let mut response = error_response::<D>(&failure_from(&route, &e), retry_after);
+                set_cost(response.headers_mut(), e.failure().and_then(crate::router::RouteFailure::cost_usd));
+                response
             }
         }
     }
@@ -390,6 +392,7 @@ pub(crate) async fn embeddings(
             if let Some(id) = &e.response.request_id {
                 set(h, "x-switchyard-upstream-request-id", id);
             }
+            set_cost(h, e.cost_usd());
             response
         }
         Err(e) => {
@@ -411,7 +414,18 @@ fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>)
     if !r.dropped.is_empty() {
         set(h, "x-switchyard-dropped", &crate::wire::dropped_header(&r.dropped));
     }
+    set_cost(h, r.cost_usd());
     response
+}
+
+/// `x-switchyard-cost-usd`: what the request cost, every attempt included, when the models
+/// have prices.
+fn set_cost(h: &mut HeaderMap, usd: Option<f64>) {
+    if let Some(usd) = usd {
+        // nine decimals hold a single token of the cheapest model; trailing zeros say nothing
+        let text = format!("{usd:.9}");
+        set(h, "x-switchyard-cost-usd", text.trim_end_matches('0').trim_end_matches('.'));
+    }
 }
 
 async fn stream<D: Dialect>(

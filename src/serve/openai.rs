@@ -427,6 +427,7 @@ pub(super) mod tests {
             skip_reason: None,
             probe: false,
             output_tokens: None,
+            cost_usd: None,
         }
     }
 
