@@ -45,11 +45,14 @@ pub enum ErrorClass {
     ContentFiltered,
     /// 413: the request body is too large.
     RequestTooLarge,
+    /// A spending budget of the policy (a route's, a provider's, a client key's) is spent until
+    /// its window resets: raised by the router and the gateway, never by a provider.
+    BudgetExhausted,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 15] = [
+    pub const ALL: [ErrorClass; 16] = [
         ErrorClass::RateLimited,
         ErrorClass::QuotaExhausted,
         ErrorClass::Overloaded,
@@ -65,6 +68,7 @@ impl ErrorClass {
         ErrorClass::ContextLengthExceeded,
         ErrorClass::ContentFiltered,
         ErrorClass::RequestTooLarge,
+        ErrorClass::BudgetExhausted,
     ];
 
     /// The `snake_case` name used in policies, JSON and metrics.
@@ -85,6 +89,7 @@ impl ErrorClass {
             ErrorClass::ContextLengthExceeded => "context_length_exceeded",
             ErrorClass::ContentFiltered => "content_filtered",
             ErrorClass::RequestTooLarge => "request_too_large",
+            ErrorClass::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -108,7 +113,7 @@ impl fmt::Display for ErrorClass {
 /// The name given was not one of the [`ErrorClass`] names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown error class `{0}` (expected one of: rate_limited, quota_exhausted, overloaded, server_error, timeout, connection, stream_interrupted, malformed_response, authentication, permission_denied, not_found, invalid_request, context_length_exceeded, content_filtered, request_too_large)"
+    "unknown error class `{0}` (expected one of: rate_limited, quota_exhausted, overloaded, server_error, timeout, connection, stream_interrupted, malformed_response, authentication, permission_denied, not_found, invalid_request, context_length_exceeded, content_filtered, request_too_large, budget_exhausted)"
 )]
 pub struct UnknownErrorClass(pub String);
 

@@ -40,7 +40,9 @@ impl LiveFault {
         }
     }
 
-    /// A failure of `class` on `provider`, as that provider would send it.
+    /// A failure of `class` on `provider`, as that provider would send it. `budget_exhausted`
+    /// is the router's own class, which no provider sends: such a fault never applies (drill
+    /// files refuse it; set a small `budget` in the policy instead).
     pub fn error(provider: impl Into<String>, class: ErrorClass) -> Self {
         LiveFault::new(provider, InjectKind::Error(class))
     }
@@ -151,6 +153,8 @@ impl LiveFault {
                     should_retry: None,
                 },
                 ErrorClass::RequestTooLarge => Fault::status(413),
+                // (refused when a fault is read: no provider answers it)
+                ErrorClass::BudgetExhausted => return None,
             },
         })
     }

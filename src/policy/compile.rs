@@ -12,8 +12,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::config::{
-    BreakerConfig, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits, Resume, RetryConfig,
-    Timeouts,
+    BreakerConfig, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits, Resume,
+    RetryConfig, Timeouts,
 };
 use super::diagnostic::{Collector, PolicyError};
 use super::schema::{
@@ -439,7 +439,27 @@ fn compile_provider(
         limits: merge_limits(&layers),
         breaker: BreakerConfig { probe: spec.probe.unwrap_or_default(), ..merge_breaker(&layers) },
         connect_timeout: merge_timeouts(&layers).connect,
+        budget: budget(c, key, spec.budget.as_ref()),
     })
+}
+
+/// A `budget = { usd, per }`, checked: a positive amount, a window of a minute or more.
+fn budget(c: &mut Collector<'_>, key: &str, spec: Option<&Spanned<super::schema::BudgetSpec>>) -> Option<Budget> {
+    let spec = spec?;
+    let b = spec.get_ref();
+    if !(b.usd.is_finite() && b.usd > 0.0) {
+        c.error(&spec.span(), format!("{key}.budget.usd"), format!("`usd` must be a positive amount, not {}", b.usd));
+        return None;
+    }
+    if b.per.0 < std::time::Duration::from_secs(60) {
+        c.error(
+            &spec.span(),
+            format!("{key}.budget.per"),
+            "`per` must be a minute or longer (\"1h\", \"1d\", \"30d\")",
+        );
+        return None;
+    }
+    Some(Budget { usd: b.usd, per: b.per.0 })
 }
 
 fn builtin_names() -> String {
@@ -568,6 +588,7 @@ fn compile_routes(
                 actions,
                 on_context_overflow: spec.on_context_overflow.as_ref().map(|s| s.get_ref().clone()),
                 total_timeout: total,
+                budget: budget(c, &key, spec.budget.as_ref()),
             }),
         );
     }
@@ -1152,6 +1173,15 @@ until = "2026-12-01T12:00:00Z"
         assert!(e.iter().any(|m| m.contains("`routes.a.targets`: a route needs at least one target")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("`routes.a.on.overload`: unknown error class")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("`extra`: unknown table")), "{e:#?}");
+    }
+
+    #[test]
+    fn a_budget_needs_a_positive_amount_and_a_window_of_a_minute() {
+        let e = errors(
+            "[providers.openai]\nbudget = { usd = -1, per = \"1d\" }\n[routes.a]\nbudget = { usd = 5, per = \"10s\" }\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n",
+        );
+        assert!(e.iter().any(|m| m.contains("`providers.openai.budget.usd`") && m.contains("positive")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`routes.a.budget.per`") && m.contains("a minute")), "{e:#?}");
     }
 
     #[test]

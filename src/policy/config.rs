@@ -176,6 +176,17 @@ impl Default for BreakerConfig {
     }
 }
 
+/// A spending budget: at most `usd` in every window of `per` (windows aligned to the Unix epoch,
+/// so a `1d` budget resets at midnight UTC, a `1h` one on the hour).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Budget {
+    /// USD per window.
+    pub usd: f64,
+    /// The window.
+    #[serde(serialize_with = "crate::duration::ser::human")]
+    pub per: std::time::Duration,
+}
+
 /// Local rate limits; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Limits {
@@ -238,6 +249,8 @@ impl ClassAction {
             C::NotFound => (false, true, B::TripTarget),
             C::ContextLengthExceeded => (false, true, B::None),
             C::ContentFiltered | C::InvalidRequest | C::RequestTooLarge => (false, false, B::None),
+            // a spent provider budget is skipped by admission; a failure of this class is final
+            C::BudgetExhausted => (false, false, B::None),
         };
         ClassAction { retry, failover, breaker }
     }

@@ -21,8 +21,8 @@ mod tls;
 
 pub use client_keys::{ClientKey, ClientKeys};
 pub use config::{
-    BreakerConfig, BreakerEffect, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback, Limits,
-    ProbeMode, Resume, RetryConfig, Timeouts,
+    BreakerConfig, BreakerEffect, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback,
+    Limits, ProbeMode, Resume, RetryConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
@@ -71,6 +71,8 @@ pub struct ProviderPolicy {
     pub profile: Option<Arc<ProviderProfile>>,
     /// Provider-wide limits (shared by all its targets).
     pub limits: Limits,
+    /// What the provider may be sent per window, every route together.
+    pub budget: Option<Budget>,
     /// Provider-wide breaker.
     pub breaker: BreakerConfig,
     /// Connect timeout.
@@ -150,6 +152,9 @@ pub struct RoutePolicy {
     /// Bound on the whole request.
     #[serde(serialize_with = "crate::duration::ser::human")]
     pub total_timeout: Duration,
+    /// What the route may spend per window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// What a live drill injects.
@@ -188,6 +193,8 @@ impl InjectKind {
             "slow_first_token" => Some(InjectKind::SlowFirstToken),
             "stall" => Some(InjectKind::Stall),
             "cut" => Some(InjectKind::Cut),
+            // a spent budget is the policy's own, not a provider's: set a small budget instead
+            "budget_exhausted" => None,
             other => other.parse::<ErrorClass>().ok().map(InjectKind::Error),
         }
     }

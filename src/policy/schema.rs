@@ -75,6 +75,7 @@ pub(crate) struct ProviderSpec {
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
     /// `probe = "active" | "passive"`.
     pub(crate) probe: Option<super::ProbeMode>,
+    pub(crate) budget: Option<Spanned<BudgetSpec>>,
     /// Model entries added to (or overriding fields of) the profile's catalog.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<ModelSpec>>,
@@ -175,6 +176,15 @@ pub(crate) struct RouteSpec {
     pub(crate) timeouts: Option<TimeoutsSpec>,
     pub(crate) breaker: Option<BreakerSpec>,
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
+    pub(crate) budget: Option<Spanned<BudgetSpec>>,
+}
+
+/// `budget = { usd = N, per = "1d" }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetSpec {
+    pub(crate) usd: f64,
+    pub(crate) per: crate::duration::DurationStr,
 }
 
 /// `[[drill.faults]]`: a live drill's fault.

@@ -255,6 +255,25 @@ fn on_anthropic(snap: &Snapshot, t: &TargetPolicy) -> bool {
 /// The first phase of every request, streamed or not: its route's plan, run until an attempt
 /// succeeds, following `on_context_overflow` to other routes (nothing has reached the caller yet,
 /// so a hop starts clean, keeping the attempts so far). `op_for` makes the attempt of a route.
+/// The refusal of a request on `route` when its budget is spent for this window.
+fn route_budget_spent(inner: &Inner, route: &RoutePolicy) -> Option<RouteFailure> {
+    let budget = route.budget.as_ref()?;
+    let scope = super::budget::Scope::Route(route.name.clone());
+    let resets_in = inner.budgets.exhausted_for(&scope, Some(budget), std::time::SystemTime::now())?;
+    Some(RouteFailure {
+        route: route.name.clone(),
+        class: ErrorClass::BudgetExhausted,
+        message: super::budget::describe(&scope, budget, resets_in),
+        provider: None,
+        model: None,
+        status: None,
+        retry_after: Some(resets_in),
+        error: None,
+        attempts: Vec::new(),
+        mid_stream: false,
+    })
+}
+
 pub(crate) async fn first_success<'s, T, F>(
     inner: &Inner,
     snap: &'s Snapshot,
@@ -276,6 +295,11 @@ where
             .routes
             .get(route_name.as_ref())
             .ok_or_else(|| RouterError::UnknownRoute(route_name.clone().into_owned()))?;
+        if op != Op::Count
+            && let Some(f) = route_budget_spent(inner, &route.policy)
+        {
+            return Err(RouterError::Failed(Box::new(f)));
+        }
         let deadline = start + route.policy.total_timeout;
         let mut plan = Plan::new(inner, snap, route, request, deadline);
         if op != Op::Chat {
@@ -787,7 +811,6 @@ impl<'s> Plan<'s> {
         now: Instant,
         estimate: u64,
     ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2], Instant), SkipReason> {
-        let _ = inner;
         let mut probes = Vec::new();
         for (node, is_provider) in [(provider_node, true), (target_node, false)] {
             let admission = if force_probe && node.breaker.open_until().is_some() {
@@ -833,6 +856,16 @@ impl<'s> Plan<'s> {
                     self.note_free_at(until);
                     return Err(SkipReason::Paused);
                 }
+            }
+        }
+        // the provider's spending budget (a count costs nothing)
+        if self.op != Op::Count
+            && let Some(budget) = self.snap.policy.provider(&target.provider).and_then(|p| p.budget)
+        {
+            let scope = super::budget::Scope::Provider(target.provider.clone());
+            if let Some(resets_in) = inner.budgets.exhausted_for(&scope, Some(&budget), std::time::SystemTime::now()) {
+                self.note_free_at(now + resets_in);
+                return Err(SkipReason::Budget);
             }
         }
         // the budget the provider's headers stated (a count is metered apart by Anthropic and not
@@ -994,8 +1027,20 @@ impl<'s> Plan<'s> {
 
     /// The failure that ends this plan: the last provider error, or why nothing could be tried.
     pub(crate) fn failure(&self) -> RouteFailure {
+        let budget_only =
+            !self.attempts.is_empty() && self.attempts.iter().all(|a| a.skip_reason == Some(SkipReason::Budget));
         let (class, message, retry_after) = match &self.last_error {
             Some(e) => (e.class, e.message.clone(), None),
+            None if budget_only => {
+                let mut spent: Vec<&str> = self.attempts.iter().map(|a| a.provider.as_str()).collect();
+                spent.dedup();
+                let message = format!(
+                    "every target's provider spent its budget for this window ({}); the soonest resets in {}",
+                    spent.join(", "),
+                    crate::duration::format_duration(self.wait_hint().unwrap_or_default())
+                );
+                (ErrorClass::BudgetExhausted, message, self.wait_hint())
+            }
             None if self.other_skips == 0 && !self.breaker_skips.is_empty() => (
                 ErrorClass::Overloaded,
                 "every target's breaker is open (the router probes them; or a probe is in flight)".to_owned(),

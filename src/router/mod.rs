@@ -21,6 +21,7 @@ use crate::secret::ApiKey;
 use crate::sync::lock;
 
 mod breaker;
+mod budget;
 mod engine;
 mod events;
 mod health;
@@ -36,6 +37,7 @@ mod strategy;
 mod stream;
 
 pub use breaker::BreakerState;
+pub use budget::BudgetSnapshot;
 pub use events::RouterEvent;
 pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
 pub use limiter::LimiterSnapshot;
@@ -116,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) me: std::sync::Weak<Inner>,
     /// The breakers being probed, by node.
     pub(crate) probing: Mutex<std::collections::HashSet<usize>>,
+    /// What the routes' and providers' budgets spent (kept across reloads, by name).
+    pub(crate) budgets: budget::Budgets,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -168,6 +172,7 @@ impl RouterBuilder {
             applying: Mutex::new(()),
             me: me.clone(),
             probing: Mutex::new(std::collections::HashSet::new()),
+            budgets: budget::Budgets::default(),
         });
         let router = Router { inner };
         router.apply(self.policy);
@@ -192,6 +197,8 @@ pub struct Health {
     pub targets: Vec<TargetHealth>,
     /// Injected faults (API and `[[drill.faults]]`).
     pub faults: Vec<FaultSnapshot>,
+    /// The routes' and providers' spending budgets, with what they spent in their window.
+    pub budgets: Vec<BudgetSnapshot>,
 }
 
 impl Router {
@@ -331,6 +338,7 @@ impl Router {
             providers,
             targets,
             faults: self.inner.faults.snapshot(),
+            budgets: self.inner.budgets.snapshot(&snap.policy, std::time::SystemTime::now()),
         }
     }
 
@@ -524,6 +532,9 @@ fn call_chat<'a>(
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, op: engine::Op, a: &Attempt) {
         metrics::attempt(route, op.as_str(), a);
+        if let Some(usd) = a.cost_usd {
+            self.spend(route, &a.provider, usd);
+        }
         if !self.subscribed.load(Ordering::Relaxed) || self.events.receiver_count() == 0 {
             return; // nobody listens: do not build the event
         }
@@ -539,6 +550,18 @@ impl Inner {
             skip_reason: a.skip_reason.clone(),
             probe: a.probe,
         });
+    }
+
+    /// `usd` spent on `route` at `provider`: charged to their budgets, when they have one.
+    fn spend(&self, route: &str, provider: &str, usd: f64) {
+        let snap = self.current.load();
+        let now = std::time::SystemTime::now();
+        if let Some(b) = snap.policy.routes.get(route).and_then(|r| r.budget) {
+            self.budgets.spend(budget::Scope::Route(route.to_owned()), &b, usd, now);
+        }
+        if let Some(b) = snap.policy.provider(provider).and_then(|p| p.budget) {
+            self.budgets.spend(budget::Scope::Provider(provider.to_owned()), &b, usd, now);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {

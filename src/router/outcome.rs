@@ -36,6 +36,8 @@ pub enum SkipReason {
     RateLimit,
     /// The provider's rate-limit headers said its budget is spent until a reset still to come.
     ProviderBudget,
+    /// The provider's spending budget (`budget = { usd, per }`) is spent for this window.
+    Budget,
     /// The local `concurrency` cap is reached.
     Concurrency,
     /// The request needs more tokens than the target's `tpm`.
@@ -82,6 +84,7 @@ impl SkipReason {
             SkipReason::Paused => "paused",
             SkipReason::RateLimit => "rate_limit",
             SkipReason::ProviderBudget => "provider budget",
+            SkipReason::Budget => "budget",
             SkipReason::Concurrency => "concurrency",
             SkipReason::TooLarge => "too_large",
             SkipReason::ContextTooSmall => "context_too_small",

@@ -747,6 +747,7 @@ mod tests {
             (ErrorClass::InvalidRequest, "invalid_request_error"),
             (ErrorClass::ContextLengthExceeded, "invalid_request_error"),
             (ErrorClass::ContentFiltered, "invalid_request_error"),
+            (ErrorClass::BudgetExhausted, "rate_limit_error"),
         ];
         assert_eq!(expected.len(), ErrorClass::ALL.len());
         for (class, kind) in expected {

@@ -54,7 +54,9 @@ fn failure_from(_route: &str, e: &RouterError) -> Failure {
 
 fn error_response<D: Dialect>(failure: &Failure, retry_after: Option<std::time::Duration>) -> Response {
     let mut response = (status::for_class(failure.class), axum::Json(D::error(failure))).into_response();
-    if let Some(wait) = retry_after.filter(|_| failure.class == ErrorClass::RateLimited) {
+    if let Some(wait) =
+        retry_after.filter(|_| matches!(failure.class, ErrorClass::RateLimited | ErrorClass::BudgetExhausted))
+    {
         // whole seconds, rounded up: the soonest a target frees up
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {

@@ -10,7 +10,7 @@ use crate::error::ErrorClass;
 pub(crate) fn for_class(class: ErrorClass) -> StatusCode {
     use ErrorClass as C;
     match class {
-        C::RateLimited | C::QuotaExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::RateLimited | C::QuotaExhausted | C::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
         C::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         C::ServerError | C::Connection | C::MalformedResponse | C::StreamInterrupted => StatusCode::BAD_GATEWAY,
         C::Timeout => StatusCode::GATEWAY_TIMEOUT,

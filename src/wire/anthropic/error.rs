@@ -42,6 +42,10 @@ pub(crate) fn class_of_type(name: &str) -> Option<ErrorClass> {
 /// The type a failure of `class` is reported as: its own row, else the nearest (a context
 /// overflow or a refusal is an invalid request; transport breakage is an `api_error`).
 pub(crate) fn type_for_class(class: ErrorClass) -> &'static str {
+    // the gateway's own refusal, which no provider sends: a rate limit to an Anthropic client
+    if class == ErrorClass::BudgetExhausted {
+        return "rate_limit_error";
+    }
     match ERROR_TYPES.iter().find(|t| t.class == class) {
         Some(t) => t.name,
         None if matches!(class, ErrorClass::ContextLengthExceeded | ErrorClass::ContentFiltered) => {

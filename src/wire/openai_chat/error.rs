@@ -34,7 +34,7 @@ const fn row(class: ErrorClass, status: u16, kind: &'static str, code: Option<&'
 
 /// One row per class OpenAI reports; the first row of a status is what that status means when
 /// nothing else is known.
-pub(crate) const ERROR_KINDS: [ErrorKind; 12] = [
+pub(crate) const ERROR_KINDS: [ErrorKind; 13] = [
     row(ErrorClass::InvalidRequest, 400, "invalid_request_error", None),
     row(ErrorClass::ContextLengthExceeded, 400, "invalid_request_error", Some(CONTEXT_LENGTH_EXCEEDED)),
     row(ErrorClass::ContentFiltered, 400, "invalid_request_error", Some(CONTENT_POLICY_VIOLATION)),
@@ -44,6 +44,8 @@ pub(crate) const ERROR_KINDS: [ErrorKind; 12] = [
     row(ErrorClass::RequestTooLarge, 413, "invalid_request_error", Some("request_too_large")),
     row(ErrorClass::RateLimited, 429, "requests", Some(RATE_LIMIT_EXCEEDED)),
     row(ErrorClass::QuotaExhausted, 429, INSUFFICIENT_QUOTA, Some(INSUFFICIENT_QUOTA)),
+    // the gateway's own (no provider sends it): a 429 the SDKs treat as a rate limit
+    row(ErrorClass::BudgetExhausted, 429, "budget_exhausted", Some("budget_exhausted")),
     row(ErrorClass::ServerError, 500, "server_error", None),
     row(ErrorClass::Overloaded, 503, "server_error", Some(OVERLOADED)),
     row(ErrorClass::Timeout, 504, "server_error", None),

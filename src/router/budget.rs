@@ -1,0 +1,141 @@
+//! Spending budgets (`budget = { usd, per }` on routes and providers): what each has spent in its
+//! current window, from the cost of every attempt. A provider whose budget is spent is skipped;
+//! a route whose budget is spent refuses its requests with `budget_exhausted` and the time it
+//! resets. Windows are aligned to the Unix epoch on the wall clock, so a `1d` budget resets at
+//! midnight UTC whatever the process did; what was spent survives policy reloads (kept by name).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::policy::Budget;
+use crate::sync::lock;
+
+/// What a budget belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "scope", content = "name", rename_all = "snake_case")]
+pub(crate) enum Scope {
+    Route(String),
+    Provider(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spent {
+    /// The window's index (seconds since the epoch / its length).
+    window: u64,
+    usd: f64,
+}
+
+/// What every budget has spent.
+#[derive(Debug, Default)]
+pub(crate) struct Budgets(Mutex<HashMap<Scope, Spent>>);
+
+/// One budget, as `/admin/state` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetSnapshot {
+    /// `route` or `provider`.
+    pub scope: &'static str,
+    /// Its name.
+    pub name: String,
+    /// USD per window.
+    pub usd: f64,
+    /// The window, as policies write it.
+    pub per: String,
+    /// Spent in the current window.
+    pub spent_usd: f64,
+    /// Until the window resets.
+    pub resets_in_ms: u64,
+}
+
+/// The window `now` is in, and when it ends.
+fn window(budget: &Budget, now: SystemTime) -> (u64, Duration) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let per = budget.per.as_secs().max(1);
+    let index = since.as_secs() / per;
+    let ends = Duration::from_secs((index + 1) * per);
+    (index, ends.saturating_sub(since))
+}
+
+impl Budgets {
+    fn spent_now(&self, scope: &Scope, budget: &Budget, now: SystemTime) -> f64 {
+        let (index, _) = window(budget, now);
+        lock(&self.0).get(scope).filter(|s| s.window == index).map_or(0.0, |s| s.usd)
+    }
+
+    /// Until when `scope`'s budget is spent, if it is at `now`.
+    pub(crate) fn exhausted_for(&self, scope: &Scope, budget: Option<&Budget>, now: SystemTime) -> Option<Duration> {
+        let budget = budget?;
+        (self.spent_now(scope, budget, now) >= budget.usd).then(|| window(budget, now).1)
+    }
+
+    /// `usd` spent by `scope` at `now`.
+    pub(crate) fn spend(&self, scope: Scope, budget: &Budget, usd: f64, now: SystemTime) {
+        let (index, _) = window(budget, now);
+        let mut all = lock(&self.0);
+        let spent = all.entry(scope).or_insert(Spent { window: index, usd: 0.0 });
+        if spent.window != index {
+            *spent = Spent { window: index, usd: 0.0 };
+        }
+        spent.usd += usd;
+    }
+
+    /// Every budget of `policy`, with what it spent.
+    pub(crate) fn snapshot(&self, policy: &crate::policy::Policy, now: SystemTime) -> Vec<BudgetSnapshot> {
+        let routes = policy.routes.values().filter_map(|r| Some(("route", Scope::Route(r.name.clone()), r.budget?)));
+        let providers =
+            policy.providers.values().filter_map(|p| Some(("provider", Scope::Provider(p.name.clone()), p.budget?)));
+        routes
+            .chain(providers)
+            .map(|(kind, scope, budget)| {
+                let name = match &scope {
+                    Scope::Route(n) | Scope::Provider(n) => n.clone(),
+                };
+                BudgetSnapshot {
+                    scope: kind,
+                    name,
+                    usd: budget.usd,
+                    per: crate::duration::format_duration(budget.per),
+                    spent_usd: self.spent_now(&scope, &budget, now),
+                    resets_in_ms: window(&budget, now).1.as_millis() as u64,
+                }
+            })
+            .collect()
+    }
+}
+
+/// How a spent budget is said: `route \`chat\` spent its budget of $5.00 per 1d; it resets in 3h2m`.
+pub(crate) fn describe(scope: &Scope, budget: &Budget, resets_in: Duration) -> String {
+    let (kind, name) = match scope {
+        Scope::Route(n) => ("route", n),
+        Scope::Provider(n) => ("provider", n),
+    };
+    let resets = crate::duration::format_duration(Duration::from_secs(resets_in.as_secs().max(1)));
+    format!(
+        "{kind} `{name}` spent its budget of ${:.2} per {}; it resets in {resets}",
+        budget.usd,
+        crate::duration::format_duration(budget.per)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spending_fills_the_window_and_the_next_starts_empty() {
+        let b = Budgets::default();
+        let budget = Budget { usd: 1.0, per: Duration::from_secs(3600) };
+        let scope = Scope::Route("chat".into());
+        let t = UNIX_EPOCH + Duration::from_secs(10 * 3600 + 600);
+        assert_eq!(b.exhausted_for(&scope, Some(&budget), t), None);
+        b.spend(scope.clone(), &budget, 0.6, t);
+        assert_eq!(b.exhausted_for(&scope, Some(&budget), t), None);
+        b.spend(scope.clone(), &budget, 0.5, t);
+        assert_eq!(b.exhausted_for(&scope, Some(&budget), t), Some(Duration::from_secs(3000)));
+        let next = UNIX_EPOCH + Duration::from_secs(11 * 3600);
+        assert_eq!(b.exhausted_for(&scope, Some(&budget), next), None, "a new window");
+        assert_eq!(b.exhausted_for(&Scope::Provider("chat".into()), Some(&budget), t), None, "scopes apart");
+    }
+}

@@ -1,0 +1,98 @@
+//! Spending budgets: `budget = { usd, per }` on a provider skips it once spent; on a route, or
+//! when every target's provider is spent, the request is refused with `budget_exhausted` and the
+//! time the window resets. What was spent survives a reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::chat::{Message, Role};
+use switchyard::error::ErrorClass;
+use switchyard::router::SkipReason;
+use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::sim::SimServer;
+use switchyard::{ChatRequest, Policy, Router};
+
+fn policy(sim: &SimServer) -> String {
+    // one answer of the simulator costs a few millionths of a dollar: $0.000001 is one answer
+    format!(
+        r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+budget = {{ usd = 0.000001, per = "1d" }}
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{anthropic}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[routes.openai-only]
+targets = [{{ provider = "openai", model = "gpt-4o" }}]
+[routes.capped]
+budget = {{ usd = 0.000001, per = "1h" }}
+targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+"#,
+        openai = sim.openai_base_url(),
+        anthropic = sim.anthropic_base_url()
+    )
+}
+
+fn hello() -> ChatRequest {
+    ChatRequest::new([Message::text(Role::User, "Hello there")])
+}
+
+#[tokio::test]
+async fn a_spent_provider_budget_skips_then_refuses_and_survives_a_reload() {
+    let sim = SimServer::start().await.unwrap();
+    let text = policy(&sim);
+    let router = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    // the first answer spends OpenAI's budget for the day
+    let first = router.chat("chat", hello()).await.unwrap();
+    assert_eq!(first.response.model, "gpt-4o");
+    assert!(first.cost_usd().unwrap() > 0.000001);
+    let next = router.chat("chat", hello()).await.unwrap();
+    assert_eq!(next.response.model, "claude-haiku-4-5");
+    assert_eq!(next.attempts[0].skip_reason, Some(SkipReason::Budget));
+    assert_eq!(next.attempts[0].skip_reason.as_ref().map(SkipReason::as_str), Some("budget"));
+    // with nothing else to try: budget_exhausted, and when it resets (within the day)
+    let e = router.chat("openai-only", hello()).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::BudgetExhausted);
+    let f = e.failure().unwrap();
+    assert!(f.retry_after.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(86_400)), "{f:?}");
+    assert!(f.message.contains("openai") && f.message.contains("budget"), "{}", f.message);
+    // the budget and what it spent, in the router's state
+    let health = serde_json::to_value(router.health()).unwrap();
+    let openai = health["budgets"].as_array().unwrap().iter().find(|b| b["name"] == "openai").unwrap().clone();
+    assert_eq!((openai["scope"].as_str(), openai["per"].as_str()), (Some("provider"), Some("1day")), "{openai}");
+    assert!(openai["spent_usd"].as_f64().unwrap() > 0.000001, "{openai}");
+    // a reload keeps what was spent
+    router.apply(Policy::from_toml(&text, "inline").unwrap());
+    assert_eq!(router.chat("openai-only", hello()).await.unwrap_err().class(), ErrorClass::BudgetExhausted);
+    assert_eq!(sim.request_count(switchyard::Protocol::Openai, None), 1, "a spent budget sends nothing");
+}
+
+#[tokio::test]
+async fn a_spent_route_budget_is_a_429_budget_exhausted_with_retry_after() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy(&sim)).unwrap();
+    let mut options = ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    let url = format!("http://{}/v1/chat/completions", gateway.addr());
+    let body = json!({"model": "capped", "messages": [{"role": "user", "content": "Hello there"}]});
+    let client = reqwest::Client::new();
+    assert_eq!(client.post(&url).json(&body).send().await.unwrap().status(), 200);
+    let r = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["switchyard"]["class"], "budget_exhausted", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("route `capped` spent its budget"), "{v}");
+}
