@@ -601,6 +601,57 @@ impl ChatRequest {
         self
     }
 
+    /// A hash of the request's cacheable prefix, for prompt-cache affinity: everything up to its
+    /// last prompt-cache mark (`cache_control`), else its system and developer messages and its
+    /// tools (what providers cache by themselves); `None` when it has neither.
+    pub fn cache_prefix_hash(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let marked = |p: &ContentPart| match p {
+            ContentPart::Text { cache_control, .. }
+            | ContentPart::Image { cache_control, .. }
+            | ContentPart::Document { cache_control, .. } => cache_control.is_some(),
+            ContentPart::ToolResult(r) => r.cache_control.is_some(),
+            _ => false,
+        };
+        let last_mark = self
+            .messages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| m.content.iter().enumerate().map(move |(j, p)| (i, j, p)))
+            .filter(|(_, _, p)| marked(p))
+            .map(|(i, j, _)| (i, j))
+            .next_back();
+        // unkeyed: the same prefix hashes alike in every process of the same build
+        let mut h = std::hash::DefaultHasher::new();
+        let part = |h: &mut std::hash::DefaultHasher, p: &ContentPart| match p {
+            ContentPart::Text { text, .. } => text.hash(h),
+            other => serde_json::to_string(other).unwrap_or_default().hash(h),
+        };
+        for t in &self.tools {
+            (&t.name, &t.description, t.parameters.to_string()).hash(&mut h);
+        }
+        match last_mark {
+            Some((last_i, last_j)) => {
+                for (i, m) in self.messages.iter().enumerate().take(last_i + 1) {
+                    (m.role as u8).hash(&mut h);
+                    let upto = if i == last_i { last_j + 1 } else { m.content.len() };
+                    m.content.iter().take(upto).for_each(|p| part(&mut h, p));
+                }
+            }
+            None => {
+                let system: Vec<&Message> =
+                    self.messages.iter().filter(|m| matches!(m.role, Role::System | Role::Developer)).collect();
+                if system.is_empty() && self.tools.is_empty() {
+                    return None;
+                }
+                for m in system {
+                    m.content.iter().for_each(|p| part(&mut h, p));
+                }
+            }
+        }
+        Some(h.finish())
+    }
+
     /// A rough token estimate of the prompt (4 characters a token), for limits and context checks.
     /// Images and documents count by the size of their data or URL (a coarse upper bound).
     pub fn estimated_prompt_tokens(&self) -> u64 {

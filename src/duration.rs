@@ -28,9 +28,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => return Err(format!("invalid duration `{t}` (write e.g. \"250ms\", \"30s\", \"5m\")")),
     };
-    match num.parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n * scale)),
-        _ => Err(format!("invalid duration `{t}` (write e.g. \"250ms\", \"30s\", \"5m\")")),
+    match num.parse::<f64>().ok().and_then(|n| Duration::try_from_secs_f64(n * scale).ok()) {
+        Some(d) => Ok(d),
+        None => Err(format!("invalid duration `{t}` (write e.g. \"250ms\", \"30s\", \"5m\")")),
     }
 }
 
@@ -75,6 +75,9 @@ mod tests {
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("10").is_err());
+        // too large for a duration: an error, not a panic
+        assert!(parse_duration("100000000000000000000s").is_err());
+        assert!(parse_duration("1e400s").is_err());
     }
 
     #[test]

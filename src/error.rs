@@ -45,8 +45,8 @@ pub enum ErrorClass {
     ContentFiltered,
     /// 413: the request body is too large.
     RequestTooLarge,
-    /// A spending budget of the policy (a route's, a provider's, a client key's) is spent until
-    /// its window resets: raised by the router and the gateway, never by a provider.
+    /// A spending budget of the policy (a route's or a provider's) is spent until its window
+    /// resets: raised by the router, never by a provider.
     BudgetExhausted,
 }
 

@@ -287,6 +287,17 @@ fn with_models(
         if let Some(v) = spec.max_output_tokens {
             entry.max_output_tokens = v;
         }
+        for (name, price) in [
+            ("input_price", spec.input_price),
+            ("output_price", spec.output_price),
+            ("cached_input_price", spec.cached_input_price),
+            ("cache_write_price", spec.cache_write_price),
+        ] {
+            if price.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+                let key = format!("{key}.models.\"{model}\".{name}");
+                c.error(&spanned.span(), key, "a price is a finite amount of 0 or more (USD per million tokens)");
+            }
+        }
         if let Some(v) = spec.input_price {
             entry.input_price = v;
         }
@@ -451,11 +462,11 @@ fn budget(c: &mut Collector<'_>, key: &str, spec: Option<&Spanned<super::schema:
         c.error(&spec.span(), format!("{key}.budget.usd"), format!("`usd` must be a positive amount, not {}", b.usd));
         return None;
     }
-    if b.per.0 < std::time::Duration::from_secs(60) {
+    if b.per.0 < std::time::Duration::from_secs(60) || b.per.0 > std::time::Duration::from_secs(400 * 86_400) {
         c.error(
             &spec.span(),
             format!("{key}.budget.per"),
-            "`per` must be a minute or longer (\"1h\", \"1d\", \"30d\")",
+            "`per` must be a minute or longer, and 400 days at most (\"1h\", \"1d\", \"30d\")",
         );
         return None;
     }
@@ -578,6 +589,13 @@ fn compile_routes(
                 );
             }
         }
+        if spec.cache_affinity == Some(true) && spec.strategy == super::schema::Strategy::Priority {
+            c.warn(
+                &name.span(),
+                format!("{key}.cache_affinity"),
+                "has no effect on a `priority` route, which already sends every request to its first healthy target",
+            );
+        }
         let total = merge_timeouts(&[Some(&route_layer), Some(defaults)]).total;
         out.insert(
             name.get_ref().clone(),
@@ -589,6 +607,7 @@ fn compile_routes(
                 on_context_overflow: spec.on_context_overflow.as_ref().map(|s| s.get_ref().clone()),
                 total_timeout: total,
                 budget: budget(c, &key, spec.budget.as_ref()),
+                cache_affinity: spec.cache_affinity.unwrap_or(false),
             }),
         );
     }
@@ -1182,6 +1201,11 @@ until = "2026-12-01T12:00:00Z"
         );
         assert!(e.iter().any(|m| m.contains("`providers.openai.budget.usd`") && m.contains("positive")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("`routes.a.budget.per`") && m.contains("a minute")), "{e:#?}");
+        let e = errors(
+            "[providers.openai.models.\"gpt-4o\"]\ninput_price = nan\ncache_write_price = -1.0\n[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n",
+        );
+        assert!(e.iter().any(|m| m.contains("gpt-4o\".input_price`") && m.contains("finite")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("gpt-4o\".cache_write_price`")), "{e:#?}");
     }
 
     #[test]

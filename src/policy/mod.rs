@@ -155,6 +155,10 @@ pub struct RoutePolicy {
     /// What the route may spend per window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// Requests that share a cacheable prompt prefix go first to the same target (while it is
+    /// healthy), so load balancing keeps the provider's prompt cache warm.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cache_affinity: bool,
 }
 
 /// What a live drill injects.

@@ -177,6 +177,7 @@ pub(crate) struct RouteSpec {
     pub(crate) breaker: Option<BreakerSpec>,
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
     pub(crate) budget: Option<Spanned<BudgetSpec>>,
+    pub(crate) cache_affinity: Option<bool>,
 }
 
 /// `budget = { usd = N, per = "1d" }`.

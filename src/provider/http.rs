@@ -118,10 +118,15 @@ pub(crate) fn error_with_response_meta(
     error
 }
 
+/// What the response's rate-limit headers say, read before the body takes the response.
+pub(crate) fn rate_limit_of(response: &reqwest::Response) -> Option<super::RateLimit> {
+    super::RateLimit::from_headers(response.headers(), SystemTime::now())
+}
+
 /// A stream that first says what the response's rate-limit headers said, when they said anything
 /// ([`crate::StreamEvent::RateLimit`]).
-pub(crate) fn with_rate_limit(stream: ChatStream, headers: &HeaderMap) -> ChatStream {
-    match super::RateLimit::from_headers(headers, SystemTime::now()) {
+pub(crate) fn with_rate_limit(stream: ChatStream, limit: Option<super::RateLimit>) -> ChatStream {
+    match limit {
         Some(limit) => {
             Box::pin(futures::stream::once(std::future::ready(Ok(crate::StreamEvent::RateLimit(limit)))).chain(stream))
         }

@@ -51,10 +51,10 @@ impl RateLimit {
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let count = |name: &str| get(name).and_then(|v| v.parse::<u64>().ok());
-        let openai_reset = |name: &str| get(name).and_then(|v| crate::duration::parse_duration(v).ok());
+        let openai_reset = |name: &str| get(name).and_then(go_duration).map(|d| d.min(LONGEST_RESET));
         let anthropic_reset = |name: &str| {
             let at = humantime::parse_rfc3339_weak(get(name)?).ok()?;
-            Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+            Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(LONGEST_RESET))
         };
         let limit = if headers.contains_key("x-ratelimit-remaining-requests")
             || headers.contains_key("x-ratelimit-remaining-tokens")
@@ -70,22 +70,62 @@ impl RateLimit {
         } else {
             // `tokens` is the most restrictive of Anthropic's token limits; older answers have
             // only the input-token one
-            let tokens = if headers.contains_key("anthropic-ratelimit-tokens-remaining") {
-                "anthropic-ratelimit-tokens"
+            let [limit, remaining, reset] = if headers.contains_key("anthropic-ratelimit-tokens-remaining") {
+                [
+                    "anthropic-ratelimit-tokens-limit",
+                    "anthropic-ratelimit-tokens-remaining",
+                    "anthropic-ratelimit-tokens-reset",
+                ]
             } else {
-                "anthropic-ratelimit-input-tokens"
+                [
+                    "anthropic-ratelimit-input-tokens-limit",
+                    "anthropic-ratelimit-input-tokens-remaining",
+                    "anthropic-ratelimit-input-tokens-reset",
+                ]
             };
             RateLimit {
                 requests_limit: count("anthropic-ratelimit-requests-limit"),
                 requests_remaining: count("anthropic-ratelimit-requests-remaining"),
                 requests_reset: anthropic_reset("anthropic-ratelimit-requests-reset"),
-                tokens_limit: count(&format!("{tokens}-limit")),
-                tokens_remaining: count(&format!("{tokens}-remaining")),
-                tokens_reset: anthropic_reset(&format!("{tokens}-reset")),
+                tokens_limit: count(limit),
+                tokens_remaining: count(remaining),
+                tokens_reset: anthropic_reset(reset),
             }
         };
         (limit.requests_remaining.is_some() || limit.tokens_remaining.is_some()).then_some(limit)
     }
+}
+
+/// A reset further out than this is taken as this: no provider's window is longer, and a header
+/// that says otherwise must not push a target out for years.
+const LONGEST_RESET: Duration = Duration::from_secs(24 * 3600);
+
+/// A Go duration as OpenAI writes its resets: `644ms`, `6m0s`, `1m26.4s`, `1h2m3.5s`, `20µs`.
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0f64;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number.parse::<f64>().ok()? * scale;
+        rest = next;
+    }
+    // (a value past what a Duration holds is only longer than any window: clamped by the caller)
+    total.is_finite().then(|| Duration::try_from_secs_f64(total).unwrap_or(Duration::MAX))
 }
 
 #[cfg(test)]
@@ -134,6 +174,22 @@ mod tests {
         assert_eq!((r.requests_remaining, r.requests_reset), (Some(3), Some(Duration::from_secs(30))));
         assert_eq!(r.tokens_remaining, Some(1200), "the combined limit, not the input one");
         assert_eq!(r.tokens_reset, Some(Duration::ZERO), "a reset in the past is now");
+    }
+
+    #[test]
+    fn go_durations_with_fractions_and_absurd_resets() {
+        assert_eq!(go_duration("1m26.4s"), Some(Duration::from_millis(86_400)));
+        assert_eq!(go_duration("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+        assert_eq!(go_duration("20µs"), Some(Duration::from_micros(20)));
+        assert_eq!(go_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(go_duration("soon"), None);
+        assert_eq!(go_duration("1e400s"), None);
+        let h = headers(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "100000000000000000000s"),
+        ]);
+        let r = RateLimit::from_headers(&h, SystemTime::now()).unwrap();
+        assert_eq!(r.requests_reset, Some(LONGEST_RESET), "clamped, not a panic");
     }
 
     #[test]

@@ -341,12 +341,18 @@ impl<'s> Plan<'s> {
         } else {
             0
         };
-        let order = super::strategy::order(
-            route,
-            rr,
-            |i| targets.get(i).and_then(|t| t.node.latency_ms()),
-            rand::random::<f64>,
-        );
+        // (a priority route already sends every request to its first healthy target)
+        let affinity =
+            route.cache_affinity && route.targets.len() > 1 && route.strategy != crate::policy::Strategy::Priority;
+        let order = match request.cache_prefix_hash().filter(|_| affinity) {
+            Some(prefix) => super::strategy::by_affinity(route, prefix),
+            None => super::strategy::order(
+                route,
+                rr,
+                |i| targets.get(i).and_then(|t| t.node.latency_ms()),
+                rand::random::<f64>,
+            ),
+        };
         Plan {
             snap,
             route,
@@ -871,13 +877,16 @@ impl<'s> Plan<'s> {
         // the budget the provider's headers stated (a count is metered apart by Anthropic and not
         // at all by OpenAI)
         if self.op != Op::Count
-            && let Some(until) = target_node.quota.blocked_until(now, estimate)
+            && let Err(until) = target_node.quota.try_take(now, estimate)
         {
             let wait = until - now;
-            if is_last && wait <= bound && now + wait < self.deadline {
-                pause(wait).await;
-                now = Instant::now();
-            } else {
+            if !(is_last && wait <= bound && now + wait < self.deadline) {
+                self.note_free_at(until);
+                return Err(SkipReason::ProviderBudget);
+            }
+            pause(wait).await;
+            now = Instant::now();
+            if let Err(until) = target_node.quota.try_take(now, estimate) {
                 self.note_free_at(until);
                 return Err(SkipReason::ProviderBudget);
             }
@@ -918,9 +927,6 @@ impl<'s> Plan<'s> {
                     }
                 }
             }
-        }
-        if self.op != Op::Count {
-            target_node.quota.spend(estimate);
         }
         Ok((probes, permits, now))
     }
@@ -1033,6 +1039,7 @@ impl<'s> Plan<'s> {
             Some(e) => (e.class, e.message.clone(), None),
             None if budget_only => {
                 let mut spent: Vec<&str> = self.attempts.iter().map(|a| a.provider.as_str()).collect();
+                spent.sort_unstable();
                 spent.dedup();
                 let message = format!(
                     "every target's provider spent its budget for this window ({}); the soonest resets in {}",

@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     pub(crate) probing: Mutex<std::collections::HashSet<usize>>,
     /// What the routes' and providers' budgets spent (kept across reloads, by name).
     pub(crate) budgets: budget::Budgets,
+    /// Whether the policy in force has any budget: without, an attempt's cost is charged nowhere.
+    has_budgets: AtomicBool,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -173,6 +175,7 @@ impl RouterBuilder {
             me: me.clone(),
             probing: Mutex::new(std::collections::HashSet::new()),
             budgets: budget::Budgets::default(),
+            has_budgets: AtomicBool::new(false),
         });
         let router = Router { inner };
         router.apply(self.policy);
@@ -269,6 +272,9 @@ impl Router {
         let changes =
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
+        let budgets =
+            policy.routes.values().any(|r| r.budget.is_some()) || policy.providers.values().any(|p| p.budget.is_some());
+        self.inner.has_budgets.store(budgets, Ordering::Release);
         self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, routes, version }));
         *lock(&self.inner.last_reload_error) = None;
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
@@ -554,6 +560,9 @@ impl Inner {
 
     /// `usd` spent on `route` at `provider`: charged to their budgets, when they have one.
     fn spend(&self, route: &str, provider: &str, usd: f64) {
+        if !self.has_budgets.load(Ordering::Acquire) {
+            return;
+        }
         let snap = self.current.load();
         let now = std::time::SystemTime::now();
         if let Some(b) = snap.policy.routes.get(route).and_then(|r| r.budget) {

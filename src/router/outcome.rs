@@ -145,7 +145,12 @@ pub(crate) fn costs(attempts: &[Attempt]) -> (Option<f64>, Option<f64>) {
 impl Attempt {
     /// With its cost: `usage` on `t`'s model at its profile's prices.
     pub(crate) fn priced(mut self, t: &crate::policy::TargetPolicy, usage: &crate::chat::Usage) -> Attempt {
-        self.cost_usd = t.model_profile.as_ref().map(|p| crate::cost::cost_usd(p, usage));
+        // a model without prices (added by a policy without them, a local server) has no cost
+        self.cost_usd = t
+            .model_profile
+            .as_ref()
+            .filter(|p| p.input_price > 0.0 || p.output_price > 0.0)
+            .map(|p| crate::cost::cost_usd(p, usage));
         self
     }
 

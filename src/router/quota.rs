@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -21,13 +22,25 @@ struct Window {
 }
 
 impl Window {
-    fn of(remaining: Option<u64>, reset: Option<std::time::Duration>, now: Instant) -> Option<Window> {
+    fn of(remaining: Option<u64>, reset: Option<Duration>, now: Instant) -> Option<Window> {
         // a count without its reset cannot be waited out: it steers nothing
-        Some(Window { remaining: remaining?, reset: now + reset? })
+        Some(Window { remaining: remaining?, reset: now.checked_add(reset?)? })
     }
 
     fn live(self, now: Instant) -> Option<Window> {
         (self.reset > now).then_some(self)
+    }
+
+    /// What an answer said, over what was known: in the same window (the resets a second apart
+    /// at most), the lower count, since an answer that arrives late says less than the requests
+    /// taken off locally since.
+    fn merge(known: Option<Window>, said: Option<Window>) -> Option<Window> {
+        match (known, said) {
+            (Some(k), Some(s)) if s.reset.max(k.reset) - s.reset.min(k.reset) <= Duration::from_secs(1) => {
+                Some(Window { remaining: k.remaining.min(s.remaining), reset: s.reset })
+            }
+            (k, s) => s.or(k),
+        }
     }
 }
 
@@ -67,41 +80,37 @@ impl Quota {
             return;
         }
         let mut s = lock(&self.state);
-        s.requests = requests.or(s.requests);
-        s.tokens = tokens.or(s.tokens);
+        s.requests = Window::merge(s.requests, requests);
+        s.tokens = Window::merge(s.tokens, tokens);
         self.known.store(true, Ordering::Release);
     }
 
-    /// When the budget allows a request of `tokens` again, if it does not at `now` (no requests
-    /// left, or fewer tokens than it needs, before the window resets).
-    pub(crate) fn blocked_until(&self, now: Instant, tokens: u64) -> Option<Instant> {
+    /// Takes a request of `tokens` off the budget, checked and taken under one lock so that a
+    /// burst cannot all pass on the last request left; or says until when the budget does not
+    /// allow it (no requests left, or fewer tokens than it needs, before the window resets).
+    pub(crate) fn try_take(&self, now: Instant, tokens: u64) -> Result<(), Instant> {
         if !self.known.load(Ordering::Acquire) {
-            return None;
+            return Ok(());
         }
         let mut s = lock(&self.state);
         s.requests = s.requests.and_then(|w| w.live(now));
         s.tokens = s.tokens.and_then(|w| w.live(now));
         if s.requests.is_none() && s.tokens.is_none() {
             self.known.store(false, Ordering::Release);
-            return None;
+            return Ok(());
         }
         let requests = s.requests.filter(|w| w.remaining == 0).map(|w| w.reset);
-        let tokens = s.tokens.filter(|w| tokens > 0 && w.remaining < tokens).map(|w| w.reset);
-        requests.into_iter().chain(tokens).max()
-    }
-
-    /// A request of `tokens` was admitted: taken off what remains until the next answer says.
-    pub(crate) fn spend(&self, tokens: u64) {
-        if !self.known.load(Ordering::Acquire) {
-            return;
+        let short = s.tokens.filter(|w| tokens > 0 && w.remaining < tokens).map(|w| w.reset);
+        if let Some(until) = requests.into_iter().chain(short).max() {
+            return Err(until);
         }
-        let mut s = lock(&self.state);
         if let Some(w) = &mut s.requests {
-            w.remaining = w.remaining.saturating_sub(1);
+            w.remaining -= 1;
         }
         if let Some(w) = &mut s.tokens {
             w.remaining = w.remaining.saturating_sub(tokens);
         }
+        Ok(())
     }
 
     /// Whether a token budget is known (the request's tokens are then worth estimating).
@@ -130,8 +139,6 @@ impl Quota {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn limit(requests: u64, tokens: u64, reset: Duration) -> RateLimit {
@@ -148,14 +155,16 @@ mod tests {
     fn a_spent_budget_blocks_until_its_reset() {
         let q = Quota::default();
         let now = Instant::now();
-        assert_eq!(q.blocked_until(now, 10), None, "nothing learned, nothing blocked");
+        assert_eq!(q.try_take(now, 10), Ok(()), "nothing learned, nothing blocked");
         q.learn(&limit(1, 1000, Duration::from_secs(2)), now);
-        assert_eq!(q.blocked_until(now, 10), None);
-        q.spend(10);
+        assert_eq!(q.try_take(now, 10), Ok(()), "the one request left");
         let reset = now + Duration::from_secs(2);
-        assert_eq!(q.blocked_until(now, 10), Some(reset), "the one request left was taken");
+        assert_eq!(q.try_take(now, 10), Err(reset), "taken: the next waits for the reset");
         assert_eq!(q.snapshot(now).and_then(|s| s.requests_remaining), Some(0));
-        assert_eq!(q.blocked_until(reset, 10), None, "whole again at the reset");
+        // an answer of the same window that left before the last take says 1: the lower stays
+        q.learn(&limit(1, 1000, Duration::from_millis(1900)), now + Duration::from_millis(100));
+        assert_eq!(q.try_take(now + Duration::from_millis(100), 10), Err(reset + Duration::ZERO));
+        assert_eq!(q.try_take(reset, 10), Ok(()), "whole again at the reset");
         assert_eq!(q.snapshot(reset), None);
     }
 
@@ -165,11 +174,12 @@ mod tests {
         let now = Instant::now();
         q.learn(&limit(50, 500, Duration::from_secs(6)), now);
         assert!(q.tracks_tokens());
-        assert_eq!(q.blocked_until(now, 400), None);
-        assert_eq!(q.blocked_until(now, 600), Some(now + Duration::from_secs(6)));
+        assert_eq!(q.try_take(now, 600), Err(now + Duration::from_secs(6)));
+        assert_eq!(q.try_take(now, 400), Ok(()));
+        assert_eq!(q.try_take(now, 400), Err(now + Duration::from_secs(6)), "100 tokens left");
         // a count without a reset is not waited on
         let q = Quota::default();
         q.learn(&RateLimit { requests_remaining: Some(0), ..RateLimit::default() }, now);
-        assert_eq!(q.blocked_until(now, 1), None);
+        assert_eq!(q.try_take(now, 1), Ok(()));
     }
 }

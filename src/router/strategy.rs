@@ -58,6 +58,25 @@ pub(crate) fn order(
     idx
 }
 
+/// Prompt-cache affinity: the targets ordered by their rendezvous score for the request's prefix
+/// hash (weighted by `weight`), so that every request with the prefix tries the same target
+/// first, and the same second one when the first is skipped (an open breaker, a spent budget).
+/// Adding or removing a target moves only the prefixes it gains or loses.
+pub(crate) fn by_affinity(route: &RoutePolicy, prefix: u64) -> Order {
+    use std::hash::{Hash, Hasher};
+    let score = |i: usize| {
+        let t = &route.targets[i];
+        let mut h = std::hash::DefaultHasher::new();
+        (prefix, &t.provider, &t.model).hash(&mut h);
+        // a uniform draw in (0, 1) per (prefix, target), then weighted rendezvous: -w / ln(u)
+        let u = ((h.finish() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        -f64::from(t.weight.max(1)) / u.ln()
+    };
+    let mut idx: Order = (0..route.targets.len()).collect();
+    idx.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    idx
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

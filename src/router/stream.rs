@@ -413,8 +413,10 @@ async fn drive(
                             let reason = *reason;
                             let now = Instant::now();
                             let elapsed = now - current.lease.started;
+                            // a stream that reported no usage is billed by its estimate and deltas
+                            let billed = usage.unwrap_or_else(|| Usage::new(request.estimated_prompt_tokens(), deltas));
                             let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe())
-                                .priced(&lease_target, &usage.unwrap_or_default());
+                                .priced(&lease_target, &billed);
                             inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);

@@ -426,7 +426,8 @@ fn set_cost(h: &mut HeaderMap, usd: Option<f64>) {
     if let Some(usd) = usd {
         // nine decimals hold a single token of the cheapest model; trailing zeros say nothing
         let text = format!("{usd:.9}");
-        set(h, "x-switchyard-cost-usd", text.trim_end_matches('0').trim_end_matches('.'));
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        set(h, "x-switchyard-cost-usd", if text.is_empty() { "0" } else { text });
     }
 }
 

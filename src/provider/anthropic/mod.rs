@@ -201,9 +201,9 @@ impl Provider for Anthropic {
             key: self.config.api_key.clone(),
         };
         let content = http::ContentSeen::default();
-        let headers = response.headers().clone();
+        let limit = http::rate_limit_of(&response);
         let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
-        Ok(http::with_rate_limit(http::watch_content(stream::decode(ctx, events), content), &headers))
+        Ok(http::with_rate_limit(http::watch_content(stream::decode(ctx, events), content), limit))
     }
 
     /// Asks `POST /v1/messages/count_tokens` with the request's Messages body, cut to the

@@ -228,13 +228,13 @@ impl Provider for OpenAi {
             grace: StreamContext::grace_for(call.timeouts.idle),
         };
         let content = http::ContentSeen::default();
-        let headers = response.headers().clone();
+        let limit = http::rate_limit_of(&response);
         let events = http::sse_events(self.config.name.clone(), response, limits, content.clone());
         let decoded = match self.protocol {
             Protocol::OpenaiResponses => stream::decode(responses_as_chunks(events), ctx),
             _ => stream::decode(events, ctx),
         };
-        Ok(http::with_rate_limit(http::watch_content(decoded, content), &headers))
+        Ok(http::with_rate_limit(http::watch_content(decoded, content), limit))
     }
 
     fn enforces_deadline(&self) -> bool {
