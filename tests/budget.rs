@@ -96,3 +96,38 @@ async fn a_spent_route_budget_is_a_429_budget_exhausted_with_retry_after() {
     assert_eq!(v["error"]["switchyard"]["class"], "budget_exhausted", "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("route `capped` spent its budget"), "{v}");
 }
+
+#[tokio::test]
+async fn a_client_key_with_a_spent_budget_is_refused_and_the_others_are_not() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim))).unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[keys.alice]\nkey = \"sk-alice\"\nbudget = { usd = 0.000001, per = \"1h\" }\n[keys.ops]\nkey = \"sk-ops\"\nadmin = true\n",
+    )
+    .unwrap();
+    let mut options = ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "Hello there"}]});
+    let client = reqwest::Client::new();
+    let call =
+        |key: &'static str| client.post(format!("{base}/v1/chat/completions")).bearer_auth(key).json(&body).send();
+    assert_eq!(call("sk-alice").await.unwrap().status(), 200, "the first answer spends alice's hour");
+    let r = call("sk-alice").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["switchyard"]["class"], "budget_exhausted", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("key `alice` spent its budget"), "{v}");
+    assert_eq!(call("sk-ops").await.unwrap().status(), 200, "another key is not charged");
+    let state: Value =
+        client.get(format!("{base}/admin/state")).bearer_auth("sk-ops").send().await.unwrap().json().await.unwrap();
+    let alice = state["budgets"].as_array().unwrap().iter().find(|b| b["name"] == "alice").unwrap().clone();
+    assert_eq!(alice["scope"], "key", "{alice}");
+    assert!(alice["spent_usd"].as_f64().unwrap() > 0.000001, "{alice}");
+    assert!(!state.to_string().contains("sk-alice"), "no key in the state");
+}

@@ -40,6 +40,8 @@ pub struct ClientKey {
     pub limits: Limits,
     /// Whether it may read `/metrics` and `/admin/*`.
     pub admin: bool,
+    /// What its requests may spend per window.
+    pub budget: Option<super::Budget>,
     digest: Digest,
 }
 
@@ -50,6 +52,7 @@ impl fmt::Debug for ClientKey {
             .field("routes", &self.routes)
             .field("limits", &self.limits)
             .field("admin", &self.admin)
+            .field("budget", &self.budget)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +117,7 @@ impl ClientKeys {
                     routes: None,
                     limits: Limits::default(),
                     admin,
+                    budget: None,
                     digest: sha256(key),
                 })
                 .collect(),
@@ -135,6 +139,7 @@ struct KeySpec {
     concurrency: Option<u32>,
     #[serde(default)]
     admin: bool,
+    budget: Option<Spanned<super::schema::BudgetSpec>>,
 }
 
 fn parse_hex(text: &str) -> Option<Digest> {
@@ -177,6 +182,7 @@ pub(crate) fn load(
                 routes: None,
                 limits: Limits::default(),
                 admin: true,
+                budget: None,
                 digest: sha256(key),
             });
         }
@@ -270,7 +276,9 @@ fn read_file(c: &mut Collector<'_>, text: &str, routes: &[&str], keys: &mut Vec<
                 c.error(&span, format!("{key_path}.{limit}"), "must be at least 1 (leave it out for no limit)");
             }
         }
+        let budget = super::compile::budget(c, &key_path, spec.budget.as_ref());
         keys.push(ClientKey {
+            budget,
             name: name.into_inner(),
             routes: spec.routes.map(|r| r.into_iter().map(Spanned::into_inner).collect()),
             limits: Limits { rpm: spec.rpm, tpm: spec.tpm, concurrency: spec.concurrency },

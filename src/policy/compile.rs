@@ -455,7 +455,11 @@ fn compile_provider(
 }
 
 /// A `budget = { usd, per }`, checked: a positive amount, a window of a minute or more.
-fn budget(c: &mut Collector<'_>, key: &str, spec: Option<&Spanned<super::schema::BudgetSpec>>) -> Option<Budget> {
+pub(crate) fn budget(
+    c: &mut Collector<'_>,
+    key: &str,
+    spec: Option<&Spanned<super::schema::BudgetSpec>>,
+) -> Option<Budget> {
     let spec = spec?;
     let b = spec.get_ref();
     if !(b.usd.is_finite() && b.usd > 0.0) {

@@ -19,6 +19,8 @@ use crate::sync::lock;
 pub(crate) enum Scope {
     Route(String),
     Provider(String),
+    /// A gateway client key, by name.
+    Key(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +88,18 @@ impl Budgets {
         let routes = policy.routes.values().filter_map(|r| Some(("route", Scope::Route(r.name.clone()), r.budget?)));
         let providers =
             policy.providers.values().filter_map(|p| Some(("provider", Scope::Provider(p.name.clone()), p.budget?)));
+        let keys = policy
+            .server
+            .client_keys
+            .keys()
+            .iter()
+            .filter_map(|k| Some(("key", Scope::Key(k.name.clone()), k.budget?)));
         routes
             .chain(providers)
+            .chain(keys)
             .map(|(kind, scope, budget)| {
                 let name = match &scope {
-                    Scope::Route(n) | Scope::Provider(n) => n.clone(),
+                    Scope::Route(n) | Scope::Provider(n) | Scope::Key(n) => n.clone(),
                 };
                 BudgetSnapshot {
                     scope: kind,
@@ -110,6 +119,7 @@ pub(crate) fn describe(scope: &Scope, budget: &Budget, resets_in: Duration) -> S
     let (kind, name) = match scope {
         Scope::Route(n) => ("route", n),
         Scope::Provider(n) => ("provider", n),
+        Scope::Key(n) => ("key", n),
     };
     let resets = crate::duration::format_duration(Duration::from_secs(resets_in.as_secs().max(1)));
     format!(

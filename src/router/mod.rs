@@ -272,8 +272,9 @@ impl Router {
         let changes =
             if version == 1 { vec!["initial policy".to_owned()] } else { describe_changes(&previous.policy, &policy) };
         let hash = policy.hash.clone();
-        let budgets =
-            policy.routes.values().any(|r| r.budget.is_some()) || policy.providers.values().any(|p| p.budget.is_some());
+        let budgets = policy.routes.values().any(|r| r.budget.is_some())
+            || policy.providers.values().any(|p| p.budget.is_some())
+            || policy.server.client_keys.keys().iter().any(|k| k.budget.is_some());
         self.inner.has_budgets.store(budgets, Ordering::Release);
         self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, routes, version }));
         *lock(&self.inner.last_reload_error) = None;
@@ -345,6 +346,21 @@ impl Router {
             targets,
             faults: self.inner.faults.snapshot(),
             budgets: self.inner.budgets.snapshot(&snap.policy, std::time::SystemTime::now()),
+        }
+    }
+
+    /// The refusal of a client key whose budget is spent (its message, and when it resets).
+    pub(crate) fn key_budget_spent(&self, key: &crate::policy::ClientKey) -> Option<(String, std::time::Duration)> {
+        let budget = key.budget.as_ref()?;
+        let scope = budget::Scope::Key(key.name.clone());
+        let resets_in = self.inner.budgets.exhausted_for(&scope, Some(budget), std::time::SystemTime::now())?;
+        Some((budget::describe(&scope, budget, resets_in), resets_in))
+    }
+
+    /// `usd` spent by a client key's request: charged to its budget, when it has one.
+    pub(crate) fn charge_key(&self, key: &crate::policy::ClientKey, usd: Option<f64>) {
+        if let (Some(budget), Some(usd)) = (&key.budget, usd) {
+            self.inner.budgets.spend(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
         }
     }
 

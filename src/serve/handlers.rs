@@ -262,10 +262,15 @@ pub(crate) async fn chat<D: Dialect>(
             return refused::<D>(refusal);
         }
     };
+    if let Some(spent) = key_budget_spent(&state.router, &caller) {
+        record_request(endpoint, &label, key, Some(ErrorClass::BudgetExhausted), started);
+        return budget_refusal::<D>(spent);
+    }
     D::read_headers(&mut parsed, &headers);
     let echo = D::echo(&parsed);
     if parsed.stream {
-        stream::<D>(endpoint, &state.router, parsed, caller.name().to_owned(), permit, started, echo).await
+        let charge = Charge { router: state.router.clone(), caller: caller.clone() };
+        stream::<D>(endpoint, &state.router, parsed, charge, permit, started, echo).await
     } else {
         let route = parsed.route.clone();
         let result = state.router.chat_decoded(parsed).await;
@@ -273,13 +278,16 @@ pub(crate) async fn chat<D: Dialect>(
         match result {
             Ok(r) => {
                 record_request(endpoint, &label, key, None, started);
+                charge_key(&state.router, &caller, r.cost_usd());
                 ok_response::<D>(&r, echo.as_ref())
             }
             Err(e) => {
                 record_request(endpoint, &label, key, Some(e.class()), started);
                 let retry_after = e.failure().and_then(|f| f.retry_after);
+                let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
+                charge_key(&state.router, &caller, cost);
                 let mut response = error_response::<D>(&failure_from(&route, &e), retry_after);
-                set_cost(response.headers_mut(), e.failure().and_then(crate::router::RouteFailure::cost_usd));
+                set_cost(response.headers_mut(), cost);
                 response
             }
         }
@@ -381,11 +389,16 @@ pub(crate) async fn embeddings(
             return refused::<D>(refusal);
         }
     };
+    if let Some(spent) = key_budget_spent(&state.router, &caller) {
+        record_request(endpoint, &label, key, Some(ErrorClass::BudgetExhausted), started);
+        return budget_refusal::<D>(spent);
+    }
     let result = state.router.embed(&route, request).await;
     drop(permit);
     match result {
         Ok(e) => {
             record_request(endpoint, &label, key, None, started);
+            charge_key(&state.router, &caller, e.cost_usd());
             let mut response = (StatusCode::OK, axum::Json(&e.response.body)).into_response();
             let h = response.headers_mut();
             set(h, "x-switchyard-provider", &e.provider);
@@ -402,6 +415,32 @@ pub(crate) async fn embeddings(
             error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after))
         }
     }
+}
+
+/// A caller whose key spent its budget: the refusal to answer (its message, when it resets).
+fn key_budget_spent(router: &Router, caller: &Caller) -> Option<(String, std::time::Duration)> {
+    match caller {
+        Caller::Key(k) => router.key_budget_spent(k),
+        Caller::Anonymous => None,
+    }
+}
+
+/// A 429 `budget_exhausted` with `Retry-After`.
+fn budget_refusal<D: Dialect>((message, wait): (String, std::time::Duration)) -> Response {
+    error_response::<D>(&simple_failure(ErrorClass::BudgetExhausted, message), Some(wait))
+}
+
+/// What a request cost, charged to the caller's key budget.
+fn charge_key(router: &Router, caller: &Caller, usd: Option<f64>) {
+    if let Caller::Key(k) = caller {
+        router.charge_key(k, usd);
+    }
+}
+
+/// Whom a stream's cost is charged to when it ends.
+struct Charge {
+    router: Router,
+    caller: Caller,
 }
 
 fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>) -> Response {
@@ -435,11 +474,12 @@ async fn stream<D: Dialect>(
     endpoint: &'static str,
     router: &Router,
     parsed: Parsed,
-    key: String,
+    charge: Charge,
     permit: Option<crate::router::limiter::LimitPermit>,
     started: Instant,
     echo: Option<serde_json::Value>,
 ) -> Response {
+    let key = charge.caller.name().to_owned();
     let route = parsed.route.clone();
     let label = route_label(router, &route);
     let include_usage = parsed.include_usage;
@@ -472,7 +512,7 @@ async fn stream<D: Dialect>(
     // an envelope before the first content opens nothing: the stream opens with the content
     let opening = encoder.event(&first);
     // the state carries the metric labels and the key's concurrency slot, freed with the stream
-    let labels = (label, key, permit);
+    let labels = (label, key, permit, charge);
     let body = futures::stream::unfold(
         (s, encoder, Some(opening), false, labels),
         move |(mut s, mut encoder, pending, done, labels)| async move {
@@ -489,12 +529,15 @@ async fn stream<D: Dialect>(
                 }
                 Some(Err(e)) => {
                     record_request(endpoint, &labels.0, &labels.1, Some(e.class()), started);
+                    let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
+                    charge_key(&labels.3.router, &labels.3.caller, cost);
                     let bytes = encoder.error(&failure_from(&labels.0, &e));
                     Some((coalesce(bytes), (s, encoder, None, true, labels)))
                 }
                 None => {
-                    if s.summary().is_some() {
+                    if let Some(summary) = s.summary() {
                         record_request(endpoint, &labels.0, &labels.1, None, started);
+                        charge_key(&labels.3.router, &labels.3.caller, summary.cost_usd());
                     }
                     None
                 }
