@@ -19,7 +19,9 @@ const REPLY_PRIMING: u64 = 3;
 
 /// The tokenizer of an OpenAI model, when its family is known.
 fn tokenizer(model: &str) -> Option<&'static CoreBPE> {
-    tiktoken_rs::bpe_for_model(model).ok()
+    // not `bpe_for_model`: for a model it does not know, that builds an error (and captures a
+    // backtrace when RUST_BACKTRACE is set), microseconds on every limited request
+    tiktoken_rs::tokenizer::get_tokenizer(model).and_then(|t| tiktoken_rs::bpe_for_tokenizer(t).ok())
 }
 
 /// Whether `model` has a known tokenizer.

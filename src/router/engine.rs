@@ -344,7 +344,7 @@ impl<'s> Plan<'s> {
         // (a priority route already sends every request to its first healthy target)
         let affinity =
             route.cache_affinity && route.targets.len() > 1 && route.strategy != crate::policy::Strategy::Priority;
-        let order = match request.cache_prefix_hash().filter(|_| affinity) {
+        let order = match if affinity { request.cache_prefix_hash() } else { None } {
             Some(prefix) => super::strategy::by_affinity(route, prefix),
             None => super::strategy::order(
                 route,
@@ -866,6 +866,7 @@ impl<'s> Plan<'s> {
         }
         // the provider's spending budget (a count costs nothing)
         if self.op != Op::Count
+            && inner.has_budgets.load(std::sync::atomic::Ordering::Acquire)
             && let Some(budget) = self.snap.policy.provider(&target.provider).and_then(|p| p.budget)
         {
             let scope = super::budget::Scope::Provider(target.provider.clone());

@@ -121,7 +121,7 @@ pub(crate) struct Inner {
     /// What the routes' and providers' budgets spent (kept across reloads, by name).
     pub(crate) budgets: budget::Budgets,
     /// Whether the policy in force has any budget: without, an attempt's cost is charged nowhere.
-    has_budgets: AtomicBool,
+    pub(crate) has_budgets: AtomicBool,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
