@@ -33,11 +33,12 @@ pub(crate) fn chat_usage(response: &Value) -> Option<Value> {
 /// The members of a `response` object beyond the ones this translation reads (`service_tier`,
 /// members added after this release): a Chat Completions answer carries them top-level.
 pub(crate) fn extras(response: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    response.as_object().into_iter().flatten().filter(|(k, _)| !OWN.contains(&k.as_str()))
+    response.as_object().into_iter().flatten().filter(|(k, _)| !own(k))
 }
 
-/// Members of a `response` object this translation reads or writes; anything else a provider
-/// sends goes across as a top-level member of the other side, unchanged.
+/// Members of a `response` object this translation reads or writes, beyond the request's
+/// settings it repeats ([`ECHOED`]); anything else a provider sends goes across as a top-level
+/// member of the other side, unchanged.
 const OWN: &[&str] = &[
     "id",
     "object",
@@ -49,29 +50,21 @@ const OWN: &[&str] = &[
     "output",
     "output_text",
     "usage",
-    // echoes of the request, which a Chat Completions answer does not carry
-    "instructions",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "temperature",
-    "top_p",
+    // request settings OpenAI repeats that this gateway does not serve (a Chat Completions answer
+    // does not carry them either)
     "top_logprobs",
-    "max_output_tokens",
     "max_tool_calls",
-    "metadata",
-    "text",
-    "reasoning",
     "store",
     "previous_response_id",
-    "truncation",
-    "user",
     "background",
     "prompt",
-    "prompt_cache_key",
-    "safety_identifier",
     "conversation",
 ];
+
+/// Whether `member` of a `response` object is one this translation knows.
+fn own(member: &str) -> bool {
+    OWN.contains(&member) || ECHOED.contains(&member)
+}
 
 /// The request members a `response` object repeats.
 const ECHOED: &[&str] = &[
