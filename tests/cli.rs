@@ -233,3 +233,22 @@ fn drills_drive_embeddings_token_counts_and_responses_targets_through_a_failover
         assert_eq!(phase["cost_usd"].as_f64(), Some(cost));
     }
 }
+
+#[test]
+fn check_shows_budgets_and_cache_affinity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        "[providers.openai]\nbudget = { usd = 20, per = \"1d\" }\n[routes.chat]\nstrategy = \"round_robin\"\ncache_affinity = true\nbudget = { usd = 5, per = \"1h\" }\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }, { provider = \"openai\", model = \"gpt-4o-mini\" }]\n",
+    )
+    .unwrap();
+    let out = switchyard(&["check", &path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("budget $20.00 per 1day"), "{stdout}");
+    assert!(
+        stdout.contains("chat (strategy round_robin, total timeout 2m, budget $5.00 per 1h, cache affinity)"),
+        "{stdout}"
+    );
+}

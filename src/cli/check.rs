@@ -47,6 +47,11 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     }
 }
 
+/// `, budget $5.00 per 1day`, or nothing.
+fn budget(b: Option<&switchyard::policy::Budget>) -> String {
+    b.map_or(String::new(), |b| format!(", budget ${:.2} per {}", b.usd, format_duration(b.per)))
+}
+
 fn limits(l: &Limits) -> String {
     if l.is_unlimited() {
         return "none".into();
@@ -78,7 +83,7 @@ pub(crate) fn render(policy: &Policy) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<12} {:<9} {}  {}  limits: {}  breaker: {} failures, cooldown {}..{}",
+            "  {:<12} {:<9} {}  {}  limits: {}  breaker: {} failures, cooldown {}..{}{}",
             p.name,
             p.protocol.as_str(),
             p.base_url,
@@ -86,7 +91,8 @@ pub(crate) fn render(policy: &Policy) -> String {
             limits(&p.limits),
             p.breaker.consecutive_failures,
             format_duration(p.breaker.cooldown),
-            format_duration(p.breaker.max_cooldown)
+            format_duration(p.breaker.max_cooldown),
+            budget(p.budget.as_ref())
         );
     }
     let _ = writeln!(out, "\nroutes:");
@@ -116,7 +122,7 @@ fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings) 
                 let routes = k.routes.as_ref().map_or("every route".to_owned(), |r| r.join(", "));
                 let admin = if k.admin { ", admin" } else { "" };
                 let limits = if k.limits.is_unlimited() { String::new() } else { format!(", {}", limits(&k.limits)) };
-                format!("{} ({routes}{admin}{limits})", k.name)
+                format!("{} ({routes}{admin}{limits}{})", k.name, budget(k.budget.as_ref()))
             })
             .collect();
         let from = server.keys_file.as_ref().map_or(String::new(), |f| format!(" from {}", f.display()));
@@ -189,10 +195,12 @@ fn model(t: &switchyard::policy::TargetPolicy) -> String {
 fn render_route(out: &mut String, r: &RoutePolicy) {
     let _ = writeln!(
         out,
-        "  {} (strategy {}, total timeout {})",
+        "  {} (strategy {}, total timeout {}{}{})",
         r.name,
         r.strategy.as_str(),
-        format_duration(r.total_timeout)
+        format_duration(r.total_timeout),
+        budget(r.budget.as_ref()),
+        if r.cache_affinity { ", cache affinity" } else { "" }
     );
     for (i, t) in r.targets.iter().enumerate() {
         let weight = if r.strategy == switchyard::policy::Strategy::Weighted {
