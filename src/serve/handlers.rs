@@ -250,22 +250,11 @@ pub(crate) async fn chat<D: Dialect>(
         prompt + u64::from(output)
     };
     // held until the answer is over (a stream's last event)
-    let permit = match state.key_limiters.admit(&keys, &caller, &parsed.route, tokens, limits.in_flight_per_key) {
+    let admitted = admit_key::<D>(&state, &keys, &caller, &parsed.route, tokens, &limits, (endpoint, &label, started));
+    let permit = match admitted {
         Ok(p) => p,
-        Err(refusal) => {
-            let class = if matches!(refusal, Refusal::Forbidden(_)) {
-                ErrorClass::PermissionDenied
-            } else {
-                ErrorClass::RateLimited
-            };
-            record_request(endpoint, &label, key, Some(class), started);
-            return refused::<D>(refusal);
-        }
+        Err(response) => return response,
     };
-    if let Some(spent) = key_budget_spent(&state.router, &caller) {
-        record_request(endpoint, &label, key, Some(ErrorClass::BudgetExhausted), started);
-        return budget_refusal::<D>(spent);
-    }
     D::read_headers(&mut parsed, &headers);
     let echo = D::echo(&parsed);
     if parsed.stream {
@@ -377,22 +366,10 @@ pub(crate) async fn embeddings(
     let label = route_label(&state.router, &route);
     let keys = state.router.policy().server.client_keys.clone();
     let tokens = || request.as_chat().estimated_prompt_tokens();
-    let permit = match state.key_limiters.admit(&keys, &caller, &route, tokens, limits.in_flight_per_key) {
+    let permit = match admit_key::<D>(&state, &keys, &caller, &route, tokens, &limits, (endpoint, &label, started)) {
         Ok(p) => p,
-        Err(refusal) => {
-            let class = if matches!(refusal, Refusal::Forbidden(_)) {
-                ErrorClass::PermissionDenied
-            } else {
-                ErrorClass::RateLimited
-            };
-            record_request(endpoint, &label, key, Some(class), started);
-            return refused::<D>(refusal);
-        }
+        Err(response) => return response,
     };
-    if let Some(spent) = key_budget_spent(&state.router, &caller) {
-        record_request(endpoint, &label, key, Some(ErrorClass::BudgetExhausted), started);
-        return budget_refusal::<D>(spent);
-    }
     let result = state.router.embed(&route, request).await;
     drop(permit);
     match result {
@@ -417,17 +394,35 @@ pub(crate) async fn embeddings(
     }
 }
 
-/// A caller whose key spent its budget: the refusal to answer (its message, when it resets).
-fn key_budget_spent(router: &Router, caller: &Caller) -> Option<(String, std::time::Duration)> {
-    match caller {
-        Caller::Key(k) => router.key_budget_spent(k),
-        Caller::Anonymous => None,
+/// What the caller's key allows a request on `route` of `tokens`: its route, rate limits,
+/// concurrency (the permit, held until the answer is over) and spending budget; else the refusal
+/// in the endpoint's dialect, counted under `(endpoint, route label, start)`.
+fn admit_key<D: Dialect>(
+    state: &AppState,
+    keys: &crate::policy::ClientKeys,
+    caller: &Caller,
+    route: &str,
+    tokens: impl FnOnce() -> u64,
+    limits: &super::RequestLimits,
+    (endpoint, label, started): (&'static str, &str, Instant),
+) -> Result<Option<crate::router::limiter::LimitPermit>, Response> {
+    let permit =
+        state.key_limiters.admit(keys, caller, route, tokens, limits.in_flight_per_key).map_err(|refusal| {
+            let class = if matches!(refusal, Refusal::Forbidden(_)) {
+                ErrorClass::PermissionDenied
+            } else {
+                ErrorClass::RateLimited
+            };
+            record_request(endpoint, label, caller.name(), Some(class), started);
+            refused::<D>(refusal)
+        })?;
+    if let Caller::Key(k) = caller
+        && let Some((message, wait)) = state.router.key_budget_spent(k)
+    {
+        record_request(endpoint, label, caller.name(), Some(ErrorClass::BudgetExhausted), started);
+        return Err(error_response::<D>(&simple_failure(ErrorClass::BudgetExhausted, message), Some(wait)));
     }
-}
-
-/// A 429 `budget_exhausted` with `Retry-After`.
-fn budget_refusal<D: Dialect>((message, wait): (String, std::time::Duration)) -> Response {
-    error_response::<D>(&simple_failure(ErrorClass::BudgetExhausted, message), Some(wait))
+    Ok(permit)
 }
 
 /// What a request cost, charged to the caller's key budget.

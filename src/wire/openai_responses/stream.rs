@@ -164,10 +164,7 @@ impl Writer {
                 // what the upstream said beyond the model's members, as a whole answer carries it
                 // (the chunk bookkeeping of Chat Completions is not the answer's)
                 for (k, v) in extra {
-                    if !matches!(
-                        k.as_str(),
-                        "id" | "object" | "created" | "model" | "system_fingerprint" | "obfuscation"
-                    ) {
+                    if !matches!(k.as_str(), "id" | "object" | "created" | "model" | "obfuscation") {
                         self.envelope.insert(k.clone(), v.clone());
                     }
                 }
