@@ -192,15 +192,26 @@ fn model(t: &switchyard::policy::TargetPolicy) -> String {
     format!("context {} tokens, accepts: {accepts}", m.context_window)
 }
 
+fn hedge(h: Option<&switchyard::policy::Hedge>) -> String {
+    let Some(h) = h else { return String::new() };
+    let after = match h.after {
+        switchyard::policy::HedgeAfter::Fixed(d) => format_duration(d),
+        switchyard::policy::HedgeAfter::Percentile(p) => format!("the target's p{p} time to first token"),
+    };
+    let hedges = if h.max == 1 { "1 hedge".to_owned() } else { format!("up to {} hedges", h.max) };
+    format!(", hedged after {after} ({hedges})")
+}
+
 fn render_route(out: &mut String, r: &RoutePolicy) {
     let _ = writeln!(
         out,
-        "  {} (strategy {}, total timeout {}{}{})",
+        "  {} (strategy {}, total timeout {}{}{}{})",
         r.name,
         r.strategy.as_str(),
         format_duration(r.total_timeout),
         budget(r.budget.as_ref()),
-        if r.cache_affinity { ", cache affinity" } else { "" }
+        if r.cache_affinity { ", cache affinity" } else { "" },
+        hedge(r.hedge.as_ref())
     );
     for (i, t) in r.targets.iter().enumerate() {
         let weight = if r.strategy == switchyard::policy::Strategy::Weighted {

@@ -477,6 +477,60 @@ pub(crate) fn budget(
     Some(Budget { usd: b.usd, per: b.per.0 })
 }
 
+/// The most hedged attempts a route may start for one request.
+const MAX_HEDGES: u32 = 3;
+
+/// A `hedge = { after, max }`, checked: `after` a duration of a millisecond or more, or a
+/// percentile `p50` to `p99`; `max` from 1 to 3, and fewer than the route's targets.
+fn hedge(
+    c: &mut Collector<'_>,
+    key: &str,
+    spec: Option<&Spanned<super::schema::HedgeSpec>>,
+    targets: usize,
+) -> Option<super::Hedge> {
+    let spec = spec?;
+    let h = spec.get_ref();
+    let text = h.after.get_ref().trim();
+    let after = match text.strip_prefix('p').map(str::parse::<u8>) {
+        Some(Ok(p)) if (50..=99).contains(&p) => Some(super::HedgeAfter::Percentile(p)),
+        Some(_) => None,
+        None => crate::duration::parse_duration(text)
+            .ok()
+            .filter(|d| *d >= Duration::from_millis(1))
+            .map(super::HedgeAfter::Fixed),
+    };
+    let Some(after) = after else {
+        c.error(
+            &h.after.span(),
+            format!("{key}.hedge.after"),
+            format!("`{text}` is neither a duration (\"2s\", \"750ms\") nor a percentile of the time to first token (\"p50\" to \"p99\")"),
+        );
+        return None;
+    };
+    let max = h.max.as_ref().map_or(1, |m| *m.get_ref());
+    if !(1..=MAX_HEDGES).contains(&max) {
+        let span = h.max.as_ref().map_or_else(|| spec.span(), Spanned::span);
+        c.error(&span, format!("{key}.hedge.max"), format!("`max` must be 1 to {MAX_HEDGES}, not {max}"));
+        return None;
+    }
+    if targets < 2 {
+        c.error(
+            &spec.span(),
+            format!("{key}.hedge"),
+            "a hedge starts the next target: the route needs two targets or more",
+        );
+        return None;
+    }
+    if max as usize >= targets {
+        c.warn(
+            &spec.span(),
+            format!("{key}.hedge.max"),
+            format!("the route has {targets} targets: at most {} hedges can start", targets - 1),
+        );
+    }
+    Some(super::Hedge { after, max })
+}
+
 fn builtin_names() -> String {
     crate::profile::builtins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -612,6 +666,7 @@ fn compile_routes(
                 total_timeout: total,
                 budget: budget(c, &key, spec.budget.as_ref()),
                 cache_affinity: spec.cache_affinity.unwrap_or(false),
+                hedge: hedge(c, &key, spec.hedge.as_ref(), spec.targets.get_ref().len()),
             }),
         );
     }
@@ -1196,6 +1251,22 @@ until = "2026-12-01T12:00:00Z"
         assert!(e.iter().any(|m| m.contains("`routes.a.targets`: a route needs at least one target")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("`routes.a.on.overload`: unknown error class")), "{e:#?}");
         assert!(e.iter().any(|m| m.contains("`extra`: unknown table")), "{e:#?}");
+    }
+
+    #[test]
+    fn a_hedge_names_when_and_how_many_and_needs_a_second_target() {
+        let two = "targets = [{ provider = \"openai\", model = \"gpt-4o\" }, { provider = \"openai\", model = \"gpt-4o-mini\" }]\n";
+        let p = compile("ok.toml", &format!("[routes.a]\nhedge = {{ after = \"1.5s\", max = 1 }}\n{two}[routes.b]\nhedge = {{ after = \"p95\" }}\n{two}")).unwrap();
+        let a = p.route("a").unwrap().hedge.unwrap();
+        assert_eq!((a.after, a.max), (super::super::HedgeAfter::Fixed(Duration::from_millis(1500)), 1));
+        assert_eq!(p.route("b").unwrap().hedge.unwrap().after, super::super::HedgeAfter::Percentile(95));
+        let e = errors(&format!(
+            "[routes.a]\nhedge = {{ after = \"soon\" }}\n{two}[routes.b]\nhedge = {{ after = \"p100\" }}\n{two}[routes.c]\nhedge = {{ after = \"1s\", max = 0 }}\n{two}[routes.d]\nhedge = {{ after = \"1s\" }}\ntargets = [{{ provider = \"openai\", model = \"gpt-4o\" }}]\n"
+        ));
+        assert!(e.iter().any(|m| m.contains("`routes.a.hedge.after`") && m.contains("`soon`")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`routes.b.hedge.after`") && m.contains("p99")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`routes.c.hedge.max`") && m.contains("1 to 3")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("`routes.d.hedge`") && m.contains("two targets")), "{e:#?}");
     }
 
     #[test]

@@ -187,6 +187,37 @@ pub struct Budget {
     pub per: std::time::Duration,
 }
 
+/// When a route starts a hedged attempt: after a fixed wait, or after the serving target's
+/// observed percentile of time to first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HedgeAfter {
+    /// After this long without a first token.
+    Fixed(Duration),
+    /// After the target's observed `pNN` time to first token (its last 64 answers; no hedge until
+    /// it has 16).
+    Percentile(u8),
+}
+
+impl Serialize for HedgeAfter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HedgeAfter::Fixed(d) => s.serialize_str(&crate::duration::format_duration(*d)),
+            HedgeAfter::Percentile(p) => s.collect_str(&format_args!("p{p}")),
+        }
+    }
+}
+
+/// Hedged requests (`hedge = { after, max }`): when an attempt has produced no first token (or, not
+/// streamed, no answer) by `after`, the next target is started too; the first to produce content
+/// serves, the others are cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hedge {
+    /// When to start the next target.
+    pub after: HedgeAfter,
+    /// The most hedged attempts one request starts.
+    pub max: u32,
+}
+
 /// Local rate limits; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Limits {

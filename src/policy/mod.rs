@@ -21,8 +21,8 @@ mod tls;
 
 pub use client_keys::{ClientKey, ClientKeys};
 pub use config::{
-    BreakerConfig, BreakerEffect, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Holdback,
-    Limits, ProbeMode, Resume, RetryConfig, Timeouts,
+    BreakerConfig, BreakerEffect, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Hedge,
+    HedgeAfter, Holdback, Limits, ProbeMode, Resume, RetryConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
@@ -159,6 +159,9 @@ pub struct RoutePolicy {
     /// healthy), so load balancing keeps the provider's prompt cache warm.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cache_affinity: bool,
+    /// Hedged requests, when the route asks for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<Hedge>,
 }
 
 /// What a live drill injects.

@@ -178,6 +178,15 @@ pub(crate) struct RouteSpec {
     pub(crate) limits: Option<Spanned<LimitsSpec>>,
     pub(crate) budget: Option<Spanned<BudgetSpec>>,
     pub(crate) cache_affinity: Option<bool>,
+    pub(crate) hedge: Option<Spanned<HedgeSpec>>,
+}
+
+/// `hedge = { after = "2s" | "p95", max = 1 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HedgeSpec {
+    pub(crate) after: Spanned<String>,
+    pub(crate) max: Option<Spanned<u32>>,
 }
 
 /// `budget = { usd = N, per = "1d" }`.

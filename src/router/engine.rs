@@ -24,6 +24,8 @@ use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{BreakerEffect, Resume, RoutePolicy, TargetPolicy};
 use crate::provider::{Call, CallTimeouts, Provider};
 
+mod hedge;
+
 /// A provider call for one attempt.
 pub(crate) type AttemptFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
@@ -47,6 +49,8 @@ pub(crate) struct Lease<'s> {
     pub(crate) deadline: Instant,
     /// Whether the provider ends the attempt (and its stream) by `deadline` itself.
     pub(crate) deadline_enforced: bool,
+    /// Whether the attempt was started as a hedge.
+    hedge: bool,
 }
 
 /// A successful attempt: the value and the lease to settle when the answer is complete.
@@ -156,6 +160,14 @@ pub(crate) struct Plan<'s> {
     fits: Option<Box<[Fit]>>,
     /// What the calls do (counting tokens spends no rate-limit budget).
     op: Op,
+    /// A plan of one target that runs beside others (a hedged request's attempts, each forked
+    /// from the request's plan and merged back into it): it notes the call in flight, so that a
+    /// cancelled one is still accounted.
+    unit: bool,
+    /// This unit was started as a hedge.
+    hedge_unit: bool,
+    /// The call this unit has in flight: when it started, and whether it is a breaker probe.
+    in_flight: Option<(Instant, bool)>,
 }
 
 /// The longest prompt (by its estimate, in tokens) that token limits count with a tokenizer:
@@ -378,6 +390,9 @@ impl<'s> Plan<'s> {
                 (!portable || !needs.is_empty()).then(|| fits(snap, route, targets, request, portable, &needs))
             },
             op: Op::Chat,
+            unit: false,
+            hedge_unit: false,
+            in_flight: None,
         }
     }
 
@@ -527,6 +542,12 @@ impl<'s> Plan<'s> {
                 }
             }
         }
+        let hedge = self.route.hedge.filter(|_| self.op == Op::Chat && matches!(ask, Ask::Request(..)));
+        if let Some(hedge) = hedge
+            && let Some(result) = self.run_hedged(inner, ask, &op, hedge).await
+        {
+            return result;
+        }
         while self.pos < self.order.len() {
             let idx = self.order[self.pos];
             // the last option is the last target this phase may use: a pause is waited out for
@@ -657,6 +678,9 @@ impl<'s> Plan<'s> {
                 deadline: Some(attempt_deadline),
             };
             let call = Call { model: &target.model, request, timeouts, unsupported: target.unsupported, original };
+            if self.unit {
+                self.in_flight = Some((started, probe));
+            }
             let span = super::spans::info(|| {
                 tracing::info_span!(
                     "gen_ai.attempt",
@@ -699,6 +723,7 @@ impl<'s> Plan<'s> {
                     timed.instrument(span.unwrap_or_else(Span::none)).await
                 };
                 let ended = Instant::now();
+                self.in_flight = None;
                 let timed_out = |e: Option<ProviderError>| {
                     let budget = attempt_deadline - started;
                     let which = if budget < target.timeouts.attempt {
@@ -714,6 +739,10 @@ impl<'s> Plan<'s> {
                 };
                 let error = match result {
                     Ok(Ok(value)) => {
+                        if self.op == Op::Chat {
+                            // a streamed answer's first content, or a whole answer
+                            target_node.first_token.0.record(ended - started);
+                        }
                         let lease = Lease {
                             route: self.route,
                             index,
@@ -725,6 +754,7 @@ impl<'s> Plan<'s> {
                             started,
                             deadline: attempt_deadline,
                             deadline_enforced: enforced,
+                            hedge: self.hedge_unit,
                         };
                         return Some(Ok(Success { value, lease, ended, resumed, retries: retry }));
                     }
@@ -978,16 +1008,9 @@ impl<'s> Plan<'s> {
             self.other_skips += 1;
         }
         let a = Attempt {
-            provider: target.provider.clone(),
-            model: target.model.clone(),
-            outcome: AttemptOutcome::Skipped,
-            class: None,
-            status: None,
-            elapsed: Duration::ZERO,
             skip_reason: Some(reason),
-            probe: false,
-            output_tokens: None,
-            cost_usd: None,
+            hedge: self.hedge_unit,
+            ..Attempt::new(target, AttemptOutcome::Skipped, Duration::ZERO)
         };
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
@@ -1006,16 +1029,11 @@ impl<'s> Plan<'s> {
         effect: BreakerEffect,
     ) {
         let a = Attempt {
-            provider: target.provider.clone(),
-            model: target.model.clone(),
-            outcome: AttemptOutcome::Error,
             class: Some(e.class),
             status: e.status,
-            elapsed,
-            skip_reason: None,
             probe,
-            output_tokens: None,
-            cost_usd: None,
+            hedge: self.hedge_unit,
+            ..Attempt::new(target, AttemptOutcome::Error, elapsed)
         };
         tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
         if self.op != Op::Count
@@ -1201,6 +1219,16 @@ impl Lease<'_> {
     /// Whether this attempt went through as a breaker probe (its verdict closes or reopens it).
     pub(crate) fn is_probe(&self) -> bool {
         !self.probes.is_empty()
+    }
+
+    /// The record of this attempt, ended with `outcome` after `elapsed`.
+    pub(crate) fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) -> Attempt {
+        Attempt { probe: self.is_probe(), hedge: self.hedge, ..Attempt::new(self.target(), outcome, elapsed) }
+    }
+
+    /// The record of this attempt, which served the answer after `elapsed`.
+    pub(crate) fn served(&self, elapsed: Duration) -> Attempt {
+        Attempt { status: Some(200), ..self.attempt(AttemptOutcome::Ok, elapsed) }
     }
 
     pub(crate) fn target_node(&self) -> &Node {

@@ -78,6 +78,19 @@ pub enum RouterEvent {
         /// Why.
         class: ErrorClass,
     },
+    /// A hedged request started its next target beside the attempt in flight, which had
+    /// produced no first token in time (`hedge = { after, max }`).
+    Hedge {
+        /// Route.
+        route: String,
+        /// The provider started.
+        provider: String,
+        /// The model started.
+        model: String,
+        /// How long the attempt in flight had gone without a first token.
+        #[serde(rename = "waited_ms", serialize_with = "crate::duration::ser::millis")]
+        waited: Duration,
+    },
     /// A new policy is in force.
     PolicyApplied {
         /// Its version (1 for the first).

@@ -46,6 +46,9 @@ pub(crate) struct Node {
     prefill: Mutex<Option<bool>>,
     /// What the provider's rate-limit headers say remains.
     pub(crate) quota: super::quota::Quota,
+    /// Recent times to first token (hedging after a percentile). On lines of their own: every
+    /// answer writes them.
+    pub(crate) first_token: CacheLine<super::samples::FirstTokenSamples>,
 }
 
 /// Weight of the newest sample in the latency EWMA.
@@ -62,6 +65,7 @@ impl Node {
             unlimited: AtomicBool::new(limits.is_unlimited()),
             prefill: Mutex::new(None),
             quota: super::quota::Quota::default(),
+            first_token: CacheLine(super::samples::FirstTokenSamples::default()),
         }
     }
 

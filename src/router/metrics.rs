@@ -25,11 +25,7 @@ pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
     if !enabled() {
         return;
     }
-    let outcome = match a.outcome {
-        AttemptOutcome::Ok => "ok",
-        AttemptOutcome::Error => "error",
-        AttemptOutcome::Skipped => "skipped",
-    };
+    let outcome = a.outcome.as_str();
     let class = a.class.map_or("", |c| c.as_str());
     metrics::counter!(
         "switchyard_attempts_total",

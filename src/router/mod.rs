@@ -32,6 +32,7 @@ mod probe;
 mod quota;
 mod reload;
 mod resume;
+mod samples;
 mod spans;
 mod strategy;
 mod stream;
@@ -428,8 +429,7 @@ impl Router {
         let dropped = plan.dropped(success.lease.index());
         let now = success.ended;
         let elapsed = now - success.lease.started;
-        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe())
-            .priced(success.lease.target(), &usage);
+        let attempt = success.lease.served(elapsed).priced(success.lease.target(), &usage);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         success.lease.learn_budget(response.rate_limit.as_ref());
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
@@ -480,7 +480,7 @@ impl Router {
         .await?;
         let count = success.value;
         let now = success.ended;
-        let attempt = Attempt::ok(success.lease.target(), now - success.lease.started, success.lease.is_probe());
+        let attempt = success.lease.served(now - success.lease.started);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         success.lease.counted();
@@ -510,8 +510,7 @@ impl Router {
         let now = success.ended;
         let elapsed = now - success.lease.started;
         let usage = crate::chat::Usage { input_tokens: response.input_tokens, ..Default::default() };
-        let attempt = Attempt::ok(success.lease.target(), elapsed, success.lease.is_probe())
-            .priced(success.lease.target(), &usage);
+        let attempt = success.lease.served(elapsed).priced(success.lease.target(), &usage);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
         let (provider, model) = (attempt.provider.clone(), attempt.model.clone());
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);

@@ -10,6 +10,7 @@ use crate::error::{ErrorClass, Partial, ProviderError};
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AttemptOutcome {
     /// It served the answer.
     Ok,
@@ -17,6 +18,21 @@ pub enum AttemptOutcome {
     Error,
     /// The target was not tried.
     Skipped,
+    /// A hedged request's attempt that was still waiting for its first token when another one
+    /// produced content, and was cancelled.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// The `snake_case` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Error => "error",
+            AttemptOutcome::Skipped => "skipped",
+            AttemptOutcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Why a target was not tried. Serialized as its `snake_case` name; `Unsupported` as
@@ -118,6 +134,10 @@ pub struct Attempt {
     /// Whether it was a breaker probe.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// Whether it was started as a hedge, beside an attempt that had produced no first token in
+    /// time (`hedge = { after, max }`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hedge: bool,
     /// For a stream that failed after content: the output tokens it generated first (the
     /// provider's count when the stream reported one, else the content deltas received, about a
     /// token each), which the provider may bill although the answer was finished elsewhere.
@@ -126,7 +146,8 @@ pub struct Attempt {
     /// What the attempt cost in USD, from the model profile's prices: the answer's usage for the
     /// attempt that served; for a stream that failed after content, the tokens the provider
     /// bills for it (its prompt, and the output it generated first) although the answer was
-    /// finished elsewhere. `None` when the model has no profile, or nothing was billed.
+    /// finished elsewhere; for a cancelled hedged attempt, its prompt (the provider read it, and
+    /// may bill more). `None` when the model has no profile, or nothing was billed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
 }
@@ -136,10 +157,10 @@ fn cost_of(attempts: &[Attempt], which: impl Fn(&Attempt) -> bool) -> Option<f64
     attempts.iter().filter(|a| which(a)).filter_map(|a| a.cost_usd).reduce(|a, b| a + b)
 }
 
-/// The cost of every attempt, and of the failed ones (billed although the answer came from
-/// another attempt), in USD.
+/// The cost of every attempt, and of the ones that did not serve (failed or cancelled: billed
+/// although the answer came from another attempt), in USD.
 pub(crate) fn costs(attempts: &[Attempt]) -> (Option<f64>, Option<f64>) {
-    (cost_of(attempts, |_| true), cost_of(attempts, |a| a.outcome == AttemptOutcome::Error))
+    (cost_of(attempts, |_| true), cost_of(attempts, |a| a.outcome != AttemptOutcome::Ok))
 }
 
 impl Attempt {
@@ -154,17 +175,22 @@ impl Attempt {
         self
     }
 
-    /// The attempt that served.
-    pub(crate) fn ok(t: &crate::policy::TargetPolicy, elapsed: std::time::Duration, probe: bool) -> Attempt {
+    /// An attempt on `t` that ended with `outcome` after `elapsed`; no class, status or cost yet.
+    pub(crate) fn new(
+        t: &crate::policy::TargetPolicy,
+        outcome: AttemptOutcome,
+        elapsed: std::time::Duration,
+    ) -> Attempt {
         Attempt {
             provider: t.provider.clone(),
             model: t.model.clone(),
-            outcome: AttemptOutcome::Ok,
+            outcome,
             class: None,
-            status: Some(200),
+            status: None,
             elapsed,
             skip_reason: None,
-            probe,
+            probe: false,
+            hedge: false,
             output_tokens: None,
             cost_usd: None,
         }
@@ -234,8 +260,8 @@ impl RoutedResponse {
         costs(&self.attempts).0
     }
 
-    /// The part of [`RoutedResponse::cost_usd`] billed for attempts that failed (streams cut
-    /// after content).
+    /// The part of [`RoutedResponse::cost_usd`] billed for attempts that did not serve (streams
+    /// cut after content, cancelled hedges).
     pub fn failed_cost_usd(&self) -> Option<f64> {
         costs(&self.attempts).1
     }

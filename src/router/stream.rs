@@ -415,8 +415,7 @@ async fn drive(
                             let elapsed = now - current.lease.started;
                             // a stream that reported no usage is billed by its estimate and deltas
                             let billed = usage.unwrap_or_else(|| Usage::new(request.estimated_prompt_tokens(), deltas));
-                            let attempt = Attempt::ok(&lease_target, elapsed, current.lease.is_probe())
-                                .priced(&lease_target, &billed);
+                            let attempt = current.lease.served(elapsed).priced(&lease_target, &billed);
                             inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);
@@ -471,16 +470,10 @@ async fn drive(
             ..usage.unwrap_or_default()
         };
         let attempt = Attempt {
-            provider: lease_target.provider.clone(),
-            model: lease_target.model.clone(),
-            outcome: AttemptOutcome::Error,
             class: Some(failure.class),
             status: failure.status,
-            elapsed: current.lease.started.elapsed(),
-            skip_reason: None,
-            probe: current.lease.is_probe(),
             output_tokens: Some(output_tokens),
-            cost_usd: None,
+            ..current.lease.attempt(AttemptOutcome::Error, current.lease.started.elapsed())
         }
         .priced(&lease_target, &billed);
         tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class, status = ?failure.status, "attempt failed mid-stream: {}", failure.message);

@@ -420,6 +420,7 @@ mod tests {
                 elapsed: Duration::from_millis(80),
                 skip_reason: None,
                 probe: false,
+                hedge: false,
                 output_tokens: None,
                 cost_usd: None,
             }],

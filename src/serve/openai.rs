@@ -426,6 +426,7 @@ pub(super) mod tests {
             elapsed: Duration::from_millis(120),
             skip_reason: None,
             probe: false,
+            hedge: false,
             output_tokens: None,
             cost_usd: None,
         }

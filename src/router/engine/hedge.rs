@@ -1,0 +1,233 @@
+//! Hedged requests (`hedge = { after, max }`): when the attempt in flight has produced no first
+//! token (or, not streamed, no answer) by `after`, the next target starts too; the first to
+//! produce content serves and the others are cancelled.
+//!
+//! Each target runs as a unit: a plan of its own, forked from the request's and merged back into
+//! it when the unit ends, with the same admission, retries and verdicts as any attempt. A unit
+//! that is cancelled still records its attempt (`cancelled`, with the prompt it was billed for).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ask, AttemptFuture, Plan, Stop, Success};
+use crate::chat::Usage;
+use crate::policy::{Hedge, HedgeAfter, TargetPolicy};
+use crate::provider::{Call, Provider};
+use crate::router::Inner;
+use crate::router::events::RouterEvent;
+use crate::router::outcome::{Attempt, AttemptOutcome};
+
+/// How a unit ended: its plan, and its result (`None` when it was cancelled).
+type Ended<'s, T> = (Plan<'s>, Option<Option<Result<Success<'s, T>, Stop>>>);
+
+impl<'s> Plan<'s> {
+    /// Runs the rest of the order with hedging: `None` once every target was tried (or ruled out)
+    /// with nothing in flight, like the plain loop in [`Plan::run`] ending.
+    pub(super) async fn run_hedged<T, F>(
+        &mut self,
+        inner: &Inner,
+        ask: Ask<'_>,
+        op: &F,
+        hedge: Hedge,
+    ) -> Option<Result<Success<'s, T>, Stop>>
+    where
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
+    {
+        let cancel = CancellationToken::new();
+        let mut units = FuturesUnordered::new();
+        let mut hedges = 0;
+        let mut hedge_at: Option<Instant> = None;
+        // when the oldest attempt in flight started
+        let mut since = Instant::now();
+        loop {
+            if units.is_empty() {
+                // nothing in flight: the next target, as an ordinary failover
+                let (sub, index, target, is_last) = self.fork_next(false)?;
+                units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
+                since = Instant::now();
+                hedge_at = self.hedge_delay(index, hedge).filter(|_| hedges < hedge.max).map(|d| since + d);
+            }
+            let at = hedge_at.filter(|_| hedges < hedge.max && self.pos < self.order.len());
+            let timer = async move {
+                match at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some((sub, ended)) = units.next() => {
+                    let (was_hedge, tried) =
+                        (sub.hedge_unit, sub.attempts.iter().any(|a| a.outcome != AttemptOutcome::Skipped));
+                    self.absorb(sub);
+                    match ended {
+                        Some(Some(Ok(success))) => {
+                            self.cancel_all(&cancel, &mut units).await;
+                            return Some(Ok(success));
+                        }
+                        Some(Some(Err(stop))) => {
+                            self.cancel_all(&cancel, &mut units).await;
+                            // the failure of the whole request, every unit's attempts in it
+                            return Some(Err(match stop {
+                                Stop::Failed(_) => Stop::Failed(Box::new(self.failure())),
+                                overflow => overflow,
+                            }));
+                        }
+                        // it failed over: those in flight go on
+                        _ if was_hedge && !tried => {
+                            // its target was ruled out before any call: the next one hedges instead
+                            hedges -= 1;
+                            hedge_at = Some(Instant::now());
+                        }
+                        _ => {}
+                    }
+                }
+                () = timer => {
+                    hedge_at = None;
+                    if let Some((sub, index, target, is_last)) = self.fork_next(true) {
+                        hedges += 1;
+                        tracing::info!(route = %self.route.name, provider = %target.provider, model = %target.model, "hedging: no first token yet, starting the next target too");
+                        let _ = inner.events.send(RouterEvent::Hedge {
+                            route: self.route.name.clone(),
+                            provider: target.provider.clone(),
+                            model: target.model.clone(),
+                            waited: since.elapsed(),
+                        });
+                        units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
+                        hedge_at = self.hedge_delay(index, hedge).filter(|_| hedges < hedge.max).map(|d| Instant::now() + d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One target's attempts, as a unit of a hedged request; cancelled by `cancel`.
+    async fn unit<T, F>(
+        mut sub: Plan<'s>,
+        inner: &Inner,
+        ask: Ask<'_>,
+        (index, target): (usize, &'s TargetPolicy),
+        is_last: bool,
+        op: &F,
+        cancel: CancellationToken,
+    ) -> Ended<'s, T>
+    where
+        F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
+    {
+        let ended = {
+            let attempts = sub.try_target(inner, ask, (index, target), is_last, op, (false, 0));
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                ended = attempts => Some(ended),
+            }
+        };
+        if ended.is_none() {
+            sub.record_cancelled(inner, target, ask);
+        }
+        (sub, ended)
+    }
+
+    /// Cancels the units still in flight and takes in what they did.
+    async fn cancel_all<T>(
+        &mut self,
+        cancel: &CancellationToken,
+        units: &mut FuturesUnordered<impl std::future::Future<Output = Ended<'s, T>>>,
+    ) {
+        cancel.cancel();
+        while let Some((sub, _)) = units.next().await {
+            self.absorb(sub);
+        }
+    }
+
+    /// The next target in order as a unit of its own, and whether it is the last option.
+    fn fork_next(&mut self, hedge: bool) -> Option<(Plan<'s>, usize, &'s TargetPolicy, bool)> {
+        let route = self.route;
+        while self.pos < self.order.len() {
+            let index = self.order[self.pos];
+            self.pos += 1;
+            let Some(target) = route.targets.get(index) else { continue };
+            let is_last = self.order[self.pos..].iter().all(|&i| route.targets.get(i).is_none());
+            return Some((self.fork(hedge), index, target, is_last));
+        }
+        None
+    }
+
+    /// A plan for one unit: what the request knows so far, and nothing of its attempts.
+    fn fork(&mut self, hedge: bool) -> Plan<'s> {
+        Plan {
+            snap: self.snap,
+            route: self.route,
+            targets: self.targets,
+            order: super::super::strategy::Order::new(),
+            pos: 0,
+            deadline: self.deadline,
+            attempts: Vec::new(),
+            last_error: None,
+            overflow_window: self.overflow_window,
+            soonest_free: None,
+            breaker_skips: Vec::new(),
+            other_skips: 0,
+            forced_probe: self.forced_probe,
+            prompt_tokens: self.prompt_tokens,
+            tokenized: self.tokenized,
+            max_tokens: self.max_tokens,
+            phase_start: 0,
+            revisit: None,
+            now_hint: self.now_hint.take(),
+            fits: self.fits.clone(),
+            op: self.op,
+            unit: true,
+            hedge_unit: hedge,
+            in_flight: None,
+        }
+    }
+
+    /// Merges what a unit did into the request's plan.
+    fn absorb(&mut self, mut sub: Plan<'s>) {
+        self.attempts.append(&mut sub.attempts);
+        if sub.last_error.is_some() {
+            self.last_error = sub.last_error;
+        }
+        if let Some(at) = sub.soonest_free {
+            self.note_free_at(at);
+        }
+        self.breaker_skips.append(&mut sub.breaker_skips);
+        self.other_skips += sub.other_skips;
+        self.overflow_window = self.overflow_window.max(sub.overflow_window);
+        self.prompt_tokens = self.prompt_tokens.or(sub.prompt_tokens);
+        self.tokenized = self.tokenized.or(sub.tokenized);
+    }
+
+    /// How long the target at `index` may go without a first token before a hedge starts: the
+    /// route's `after`, or the target's observed percentile (none until it has enough answers).
+    fn hedge_delay(&self, index: usize, hedge: Hedge) -> Option<Duration> {
+        match hedge.after {
+            HedgeAfter::Fixed(d) => Some(d),
+            HedgeAfter::Percentile(p) => self.targets.get(index)?.node.first_token.0.percentile(p),
+        }
+    }
+
+    /// Records the call this unit had in flight when it was cancelled: the provider read the
+    /// prompt, and bills at least that.
+    fn record_cancelled(&mut self, inner: &Inner, target: &TargetPolicy, ask: Ask<'_>) {
+        let Some((started, probe)) = self.in_flight.take() else { return };
+        let prompt = match ask {
+            Ask::Request(request, _) => *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens()),
+            Ask::Resume { .. } => 0,
+        };
+        let a = Attempt {
+            probe,
+            hedge: self.hedge_unit,
+            ..Attempt::new(target, AttemptOutcome::Cancelled, started.elapsed())
+        }
+        .priced(target, &Usage::new(prompt, 0));
+        tracing::info!(provider = %target.provider, model = %target.model, "attempt cancelled: another attempt of the hedged request answered first");
+        inner.emit_attempt(&self.route.name, self.op, &a);
+        self.attempts.push(a);
+    }
+}
