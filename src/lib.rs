@@ -20,6 +20,7 @@ pub mod router;
 pub mod secret;
 pub mod serve;
 pub mod sim;
+pub mod status_page;
 mod sync;
 pub mod tokens;
 pub mod wire;

@@ -89,6 +89,9 @@ pub struct ProviderProfile {
     /// Headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The provider's public status page (Statuspage format), polled when a policy enables it.
+    #[serde(default)]
+    pub status_page: Option<String>,
     /// The model catalog.
     #[serde(default)]
     pub models: BTreeMap<String, ModelProfile>,

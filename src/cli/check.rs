@@ -94,6 +94,18 @@ pub(crate) fn render(policy: &Policy) -> String {
             format_duration(p.breaker.max_cooldown),
             budget(p.budget.as_ref())
         );
+        if let Some(page) = &p.status_page {
+            let on_incident = match page.on_incident {
+                switchyard::policy::OnIncident::Deprioritize => "a major outage moves its targets last",
+                _ => "incidents reported, order kept",
+            };
+            let _ = writeln!(
+                out,
+                "               status page {} every {} ({on_incident})",
+                page.url,
+                format_duration(page.interval)
+            );
+        }
     }
     let _ = writeln!(out, "\nroutes:");
     for r in policy.routes.values() {

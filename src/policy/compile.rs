@@ -434,6 +434,7 @@ fn compile_provider(
             auth,
             api_key_env: api_key_env.clone(),
             headers: BTreeMap::new(),
+            status_page: None,
             models: BTreeMap::new(),
         });
         Some(Arc::new(with_models(c, key, base, &spec.models)))
@@ -451,6 +452,70 @@ fn compile_provider(
         breaker: BreakerConfig { probe: spec.probe.unwrap_or_default(), ..merge_breaker(&layers) },
         connect_timeout: merge_timeouts(&layers).connect,
         budget: budget(c, key, spec.budget.as_ref()),
+        status_page: status_page(c, key, name, spec),
+    })
+}
+
+/// The shortest gap between two reads of a status page.
+const MIN_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A provider's `status_page`, `status_interval` and `on_incident`, checked: an http(s) address
+/// (or `true`, for the profile's), read at most once a second.
+fn status_page(
+    c: &mut Collector<'_>,
+    key: &str,
+    name: &Spanned<String>,
+    spec: &ProviderSpec,
+) -> Option<super::StatusPageConfig> {
+    use super::schema::StatusPageSpec;
+    let Some(page) = &spec.status_page else {
+        let set = [
+            (spec.status_interval.as_ref().map(Spanned::span), "status_interval"),
+            (spec.on_incident.as_ref().map(Spanned::span), "on_incident"),
+        ];
+        for (span, what) in set {
+            if let Some(span) = span {
+                c.warn(&span, format!("{key}.{what}"), "has no effect without `status_page`");
+            }
+        }
+        return None;
+    };
+    let url = match page.get_ref() {
+        StatusPageSpec::Enabled(false) => return None,
+        StatusPageSpec::Enabled(true) => {
+            let profile = spec.profile.as_ref().map_or_else(|| name.get_ref().as_str(), |p| p.get_ref().as_str());
+            match ProviderProfile::builtin(profile).and_then(|p| p.status_page.clone()) {
+                Some(url) => url,
+                None => {
+                    c.error(
+                        &page.span(),
+                        format!("{key}.status_page"),
+                        format!("the profile `{profile}` names no status page: write its address (`status_page = \"https://status.example.com\"`)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        StatusPageSpec::Url(url) => url.trim().to_owned(),
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        c.error(&page.span(), format!("{key}.status_page"), format!("`{url}` is not an http(s) URL"));
+        return None;
+    }
+    let interval = spec.status_interval.as_ref().map_or(super::DEFAULT_STATUS_INTERVAL, |d| d.get_ref().0);
+    if interval < MIN_STATUS_INTERVAL {
+        let span = spec.status_interval.as_ref().map_or_else(|| page.span(), Spanned::span);
+        c.error(
+            &span,
+            format!("{key}.status_interval"),
+            "a status page is read at most once a second (\"1s\" or more; \"60s\" by default)",
+        );
+        return None;
+    }
+    Some(super::StatusPageConfig {
+        url: crate::status_page::summary_url(&url),
+        interval,
+        on_incident: spec.on_incident.as_ref().map_or_else(Default::default, |o| *o.get_ref()),
     })
 }
 

@@ -218,6 +218,36 @@ pub struct Hedge {
     pub max: u32,
 }
 
+/// What a provider's open incident does to the order of the routes' targets
+/// (`on_incident` on a provider with a `status_page`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnIncident {
+    /// Nothing: the incident is reported, the order stays.
+    #[default]
+    Report,
+    /// While the page reports a major or critical outage, the provider's targets move to the back
+    /// of every route's order (never skipped: status pages lag and under-report).
+    Deprioritize,
+}
+
+/// A provider's status page, as the policy enables it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusPageConfig {
+    /// The address of its `summary.json`.
+    pub url: String,
+    /// How often it is read.
+    #[serde(serialize_with = "crate::duration::ser::human")]
+    pub interval: Duration,
+    /// What an outage it reports does to the routes.
+    pub on_incident: OnIncident,
+}
+
+/// How often a status page is read unless the policy says (Statuspage caches its summary for
+/// about a minute).
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Local rate limits; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Limits {

@@ -21,8 +21,9 @@ mod tls;
 
 pub use client_keys::{ClientKey, ClientKeys};
 pub use config::{
-    BreakerConfig, BreakerEffect, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME, Hedge,
-    HedgeAfter, Holdback, Limits, ProbeMode, Resume, RetryConfig, Timeouts,
+    BreakerConfig, BreakerEffect, Budget, ClassAction, ClassActions, DEFAULT_HOLDBACK, DEFAULT_RESUME,
+    DEFAULT_STATUS_INTERVAL, Hedge, HedgeAfter, Holdback, Limits, OnIncident, ProbeMode, Resume, RetryConfig,
+    StatusPageConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
@@ -78,6 +79,9 @@ pub struct ProviderPolicy {
     /// Connect timeout.
     #[serde(serialize_with = "crate::duration::ser::human")]
     pub connect_timeout: Duration,
+    /// Its status page, when the policy enables one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_page: Option<StatusPageConfig>,
 }
 
 /// One target of a route: a provider and model with the settings that apply to it.

@@ -76,6 +76,10 @@ pub(crate) struct ProviderSpec {
     /// `probe = "active" | "passive"`.
     pub(crate) probe: Option<super::ProbeMode>,
     pub(crate) budget: Option<Spanned<BudgetSpec>>,
+    /// `status_page = "URL"`, or `true` for the profile's.
+    pub(crate) status_page: Option<Spanned<StatusPageSpec>>,
+    pub(crate) status_interval: Option<Spanned<DurationStr>>,
+    pub(crate) on_incident: Option<Spanned<super::OnIncident>>,
     /// Model entries added to (or overriding fields of) the profile's catalog.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<ModelSpec>>,
@@ -187,6 +191,14 @@ pub(crate) struct RouteSpec {
 pub(crate) struct HedgeSpec {
     pub(crate) after: Spanned<String>,
     pub(crate) max: Option<Spanned<u32>>,
+}
+
+/// `status_page = "https://status.example.com"` or `status_page = true` (the profile's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StatusPageSpec {
+    Enabled(bool),
+    Url(String),
 }
 
 /// `budget = { usd = N, per = "1d" }`.

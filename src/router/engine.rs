@@ -283,6 +283,7 @@ fn route_budget_spent(inner: &Inner, route: &RoutePolicy) -> Option<RouteFailure
         error: None,
         attempts: Vec::new(),
         mid_stream: false,
+        provider_incidents: Vec::new(),
     })
 }
 
@@ -323,12 +324,16 @@ where
         }
         match plan.run(inner, Ask::Request(request, original), op_for(&route.policy)).await {
             Ok(success) => return Ok((plan, success)),
-            Err(Stop::Failed(f)) => return Err(RouterError::Failed(f)),
+            Err(Stop::Failed(mut f)) => {
+                inner.status.annotate(&mut f);
+                return Err(RouterError::Failed(f));
+            }
             Err(Stop::Overflow(next, e)) => {
                 hops += 1;
                 if hops > snap.policy.routes.len() {
                     let mut f = plan.failure();
                     f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
+                    inner.status.annotate(&mut f);
                     return Err(RouterError::Failed(Box::new(f)));
                 }
                 carried = Some(Box::new((plan.attempts.clone(), Some(*e))));
@@ -365,6 +370,14 @@ impl<'s> Plan<'s> {
                 rand::random::<f64>,
             ),
         };
+        let mut order = order;
+        if state.deprioritizes {
+            // a provider whose status page reports a major outage goes last, never away
+            let outage: super::strategy::Order = (0..targets.len())
+                .map(|i| usize::from(targets[i].incident_watch.as_ref().is_some_and(|p| p.is_outage())))
+                .collect();
+            order.sort_by_key(|&i| outage.get(i).copied().unwrap_or(0));
+        }
         Plan {
             snap,
             route,
@@ -1093,6 +1106,7 @@ impl<'s> Plan<'s> {
             error: self.last_error.clone(),
             attempts: self.attempts.clone(),
             mid_stream: false,
+            provider_incidents: Vec::new(),
         }
     }
 

@@ -91,6 +91,18 @@ pub enum RouterEvent {
         #[serde(rename = "waited_ms", serialize_with = "crate::duration::ser::millis")]
         waited: Duration,
     },
+    /// What a provider's status page reports changed (its indicator or incidents), or it could
+    /// not be read, or could again.
+    StatusPage {
+        /// Provider.
+        provider: String,
+        /// The page's indicator, `None` while it has not been read (or not for a while).
+        indicator: Option<crate::status_page::Severity>,
+        /// Its open incidents ("Elevated error rates (major outage since 12:03 UTC)").
+        incidents: Vec<String>,
+        /// Why the last read failed, if it did.
+        error: Option<String>,
+    },
     /// A new policy is in force.
     PolicyApplied {
         /// Its version (1 for the first).

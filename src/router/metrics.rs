@@ -20,6 +20,24 @@ pub(crate) fn enabled() -> bool {
 }
 use super::outcome::{Attempt, AttemptOutcome};
 
+/// A provider's status page indicator: 0 none, 1 maintenance, 2 minor, 3 major, 4 critical; -1
+/// unknown or unreadable.
+pub(crate) fn status_page(provider: &str, indicator: Option<crate::status_page::Severity>) {
+    if !enabled() {
+        return;
+    }
+    use crate::status_page::Severity as S;
+    let level = match indicator {
+        Some(S::None) => 0.0,
+        Some(S::Maintenance) => 1.0,
+        Some(S::Minor) => 2.0,
+        Some(S::Major) => 3.0,
+        Some(S::Critical) => 4.0,
+        _ => -1.0,
+    };
+    metrics::gauge!("switchyard_provider_status", "provider" => provider.to_owned()).set(level);
+}
+
 /// Counts one attempt (or skip) and its duration.
 pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
     if !enabled() {

@@ -34,6 +34,7 @@ mod reload;
 mod resume;
 mod samples;
 mod spans;
+mod status;
 mod strategy;
 mod stream;
 
@@ -86,6 +87,8 @@ pub(crate) struct RouteState {
     pub(crate) policy: Arc<crate::policy::RoutePolicy>,
     /// In the route's order of targets.
     pub(crate) targets: Vec<TargetState>,
+    /// Whether a target's provider has `on_incident = "deprioritize"`.
+    pub(crate) deprioritizes: bool,
 }
 
 /// One target of a route at request time.
@@ -97,6 +100,8 @@ pub(crate) struct TargetState {
     pub(crate) provider_node: Arc<health::Node>,
     /// Its provider, `None` when the policy names none by that name.
     pub(crate) provider: Option<ProviderSlot>,
+    /// Its provider's status page, when an outage it reports moves the target back.
+    pub(crate) incident_watch: Option<Arc<status::Page>>,
 }
 
 #[derive(Debug)]
@@ -123,6 +128,8 @@ pub(crate) struct Inner {
     pub(crate) budgets: budget::Budgets,
     /// Whether the policy in force has any budget: without, an attempt's cost is charged nowhere.
     pub(crate) has_budgets: AtomicBool,
+    /// The providers' status pages and what they last said (kept across reloads, by provider).
+    pub(crate) status: status::StatusPages,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -177,6 +184,7 @@ impl RouterBuilder {
             probing: Mutex::new(std::collections::HashSet::new()),
             budgets: budget::Budgets::default(),
             has_budgets: AtomicBool::new(false),
+            status: status::StatusPages::default(),
         });
         let router = Router { inner };
         router.apply(self.policy);
@@ -203,6 +211,8 @@ pub struct Health {
     pub faults: Vec<FaultSnapshot>,
     /// The routes' and providers' spending budgets, with what they spent in their window.
     pub budgets: Vec<BudgetSnapshot>,
+    /// The providers' status pages (`status_page`) as last read.
+    pub status_pages: Vec<crate::status_page::StatusPage>,
 }
 
 impl Router {
@@ -248,6 +258,7 @@ impl Router {
             })
             .collect();
         self.inner.health.sync(&policy);
+        self.inner.status.sync(&self.inner, &policy);
         // a breaker that was open and passive and is now active has nobody probing it yet
         for (provider, model) in self.inner.health.open_breakers() {
             probe::watch(&self.inner, &provider, model.as_deref());
@@ -257,16 +268,26 @@ impl Router {
             .iter()
             .map(|(name, r)| {
                 let health = &self.inner.health;
-                let targets = r
+                let watch = |provider: &str| {
+                    let deprioritize = policy
+                        .providers
+                        .get(provider)
+                        .and_then(|p| p.status_page.as_ref())
+                        .is_some_and(|s| s.on_incident == crate::policy::OnIncident::Deprioritize);
+                    if deprioritize { self.inner.status.get(provider) } else { None }
+                };
+                let targets: Vec<TargetState> = r
                     .targets
                     .iter()
                     .map(|t| TargetState {
                         node: health.target(&t.provider, &t.model),
                         provider_node: health.provider(&t.provider),
                         provider: providers.get(&t.provider).cloned(),
+                        incident_watch: watch(&t.provider),
                     })
                     .collect();
-                (name.clone(), RouteState { policy: r.clone(), targets })
+                let deprioritizes = targets.iter().any(|t| t.incident_watch.is_some());
+                (name.clone(), RouteState { policy: r.clone(), targets, deprioritizes })
             })
             .collect();
         self.inner.faults.sync_policy(&policy.drill_faults);
@@ -347,7 +368,14 @@ impl Router {
             targets,
             faults: self.inner.faults.snapshot(),
             budgets: self.inner.budgets.snapshot(&snap.policy, std::time::SystemTime::now()),
+            status_pages: self.inner.status.snapshot(),
         }
+    }
+
+    /// Reads every provider's status page now, besides the background reads every
+    /// `status_interval` (which need a Tokio runtime when the policy is applied).
+    pub async fn refresh_status_pages(&self) {
+        self.inner.status.refresh(&self.inner).await;
     }
 
     /// The refusal of a client key whose budget is spent (its message, and when it resets).

@@ -310,6 +310,10 @@ pub struct RouteFailure {
     /// [`RouteFailure::partial`]); `class` is still the failure's own (`overloaded`,
     /// `server_error`, ...), `stream_interrupted` only for a stream that just ended.
     pub mid_stream: bool,
+    /// Open incidents on the status pages of the providers that failed (`status_page`), also
+    /// named at the end of `message`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provider_incidents: Vec<crate::status_page::ProviderIncident>,
 }
 
 impl RouteFailure {

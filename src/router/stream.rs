@@ -529,8 +529,9 @@ async fn drive(
         match next {
             Some(s) => current = s,
             None => {
-                let _ =
-                    send(tx, Msg::Error(RouterError::Failed(Box::new(interrupted(&plan, original, &delivered))))).await;
+                let mut failure = interrupted(&plan, original, &delivered);
+                inner.status.annotate(&mut failure);
+                let _ = send(tx, Msg::Error(RouterError::Failed(Box::new(failure)))).await;
                 return;
             }
         }

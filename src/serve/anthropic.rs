@@ -425,6 +425,7 @@ mod tests {
                 cost_usd: None,
             }],
             mid_stream: false,
+            provider_incidents: Vec::new(),
         }
     }
 

@@ -28,6 +28,8 @@ pub(crate) struct Failure {
     pub(crate) attempts: Vec<Attempt>,
     /// The failure came after part of the answer was streamed.
     pub(crate) mid_stream: bool,
+    /// Open incidents on the status pages of the providers that failed.
+    pub(crate) provider_incidents: Vec<crate::status_page::ProviderIncident>,
 }
 
 /// A client-facing wire.

@@ -39,6 +39,7 @@ fn failure_from(_route: &str, e: &RouterError) -> Failure {
             model: None,
             attempts: Vec::new(),
             mid_stream: false,
+            provider_incidents: Vec::new(),
         },
         RouterError::Failed(f) => Failure {
             class: f.class,
@@ -48,6 +49,7 @@ fn failure_from(_route: &str, e: &RouterError) -> Failure {
             model: f.model.clone(),
             attempts: f.attempts.clone(),
             mid_stream: f.mid_stream,
+            provider_incidents: f.provider_incidents.clone(),
         },
     }
 }
@@ -75,6 +77,7 @@ fn simple_failure(class: ErrorClass, message: impl Into<String>) -> Failure {
         model: None,
         attempts: Vec::new(),
         mid_stream: false,
+        provider_incidents: Vec::new(),
     }
 }
 

@@ -63,6 +63,9 @@ pub(super) fn switchyard_extension(f: &Failure) -> Value {
         // only in-stream errors have a stream to be in the middle of
         extension["mid_stream"] = json!(true);
     }
+    if !f.provider_incidents.is_empty() {
+        extension["provider_incidents"] = json!(f.provider_incidents);
+    }
     extension
 }
 
@@ -441,6 +444,7 @@ pub(super) mod tests {
             model: Some("gpt-4o".into()),
             attempts: vec![attempt("openai", "gpt-4o", Some(class), Some(429))],
             mid_stream: false,
+            provider_incidents: Vec::new(),
         }
     }
 

@@ -25,6 +25,9 @@
 //! `DELETE /_sim/faults`, `DELETE /_sim/faults/{id}`, `GET /_sim/requests` (credentials masked),
 //! `DELETE /_sim/requests`.
 //!
+//! It also serves status pages in the Statuspage format, at `/status/{page}/api/v2/summary.json`,
+//! operational until a test scripts them ([`SimServer::set_status_page`]).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use switchyard::Protocol;
@@ -62,11 +65,13 @@ mod quota;
 mod responses;
 mod server;
 mod state;
+mod status;
 mod stream;
 mod wire;
 
 pub use fault::{Fault, FaultRule, When};
 pub use state::RecordedRequest;
+pub use status::StatusPageScript;
 
 use state::SimState;
 
@@ -149,6 +154,17 @@ impl SimServer {
     /// beyond the limit gets a 429 with `retry-after` (recorded like any request).
     pub fn set_rate_limit(&self, protocol: Protocol, model: &str, requests: u64, window: std::time::Duration) {
         self.state.quotas.set(protocol, model, requests, window);
+    }
+
+    /// Scripts the status page `page`, served at [`SimServer::status_page_url`] (every page is
+    /// operational until scripted).
+    pub fn set_status_page(&self, page: &str, script: StatusPageScript) {
+        self.state.status_pages.set(page, script);
+    }
+
+    /// The address of the simulated status page `page`, for a provider's `status_page`.
+    pub fn status_page_url(&self, page: &str) -> String {
+        format!("http://{}/status/{page}", self.addr)
     }
 
     /// Removes every fault rule.

@@ -77,11 +77,21 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/v1/responses", post(openai_responses))
         .route("/anthropic/v1/messages", post(anthropic_chat))
         .route("/anthropic/v1/messages/count_tokens", post(anthropic_count))
+        .route("/status/{page}/api/v2/summary.json", axum::routing::get(status_page))
         .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
         .route("/_sim/faults/{id}", delete(remove_fault))
         .route("/_sim/requests", axum::routing::get(list_requests).delete(clear_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+async fn status_page(State(state): State<Arc<SimState>>, Path(page): Path<String>) -> Response {
+    let (status, body, delay) = state.status_pages.answer(&page);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn openai_chat(

@@ -105,6 +105,8 @@ pub(crate) struct SimState {
     accepted: AtomicUsize,
     /// Request limits set with `SimServer::set_rate_limit`.
     pub(crate) quotas: super::quota::Quotas,
+    /// Status pages scripted with `SimServer::set_status_page`.
+    pub(crate) status_pages: super::status::StatusPages,
 }
 
 impl SimState {

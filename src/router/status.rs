@@ -1,0 +1,256 @@
+//! Providers' status pages, read in the background (`status_page` on a provider). What they say
+//! shows in `health()`, `/admin/state` and events; an error from a provider whose page lists an
+//! open incident names it; with `on_incident = "deprioritize"`, the targets of a provider whose
+//! page reports a major outage go to the back of every route's order. A page that cannot be read
+//! changes nothing but its own `error`: no request waits for a page or fails because of one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::Inner;
+use super::events::RouterEvent;
+use super::outcome::{AttemptOutcome, RouteFailure};
+use crate::error::ErrorClass;
+use crate::policy::{Policy, StatusPageConfig};
+use crate::status_page::{self, ProviderIncident, StatusPage, Summary};
+use crate::sync::lock;
+
+/// The longest one read of a page may take, whatever its interval.
+const MAX_READ_TIME: Duration = Duration::from_secs(10);
+
+/// A summary older than this many intervals says nothing about now.
+const FRESH_FOR_INTERVALS: u32 = 3;
+
+/// Every provider's page, by provider name.
+#[derive(Debug, Default)]
+pub(crate) struct StatusPages {
+    pages: Mutex<BTreeMap<String, Arc<Page>>>,
+    /// Whether any page is configured: without, a failure looks up nothing.
+    any: AtomicBool,
+}
+
+/// One provider's page and what its last reads said.
+#[derive(Debug)]
+pub(crate) struct Page {
+    provider: String,
+    config: Mutex<StatusPageConfig>,
+    read: Mutex<Read>,
+    /// Whether a poller is running for it.
+    polled: AtomicBool,
+    /// Taken out of the policy (or its address changed): its poller stops.
+    retired: AtomicBool,
+}
+
+/// What the reads of a page found.
+#[derive(Debug, Default)]
+struct Read {
+    summary: Option<Summary>,
+    at: Option<SystemTime>,
+    error: Option<String>,
+}
+
+impl Page {
+    fn interval(&self) -> Duration {
+        lock(&self.config).interval
+    }
+
+    /// The last summary, unless it is too old to say anything about now.
+    fn fresh(&self, now: SystemTime) -> Option<Summary> {
+        let stale_after = self.interval() * FRESH_FOR_INTERVALS + MAX_READ_TIME;
+        let read = lock(&self.read);
+        let at = read.at?;
+        (now.duration_since(at).unwrap_or_default() <= stale_after).then(|| read.summary.clone()).flatten()
+    }
+
+    /// Whether the page reports a major or critical outage now.
+    pub(crate) fn is_outage(&self) -> bool {
+        self.fresh(SystemTime::now()).is_some_and(|s| s.is_outage())
+    }
+
+    fn snapshot(&self, now: SystemTime) -> StatusPage {
+        let summary = self.fresh(now);
+        let read = lock(&self.read);
+        StatusPage {
+            provider: self.provider.clone(),
+            url: lock(&self.config).url.clone(),
+            summary,
+            updated_at: read.at.map(status_page::rfc3339),
+            error: read.error.clone(),
+        }
+    }
+
+    /// Records a read; says whether what the page reports changed (indicator, incidents, or
+    /// whether it can be read at all).
+    fn record(&self, result: Result<Summary, String>, now: SystemTime) -> bool {
+        let mut read = lock(&self.read);
+        let before = (read.summary.clone(), read.error.is_some());
+        match result {
+            Ok(summary) => {
+                read.summary = Some(summary);
+                read.at = Some(now);
+                read.error = None;
+            }
+            Err(e) => read.error = Some(e),
+        }
+        let key = |s: &Option<Summary>| {
+            s.as_ref()
+                .map(|s| (s.indicator, s.incidents.iter().map(|i| (i.name.clone(), i.impact)).collect::<Vec<_>>()))
+        };
+        key(&before.0) != key(&read.summary) || before.1 != read.error.is_some()
+    }
+}
+
+impl StatusPages {
+    /// Puts the policy's pages in force: a page whose address is unchanged keeps what it read
+    /// (and its poller, which takes the new interval); new ones start polling.
+    pub(crate) fn sync(&self, inner: &Inner, policy: &Policy) {
+        let mut pages = lock(&self.pages);
+        let wanted: BTreeMap<&String, &StatusPageConfig> =
+            policy.providers.iter().filter_map(|(name, p)| p.status_page.as_ref().map(|c| (name, c))).collect();
+        pages.retain(|name, page| {
+            let keep = wanted.get(name).is_some_and(|c| c.url == lock(&page.config).url);
+            if !keep {
+                page.retired.store(true, Ordering::Release);
+            }
+            keep
+        });
+        for (name, config) in wanted {
+            let page = pages.entry(name.clone()).or_insert_with(|| {
+                Arc::new(Page {
+                    provider: name.clone(),
+                    config: Mutex::new(config.clone()),
+                    read: Mutex::new(Read::default()),
+                    polled: AtomicBool::new(false),
+                    retired: AtomicBool::new(false),
+                })
+            });
+            *lock(&page.config) = config.clone();
+            if !page.polled.load(Ordering::Acquire) {
+                spawn_poller(inner.me.clone(), page.clone());
+            }
+        }
+        self.any.store(!pages.is_empty(), Ordering::Release);
+    }
+
+    /// The page of `provider`, if it has one.
+    pub(crate) fn get(&self, provider: &str) -> Option<Arc<Page>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.pages).get(provider).cloned()
+    }
+
+    /// Every page as last read.
+    pub(crate) fn snapshot(&self) -> Vec<StatusPage> {
+        let now = SystemTime::now();
+        lock(&self.pages).values().map(|p| p.snapshot(now)).collect()
+    }
+
+    /// Reads every page now (besides the pollers' own schedule).
+    pub(crate) async fn refresh(&self, inner: &Inner) {
+        let pages: Vec<Arc<Page>> = lock(&self.pages).values().cloned().collect();
+        let Ok(client) = client() else { return };
+        for page in pages {
+            if let Some(event) = read(&page, &client).await {
+                let _ = inner.events.send(event);
+            }
+        }
+    }
+
+    /// Names the open incidents of the providers that failed in `f`: in its message ("openai
+    /// reports an incident: Elevated error rates (major outage since 12:03 UTC)") and in
+    /// [`RouteFailure::provider_incidents`].
+    pub(crate) fn annotate(&self, f: &mut RouteFailure) {
+        if !self.any.load(Ordering::Acquire) || f.class == ErrorClass::BudgetExhausted {
+            return;
+        }
+        let mut failed: Vec<&str> =
+            f.attempts.iter().filter(|a| a.outcome == AttemptOutcome::Error).map(|a| a.provider.as_str()).collect();
+        failed.extend(f.provider.as_deref());
+        failed.sort_unstable();
+        failed.dedup();
+        let now = SystemTime::now();
+        let mut notes = Vec::new();
+        let mut incidents = Vec::new();
+        for provider in failed {
+            let Some(page) = self.get(provider) else { continue };
+            let snapshot = page.snapshot(now);
+            if let Some(note) = snapshot.incident_note() {
+                notes.push(note);
+                let open = snapshot.summary.map(|s| s.incidents).unwrap_or_default();
+                incidents.extend(
+                    open.into_iter().map(|incident| ProviderIncident { provider: provider.to_owned(), incident }),
+                );
+            }
+        }
+        if !notes.is_empty() {
+            f.message = format!("{}; {}", f.message, notes.join("; "));
+            f.provider_incidents = incidents;
+        }
+    }
+}
+
+fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().connect_timeout(MAX_READ_TIME).build()
+}
+
+/// Reads `page` every interval until it is retired or the router is gone. Nothing of the router
+/// is held between reads. Without a runtime nothing polls (the next reload in one starts it).
+fn spawn_poller(me: Weak<Inner>, page: Arc<Page>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    if page.polled.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    runtime.spawn(async move {
+        let client = match client() {
+            Ok(c) => c,
+            Err(e) => {
+                page.record(Err(format!("cannot build an HTTP client: {e}")), SystemTime::now());
+                page.polled.store(false, Ordering::Release);
+                return;
+            }
+        };
+        loop {
+            if page.retired.load(Ordering::Acquire) {
+                return;
+            }
+            let changed = read(&page, &client).await;
+            let Some(inner) = me.upgrade() else { return };
+            if let Some(event) = changed {
+                let _ = inner.events.send(event);
+            }
+            drop(inner);
+            tokio::time::sleep(page.interval()).await;
+        }
+    });
+}
+
+/// One read of `page`, bounded in time and size; the event to send when what it reports changed.
+async fn read(page: &Page, client: &reqwest::Client) -> Option<RouterEvent> {
+    let (url, interval) = {
+        let config = lock(&page.config);
+        (config.url.clone(), config.interval)
+    };
+    let result = status_page::fetch(client, &url, interval.min(MAX_READ_TIME)).await;
+    if let Err(e) = &result {
+        tracing::warn!(provider = %page.provider, "status page unreadable: {e}");
+    }
+    let outage = result.as_ref().ok().map(Summary::is_outage);
+    if !page.record(result, SystemTime::now()) {
+        return None;
+    }
+    let snapshot = page.snapshot(SystemTime::now());
+    let summary = snapshot.summary.as_ref();
+    tracing::info!(provider = %page.provider, indicator = ?summary.map(|s| s.indicator), outage, "status page changed");
+    super::metrics::status_page(&page.provider, summary.map(|s| s.indicator));
+    Some(RouterEvent::StatusPage {
+        provider: page.provider.clone(),
+        indicator: summary.map(|s| s.indicator),
+        incidents: summary
+            .map(|s| s.incidents.iter().map(status_page::Incident::describe).collect())
+            .unwrap_or_default(),
+        error: snapshot.error.clone(),
+    })
+}
