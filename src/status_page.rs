@@ -132,23 +132,25 @@ impl Summary {
             serde_json::from_slice(body).map_err(|e| format!("not a Statuspage summary.json: {e}"))?;
         Ok(Summary {
             indicator: raw.status.indicator,
-            description: raw.status.description,
+            description: raw.status.description.unwrap_or_default(),
             incidents: raw
                 .incidents
+                .unwrap_or_default()
                 .into_iter()
                 .map(|i| Incident {
-                    name: i.name,
-                    impact: i.impact,
-                    status: i.status,
+                    name: i.name.unwrap_or_default(),
+                    impact: i.impact.unwrap_or(Severity::Unknown),
+                    status: i.status.unwrap_or_default(),
                     started_at: i.started_at.or(i.created_at),
                     shortlink: i.shortlink,
                 })
                 .collect(),
             degraded_components: raw
                 .components
+                .unwrap_or_default()
                 .into_iter()
-                .filter(|c| c.status != "operational" && !c.group)
-                .map(|c| Component { name: c.name, status: c.status })
+                .filter(|c| c.status.as_deref().is_some_and(|s| s != "operational") && c.group != Some(true))
+                .map(|c| Component { name: c.name.unwrap_or_default(), status: c.status.unwrap_or_default() })
                 .collect(),
         })
     }
@@ -160,49 +162,49 @@ mod wire {
 
     use super::Severity;
 
+    // every member but the indicator may be missing or null
     #[derive(Deserialize)]
     pub(super) struct Summary {
         /// Required: without it, the body is not a summary.
         pub(super) status: Status,
         #[serde(default)]
-        pub(super) components: Vec<Component>,
+        pub(super) components: Option<Vec<Component>>,
         #[serde(default)]
-        pub(super) incidents: Vec<Incident>,
+        pub(super) incidents: Option<Vec<Incident>>,
     }
 
     #[derive(Deserialize)]
     pub(super) struct Status {
         pub(super) indicator: Severity,
         #[serde(default)]
-        pub(super) description: String,
+        pub(super) description: Option<String>,
     }
 
     #[derive(Deserialize)]
     pub(super) struct Component {
         #[serde(default)]
-        pub(super) name: String,
+        pub(super) name: Option<String>,
         #[serde(default)]
-        pub(super) status: String,
+        pub(super) status: Option<String>,
         /// A group of components: its members are listed too.
         #[serde(default)]
-        pub(super) group: bool,
+        pub(super) group: Option<bool>,
     }
 
     #[derive(Deserialize)]
     pub(super) struct Incident {
         #[serde(default)]
-        pub(super) name: String,
+        pub(super) name: Option<String>,
         #[serde(default)]
-        pub(super) status: String,
-        #[serde(default = "unknown")]
-        pub(super) impact: Severity,
+        pub(super) status: Option<String>,
+        #[serde(default)]
+        pub(super) impact: Option<Severity>,
+        #[serde(default)]
         pub(super) started_at: Option<String>,
+        #[serde(default)]
         pub(super) created_at: Option<String>,
+        #[serde(default)]
         pub(super) shortlink: Option<String>,
-    }
-
-    fn unknown() -> Severity {
-        Severity::Unknown
     }
 }
 
@@ -348,6 +350,12 @@ mod tests {
         let s =
             Summary::parse(br#"{"status": {"indicator": "critical", "description": "Major System Outage"}}"#).unwrap();
         assert!(s.is_outage() && s.incidents.is_empty());
+        // nulls where strings and lists go
+        let s = Summary::parse(
+            br#"{"status": {"indicator": "none", "description": null}, "components": null, "incidents": [{"name": null, "impact": null, "started_at": null}]}"#,
+        )
+        .unwrap();
+        assert_eq!((s.incidents[0].impact, s.description.as_str()), (Severity::Unknown, ""));
     }
 
     #[test]

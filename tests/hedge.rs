@@ -13,6 +13,11 @@ use switchyard::{ChatRequest, Policy, Protocol, Router};
 
 /// A route from a slow OpenAI model to Claude, hedged as `hedge` says.
 fn router(sim: &SimServer, hedge: &str) -> Router {
+    router_with(sim, hedge, "")
+}
+
+/// [`router`], with `extra` lines in the route.
+fn router_with(sim: &SimServer, hedge: &str, extra: &str) -> Router {
     let policy = format!(
         r#"
 [defaults]
@@ -27,6 +32,7 @@ auth = "none"
 base_url = "{anthropic}"
 [routes.chat]
 hedge = {hedge}
+{extra}
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
         openai = sim.openai_base_url(),
@@ -148,19 +154,28 @@ async fn after_a_percentile_hedges_only_once_the_target_has_enough_answers() {
 }
 
 #[tokio::test]
-async fn a_final_failure_of_one_unit_ends_the_request_with_every_attempt() {
+async fn a_hedge_that_fails_finally_leaves_the_first_target_its_chance() {
     let sim = SimServer::start().await.unwrap();
     let router = router(&sim, r#"{ after = "100ms" }"#);
-    // the first target is slow; the hedge is refused as a bad request, which is not failed over
-    slow_first_target(&sim, SLOW, 1);
-    sim.add_fault(
-        FaultRule::new(Protocol::Anthropic, Fault::typed(400, "invalid_request_error", None))
-            .model("claude-haiku-4-5")
-            .first(1),
+    // the first target is slow but answers; the hedge is refused as a bad request, which is not
+    // failed over: the request waits for the first target rather than fail
+    slow_first_target(&sim, 0.5, 1);
+    let refuse = sim.add_fault(
+        FaultRule::new(Protocol::Anthropic, Fault::typed(400, "invalid_request_error", None)).model("claude-haiku-4-5"),
     );
+    let answer = router.chat("chat", ChatRequest::user("Hello!")).await.unwrap();
+    assert_eq!(answer.provider(), "openai");
+    let outcomes: Vec<(&str, AttemptOutcome)> =
+        answer.attempts.iter().map(|a| (a.provider.as_str(), a.outcome)).collect();
+    assert_eq!(outcomes, [("anthropic", AttemptOutcome::Error), ("openai", AttemptOutcome::Ok)]);
+    // when the first target fails too (here: no first token within its timeout), the request
+    // ends with the hedge's final failure, which stopped it, not the first target's
+    let router = router_with(&sim, r#"{ after = "100ms" }"#, r#"timeouts = { first_token = "500ms" }"#);
+    slow_first_target(&sim, SLOW, 1);
     let err = router.chat("chat", ChatRequest::user("Hello!")).await.unwrap_err();
-    assert_eq!(err.class(), switchyard::ErrorClass::InvalidRequest);
+    assert_eq!(err.class(), switchyard::ErrorClass::InvalidRequest, "{err}");
     let outcomes: Vec<(&str, AttemptOutcome)> =
         err.attempts().iter().map(|a| (a.provider.as_str(), a.outcome)).collect();
-    assert_eq!(outcomes, [("anthropic", AttemptOutcome::Error), ("openai", AttemptOutcome::Cancelled)]);
+    assert_eq!(outcomes, [("anthropic", AttemptOutcome::Error), ("openai", AttemptOutcome::Error)]);
+    sim.remove_fault(refuse);
 }

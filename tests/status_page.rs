@@ -264,6 +264,11 @@ fn policies_enable_pages_by_address_or_from_the_profile() {
             "once a second",
         ),
         (
+            "[providers.openai]\nauth = \"none\"\nstatus_page = \"https://user:pw@status.example.com\"\n",
+            "providers.openai.status_page",
+            "no credentials",
+        ),
+        (
             "[providers.openai]\nauth = \"none\"\nstatus_page = true\non_incident = \"panic\"\n",
             "providers.openai.on_incident",
             "deprioritize",

@@ -289,7 +289,12 @@ fn phase_report(
         if let Some(c) = r.class {
             *errors.entry(c.as_str().to_owned()).or_insert(0) += 1;
         }
-        let tried: Vec<&Attempt> = r.attempts.iter().filter(|a| a.outcome != AttemptOutcome::Skipped).collect();
+        // a cancelled hedge is neither a retry nor a failover
+        let tried: Vec<&Attempt> = r
+            .attempts
+            .iter()
+            .filter(|a| !matches!(a.outcome, AttemptOutcome::Skipped | AttemptOutcome::Cancelled))
+            .collect();
         for pair in tried.windows(2) {
             if (&pair[0].provider, &pair[0].model) == (&pair[1].provider, &pair[1].model) {
                 retries += 1;
@@ -328,7 +333,7 @@ fn phase_report(
         p99_ms: percentile(&latencies, 99.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
         cost_usd: cost(records, |_| true),
-        failed_cost_usd: cost(records, |a| a.outcome == AttemptOutcome::Error),
+        failed_cost_usd: cost(records, |a| a.outcome != AttemptOutcome::Ok),
         expectations: Vec::new(),
     };
     report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);

@@ -459,6 +459,9 @@ fn compile_provider(
 /// The shortest gap between two reads of a status page.
 const MIN_STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The longest gap between two reads of a status page.
+const MAX_STATUS_INTERVAL: Duration = Duration::from_secs(86_400);
+
 /// A provider's `status_page`, `status_interval` and `on_incident`, checked: an http(s) address
 /// (or `true`, for the profile's), read at most once a second.
 fn status_page(
@@ -468,7 +471,8 @@ fn status_page(
     spec: &ProviderSpec,
 ) -> Option<super::StatusPageConfig> {
     use super::schema::StatusPageSpec;
-    let Some(page) = &spec.status_page else {
+    let enabled = spec.status_page.as_ref().filter(|p| !matches!(p.get_ref(), StatusPageSpec::Enabled(false)));
+    let Some(page) = enabled else {
         let set = [
             (spec.status_interval.as_ref().map(Spanned::span), "status_interval"),
             (spec.on_incident.as_ref().map(Spanned::span), "on_incident"),
@@ -481,8 +485,7 @@ fn status_page(
         return None;
     };
     let url = match page.get_ref() {
-        StatusPageSpec::Enabled(false) => return None,
-        StatusPageSpec::Enabled(true) => {
+        StatusPageSpec::Enabled(_) => {
             let profile = spec.profile.as_ref().map_or_else(|| name.get_ref().as_str(), |p| p.get_ref().as_str());
             match ProviderProfile::builtin(profile).and_then(|p| p.status_page.clone()) {
                 Some(url) => url,
@@ -502,13 +505,22 @@ fn status_page(
         c.error(&page.span(), format!("{key}.status_page"), format!("`{url}` is not an http(s) URL"));
         return None;
     }
+    // a public page needs neither: and the address is shown in /admin/state and events
+    if url.contains('@') || url.contains('?') {
+        c.error(
+            &page.span(),
+            format!("{key}.status_page"),
+            "a status page address carries no credentials and no query: write the page's public address",
+        );
+        return None;
+    }
     let interval = spec.status_interval.as_ref().map_or(super::DEFAULT_STATUS_INTERVAL, |d| d.get_ref().0);
-    if interval < MIN_STATUS_INTERVAL {
+    if !(MIN_STATUS_INTERVAL..=MAX_STATUS_INTERVAL).contains(&interval) {
         let span = spec.status_interval.as_ref().map_or_else(|| page.span(), Spanned::span);
         c.error(
             &span,
             format!("{key}.status_interval"),
-            "a status page is read at most once a second (\"1s\" or more; \"60s\" by default)",
+            "a status page is read at most once a second and at least once a day (\"1s\" to \"1d\"; \"60s\" by default)",
         );
         return None;
     }
@@ -545,8 +557,12 @@ pub(crate) fn budget(
 /// The most hedged attempts a route may start for one request.
 const MAX_HEDGES: u32 = 3;
 
-/// A `hedge = { after, max }`, checked: `after` a duration of a millisecond or more, or a
-/// percentile `p50` to `p99`; `max` from 1 to 3, and fewer than the route's targets.
+/// The longest `hedge.after`: longer than any request should wait for its first token.
+const MAX_HEDGE_AFTER: Duration = Duration::from_secs(3600);
+
+/// A `hedge = { after, max }`, checked: `after` a duration from a millisecond to an hour, or a
+/// percentile `p50` to `p99`; `max` from 1 to 3 (a warning when the route has fewer targets to
+/// hedge with).
 fn hedge(
     c: &mut Collector<'_>,
     key: &str,
@@ -561,14 +577,14 @@ fn hedge(
         Some(_) => None,
         None => crate::duration::parse_duration(text)
             .ok()
-            .filter(|d| *d >= Duration::from_millis(1))
+            .filter(|d| (Duration::from_millis(1)..=MAX_HEDGE_AFTER).contains(d))
             .map(super::HedgeAfter::Fixed),
     };
     let Some(after) = after else {
         c.error(
             &h.after.span(),
             format!("{key}.hedge.after"),
-            format!("`{text}` is neither a duration (\"2s\", \"750ms\") nor a percentile of the time to first token (\"p50\" to \"p99\")"),
+            format!("`{text}` is neither a duration from 1ms to 1h (\"2s\", \"750ms\") nor a percentile of the time to first token (\"p50\" to \"p99\")"),
         );
         return None;
     };

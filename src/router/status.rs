@@ -5,9 +5,11 @@
 //! changes nothing but its own `error`: no request waits for a page or fails because of one.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use super::Inner;
 use super::events::RouterEvent;
@@ -37,6 +39,11 @@ pub(crate) struct Page {
     provider: String,
     config: Mutex<StatusPageConfig>,
     read: Mutex<Read>,
+    /// What requests read without a lock: whether the last good read reported an outage, when
+    /// that read was (ms since the epoch; 0 before one), and the interval in ms.
+    outage: AtomicBool,
+    read_at_ms: AtomicU64,
+    interval_ms: AtomicU64,
     /// Whether a poller is running for it.
     polled: AtomicBool,
     /// Taken out of the policy (or its address changed): its poller stops.
@@ -49,24 +56,35 @@ struct Read {
     summary: Option<Summary>,
     at: Option<SystemTime>,
     error: Option<String>,
+    /// When the read recorded last started: a slower read that started before it is older news.
+    started: Option<Instant>,
+}
+
+fn millis(t: SystemTime) -> u64 {
+    u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Page {
     fn interval(&self) -> Duration {
-        lock(&self.config).interval
+        Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether a good read at `at_ms` still says something about `now`.
+    fn is_fresh(&self, at_ms: u64, now: SystemTime) -> bool {
+        let stale_after = self.interval().saturating_mul(FRESH_FOR_INTERVALS).saturating_add(MAX_READ_TIME);
+        at_ms != 0 && millis(now).saturating_sub(at_ms) <= u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The last summary, unless it is too old to say anything about now.
     fn fresh(&self, now: SystemTime) -> Option<Summary> {
-        let stale_after = self.interval() * FRESH_FOR_INTERVALS + MAX_READ_TIME;
         let read = lock(&self.read);
         let at = read.at?;
-        (now.duration_since(at).unwrap_or_default() <= stale_after).then(|| read.summary.clone()).flatten()
+        self.is_fresh(millis(at), now).then(|| read.summary.clone()).flatten()
     }
 
-    /// Whether the page reports a major or critical outage now.
+    /// Whether the page reports a major or critical outage now (no lock: requests ask).
     pub(crate) fn is_outage(&self) -> bool {
-        self.fresh(SystemTime::now()).is_some_and(|s| s.is_outage())
+        self.outage.load(Ordering::Acquire) && self.is_fresh(self.read_at_ms.load(Ordering::Acquire), SystemTime::now())
     }
 
     fn snapshot(&self, now: SystemTime) -> StatusPage {
@@ -81,24 +99,31 @@ impl Page {
         }
     }
 
-    /// Records a read; says whether what the page reports changed (indicator, incidents, or
-    /// whether it can be read at all).
-    fn record(&self, result: Result<Summary, String>, now: SystemTime) -> bool {
-        let mut read = lock(&self.read);
-        let before = (read.summary.clone(), read.error.is_some());
-        match result {
-            Ok(summary) => {
-                read.summary = Some(summary);
-                read.at = Some(now);
-                read.error = None;
-            }
-            Err(e) => read.error = Some(e),
-        }
-        let key = |s: &Option<Summary>| {
-            s.as_ref()
-                .map(|s| (s.indicator, s.incidents.iter().map(|i| (i.name.clone(), i.impact)).collect::<Vec<_>>()))
+    /// Records a read that started at `started`; says whether what the page reports changed
+    /// (indicator, incidents, or whether it can be read at all, or says anything still).
+    fn record(&self, result: Result<Summary, String>, started: Instant, now: SystemTime) -> bool {
+        let key = |s: Option<Summary>| {
+            s.map(|s| (s.indicator, s.incidents.into_iter().map(|i| (i.name, i.impact)).collect::<Vec<_>>()))
         };
-        key(&before.0) != key(&read.summary) || before.1 != read.error.is_some()
+        let before = (key(self.fresh(now)), lock(&self.read).error.is_some());
+        {
+            let mut read = lock(&self.read);
+            if read.started.is_some_and(|s| s > started) {
+                return false;
+            }
+            read.started = Some(started);
+            match result {
+                Ok(summary) => {
+                    self.outage.store(summary.is_outage(), Ordering::Release);
+                    self.read_at_ms.store(millis(now), Ordering::Release);
+                    read.summary = Some(summary);
+                    read.at = Some(now);
+                    read.error = None;
+                }
+                Err(e) => read.error = Some(e),
+            }
+        }
+        before != (key(self.fresh(now)), lock(&self.read).error.is_some())
     }
 }
 
@@ -122,11 +147,15 @@ impl StatusPages {
                     provider: name.clone(),
                     config: Mutex::new(config.clone()),
                     read: Mutex::new(Read::default()),
+                    outage: AtomicBool::new(false),
+                    read_at_ms: AtomicU64::new(0),
+                    interval_ms: AtomicU64::new(0),
                     polled: AtomicBool::new(false),
                     retired: AtomicBool::new(false),
                 })
             });
             *lock(&page.config) = config.clone();
+            page.interval_ms.store(u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
             if !page.polled.load(Ordering::Acquire) {
                 spawn_poller(inner.me.clone(), page.clone());
             }
@@ -168,7 +197,8 @@ impl StatusPages {
         }
         let mut failed: Vec<&str> =
             f.attempts.iter().filter(|a| a.outcome == AttemptOutcome::Error).map(|a| a.provider.as_str()).collect();
-        failed.extend(f.provider.as_deref());
+        // the provider whose error ended the request (not one that was only skipped)
+        failed.extend(f.error.as_ref().map(|e| e.provider.as_str()));
         failed.sort_unstable();
         failed.dedup();
         let now = SystemTime::now();
@@ -207,7 +237,7 @@ fn spawn_poller(me: Weak<Inner>, page: Arc<Page>) {
         let client = match client() {
             Ok(c) => c,
             Err(e) => {
-                page.record(Err(format!("cannot build an HTTP client: {e}")), SystemTime::now());
+                page.record(Err(format!("cannot build an HTTP client: {e}")), Instant::now(), SystemTime::now());
                 page.polled.store(false, Ordering::Release);
                 return;
             }
@@ -233,18 +263,20 @@ async fn read(page: &Page, client: &reqwest::Client) -> Option<RouterEvent> {
         let config = lock(&page.config);
         (config.url.clone(), config.interval)
     };
+    let started = Instant::now();
     let result = status_page::fetch(client, &url, interval.min(MAX_READ_TIME)).await;
     if let Err(e) = &result {
         tracing::warn!(provider = %page.provider, "status page unreadable: {e}");
     }
-    let outage = result.as_ref().ok().map(Summary::is_outage);
-    if !page.record(result, SystemTime::now()) {
-        return None;
-    }
+    let changed = page.record(result, started, SystemTime::now());
     let snapshot = page.snapshot(SystemTime::now());
     let summary = snapshot.summary.as_ref();
-    tracing::info!(provider = %page.provider, indicator = ?summary.map(|s| s.indicator), outage, "status page changed");
+    // every read: a page that went stale reads as unknown
     super::metrics::status_page(&page.provider, summary.map(|s| s.indicator));
+    if !changed {
+        return None;
+    }
+    tracing::info!(provider = %page.provider, indicator = ?summary.map(|s| s.indicator), outage = page.is_outage(), "status page changed");
     Some(RouterEvent::StatusPage {
         provider: page.provider.clone(),
         indicator: summary.map(|s| s.indicator),

@@ -43,15 +43,26 @@ impl<'s> Plan<'s> {
         let mut hedge_at: Option<Instant> = None;
         // when the oldest attempt in flight started
         let mut since = Instant::now();
+        // a unit's final failure, held while others may still answer, with its error
+        let mut held: Option<(Stop, Option<crate::error::ProviderError>)> = None;
         loop {
             if units.is_empty() {
+                if let Some((stop, error)) = held.take() {
+                    // nothing else answered: the failure that stopped the request, every
+                    // unit's attempts in it
+                    self.last_error = error.or(self.last_error.take());
+                    return Some(Err(match stop {
+                        Stop::Failed(_) => Stop::Failed(Box::new(self.failure())),
+                        overflow => overflow,
+                    }));
+                }
                 // nothing in flight: the next target, as an ordinary failover
                 let (sub, index, target, is_last) = self.fork_next(false)?;
                 units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
                 since = Instant::now();
-                hedge_at = self.hedge_delay(index, hedge).filter(|_| hedges < hedge.max).map(|d| since + d);
+                hedge_at = self.hedge_at(index, hedge, hedges);
             }
-            let at = hedge_at.filter(|_| hedges < hedge.max && self.pos < self.order.len());
+            let at = hedge_at.filter(|_| held.is_none() && hedges < hedge.max && self.pos < self.order.len());
             let timer = async move {
                 match at {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -69,14 +80,10 @@ impl<'s> Plan<'s> {
                             self.cancel_all(&cancel, &mut units).await;
                             return Some(Ok(success));
                         }
-                        Some(Some(Err(stop))) => {
-                            self.cancel_all(&cancel, &mut units).await;
-                            // the failure of the whole request, every unit's attempts in it
-                            return Some(Err(match stop {
-                                Stop::Failed(_) => Stop::Failed(Box::new(self.failure())),
-                                overflow => overflow,
-                            }));
-                        }
+                        // a final failure: the others in flight may still answer (a target of
+                        // another provider may take what this one refused); no new one starts
+                        Some(Some(Err(stop))) if held.is_none() => held = Some((stop, self.last_error.clone())),
+                        Some(Some(Err(_))) => {}
                         // it failed over: those in flight go on
                         _ if was_hedge && !tried => {
                             // its target was ruled out before any call: the next one hedges instead
@@ -98,7 +105,7 @@ impl<'s> Plan<'s> {
                             waited: since.elapsed(),
                         });
                         units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
-                        hedge_at = self.hedge_delay(index, hedge).filter(|_| hedges < hedge.max).map(|d| Instant::now() + d);
+                        hedge_at = self.hedge_at(index, hedge, hedges);
                     }
                 }
             }
@@ -203,13 +210,18 @@ impl<'s> Plan<'s> {
         self.tokenized = self.tokenized.or(sub.tokenized);
     }
 
-    /// How long the target at `index` may go without a first token before a hedge starts: the
-    /// route's `after`, or the target's observed percentile (none until it has enough answers).
-    fn hedge_delay(&self, index: usize, hedge: Hedge) -> Option<Duration> {
-        match hedge.after {
-            HedgeAfter::Fixed(d) => Some(d),
-            HedgeAfter::Percentile(p) => self.targets.get(index)?.node.first_token.0.percentile(p),
+    /// When the next hedge starts, the target at `index` having started now: after the route's
+    /// `after`, or the target's observed percentile (none until it has enough answers); none once
+    /// `hedges` reached the route's `max`.
+    fn hedge_at(&self, index: usize, hedge: Hedge, hedges: u32) -> Option<Instant> {
+        if hedges >= hedge.max {
+            return None;
         }
+        let delay: Duration = match hedge.after {
+            HedgeAfter::Fixed(d) => d,
+            HedgeAfter::Percentile(p) => self.targets.get(index)?.node.first_token.0.percentile(p)?,
+        };
+        Instant::now().checked_add(delay)
     }
 
     /// Records the call this unit had in flight when it was cancelled: the provider read the
