@@ -235,6 +235,20 @@ fn drills_drive_embeddings_token_counts_and_responses_targets_through_a_failover
 }
 
 #[test]
+fn a_drill_shows_hedges_winning_against_a_slow_first_token() {
+    let out = switchyard(&["drill", "--json", "tests/fixtures/drills/hedged.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phase = &report["phases"][0];
+    assert_eq!((phase["requests"].as_u64(), phase["successes"].as_u64()), (Some(12), Some(12)), "{phase}");
+    assert_eq!((phase["hedges"].as_u64(), phase["hedges_won"].as_u64()), (Some(12), Some(12)), "{phase}");
+    // a hedge is not a failover, and the cancelled attempts were billed
+    assert_eq!(phase["failovers"].as_u64(), Some(0), "{phase}");
+    assert!(phase["failed_cost_usd"].as_f64().unwrap() > 0.0, "{phase}");
+    assert!(phase["expectations"].as_array().unwrap().iter().all(|e| e["pass"] == true), "{phase}");
+}
+
+#[test]
 fn check_shows_budgets_and_cache_affinity() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");

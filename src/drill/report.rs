@@ -55,6 +55,10 @@ pub struct PhaseReport {
     pub failovers: usize,
     /// Streams that failed midway and were finished by a continuation (`resume`).
     pub resumed: usize,
+    /// Hedged attempts started (a route's `hedge`), and how many of them served the answer.
+    pub hedges: usize,
+    /// Hedged attempts that served the answer.
+    pub hedges_won: usize,
     /// Breaker transitions, with timestamps.
     pub transitions: Vec<Transition>,
     /// Median latency, ms.
@@ -66,7 +70,8 @@ pub struct PhaseReport {
     /// What the phase's requests cost in USD at the model profiles' prices, every attempt
     /// included.
     pub cost_usd: f64,
-    /// The part of `cost_usd` billed for attempts that failed (streams cut after content).
+    /// The part of `cost_usd` billed for attempts that did not serve (streams cut after content,
+    /// cancelled hedges).
     pub failed_cost_usd: f64,
     /// Every expectation with its verdict.
     pub expectations: Vec<Verdict>,
@@ -121,6 +126,13 @@ impl DrillReport {
                 p.requests, p.successes, p.retries, p.failovers, p.p50_ms, p.p99_ms
             );
             let _ = writeln!(out, "  cost ${:.6}   of which failed attempts ${:.6}", p.cost_usd, p.failed_cost_usd);
+            if p.hedges > 0 {
+                let _ = writeln!(
+                    out,
+                    "  hedges {:>4}   won {:>4}  (started beside an attempt slow to its first token)",
+                    p.hedges, p.hedges_won
+                );
+            }
             if p.resumed > 0 {
                 let _ =
                     writeln!(out, "  resumed streams {:>4}  (failed midway, finished from the checkpoint)", p.resumed);

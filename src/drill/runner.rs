@@ -328,6 +328,8 @@ fn phase_report(
         retries,
         failovers,
         resumed: records.iter().filter(|r| r.resumed).count(),
+        hedges: hedged(records, |a| a.outcome != AttemptOutcome::Skipped),
+        hedges_won: hedged(records, |a| a.outcome == AttemptOutcome::Ok),
         transitions,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
@@ -338,6 +340,11 @@ fn phase_report(
     };
     report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);
     report
+}
+
+/// How many hedged attempts of `records` `which` selects.
+fn hedged(records: &[Record], which: impl Fn(&Attempt) -> bool) -> usize {
+    records.iter().flat_map(|r| &r.attempts).filter(|a| a.hedge && which(a)).count()
 }
 
 /// What the attempts of `records` that `which` selects cost, in USD.
