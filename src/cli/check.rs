@@ -112,6 +112,19 @@ pub(crate) fn render(policy: &Policy) -> String {
         render_route(&mut out, r);
     }
     render_server(&mut out, &policy.server);
+    if let switchyard::policy::StateBackend::Redis { url } = &policy.state.backend {
+        let _ = writeln!(
+            out,
+            "\nshared state: redis {} (fleet {}, timeout {}, {} when it does not answer)",
+            url.redacted(),
+            policy.state.fleet,
+            format_duration(policy.state.timeout),
+            match policy.state.on_state_error {
+                switchyard::policy::OnStateError::FailClosed => "limited targets skipped",
+                _ => "local limits decide",
+            }
+        );
+    }
     if !policy.drill_faults.is_empty() {
         let _ = writeln!(out, "\nlive drill faults:");
         for f in &policy.drill_faults {

@@ -25,7 +25,7 @@ use crate::error::ErrorClass;
 use crate::profile::{AuthScheme, ProviderProfile};
 use crate::provider::Protocol;
 
-const TOP_LEVEL: &str = "defaults, providers, routes, drill, server";
+const TOP_LEVEL: &str = "defaults, providers, routes, drill, server, state";
 
 pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let mut c = Collector::new(file, text);
@@ -52,6 +52,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     let mut routes: Vec<(Spanned<String>, RouteSpec)> = Vec::new();
     let mut drill = DrillSpec::default();
     let mut server = ServerSpec::default();
+    let mut state = super::state::StateSpec::default();
     let mut routes_span = None;
 
     for (key, value) in root.iter() {
@@ -75,6 +76,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
             }
             "drill" => drill = section(&mut c, "drill", value).unwrap_or_default(),
             "server" => server = section(&mut c, "server", value).unwrap_or_default(),
+            "state" => state = section(&mut c, "state", value).unwrap_or_default(),
             other => c.error(&key.span(), other, format!("unknown table `{other}`; expected one of: {TOP_LEVEL}")),
         }
     }
@@ -90,6 +92,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     let drill_faults = compile_drill(&mut c, &drill, &compiled_providers);
     let route_names: Vec<&str> = compiled_routes.keys().map(String::as_str).collect();
     let server = compile_server(&mut c, server, &route_names);
+    let state = super::state::compile(&mut c, state);
 
     if !c.errors.is_empty() {
         // the policy's own problems first, then those of the files it names (key file)
@@ -107,6 +110,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
         routes: compiled_routes,
         drill_faults,
         server,
+        state,
         warnings: c.warnings,
     })
 }

@@ -17,6 +17,7 @@ pub(crate) mod compile;
 mod config;
 pub(crate) mod diagnostic;
 mod schema;
+mod state;
 mod tls;
 
 pub use client_keys::{ClientKey, ClientKeys};
@@ -27,6 +28,7 @@ pub use config::{
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
 pub use schema::Strategy;
+pub use state::{OnStateError, RedisUrl, StateBackend, StateSettings};
 pub use tls::TlsSettings;
 
 /// Output tokens reserved for a request that sets no `max_tokens` and whose model has no profile.
@@ -47,6 +49,8 @@ pub struct Policy {
     pub drill_faults: Vec<LiveFault>,
     /// `[server]` settings for `switchyard serve`.
     pub server: ServerSettings,
+    /// `[state]`: where a fleet of routers keeps what they share.
+    pub state: StateSettings,
     /// Problems that do not stop the policy from working (an unset API-key variable, ...).
     pub warnings: Vec<Diagnostic>,
 }

@@ -937,7 +937,8 @@ impl<'s> Plan<'s> {
         }
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
-        for (slot, node) in permits.iter_mut().zip([provider_node, target_node]) {
+        let models = [None, Some(target.model.as_str())];
+        for ((slot, node), model) in permits.iter_mut().zip([provider_node, target_node]).zip(models) {
             let Some(limiter) = node.limiter_if_limited() else { continue };
             if self.op == Op::Count {
                 // a count spends no rate budget, but holds a concurrency slot like any call
@@ -947,6 +948,43 @@ impl<'s> Plan<'s> {
                         continue;
                     }
                     Err(_) => return Err(SkipReason::Concurrency),
+                }
+            }
+            let limits = limiter.limits();
+            // a fleet's rpm and tpm are taken from the state it shares (concurrency stays local)
+            if (limits.rpm.is_some() || limits.tpm.is_some())
+                && let Some(shared) = inner.shared.load_full()
+            {
+                if limits.tpm.is_some_and(|tpm| estimate > u64::from(tpm)) {
+                    return Err(SkipReason::TooLarge);
+                }
+                let held = limiter.try_slot().map_err(|_| SkipReason::Concurrency)?;
+                let mut waited = false;
+                let shared_ok = loop {
+                    match shared.take(&target.provider, model, limits, estimate).await {
+                        Ok(Ok(())) => break true,
+                        Ok(Err(Denied::Rate { wait, .. })) => {
+                            now = Instant::now();
+                            if is_last && !waited && wait <= bound && now + wait < self.deadline {
+                                waited = true;
+                                pause(wait).await;
+                            } else {
+                                self.note_free_at(now + wait);
+                                return Err(SkipReason::RateLimit);
+                            }
+                        }
+                        Ok(Err(_)) => return Err(SkipReason::RateLimit),
+                        Err(_) if shared.on_error() == crate::policy::OnStateError::FailClosed => {
+                            return Err(SkipReason::SharedStateUnavailable);
+                        }
+                        // Redis could not say in time: the local limits decide
+                        Err(_) => break false,
+                    }
+                };
+                now = Instant::now();
+                if shared_ok {
+                    *slot = held;
+                    continue;
                 }
             }
             let mut waited = false;
@@ -1203,9 +1241,14 @@ impl Lease<'_> {
         {
             let extra = u.total().saturating_sub(self.estimate);
             if extra > 0 {
-                for node in [&self.target_node, &self.provider_node] {
+                let target = self.target();
+                let nodes = [(&self.target_node, Some(target.model.as_str())), (&self.provider_node, None)];
+                for (node, model) in nodes {
                     if let Some(limiter) = node.limiter_if_limited() {
                         limiter.charge_extra(extra);
+                        if let (Some(tpm), Some(shared)) = (limiter.limits().tpm, inner.shared.load_full()) {
+                            shared.charge_extra(&target.provider, model, tpm, extra);
+                        }
                     }
                 }
             }

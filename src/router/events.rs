@@ -103,6 +103,14 @@ pub enum RouterEvent {
         /// Why the last read failed, if it did.
         error: Option<String>,
     },
+    /// The shared state (`[state] backend = "redis"`) could not be reached in time, and limits
+    /// are decided locally (`degraded`); or it answers again (`ok`).
+    SharedState {
+        /// `degraded` or `ok`.
+        status: &'static str,
+        /// Why it is degraded.
+        error: Option<String>,
+    },
     /// A new policy is in force.
     PolicyApplied {
         /// Its version (1 for the first).

@@ -38,6 +38,13 @@ pub(crate) fn status_page(provider: &str, indicator: Option<crate::status_page::
     metrics::gauge!("switchyard_provider_status", "provider" => provider.to_owned()).set(level);
 }
 
+/// Whether the shared state is degraded (1) or answering (0).
+pub(crate) fn shared_state(degraded: bool) {
+    if enabled() {
+        metrics::gauge!("switchyard_shared_state_degraded").set(if degraded { 1.0 } else { 0.0 });
+    }
+}
+
 /// Counts one attempt (or skip) and its duration.
 pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
     if !enabled() {

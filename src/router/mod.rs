@@ -33,6 +33,7 @@ mod quota;
 mod reload;
 mod resume;
 mod samples;
+mod shared;
 mod spans;
 mod status;
 mod strategy;
@@ -51,6 +52,7 @@ pub use probe::PROBE_PROMPT;
 pub use quota::QuotaSnapshot;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
+pub use shared::SharedStateSnapshot;
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 
 use engine::AttemptFuture;
@@ -130,6 +132,8 @@ pub(crate) struct Inner {
     pub(crate) has_budgets: AtomicBool,
     /// The providers' status pages and what they last said (kept across reloads, by provider).
     pub(crate) status: status::StatusPages,
+    /// The state a fleet shares (`[state] backend = "redis"`); `None` with the default, memory.
+    pub(crate) shared: arc_swap::ArcSwapOption<shared::Shared>,
 }
 
 /// Routes requests across providers under a policy. Cheap to clone; clones share all state.
@@ -185,6 +189,7 @@ impl RouterBuilder {
             budgets: budget::Budgets::default(),
             has_budgets: AtomicBool::new(false),
             status: status::StatusPages::default(),
+            shared: arc_swap::ArcSwapOption::empty(),
         });
         let router = Router { inner };
         router.apply(self.policy);
@@ -213,6 +218,8 @@ pub struct Health {
     pub budgets: Vec<BudgetSnapshot>,
     /// The providers' status pages (`status_page`) as last read.
     pub status_pages: Vec<crate::status_page::StatusPage>,
+    /// Where the fleet's shared state is, and whether it answers.
+    pub shared_state: SharedStateSnapshot,
 }
 
 impl Router {
@@ -259,6 +266,11 @@ impl Router {
             .collect();
         self.inner.health.sync(&policy);
         self.inner.status.sync(&self.inner, &policy);
+        // a changed `[state]` starts over with a new client; an unchanged one keeps its connection
+        if self.inner.shared.load().as_ref().map(|s| s.settings()) != Some(&policy.state) {
+            let shared = shared::Shared::new(&policy.state, self.inner.events.clone());
+            self.inner.shared.store(shared.map(Arc::new));
+        }
         // a breaker that was open and passive and is now active has nobody probing it yet
         for (provider, model) in self.inner.health.open_breakers() {
             probe::watch(&self.inner, &provider, model.as_deref());
@@ -369,6 +381,10 @@ impl Router {
             faults: self.inner.faults.snapshot(),
             budgets: self.inner.budgets.snapshot(&snap.policy, std::time::SystemTime::now()),
             status_pages: self.inner.status.snapshot(),
+            shared_state: match self.inner.shared.load().as_ref() {
+                Some(shared) => shared.snapshot(),
+                None => SharedStateSnapshot::memory(&snap.policy.state.fleet),
+            },
         }
     }
 

@@ -56,6 +56,9 @@ pub enum SkipReason {
     Budget,
     /// The local `concurrency` cap is reached.
     Concurrency,
+    /// A shared limit could not be checked (Redis did not answer in time) and the policy says
+    /// `on_state_error = "fail_closed"`.
+    SharedStateUnavailable,
     /// The request needs more tokens than the target's `tpm`.
     TooLarge,
     /// Its context window is not larger than the one that overflowed.
@@ -102,6 +105,7 @@ impl SkipReason {
             SkipReason::ProviderBudget => "provider budget",
             SkipReason::Budget => "budget",
             SkipReason::Concurrency => "concurrency",
+            SkipReason::SharedStateUnavailable => "shared_state_unavailable",
             SkipReason::TooLarge => "too_large",
             SkipReason::ContextTooSmall => "context_too_small",
             SkipReason::NoPrefill => "no_prefill",

@@ -1,0 +1,284 @@
+//! State a fleet of routers shares through Redis (`[state] backend = "redis"`): the `rpm` and
+//! `tpm` limits of providers and targets, taken fleet-wide by one atomic script per admission
+//! (GCRA on Redis's own clock, so the instances' clocks need not agree).
+//!
+//! Redis trouble never fails a request: a call that errs or outlasts `timeout` is decided from
+//! the router's local limits (or, with `on_state_error = "fail_closed"`, the limited target is
+//! skipped), the state turns `degraded` (event, metric, `health()`), and one request a second
+//! tries Redis again until it answers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::events::RouterEvent;
+use super::limiter::Denied;
+use crate::policy::{Limits, OnStateError, RedisUrl, StateSettings};
+use crate::sync::lock;
+
+/// How long a degraded state is decided locally before a request tries Redis again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// GCRA for `rpm` (KEYS[1], cost 1) and `tpm` (KEYS[2], cost ARGV[3]) at once: both fit and are
+/// taken, or neither is. ARGV[1] and ARGV[2] are the limits per minute (0: none). Returns
+/// `{1, 0, ""}`, or `{0, wait_ms, "rpm"|"tpm"}`. A limit of `n` per minute allows a burst of `n`,
+/// then one every `60000 / n` ms, as the local limiter does.
+const TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = 60000
+local function check(key, rate, cost)
+  if rate <= 0 or cost <= 0 then return nil, 0 end
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + (period / rate) * cost
+  local wait = new_tat - period - now
+  if wait > 0 then return nil, wait end
+  return new_tat, 0
+end
+local r_tat, r_wait = check(KEYS[1], tonumber(ARGV[1]), 1)
+if r_wait > 0 then return {0, math.ceil(r_wait), 'rpm'} end
+local t_tat, t_wait = check(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+if t_wait > 0 then return {0, math.ceil(t_wait), 'tpm'} end
+if r_tat then redis.call('SET', KEYS[1], string.format('%.3f', r_tat), 'PX', math.ceil(r_tat - now) + 1) end
+if t_tat then redis.call('SET', KEYS[2], string.format('%.3f', t_tat), 'PX', math.ceil(t_tat - now) + 1) end
+return {1, 0, ''}
+";
+
+/// Charges `tpm` (KEYS[1], limit ARGV[1]) with tokens beyond the estimate (ARGV[2]), whether or
+/// not they fit: the provider already spent them.
+const CHARGE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+if rate <= 0 then return 0 end
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+tat = tat + (60000 / rate) * tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1)
+return 1
+";
+
+/// The shared state of one `[state]` setting.
+pub(crate) struct Shared {
+    settings: StateSettings,
+    url: RedisUrl,
+    client: redis::Client,
+    /// Made on first use, inside the runtime; reconnects on its own.
+    connection: OnceLock<Result<ConnectionManager, String>>,
+    take: redis::Script,
+    charge: redis::Script,
+    degraded: AtomicBool,
+    health: Mutex<Health>,
+    events: broadcast::Sender<RouterEvent>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    error: Option<String>,
+    /// While degraded: when a request tries Redis again.
+    retry_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("url", &self.url).field("fleet", &self.settings.fleet).finish()
+    }
+}
+
+/// Why the shared state could not decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unavailable;
+
+/// What `health()` and `/admin/state` show of the shared state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedStateSnapshot {
+    /// `memory`, or for Redis `ok` or `degraded` (decided locally until Redis answers again).
+    pub status: &'static str,
+    /// The Redis address, without its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The fleet's name.
+    pub fleet: String,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SharedStateSnapshot {
+    /// Each process keeps its own state.
+    pub(crate) fn memory(fleet: &str) -> Self {
+        SharedStateSnapshot { status: "memory", url: None, fleet: fleet.to_owned(), error: None }
+    }
+}
+
+impl Shared {
+    /// The shared state of `settings`, when they name Redis.
+    pub(crate) fn new(settings: &StateSettings, events: broadcast::Sender<RouterEvent>) -> Option<Shared> {
+        let crate::policy::StateBackend::Redis { url } = &settings.backend else { return None };
+        // the policy checked that the client takes the address
+        let client = redis::Client::open(url.expose()).ok()?;
+        Some(Shared {
+            settings: settings.clone(),
+            url: url.clone(),
+            client,
+            connection: OnceLock::new(),
+            take: redis::Script::new(TAKE),
+            charge: redis::Script::new(CHARGE),
+            degraded: AtomicBool::new(false),
+            health: Mutex::new(Health::default()),
+            events,
+        })
+    }
+
+    /// The settings it was made for.
+    pub(crate) fn settings(&self) -> &StateSettings {
+        &self.settings
+    }
+
+    /// What to do when it cannot decide.
+    pub(crate) fn on_error(&self) -> OnStateError {
+        self.settings.on_state_error
+    }
+
+    fn key(&self, provider: &str, model: Option<&str>, limit: &str) -> String {
+        match model {
+            Some(m) => format!("{}:limit:{provider}/{m}:{limit}", self.settings.fleet),
+            None => format!("{}:limit:{provider}:{limit}", self.settings.fleet),
+        }
+    }
+
+    fn connection(&self) -> Result<ConnectionManager, String> {
+        let made = self.connection.get_or_init(|| {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.settings.timeout.max(Duration::from_millis(250))))
+                .set_response_timeout(Some(self.settings.timeout))
+                .set_number_of_retries(1);
+            redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                .map_err(|e| format!("cannot set up the Redis client: {e}"))
+        });
+        made.clone()
+    }
+
+    /// Whether Redis is to be asked now: not while degraded, except once a second.
+    fn may_ask(&self, now: Instant) -> bool {
+        if !self.degraded.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut health = lock(&self.health);
+        match health.retry_at {
+            Some(at) if now < at => false,
+            _ => {
+                // this request tries; the others decide locally for another second
+                health.retry_at = Some(now + RETRY_AFTER);
+                true
+            }
+        }
+    }
+
+    /// Takes one request needing `tokens` from the `rpm` and `tpm` of `limits` fleet-wide, for the
+    /// provider (`model: None`) or the target. `Err` when Redis could not say in time.
+    pub(crate) async fn take(
+        &self,
+        provider: &str,
+        model: Option<&str>,
+        limits: Limits,
+        tokens: u64,
+    ) -> Result<Result<(), Denied>, Unavailable> {
+        let now = Instant::now();
+        if !self.may_ask(now) {
+            return Err(Unavailable);
+        }
+        let mut connection = self.connection().map_err(|e| self.failed(e))?;
+        let mut call = self.take.prepare_invoke();
+        call.key(self.key(provider, model, "rpm"))
+            .key(self.key(provider, model, "tpm"))
+            .arg(limits.rpm.unwrap_or(0))
+            .arg(limits.tpm.unwrap_or(0))
+            .arg(tokens.max(1));
+        let answer =
+            tokio::time::timeout(self.settings.timeout, call.invoke_async::<(i64, i64, String)>(&mut connection));
+        match answer.await {
+            Ok(Ok((1, _, _))) => {
+                self.recovered();
+                Ok(Ok(()))
+            }
+            Ok(Ok((_, wait_ms, limit))) => {
+                self.recovered();
+                let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0).max(1));
+                Ok(Err(Denied::Rate { wait, limit: if limit == "tpm" { "tpm" } else { "rpm" } }))
+            }
+            Ok(Err(e)) => Err(self.failed(format!("Redis: {}", plain(&e, &self.url)))),
+            Err(_) => Err(self.failed(format!(
+                "Redis did not answer within {}",
+                crate::duration::format_duration(self.settings.timeout)
+            ))),
+        }
+    }
+
+    /// Charges `tokens` reported beyond the estimate to the shared `tpm`, in the background.
+    pub(crate) fn charge_extra(
+        self: &std::sync::Arc<Self>,
+        provider: &str,
+        model: Option<&str>,
+        tpm: u32,
+        tokens: u64,
+    ) {
+        if self.degraded.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut connection) = self.connection() else { return };
+        let me = self.clone();
+        let key = self.key(provider, model, "tpm");
+        tokio::spawn(async move {
+            let mut call = me.charge.prepare_invoke();
+            call.key(key).arg(tpm).arg(tokens);
+            let _ = tokio::time::timeout(me.settings.timeout, call.invoke_async::<i64>(&mut connection)).await;
+        });
+    }
+
+    fn failed(&self, error: String) -> Unavailable {
+        let was = self.degraded.swap(true, Ordering::AcqRel);
+        {
+            let mut health = lock(&self.health);
+            health.error = Some(error.clone());
+            health.retry_at = Some(Instant::now() + RETRY_AFTER);
+        }
+        if !was {
+            tracing::warn!(fleet = %self.settings.fleet, "shared state degraded, deciding locally: {error}");
+            super::metrics::shared_state(true);
+            let _ = self.events.send(RouterEvent::SharedState { status: "degraded", error: Some(error) });
+        }
+        Unavailable
+    }
+
+    fn recovered(&self) {
+        if self.degraded.swap(false, Ordering::AcqRel) {
+            *lock(&self.health) = Health::default();
+            tracing::info!(fleet = %self.settings.fleet, "shared state back");
+            super::metrics::shared_state(false);
+            let _ = self.events.send(RouterEvent::SharedState { status: "ok", error: None });
+        }
+    }
+
+    /// For `health()`.
+    pub(crate) fn snapshot(&self) -> SharedStateSnapshot {
+        let degraded = self.degraded.load(Ordering::Acquire);
+        SharedStateSnapshot {
+            status: if degraded { "degraded" } else { "ok" },
+            url: Some(self.url.redacted()),
+            fleet: self.settings.fleet.clone(),
+            error: if degraded { lock(&self.health).error.clone() } else { None },
+        }
+    }
+}
+
+/// A Redis error's text, without the address (which may hold a password).
+fn plain(e: &redis::RedisError, url: &RedisUrl) -> String {
+    e.to_string().replace(url.expose(), &url.redacted())
+}

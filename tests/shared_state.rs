@@ -1,0 +1,241 @@
+//! A fleet of routers sharing limits through a real `redis-server`, which these tests start
+//! themselves (`scripts/test` installs it; install by hand with `apt-get install -y
+//! redis-server`): three routers admit no more than one router's limit; killing Redis mid-load
+//! fails no request and shows `degraded`, and the state is shared again once Redis is back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchyard::router::{RouterEvent, SkipReason};
+use switchyard::sim::SimServer;
+use switchyard::{ChatRequest, Policy, Protocol, Router};
+
+/// A `redis-server` of the test's own, on a free port, without persistence; stopped on drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = RedisServer { port, child: None, _dir: dir };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on its port, and waits until it answers `PING`.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): these tests need a real Redis. Run `scripts/test`, which installs it, or `apt-get install -y redis-server`"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not answer PING within 20 s", self.port);
+    }
+
+    /// Kills it (no goodbye: a crash, as far as its clients can tell).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// A target limited to `rpm` requests a minute, and an unlimited one behind it; the state as
+/// `state` says.
+fn policy(sim: &SimServer, state: &str, rpm: u32) -> Policy {
+    let text = format!(
+        r#"
+{state}
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{anthropic}"
+[routes.chat]
+targets = [
+  {{ provider = "openai", model = "gpt-4o-mini", limits = {{ rpm = {rpm} }} }},
+  {{ provider = "anthropic", model = "claude-haiku-4-5" }},
+]
+"#,
+        openai = sim.openai_base_url(),
+        anthropic = sim.anthropic_base_url()
+    );
+    Policy::from_toml(&text, "inline").unwrap()
+}
+
+fn redis_state(redis: &RedisServer, fleet: &str, extra: &str) -> String {
+    format!(
+        "[state]\nbackend = \"redis\"\nurl = \"{}\"\nfleet = \"{fleet}\"\ntimeout = \"500ms\"\n{extra}",
+        redis.url()
+    )
+}
+
+/// Sends `n` requests through each router at once; returns how many each provider served.
+async fn load(routers: &[Router], n: usize) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for router in routers {
+        for i in 0..n {
+            let router = router.clone();
+            tasks.push(tokio::spawn(async move {
+                router.chat("chat", ChatRequest::user(format!("Question {i}"))).await.unwrap().provider().to_owned()
+            }));
+        }
+    }
+    let (mut openai, mut anthropic) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap().as_str() {
+            "openai" => openai += 1,
+            _ => anthropic += 1,
+        }
+    }
+    (openai, anthropic)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_routers_admit_no_more_than_one_routers_limit() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-a", "");
+    let routers: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, &state, 40)).unwrap()).collect();
+    let (openai, anthropic) = load(&routers, 60).await;
+    // 180 requests, 40 a minute fleet-wide: the limited target saw 40 (within 1 %), the rest
+    // went on to the next target
+    assert_eq!(openai, 40, "served by the limited target: {openai}, by the next: {anthropic}");
+    assert_eq!(sim.request_count(Protocol::Openai, Some("gpt-4o-mini")), 40);
+    assert_eq!(anthropic, 140);
+    for r in &routers {
+        assert_eq!(r.health().shared_state.status, "ok");
+    }
+    // each router on its own would have sent 40
+    let sim = SimServer::start().await.unwrap();
+    let alone: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, "", 40)).unwrap()).collect();
+    let (openai, _) = load(&alone, 60).await;
+    assert_eq!(openai, 120, "memory state: each router keeps its own limit");
+    assert_eq!(alone[0].health().shared_state.status, "memory");
+    // another fleet on the same Redis has limits of its own
+    let sim = SimServer::start().await.unwrap();
+    let other = Router::new(policy(&sim, &redis_state(&redis, "fleet-b", ""), 40)).unwrap();
+    let (openai, _) = load(std::slice::from_ref(&other), 10).await;
+    assert_eq!(openai, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_down_fails_no_request_and_the_state_is_shared_again_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-c", "");
+    let router = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let mut events = router.subscribe();
+    let (openai, _) = load(std::slice::from_ref(&router), 20).await;
+    assert_eq!(openai, 20);
+    redis.kill();
+    // every request still served, the limits decided locally
+    let (openai, anthropic) = load(std::slice::from_ref(&router), 50).await;
+    assert_eq!(openai + anthropic, 50);
+    let health = router.health();
+    assert_eq!(health.shared_state.status, "degraded", "{:?}", health.shared_state);
+    assert!(health.shared_state.error.is_some());
+    let mut saw_degraded = false;
+    while let Ok(e) = events.try_recv() {
+        if let RouterEvent::SharedState { status: "degraded", .. } = e {
+            saw_degraded = true;
+        }
+    }
+    assert!(saw_degraded, "no degraded event");
+    // back: within a few seconds a request finds it and the state is shared again
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while router.health().shared_state.status != "ok" {
+        assert!(Instant::now() < deadline, "the state never came back: {:?}", router.health().shared_state);
+        router.chat("chat", ChatRequest::user("Anyone there?")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(router.health().shared_state.error.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_skips_a_limited_target_while_the_state_is_unreachable() {
+    let mut redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-d", "on_state_error = \"fail_closed\"\n");
+    let router = Router::new(policy(&sim, &state, 1000)).unwrap();
+    assert_eq!(router.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
+    redis.kill();
+    let answer = router.chat("chat", ChatRequest::user("Hi")).await.unwrap();
+    assert_eq!(answer.provider(), "anthropic");
+    assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::SharedStateUnavailable));
+}
+
+#[test]
+fn the_state_table_is_checked_and_its_password_never_shows() {
+    let base =
+        "[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n[providers.openai]\nauth = \"none\"\n";
+    let p = Policy::from_toml(
+        &format!(
+            "[state]\nbackend = \"redis\"\nurl = \"redis://app:s3cret@cache.internal:6379/2\"\nfleet = \"prod\"\n{base}"
+        ),
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(p.state.fleet, "prod");
+    assert!(!format!("{:?}", p.state).contains("s3cret"));
+    assert!(!serde_json::to_string(&p.state).unwrap().contains("s3cret"));
+    for (state, why) in [
+        ("backend = \"redis\"\n", "needs its address"),
+        ("backend = \"redis\"\nurl = \"http://cache:6379\"\n", "not a Redis address"),
+        ("backend = \"redis\"\nurl_env = \"SWITCHYARD_TEST_UNSET_REDIS_URL\"\n", "is not set"),
+        ("backend = \"redis\"\nurl = \"redis://h\"\nfleet = \"a b\"\n", "fleet name"),
+        ("backend = \"redis\"\nurl = \"redis://h\"\ntimeout = \"10s\"\n", "1ms to 5s"),
+        ("backend = \"etcd\"\n", "etcd"),
+    ] {
+        let e = Policy::from_toml(&format!("[state]\n{state}{base}"), "p.toml").unwrap_err().to_string();
+        assert!(e.contains(why), "{state}: {e}");
+    }
+}
