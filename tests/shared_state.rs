@@ -239,3 +239,84 @@ fn the_state_table_is_checked_and_its_password_never_shows() {
         assert!(e.contains(why), "{state}: {e}");
     }
 }
+
+/// How many routers listen on the fleet's breaker channel.
+async fn listeners(redis: &RedisServer, fleet: &str) -> i64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, n): (String, i64) =
+        redis::cmd("PUBSUB").arg("NUMSUB").arg(format!("{fleet}:breakers")).query_async(&mut c).await.unwrap();
+    n
+}
+
+fn breaker_of(router: &Router, provider: &str, model: &str) -> switchyard::router::BreakerState {
+    let health = router.health();
+    health.targets.iter().find(|t| t.provider == provider && t.model == model).unwrap().state.breaker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_goes_out() {
+    use switchyard::router::BreakerState;
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-e", "");
+    let policy_text = format!(
+        r#"
+{state}
+[defaults]
+retry = {{ max_attempts = 1 }}
+breaker = {{ consecutive_failures = 1, cooldown = "1s", max_cooldown = "1s" }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{anthropic}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+"#,
+        openai = sim.openai_base_url(),
+        anthropic = sim.anthropic_base_url()
+    );
+    let routers: Vec<Router> =
+        (0..3).map(|_| Router::new(Policy::from_toml(&policy_text, "inline").unwrap()).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&redis, "fleet-e").await < 3 {
+        assert!(Instant::now() < deadline, "the routers never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // one 500 opens the first router's breaker (and fails over)
+    sim.add_fault(switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::status(500)).first(1));
+    assert_eq!(routers[0].chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "anthropic");
+    let opened = Instant::now();
+    assert_eq!(breaker_of(&routers[0], "openai", "gpt-4o-mini"), BreakerState::Open);
+    // the others honour it within 100 ms
+    for r in &routers[1..] {
+        while breaker_of(r, "openai", "gpt-4o-mini") != BreakerState::Open {
+            assert!(opened.elapsed() < Duration::from_millis(100), "not seen within 100 ms");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let seen = opened.elapsed();
+    assert!(seen < Duration::from_millis(100), "{seen:?}");
+    // and send it nothing
+    sim.clear_requests();
+    for r in &routers[1..] {
+        assert_eq!(r.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "anthropic");
+    }
+    // after the cooldown, one probe goes out fleet-wide, and closes every router's breaker
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while routers.iter().any(|r| breaker_of(r, "openai", "gpt-4o-mini") != BreakerState::Closed) {
+        assert!(Instant::now() < deadline, "the breakers never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let probes = sim
+        .requests()
+        .iter()
+        .filter(|r| r.protocol == Protocol::Openai && r.body.to_string().contains(switchyard::router::PROBE_PROMPT))
+        .count();
+    assert_eq!(probes, 1, "one probe for the fleet");
+    assert_eq!(routers[2].chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
+}

@@ -283,6 +283,21 @@ impl Breaker {
         (from != to || from == BreakerState::HalfOpen).then_some(Transition { from, to })
     }
 
+    /// Opens for `cooldown` from `now` (another router of the fleet opened it), or keeps it open
+    /// that long at least; its own cooldown and count stay as they are.
+    pub(crate) fn open_for(&self, now: Instant, cooldown: Duration) -> Option<Transition> {
+        let mut s = self.lock();
+        let from = state_of(&s, now);
+        let until = now + cooldown;
+        if s.open_until.is_some_and(|u| u >= until) {
+            return None;
+        }
+        s.consecutive = s.consecutive.max(s.config.consecutive_failures);
+        s.open_until = Some(until);
+        let to = state_of(&s, now);
+        (from != to).then_some(Transition { from, to })
+    }
+
     /// Opens at once (authentication, quota, unknown model), whatever the count.
     pub(crate) fn trip(&self, now: Instant) -> Option<Transition> {
         let mut s = self.lock();

@@ -1154,8 +1154,22 @@ impl<'s> Plan<'s> {
 }
 
 pub(crate) fn emit_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Transition) {
+    let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
+    // the fleet hears of it (`[state] backend = "redis"`)
+    if let Some(shared) = inner.shared.load_full() {
+        shared.publish_breaker(provider, model, t.to, cooldown);
+    }
+    emit_remote_transition(inner, provider, model, node, t);
+}
+
+/// [`emit_transition`] for a change another router of the fleet made: told here, not retold.
+pub(crate) fn emit_remote_transition(inner: &Inner, provider: &str, model: Option<&str>, node: &Node, t: Transition) {
     tracing::warn!(provider, model, from = t.from.as_str(), to = t.to.as_str(), "breaker transition");
     super::metrics::breaker(provider, model, t.to);
+    if t.to != super::breaker::BreakerState::Closed && t.from != t.to {
+        // an active breaker is probed by its router (by the fleet's one lease holder)
+        super::probe::watch(inner, provider, model);
+    }
     let cooldown = node.breaker.open_until().map(|u| u.saturating_duration_since(Instant::now()));
     let _ = inner.events.send(RouterEvent::Breaker {
         provider: provider.to_owned(),
@@ -1192,12 +1206,7 @@ pub(crate) fn settle_failure(
     }
     let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));
     // a breaker that opens is probed by the router from now on (unless it is passive)
-    let opened = |node: &Node, model: Option<&str>, t: Option<Transition>| {
-        emit_if(inner, p, model, node, t);
-        if t.is_some_and(|t| t.to != super::breaker::BreakerState::Closed && t.from != t.to) {
-            super::probe::watch(inner, p, model);
-        }
-    };
+    let opened = |node: &Node, model: Option<&str>, t: Option<Transition>| emit_if(inner, p, model, node, t);
     match effect {
         BreakerEffect::None => {
             // not a breaker matter, but a probe that ends this way still resolves the slot

@@ -268,8 +268,11 @@ impl Router {
         self.inner.status.sync(&self.inner, &policy);
         // a changed `[state]` starts over with a new client; an unchanged one keeps its connection
         if self.inner.shared.load().as_ref().map(|s| s.settings()) != Some(&policy.state) {
-            let shared = shared::Shared::new(&policy.state, self.inner.events.clone());
-            self.inner.shared.store(shared.map(Arc::new));
+            let shared = shared::Shared::new(&policy.state, self.inner.events.clone()).map(Arc::new);
+            self.inner.shared.store(shared.clone());
+            if let Some(shared) = shared {
+                shared.follow_breakers(self.inner.me.clone());
+            }
         }
         // a breaker that was open and passive and is now active has nobody probing it yet
         for (provider, model) in self.inner.health.open_breakers() {

@@ -21,6 +21,8 @@ use super::limiter::Denied;
 use crate::policy::{Limits, OnStateError, RedisUrl, StateSettings};
 use crate::sync::lock;
 
+mod breakers;
+
 /// How long a degraded state is decided locally before a request tries Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     degraded: AtomicBool,
     health: Mutex<Health>,
     events: broadcast::Sender<RouterEvent>,
+    /// This router, among the fleet's (its own breaker news comes back to it).
+    instance: String,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +137,7 @@ impl Shared {
             degraded: AtomicBool::new(false),
             health: Mutex::new(Health::default()),
             events,
+            instance: format!("{:016x}", rand::random::<u64>()),
         })
     }
 

@@ -1,0 +1,221 @@
+//! Breakers shared by a fleet: a breaker that opens (or closes) in one router is opened (or
+//! closed) in every other within milliseconds, through a Redis channel, and a key per open
+//! breaker (its cooldown as TTL) lets a router that starts, or reconnects, catch up. After a
+//! cooldown one active probe goes out fleet-wide: the router that takes the probe lease.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::Shared;
+use crate::router::Inner;
+use crate::router::breaker::BreakerState;
+use crate::router::health::Node;
+
+/// What one router tells the others of a breaker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Change {
+    /// The router that saw it (the others act on it).
+    origin: String,
+    provider: String,
+    /// `None` for the provider's breaker.
+    model: Option<String>,
+    /// `open` or `closed`.
+    to: String,
+    /// How long it stays open.
+    cooldown_ms: u64,
+}
+
+/// How long the subscriber waits before it reconnects, at most.
+const MAX_RECONNECT: Duration = Duration::from_secs(2);
+
+impl Shared {
+    fn channel(&self) -> String {
+        format!("{}:breakers", self.settings.fleet)
+    }
+
+    fn breaker_key(&self, provider: &str, model: Option<&str>) -> String {
+        match model {
+            Some(m) => format!("{}:breaker:{provider}/{m}", self.settings.fleet),
+            None => format!("{}:breaker:{provider}", self.settings.fleet),
+        }
+    }
+
+    /// Tells the fleet that a breaker of this router changed (in the background; a Redis that
+    /// does not answer loses the news, and each router keeps its own breakers meanwhile).
+    pub(crate) fn publish_breaker(
+        self: &Arc<Self>,
+        provider: &str,
+        model: Option<&str>,
+        to: BreakerState,
+        cooldown: Option<Duration>,
+    ) {
+        let to = match to {
+            BreakerState::Open => "open",
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => return,
+        };
+        let Ok(mut connection) = self.connection() else { return };
+        let cooldown_ms = cooldown.map_or(0, |c| u64::try_from(c.as_millis()).unwrap_or(u64::MAX)).max(1);
+        let change = Change {
+            origin: self.instance.clone(),
+            provider: provider.to_owned(),
+            model: model.map(str::to_owned),
+            to: to.to_owned(),
+            cooldown_ms,
+        };
+        let Ok(message) = serde_json::to_string(&change) else { return };
+        let (key, channel, me) = (self.breaker_key(provider, model), self.channel(), self.clone());
+        tokio::spawn(async move {
+            let mut pipe = redis::pipe();
+            if change.to == "open" {
+                pipe.cmd("SET").arg(&key).arg(cooldown_ms).arg("PX").arg(cooldown_ms).ignore();
+            } else {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
+            pipe.cmd("PUBLISH").arg(&channel).arg(&message).ignore();
+            let sent = tokio::time::timeout(me.settings.timeout, pipe.query_async::<()>(&mut connection)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::debug!(provider = %change.provider, "breaker change not shared: Redis did not take it");
+            }
+        });
+    }
+
+    /// The lease of the one probe the fleet sends for a breaker after its cooldown. `true` when
+    /// this router is to probe (also when Redis cannot say: a probe too many beats none).
+    pub(crate) async fn probe_lease(&self, provider: &str, model: Option<&str>, hold: Duration) -> bool {
+        let Ok(mut connection) = self.connection() else { return true };
+        let key = format!("{}:probe", self.breaker_key(provider, model));
+        let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(&self.instance).arg("NX").arg("PX").arg(ms);
+        match tokio::time::timeout(self.settings.timeout, cmd.query_async::<Option<String>>(&mut connection)).await {
+            Ok(Ok(taken)) => taken.is_some(),
+            _ => true,
+        }
+    }
+
+    /// Follows the fleet's breaker changes until the router is gone or its `[state]` changes:
+    /// catches up with the breakers open now, then applies each change another router publishes.
+    pub(crate) fn follow_breakers(self: &Arc<Self>, inner: Weak<Inner>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let me = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let Some(shared) = me.upgrade() else { return };
+                let connected = shared.client.get_async_pubsub().await;
+                let mut pubsub = match connected {
+                    Ok(p) => p,
+                    Err(_) => {
+                        drop(shared);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_RECONNECT);
+                        continue;
+                    }
+                };
+                if pubsub.subscribe(shared.channel()).await.is_err() {
+                    drop(shared);
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+                backoff = Duration::from_millis(100);
+                shared.catch_up(&inner).await;
+                drop(shared);
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let (Some(shared), Some(inner)) = (me.upgrade(), inner.upgrade()) else { return };
+                    if !shared.is_current(&inner) {
+                        return;
+                    }
+                    if let Ok(change) = serde_json::from_slice::<Change>(message.get_payload_bytes()) {
+                        shared.apply(&inner, &change);
+                    }
+                }
+                // the connection dropped: reconnect, and catch up with what was missed
+            }
+        });
+    }
+
+    /// Whether this is still the router's shared state (a reload may have replaced it).
+    fn is_current(self: &Arc<Self>, inner: &Inner) -> bool {
+        inner.shared.load().as_ref().is_some_and(|s| Arc::ptr_eq(s, self))
+    }
+
+    /// Opens the breakers that are open in the fleet now (their keys), for the rest of their
+    /// cooldown.
+    async fn catch_up(self: &Arc<Self>, inner: &Weak<Inner>) {
+        let Ok(mut connection) = self.connection() else { return };
+        let pattern = format!("{}:breaker:*", self.settings.fleet);
+        let scan = async {
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(200)
+                    .query_async(&mut connection)
+                    .await?;
+                keys.extend(batch.into_iter().filter(|k| !k.ends_with(":probe")));
+                cursor = next;
+                if cursor == 0 || keys.len() > 10_000 {
+                    break;
+                }
+            }
+            let mut open = Vec::new();
+            for key in keys {
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await?;
+                if ttl > 0 {
+                    open.push((key, ttl));
+                }
+            }
+            Ok::<_, redis::RedisError>(open)
+        };
+        let Ok(Ok(open)) = tokio::time::timeout(Duration::from_secs(5), scan).await else { return };
+        let Some(inner) = inner.upgrade() else { return };
+        let prefix = format!("{}:breaker:", self.settings.fleet);
+        for (key, ttl) in open {
+            let Some(name) = key.strip_prefix(&prefix) else { continue };
+            let (provider, model) = match name.split_once('/') {
+                Some((p, m)) => (p.to_owned(), Some(m.to_owned())),
+                None => (name.to_owned(), None),
+            };
+            let change = Change {
+                origin: String::new(),
+                provider,
+                model,
+                to: "open".into(),
+                cooldown_ms: u64::try_from(ttl).unwrap_or(0),
+            };
+            self.apply(&inner, &change);
+        }
+    }
+
+    /// Applies another router's breaker change to this router's breaker, if it has that one.
+    fn apply(&self, inner: &Inner, change: &Change) {
+        if change.origin == self.instance {
+            return;
+        }
+        let node: Option<Arc<Node>> = match &change.model {
+            Some(m) => inner.health.find_target(&change.provider, m),
+            None => inner.health.find_provider(&change.provider),
+        };
+        let Some(node) = node else { return };
+        let now = Instant::now();
+        let transition = match change.to.as_str() {
+            "open" => node.breaker.open_for(now, Duration::from_millis(change.cooldown_ms)),
+            "closed" => node.breaker.success(now),
+            _ => None,
+        };
+        if let Some(t) = transition {
+            tracing::info!(provider = %change.provider, model = ?change.model, to = t.to.as_str(), "breaker changed by another router of the fleet");
+            crate::router::engine::emit_remote_transition(inner, &change.provider, change.model.as_deref(), &node, t);
+        }
+    }
+}
