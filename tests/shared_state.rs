@@ -320,3 +320,34 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     assert_eq!(probes, 1, "one probe for the fleet");
     assert_eq!(routers[2].chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-f", "");
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 100_000)).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&redis, "fleet-f").await < 2 {
+        assert!(Instant::now() < deadline, "the routers never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.add_fault(
+        switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::status_retry_after(429, "30"))
+            .first(1),
+    );
+    assert_eq!(routers[0].chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "anthropic");
+    let paused = |r: &Router| {
+        r.health().targets.iter().any(|t| t.provider == "openai" && t.state.paused_for_ms.is_some_and(|ms| ms > 20_000))
+    };
+    let told = Instant::now();
+    while !paused(&routers[1]) {
+        assert!(told.elapsed() < Duration::from_secs(5), "the other router never paused");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // the other router sends OpenAI nothing until the pause is over
+    let answer = routers[1].chat("chat", ChatRequest::user("Hi")).await.unwrap();
+    assert_eq!(answer.provider(), "anthropic");
+    assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::Paused));
+    assert_eq!(sim.request_count(Protocol::Openai, None), 1);
+}

@@ -1203,6 +1203,10 @@ pub(crate) fn settle_failure(
         && let Some(ra) = e.retry_after
     {
         target_node.pause(now + ra);
+        // the fleet pauses it too: the provider said so to one of its routers
+        if let Some(shared) = inner.shared.load_full() {
+            shared.publish_pause(&target.provider, &target.model, ra);
+        }
     }
     let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));
     // a breaker that opens is probed by the router from now on (unless it is passive)

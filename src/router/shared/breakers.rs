@@ -1,7 +1,8 @@
 //! Breakers shared by a fleet: a breaker that opens (or closes) in one router is opened (or
 //! closed) in every other within milliseconds, through a Redis channel, and a key per open
 //! breaker (its cooldown as TTL) lets a router that starts, or reconnects, catch up. After a
-//! cooldown one active probe goes out fleet-wide: the router that takes the probe lease.
+//! cooldown one active probe goes out fleet-wide: the router that takes the probe lease. A
+//! provider's `retry-after` to one router pauses the target in all of them (on the channel only).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -81,6 +82,26 @@ impl Shared {
             if !matches!(sent, Ok(Ok(()))) {
                 tracing::debug!(provider = %change.provider, "breaker change not shared: Redis did not take it");
             }
+        });
+    }
+
+    /// Tells the fleet that the provider asked this router to wait `pause` before sending
+    /// `model` anything more (its `retry-after`).
+    pub(crate) fn publish_pause(self: &Arc<Self>, provider: &str, model: &str, pause: Duration) {
+        let Ok(mut connection) = self.connection() else { return };
+        let change = Change {
+            origin: self.instance.clone(),
+            provider: provider.to_owned(),
+            model: Some(model.to_owned()),
+            to: "paused".to_owned(),
+            cooldown_ms: u64::try_from(pause.as_millis()).unwrap_or(u64::MAX).max(1),
+        };
+        let Ok(message) = serde_json::to_string(&change) else { return };
+        let (channel, timeout) = (self.channel(), self.settings.timeout);
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(&channel).arg(&message);
+            let _ = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut connection)).await;
         });
     }
 
@@ -208,6 +229,10 @@ impl Shared {
         };
         let Some(node) = node else { return };
         let now = Instant::now();
+        if change.to == "paused" {
+            node.pause(now + Duration::from_millis(change.cooldown_ms));
+            return;
+        }
         let transition = match change.to.as_str() {
             "open" => node.breaker.open_for(now, Duration::from_millis(change.cooldown_ms)),
             "closed" => node.breaker.success(now),
