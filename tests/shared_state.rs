@@ -351,3 +351,31 @@ async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
     assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::Paused));
     assert_eq!(sim.request_count(Protocol::Openai, None), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-g", "");
+    let a = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let b = Router::new(policy(&sim, &state, 1000)).unwrap();
+    // b moves on to a new policy, then gets one it rejects
+    b.apply(policy(&sim, &state, 2000));
+    b.reject(&Policy::from_toml("[routes.x]\n", "broken.toml").unwrap_err());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fleet = a.health().fleet;
+        let other = fleet.iter().find(|m| !m.this);
+        if fleet.len() == 2 && other.is_some_and(|m| m.policy_version == 2 && m.last_reload_error.is_some()) {
+            assert!(fleet[0].this && fleet[0].policy_version == 1, "{fleet:#?}");
+            assert_ne!(fleet[0].policy_hash, fleet[1].policy_hash, "{fleet:#?}");
+            assert!(fleet[1].last_reload_error.as_deref().unwrap_or_default().contains("broken.toml"), "{fleet:#?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a never saw b's policy: {fleet:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a memory router has no fleet to show
+    let alone = Router::new(policy(&sim, "", 1000)).unwrap();
+    assert!(alone.health().fleet.is_empty());
+}

@@ -52,7 +52,7 @@ pub use probe::PROBE_PROMPT;
 pub use quota::QuotaSnapshot;
 pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
 pub use resume::INSTRUCTION;
-pub use shared::SharedStateSnapshot;
+pub use shared::{FleetMember, SharedStateSnapshot};
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 
 use engine::AttemptFuture;
@@ -220,6 +220,10 @@ pub struct Health {
     pub status_pages: Vec<crate::status_page::StatusPage>,
     /// Where the fleet's shared state is, and whether it answers.
     pub shared_state: SharedStateSnapshot,
+    /// Every router of the fleet (`[state] backend = "redis"`), this one first: the policy each
+    /// runs and its last reload error, as each said within the last few seconds. Empty with the
+    /// memory backend.
+    pub fleet: Vec<FleetMember>,
 }
 
 impl Router {
@@ -270,8 +274,9 @@ impl Router {
         if self.inner.shared.load().as_ref().map(|s| s.settings()) != Some(&policy.state) {
             let shared = shared::Shared::new(&policy.state, self.inner.events.clone()).map(Arc::new);
             self.inner.shared.store(shared.clone());
-            if let Some(shared) = shared {
+            if let Some(shared) = &shared {
                 shared.follow_breakers(self.inner.me.clone());
+                shared.heartbeat(self.inner.me.clone());
             }
         }
         // a breaker that was open and passive and is now active has nobody probing it yet
@@ -315,6 +320,9 @@ impl Router {
         self.inner.has_budgets.store(budgets, Ordering::Release);
         self.inner.current.store(Arc::new(Snapshot { policy: Arc::new(policy), providers, routes, version }));
         *lock(&self.inner.last_reload_error) = None;
+        if let Some(shared) = self.inner.shared.load_full() {
+            shared.announce(&self.inner);
+        }
         tracing::info!(version, hash = %hash, ?changes, "policy applied");
         metrics::reload("applied", version);
         let _ = self.inner.events.send(RouterEvent::PolicyApplied { version, hash, changes });
@@ -326,6 +334,9 @@ impl Router {
         let text = error.to_string();
         tracing::error!("policy rejected, keeping version {}: {text}", self.inner.current.load().version);
         *lock(&self.inner.last_reload_error) = Some(text.clone());
+        if let Some(shared) = self.inner.shared.load_full() {
+            shared.announce(&self.inner);
+        }
         metrics::reload("rejected", self.inner.current.load().version);
         let _ = self.inner.events.send(RouterEvent::PolicyRejected { error: text });
     }
@@ -388,6 +399,7 @@ impl Router {
                 Some(shared) => shared.snapshot(),
                 None => SharedStateSnapshot::memory(&snap.policy.state.fleet),
             },
+            fleet: self.inner.shared.load().as_ref().map(|s| s.members()).unwrap_or_default(),
         }
     }
 
@@ -637,6 +649,11 @@ impl Inner {
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The last reload's error, until a good policy is applied.
+    pub(crate) fn last_reload_error(&self) -> Option<String> {
+        lock(&self.last_reload_error).clone()
     }
 }
 

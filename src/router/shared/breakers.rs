@@ -162,7 +162,7 @@ impl Shared {
     }
 
     /// Whether this is still the router's shared state (a reload may have replaced it).
-    fn is_current(self: &Arc<Self>, inner: &Inner) -> bool {
+    pub(super) fn is_current(self: &Arc<Self>, inner: &Inner) -> bool {
         inner.shared.load().as_ref().is_some_and(|s| Arc::ptr_eq(s, self))
     }
 

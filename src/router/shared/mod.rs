@@ -22,6 +22,9 @@ use crate::policy::{Limits, OnStateError, RedisUrl, StateSettings};
 use crate::sync::lock;
 
 mod breakers;
+mod fleet;
+
+pub use fleet::FleetMember;
 
 /// How long a degraded state is decided locally before a request tries Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -80,6 +83,8 @@ pub(crate) struct Shared {
     events: broadcast::Sender<RouterEvent>,
     /// This router, among the fleet's (its own breaker news comes back to it).
     instance: String,
+    /// The fleet's members as last read.
+    members: Mutex<Vec<fleet::FleetMember>>,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +143,7 @@ impl Shared {
             health: Mutex::new(Health::default()),
             events,
             instance: format!("{:016x}", rand::random::<u64>()),
+            members: Mutex::new(Vec::new()),
         })
     }
 
