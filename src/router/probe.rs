@@ -119,7 +119,7 @@ async fn run(me: &Weak<Inner>, node: &Arc<Node>, (provider, model): &Key) {
         };
         // a fleet sends one probe: the router that takes the lease (the others hear its verdict)
         let shared = me.upgrade().and_then(|inner| inner.shared.load_full());
-        if let Some(shared) = shared
+        if let Some(shared) = &shared
             && !shared.probe_lease(provider, model.as_deref(), PROBE_TIMEOUT + MIN_GAP).await
         {
             drop(held);

@@ -74,6 +74,9 @@ impl Shared {
             let mut pipe = redis::pipe();
             if change.to == "open" {
                 pipe.cmd("SET").arg(&key).arg(cooldown_ms).arg("PX").arg(cooldown_ms).ignore();
+                // a new cooldown gets a probe of its own: the last one's lease is void (a lease
+                // that closed the breaker is kept until it expires, while the others hear of it)
+                pipe.cmd("DEL").arg(format!("{key}:probe")).ignore();
             } else {
                 pipe.cmd("DEL").arg(&key).ignore();
             }
