@@ -379,3 +379,44 @@ async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
     let alone = Router::new(policy(&sim, "", 1000)).unwrap();
     assert!(alone.health().fleet.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_holds_for_the_fleet_and_its_slots_come_back() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-h", "");
+    // the limited target takes 2 requests at a time, fleet-wide, and answers slowly
+    let make = || {
+        let p = format!(
+            r#"
+{state}
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{anthropic}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini", limits = {{ concurrency = 2 }} }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+"#,
+            openai = sim.openai_base_url(),
+            anthropic = sim.anthropic_base_url()
+        );
+        Router::new(Policy::from_toml(&p, "inline").unwrap()).unwrap()
+    };
+    let routers = [make(), make()];
+    let delay = switchyard::duration::DurationStr(Duration::from_millis(500));
+    sim.add_fault(
+        switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::Latency { delay }).first(2),
+    );
+    let (openai, anthropic) = load(&routers, 3).await;
+    assert_eq!((openai, anthropic), (2, 4), "two slots for the fleet, not two per router");
+    // the slots came back with the answers
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (openai, _) = load(&routers[1..], 1).await;
+    assert_eq!(openai, 1);
+}

@@ -951,18 +951,17 @@ impl<'s> Plan<'s> {
                 }
             }
             let limits = limiter.limits();
-            // a fleet's rpm and tpm are taken from the state it shares (concurrency stays local)
-            if (limits.rpm.is_some() || limits.tpm.is_some())
-                && let Some(shared) = inner.shared.load_full()
-            {
+            // a fleet's limits are taken from the state it shares
+            if let Some(shared) = inner.shared.load_full() {
                 if limits.tpm.is_some_and(|tpm| estimate > u64::from(tpm)) {
                     return Err(SkipReason::TooLarge);
                 }
-                let held = limiter.try_slot().map_err(|_| SkipReason::Concurrency)?;
+                // a crashed router's slot comes back once its attempt could not last any longer
+                let lease = target.timeouts.attempt + Duration::from_secs(10);
                 let mut waited = false;
-                let shared_ok = loop {
-                    match shared.take(&target.provider, model, limits, estimate).await {
-                        Ok(Ok(())) => break true,
+                let taken = loop {
+                    match shared.take(&target.provider, model, limits, estimate, lease).await {
+                        Ok(Ok(slot)) => break Some(slot),
                         Ok(Err(Denied::Rate { wait, .. })) => {
                             now = Instant::now();
                             if is_last && !waited && wait <= bound && now + wait < self.deadline {
@@ -973,17 +972,18 @@ impl<'s> Plan<'s> {
                                 return Err(SkipReason::RateLimit);
                             }
                         }
+                        Ok(Err(Denied::Concurrency)) => return Err(SkipReason::Concurrency),
                         Ok(Err(_)) => return Err(SkipReason::RateLimit),
                         Err(_) if shared.on_error() == crate::policy::OnStateError::FailClosed => {
                             return Err(SkipReason::SharedStateUnavailable);
                         }
                         // Redis could not say in time: the local limits decide
-                        Err(_) => break false,
+                        Err(_) => break None,
                     }
                 };
                 now = Instant::now();
-                if shared_ok {
-                    *slot = held;
+                if let Some(taken) = taken {
+                    *slot = LimitPermit::shared(taken);
                     continue;
                 }
             }

@@ -62,10 +62,19 @@ pub(crate) struct Limiter {
     concurrency: Option<Arc<Semaphore>>,
 }
 
-/// What an admitted request holds: its concurrency slot, released on drop.
+/// What an admitted request holds: its concurrency slot, released on drop (a local one, or one
+/// of the fleet's, `[state] backend = "redis"`).
 #[derive(Debug, Default)]
 pub(crate) struct LimitPermit {
     _slot: Option<OwnedSemaphorePermit>,
+    _shared: Option<super::shared::SharedSlot>,
+}
+
+impl LimitPermit {
+    /// A fleet-wide slot (or none, with no concurrency limit).
+    pub(crate) fn shared(slot: Option<super::shared::SharedSlot>) -> Self {
+        LimitPermit { _slot: None, _shared: slot }
+    }
 }
 
 /// A snapshot for `health()`.
@@ -129,7 +138,7 @@ impl Limiter {
                 Err(_) => return Err(Denied::TooLarge { need: tokens, tpm: self.limits.tpm.unwrap_or(0) }),
             }
         }
-        Ok(LimitPermit { _slot: slot })
+        Ok(LimitPermit { _slot: slot, _shared: None })
     }
 
     /// Takes only a concurrency slot (for calls that spend no rate budget, such as a token count).
@@ -138,7 +147,7 @@ impl Limiter {
             Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| Denied::Concurrency)?),
             None => None,
         };
-        Ok(LimitPermit { _slot: slot })
+        Ok(LimitPermit { _slot: slot, _shared: None })
     }
 
     /// Charges tokens the provider reported beyond the estimate (best effort: never waits).

@@ -114,10 +114,11 @@ impl Shared {
         let Ok(mut connection) = self.connection() else { return true };
         let key = format!("{}:probe", self.breaker_key(provider, model));
         let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(&self.instance).arg("NX").arg("PX").arg(ms);
-        match tokio::time::timeout(self.settings.timeout, cmd.query_async::<Option<String>>(&mut connection)).await {
-            Ok(Ok(taken)) => taken.is_some(),
+        // the holder may take it again (it did not get to probe, its cooldown moved on)
+        let mut call = self.lease.prepare_invoke();
+        call.key(&key).arg(&self.instance).arg(ms);
+        match tokio::time::timeout(self.settings.timeout, call.invoke_async::<i64>(&mut connection)).await {
+            Ok(Ok(taken)) => taken == 1,
             _ => true,
         }
     }

@@ -29,14 +29,21 @@ pub use fleet::FleetMember;
 /// How long a degraded state is decided locally before a request tries Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// GCRA for `rpm` (KEYS[1], cost 1) and `tpm` (KEYS[2], cost ARGV[3]) at once: both fit and are
-/// taken, or neither is. ARGV[1] and ARGV[2] are the limits per minute (0: none). Returns
-/// `{1, 0, ""}`, or `{0, wait_ms, "rpm"|"tpm"}`. A limit of `n` per minute allows a burst of `n`,
-/// then one every `60000 / n` ms, as the local limiter does.
+/// A concurrency slot (KEYS[3], a sorted set of leases scored by their expiry; ARGV[4] slots, 0:
+/// none; the lease ARGV[5] for ARGV[6] ms), and GCRA for `rpm` (KEYS[1], cost 1) and `tpm`
+/// (KEYS[2], cost ARGV[3]) at once: all fit and are taken, or none is. ARGV[1] and ARGV[2] are
+/// the limits per minute (0: none). Returns `{1, 0, ""}`, or `{0, wait_ms, "rpm"|"tpm"}`, or
+/// `{0, 0, "concurrency"}`. A limit of `n` per minute allows a burst of `n`, then one every
+/// `60000 / n` ms, as the local limiter does. A lease not given back (its router crashed) expires.
 const TAKE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local period = 60000
+local slots = tonumber(ARGV[4])
+if slots > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= slots then return {0, 0, 'concurrency'} end
+end
 local function check(key, rate, cost)
   if rate <= 0 or cost <= 0 then return nil, 0 end
   local tat = tonumber(redis.call('GET', key)) or now
@@ -52,8 +59,52 @@ local t_tat, t_wait = check(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
 if t_wait > 0 then return {0, math.ceil(t_wait), 'tpm'} end
 if r_tat then redis.call('SET', KEYS[1], string.format('%.3f', r_tat), 'PX', math.ceil(r_tat - now) + 1) end
 if t_tat then redis.call('SET', KEYS[2], string.format('%.3f', t_tat), 'PX', math.ceil(t_tat - now) + 1) end
+if slots > 0 then
+  local ttl = tonumber(ARGV[6])
+  redis.call('ZADD', KEYS[3], now + ttl, ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ttl + 1000)
+end
 return {1, 0, ''}
 ";
+
+/// The lease KEYS[1] for ARGV[1] for ARGV[2] ms: taken when free, or renewed when ARGV[1]
+/// holds it already. Returns 1 when ARGV[1] holds it.
+const LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+  return 1
+end
+return 0
+";
+
+/// A concurrency slot taken fleet-wide: given back when dropped (in the background), or by its
+/// lease's expiry if its router dies first.
+pub(crate) struct SharedSlot {
+    shared: std::sync::Arc<Shared>,
+    key: String,
+    lease: String,
+}
+
+impl std::fmt::Debug for SharedSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSlot").field("key", &self.key).finish()
+    }
+}
+
+impl Drop for SharedSlot {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(mut connection) = self.shared.connection() else { return };
+        let (key, lease, timeout) =
+            (std::mem::take(&mut self.key), std::mem::take(&mut self.lease), self.shared.settings.timeout);
+        runtime.spawn(async move {
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(&key).arg(&lease);
+            let _ = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut connection)).await;
+        });
+    }
+}
 
 /// Charges `tpm` (KEYS[1], limit ARGV[1]) with tokens beyond the estimate (ARGV[2]), whether or
 /// not they fit: the provider already spent them.
@@ -78,6 +129,7 @@ pub(crate) struct Shared {
     connection: OnceLock<Result<ConnectionManager, String>>,
     take: redis::Script,
     charge: redis::Script,
+    lease: redis::Script,
     degraded: AtomicBool,
     health: Mutex<Health>,
     events: broadcast::Sender<RouterEvent>,
@@ -139,6 +191,7 @@ impl Shared {
             connection: OnceLock::new(),
             take: redis::Script::new(TAKE),
             charge: redis::Script::new(CHARGE),
+            lease: redis::Script::new(LEASE),
             degraded: AtomicBool::new(false),
             health: Mutex::new(Health::default()),
             events,
@@ -192,32 +245,46 @@ impl Shared {
         }
     }
 
-    /// Takes one request needing `tokens` from the `rpm` and `tpm` of `limits` fleet-wide, for the
+    /// Takes one request needing `tokens` from the `rpm` and `tpm` of `limits` fleet-wide, and a
+    /// `concurrency` slot held until the returned one is dropped (or `lease` has passed), for the
     /// provider (`model: None`) or the target. `Err` when Redis could not say in time.
     pub(crate) async fn take(
-        &self,
+        self: &std::sync::Arc<Self>,
         provider: &str,
         model: Option<&str>,
         limits: Limits,
         tokens: u64,
-    ) -> Result<Result<(), Denied>, Unavailable> {
+        lease: Duration,
+    ) -> Result<Result<Option<SharedSlot>, Denied>, Unavailable> {
         let now = Instant::now();
         if !self.may_ask(now) {
             return Err(Unavailable);
         }
         let mut connection = self.connection().map_err(|e| self.failed(e))?;
+        let slots_key = self.key(provider, model, "concurrency");
+        let lease_id = format!("{}:{:016x}", self.instance, rand::random::<u64>());
         let mut call = self.take.prepare_invoke();
         call.key(self.key(provider, model, "rpm"))
             .key(self.key(provider, model, "tpm"))
+            .key(&slots_key)
             .arg(limits.rpm.unwrap_or(0))
             .arg(limits.tpm.unwrap_or(0))
-            .arg(tokens.max(1));
+            .arg(tokens.max(1))
+            .arg(limits.concurrency.unwrap_or(0))
+            .arg(&lease_id)
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1));
         let answer =
             tokio::time::timeout(self.settings.timeout, call.invoke_async::<(i64, i64, String)>(&mut connection));
         match answer.await {
             Ok(Ok((1, _, _))) => {
                 self.recovered();
-                Ok(Ok(()))
+                let slot =
+                    limits.concurrency.map(|_| SharedSlot { shared: self.clone(), key: slots_key, lease: lease_id });
+                Ok(Ok(slot))
+            }
+            Ok(Ok((_, _, limit))) if limit == "concurrency" => {
+                self.recovered();
+                Ok(Err(Denied::Concurrency))
             }
             Ok(Ok((_, wait_ms, limit))) => {
                 self.recovered();
