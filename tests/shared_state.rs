@@ -420,3 +420,44 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini", limits = {{ concurrenc
     let (openai, _) = load(&routers[1..], 1).await;
     assert_eq!(openai, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    let state = redis_state(&redis, "fleet-i", "");
+    let text = format!(
+        r#"
+{state}
+[defaults]
+retry = {{ max_attempts = 1 }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+budget = {{ usd = 0.00001, per = "1h" }}
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{anthropic}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+"#,
+        openai = sim.openai_base_url(),
+        anthropic = sim.anthropic_base_url()
+    );
+    let a = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    let b = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    // a spends OpenAI's budget for the hour
+    while a.chat("chat", ChatRequest::user("Hello there, how are you today?")).await.unwrap().provider() == "openai" {}
+    // b, which spent nothing, learns the fleet's total and skips OpenAI too
+    let spent = |r: &Router| r.health().budgets.iter().find(|x| x.name == "openai").map_or(0.0, |x| x.spent_usd);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while spent(&b) < 0.00001 {
+        assert!(Instant::now() < deadline, "b never learned the fleet's spend: {}", spent(&b));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = b.chat("chat", ChatRequest::user("Hi")).await.unwrap();
+    assert_eq!(answer.provider(), "anthropic");
+    assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::Budget));
+}

@@ -51,6 +51,19 @@ pub struct BudgetSnapshot {
     pub resets_in_ms: u64,
 }
 
+/// The index of the window `now` is in (seconds since the epoch / its length).
+pub(crate) fn window_index(budget: &Budget, now: SystemTime) -> u64 {
+    window(budget, now).0
+}
+
+/// Every budget of `policy`, by what it belongs to.
+pub(crate) fn scopes(policy: &crate::policy::Policy) -> Vec<(Scope, Budget)> {
+    let routes = policy.routes.values().filter_map(|r| Some((Scope::Route(r.name.clone()), r.budget?)));
+    let providers = policy.providers.values().filter_map(|p| Some((Scope::Provider(p.name.clone()), p.budget?)));
+    let keys = policy.server.client_keys.keys().iter().filter_map(|k| Some((Scope::Key(k.name.clone()), k.budget?)));
+    routes.chain(providers).chain(keys).collect()
+}
+
 /// The window `now` is in, and when it ends.
 fn window(budget: &Budget, now: SystemTime) -> (u64, Duration) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -81,6 +94,21 @@ impl Budgets {
             *spent = Spent { window: index, usd: 0.0 };
         }
         spent.usd += usd;
+    }
+
+    /// What the fleet as a whole spent on `scope` in `window` (`[state] backend = "redis"`): what
+    /// this router counts for the window is at least that.
+    pub(crate) fn observe(&self, scope: &Scope, window: u64, total: f64) {
+        if !total.is_finite() {
+            return;
+        }
+        let mut all = lock(&self.0);
+        let spent = all.entry(scope.clone()).or_insert(Spent { window, usd: 0.0 });
+        if spent.window < window {
+            *spent = Spent { window, usd: total };
+        } else if spent.window == window {
+            spent.usd = spent.usd.max(total);
+        }
     }
 
     /// Every budget of `policy`, with what it spent.

@@ -420,7 +420,7 @@ impl Router {
     /// `usd` spent by a client key's request: charged to its budget, when it has one.
     pub(crate) fn charge_key(&self, key: &crate::policy::ClientKey, usd: Option<f64>) {
         if let (Some(budget), Some(usd)) = (&key.budget, usd) {
-            self.inner.budgets.spend(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
+            self.inner.charge(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
         }
     }
 
@@ -640,11 +640,20 @@ impl Inner {
         let snap = self.current.load();
         let now = std::time::SystemTime::now();
         if let Some(b) = snap.policy.routes.get(route).and_then(|r| r.budget) {
-            self.budgets.spend(budget::Scope::Route(route.to_owned()), &b, usd, now);
+            self.charge(budget::Scope::Route(route.to_owned()), &b, usd, now);
         }
         if let Some(b) = snap.policy.provider(provider).and_then(|p| p.budget) {
-            self.budgets.spend(budget::Scope::Provider(provider.to_owned()), &b, usd, now);
+            self.charge(budget::Scope::Provider(provider.to_owned()), &b, usd, now);
         }
+    }
+
+    /// `usd` spent on `scope`'s budget: counted here, and added to the fleet's total when the
+    /// fleet shares its state.
+    fn charge(&self, scope: budget::Scope, b: &crate::policy::Budget, usd: f64, now: std::time::SystemTime) {
+        if let Some(shared) = self.shared.load_full() {
+            shared.spend_budget(self.me.clone(), scope.clone(), *b, usd, budget::window_index(b, now));
+        }
+        self.budgets.spend(scope, b, usd, now);
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {

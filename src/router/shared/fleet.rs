@@ -70,6 +70,7 @@ impl Shared {
                         return;
                     }
                     let member = shared.member(&inner);
+                    shared.refresh_budgets(&inner).await;
                     drop(inner);
                     shared.exchange(member).await;
                 }

@@ -22,6 +22,7 @@ use crate::policy::{Limits, OnStateError, RedisUrl, StateSettings};
 use crate::sync::lock;
 
 mod breakers;
+mod budgets;
 mod fleet;
 
 pub use fleet::FleetMember;
