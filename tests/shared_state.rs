@@ -461,3 +461,38 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     assert_eq!(answer.provider(), "anthropic");
     assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::Budget));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_providers_headers_say_to_one_router_the_others_know() {
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    sim.set_rate_limit(Protocol::Openai, "gpt-4o-mini", 3, Duration::from_secs(60));
+    let state = redis_state(&redis, "fleet-j", "");
+    let a = Router::new(policy(&sim, &state, 100_000)).unwrap();
+    let b = Router::new(policy(&sim, &state, 100_000)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&redis, "fleet-j").await < 2 {
+        assert!(Instant::now() < deadline, "the routers never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a spends the provider's three requests; its headers say none is left
+    for _ in 0..3 {
+        assert_eq!(a.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
+    }
+    let known = |r: &Router| {
+        r.health()
+            .targets
+            .iter()
+            .any(|t| t.provider == "openai" && t.state.provider_budget.is_some_and(|q| q.requests_remaining == Some(0)))
+    };
+    let told = Instant::now();
+    while !known(&b) {
+        assert!(told.elapsed() < Duration::from_secs(5), "b never heard what the headers said");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // b sends OpenAI nothing, and no 429 ever comes back
+    let answer = b.chat("chat", ChatRequest::user("Hi")).await.unwrap();
+    assert_eq!(answer.provider(), "anthropic");
+    assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::ProviderBudget));
+    assert_eq!(sim.request_count(Protocol::Openai, None), 3);
+}

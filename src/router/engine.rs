@@ -1090,7 +1090,7 @@ impl<'s> Plan<'s> {
         if self.op != Op::Count
             && let Some(limit) = &e.rate_limit
         {
-            target_node.quota.learn(limit, Instant::now());
+            inner.learn_quota(&target.provider, &target.model, target_node, limit);
         }
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
@@ -1236,9 +1236,10 @@ impl Lease<'_> {
     }
 
     /// What the provider's rate-limit headers said with the answer: the target's budget.
-    pub(crate) fn learn_budget(&self, limit: Option<&crate::provider::RateLimit>) {
+    pub(crate) fn learn_budget(&self, inner: &Inner, limit: Option<&crate::provider::RateLimit>) {
         if let Some(limit) = limit {
-            self.target_node.quota.learn(limit, Instant::now());
+            let target = self.target();
+            inner.learn_quota(&target.provider, &target.model, &self.target_node, limit);
         }
     }
 

@@ -490,7 +490,7 @@ impl Router {
         let elapsed = now - success.lease.started;
         let attempt = success.lease.served(elapsed).priced(success.lease.target(), &usage);
         self.inner.emit_attempt(&plan.route.name, plan.op(), &attempt);
-        success.lease.learn_budget(response.rate_limit.as_ref());
+        success.lease.learn_budget(&self.inner, response.rate_limit.as_ref());
         success.lease.succeed(&self.inner, Some(usage), now, elapsed);
         plan.attempts.push(attempt);
         tracing::debug!(
@@ -644,6 +644,25 @@ impl Inner {
         }
         if let Some(b) = snap.policy.provider(provider).and_then(|p| p.budget) {
             self.charge(budget::Scope::Provider(provider.to_owned()), &b, usd, now);
+        }
+    }
+
+    /// What a provider's rate-limit headers said of a target's budget: learned here, and told to
+    /// the fleet when it shares its state (at most every [`shared::QUOTA_EVERY`] per target, and
+    /// at once when the budget is spent).
+    pub(crate) fn learn_quota(
+        &self,
+        provider: &str,
+        model: &str,
+        node: &health::Node,
+        limit: &crate::provider::RateLimit,
+    ) {
+        let now = Instant::now();
+        node.quota.learn(limit, now);
+        if let Some(shared) = self.shared.load_full()
+            && node.quota.share_now(now, limit)
+        {
+            shared.publish_quota(provider, model, limit);
         }
     }
 

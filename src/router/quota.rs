@@ -56,6 +56,8 @@ pub(crate) struct Quota {
     state: Mutex<State>,
     /// Whether anything was learned and not yet seen expired: the common case reads no lock.
     known: AtomicBool,
+    /// When this target's budget was last told to the fleet.
+    shared_at: Mutex<Option<Instant>>,
 }
 
 /// A target's provider-stated budget, as `/admin/state` shows it.
@@ -83,6 +85,18 @@ impl Quota {
         s.requests = Window::merge(s.requests, requests);
         s.tokens = Window::merge(s.tokens, tokens);
         self.known.store(true, Ordering::Release);
+    }
+
+    /// Whether to tell the fleet what `limit` says now: at once when it says nothing is left, else
+    /// at most every [`crate::router::shared::QUOTA_EVERY`].
+    pub(crate) fn share_now(&self, now: Instant, limit: &RateLimit) -> bool {
+        let spent = limit.requests_remaining == Some(0) || limit.tokens_remaining == Some(0);
+        let mut last = lock(&self.shared_at);
+        let due = spent || last.is_none_or(|t| now >= t + crate::router::shared::QUOTA_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// Takes a request of `tokens` off the budget, checked and taken under one lock so that a

@@ -405,7 +405,7 @@ async fn drive(
                     match &event {
                         // the router's to learn from, not the consumer's to see
                         StreamEvent::RateLimit(limit) => {
-                            current.lease.learn_budget(Some(limit));
+                            current.lease.learn_budget(inner, Some(limit));
                             continue;
                         }
                         StreamEvent::Usage(u) => usage = Some(*u),

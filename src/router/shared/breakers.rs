@@ -24,10 +24,13 @@ struct Change {
     provider: String,
     /// `None` for the provider's breaker.
     model: Option<String>,
-    /// `open` or `closed`.
+    /// `open`, `closed`, `paused`, or `quota` (what a provider's rate-limit headers said).
     to: String,
-    /// How long it stays open.
+    /// How long it stays open (or paused).
     cooldown_ms: u64,
+    /// With `quota`: what the headers said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<crate::provider::RateLimit>,
 }
 
 /// How long the subscriber waits before it reconnects, at most.
@@ -67,6 +70,7 @@ impl Shared {
             model: model.map(str::to_owned),
             to: to.to_owned(),
             cooldown_ms,
+            rate_limit: None,
         };
         let Ok(message) = serde_json::to_string(&change) else { return };
         let (key, channel, me) = (self.breaker_key(provider, model), self.channel(), self.clone());
@@ -88,6 +92,27 @@ impl Shared {
         });
     }
 
+    /// Tells the fleet what a provider's rate-limit headers said of a target's budget: the
+    /// provider counts every router's requests against it.
+    pub(crate) fn publish_quota(self: &Arc<Self>, provider: &str, model: &str, limit: &crate::provider::RateLimit) {
+        let Ok(mut connection) = self.connection() else { return };
+        let change = Change {
+            origin: self.instance.clone(),
+            provider: provider.to_owned(),
+            model: Some(model.to_owned()),
+            to: "quota".to_owned(),
+            cooldown_ms: 0,
+            rate_limit: Some(*limit),
+        };
+        let Ok(message) = serde_json::to_string(&change) else { return };
+        let (channel, timeout) = (self.channel(), self.settings.timeout);
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(&channel).arg(&message);
+            let _ = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut connection)).await;
+        });
+    }
+
     /// Tells the fleet that the provider asked this router to wait `pause` before sending
     /// `model` anything more (its `retry-after`).
     pub(crate) fn publish_pause(self: &Arc<Self>, provider: &str, model: &str, pause: Duration) {
@@ -98,6 +123,7 @@ impl Shared {
             model: Some(model.to_owned()),
             to: "paused".to_owned(),
             cooldown_ms: u64::try_from(pause.as_millis()).unwrap_or(u64::MAX).max(1),
+            rate_limit: None,
         };
         let Ok(message) = serde_json::to_string(&change) else { return };
         let (channel, timeout) = (self.channel(), self.settings.timeout);
@@ -217,6 +243,7 @@ impl Shared {
                 model,
                 to: "open".into(),
                 cooldown_ms: u64::try_from(ttl).unwrap_or(0),
+                rate_limit: None,
             };
             self.apply(&inner, &change);
         }
@@ -235,6 +262,10 @@ impl Shared {
         let now = Instant::now();
         if change.to == "paused" {
             node.pause(now + Duration::from_millis(change.cooldown_ms));
+            return;
+        }
+        if let (true, Some(limit)) = (change.to == "quota", &change.rate_limit) {
+            node.quota.learn(limit, now);
             return;
         }
         let transition = match change.to.as_str() {

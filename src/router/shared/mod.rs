@@ -27,6 +27,10 @@ mod fleet;
 
 pub use fleet::FleetMember;
 
+/// The most often a router tells the fleet what one target's rate-limit headers say (at once
+/// when they say nothing is left).
+pub(crate) const QUOTA_EVERY: Duration = Duration::from_millis(250);
+
 /// How long a degraded state is decided locally before a request tries Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
