@@ -64,7 +64,7 @@ impl Severity {
 }
 
 /// An unresolved incident on a provider's status page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
     /// Its title ("Elevated error rates").
     pub name: String,
@@ -98,7 +98,7 @@ impl Incident {
 }
 
 /// A component that is not operational.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Component {
     /// Its name ("API", "Chat Completions").
     pub name: String,
@@ -107,7 +107,7 @@ pub struct Component {
 }
 
 /// What a status page said when it was last read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// The page's overall indicator.
     pub indicator: Severity,

@@ -496,3 +496,45 @@ async fn what_the_providers_headers_say_to_one_router_the_others_know() {
     assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::ProviderBudget));
     assert_eq!(sim.request_count(Protocol::Openai, None), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says() {
+    use switchyard::sim::StatusPageScript;
+    use switchyard::status_page::Severity;
+    let redis = RedisServer::start();
+    let sim = SimServer::start().await.unwrap();
+    sim.set_status_page(
+        "openai",
+        StatusPageScript::operational().incident("Elevated error rates", "major", "2026-12-04T12:03:00Z"),
+    );
+    let state = redis_state(&redis, "fleet-k", "");
+    let page = format!("status_page = \"{}\"\nstatus_interval = \"1s\"\n", sim.status_page_url("openai"));
+    let source = format!(
+        r#"
+{state}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{openai}"
+{page}
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
+"#,
+        openai = sim.openai_base_url()
+    );
+    let routers: Vec<Router> =
+        (0..2).map(|_| Router::new(Policy::from_toml(&source, "inline").unwrap()).unwrap()).collect();
+    let major = |r: &Router| {
+        r.health().status_pages.iter().any(|p| p.summary.as_ref().is_some_and(|s| s.indicator == Severity::Major))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !routers.iter().all(major) {
+        assert!(Instant::now() < deadline, "not every router knows the page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // one reader for the fleet: about one read a second, not one per router
+    let before = sim.status_page_reads("openai");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reads = sim.status_page_reads("openai") - before;
+    assert!(reads <= 4, "{reads} reads in 3 s by two routers polling every second");
+}

@@ -246,7 +246,22 @@ fn spawn_poller(me: Weak<Inner>, page: Arc<Page>) {
             if page.retired.load(Ordering::Acquire) {
                 return;
             }
-            let changed = read(&page, &client).await;
+            // a fleet reads each page once: the router holding its reader lease
+            let shared = me.upgrade().and_then(|inner| inner.shared.load_full());
+            let changed = match shared {
+                Some(shared) if !shared.reads_status_page(&page.provider, page.interval()).await => {
+                    match shared.status_page_found(&page.provider).await {
+                        Some((result, at)) => note(&page, result, Instant::now(), at),
+                        None => None, // the reader has not read it yet: next turn
+                    }
+                }
+                Some(shared) => {
+                    let (result, started) = fetch(&page, &client).await;
+                    shared.leave_status_page(&page.provider, &result, page.interval()).await;
+                    note(&page, result, started, SystemTime::now())
+                }
+                None => read(&page, &client).await,
+            };
             let Some(inner) = me.upgrade() else { return };
             if let Some(event) = changed {
                 let _ = inner.events.send(event);
@@ -259,6 +274,12 @@ fn spawn_poller(me: Weak<Inner>, page: Arc<Page>) {
 
 /// One read of `page`, bounded in time and size; the event to send when what it reports changed.
 async fn read(page: &Page, client: &reqwest::Client) -> Option<RouterEvent> {
+    let (result, started) = fetch(page, client).await;
+    note(page, result, started, SystemTime::now())
+}
+
+/// Reads `page`, bounded in time and size; and when the read started.
+async fn fetch(page: &Page, client: &reqwest::Client) -> (Result<Summary, String>, Instant) {
     let (url, interval) = {
         let config = lock(&page.config);
         (config.url.clone(), config.interval)
@@ -268,7 +289,13 @@ async fn read(page: &Page, client: &reqwest::Client) -> Option<RouterEvent> {
     if let Err(e) = &result {
         tracing::warn!(provider = %page.provider, "status page unreadable: {e}");
     }
-    let changed = page.record(result, started, SystemTime::now());
+    (result, started)
+}
+
+/// Records a read of `page` (made at `at`, here or by the fleet's reader); the event to send when
+/// what it reports changed.
+fn note(page: &Page, result: Result<Summary, String>, started: Instant, at: SystemTime) -> Option<RouterEvent> {
+    let changed = page.record(result, started, at);
     let snapshot = page.snapshot(SystemTime::now());
     let summary = snapshot.summary.as_ref();
     // every read: a page that went stale reads as unknown

@@ -162,6 +162,11 @@ impl SimServer {
         self.state.status_pages.set(page, script);
     }
 
+    /// How many times the simulated status page `page` was read.
+    pub fn status_page_reads(&self, page: &str) -> usize {
+        self.state.status_pages.reads(page)
+    }
+
     /// The address of the simulated status page `page`, for a provider's `status_page`.
     pub fn status_page_url(&self, page: &str) -> String {
         format!("http://{}/status/{page}", self.addr)

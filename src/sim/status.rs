@@ -103,17 +103,23 @@ impl StatusPageScript {
     }
 }
 
-/// The scripted pages, by name.
+/// The scripted pages, by name, and how often each was read.
 #[derive(Debug, Default)]
-pub(crate) struct StatusPages(Mutex<HashMap<String, StatusPageScript>>);
+pub(crate) struct StatusPages(Mutex<HashMap<String, StatusPageScript>>, Mutex<HashMap<String, usize>>);
 
 impl StatusPages {
     pub(crate) fn set(&self, page: &str, script: StatusPageScript) {
         lock(&self.0).insert(page.to_owned(), script);
     }
 
+    /// How many times `page` was read.
+    pub(crate) fn reads(&self, page: &str) -> usize {
+        lock(&self.1).get(page).copied().unwrap_or(0)
+    }
+
     /// The answer to a read of `page`: status, body, and the wait before it.
     pub(crate) fn answer(&self, page: &str) -> (u16, String, Duration) {
+        *lock(&self.1).entry(page.to_owned()).or_default() += 1;
         let script = lock(&self.0).get(page).cloned().unwrap_or_default();
         let body = script.raw.clone().unwrap_or_else(|| script.summary().to_string());
         (script.http_status, body, script.delay)

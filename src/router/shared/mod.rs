@@ -24,6 +24,7 @@ use crate::sync::lock;
 mod breakers;
 mod budgets;
 mod fleet;
+mod status;
 
 pub use fleet::FleetMember;
 
