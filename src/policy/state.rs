@@ -188,6 +188,14 @@ fn redis_url(c: &mut Collector<'_>, spec: &StateSpec) -> Option<RedisUrl> {
             return None;
         }
     };
+    if text.contains('?') {
+        c.error(
+            &span,
+            key,
+            "a Redis address takes no query (`?pass=`, ...): write `redis://[user:password@]host:port[/db]`",
+        );
+        return None;
+    }
     if text.starts_with("rediss://") {
         c.error(
             &span,

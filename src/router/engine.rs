@@ -1205,7 +1205,7 @@ pub(crate) fn settle_failure(
         target_node.pause(now + ra);
         // the fleet pauses it too: the provider said so to one of its routers
         if let Some(shared) = inner.shared.load_full() {
-            shared.publish_pause(&target.provider, &target.model, ra);
+            shared.publish_pause(&target.provider, &target.model, ra.min(target.retry.retry_after_cap));
         }
     }
     let (p, m) = (target.provider.as_str(), Some(target.model.as_str()));

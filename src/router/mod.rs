@@ -274,6 +274,8 @@ impl Router {
         if self.inner.shared.load().as_ref().map(|s| s.settings()) != Some(&policy.state) {
             let shared = shared::Shared::new(&policy.state, self.inner.events.clone()).map(Arc::new);
             self.inner.shared.store(shared.clone());
+            // a new (or no) shared state starts undegraded
+            metrics::shared_state(false);
             if let Some(shared) = &shared {
                 shared.follow_breakers(self.inner.me.clone());
                 shared.heartbeat(self.inner.me.clone());

@@ -102,6 +102,14 @@ async fn run(me: &Weak<Inner>, node: &Arc<Node>, (provider, model): &Key) {
             };
             (snap, inner.faults.clone(), probe_model)
         };
+        // a fleet sends one probe: the router that takes the lease (the others hear its verdict)
+        let shared = me.upgrade().and_then(|inner| inner.shared.load_full());
+        if let Some(shared) = &shared
+            && !shared.probe_lease(provider, model.as_deref(), PROBE_TIMEOUT + MIN_GAP).await
+        {
+            tokio::time::sleep(MIN_GAP).await;
+            continue;
+        }
         // a probe is a request like any other for the target's and provider's limits: one that
         // does not fit now waits for room rather than overdraw them
         let held = match me.upgrade() {
@@ -117,15 +125,6 @@ async fn run(me: &Weak<Inner>, node: &Arc<Node>, (provider, model): &Key) {
             tokio::time::sleep(LIMIT_RETRY).await;
             continue;
         };
-        // a fleet sends one probe: the router that takes the lease (the others hear its verdict)
-        let shared = me.upgrade().and_then(|inner| inner.shared.load_full());
-        if let Some(shared) = &shared
-            && !shared.probe_lease(provider, model.as_deref(), PROBE_TIMEOUT + MIN_GAP).await
-        {
-            drop(held);
-            tokio::time::sleep(MIN_GAP).await;
-            continue;
-        }
         let Some(permit) = node.breaker.probe_now(Instant::now()) else {
             // another probe holds the slot (a request of a passive past), or the cooldown moved on
             tokio::time::sleep(MIN_GAP).await;

@@ -36,6 +36,12 @@ struct Change {
 /// How long the subscriber waits before it reconnects, at most.
 const MAX_RECONNECT: Duration = Duration::from_secs(2);
 
+/// The longest connecting and subscribing may take.
+const SETUP_TIME: Duration = Duration::from_secs(5);
+
+/// How often the subscriber catches up from the keys, whatever the channel said.
+const RESYNC: Duration = Duration::from_secs(5);
+
 impl Shared {
     fn channel(&self) -> String {
         format!("{}:breakers", self.settings.fleet)
@@ -77,7 +83,8 @@ impl Shared {
         tokio::spawn(async move {
             let mut pipe = redis::pipe();
             if change.to == "open" {
-                pipe.cmd("SET").arg(&key).arg(cooldown_ms).arg("PX").arg(cooldown_ms).ignore();
+                // the value names who opened it: catching up, a router skips its own
+                pipe.cmd("SET").arg(&key).arg(&change.origin).arg("PX").arg(cooldown_ms).ignore();
                 // a new cooldown gets a probe of its own: the last one's lease is void (a lease
                 // that closed the breaker is kept until it expires, while the others hear of it)
                 pipe.cmd("DEL").arg(format!("{key}:probe")).ignore();
@@ -158,32 +165,50 @@ impl Shared {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let Some(shared) = me.upgrade() else { return };
-                let connected = shared.client.get_async_pubsub().await;
-                let mut pubsub = match connected {
-                    Ok(p) => p,
-                    Err(_) => {
+                if !inner.upgrade().is_some_and(|i| shared.is_current(&i)) {
+                    return;
+                }
+                let subscribed = tokio::time::timeout(SETUP_TIME, async {
+                    let mut pubsub = shared.client.get_async_pubsub().await?;
+                    pubsub.subscribe(shared.channel()).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                });
+                let mut pubsub = match subscribed.await {
+                    Ok(Ok(p)) => p,
+                    _ => {
                         drop(shared);
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_RECONNECT);
                         continue;
                     }
                 };
-                if pubsub.subscribe(shared.channel()).await.is_err() {
-                    drop(shared);
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
                 backoff = Duration::from_millis(100);
                 shared.catch_up(&inner).await;
                 drop(shared);
                 let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    let (Some(shared), Some(inner)) = (me.upgrade(), inner.upgrade()) else { return };
-                    if !shared.is_current(&inner) {
-                        return;
-                    }
-                    if let Ok(change) = serde_json::from_slice::<Change>(message.get_payload_bytes()) {
-                        shared.apply(&inner, &change);
+                // every few seconds: stop when the router is gone or its [state] changed, and
+                // catch up (a connection that died without a word delivers nothing more)
+                let mut tick = tokio::time::interval(RESYNC);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        message = messages.next() => {
+                            let Some(message) = message else { break };
+                            let (Some(shared), Some(inner)) = (me.upgrade(), inner.upgrade()) else { return };
+                            if !shared.is_current(&inner) {
+                                return;
+                            }
+                            if let Ok(change) = serde_json::from_slice::<Change>(message.get_payload_bytes()) {
+                                shared.apply(&inner, &change);
+                            }
+                        }
+                        _ = tick.tick() => {
+                            let Some(shared) = me.upgrade() else { return };
+                            if !inner.upgrade().is_some_and(|i| shared.is_current(&i)) {
+                                return;
+                            }
+                            shared.catch_up(&inner).await;
+                        }
                     }
                 }
                 // the connection dropped: reconnect, and catch up with what was missed
@@ -222,7 +247,9 @@ impl Shared {
             let mut open = Vec::new();
             for key in keys {
                 let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await?;
-                if ttl > 0 {
+                let origin: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut connection).await?;
+                // this router's own openings are its own to know
+                if ttl > 0 && origin.as_deref() != Some(self.instance.as_str()) {
                     open.push((key, ttl));
                 }
             }

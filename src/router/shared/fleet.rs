@@ -128,8 +128,22 @@ impl Shared {
             };
             Ok::<_, redis::RedisError>(values)
         };
-        // a slow Redis is waited for here, in the background, never by a request
-        let Ok(Ok(values)) = tokio::time::timeout(Duration::from_secs(5), work).await else { return };
+        // a slow Redis is waited for here, in the background, never by a request; its answer (or
+        // none) says whether the shared state works, also for a fleet without limits
+        let values = match tokio::time::timeout(Duration::from_secs(5), work).await {
+            Ok(Ok(values)) => {
+                self.recovered();
+                values
+            }
+            Ok(Err(e)) => {
+                self.failed(format!("Redis: {}", super::plain(&e, &self.url)));
+                return;
+            }
+            Err(_) => {
+                self.failed("Redis did not answer within 5s".to_owned());
+                return;
+            }
+        };
         let mut members: Vec<FleetMember> = values
             .into_iter()
             .flatten()

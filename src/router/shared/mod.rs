@@ -68,7 +68,9 @@ if t_tat then redis.call('SET', KEYS[2], string.format('%.3f', t_tat), 'PX', mat
 if slots > 0 then
   local ttl = tonumber(ARGV[6])
   redis.call('ZADD', KEYS[3], now + ttl, ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], ttl + 1000)
+  -- the set lives as long as its longest lease (leases of other routers' policies included)
+  local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[3], math.ceil(tonumber(last[2])) + 1000)
 end
 return {1, 0, ''}
 ";
@@ -230,7 +232,7 @@ impl Shared {
                 .set_response_timeout(Some(self.settings.timeout))
                 .set_number_of_retries(1);
             redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                .map_err(|e| format!("cannot set up the Redis client: {e}"))
+                .map_err(|e| format!("cannot set up the Redis client: {}", plain(&e, &self.url)))
         });
         made.clone()
     }
@@ -297,11 +299,26 @@ impl Shared {
                 let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0).max(1));
                 Ok(Err(Denied::Rate { wait, limit: if limit == "tpm" { "tpm" } else { "rpm" } }))
             }
-            Ok(Err(e)) => Err(self.failed(format!("Redis: {}", plain(&e, &self.url)))),
-            Err(_) => Err(self.failed(format!(
-                "Redis did not answer within {}",
-                crate::duration::format_duration(self.settings.timeout)
-            ))),
+            Ok(Err(e)) => {
+                self.give_back(limits, slots_key, lease_id);
+                Err(self.failed(format!("Redis: {}", plain(&e, &self.url))))
+            }
+            Err(_) => {
+                // the script may have run, and taken a slot nobody holds: give it back
+                self.give_back(limits, slots_key, lease_id);
+                Err(self.failed(format!(
+                    "Redis did not answer within {}",
+                    crate::duration::format_duration(self.settings.timeout)
+                )))
+            }
+        }
+    }
+
+    /// Gives back a concurrency lease that a failed or late `take` may have taken (in the
+    /// background, on the same connection, so after the script).
+    fn give_back(self: &std::sync::Arc<Self>, limits: Limits, key: String, lease: String) {
+        if limits.concurrency.is_some() {
+            drop(SharedSlot { shared: self.clone(), key, lease });
         }
     }
 
@@ -326,7 +343,7 @@ impl Shared {
         });
     }
 
-    fn failed(&self, error: String) -> Unavailable {
+    pub(crate) fn failed(&self, error: String) -> Unavailable {
         let was = self.degraded.swap(true, Ordering::AcqRel);
         {
             let mut health = lock(&self.health);
@@ -341,7 +358,7 @@ impl Shared {
         Unavailable
     }
 
-    fn recovered(&self) {
+    pub(crate) fn recovered(&self) {
         if self.degraded.swap(false, Ordering::AcqRel) {
             *lock(&self.health) = Health::default();
             tracing::info!(fleet = %self.settings.fleet, "shared state back");
