@@ -16,6 +16,8 @@ use switchyard::{ChatRequest, Policy, Protocol, Router};
 /// A `redis-server` of the test's own, on a free port, without persistence; stopped on drop.
 struct RedisServer {
     port: u16,
+    /// With TLS: the port it speaks TLS on (its plain port stays, for the readiness check).
+    tls_port: Option<u16>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -24,7 +26,16 @@ impl RedisServer {
     fn start() -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
-        let mut server = RedisServer { port, child: None, _dir: dir };
+        let mut server = RedisServer { port, tls_port: None, child: None, _dir: dir };
+        server.restart();
+        server
+    }
+
+    /// One that speaks TLS too, with the test certificate of `localhost`/`127.0.0.1`.
+    fn start_tls() -> RedisServer {
+        let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = RedisServer { port: free(), tls_port: Some(free()), child: None, _dir: dir };
         server.restart();
         server
     }
@@ -35,8 +46,23 @@ impl RedisServer {
 
     /// Starts it (again) on its port, and waits until it answers `PING`.
     fn restart(&mut self) {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+        let tls: Vec<String> = match self.tls_port {
+            Some(p) => vec![
+                "--tls-port".into(),
+                p.to_string(),
+                "--tls-cert-file".into(),
+                format!("{fixtures}/cert-a.pem"),
+                "--tls-key-file".into(),
+                format!("{fixtures}/key-a.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            None => Vec::new(),
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&tls)
             .current_dir(self._dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -557,4 +583,28 @@ async fn the_redis_password_never_shows_in_health_or_errors() {
     assert!(shown.contains(&format!("redis://127.0.0.1:{closed}")), "{shown}");
     assert!(!shown.contains("s3cret-pw"), "{shown}");
     assert!(!format!("{:?}", router.policy().state).contains("s3cret-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_shares_its_state_over_tls() {
+    let redis = RedisServer::start_tls();
+    let sim = SimServer::start().await.unwrap();
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert-a.pem");
+    let state = format!(
+        "[state]\nbackend = \"redis\"\nurl = \"rediss://127.0.0.1:{}\"\ntls_ca_file = \"{ca}\"\nfleet = \"fleet-tls\"\ntimeout = \"500ms\"\n",
+        redis.tls_port.unwrap()
+    );
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 10)).unwrap()).collect();
+    let started = Instant::now();
+    let (openai, _) = load(&routers, 20).await;
+    let refilled = (started.elapsed().as_secs_f64() / 6.0) as usize;
+    assert!((10..=10 + refilled).contains(&openai), "{openai}");
+    assert_eq!(routers[0].health().shared_state.status, "ok");
+    // a server whose certificate the router does not trust is no shared state: degraded, and
+    // every request still served
+    let wrong = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert-b.pem");
+    let untrusting = Router::new(policy(&sim, &state.replace(ca, wrong), 10)).unwrap();
+    let (openai, anthropic) = load(std::slice::from_ref(&untrusting), 5).await;
+    assert_eq!(openai + anthropic, 5);
+    assert_eq!(untrusting.health().shared_state.status, "degraded");
 }

@@ -112,7 +112,7 @@ pub(crate) fn render(policy: &Policy) -> String {
         render_route(&mut out, r);
     }
     render_server(&mut out, &policy.server);
-    if let switchyard::policy::StateBackend::Redis { url } = &policy.state.backend {
+    if let switchyard::policy::StateBackend::Redis { url, .. } = &policy.state.backend {
         let _ = writeln!(
             out,
             "\nshared state: redis {} (fleet {}, timeout {}, {} when it does not answer)",

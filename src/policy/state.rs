@@ -20,6 +20,7 @@ pub(crate) struct StateSpec {
     fleet: Option<Spanned<String>>,
     timeout: Option<Spanned<DurationStr>>,
     on_state_error: Option<OnStateError>,
+    tls_ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,8 +82,12 @@ pub enum StateBackend {
     Memory,
     /// In a Redis server every router of the fleet uses.
     Redis {
-        /// Its address.
+        /// Its address (`rediss://` for TLS).
         url: RedisUrl,
+        /// With TLS: the PEM certificate(s) to trust instead of the system's roots (a private CA),
+        /// as read with the policy.
+        #[serde(skip)]
+        tls_ca: Option<Vec<u8>>,
     },
 }
 
@@ -157,7 +162,32 @@ pub(crate) fn compile(c: &mut Collector<'_>, spec: StateSpec) -> StateSettings {
             StateBackend::Memory
         }
         BackendKind::Redis => match redis_url(c, &spec) {
-            Some(url) => StateBackend::Redis { url },
+            Some(url) => {
+                let tls_ca = spec.tls_ca_file.as_ref().and_then(|f| {
+                    if !url.0.starts_with("rediss://") {
+                        c.warn(&f.span(), "state.tls_ca_file", "has no effect without TLS (`rediss://`)");
+                        return None;
+                    }
+                    let path =
+                        std::path::Path::new(c.file).parent().unwrap_or(std::path::Path::new("")).join(f.get_ref());
+                    match std::fs::read(&path) {
+                        Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Some(pem),
+                        Ok(_) => {
+                            c.error(
+                                &f.span(),
+                                "state.tls_ca_file",
+                                format!("{} holds no PEM certificate", path.display()),
+                            );
+                            None
+                        }
+                        Err(e) => {
+                            c.error(&f.span(), "state.tls_ca_file", format!("cannot read {}: {e}", path.display()));
+                            None
+                        }
+                    }
+                });
+                StateBackend::Redis { url, tls_ca }
+            }
             None => StateBackend::Memory,
         },
     };
@@ -193,14 +223,6 @@ fn redis_url(c: &mut Collector<'_>, spec: &StateSpec) -> Option<RedisUrl> {
             &span,
             key,
             "a Redis address takes no query (`?pass=`, ...): write `redis://[user:password@]host:port[/db]`",
-        );
-        return None;
-    }
-    if text.starts_with("rediss://") {
-        c.error(
-            &span,
-            key,
-            "TLS to Redis (`rediss://`) is not built in yet: reach it over a private network or a TLS tunnel",
         );
         return None;
     }

@@ -189,9 +189,16 @@ impl SharedStateSnapshot {
 impl Shared {
     /// The shared state of `settings`, when they name Redis.
     pub(crate) fn new(settings: &StateSettings, events: broadcast::Sender<RouterEvent>) -> Option<Shared> {
-        let crate::policy::StateBackend::Redis { url } = &settings.backend else { return None };
+        let crate::policy::StateBackend::Redis { url, tls_ca } = &settings.backend else { return None };
         // the policy checked that the client takes the address
-        let client = redis::Client::open(url.expose()).ok()?;
+        let client = match tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                url.expose(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+            )
+            .ok()?,
+            None => redis::Client::open(url.expose()).ok()?,
+        };
         Some(Shared {
             settings: settings.clone(),
             url: url.clone(),
