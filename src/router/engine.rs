@@ -166,6 +166,9 @@ pub(crate) struct Plan<'s> {
     unit: bool,
     /// This unit was started as a hedge.
     hedge_unit: bool,
+    /// For a hedge not yet called: how long the attempt in flight had waited when it started
+    /// (its `hedge` event goes out with its call, not for a hedge ruled out before any).
+    hedge_waited: Option<Duration>,
     /// The call this unit has in flight: when it started, and whether it is a breaker probe.
     in_flight: Option<(Instant, bool)>,
 }
@@ -405,6 +408,7 @@ impl<'s> Plan<'s> {
             op: Op::Chat,
             unit: false,
             hedge_unit: false,
+            hedge_waited: None,
             in_flight: None,
         }
     }
@@ -693,6 +697,15 @@ impl<'s> Plan<'s> {
             let call = Call { model: &target.model, request, timeouts, unsupported: target.unsupported, original };
             if self.unit {
                 self.in_flight = Some((started, probe));
+                if let Some(waited) = self.hedge_waited.take() {
+                    tracing::info!(route = %self.route.name, provider = %target.provider, model = %target.model, "hedging: no first token yet, starting the next target too");
+                    let _ = inner.events.send(RouterEvent::Hedge {
+                        route: self.route.name.clone(),
+                        provider: target.provider.clone(),
+                        model: target.model.clone(),
+                        waited,
+                    });
+                }
             }
             let span = super::spans::info(|| {
                 tracing::info_span!(

@@ -18,7 +18,6 @@ use crate::chat::Usage;
 use crate::policy::{Hedge, HedgeAfter, TargetPolicy};
 use crate::provider::{Call, Provider};
 use crate::router::Inner;
-use crate::router::events::RouterEvent;
 use crate::router::outcome::{Attempt, AttemptOutcome};
 
 /// How a unit ended: its plan, and its result (`None` when it was cancelled).
@@ -95,15 +94,9 @@ impl<'s> Plan<'s> {
                 }
                 () = timer => {
                     hedge_at = None;
-                    if let Some((sub, index, target, is_last)) = self.fork_next(true) {
+                    if let Some((mut sub, index, target, is_last)) = self.fork_next(true) {
                         hedges += 1;
-                        tracing::info!(route = %self.route.name, provider = %target.provider, model = %target.model, "hedging: no first token yet, starting the next target too");
-                        let _ = inner.events.send(RouterEvent::Hedge {
-                            route: self.route.name.clone(),
-                            provider: target.provider.clone(),
-                            model: target.model.clone(),
-                            waited: since.elapsed(),
-                        });
+                        sub.hedge_waited = Some(since.elapsed());
                         units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
                         hedge_at = self.hedge_at(index, hedge, hedges);
                     }
@@ -190,6 +183,7 @@ impl<'s> Plan<'s> {
             op: self.op,
             unit: true,
             hedge_unit: hedge,
+            hedge_waited: None,
             in_flight: None,
         }
     }
