@@ -99,19 +99,9 @@ impl Shared {
         });
     }
 
-    /// Tells the fleet what a provider's rate-limit headers said of a target's budget: the
-    /// provider counts every router's requests against it.
-    pub(crate) fn publish_quota(self: &Arc<Self>, provider: &str, model: &str, limit: &crate::provider::RateLimit) {
-        let Ok(mut connection) = self.connection() else { return };
-        let change = Change {
-            origin: self.instance.clone(),
-            provider: provider.to_owned(),
-            model: Some(model.to_owned()),
-            to: "quota".to_owned(),
-            cooldown_ms: 0,
-            rate_limit: Some(*limit),
-        };
-        let Ok(message) = serde_json::to_string(&change) else { return };
+    /// Publishes `change` on the fleet's channel, in the background.
+    fn publish(&self, mut connection: redis::aio::ConnectionManager, change: &Change) {
+        let Ok(message) = serde_json::to_string(change) else { return };
         let (channel, timeout) = (self.channel(), self.settings.timeout);
         tokio::spawn(async move {
             let mut cmd = redis::cmd("PUBLISH");
@@ -120,10 +110,25 @@ impl Shared {
         });
     }
 
+    /// Tells the fleet what a provider's rate-limit headers said of a target's budget: the
+    /// provider counts every router's requests against it.
+    pub(crate) fn publish_quota(self: &Arc<Self>, provider: &str, model: &str, limit: &crate::provider::RateLimit) {
+        let Ok(connection) = self.connection() else { return };
+        let change = Change {
+            origin: self.instance.clone(),
+            provider: provider.to_owned(),
+            model: Some(model.to_owned()),
+            to: "quota".to_owned(),
+            cooldown_ms: 0,
+            rate_limit: Some(*limit),
+        };
+        self.publish(connection, &change);
+    }
+
     /// Tells the fleet that the provider asked this router to wait `pause` before sending
     /// `model` anything more (its `retry-after`).
     pub(crate) fn publish_pause(self: &Arc<Self>, provider: &str, model: &str, pause: Duration) {
-        let Ok(mut connection) = self.connection() else { return };
+        let Ok(connection) = self.connection() else { return };
         let change = Change {
             origin: self.instance.clone(),
             provider: provider.to_owned(),
@@ -132,13 +137,7 @@ impl Shared {
             cooldown_ms: u64::try_from(pause.as_millis()).unwrap_or(u64::MAX).max(1),
             rate_limit: None,
         };
-        let Ok(message) = serde_json::to_string(&change) else { return };
-        let (channel, timeout) = (self.channel(), self.settings.timeout);
-        tokio::spawn(async move {
-            let mut cmd = redis::cmd("PUBLISH");
-            cmd.arg(&channel).arg(&message);
-            let _ = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut connection)).await;
-        });
+        self.publish(connection, &change);
     }
 
     /// The lease of the one probe the fleet sends for a breaker after its cooldown. `true` when
@@ -227,23 +226,8 @@ impl Shared {
         let Ok(mut connection) = self.connection() else { return };
         let pattern = format!("{}:breaker:*", self.settings.fleet);
         let scan = async {
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(200)
-                    .query_async(&mut connection)
-                    .await?;
-                keys.extend(batch.into_iter().filter(|k| !k.ends_with(":probe")));
-                cursor = next;
-                if cursor == 0 || keys.len() > 10_000 {
-                    break;
-                }
-            }
+            let mut keys = super::scan(&mut connection, &pattern, 10_000).await?;
+            keys.retain(|k| !k.ends_with(":probe"));
             let mut open = Vec::new();
             for key in keys {
                 let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await?;

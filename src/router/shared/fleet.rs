@@ -103,23 +103,7 @@ impl Shared {
                 .arg(ttl)
                 .query_async::<()>(&mut connection)
                 .await?;
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(200)
-                    .query_async(&mut connection)
-                    .await?;
-                keys.extend(batch);
-                cursor = next;
-                if cursor == 0 || keys.len() >= MAX_MEMBERS {
-                    break;
-                }
-            }
+            let mut keys = super::scan(&mut connection, &pattern, MAX_MEMBERS).await?;
             keys.truncate(MAX_MEMBERS);
             let values: Vec<Option<String>> = if keys.is_empty() {
                 Vec::new()

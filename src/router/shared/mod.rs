@@ -386,6 +386,32 @@ impl Shared {
     }
 }
 
+/// The keys matching `pattern`, `most` at the most (SCAN, a page at a time: no `KEYS` that
+/// would hold Redis up).
+async fn scan(
+    connection: &mut ConnectionManager,
+    pattern: &str,
+    most: usize,
+) -> Result<Vec<String>, redis::RedisError> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(200)
+            .query_async(connection)
+            .await?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 || keys.len() >= most {
+            return Ok(keys);
+        }
+    }
+}
+
 /// A Redis error's text, without the address (which may hold a password).
 fn plain(e: &redis::RedisError, url: &RedisUrl) -> String {
     e.to_string().replace(url.expose(), &url.redacted())
