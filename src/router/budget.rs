@@ -23,6 +23,17 @@ pub(crate) enum Scope {
     Key(String),
 }
 
+impl Scope {
+    /// `route`, `provider` or `key`, and the name.
+    pub(crate) fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Scope::Route(n) => ("route", n),
+            Scope::Provider(n) => ("provider", n),
+            Scope::Key(n) => ("key", n),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Spent {
     /// The window's index (seconds since the epoch / its length).
@@ -113,25 +124,13 @@ impl Budgets {
 
     /// Every budget of `policy`, with what it spent.
     pub(crate) fn snapshot(&self, policy: &crate::policy::Policy, now: SystemTime) -> Vec<BudgetSnapshot> {
-        let routes = policy.routes.values().filter_map(|r| Some(("route", Scope::Route(r.name.clone()), r.budget?)));
-        let providers =
-            policy.providers.values().filter_map(|p| Some(("provider", Scope::Provider(p.name.clone()), p.budget?)));
-        let keys = policy
-            .server
-            .client_keys
-            .keys()
-            .iter()
-            .filter_map(|k| Some(("key", Scope::Key(k.name.clone()), k.budget?)));
-        routes
-            .chain(providers)
-            .chain(keys)
-            .map(|(kind, scope, budget)| {
-                let name = match &scope {
-                    Scope::Route(n) | Scope::Provider(n) | Scope::Key(n) => n.clone(),
-                };
+        scopes(policy)
+            .into_iter()
+            .map(|(scope, budget)| {
+                let (kind, name) = scope.parts();
                 BudgetSnapshot {
                     scope: kind,
-                    name,
+                    name: name.to_owned(),
                     usd: budget.usd,
                     per: crate::duration::format_duration(budget.per),
                     spent_usd: self.spent_now(&scope, &budget, now),
@@ -144,11 +143,7 @@ impl Budgets {
 
 /// How a spent budget is said: `route \`chat\` spent its budget of $5.00 per 1d; it resets in 3h2m`.
 pub(crate) fn describe(scope: &Scope, budget: &Budget, resets_in: Duration) -> String {
-    let (kind, name) = match scope {
-        Scope::Route(n) => ("route", n),
-        Scope::Provider(n) => ("provider", n),
-        Scope::Key(n) => ("key", n),
-    };
+    let (kind, name) = scope.parts();
     let resets = crate::duration::format_duration(Duration::from_secs(resets_in.as_secs().max(1)));
     format!(
         "{kind} `{name}` spent its budget of ${:.2} per {}; it resets in {resets}",

@@ -364,7 +364,7 @@ impl<'s> Plan<'s> {
         // (a priority route already sends every request to its first healthy target)
         let affinity =
             route.cache_affinity && route.targets.len() > 1 && route.strategy != crate::policy::Strategy::Priority;
-        let order = match if affinity { request.cache_prefix_hash() } else { None } {
+        let mut order = match if affinity { request.cache_prefix_hash() } else { None } {
             Some(prefix) => super::strategy::by_affinity(route, prefix),
             None => super::strategy::order(
                 route,
@@ -373,7 +373,6 @@ impl<'s> Plan<'s> {
                 rand::random::<f64>,
             ),
         };
-        let mut order = order;
         if state.deprioritizes {
             // a provider whose status page reports a major outage goes last, never away
             let outage: super::strategy::Order = (0..targets.len())

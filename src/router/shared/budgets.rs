@@ -12,11 +12,7 @@ use crate::router::budget::{self, Scope};
 
 impl Shared {
     fn budget_key(&self, scope: &Scope, budget: &Budget, window: u64) -> String {
-        let (kind, name) = match scope {
-            Scope::Route(n) => ("route", n),
-            Scope::Provider(n) => ("provider", n),
-            Scope::Key(n) => ("key", n),
-        };
+        let (kind, name) = scope.parts();
         format!("{}:budget:{kind}:{name}:{}:{window}", self.settings.fleet, budget.per.as_secs())
     }
 
