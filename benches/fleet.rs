@@ -10,14 +10,15 @@
 //! `cargo bench --bench fleet`; `cargo test --benches` runs it once with tiny counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/redis.rs"]
+mod redis_server;
+
 use async_trait::async_trait;
+use redis_server::RedisServer;
 use switchyard::provider::{Call, ChatStream, Protocol, Provider};
 use switchyard::router::{BreakerState, RouterEvent};
 use switchyard::{ChatRequest, ChatResponse, ErrorClass, FinishReason, Policy, ProviderError, Router, Usage};
@@ -49,46 +50,6 @@ impl Provider for Instant0 {
 
     async fn chat_stream(&self, _call: Call<'_>) -> Result<ChatStream, ProviderError> {
         Err(ProviderError::new(ErrorClass::InvalidRequest, "p", "not streamed here"))
-    }
-}
-
-struct Redis {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): apt-get install -y redis-server"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let up = TcpStream::connect(("127.0.0.1", port)).ok().is_some_and(|mut s| {
-                let mut buf = [0u8; 7];
-                s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-            });
-            if up {
-                break;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, child, _dir: dir }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -146,7 +107,7 @@ fn main() {
 }
 
 async fn run(measuring: bool) {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let state =
         format!("[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\nfleet = \"bench\"\n", redis.port);
     let provider = Arc::new(Instant0::default());

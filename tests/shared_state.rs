@@ -4,136 +4,53 @@
 //! fails no request and shows `degraded`, and the state is shared again once Redis is back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+#[path = "support/redis.rs"]
+mod redis_server;
+
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
 
 use switchyard::router::{RouterEvent, SkipReason};
 use switchyard::sim::SimServer;
 use switchyard::{ChatRequest, Policy, Protocol, Router};
 
-/// A `redis-server` of the test's own, on a free port, without persistence; stopped on drop.
-struct RedisServer {
-    port: u16,
-    /// With TLS: the port it speaks TLS on (its plain port stays, for the readiness check).
-    tls_port: Option<u16>,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = RedisServer { port, tls_port: None, child: None, _dir: dir };
-        server.restart();
-        server
-    }
-
-    /// One that speaks TLS too, with the test certificate of `localhost`/`127.0.0.1`.
-    fn start_tls() -> RedisServer {
-        let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = RedisServer { port: free(), tls_port: Some(free()), child: None, _dir: dir };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it (again) on its port, and waits until it answers `PING`.
-    fn restart(&mut self) {
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
-        let tls: Vec<String> = match self.tls_port {
-            Some(p) => vec![
-                "--tls-port".into(),
-                p.to_string(),
-                "--tls-cert-file".into(),
-                format!("{fixtures}/cert-a.pem"),
-                "--tls-key-file".into(),
-                format!("{fixtures}/key-a.pem"),
-                "--tls-auth-clients".into(),
-                "no".into(),
-            ],
-            None => Vec::new(),
-        };
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(&tls)
-            .current_dir(self._dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}): these tests need a real Redis. Run `scripts/test`, which installs it, or `apt-get install -y redis-server`"
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if ping(self.port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {} did not answer PING within 20 s", self.port);
-    }
-
-    /// Kills it (no goodbye: a crash, as far as its clients can tell).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-/// A target limited to `rpm` requests a minute, and an unlimited one behind it; the state as
-/// `state` says.
-fn policy(sim: &SimServer, state: &str, rpm: u32) -> Policy {
+/// The policy of these tests: `state`, then OpenAI (with the `openai` lines in its table and
+/// `limits` on its target) and Claude behind it; `defaults` lines added to `[defaults]`.
+fn policy_with(sim: &SimServer, state: &str, defaults: &str, openai: &str, limits: &str) -> Policy {
+    let limits = if limits.is_empty() { String::new() } else { format!(", limits = {{ {limits} }}") };
     let text = format!(
         r#"
 {state}
 [defaults]
 retry = {{ max_attempts = 1 }}
+{defaults}
 [providers.openai]
 profile = "openai"
 auth = "none"
-base_url = "{openai}"
+base_url = "{openai_url}"
+{openai}
 [providers.anthropic]
 profile = "anthropic"
 auth = "none"
-base_url = "{anthropic}"
+base_url = "{anthropic_url}"
 [routes.chat]
 targets = [
-  {{ provider = "openai", model = "gpt-4o-mini", limits = {{ rpm = {rpm} }} }},
+  {{ provider = "openai", model = "gpt-4o-mini"{limits} }},
   {{ provider = "anthropic", model = "claude-haiku-4-5" }},
 ]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        openai_url = sim.openai_base_url(),
+        anthropic_url = sim.anthropic_base_url()
     );
     Policy::from_toml(&text, "inline").unwrap()
+}
+
+/// A target limited to `rpm` requests a minute, and an unlimited one behind it; the state as
+/// `state` says.
+fn policy(sim: &SimServer, state: &str, rpm: u32) -> Policy {
+    policy_with(sim, state, "", "", &format!("rpm = {rpm}"))
 }
 
 fn redis_state(redis: &RedisServer, fleet: &str, extra: &str) -> String {
@@ -288,28 +205,9 @@ async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_
     let redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-e", "");
-    let policy_text = format!(
-        r#"
-{state}
-[defaults]
-retry = {{ max_attempts = 1 }}
-breaker = {{ consecutive_failures = 1, cooldown = "1s", max_cooldown = "1s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[routes.chat]
-targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
-"#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
-    );
+    let breaker = r#"breaker = { consecutive_failures = 1, cooldown = "1s", max_cooldown = "1s" }"#;
     let routers: Vec<Router> =
-        (0..3).map(|_| Router::new(Policy::from_toml(&policy_text, "inline").unwrap()).unwrap()).collect();
+        (0..3).map(|_| Router::new(policy_with(&sim, &state, breaker, "", "")).unwrap()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while listeners(&redis, "fleet-e").await < 3 {
         assert!(Instant::now() < deadline, "the routers never subscribed");
@@ -414,28 +312,7 @@ async fn a_concurrency_cap_holds_for_the_fleet_and_its_slots_come_back() {
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-h", "");
     // the limited target takes 2 requests at a time, fleet-wide, and answers slowly
-    let make = || {
-        let p = format!(
-            r#"
-{state}
-[defaults]
-retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[routes.chat]
-targets = [{{ provider = "openai", model = "gpt-4o-mini", limits = {{ concurrency = 2 }} }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
-"#,
-            openai = sim.openai_base_url(),
-            anthropic = sim.anthropic_base_url()
-        );
-        Router::new(Policy::from_toml(&p, "inline").unwrap()).unwrap()
-    };
+    let make = || Router::new(policy_with(&sim, &state, "", "", "concurrency = 2")).unwrap();
     let routers = [make(), make()];
     let delay = switchyard::duration::DurationStr(Duration::from_secs(2));
     sim.add_fault(
@@ -454,28 +331,9 @@ async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
     let redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-i", "");
-    let text = format!(
-        r#"
-{state}
-[defaults]
-retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-budget = {{ usd = 0.00001, per = "1h" }}
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[routes.chat]
-targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
-"#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
-    );
-    let a = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
-    let b = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    let budget = r#"budget = { usd = 0.00001, per = "1h" }"#;
+    let a = Router::new(policy_with(&sim, &state, "", budget, "")).unwrap();
+    let b = Router::new(policy_with(&sim, &state, "", budget, "")).unwrap();
     // a spends OpenAI's budget for the hour
     while a.chat("chat", ChatRequest::user("Hello there, how are you today?")).await.unwrap().provider() == "openai" {}
     // b, which spent nothing, learns the fleet's total and skips OpenAI too
@@ -537,21 +395,7 @@ async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says
     );
     let state = redis_state(&redis, "fleet-k", "");
     let page = format!("status_page = \"{}\"\nstatus_interval = \"1s\"\n", sim.status_page_url("openai"));
-    let source = format!(
-        r#"
-{state}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-{page}
-[routes.chat]
-targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
-"#,
-        openai = sim.openai_base_url()
-    );
-    let routers: Vec<Router> =
-        (0..2).map(|_| Router::new(Policy::from_toml(&source, "inline").unwrap()).unwrap()).collect();
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy_with(&sim, &state, "", &page, "")).unwrap()).collect();
     let major = |r: &Router| {
         r.health().status_pages.iter().any(|p| p.summary.as_ref().is_some_and(|s| s.indicator == Severity::Major))
     };
