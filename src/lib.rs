@@ -3,8 +3,24 @@
 //! Routes LLM requests across providers under a declarative, hot-reloaded TOML policy.
 //!
 //! This crate gives an application one [`Provider`] trait with OpenAI and Anthropic adapters that
-//! translate every failure into one common [`ErrorClass`], and simulated providers ([`sim`]) to test
-//! and demonstrate all of it without network or keys.
+//! translate every failure into one common [`ErrorClass`], a [`Router`] that follows a policy, and
+//! simulated providers (`sim`) to test and demonstrate all of it without network or keys.
+//!
+//! ## Features
+//!
+//! The core (policy, providers, router, drill files) is all a default build has. The rest is
+//! opt-in, so an application compiles only what it uses:
+//!
+//! | feature   | adds                                                                          |
+//! |-----------|-------------------------------------------------------------------------------|
+//! | `gateway` | `switchyard::serve`: the OpenAI- and Anthropic-compatible HTTP gateway (axum), its admin API and Prometheus metrics; implies `watch` |
+//! | `sim`     | `switchyard::sim` (simulated providers), the drill runner (`drill::run`), and live fault injection (`Router::inject`, `[[drill.faults]]`) |
+//! | `redis`   | `[state] backend = "redis"`: limits, breakers and budgets shared by a fleet    |
+//! | `watch`   | `Router::watch`: reload the policy when its file changes (notify)             |
+//! | `cli`     | the `switchyard` command, and all of the above                                |
+//!
+//! A policy that needs a feature the build lacks (`backend = "redis"`, `[[drill.faults]]`) is
+//! refused with an error that names the key and the feature.
 
 pub mod capability;
 pub mod chat;
@@ -18,7 +34,9 @@ pub mod profile;
 pub mod provider;
 pub mod router;
 pub mod secret;
+#[cfg(feature = "gateway")]
 pub mod serve;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod status_page;
 mod sync;

@@ -3,24 +3,35 @@
 //! the router's decisions are the production ones. The faulted provider is not called; the others
 //! are, so this works in front of real providers too.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::chat::ChatResponse;
-use crate::duration::DurationStr;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{InjectKind, LiveFault};
-use crate::profile::{AuthScheme, ProviderProfile};
-use crate::provider::{Call, ChatStream, Protocol, Provider, ProviderConfig};
-use crate::secret::ApiKey;
-use crate::sim::{FAULT_HEADER, Fault, SimServer};
+use crate::profile::ProviderProfile;
+use crate::provider::{Call, ChatStream, Protocol, Provider};
+#[cfg(feature = "sim")]
+use {
+    crate::duration::DurationStr,
+    crate::profile::AuthScheme,
+    crate::provider::ProviderConfig,
+    crate::secret::ApiKey,
+    crate::sim::{FAULT_HEADER, Fault, SimServer},
+    std::collections::HashMap,
+    tokio::sync::OnceCell,
+};
+
+/// Without the `sim` feature no fault is played on the wire (the policy refuses
+/// `[[drill.faults]]`, and `Router::inject` needs the feature).
+#[cfg(not(feature = "sim"))]
+#[derive(Debug)]
+enum Fault {}
 use crate::sync::lock;
 
 impl LiveFault {
@@ -91,6 +102,14 @@ impl LiveFault {
 
     /// The wire fault that produces this fault for `protocol`, or `None` when it is a plain delay or
     /// does not apply to this kind of request.
+    #[cfg(not(feature = "sim"))]
+    fn wire(&self, _: Protocol, _: bool) -> Option<Fault> {
+        None
+    }
+
+    /// The wire fault that produces this fault for `protocol`, or `None` when it is a plain delay or
+    /// does not apply to this kind of request.
+    #[cfg(feature = "sim")]
     fn wire(&self, protocol: Protocol, stream: bool) -> Option<Fault> {
         let after = self.after_tokens.unwrap_or(3);
         let delay = DurationStr(self.delay.unwrap_or(Duration::from_secs(1)));
@@ -216,11 +235,14 @@ pub(crate) struct FaultSet {
     /// Fast path: no fault at all means no lock per call.
     count: AtomicUsize,
     next_id: AtomicU64,
+    #[cfg(feature = "sim")]
     sim: OnceCell<SimServer>,
+    #[cfg(feature = "sim")]
     adapters: Mutex<HashMap<(String, String), Arc<dyn Provider>>>,
 }
 
 impl FaultSet {
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn add(&self, fault: LiveFault, source: FaultSource) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let expires = fault.duration.map(|d| Instant::now() + d);
@@ -302,7 +324,19 @@ impl FaultSet {
         Action::Pass
     }
 
+    #[cfg(not(feature = "sim"))]
+    async fn adapter(
+        &self,
+        _: &str,
+        _: Protocol,
+        _: Option<&Arc<ProviderProfile>>,
+        fault: &Fault,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        match *fault {}
+    }
+
     /// The adapter that fetches `fault` from the in-process simulator, as `provider` would send it.
+    #[cfg(feature = "sim")]
     async fn adapter(
         &self,
         provider: &str,
@@ -341,6 +375,7 @@ pub struct FaultGuard {
 }
 
 impl FaultGuard {
+    #[cfg(feature = "sim")]
     pub(crate) fn new(set: &Arc<FaultSet>, id: u64) -> Self {
         FaultGuard { set: Arc::downgrade(set), id }
     }

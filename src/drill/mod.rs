@@ -2,10 +2,14 @@
 
 pub mod file;
 pub mod inject;
+#[cfg(feature = "sim")]
 pub mod report;
+#[cfg(feature = "sim")]
 pub mod runner;
 
 pub use file::{Drill, DrillMode, Expect, Load, Operation, Phase};
 pub use inject::{FaultGuard, FaultSnapshot, FaultSource};
+#[cfg(feature = "sim")]
 pub use report::{DrillReport, PhaseReport, Verdict};
+#[cfg(feature = "sim")]
 pub use runner::{DrillError, Progress, run};

@@ -868,6 +868,12 @@ fn compile_drill(
 ) -> Vec<LiveFault> {
     let mut out = Vec::new();
     for (i, f) in drill.faults.iter().enumerate() {
+        if !cfg!(feature = "sim") {
+            // a fault is played by the in-process simulator
+            let message = "live fault injection needs switchyard's `sim` feature: build it with `--features sim`";
+            c.error(&f.provider.span(), format!("drill.faults[{i}]"), message);
+            continue;
+        }
         if let Some(fault) = compile_fault(c, &format!("drill.faults[{i}]"), f, providers) {
             out.push(fault);
         }

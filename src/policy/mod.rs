@@ -306,6 +306,7 @@ impl ServerSettings {
     }
 
     /// A TLS acceptor for a new connection, when TLS is on.
+    #[cfg(feature = "gateway")]
     pub(crate) fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.tls.as_ref().map(TlsSettings::acceptor)
     }
@@ -314,6 +315,7 @@ impl ServerSettings {
 /// The files a policy file names (key file, TLS certificate and key), read as leniently as
 /// possible: for watching them even while the policy is rejected (it may be waiting for one of
 /// them to be written).
+#[cfg(feature = "watch")]
 pub(crate) fn referenced_files(path: &Path) -> Vec<std::path::PathBuf> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     let Ok(root) = text.parse::<toml::Table>() else { return Vec::new() };

@@ -226,6 +226,18 @@ fn redis_url(c: &mut Collector<'_>, spec: &StateSpec) -> Option<RedisUrl> {
         );
         return None;
     }
+    if !cfg!(feature = "redis") {
+        let span = spec.backend.as_ref().map_or(span, Spanned::span);
+        c.error(
+            &span,
+            "state.backend",
+            "switchyard was built without its `redis` feature: build it with `--features redis`",
+        );
+        return None;
+    }
+    #[cfg(not(feature = "redis"))]
+    return None;
+    #[cfg(feature = "redis")]
     match redis::Client::open(text.as_str()) {
         Ok(_) => Some(RedisUrl(text)),
         Err(e) => {

@@ -30,6 +30,7 @@ pub struct TlsSettings {
     /// The PEM private key.
     pub key: PathBuf,
     #[serde(skip)]
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))] // validated and kept for the gateway
     config: Arc<rustls::ServerConfig>,
 }
 
@@ -41,6 +42,7 @@ impl fmt::Debug for TlsSettings {
 
 impl TlsSettings {
     /// An acceptor for new connections.
+    #[cfg(feature = "gateway")]
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }

@@ -285,6 +285,7 @@ impl Breaker {
 
     /// Opens for `cooldown` from `now` (another router of the fleet opened it), or keeps it open
     /// that long at least; its own cooldown and count stay as they are.
+    #[cfg(feature = "redis")]
     pub(crate) fn open_for(&self, now: Instant, cooldown: Duration) -> Option<Transition> {
         let mut s = self.lock();
         let from = state_of(&s, now);

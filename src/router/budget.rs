@@ -109,6 +109,7 @@ impl Budgets {
 
     /// What the fleet as a whole spent on `scope` in `window` (`[state] backend = "redis"`): what
     /// this router counts for the window is at least that.
+    #[cfg(feature = "redis")]
     pub(crate) fn observe(&self, scope: &Scope, window: u64, total: f64) {
         if !total.is_finite() {
             return;

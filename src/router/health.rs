@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, BreakerState};
@@ -334,4 +334,44 @@ pub struct TargetHealth {
     /// Its state.
     #[serde(flatten)]
     pub state: NodeSnapshot,
+}
+
+/// What `health()` and `/admin/state` show of the shared state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedStateSnapshot {
+    /// `memory`, or for Redis `ok` or `degraded` (decided locally until Redis answers again).
+    pub status: &'static str,
+    /// The Redis address, without its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The fleet's name.
+    pub fleet: String,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SharedStateSnapshot {
+    /// Each process keeps its own state.
+    pub(crate) fn memory(fleet: &str) -> Self {
+        SharedStateSnapshot { status: "memory", url: None, fleet: fleet.to_owned(), error: None }
+    }
+}
+
+/// One router of the fleet, as it last said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetMember {
+    /// Its id (random, per process and `[state]`).
+    pub instance: String,
+    /// Whether it is the router this snapshot comes from.
+    #[serde(default)]
+    pub this: bool,
+    /// The version of the policy it runs (1 for its first).
+    pub policy_version: u64,
+    /// The content hash of that policy: equal hashes, equal policies.
+    pub policy_hash: String,
+    /// Its last reload's error, until a good policy was applied.
+    pub last_reload_error: Option<String>,
+    /// When it said so (RFC 3339).
+    pub updated_at: String,
 }

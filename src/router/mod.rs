@@ -12,9 +12,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::chat::ChatRequest;
-use crate::drill::inject::{FaultGuard, FaultSet, FaultSnapshot, FaultSource};
+#[cfg(feature = "sim")]
+use crate::drill::inject::{FaultGuard, FaultSource};
+use crate::drill::inject::{FaultSet, FaultSnapshot};
 use crate::error::{ErrorClass, ProviderError};
-use crate::policy::{LiveFault, Policy};
+#[cfg(feature = "sim")]
+use crate::policy::LiveFault;
+use crate::policy::Policy;
 use crate::profile::AuthScheme;
 use crate::provider::{Provider, ProviderConfig};
 use crate::secret::ApiKey;
@@ -33,16 +37,23 @@ mod quota;
 mod reload;
 mod resume;
 mod samples;
+#[cfg(feature = "redis")]
 mod shared;
+#[cfg(not(feature = "redis"))]
+mod unshared;
+#[cfg(not(feature = "redis"))]
+use unshared as shared;
 mod spans;
 mod status;
 mod strategy;
 mod stream;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use breaker::BreakerState;
 pub use budget::BudgetSnapshot;
 pub use events::RouterEvent;
-pub use health::{NodeSnapshot, ProviderHealth, TargetHealth};
+pub use health::{FleetMember, NodeSnapshot, ProviderHealth, SharedStateSnapshot, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
 pub use outcome::{
@@ -50,10 +61,11 @@ pub use outcome::{
 };
 pub use probe::PROBE_PROMPT;
 pub use quota::QuotaSnapshot;
-pub use reload::{PolicyWatcher, ReloadOutcome, WatchError, WatchOptions};
+pub use reload::ReloadOutcome;
 pub use resume::INSTRUCTION;
-pub use shared::{FleetMember, SharedStateSnapshot};
 pub use stream::{RoutedStream, StreamOptions, StreamSummary};
+#[cfg(feature = "watch")]
+pub use watch::{PolicyWatcher, WatchError, WatchOptions};
 
 use engine::AttemptFuture;
 
@@ -377,7 +389,9 @@ impl Router {
 
     /// Injects a fault (a drill): matching calls to its provider get the failure as that provider
     /// would send it, decoded by the real adapter; the provider itself is not called. The fault is
-    /// lifted when the guard is dropped (or when its count, duration or `until` runs out).
+    /// lifted when the guard is dropped (or when its count, duration or `until` runs out). Needs
+    /// the `sim` feature: the simulator plays the fault.
+    #[cfg(feature = "sim")]
     pub fn inject(&self, fault: LiveFault) -> FaultGuard {
         let id = self.inner.faults.add(fault, FaultSource::Api);
         FaultGuard::new(&self.inner.faults, id)
@@ -412,6 +426,7 @@ impl Router {
     }
 
     /// The refusal of a client key whose budget is spent (its message, and when it resets).
+    #[cfg(feature = "gateway")]
     pub(crate) fn key_budget_spent(&self, key: &crate::policy::ClientKey) -> Option<(String, std::time::Duration)> {
         let budget = key.budget.as_ref()?;
         let scope = budget::Scope::Key(key.name.clone());
@@ -420,6 +435,7 @@ impl Router {
     }
 
     /// `usd` spent by a client key's request: charged to its budget, when it has one.
+    #[cfg(feature = "gateway")]
     pub(crate) fn charge_key(&self, key: &crate::policy::ClientKey, usd: Option<f64>) {
         if let (Some(budget), Some(usd)) = (&key.budget, usd) {
             self.inner.charge(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
@@ -650,7 +666,7 @@ impl Inner {
     }
 
     /// What a provider's rate-limit headers said of a target's budget: learned here, and told to
-    /// the fleet when it shares its state (at most every [`shared::QUOTA_EVERY`] per target, and
+    /// the fleet when it shares its state (at most every [`quota::QUOTA_EVERY`] per target, and
     /// at once when the budget is spent).
     pub(crate) fn learn_quota(
         &self,
@@ -682,6 +698,7 @@ impl Inner {
     }
 
     /// The last reload's error, until a good policy is applied.
+    #[cfg(feature = "redis")]
     pub(crate) fn last_reload_error(&self) -> Option<String> {
         lock(&self.last_reload_error).clone()
     }

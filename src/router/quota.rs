@@ -14,6 +14,10 @@ use tokio::time::Instant;
 use crate::provider::RateLimit;
 use crate::sync::lock;
 
+/// The most often a router tells the fleet what one target's rate-limit headers say (at once
+/// when they say nothing is left).
+pub(crate) const QUOTA_EVERY: Duration = Duration::from_millis(250);
+
 /// What remains in one of the provider's windows, and when it is whole again.
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -88,11 +92,11 @@ impl Quota {
     }
 
     /// Whether to tell the fleet what `limit` says now: at once when it says nothing is left, else
-    /// at most every [`crate::router::shared::QUOTA_EVERY`].
+    /// at most every [`QUOTA_EVERY`].
     pub(crate) fn share_now(&self, now: Instant, limit: &RateLimit) -> bool {
         let spent = limit.requests_remaining == Some(0) || limit.tokens_remaining == Some(0);
         let mut last = lock(&self.shared_at);
-        let due = spent || last.is_none_or(|t| now >= t + crate::router::shared::QUOTA_EVERY);
+        let due = spent || last.is_none_or(|t| now >= t + QUOTA_EVERY);
         if due {
             *last = Some(now);
         }

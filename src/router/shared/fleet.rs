@@ -6,10 +6,9 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use super::Shared;
 use crate::router::Inner;
+use crate::router::health::FleetMember;
 use crate::sync::lock;
 
 /// How often a router says it is there.
@@ -20,24 +19,6 @@ const MEMBER_TTL: Duration = Duration::from_secs(16);
 
 /// The most members read.
 const MAX_MEMBERS: usize = 1000;
-
-/// One router of the fleet, as it last said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetMember {
-    /// Its id (random, per process and `[state]`).
-    pub instance: String,
-    /// Whether it is the router this snapshot comes from.
-    #[serde(default)]
-    pub this: bool,
-    /// The version of the policy it runs (1 for its first).
-    pub policy_version: u64,
-    /// The content hash of that policy: equal hashes, equal policies.
-    pub policy_hash: String,
-    /// Its last reload's error, until a good policy was applied.
-    pub last_reload_error: Option<String>,
-    /// When it said so (RFC 3339).
-    pub updated_at: String,
-}
 
 impl Shared {
     /// What this router says of itself now.

@@ -12,7 +12,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -26,11 +25,7 @@ mod budgets;
 mod fleet;
 mod status;
 
-pub use fleet::FleetMember;
-
-/// The most often a router tells the fleet what one target's rate-limit headers say (at once
-/// when they say nothing is left).
-pub(crate) const QUOTA_EVERY: Duration = Duration::from_millis(250);
+use super::health::{FleetMember, SharedStateSnapshot};
 
 /// How long a degraded state is decided locally before a request tries Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -144,7 +139,7 @@ pub(crate) struct Shared {
     /// This router, among the fleet's (its own breaker news comes back to it).
     instance: String,
     /// The fleet's members as last read.
-    members: Mutex<Vec<fleet::FleetMember>>,
+    members: Mutex<Vec<FleetMember>>,
 }
 
 #[derive(Debug, Default)]
@@ -163,28 +158,6 @@ impl std::fmt::Debug for Shared {
 /// Why the shared state could not decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unavailable;
-
-/// What `health()` and `/admin/state` show of the shared state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SharedStateSnapshot {
-    /// `memory`, or for Redis `ok` or `degraded` (decided locally until Redis answers again).
-    pub status: &'static str,
-    /// The Redis address, without its password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The fleet's name.
-    pub fleet: String,
-    /// Why it is degraded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl SharedStateSnapshot {
-    /// Each process keeps its own state.
-    pub(crate) fn memory(fleet: &str) -> Self {
-        SharedStateSnapshot { status: "memory", url: None, fleet: fleet.to_owned(), error: None }
-    }
-}
 
 impl Shared {
     /// The shared state of `settings`, when they name Redis.

@@ -3,6 +3,7 @@
 pub(crate) mod error;
 mod request;
 
+#[cfg(feature = "sim")]
 pub(crate) use request::decode_value;
 pub(crate) use request::encode_original;
 pub use request::{DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, STRUCTURED_OUTPUTS_BETA, decode_request, encode_request};

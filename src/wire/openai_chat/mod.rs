@@ -3,7 +3,9 @@
 pub(crate) mod error;
 mod request;
 
+pub(crate) use request::check_ranges;
+#[cfg(feature = "sim")]
+pub(crate) use request::decode_value;
 pub(crate) use request::encode_original;
 pub(crate) use request::rest;
-pub(crate) use request::{check_ranges, decode_value};
 pub use request::{decode_request, encode_request};

@@ -10,5 +10,7 @@ mod request;
 pub(crate) mod response;
 pub(crate) mod stream;
 
+pub(crate) use request::encode_original;
+#[cfg(feature = "sim")]
+pub(crate) use request::to_chat;
 pub use request::{decode_request, encode_request};
-pub(crate) use request::{encode_original, to_chat};
