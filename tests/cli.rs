@@ -151,8 +151,10 @@ async fn chat_failure_is_exit_1_with_the_error_in_json_and_unknown_route_is_exit
 }
 
 #[test]
-fn the_builtin_drill_passes() {
-    let out = switchyard(&["drill", "--json"]);
+fn the_builtin_drill_passes_and_draws_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let html_path = dir.path().join("report.html");
+    let out = switchyard(&["drill", "--json", "--html", html_path.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", serde_json::to_string_pretty(&report).unwrap());
     assert_eq!(report["passed"], true);
@@ -163,6 +165,48 @@ fn the_builtin_drill_passes() {
     assert_eq!(phases[1]["served_by"]["anthropic/claude-sonnet-4-5"], 50);
     assert!(phases[1]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "open"));
     assert!(phases[3]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "closed"));
+    // the timeline adds up to the phase's totals
+    for phase in phases {
+        let points = phase["timeline"].as_array().unwrap();
+        assert!(!points.is_empty());
+        let sum = |key: &str| points.iter().map(|p| p[key].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("requests"), phase["requests"].as_u64().unwrap());
+        assert_eq!(sum("successes"), phase["successes"].as_u64().unwrap());
+    }
+
+    // the HTML report: one section per phase, each with a traffic chart holding both providers'
+    // series, the breaker bands, the health lines and every verdict
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"), "self-contained");
+    let sections: Vec<&str> = html.split("<section class=\"phase\"").skip(1).collect();
+    assert_eq!(sections.len(), 4);
+    let series = |section: &str, name: &str| -> Vec<f64> {
+        let start = section.find(&format!("<g class=\"series\" data-series=\"{name}\"")).unwrap();
+        let group = &section[start..start + section[start..].find("</g>").unwrap()];
+        group.split("height=\"").skip(1).map(|h| h[..h.find('"').unwrap()].parse().unwrap()).collect()
+    };
+    for (section, phase) in sections.iter().zip(phases) {
+        let name = phase["name"].as_str().unwrap();
+        assert!(section.starts_with(&format!(" data-phase=\"{name}\"")), "{section}");
+        assert_eq!(section.matches("<svg class=\"chart traffic\"").count(), 1, "{name}");
+        assert!(section.contains("data-series=\"openai anthropic\""), "{name}");
+        assert!(section.contains("<svg class=\"chart breakers\""), "{name}");
+        assert!(section.contains("data-series=\"success_ratio\"") && section.contains("data-series=\"p99_ms\""));
+        let verdicts = phase["expectations"].as_array().unwrap().len();
+        assert_eq!(section.matches("<span class=\"badge pass\">PASS</span></td>").count(), verdicts, "{name}");
+    }
+    // what was drawn is what happened: OpenAI's bars fill the baseline, Anthropic's the outage
+    let total = |v: Vec<f64>| v.iter().sum::<f64>();
+    assert!(total(series(sections[0], "openai")) > 0.0 && total(series(sections[0], "anthropic")) == 0.0);
+    assert!(total(series(sections[1], "anthropic")) > 0.0);
+    // OpenAI's breaker shows open in the outage and closed again by the end of the recovery
+    let band = |section: &str| {
+        let start = section.find("data-breaker=\"openai/gpt-4o-mini\"").unwrap();
+        section[start..start + section[start..].find("</g>").unwrap()].to_owned()
+    };
+    assert!(band(sections[1]).contains("band-open"));
+    assert!(band(sections[3]).rfind("band-closed") > band(sections[3]).rfind("band-half_open"));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `switchyard drill [FILE] [--json]`: run a failover drill and report PASS/FAIL per expectation.
+//! `switchyard drill [FILE] [--json] [--html FILE]`: run a failover drill and report PASS/FAIL per expectation.
 
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -16,6 +16,9 @@ pub(crate) struct DrillArgs {
     /// Print the report as one JSON document.
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page with charts per phase.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: DrillArgs) -> ExitCode {
@@ -29,6 +32,17 @@ pub(crate) async fn run(args: DrillArgs) -> ExitCode {
             eprintln!("{e}");
             return ExitCode::from(EXIT_USAGE);
         }
+    };
+    // made before the drill runs, so that a path that cannot be written fails at once
+    let mut html = match &args.html {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some((path, f)),
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
     };
     let tty = std::io::stderr().is_terminal() && !args.json;
     eprintln!(
@@ -96,6 +110,13 @@ pub(crate) async fn run(args: DrillArgs) -> ExitCode {
         }
     } else {
         print!("{}", report.render());
+    }
+    if let Some((path, file)) = &mut html {
+        if let Err(e) = file.write_all(report.to_html().as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_FAILED);
+        }
+        eprintln!("HTML report: {}", path.display());
     }
     if report.passed { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
 }

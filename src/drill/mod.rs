@@ -1,6 +1,8 @@
 //! Failover drills: inject faults, watch traffic move, prove recovery. See `docs/drills.md`.
 
 pub mod file;
+#[cfg(feature = "sim")]
+mod html;
 pub mod inject;
 #[cfg(feature = "sim")]
 pub mod report;
@@ -10,6 +12,6 @@ pub mod runner;
 pub use file::{Drill, DrillMode, Expect, Load, Operation, Phase};
 pub use inject::{FaultGuard, FaultSnapshot, FaultSource};
 #[cfg(feature = "sim")]
-pub use report::{DrillReport, PhaseReport, Verdict};
+pub use report::{DrillReport, PhaseReport, TimelinePoint, Transition, Verdict};
 #[cfg(feature = "sim")]
 pub use runner::{DrillError, Progress, run};

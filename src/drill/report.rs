@@ -22,6 +22,21 @@ pub struct Transition {
     pub to: BreakerState,
 }
 
+/// What one slice of a phase's time did (the charts of the HTML report are drawn from these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    /// Where the slice starts, milliseconds since the drill started.
+    pub at_ms: u64,
+    /// Requests that ended in the slice.
+    pub requests: usize,
+    /// Those that succeeded.
+    pub successes: usize,
+    /// Those served, by provider.
+    pub served_by: BTreeMap<String, usize>,
+    /// 99th percentile latency of those requests, ms (`None`: no request ended in the slice).
+    pub p99_ms: Option<f64>,
+}
+
 /// One expectation and its verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
@@ -75,6 +90,11 @@ pub struct PhaseReport {
     pub failed_cost_usd: f64,
     /// Every expectation with its verdict.
     pub expectations: Vec<Verdict>,
+    /// When the phase started, milliseconds since the drill started.
+    pub started_ms: u64,
+    /// The phase in slices of equal time (a quarter of a second, or longer so that a phase has at
+    /// most 60).
+    pub timeline: Vec<TimelinePoint>,
 }
 
 impl PhaseReport {
@@ -93,6 +113,8 @@ pub struct DrillReport {
     pub mode: String,
     /// The route under load.
     pub route: String,
+    /// The providers of the route's targets, in the route's order.
+    pub providers: Vec<String>,
     /// Whether every expectation of every phase held.
     pub passed: bool,
     /// Total duration, ms.

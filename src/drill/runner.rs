@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::file::{Drill, DrillMode, Expect, Phase};
-use super::report::{DrillReport, PhaseReport, Transition, Verdict};
+use super::report::{DrillReport, PhaseReport, TimelinePoint, Transition, Verdict};
 use crate::chat::{ChatRequest, StreamEvent};
 use crate::error::ErrorClass;
 use crate::policy::{Policy, ProviderPolicy};
@@ -136,6 +136,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
             DrillMode::Live => "live".into(),
         },
         route: drill.route.clone(),
+        providers: route_providers(&drill.policy, &drill.route),
         passed: phases.iter().all(PhaseReport::passed),
         duration_ms: started.elapsed().as_millis() as u64,
         cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
@@ -262,6 +263,52 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The providers of `route`'s targets, each once, in the route's order.
+fn route_providers(policy: &Policy, route: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in policy.routes.get(route).map(|r| r.targets.as_slice()).unwrap_or_default() {
+        if !out.contains(&t.provider) {
+            out.push(t.provider.clone());
+        }
+    }
+    out
+}
+
+/// `records` in slices of a quarter of a second, or of a sixtieth of the phase when it is longer
+/// than 15 s.
+fn timeline(records: &[Record], start_ms: f64, end_ms: f64) -> Vec<TimelinePoint> {
+    let span = (end_ms - start_ms).max(1.0);
+    let width = (span / 60.0).max(250.0);
+    let slices = (span / width).ceil().max(1.0) as usize;
+    let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); slices];
+    let mut points: Vec<TimelinePoint> = (0..slices)
+        .map(|i| TimelinePoint {
+            at_ms: (start_ms + i as f64 * width) as u64,
+            requests: 0,
+            successes: 0,
+            served_by: BTreeMap::new(),
+            p99_ms: None,
+        })
+        .collect();
+    for r in records {
+        let i = (((r.ended_ms - start_ms) / width).floor().max(0.0) as usize).min(slices - 1);
+        let point = &mut points[i];
+        point.requests += 1;
+        point.successes += usize::from(r.ok);
+        if let Some((provider, _)) = &r.served {
+            *point.served_by.entry(provider.clone()).or_insert(0) += 1;
+        }
+        latencies[i].push(r.latency.as_secs_f64() * 1000.0);
+    }
+    for (point, mut l) in points.iter_mut().zip(latencies) {
+        if !l.is_empty() {
+            l.sort_by(f64::total_cmp);
+            point.p99_ms = Some(percentile(&l, 99.0));
+        }
+    }
+    points
+}
+
 fn matches(who: &str, provider: &str, model: &str) -> bool {
     match who.split_once('/') {
         Some((p, m)) => p == provider && m == model,
@@ -337,6 +384,8 @@ fn phase_report(
         cost_usd: cost(records, |_| true),
         failed_cost_usd: cost(records, |a| a.outcome != AttemptOutcome::Ok),
         expectations: Vec::new(),
+        started_ms: start_ms as u64,
+        timeline: timeline(records, start_ms, end_ms),
     };
     report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);
     report
