@@ -95,9 +95,22 @@ async fn a_single_claude_target_cut_midway_continues_itself_with_a_prefill() {
     let (sim, router) =
         setup("[routes.chat]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }]").await;
     sim.add_fault(FaultRule::new(ANTHROPIC, Fault::Cut { after_tokens: 3 }).first(1));
+    let mut events = router.subscribe();
     let s = stream(&router, ChatRequest::user("hi")).await;
     assert!(s.error.is_none(), "{:?}", s.error);
     assert_eq!(s.text.text(), answer("claude-sonnet-4-5"), "one answer: nothing repeated, nothing lost");
+    // the continuation is an event (the dashboard lists it)
+    let mut resumes = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let switchyard::RouterEvent::Resume { route, provider, model, strategy, carried_chars, .. } = e {
+            resumes.push((route, provider, model, strategy, carried_chars));
+        }
+    }
+    let carried = "Hello from claude-sonnet-4-5.".len();
+    assert_eq!(
+        resumes,
+        [("chat".into(), "anthropic".into(), "claude-sonnet-4-5".into(), Some(Resume::Prefill), carried)]
+    );
     assert!(!s.events.iter().any(|e| matches!(e, StreamEvent::Restart { .. })));
     let summary = s.summary.unwrap();
     assert!(summary.continued);

@@ -91,6 +91,20 @@ pub enum RouterEvent {
         #[serde(rename = "waited_ms", serialize_with = "crate::duration::ser::millis")]
         waited: Duration,
     },
+    /// A stream that failed midway goes on from its checkpoint: a continuation was opened (on
+    /// the same target or the next) and its text will follow what the caller already has.
+    Resume {
+        /// Route.
+        route: String,
+        /// The provider the continuation runs on.
+        provider: String,
+        /// The model the continuation runs on.
+        model: String,
+        /// How it continues: `prefill` or `instructed`.
+        strategy: Option<crate::policy::Resume>,
+        /// Characters of answer the caller had before the failure.
+        carried_chars: usize,
+    },
     /// What a provider's status page reports changed (its indicator or incidents), or it could
     /// not be read, or could again.
     StatusPage {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::engine::{Ask, AttemptFuture, Plan};
+use super::events::RouterEvent;
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError};
 use super::resume::{self, Seam};
 use super::{Inner, Router};
@@ -508,6 +509,14 @@ async fn drive(
                     continued = true;
                     resumed_with = s.resumed;
                     carried_chars = delivered.text().chars().count();
+                    let target = s.lease.target();
+                    let _ = inner.events.send(RouterEvent::Resume {
+                        route: plan.route.name.clone(),
+                        provider: target.provider.clone(),
+                        model: target.model.clone(),
+                        strategy: s.resumed,
+                        carried_chars,
+                    });
                     Some(s)
                 }
                 Err(_) if options.allow_restart && action.failover => {

@@ -52,6 +52,17 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
+/// The password of HTTP Basic credentials (`Authorization: Basic base64(user:password)`): what a
+/// browser sends for the dashboard once asked, the user name being anything.
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, password)| password.to_owned())
+}
+
 /// The caller, from the headers alone.
 pub(crate) fn identify(keys: &ClientKeys, headers: &HeaderMap) -> Result<Caller, Refusal> {
     if !keys.enabled() {
@@ -60,9 +71,17 @@ pub(crate) fn identify(keys: &ClientKeys, headers: &HeaderMap) -> Result<Caller,
     presented(headers).and_then(|k| keys.find(k)).map(|k| Caller::Key(k.clone())).ok_or(Refusal::Unknown)
 }
 
-/// Whether the caller may read `/metrics` and `/admin/*`.
+/// Whether the caller may read `/metrics` and `/admin/*`: an admin key, as a bearer token,
+/// `x-api-key`, or the password of HTTP Basic credentials (how a browser presents it).
 pub(crate) fn admin(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), Refusal> {
-    match identify(keys, headers)? {
+    let caller = match identify(keys, headers) {
+        Err(Refusal::Unknown) => match basic_password(headers).and_then(|p| keys.find(&p).cloned()) {
+            Some(k) => Caller::Key(k),
+            None => return Err(Refusal::Unknown),
+        },
+        other => other?,
+    };
+    match caller {
         Caller::Anonymous => Ok(()),
         Caller::Key(k) if k.admin => Ok(()),
         Caller::Key(k) => Err(Refusal::Forbidden(format!(

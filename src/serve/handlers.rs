@@ -22,6 +22,10 @@ pub(crate) struct AppState {
     pub(crate) router: Router,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub(crate) key_limiters: Arc<KeyLimiters>,
+    /// What the dashboard shows.
+    pub(crate) dashboard: Arc<super::dashboard::Dashboard>,
+    /// Turns true when the gateway shuts down (long-lived streams end then).
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The caller, as `authenticate` found it.
@@ -148,7 +152,18 @@ pub(crate) async fn admin_only(
     let keys = state.router.policy().server.client_keys.clone();
     match auth::admin(&keys, request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => refused::<OpenAiDialect>(refusal),
+        Err(refusal) => {
+            let unknown = matches!(refusal, Refusal::Unknown);
+            let mut response = refused::<OpenAiDialect>(refusal);
+            if unknown {
+                // a browser asks for the key then (the dashboard), and sends it with every request
+                response.headers_mut().insert(
+                    "www-authenticate",
+                    axum::http::HeaderValue::from_static("Basic realm=\"switchyard admin\", charset=\"UTF-8\""),
+                );
+            }
+            response
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::router::{PolicyWatcher, Router, RouterError, WatchError};
 mod anthropic;
 mod auth;
 mod conn;
+mod dashboard;
 mod dialect;
 mod handlers;
 mod openai;
@@ -199,10 +200,15 @@ impl Gateway {
         tokio::task::spawn_blocking(move || crate::tokens::warm(openai_models.iter().map(String::as_str)));
         let router = Router::new(policy)?;
         let watcher = router.watch(&options.policy)?;
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let dashboard = Arc::new(dashboard::Dashboard::default());
+        dashboard.follow(&router);
         let state = AppState {
             router: router.clone(),
             metrics: prometheus(),
             key_limiters: Arc::new(auth::KeyLimiters::default()),
+            dashboard,
+            shutdown: rx.clone(),
         };
 
         let api = axum::Router::new()
@@ -246,9 +252,10 @@ impl Gateway {
         let admin = axum::Router::new()
             .route("/metrics", get(handlers::metrics))
             .route("/admin/state", get(handlers::admin_state))
+            .route("/admin", get(dashboard::page))
+            .route("/admin/events", get(dashboard::events))
             .route_layer(from_fn_with_state(state.clone(), handlers::admin_only));
 
-        let (shutdown, rx) = tokio::sync::watch::channel(false);
         let abort = CancellationToken::new();
         let listener = bind(&listen).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: listen.clone(), source })?;

@@ -1,0 +1,262 @@
+//! The operators' dashboard (`GET /admin`, fed by `GET /admin/events`): in a real headless
+//! Chromium, and its endpoints with reqwest.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/browser.rs"]
+mod browser;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::Protocol;
+use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::sim::{Fault, FaultRule, SimServer};
+
+use browser::Browser;
+
+fn policy(sim: &SimServer, extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+# opens on the second failure in a row; probed after 3 s
+breaker = {{ consecutive_failures = 2, cooldown = "3s", max_cooldown = "3s" }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+[routes.claude]
+targets = [{{ provider = "anthropic", model = "claude-opus-4-6" }}]
+{extra}
+"#,
+        sim.openai_base_url(),
+        sim.anthropic_base_url()
+    )
+}
+
+async fn gateway(sim: &SimServer, extra: &str) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy(sim, extra)).unwrap();
+    let mut options = ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    (Gateway::start(options).await.unwrap(), dir)
+}
+
+async fn chat(base: &str, route: &str) -> u16 {
+    let body = json!({"model": route, "messages": [{"role": "user", "content": "Hello"}], "max_completion_tokens": 20});
+    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+    r.status().as_u16()
+}
+
+/// The breaker state the page shows for `who`.
+fn breaker_js(who: &str) -> String {
+    format!(
+        r#"const el = document.querySelector('td[data-breaker="{who}"] .pill'); return el ? el.dataset.state : null;"#
+    )
+}
+
+fn breaker_is(who: &str, state: &str) -> String {
+    format!(
+        r#"const el = document.querySelector('td[data-breaker="{who}"] .pill'); return !!el && el.dataset.state === '{state}';"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_every_route_a_breaker_opening_and_closing_live() {
+    let sim = SimServer::start().await.unwrap();
+    let (gw, _dir) = gateway(&sim, "").await;
+    let base = format!("http://{}", gw.addr());
+    for _ in 0..3 {
+        assert_eq!(chat(&base, "chat").await, 200);
+    }
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/admin")).await;
+    let long = Duration::from_secs(30);
+    browser.wait_for("return Number(document.body.dataset.rendered || 0) >= 1", "a first snapshot", long).await;
+    // every route, and each of its targets
+    for route in ["chat", "claude"] {
+        let found = browser.eval(&format!("return !!document.querySelector('tr[data-route=\"{route}\"]')")).await;
+        assert_eq!(found, true, "route {route} is not on the page");
+    }
+    for target in ["chat:openai/gpt-4o-mini", "chat:anthropic/claude-sonnet-4-5", "claude:anthropic/claude-opus-4-6"] {
+        let found =
+            browser.eval(&format!("return !!document.querySelector('tr[data-route-target=\"{target}\"]')")).await;
+        assert_eq!(found, true, "target {target} is not on the page");
+    }
+    assert_eq!(browser.eval(&breaker_js("openai/gpt-4o-mini")).await, "closed");
+    assert_eq!(browser.eval("return document.getElementById('conn').textContent").await, "live");
+    // set in this document: still there later, the page updated in place
+    browser.eval("window.sameDocument = true; return null").await;
+
+    // a scripted fault opens OpenAI's breaker: the page shows it without a reload
+    let fault = sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+    for _ in 0..3 {
+        assert_eq!(chat(&base, "chat").await, 200, "anthropic serves while openai fails");
+    }
+    browser.wait_for(&breaker_is("openai/gpt-4o-mini", "open"), "the breaker open", long).await;
+    assert_eq!(browser.eval("return window.sameDocument === true").await, true, "the page was reloaded");
+    // the transition is in the recent events and on the timeline, the failures in the error table
+    browser
+        .wait_for("return !!document.querySelector('#recent li[data-event=\"breaker\"]')", "the breaker event", long)
+        .await;
+    browser
+        .wait_for(
+            "return !!document.querySelector('g[data-breaker-band=\"openai/gpt-4o-mini\"] rect[data-state=\"open\"]')",
+            "the open band",
+            long,
+        )
+        .await;
+    browser
+        .wait_for("return !!document.querySelector('#recent li[data-event=\"failover\"]')", "the failover", long)
+        .await;
+    let errors =
+        browser.eval("return document.querySelector('#errors tr[data-provider=\"openai\"]').textContent").await;
+    assert!(errors.as_str().unwrap().contains('2'), "{errors}");
+    let series = browser.eval("return document.querySelector('#traffic svg').dataset.series").await;
+    assert_eq!(series, "openai anthropic");
+    assert!(
+        browser
+            .eval("return document.querySelectorAll('#traffic g[data-series=\"anthropic\"] rect').length")
+            .await
+            .as_u64()
+            > Some(0)
+    );
+
+    // the fault ends; after the cooldown a probe closes the breaker, and the page follows
+    sim.remove_fault(fault);
+    let deadline = std::time::Instant::now() + long;
+    loop {
+        assert_eq!(chat(&base, "chat").await, 200);
+        if browser.eval(&breaker_js("openai/gpt-4o-mini")).await == "closed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the page never showed the breaker closed again");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    browser
+        .wait_for(
+            "return !!document.querySelector('g[data-breaker-band=\"openai/gpt-4o-mini\"] rect[data-state=\"closed\"]:last-of-type')",
+            "the closed band",
+            long,
+        )
+        .await;
+
+    assert_eq!(browser.eval("return window.sameDocument === true").await, true, "the page was reloaded");
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    // and the check could have failed: an error written now is seen
+    browser.eval("console.error('switchyard: the console is read'); return null").await;
+    assert!(browser.console_errors().await.iter().any(|e| e.contains("the console is read")));
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&out, png).unwrap();
+    browser.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_stream_sends_snapshots_and_events() {
+    let sim = SimServer::start().await.unwrap();
+    let (gw, _dir) = gateway(&sim, "").await;
+    let base = format!("http://{}", gw.addr());
+    let page = reqwest::get(format!("{base}/admin")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "self-contained");
+
+    let mut events = reqwest::get(format!("{base}/admin/events")).await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.contains("event: snapshot") {
+        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
+    sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+    assert_eq!(chat(&base, "chat").await, 200);
+    while !text.contains("\"event\":\"failover\"") {
+        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
+    // each snapshot is one JSON document with the routes, the health and the series
+    let snapshot = text.split("event: snapshot\ndata: ").nth(1).unwrap();
+    let snapshot: Value = serde_json::from_str(snapshot.lines().next().unwrap()).unwrap();
+    assert_eq!(snapshot["routes"].as_array().unwrap().len(), 2);
+    assert_eq!(snapshot["slice_ms"], 5000);
+    assert!(snapshot["health"]["targets"].is_array());
+    drop(events);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_takes_an_admin_key_as_basic_credentials_and_caps_its_streams() {
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[keys.ops]\nkey = \"sk-admin-1234567890\"\nadmin = true\n[keys.app]\nkey = \"sk-app-1234567890\"\n",
+    )
+    .unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy(&sim, "[server]\nkeys_file = \"keys.toml\"\n")).unwrap();
+    let mut options = ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gw = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gw.addr());
+    let http = reqwest::Client::new();
+
+    // no key: 401 with a Basic challenge, so that a browser asks for one
+    let r = http.get(format!("{base}/admin")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"switchyard admin\", charset=\"UTF-8\"");
+    // the admin key as the password of Basic credentials (any user name), or as a bearer token
+    let r = http.get(format!("{base}/admin")).basic_auth("me", Some("sk-admin-1234567890")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http.get(format!("{base}/admin/state")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // a key that is not an admin key, a wrong password
+    let r = http.get(format!("{base}/admin")).basic_auth("me", Some("sk-app-1234567890")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http.get(format!("{base}/admin")).basic_auth("me", Some("sk-wrong")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // a basic-auth password is no key on the API
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "Hello"}]});
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .basic_auth("me", Some("sk-app-1234567890"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // at most 16 streams at once; one more is refused, and a closed one gives its place back
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let r = http.get(format!("{base}/admin/events")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = http.get(format!("{base}/admin/events")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.get(format!("{base}/admin/events")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a closed stream never gave its place back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(open);
+    gw.shutdown().await;
+}
