@@ -17,9 +17,10 @@
 //! | `sim`     | `switchyard::sim` (simulated providers), the drill runner (`drill::run`), and live fault injection (`Router::inject`, `[[drill.faults]]`) |
 //! | `redis`   | `[state] backend = "redis"`: limits, breakers and budgets shared by a fleet    |
 //! | `watch`   | `Router::watch`: reload the policy when its file changes (notify)             |
+//! | `otel`    | `switchyard::otel`: OpenTelemetry export of traces and metrics over OTLP/HTTP  |
 //! | `cli`     | the `switchyard` command, and all of the above                                |
 //!
-//! A policy that needs a feature the build lacks (`backend = "redis"`, `[[drill.faults]]`) is
+//! A policy that needs a feature the build lacks (`backend = "redis"`, `[[drill.faults]]`, `[otel]`) is
 //! refused with an error that names the key and the feature.
 
 pub mod capability;
@@ -29,6 +30,8 @@ pub mod drill;
 pub mod duration;
 pub mod embed;
 pub mod error;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod policy;
 pub mod profile;
 pub mod provider;

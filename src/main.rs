@@ -35,10 +35,10 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     // the commands print their own account of failures: logs only when asked with RUST_LOG
-    cli::init_tracing(match args.command {
-        Command::Sim { .. } | Command::Serve(_) => "info",
-        _ => "error",
-    });
+    // `serve` sets its own up, once it has read the policy's `[otel]`
+    if !matches!(args.command, Command::Serve(_)) {
+        cli::init_tracing(if matches!(args.command, Command::Sim { .. }) { "info" } else { "error" }, None);
+    }
     match args.command {
         Command::Check(a) => cli::check::run(&a),
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),

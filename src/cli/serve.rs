@@ -32,6 +32,27 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    // OpenTelemetry: the policy's `[otel]`, else the OTEL_EXPORTER_OTLP_* variables (read at start)
+    let otel_settings = switchyard::Policy::from_file(&args.policy).ok().and_then(|p| p.otel);
+    let otel = match switchyard::otel::OtelConfig::from_policy(otel_settings.as_ref()) {
+        Ok(Some(config)) => match switchyard::otel::Otel::start(&config) {
+            Ok(o) => Some((o, config)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    super::init_tracing("info", otel.as_ref().map(|(o, _)| o));
+    if let Some((_, config)) = &otel {
+        let to = config.endpoint.clone().unwrap_or_else(|| "the OTEL_EXPORTER_OTLP_* endpoint".into());
+        eprintln!("exporting OpenTelemetry {} to {to}", config.protocol.as_str());
+    }
     let options = ServeOptions {
         policy: args.policy,
         listen: args.listen,
@@ -68,6 +89,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         let _ = router;
     });
     gateway.run_until(shutdown_signal()).await;
+    if let Some((o, _)) = otel {
+        // what is buffered goes out before the process ends (off the async threads: it blocks)
+        let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
+    }
     ExitCode::SUCCESS
 }
 

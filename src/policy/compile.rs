@@ -25,7 +25,7 @@ use crate::error::ErrorClass;
 use crate::profile::{AuthScheme, ProviderProfile};
 use crate::provider::Protocol;
 
-const TOP_LEVEL: &str = "defaults, providers, routes, drill, server, state";
+const TOP_LEVEL: &str = "defaults, providers, routes, drill, server, state, otel";
 
 pub(super) fn compile(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let mut c = Collector::new(file, text);
@@ -53,6 +53,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     let mut drill = DrillSpec::default();
     let mut server = ServerSpec::default();
     let mut state = super::state::StateSpec::default();
+    let mut otel = None;
     let mut routes_span = None;
 
     for (key, value) in root.iter() {
@@ -77,6 +78,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
             "drill" => drill = section(&mut c, "drill", value).unwrap_or_default(),
             "server" => server = section(&mut c, "server", value).unwrap_or_default(),
             "state" => state = section(&mut c, "state", value).unwrap_or_default(),
+            "otel" => otel = Some(section(&mut c, "otel", value).unwrap_or_default()),
             other => c.error(&key.span(), other, format!("unknown table `{other}`; expected one of: {TOP_LEVEL}")),
         }
     }
@@ -93,6 +95,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
     let route_names: Vec<&str> = compiled_routes.keys().map(String::as_str).collect();
     let server = compile_server(&mut c, server, &route_names);
     let state = super::state::compile(&mut c, state);
+    let otel = otel.map(|spec| super::otel::compile(&mut c, spec));
 
     if !c.errors.is_empty() {
         // the policy's own problems first, then those of the files it names (key file)
@@ -111,6 +114,7 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
         drill_faults,
         server,
         state,
+        otel,
         warnings: c.warnings,
     })
 }

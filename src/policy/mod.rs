@@ -16,6 +16,7 @@ mod client_keys;
 pub(crate) mod compile;
 mod config;
 pub(crate) mod diagnostic;
+mod otel;
 mod schema;
 mod state;
 mod tls;
@@ -27,6 +28,9 @@ pub use config::{
     StatusPageConfig, Timeouts,
 };
 pub use diagnostic::{Diagnostic, Location, PolicyError};
+#[cfg(feature = "otel")]
+pub(crate) use otel::DEFAULT_METRICS_INTERVAL as OTEL_METRICS_INTERVAL;
+pub use otel::{OtelSettings, OtlpProtocol};
 pub use schema::Strategy;
 pub use state::{OnStateError, RedisUrl, StateBackend, StateSettings};
 pub use tls::TlsSettings;
@@ -51,6 +55,9 @@ pub struct Policy {
     pub server: ServerSettings,
     /// `[state]`: where a fleet of routers keeps what they share.
     pub state: StateSettings,
+    /// `[otel]`: OpenTelemetry export, when the policy has the table (read by `switchyard serve`
+    /// at start).
+    pub otel: Option<OtelSettings>,
     /// Problems that do not stop the policy from working (an unset API-key variable, ...).
     pub warnings: Vec<Diagnostic>,
 }

@@ -709,10 +709,17 @@ impl<'s> Plan<'s> {
             let span = super::spans::info(|| {
                 tracing::info_span!(
                     "gen_ai.attempt",
+                    "otel.name" = %format_args!("{} {}", self.op.as_str(), target.model),
+                    "otel.kind" = "client",
+                    "otel.status_code" = tracing::field::Empty,
+                    "gen_ai.operation.name" = self.op.as_str(),
+                    "gen_ai.provider.name" = %target.provider,
                     "gen_ai.system" = %target.provider,
                     "gen_ai.request.model" = %target.model,
+                    "error.type" = tracing::field::Empty,
                     "switchyard.route" = %self.route.name,
                     "switchyard.retry" = retry,
+                    "switchyard.hedge" = self.hedge_unit,
                 )
             });
             // the call and its verdict in a block of their own: the attempt's result and error are
@@ -739,13 +746,13 @@ impl<'s> Plan<'s> {
                 let result = if enforced {
                     // no span (nobody records): no wrapper to enter and leave at every poll
                     let call = op(callee, call, target);
-                    Ok(match span {
-                        Some(span) => call.instrument(span).await,
+                    Ok(match &span {
+                        Some(span) => call.instrument(span.clone()).await,
                         None => call.await,
                     })
                 } else {
                     let timed = Box::pin(tokio::time::timeout_at(attempt_deadline, op(callee, call, target)));
-                    timed.instrument(span.unwrap_or_else(Span::none)).await
+                    timed.instrument(span.clone().unwrap_or_else(Span::none)).await
                 };
                 let ended = Instant::now();
                 self.in_flight = None;
@@ -788,6 +795,10 @@ impl<'s> Plan<'s> {
                     Ok(Err(e)) => e,
                     Err(_) => timed_out(None),
                 };
+                if let Some(span) = &span {
+                    super::spans::failed(span, error.class);
+                }
+                drop(span);
                 let refused_prefill = resumed == Some(Resume::Prefill) && error.class == ErrorClass::InvalidRequest;
                 let effect =
                     if refused_prefill { BreakerEffect::None } else { self.route.actions.get(error.class).breaker };
@@ -831,6 +842,13 @@ impl<'s> Plan<'s> {
                 (class, action, delay)
             };
             if let Some(delay) = delay {
+                tracing::info!(
+                    "gen_ai.provider.name" = %target.provider,
+                    "gen_ai.request.model" = %target.model,
+                    "error.type" = class.as_str(),
+                    "switchyard.delay_ms" = delay.as_millis() as u64,
+                    "retry"
+                );
                 pause(delay).await;
                 retry += 1;
                 continue;
@@ -846,6 +864,12 @@ impl<'s> Plan<'s> {
                     Some(target.context_window().unwrap_or(0).max(self.overflow_window.unwrap_or(0)));
             }
             if action.failover {
+                tracing::info!(
+                    "gen_ai.provider.name" = %target.provider,
+                    "gen_ai.request.model" = %target.model,
+                    "error.type" = class.as_str(),
+                    "failover"
+                );
                 let _ = inner.events.send(RouterEvent::Failover {
                     route: self.route.name.clone(),
                     from_provider: target.provider.clone(),

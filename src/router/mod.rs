@@ -471,12 +471,21 @@ impl Router {
         request: ChatRequest,
         original: Option<&crate::wire::Original>,
     ) -> Result<RoutedResponse, RouterError> {
-        let span = spans::info(|| {
-            tracing::info_span!("gen_ai.chat", "switchyard.route" = route, "gen_ai.operation.name" = "chat")
-        });
+        let span = spans::info(|| crate::request_span!(route, false));
         // no span (nobody records): no wrapper to enter and leave at every poll
         match span {
-            Some(span) => self.chat_inner(route, request, original).instrument(span).await,
+            Some(span) => {
+                let result = self.chat_inner(route, request, original).instrument(span.clone()).await;
+                match &result {
+                    Ok(r) => {
+                        let served = r.attempts.last();
+                        let model = served.map_or(r.response.model.as_str(), |a| a.model.as_str());
+                        spans::served(&span, &r.response.provider, model, &r.response.model, &r.response.usage);
+                    }
+                    Err(e) => spans::failed(&span, e.class()),
+                }
+                result
+            }
             None => self.chat_inner(route, request, original).await,
         }
     }

@@ -197,9 +197,7 @@ impl Router {
         let (tx, rx) = mpsc::channel(64);
         let inner = self.inner.clone();
         let route = route.to_owned();
-        let span = super::spans::info(
-            || tracing::info_span!("gen_ai.chat", "switchyard.route" = %route, "gen_ai.operation.name" = "chat", stream = true),
-        );
+        let span = super::spans::info(|| crate::request_span!(route, true));
         let driver: Driver = Box::pin(
             async move { drive(&inner, route, request, options, &tx).await }
                 .instrument(span.unwrap_or_else(tracing::Span::none)),
@@ -510,6 +508,12 @@ async fn drive(
                     resumed_with = s.resumed;
                     carried_chars = delivered.text().chars().count();
                     let target = s.lease.target();
+                    tracing::info!(
+                        "gen_ai.provider.name" = %target.provider,
+                        "gen_ai.request.model" = %target.model,
+                        "switchyard.carried_chars" = carried_chars,
+                        "resume"
+                    );
                     let _ = inner.events.send(RouterEvent::Resume {
                         route: plan.route.name.clone(),
                         provider: target.provider.clone(),

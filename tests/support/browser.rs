@@ -138,16 +138,31 @@ impl Browser {
         base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
     }
 
-    pub(crate) async fn close(mut self) {
+    /// Ends the session (and the browser) and ChromeDriver.
+    pub(crate) async fn close(self) {
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = self.http.delete(url).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop deletes the session again (a no-op now) and stops ChromeDriver
     }
 }
 
 impl Drop for Browser {
+    /// After a failed test too: ChromeDriver closes the browser when its session is deleted
+    /// (killing ChromeDriver alone would leave Chromium running).
     fn drop(&mut self) {
+        if let Some(addr) = self.base.strip_prefix("http://")
+            && let Ok(mut stream) = std::net::TcpStream::connect(addr)
+        {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = stream.write_all(request.as_bytes());
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }

@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
     let checks = [
         refused("[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n", "state.backend", "redis"),
         refused("[[drill.faults]]\nprovider = \"openai\"\ninject = \"server_error\"\n", "drill.faults[0]", "sim"),
+        refused("[otel]\nendpoint = \"http://127.0.0.1:4318\"\n", "`otel`", "otel"),
         match Policy::from_toml(PROVIDERS, "core-only.toml") {
             Ok(policy) => match Router::new(policy) {
                 Ok(router) => {
