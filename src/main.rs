@@ -24,6 +24,8 @@ enum Command {
     Drill(cli::drill::DrillArgs),
     /// Run the gateway: OpenAI- and Anthropic-compatible HTTP endpoints in front of the router.
     Serve(cli::serve::ServeArgs),
+    /// Watch a running gateway in the terminal: routes, breakers, traffic, recent events.
+    Top(cli::top::TopArgs),
     /// Run the simulated OpenAI and Anthropic providers (no keys, no network).
     Sim {
         /// Address to listen on.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => cli::runtime(cli::chat::run(a)),
         Command::Drill(a) => cli::runtime(cli::drill::run(a)),
         Command::Serve(a) => cli::runtime(cli::serve::run(a)),
+        Command::Top(a) => cli::runtime(cli::top::run(a)),
         Command::Sim { listen } => cli::runtime(async move {
             match switchyard::sim::run(listen).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -310,3 +310,79 @@ fn check_shows_budgets_and_cache_affinity() {
         "{stdout}"
     );
 }
+
+#[test]
+fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
+    use switchyard::serve::{Gateway, ServeOptions};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, gateway) = runtime.block_on(async {
+        let sim = SimServer::start().await.unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+breaker = {{ consecutive_failures = 2, cooldown = "60s" }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+"#,
+                sim.openai_base_url(),
+                sim.anthropic_base_url()
+            ),
+        )
+        .unwrap();
+        let mut options = ServeOptions::new(&policy);
+        options.listen = Some("127.0.0.1:0".parse().unwrap());
+        let gateway = Gateway::start(options).await.unwrap();
+        sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+        let body = serde_json::json!({"model": "chat", "messages": [{"role": "user", "content": "Hello"}]});
+        for _ in 0..3 {
+            let r = reqwest::Client::new()
+                .post(format!("http://{}/v1/chat/completions", gateway.addr()))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        (sim, gateway)
+    });
+    let url = format!("http://{}", gateway.addr());
+    let out = switchyard(&["top", &url, "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let view = text(&out.stdout);
+    assert!(view.contains("policy v1"), "{view}");
+    assert!(view.contains("chat (priority)"), "{view}");
+    let row = |who: &str| view.lines().find(|l| l.trim_start().starts_with(who)).unwrap_or_default().to_owned();
+    assert!(row("openai/gpt-4o-mini").contains("open"), "{view}");
+    assert!(row("anthropic/claude-sonnet-4-5").contains("closed"), "{view}");
+    // the last minute: anthropic served all three, openai failed twice before its breaker opened
+    let traffic = |who: &str| {
+        let line = view.lines().find(|l| l.starts_with(who) && !l.contains('/')).unwrap_or_default();
+        line.split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(traffic("anthropic")[1], "3", "{view}");
+    assert_eq!(traffic("openai")[2], "2", "{view}");
+    assert!(view.contains("server_error 2"), "{view}");
+    assert!(view.contains("breaker openai/gpt-4o-mini: closed -> open"), "{view}");
+    assert!(view.contains("failover on chat: openai/gpt-4o-mini failed (server_error)"), "{view}");
+    assert!(!view.contains('\x1b'), "no colours when stdout is not a terminal");
+
+    // a gateway that is not there: exit 1 and why
+    drop(runtime.block_on(gateway.shutdown()));
+    let out = switchyard(&["top", &url, "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
+    drop(sim);
+}

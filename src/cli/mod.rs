@@ -7,6 +7,7 @@ pub(crate) mod chat;
 pub(crate) mod check;
 pub(crate) mod drill;
 pub(crate) mod serve;
+pub(crate) mod top;
 
 /// Exit code for a route that failed.
 pub(crate) const EXIT_FAILED: u8 = 1;

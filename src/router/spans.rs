@@ -24,6 +24,7 @@ macro_rules! request_span {
             "gen_ai.operation.name" = "chat",
             "switchyard.route" = %$route,
             "switchyard.stream" = $stream,
+            stream = $stream,
             "gen_ai.provider.name" = tracing::field::Empty,
             "gen_ai.request.model" = tracing::field::Empty,
             "gen_ai.response.model" = tracing::field::Empty,
