@@ -175,7 +175,7 @@ pub(crate) fn render(snap: &Value, color: bool) -> String {
         }
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<16} {:>8} {:>8} {:>10}  {}", "LAST MINUTE", "SERVED", "FAILED", "P99", "ERRORS");
+    let _ = writeln!(out, "{:<16} {:>8} {:>8} {:>10}  ERRORS", "LAST MINUTE", "SERVED", "FAILED", "P99");
     if traffic.is_empty() {
         let _ = writeln!(out, "  no attempts");
     }
