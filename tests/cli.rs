@@ -380,7 +380,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     assert!(!view.contains('\x1b'), "no colours when stdout is not a terminal");
 
     // a gateway that is not there: exit 1 and why
-    drop(runtime.block_on(gateway.shutdown()));
+    runtime.block_on(gateway.shutdown());
     let out = switchyard(&["top", &url, "--once"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
