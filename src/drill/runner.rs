@@ -57,15 +57,20 @@ pub enum DrillError {
 
 /// How one request of the load ended.
 #[derive(Debug, Clone)]
-struct Record {
-    ended_ms: f64,
-    latency: Duration,
-    ok: bool,
-    served: Option<(String, String)>,
-    class: Option<ErrorClass>,
-    attempts: Vec<Attempt>,
+pub(super) struct Record {
+    pub(super) ended_ms: f64,
+    pub(super) latency: Duration,
+    pub(super) ok: bool,
+    pub(super) served: Option<(String, String)>,
+    pub(super) class: Option<ErrorClass>,
+    /// Every attempt, in full (a router's own requests).
+    pub(super) attempts: Vec<Attempt>,
+    /// How many attempts it took: `attempts.len()`, or what a gateway's answer said.
+    pub(super) attempt_count: usize,
+    /// What the gateway said it cost, when its attempts are not known in full.
+    pub(super) billed_usd: f64,
     /// A stream that failed midway and was finished by a continuation.
-    resumed: bool,
+    pub(super) resumed: bool,
 }
 
 /// Events as they arrived, stamped with milliseconds since the drill started.
@@ -111,12 +116,13 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         })
     };
 
+    let send = router_load(&router, drill, started);
     let mut phases = Vec::new();
     for (index, phase) in drill.phases.iter().enumerate() {
         progress(Progress::PhaseStarted { index, total: drill.phases.len(), phase });
         let guards: Vec<_> = phase.faults.iter().map(|f| router.inject(f.clone())).collect();
         let phase_start = ms_since(started);
-        let records = load(&router, drill, phase, started, progress).await;
+        let records = load(&*send, drill, phase, progress).await;
         let phase_end = ms_since(started);
         // the breaker states "by the end of the phase": before its faults are lifted
         let health = router.health();
@@ -124,7 +130,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         // let the last events of the phase arrive
         tokio::task::yield_now().await;
         let events = lock(&log).clone();
-        let report = phase_report(phase, &records, &health, &events, phase_start, phase_end);
+        let report = phase_report(phase, &records, &breakers_of(&health), &events, phase_start, phase_end);
         progress(Progress::PhaseFinished(&report));
         phases.push(report);
     }
@@ -144,23 +150,40 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
     })
 }
 
-fn ms_since(t: Instant) -> f64 {
+pub(super) fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// One request of the load: whether it streams, in, its record out.
+pub(super) type Send1 = dyn Fn(bool) -> futures::future::BoxFuture<'static, Record> + Sync;
+
+/// A phase's requests to the router.
+fn router_load(router: &Router, drill: &Drill, started: Instant) -> Box<Send1> {
+    let mut request = ChatRequest::user(drill.load.prompt.clone());
+    request.max_tokens = drill.load.max_tokens;
+    let (router, route, operation, prompt) =
+        (router.clone(), drill.route.clone(), drill.load.operation, drill.load.prompt.clone());
+    Box::new(move |stream| {
+        let (router, route, request, prompt) = (router.clone(), route.clone(), request.clone(), prompt.clone());
+        Box::pin(async move {
+            match operation {
+                super::file::Operation::Chat => one(&router, &route, request, stream, started).await,
+                other => other_op(&router, &route, other, prompt, request, started).await,
+            }
+        })
+    })
+}
+
 /// Sends a phase's requests at the drill's rate and concurrency.
-async fn load(
-    router: &Router,
+pub(super) async fn load(
+    send: &Send1,
     drill: &Drill,
     phase: &Phase,
-    started: Instant,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Vec<Record> {
     let sem = Arc::new(Semaphore::new(drill.load.concurrency.max(1)));
     let interval = (drill.load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / drill.load.rate));
     let phase_start = Instant::now();
-    let mut request = ChatRequest::user(drill.load.prompt.clone());
-    request.max_tokens = drill.load.max_tokens;
     let mut tasks = futures::stream::FuturesUnordered::new();
     let mut records = Vec::with_capacity(phase.requests);
     let share = drill.load.stream_share;
@@ -176,14 +199,9 @@ async fn load(
         let Ok(permit) = sem.clone().acquire_owned().await else { break };
         // exactly floor(n * share) requests stream, spread evenly
         let stream = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
-        let (router, route, request) = (router.clone(), drill.route.clone(), request.clone());
-        let operation = drill.load.operation;
-        let prompt = drill.load.prompt.clone();
+        let request = send(stream);
         tasks.push(tokio::spawn(async move {
-            let r = match operation {
-                super::file::Operation::Chat => one(&router, &route, request, stream, started).await,
-                other => other_op(&router, &route, other, prompt, request, started).await,
-            };
+            let r = request.await;
             drop(permit);
             r
         }));
@@ -227,7 +245,18 @@ async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, s
             Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
         }
     };
-    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts, resumed }
+    let attempt_count = attempts.len();
+    Record {
+        ended_ms: ms_since(started),
+        latency: t0.elapsed(),
+        ok,
+        served,
+        class,
+        attempts,
+        attempt_count,
+        billed_usd: 0.0,
+        resumed,
+    }
 }
 
 /// One request of another operation than chat.
@@ -252,7 +281,18 @@ async fn other_op(
             Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
         },
     };
-    Record { ended_ms: ms_since(started), latency: t0.elapsed(), ok, served, class, attempts, resumed: false }
+    let attempt_count = attempts.len();
+    Record {
+        ended_ms: ms_since(started),
+        latency: t0.elapsed(),
+        ok,
+        served,
+        class,
+        attempts,
+        attempt_count,
+        billed_usd: 0.0,
+        resumed: false,
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -316,10 +356,10 @@ fn matches(who: &str, provider: &str, model: &str) -> bool {
     }
 }
 
-fn phase_report(
+pub(super) fn phase_report(
     phase: &Phase,
     records: &[Record],
-    health: &Health,
+    breakers: &Breakers,
     events: &[(f64, RouterEvent)],
     start_ms: f64,
     end_ms: f64,
@@ -349,6 +389,15 @@ fn phase_report(
                 failovers += 1;
             }
         }
+    }
+    if records.iter().any(|r| r.attempts.len() != r.attempt_count) {
+        // a gateway's requests: the attempts' count is known, and its failovers are events
+        failovers = events
+            .iter()
+            .filter(|(t, e)| *t >= start_ms && *t <= end_ms && matches!(e, RouterEvent::Failover { .. }))
+            .count();
+        let extra: usize = records.iter().map(|r| r.attempt_count.saturating_sub(1)).sum();
+        retries = extra.saturating_sub(failovers);
     }
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency.as_secs_f64() * 1000.0).collect();
     latencies.sort_by(f64::total_cmp);
@@ -387,7 +436,7 @@ fn phase_report(
         started_ms: start_ms as u64,
         timeline: timeline(records, start_ms, end_ms),
     };
-    report.expectations = verdicts(&phase.expect, records, health, events, start_ms, end_ms, &report);
+    report.expectations = verdicts(&phase.expect, records, breakers, events, start_ms, end_ms, &report);
     report
 }
 
@@ -398,7 +447,8 @@ fn hedged(records: &[Record], which: impl Fn(&Attempt) -> bool) -> usize {
 
 /// What the attempts of `records` that `which` selects cost, in USD.
 fn cost(records: &[Record], which: impl Fn(&Attempt) -> bool) -> f64 {
-    records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum()
+    let billed: f64 = records.iter().map(|r| r.billed_usd).sum();
+    billed + records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum::<f64>()
 }
 
 fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {
@@ -411,10 +461,19 @@ fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {
     }
 }
 
+/// Every breaker's state: (provider, model for a target's, state).
+pub(super) type Breakers = Vec<(String, Option<String>, BreakerState)>;
+
+fn breakers_of(health: &Health) -> Breakers {
+    let providers = health.providers.iter().map(|p| (p.provider.clone(), None, p.state.breaker));
+    let targets = health.targets.iter().map(|t| (t.provider.clone(), Some(t.model.clone()), t.state.breaker));
+    providers.chain(targets).collect()
+}
+
 fn verdicts(
     e: &Expect,
     records: &[Record],
-    health: &Health,
+    breakers: &Breakers,
     events: &[(f64, RouterEvent)],
     start_ms: f64,
     end_ms: f64,
@@ -443,16 +502,8 @@ fn verdicts(
     }
     for (who, want) in &e.breaker {
         let states: Vec<BreakerState> = match who.split_once('/') {
-            Some((p, m)) => {
-                health.targets.iter().filter(|t| t.provider == p && t.model == m).map(|t| t.state.breaker).collect()
-            }
-            None => health
-                .providers
-                .iter()
-                .filter(|x| x.provider == *who)
-                .map(|x| x.state.breaker)
-                .chain(health.targets.iter().filter(|t| t.provider == *who).map(|t| t.state.breaker))
-                .collect(),
+            Some((p, m)) => breakers.iter().filter(|b| b.0 == p && b.1.as_deref() == Some(m)).map(|b| b.2).collect(),
+            None => breakers.iter().filter(|b| b.0 == *who).map(|b| b.2).collect(),
         };
         let actual = if states.contains(&BreakerState::Open) {
             "open"

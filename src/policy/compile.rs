@@ -885,6 +885,28 @@ fn compile_drill(
     out
 }
 
+/// One fault written as a `[[drill.faults]]` entry is (TOML text: the body of the gateway's
+/// `POST /admin/faults`, converted from JSON), checked against `policy`'s providers with the same
+/// rules and messages.
+#[cfg(all(feature = "gateway", feature = "sim"))]
+pub(crate) fn fault_from_toml(policy: &Policy, text: &str) -> Result<LiveFault, PolicyError> {
+    let mut c = Collector::new("fault", text);
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            c.error(&e.span().unwrap_or(0..0), "", e.message().trim().to_owned());
+            return Err(PolicyError::Invalid(c.errors));
+        }
+    };
+    let value = Spanned::new(root.span(), DeValue::Table(root.get_ref().clone()));
+    let fault = section::<DrillFaultSpec>(&mut c, "fault", &value)
+        .and_then(|spec| compile_fault(&mut c, "fault", &spec, &policy.providers));
+    match fault {
+        Some(f) if c.errors.is_empty() => Ok(f),
+        _ => Err(PolicyError::Invalid(c.errors)),
+    }
+}
+
 fn compile_fault(
     c: &mut Collector<'_>,
     key: &str,

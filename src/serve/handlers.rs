@@ -24,6 +24,9 @@ pub(crate) struct AppState {
     pub(crate) key_limiters: Arc<KeyLimiters>,
     /// What the dashboard shows.
     pub(crate) dashboard: Arc<super::dashboard::Dashboard>,
+    /// Faults injected through `POST /admin/faults`.
+    #[cfg(feature = "sim")]
+    pub(crate) faults: Arc<super::faults::ApiFaults>,
     /// Turns true when the gateway shuts down (long-lived streams end then).
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -31,6 +31,8 @@ mod auth;
 mod conn;
 mod dashboard;
 mod dialect;
+#[cfg(feature = "sim")]
+mod faults;
 mod handlers;
 mod openai;
 mod request_id;
@@ -208,6 +210,8 @@ impl Gateway {
             metrics: prometheus(),
             key_limiters: Arc::new(auth::KeyLimiters::default()),
             dashboard,
+            #[cfg(feature = "sim")]
+            faults: Arc::default(),
             shutdown: rx.clone(),
         };
 
@@ -253,8 +257,12 @@ impl Gateway {
             .route("/metrics", get(handlers::metrics))
             .route("/admin/state", get(handlers::admin_state))
             .route("/admin", get(dashboard::page))
-            .route("/admin/events", get(dashboard::events))
-            .route_layer(from_fn_with_state(state.clone(), handlers::admin_only));
+            .route("/admin/events", get(dashboard::events));
+        #[cfg(feature = "sim")]
+        let admin = admin
+            .route("/admin/faults", axum::routing::post(faults::inject))
+            .route("/admin/faults/{id}", axum::routing::delete(faults::lift));
+        let admin = admin.route_layer(from_fn_with_state(state.clone(), handlers::admin_only));
 
         let abort = CancellationToken::new();
         let listener = bind(&listen).await?;
