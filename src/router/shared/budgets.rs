@@ -10,6 +10,9 @@ use crate::policy::Budget;
 use crate::router::Inner;
 use crate::router::budget::{self, Scope};
 
+/// The longest a background write or read of the fleet's spend may take.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Shared {
     fn budget_key(&self, scope: &Scope, budget: &Budget, window: u64) -> String {
         let (kind, name) = scope.parts();
@@ -32,11 +35,13 @@ impl Shared {
         }
         let key = self.budget_key(&scope, &budget, window);
         let ttl = u64::try_from((budget.per + Duration::from_secs(60)).as_millis()).unwrap_or(u64::MAX);
-        let timeout = self.settings.timeout;
         tokio::spawn(async move {
             let mut pipe = redis::pipe();
             pipe.cmd("INCRBYFLOAT").arg(&key).arg(usd).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-            if let Ok(Ok((total,))) = tokio::time::timeout(timeout, pipe.query_async::<(f64,)>(&mut connection)).await
+            // off the request path: the request-path `timeout` (50 ms) would drop spend under load,
+            // or before the first connection is made, and the fleet's total would fall short
+            let write = pipe.query_async::<(f64,)>(&mut connection);
+            if let Ok(Ok((total,))) = tokio::time::timeout(BACKGROUND_TIMEOUT, write).await
                 && let Some(inner) = inner.upgrade()
             {
                 inner.budgets.observe(&scope, window, total);
@@ -58,7 +63,7 @@ impl Shared {
         let mut mget = redis::cmd("MGET");
         mget.arg(&keys);
         let read = mget.query_async::<Vec<Option<f64>>>(&mut connection);
-        let Ok(Ok(totals)) = tokio::time::timeout(Duration::from_secs(5), read).await else { return };
+        let Ok(Ok(totals)) = tokio::time::timeout(BACKGROUND_TIMEOUT, read).await else { return };
         for (((scope, _), window), total) in scopes.iter().zip(windows).zip(totals) {
             if let Some(total) = total {
                 inner.budgets.observe(scope, window, total);
