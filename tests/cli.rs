@@ -386,3 +386,97 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
     drop(sim);
 }
+
+#[test]
+fn a_drill_against_a_running_gateway_injects_through_its_admin_api_and_reads_its_stream() {
+    use switchyard::serve::{Gateway, ServeOptions};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, gateway) = runtime.block_on(async {
+        let sim = SimServer::start().await.unwrap();
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            format!(
+                r#"
+[defaults]
+retry = {{ max_attempts = 1 }}
+breaker = {{ consecutive_failures = 2, cooldown = "500ms", max_cooldown = "500ms" }}
+[providers.openai]
+profile = "openai"
+auth = "none"
+base_url = "{}"
+[providers.anthropic]
+profile = "anthropic"
+auth = "none"
+base_url = "{}"
+[routes.chat]
+targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+"#,
+                sim.openai_base_url(),
+                sim.anthropic_base_url()
+            ),
+        )
+        .unwrap();
+        let mut options = ServeOptions::new(dir.path().join("policy.toml"));
+        options.listen = Some("127.0.0.1:0".parse().unwrap());
+        (sim, Gateway::start(options).await.unwrap())
+    });
+    std::fs::write(
+        dir.path().join("drill.toml"),
+        r#"
+name = "OpenAI outage on the gateway"
+route = "chat"
+policy_file = "policy.toml"
+[load]
+requests = 30
+rate = 30
+concurrency = 2
+stream_share = 0.3
+[[phases]]
+name = "baseline"
+[phases.expect]
+success_ratio = 1.0
+served_by = { openai = 1.0 }
+[[phases]]
+name = "openai_500s"
+faults = [{ provider = "openai", inject = "server_error" }]
+[phases.expect]
+success_ratio = 1.0
+served_by = { anthropic = 0.9 }
+breaker = { "openai/gpt-4o-mini" = "open" }
+no_requests_while_open = ["openai"]
+[[phases]]
+name = "recovery"
+[phases.expect]
+success_ratio = 1.0
+recovered_within = { openai = "3s" }
+"#,
+    )
+    .unwrap();
+    let url = format!("http://{}", gateway.addr());
+    let html = dir.path().join("report.html");
+    let drill = dir.path().join("drill.toml");
+    let out =
+        switchyard(&["drill", drill.to_str().unwrap(), "--against", &url, "--json", "--html", html.to_str().unwrap()]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{}", serde_json::to_string_pretty(&report).unwrap());
+    assert_eq!(report["mode"], format!("gateway {url}"));
+    assert_eq!(report["providers"], serde_json::json!(["openai", "anthropic"]));
+    let phases = report["phases"].as_array().unwrap();
+    // the load went through the gateway: every request reached the simulator through it
+    let served = |i: usize, who: &str| phases[i]["served_by"][who].as_u64().unwrap_or(0);
+    assert_eq!(served(0, "openai/gpt-4o-mini"), 30);
+    assert!(served(1, "anthropic/claude-sonnet-4-5") >= 27);
+    // the breaker's transitions came from the admin stream, the failovers too
+    assert!(phases[1]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "open"), "{:#}", phases[1]);
+    assert!(phases[1]["failovers"].as_u64().unwrap() >= 2, "{:#}", phases[1]);
+    // the fault was lifted: none left on the gateway
+    assert!(gateway.router().health().faults.iter().all(|f| !f.active), "{:?}", gateway.router().health().faults);
+    // the same charts as any drill
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg class=\"chart traffic\"").count(), 3);
+    assert!(page.contains(&format!("the gateway at {url}")));
+    runtime.block_on(gateway.shutdown());
+    drop(sim);
+}

@@ -192,6 +192,18 @@ async fn the_dashboard_stream_sends_snapshots_and_events() {
     assert_eq!(snapshot["routes"].as_array().unwrap().len(), 2);
     assert_eq!(snapshot["slice_ms"], 5000);
     assert!(snapshot["health"]["targets"].is_array());
+    assert!(!text.contains("\"event\":\"attempt\""), "attempts only when asked");
+    drop(events);
+    // a drill against the gateway asks for every attempt too
+    let mut events = reqwest::get(format!("{base}/admin/events?attempts=true")).await.unwrap();
+    let mut text = String::new();
+    while !text.contains("event: snapshot") {
+        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
+    assert_eq!(chat(&base, "chat").await, 200);
+    while !text.contains("\"event\":\"attempt\"") {
+        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
     drop(events);
     gw.shutdown().await;
 }

@@ -19,6 +19,13 @@ pub(crate) struct DrillArgs {
     /// Also write the report as one self-contained HTML page with charts per phase.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Drill a running gateway instead: its route takes the load, its admin API the faults, its
+    /// admin stream says what happened (the drill's own policy is not used).
+    #[arg(long, value_name = "URL")]
+    against: Option<String>,
+    /// With --against: the environment variable holding an admin key of the gateway.
+    #[arg(long, value_name = "VAR", default_value = "SWITCHYARD_ADMIN_KEY")]
+    key_env: String,
 }
 
 pub(crate) async fn run(args: DrillArgs) -> ExitCode {
@@ -45,11 +52,15 @@ pub(crate) async fn run(args: DrillArgs) -> ExitCode {
         None => None,
     };
     let tty = std::io::stderr().is_terminal() && !args.json;
+    let against = match &args.against {
+        Some(url) => format!("the gateway at {url}"),
+        None if drill.mode == switchyard::drill::DrillMode::Simulated => "simulated providers".into(),
+        None => "live providers".into(),
+    };
     eprintln!(
-        "running drill `{}`: {} phases, {} providers, about {:.0}s",
+        "running drill `{}`: {} phases, {against}, about {:.0}s",
         drill.name,
         drill.phases.len(),
-        if drill.mode == switchyard::drill::DrillMode::Simulated { "simulated" } else { "live" },
         drill.planned_duration().as_secs_f64()
     );
     let progress = move |p: Progress<'_>| match p {
@@ -96,7 +107,14 @@ pub(crate) async fn run(args: DrillArgs) -> ExitCode {
         }
         _ => {}
     };
-    let report = match switchyard::drill::run(&drill, &progress).await {
+    let result = match &args.against {
+        Some(url) => {
+            let key = std::env::var(&args.key_env).ok().filter(|k| !k.is_empty());
+            switchyard::drill::run_against(&drill, url, key, &progress).await
+        }
+        None => switchyard::drill::run(&drill, &progress).await,
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

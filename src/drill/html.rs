@@ -38,11 +38,11 @@ impl DrillReport {
         let _ = write!(
             out,
             "<header><h1>{}</h1><p class=\"summary\"><span class=\"badge {}\">{verdict}</span> \
-             {held} of {total} expectations held · {} providers · route <code>{}</code> · {:.1} s · \
+             {held} of {total} expectations held · {} · route <code>{}</code> · {:.1} s · \
              cost ${:.6}</p>",
             esc(&self.name),
             verdict.to_lowercase(),
-            esc(&self.mode),
+            esc(&self.subject()),
             esc(&self.route),
             self.duration_ms as f64 / 1000.0,
             self.cost_usd

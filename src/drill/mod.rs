@@ -1,5 +1,7 @@
 //! Failover drills: inject faults, watch traffic move, prove recovery. See `docs/drills.md`.
 
+#[cfg(feature = "sim")]
+mod against;
 pub mod file;
 #[cfg(feature = "sim")]
 mod html;
@@ -9,6 +11,8 @@ pub mod report;
 #[cfg(feature = "sim")]
 pub mod runner;
 
+#[cfg(feature = "sim")]
+pub use against::run_against;
 pub use file::{Drill, DrillMode, Expect, Load, Operation, Phase};
 pub use inject::{FaultGuard, FaultSnapshot, FaultSource};
 #[cfg(feature = "sim")]

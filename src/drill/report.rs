@@ -109,7 +109,7 @@ impl PhaseReport {
 pub struct DrillReport {
     /// Drill name.
     pub name: String,
-    /// `simulated` or `live`.
+    /// `simulated`, `live`, or `gateway URL` (`--against`).
     pub mode: String,
     /// The route under load.
     pub route: String,
@@ -127,10 +127,18 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
+    /// What was drilled: `simulated providers`, `live providers`, or `the gateway at URL`.
+    pub fn subject(&self) -> String {
+        match self.mode.strip_prefix("gateway ") {
+            Some(url) => format!("the gateway at {url}"),
+            None => format!("{} providers", self.mode),
+        }
+    }
+
     /// The report as text tables.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "drill: {} ({} providers, route {})", self.name, self.mode, self.route);
+        let _ = writeln!(out, "drill: {} ({}, route {})", self.name, self.subject(), self.route);
         for (i, p) in self.phases.iter().enumerate() {
             let _ = writeln!(out);
             let _ = writeln!(

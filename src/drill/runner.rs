@@ -53,6 +53,9 @@ pub enum DrillError {
     /// The router did not start.
     #[error("cannot build the router: {0}")]
     Router(RouterError),
+    /// The gateway drilled (`--against`) could not be drilled.
+    #[error("{0}")]
+    Gateway(String),
 }
 
 /// How one request of the load ended.

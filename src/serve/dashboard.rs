@@ -261,8 +261,20 @@ impl Drop for StreamSlot {
     }
 }
 
-/// `GET /admin/events`: snapshots every second and after each notable event, and the events.
-pub(crate) async fn events(State(state): State<AppState>) -> Response {
+/// The query of `GET /admin/events`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct EventsQuery {
+    /// Also send every attempt (a drill against the gateway counts them).
+    #[serde(default)]
+    attempts: bool,
+}
+
+/// `GET /admin/events`: snapshots every second and after each notable event, and the events
+/// (attempts too with `?attempts=true`).
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+) -> Response {
     let dashboard = state.dashboard.clone();
     if dashboard.streams.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
         dashboard.streams.fetch_sub(1, Ordering::AcqRel);
@@ -282,7 +294,17 @@ pub(crate) async fn events(State(state): State<AppState>) -> Response {
                 _ = tick.tick() => snapshot(&dashboard),
                 _ = shutdown.changed() => return,
                 e = rx.recv() => match e {
-                    Ok(RouterEvent::Attempt { .. }) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Ok(e @ RouterEvent::Attempt { .. }) => {
+                        // sent as they come, without a snapshot each
+                        if query.attempts
+                            && let Ok(ev) = Event::default().event("router").json_data(&e)
+                            && tx.send(Ok(ev)).await.is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
                     Ok(e) => {
                         // the event itself, then the state it changed
                         if let Ok(ev) = Event::default().event("router").json_data(&e)
