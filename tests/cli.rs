@@ -77,9 +77,8 @@ fn sim_policy(dir: &Path, sim: &SimServer) -> String {
     std::fs::write(
         &path,
         format!(
-            "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}]\n[routes.solo]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n",
-            sim.openai_base_url(),
-            sim.anthropic_base_url()
+            "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\n{providers}[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}]\n[routes.solo]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n",
+            providers = sim.providers_toml()
         ),
     )
     .unwrap();
@@ -326,19 +325,11 @@ fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
 [defaults]
 retry = {{ max_attempts = 1 }}
 breaker = {{ consecutive_failures = 2, cooldown = "60s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
-                sim.openai_base_url(),
-                sim.anthropic_base_url()
+                providers = sim.providers_toml()
             ),
         )
         .unwrap();
@@ -401,19 +392,11 @@ fn a_drill_against_a_running_gateway_injects_through_its_admin_api_and_reads_its
 [defaults]
 retry = {{ max_attempts = 1 }}
 breaker = {{ consecutive_failures = 2, cooldown = "500ms", max_cooldown = "500ms" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
-                sim.openai_base_url(),
-                sim.anthropic_base_url()
+                providers = sim.providers_toml()
             ),
         )
         .unwrap();

@@ -21,22 +21,14 @@ fn policy(sim: &SimServer, extra: &str) -> String {
 retry = {{ max_attempts = 1 }}
 # opens on the second failure in a row; probed after 3 s
 breaker = {{ consecutive_failures = 2, cooldown = "3s", max_cooldown = "3s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-opus-4-6" }}]
 {extra}
 "#,
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        providers = sim.providers_toml()
     )
 }
 

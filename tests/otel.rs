@@ -73,19 +73,11 @@ async fn a_failover_reaches_an_otlp_collector_as_genai_spans_and_metrics() {
             r#"
 [defaults]
 retry = {{ max_attempts = 2, base = "1ms", max = "2ms" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
-            sim.openai_base_url(),
-            sim.anthropic_base_url()
+            providers = sim.providers_toml()
         ),
         "otel.toml",
     )

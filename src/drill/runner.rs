@@ -76,6 +76,18 @@ pub(super) struct Record {
     pub(super) resumed: bool,
 }
 
+/// How a request ended: ok, what served it, the class it failed with, its attempts.
+type Outcome = (bool, Option<(String, String)>, Option<ErrorClass>, Vec<Attempt>);
+
+impl Record {
+    /// A request of the drill's own router, which began at `t0` and has just ended.
+    fn of_router(started: Instant, t0: Instant, (ok, served, class, attempts): Outcome, resumed: bool) -> Record {
+        let attempt_count = attempts.len();
+        let (ended_ms, latency) = (ms_since(started), t0.elapsed());
+        Record { ended_ms, latency, ok, served, class, attempts, attempt_count, billed_usd: 0.0, resumed }
+    }
+}
+
 /// Events as they arrived, stamped with milliseconds since the drill started.
 type EventLog = Arc<Mutex<Vec<(f64, RouterEvent)>>>;
 
@@ -248,18 +260,7 @@ async fn one(router: &Router, route: &str, request: ChatRequest, stream: bool, s
             Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
         }
     };
-    let attempt_count = attempts.len();
-    Record {
-        ended_ms: ms_since(started),
-        latency: t0.elapsed(),
-        ok,
-        served,
-        class,
-        attempts,
-        attempt_count,
-        billed_usd: 0.0,
-        resumed,
-    }
+    Record::of_router(started, t0, (ok, served, class, attempts), resumed)
 }
 
 /// One request of another operation than chat.
@@ -284,18 +285,7 @@ async fn other_op(
             Err(e) => (false, None, Some(e.class()), e.attempts().to_vec()),
         },
     };
-    let attempt_count = attempts.len();
-    Record {
-        ended_ms: ms_since(started),
-        latency: t0.elapsed(),
-        ok,
-        served,
-        class,
-        attempts,
-        attempt_count,
-        billed_usd: 0.0,
-        resumed: false,
-    }
+    Record::of_router(started, t0, (ok, served, class, attempts), false)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

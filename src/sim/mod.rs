@@ -139,6 +139,17 @@ impl SimServer {
         format!("http://{}", self.url_authority())
     }
 
+    /// A policy's `[providers.openai]` and `[providers.anthropic]` tables pointed at this
+    /// simulator (their profiles, no key): what a test's or an example's policy starts with.
+    pub fn providers_toml(&self) -> String {
+        format!(
+            "[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n\n\
+             [providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n",
+            self.openai_base_url(),
+            self.anthropic_base_url()
+        )
+    }
+
     /// Adds a fault rule after the existing ones; returns its id.
     pub fn add_fault(&self, rule: FaultRule) -> u64 {
         self.state.add_fault(rule)
