@@ -264,3 +264,56 @@ async fn the_dashboard_takes_an_admin_key_as_basic_credentials_and_caps_its_stre
     drop(open);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn faults_are_injected_and_lifted_through_the_admin_api() {
+    let sim = SimServer::start().await.unwrap();
+    let (gw, _dir) = gateway(&sim, "").await;
+    let base = format!("http://{}", gw.addr());
+    let http = reqwest::Client::new();
+    let post = |body: Value| http.post(format!("{base}/admin/faults")).json(&body).send();
+
+    // written as a [[drill.faults]] entry, with the same checks and messages
+    let r = post(json!({"provider": "nope", "inject": "server_error"})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("`fault.provider`: unknown provider `nope`"));
+    let r = post(json!({"provider": "openai", "inject": "server_error", "rate": 2})).await.unwrap();
+    assert!(r.text().await.unwrap().contains("rate must be between 0 and 1"));
+    // only JSON, and never from another site
+    let r = http.post(format!("{base}/admin/faults")).body("{}").header("content-type", "text/plain").send();
+    assert_eq!(r.await.unwrap().status(), 415);
+    let r = http
+        .post(format!("{base}/admin/faults"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"provider": "openai", "inject": "server_error"}))
+        .send();
+    assert_eq!(r.await.unwrap().status(), 403);
+
+    let r = post(json!({"provider": "openai", "inject": "server_error", "duration": "1h"})).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_u64().unwrap();
+    assert_eq!(created["fault"]["provider"], "openai");
+    // in force: OpenAI's answers are 500s, Anthropic serves
+    assert_eq!(chat(&base, "chat").await, 200);
+    assert!(sim.request_count(Protocol::Openai, None) == 0, "the fault answers instead of OpenAI");
+    assert!(gw.router().health().faults.iter().any(|f| f.id == id && f.active));
+    let r = http.delete(format!("{base}/admin/faults/{id}")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(gw.router().health().faults.iter().all(|f| f.id != id));
+    assert_eq!(http.delete(format!("{base}/admin/faults/{id}")).send().await.unwrap().status(), 404);
+    assert_eq!(chat(&base, "chat").await, 200);
+    assert_eq!(sim.request_count(Protocol::Openai, None), 1, "OpenAI serves again");
+
+    // at most 64 at once; those that ran out give their place back
+    for _ in 0..64 {
+        let r = post(json!({"provider": "openai", "inject": "server_error", "count": 1})).await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = post(json!({"provider": "openai", "inject": "server_error", "count": 1})).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(chat(&base, "chat").await, 200); // one request uses up one fault's count
+    let r = post(json!({"provider": "openai", "inject": "server_error", "count": 1})).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    gw.shutdown().await;
+}

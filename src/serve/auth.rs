@@ -57,7 +57,10 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 fn basic_password(headers: &HeaderMap) -> Option<String> {
     use base64::Engine as _;
     let value = headers.get("authorization")?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':').map(|(_, password)| password.to_owned())
@@ -71,11 +74,19 @@ pub(crate) fn identify(keys: &ClientKeys, headers: &HeaderMap) -> Result<Caller,
     presented(headers).and_then(|k| keys.find(k)).map(|k| Caller::Key(k.clone())).ok_or(Refusal::Unknown)
 }
 
-/// Whether the caller may read `/metrics` and `/admin/*`: an admin key, as a bearer token,
-/// `x-api-key`, or the password of HTTP Basic credentials (how a browser presents it).
-pub(crate) fn admin(keys: &ClientKeys, headers: &HeaderMap) -> Result<(), Refusal> {
+/// Whether the caller may use `/metrics` and `/admin/*`: an admin key, as a bearer token,
+/// `x-api-key`, or, to read (`reading`: GET), the password of HTTP Basic credentials (how a
+/// browser presents it). A browser sends remembered Basic credentials with requests other sites
+/// make too: they never inject a fault. Nor does any request a browser says another site made.
+pub(crate) fn admin(keys: &ClientKeys, headers: &HeaderMap, reading: bool) -> Result<(), Refusal> {
+    if !reading {
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("none");
+        if !matches!(site, "same-origin" | "none") {
+            return Err(Refusal::Forbidden(format!("a {site} request may not change the gateway")));
+        }
+    }
     let caller = match identify(keys, headers) {
-        Err(Refusal::Unknown) => match basic_password(headers).and_then(|p| keys.find(&p).cloned()) {
+        Err(Refusal::Unknown) if reading => match basic_password(headers).and_then(|p| keys.find(&p).cloned()) {
             Some(k) => Caller::Key(k),
             None => return Err(Refusal::Unknown),
         },
@@ -176,8 +187,33 @@ mod tests {
         assert_eq!(identify(&keys, &headers("x-api-key", "k1")).map(|c| c.name().to_owned()).ok(), Some("one".into()));
         assert!(identify(&keys, &headers("x-api-key", "k")).is_err());
         assert!(matches!(identify(&ClientKeys::default(), &HeaderMap::new()), Ok(Caller::Anonymous)));
-        assert!(admin(&keys, &headers("x-api-key", "k2")).is_ok());
-        assert!(matches!(admin(&keys, &headers("x-api-key", "k1")), Err(Refusal::Forbidden(_))));
+        assert!(admin(&keys, &headers("x-api-key", "k2"), true).is_ok());
+        assert!(matches!(admin(&keys, &headers("x-api-key", "k1"), true), Err(Refusal::Forbidden(_))));
+    }
+
+    #[test]
+    fn basic_credentials_read_the_admin_endpoints_and_never_change_them() {
+        let keys = ClientKeys::from_plain([("app", "k1", false), ("ops", "k2", true)]);
+        // base64("me:k2"), any case of the scheme
+        for value in ["Basic bWU6azI=", "basic bWU6azI=", "BASIC bWU6azI="] {
+            assert!(admin(&keys, &headers("authorization", value), true).is_ok(), "{value}");
+            assert!(matches!(admin(&keys, &headers("authorization", value), false), Err(Refusal::Unknown)));
+        }
+        // base64("me:k1"): a key, not an admin one
+        assert!(matches!(admin(&keys, &headers("authorization", "Basic bWU6azE="), true), Err(Refusal::Forbidden(_))));
+        assert!(matches!(admin(&keys, &headers("authorization", "Basic !!"), true), Err(Refusal::Unknown)));
+        // a change needs a bearer or x-api-key, and not from another site
+        assert!(admin(&keys, &headers("x-api-key", "k2"), false).is_ok());
+        let mut cross = headers("x-api-key", "k2");
+        cross.insert("sec-fetch-site", axum::http::HeaderValue::from_static("cross-site"));
+        assert!(matches!(admin(&keys, &cross, false), Err(Refusal::Forbidden(_))));
+        assert!(admin(&keys, &cross, true).is_ok(), "reading is harmless");
+        // an open gateway (no keys) too refuses a change another site asks for
+        let open = ClientKeys::default();
+        let mut site = HeaderMap::new();
+        site.insert("sec-fetch-site", axum::http::HeaderValue::from_static("same-site"));
+        assert!(matches!(admin(&open, &site, false), Err(Refusal::Forbidden(_))));
+        assert!(admin(&open, &HeaderMap::new(), false).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

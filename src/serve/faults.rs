@@ -30,8 +30,23 @@ fn refused(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({"error": {"message": message, "type": "invalid_request"}}))).into_response()
 }
 
-/// `POST /admin/faults`.
-pub(crate) async fn inject(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+/// `POST /admin/faults` (`content-type: application/json` only: a form another site posts is not
+/// a fault).
+pub(crate) async fn inject(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a fault is sent as `content-type: application/json`".into(),
+        );
+    }
     let fault: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return refused(StatusCode::BAD_REQUEST, "a fault is a JSON object".into()),
@@ -47,7 +62,11 @@ pub(crate) async fn inject(State(state): State<AppState>, body: axum::body::Byte
         Ok(f) => f,
         Err(e) => return refused(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    // faults that ran out (their duration, count or `until`) give their place back
+    let live: std::collections::HashSet<u64> =
+        state.router.health().faults.iter().filter(|f| f.active).map(|f| f.id).collect();
     let mut guards = lock(&state.faults.guards);
+    guards.retain(|id, _| live.contains(id));
     if guards.len() >= MAX_FAULTS {
         return refused(
             StatusCode::CONFLICT,

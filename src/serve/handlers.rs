@@ -153,7 +153,8 @@ pub(crate) async fn admin_only(
     next: axum::middleware::Next,
 ) -> Response {
     let keys = state.router.policy().server.client_keys.clone();
-    match auth::admin(&keys, request.headers()) {
+    let reading = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    match auth::admin(&keys, request.headers(), reading) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             let unknown = matches!(refusal, Refusal::Unknown);
