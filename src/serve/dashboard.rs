@@ -39,6 +39,10 @@ const RECENT: usize = 100;
 pub(crate) const MAX_STREAMS: usize = 16;
 /// How often a stream sends a snapshot when nothing happens.
 const EVERY: Duration = Duration::from_secs(1);
+/// How long after a notable event its snapshot follows (events in between share it).
+const AFTER_EVENT: Duration = Duration::from_millis(250);
+/// How long a snapshot serves every stream before it is made again.
+const REUSE: Duration = Duration::from_millis(200);
 
 /// The page.
 const PAGE: &str = include_str!("dashboard.html");
@@ -48,6 +52,8 @@ const PAGE: &str = include_str!("dashboard.html");
 pub(crate) struct Dashboard {
     series: Mutex<Series>,
     streams: AtomicUsize,
+    /// The last snapshot, as sent, and when it was made: every stream shares it.
+    last: Mutex<Option<(tokio::time::Instant, Arc<str>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -158,9 +164,24 @@ impl Dashboard {
         }
     }
 
+    /// The snapshot as sent: made at most every [`REUSE`], whatever the number of streams.
+    pub(crate) fn snapshot_text(&self, router: &Router) -> Arc<str> {
+        let now = tokio::time::Instant::now();
+        if let Some((made, text)) = lock(&self.last).as_ref()
+            && now.duration_since(*made) < REUSE
+        {
+            return text.clone();
+        }
+        let text: Arc<str> = self.snapshot(router).to_string().into();
+        *lock(&self.last) = Some((now, text.clone()));
+        text
+    }
+
     /// What the page shows: the routes, the router's health, the traffic series and the recent
     /// events.
     pub(crate) fn snapshot(&self, router: &Router) -> Value {
+        // the router's state before the series' lock: recording events never waits for it
+        let health = router.health();
         let policy = router.policy();
         let routes: Vec<Value> = policy
             .routes
@@ -206,7 +227,7 @@ impl Dashboard {
             "now": now_ms(),
             "slice_ms": SLICE.as_millis() as u64,
             "routes": routes,
-            "health": router.health(),
+            "health": health,
             "series": slices,
             "recent": series.recent,
         })
@@ -287,14 +308,30 @@ pub(crate) async fn events(
     let mut rx = router.subscribe();
     let stream = channel_stream(move |tx| async move {
         let _slot = slot;
-        let snapshot = |d: &Dashboard| Event::default().event("snapshot").json_data(d.snapshot(&router));
+        let snapshot = |d: &Dashboard| Event::default().event("snapshot").data(&*d.snapshot_text(&router));
         let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // after a notable event, one snapshot a moment later (a burst of events makes one)
+        let mut after_event: Option<tokio::time::Instant> = None;
         loop {
+            let pending = after_event;
             let event = tokio::select! {
                 _ = tick.tick() => snapshot(&dashboard),
+                () = async { tokio::time::sleep_until(pending.unwrap_or_else(tokio::time::Instant::now)).await }, if pending.is_some() => {
+                    after_event = None;
+                    tick.reset();
+                    snapshot(&dashboard)
+                }
                 _ = shutdown.changed() => return,
                 e = rx.recv() => match e {
-                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        // a reader that counts events (a drill) must know it missed some
+                        let lagged = Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));
+                        if tx.send(Ok(lagged)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     Ok(e @ RouterEvent::Attempt { .. }) => {
                         // sent as they come, without a snapshot each
                         if query.attempts
@@ -306,19 +343,18 @@ pub(crate) async fn events(
                         continue;
                     }
                     Ok(e) => {
-                        // the event itself, then the state it changed
+                        // the event itself now, the state it changed a moment later
                         if let Ok(ev) = Event::default().event("router").json_data(&e)
                             && tx.send(Ok(ev)).await.is_err()
                         {
                             return;
                         }
-                        tick.reset();
-                        snapshot(&dashboard)
+                        after_event.get_or_insert_with(|| tokio::time::Instant::now() + AFTER_EVENT);
+                        continue;
                     }
                     Err(RecvError::Closed) => return,
                 },
             };
-            let Ok(event) = event else { continue };
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }
