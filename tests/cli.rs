@@ -454,6 +454,9 @@ recovered_within = { openai = "3s" }
     // the breaker's transitions came from the admin stream, the failovers too
     assert!(phases[1]["transitions"].as_array().unwrap().iter().any(|t| t["to"] == "open"), "{:#}", phases[1]);
     assert!(phases[1]["failovers"].as_u64().unwrap() >= 2, "{:#}", phases[1]);
+    // one attempt per target (max_attempts = 1): a primary skipped at its open breaker is no retry
+    assert_eq!(phases[1]["retries"], 0, "{:#}", phases[1]);
+    assert_eq!(phases[0]["failovers"], 0, "{:#}", phases[0]);
     // the fault was lifted: none left on the gateway
     assert!(gateway.router().health().faults.iter().all(|f| !f.active), "{:?}", gateway.router().health().faults);
     // the same charts as any drill

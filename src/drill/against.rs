@@ -32,6 +32,17 @@ struct Observed {
     snapshot: Option<Value>,
     /// Why the stream ended, if it did.
     ended: Option<String>,
+    /// Events the gateway said this reader missed (it fell behind).
+    missed: u64,
+}
+
+/// Aborts the admin stream's reader when the drill ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A gateway under drill.
@@ -86,6 +97,19 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
             from_model: text(&v["from_model"]),
             class: class(&v["class"])?,
         }),
+        "resume" => Some(RouterEvent::Resume {
+            route: text(&v["route"]),
+            provider: text(&v["provider"]),
+            model: text(&v["model"]),
+            strategy: serde_json::from_value(v["strategy"].clone()).ok(),
+            carried_chars: v["carried_chars"].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0),
+        }),
+        "hedge" => Some(RouterEvent::Hedge {
+            route: text(&v["route"]),
+            provider: text(&v["provider"]),
+            model: text(&v["model"]),
+            waited: millis(&v["waited_ms"]),
+        }),
         "attempt" => Some(RouterEvent::Attempt {
             route: text(&v["route"]),
             operation: "chat",
@@ -95,7 +119,8 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
                 "ok" => AttemptOutcome::Ok,
                 "error" => AttemptOutcome::Error,
                 "cancelled" => AttemptOutcome::Cancelled,
-                _ => AttemptOutcome::Skipped,
+                "skipped" => AttemptOutcome::Skipped,
+                _ => return None,
             },
             class: class(&v["class"]),
             status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
@@ -107,9 +132,11 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
     }
 }
 
-/// Reads the admin stream into `observed` until it ends; `ready` once it is open.
+/// Reads the admin stream into `observed` until it ends, keeping the events of `route` (and the
+/// breakers', which have none); `ready` once it is open.
 async fn watch(
     gateway: Gateway,
+    route: String,
     started: Instant,
     observed: Arc<Mutex<Observed>>,
     ready: tokio::sync::oneshot::Sender<Result<(), String>>,
@@ -145,10 +172,12 @@ async fn watch(
                     }
                 }
                 "router" => {
-                    if let Some(e) = event_of(&value) {
+                    let ours = value.get("route").is_none_or(|r| r == route.as_str());
+                    if let Some(e) = event_of(&value).filter(|_| ours) {
                         seen.events.push((ms_since(started), e));
                     }
                 }
+                "lagged" => seen.missed += value["missed"].as_u64().unwrap_or(1),
                 _ => {}
             }
         }
@@ -283,7 +312,8 @@ pub async fn run_against(
     let started = Instant::now();
     let observed: Arc<Mutex<Observed>> = Arc::default();
     let (ready, is_ready) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(gateway.clone(), started, observed.clone(), ready));
+    let _watcher =
+        AbortOnDrop(tokio::spawn(watch(gateway.clone(), drill.route.clone(), started, observed.clone(), ready)));
     match tokio::time::timeout(Duration::from_secs(10), is_ready).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(why))) => return Err(DrillError::Gateway(why)),
@@ -366,12 +396,24 @@ pub async fn run_against(
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         lift(&gateway, &injected).await;
-        let events = lock(&observed).events.clone();
+        let (events, missed, ended) = {
+            let seen = lock(&observed);
+            (seen.events.clone(), seen.missed, seen.ended.clone())
+        };
+        // a report from a partial account would be wrong, and could pass
+        if let Some(why) = ended {
+            return Err(DrillError::Gateway(format!("{why} during phase `{}`", phase.name)));
+        }
+        if missed > 0 {
+            return Err(DrillError::Gateway(format!(
+                "the admin stream fell behind and lost {missed} events during phase `{}`",
+                phase.name
+            )));
+        }
         let report = phase_report(phase, &records, &breakers, &events, phase_start, phase_end);
         progress(Progress::PhaseFinished(&report));
         phases.push(report);
     }
-    watcher.abort();
     Ok(DrillReport {
         name: drill.name.clone(),
         mode: format!("gateway {}", gateway.base),
@@ -425,7 +467,22 @@ mod tests {
                 probe: true,
             },
         ];
-        for e in events {
+        let more = [
+            RouterEvent::Resume {
+                route: "chat".into(),
+                provider: "anthropic".into(),
+                model: "claude-sonnet-4-5".into(),
+                strategy: Some(crate::policy::Resume::Prefill),
+                carried_chars: 42,
+            },
+            RouterEvent::Hedge {
+                route: "chat".into(),
+                provider: "anthropic".into(),
+                model: "claude-sonnet-4-5".into(),
+                waited: Duration::from_millis(2000),
+            },
+        ];
+        for e in events.into_iter().chain(more) {
             let json = serde_json::to_value(&e).unwrap();
             assert_eq!(event_of(&json), Some(e));
         }

@@ -383,14 +383,18 @@ pub(super) fn phase_report(
             }
         }
     }
-    if records.iter().any(|r| r.attempts.len() != r.attempt_count) {
-        // a gateway's requests: the attempts' count is known, and its failovers are events
-        failovers = events
-            .iter()
-            .filter(|(t, e)| *t >= start_ms && *t <= end_ms && matches!(e, RouterEvent::Failover { .. }))
-            .count();
-        let extra: usize = records.iter().map(|r| r.attempt_count.saturating_sub(1)).sum();
-        retries = extra.saturating_sub(failovers);
+    // a gateway's requests (`--against`) carry no attempts: its events of the route tell
+    let from_events = records.iter().any(|r| r.attempts.len() != r.attempt_count);
+    let in_phase = |which: &dyn Fn(&RouterEvent) -> bool| {
+        events.iter().filter(|(t, e)| *t >= start_ms && *t <= end_ms && which(e)).count()
+    };
+    if from_events {
+        failovers = in_phase(&|e| matches!(e, RouterEvent::Failover { .. }));
+        let tried = in_phase(&|e| {
+            matches!(e, RouterEvent::Attempt { outcome, probe: false, .. }
+                if !matches!(outcome, AttemptOutcome::Skipped | AttemptOutcome::Cancelled))
+        });
+        retries = tried.saturating_sub(records.len()).saturating_sub(failovers);
     }
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency.as_secs_f64() * 1000.0).collect();
     latencies.sort_by(f64::total_cmp);
@@ -416,14 +420,22 @@ pub(super) fn phase_report(
         errors,
         retries,
         failovers,
-        resumed: records.iter().filter(|r| r.resumed).count(),
-        hedges: hedged(records, |a| a.outcome != AttemptOutcome::Skipped),
+        resumed: if from_events {
+            in_phase(&|e| matches!(e, RouterEvent::Resume { .. }))
+        } else {
+            records.iter().filter(|r| r.resumed).count()
+        },
+        hedges: if from_events {
+            in_phase(&|e| matches!(e, RouterEvent::Hedge { .. }))
+        } else {
+            hedged(records, |a| a.outcome != AttemptOutcome::Skipped)
+        },
         hedges_won: hedged(records, |a| a.outcome == AttemptOutcome::Ok),
         transitions,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
-        cost_usd: cost(records, |_| true),
+        cost_usd: cost(records, |_| true) + records.iter().map(|r| r.billed_usd).sum::<f64>(),
         failed_cost_usd: cost(records, |a| a.outcome != AttemptOutcome::Ok),
         expectations: Vec::new(),
         started_ms: start_ms as u64,
@@ -440,8 +452,7 @@ fn hedged(records: &[Record], which: impl Fn(&Attempt) -> bool) -> usize {
 
 /// What the attempts of `records` that `which` selects cost, in USD.
 fn cost(records: &[Record], which: impl Fn(&Attempt) -> bool) -> f64 {
-    let billed: f64 = records.iter().map(|r| r.billed_usd).sum();
-    billed + records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum::<f64>()
+    records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum()
 }
 
 fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {
