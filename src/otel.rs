@@ -3,12 +3,15 @@
 //! take it on port 4318).
 //!
 //! Spans follow the OpenTelemetry GenAI semantic conventions: one span per request
-//! (`chat {route}`, with `gen_ai.operation.name`, `gen_ai.provider.name` and
-//! `gen_ai.response.model` of the target that served, `gen_ai.usage.input_tokens` /
-//! `output_tokens`, `error.type` when it failed) and one per attempt (`chat {model}`, with
-//! `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, usage and
-//! `error.type`); retries, failovers, hedges and resumed streams are events of the request span.
-//! The metric is `gen_ai.client.operation.duration` (seconds, per attempt).
+//! (`chat {route}`, with `gen_ai.operation.name`, and for a whole answer what served it:
+//! `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`,
+//! `gen_ai.usage.input_tokens` / `output_tokens`; `error.type` when it failed) and one per attempt
+//! (`chat {model}`, with `gen_ai.provider.name`, `gen_ai.request.model` and `error.type`);
+//! retries, failovers, hedges and resumed streams are events of the request span.
+//! `gen_ai.provider.name` is the provider's profile (`openai`, `anthropic`, ...), and
+//! `switchyard.provider` the policy's name for it. A streamed request's span does not carry what
+//! served it yet. The metric is `gen_ai.client.operation.duration` (seconds, per attempt, with the
+//! buckets the conventions advise). Start the exporters once per process.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -103,11 +106,18 @@ impl OtelConfig {
         self
     }
 
-    /// The export the standard variables ask for: on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not `true`);
+    /// The export the standard variables ask for: on when `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is set (each
+    /// signal that has an endpoint; and `OTEL_SDK_DISABLED` is not `true`);
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SERVICE_NAME` and `OTEL_EXPORTER_OTLP_HEADERS` apply.
     pub fn from_env() -> Result<Option<OtelConfig>, OtelError> {
-        let asked = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
+        let asked = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ]
+        .iter()
+        .any(|v| var(v).is_some());
         if disabled() || !asked {
             return Ok(None);
         }
@@ -141,8 +151,15 @@ impl OtelConfig {
                 .and_then(|s| s.service_name.clone())
                 .or_else(|| var("OTEL_SERVICE_NAME"))
                 .unwrap_or_else(|| "switchyard".into()),
-            traces: settings.is_none_or(|s| s.traces),
-            metrics: settings.is_none_or(|s| s.metrics),
+            // from the variables alone: each signal that has an endpoint
+            traces: settings.map_or_else(
+                || var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+                |s| s.traces,
+            ),
+            metrics: settings.map_or_else(
+                || var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some(),
+                |s| s.metrics,
+            ),
             metrics_interval: settings.map_or(crate::policy::OTEL_METRICS_INTERVAL, |s| s.metrics_interval),
         })
     }
@@ -203,6 +220,10 @@ impl Otel {
                     .f64_histogram("gen_ai.client.operation.duration")
                     .with_unit("s")
                     .with_description("GenAI operation duration, per attempt")
+                    // the buckets the GenAI semantic conventions advise for this metric
+                    .with_boundaries(vec![
+                        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+                    ])
                     .build(),
             );
             Some(provider)
@@ -243,15 +264,22 @@ impl Otel {
     }
 }
 
-/// Records one attempt's duration, when metrics are exported.
-pub(crate) fn attempt(route: &str, operation: &'static str, a: &crate::router::Attempt) {
+/// Whether metrics are exported (the exporters started with metrics on).
+pub(crate) fn exporting_metrics() -> bool {
+    INSTRUMENTS.get().is_some()
+}
+
+/// Records one attempt's duration, when metrics are exported; `system` is the provider as the
+/// GenAI conventions name it.
+pub(crate) fn attempt(route: &str, operation: &'static str, a: &crate::router::Attempt, system: &str) {
     let Some(duration) = INSTRUMENTS.get() else { return };
     if a.outcome == crate::router::AttemptOutcome::Skipped {
         return; // no operation took place
     }
     let mut attributes = vec![
         KeyValue::new("gen_ai.operation.name", operation),
-        KeyValue::new("gen_ai.provider.name", a.provider.clone()),
+        KeyValue::new("gen_ai.provider.name", system.to_owned()),
+        KeyValue::new("switchyard.provider", a.provider.clone()),
         KeyValue::new("gen_ai.request.model", a.model.clone()),
         KeyValue::new("switchyard.route", route.to_owned()),
     ];

@@ -136,7 +136,9 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
         assert_eq!(attr(a, "gen_ai.operation.name"), Some(&Value::from("chat")));
         let openai = a["name"] == "chat gpt-4o-mini";
         let provider = if openai { "openai" } else { "anthropic" };
+        // the profile's name for the conventions, the policy's own beside it
         assert_eq!(attr(a, "gen_ai.provider.name"), Some(&Value::from(provider)));
+        assert_eq!(attr(a, "switchyard.provider"), Some(&Value::from(provider)));
         assert!(attr(a, "gen_ai.request.model").is_some());
         if openai {
             assert_eq!(attr(a, "error.type"), Some(&Value::from("server_error")));
@@ -160,6 +162,8 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
             .collect::<String>();
         if text.contains("gen_ai.client.operation.duration") {
             assert!(text.contains("server_error") && text.contains("anthropic"), "{text}");
+            // in seconds, with the buckets the GenAI conventions advise
+            assert!(text.contains("\"explicitBounds\":[0.01,0.02,0.04"), "{text}");
             break;
         }
         assert!(Instant::now() < deadline, "the collector got no GenAI metric");

@@ -358,6 +358,13 @@ impl Policy {
     pub fn provider(&self, name: &str) -> Option<&Arc<ProviderPolicy>> {
         self.providers.get(name)
     }
+
+    /// The provider `name` as the OpenTelemetry GenAI conventions call it
+    /// (`gen_ai.provider.name`): its profile's name (`openai`, `anthropic`, `groq`, ...), else the
+    /// policy's own name for it.
+    pub fn genai_provider_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.provider(name).and_then(|p| p.profile.as_ref()).map_or(name, |p| p.name.as_str())
+    }
 }
 
 impl std::str::FromStr for Policy {

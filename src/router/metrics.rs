@@ -47,8 +47,6 @@ pub(crate) fn shared_state(degraded: bool) {
 
 /// Counts one attempt (or skip) and its duration.
 pub(crate) fn attempt(route: &str, operation: &'static str, a: &Attempt) {
-    #[cfg(feature = "otel")]
-    crate::otel::attempt(route, operation, a);
     if !enabled() {
         return;
     }

@@ -480,7 +480,10 @@ impl Router {
                     Ok(r) => {
                         let served = r.attempts.last();
                         let model = served.map_or(r.response.model.as_str(), |a| a.model.as_str());
-                        spans::served(&span, &r.response.provider, model, &r.response.model, &r.response.usage);
+                        let policy = self.policy();
+                        let provider = r.response.provider.as_str();
+                        let who = (provider, policy.genai_provider_name(provider));
+                        spans::served(&span, who, model, &r.response.model, &r.response.usage);
                     }
                     Err(e) => spans::failed(&span, e.class()),
                 }
@@ -639,6 +642,10 @@ fn call_chat<'a>(
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, op: engine::Op, a: &Attempt) {
         metrics::attempt(route, op.as_str(), a);
+        #[cfg(feature = "otel")]
+        if crate::otel::exporting_metrics() {
+            crate::otel::attempt(route, op.as_str(), a, self.current.load().policy.genai_provider_name(&a.provider));
+        }
         if let Some(usd) = a.cost_usd {
             self.spend(route, &a.provider, usd);
         }

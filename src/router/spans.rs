@@ -26,6 +26,7 @@ macro_rules! request_span {
             "switchyard.stream" = $stream,
             stream = $stream,
             "gen_ai.provider.name" = tracing::field::Empty,
+            "switchyard.provider" = tracing::field::Empty,
             "gen_ai.request.model" = tracing::field::Empty,
             "gen_ai.response.model" = tracing::field::Empty,
             "gen_ai.usage.input_tokens" = tracing::field::Empty,
@@ -35,9 +36,17 @@ macro_rules! request_span {
     };
 }
 
-/// What served the request: its target and usage.
-pub(crate) fn served(span: &Span, provider: &str, model: &str, response_model: &str, usage: &crate::chat::Usage) {
-    span.record("gen_ai.provider.name", provider);
+/// What served the request: its target (`provider` as the policy names it, `system` as the GenAI
+/// conventions do) and usage.
+pub(crate) fn served(
+    span: &Span,
+    (provider, system): (&str, &str),
+    model: &str,
+    response_model: &str,
+    usage: &crate::chat::Usage,
+) {
+    span.record("gen_ai.provider.name", system);
+    span.record("switchyard.provider", provider);
     span.record("gen_ai.request.model", model);
     span.record("gen_ai.response.model", response_model);
     span.record("gen_ai.usage.input_tokens", usage.input_tokens);
