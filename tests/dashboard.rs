@@ -54,6 +54,17 @@ fn breaker_js(who: &str) -> String {
     )
 }
 
+/// Reads the stream into `text` until it holds `needle` (20 s at most: keep-alives and snapshots
+/// alone would keep a plain loop going for ever).
+async fn read_until(events: &mut reqwest::Response, text: &mut String, needle: &str) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains(needle) {
+            text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+        }
+    });
+    assert!(found.await.is_ok(), "`{needle}` never came: {text}");
+}
+
 fn breaker_is(who: &str, state: &str) -> String {
     format!(
         r#"const el = document.querySelector('td[data-breaker="{who}"] .pill'); return !!el && el.dataset.state === '{state}';"#
@@ -170,14 +181,10 @@ async fn the_dashboard_stream_sends_snapshots_and_events() {
     let mut events = reqwest::get(format!("{base}/admin/events")).await.unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     let mut text = String::new();
-    while !text.contains("event: snapshot") {
-        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
-    }
+    read_until(&mut events, &mut text, "event: snapshot").await;
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
     assert_eq!(chat(&base, "chat").await, 200);
-    while !text.contains("\"event\":\"failover\"") {
-        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
-    }
+    read_until(&mut events, &mut text, "\"event\":\"failover\"").await;
     // each snapshot is one JSON document with the routes, the health and the series
     let snapshot = text.split("event: snapshot\ndata: ").nth(1).unwrap();
     let snapshot: Value = serde_json::from_str(snapshot.lines().next().unwrap()).unwrap();
@@ -189,13 +196,9 @@ async fn the_dashboard_stream_sends_snapshots_and_events() {
     // a drill against the gateway asks for every attempt too
     let mut events = reqwest::get(format!("{base}/admin/events?attempts=true")).await.unwrap();
     let mut text = String::new();
-    while !text.contains("event: snapshot") {
-        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
-    }
+    read_until(&mut events, &mut text, "event: snapshot").await;
     assert_eq!(chat(&base, "chat").await, 200);
-    while !text.contains("\"event\":\"attempt\"") {
-        text.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
-    }
+    read_until(&mut events, &mut text, "\"event\":\"attempt\"").await;
     drop(events);
     gw.shutdown().await;
 }

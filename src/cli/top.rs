@@ -1,7 +1,7 @@
 //! `switchyard top URL`: the dashboard's live state in a terminal, for operators who live in a
 //! shell. Reads the gateway's `/admin/events` stream and redraws on every snapshot: the routes with
-//! their targets and breakers, each provider's traffic, failures and p99 over the last minute, and
-//! the latest events.
+//! their targets and breakers, each provider's traffic and failures over the last minute (with the
+//! highest p99 of its five-second slices), and the latest events.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -125,11 +125,11 @@ pub(crate) fn render(snap: &Value, color: bool) -> String {
         "{}  policy v{} {}  shared state {}",
         paint("switchyard", "1", color),
         health["policy_version"],
-        health["policy_hash"].as_str().unwrap_or(""),
-        health["shared_state"]["status"].as_str().unwrap_or("?")
+        str_of(&health["policy_hash"]),
+        str_of(&health["shared_state"]["status"])
     );
     if let Some(err) = health["last_reload_error"].as_str() {
-        let first = err.lines().next().unwrap_or(err);
+        let first = str_of(&Value::from(err.lines().next().unwrap_or(err)));
         let _ = writeln!(out, "{}", paint(&format!("last reload rejected: {first}"), "31", color));
     }
     let targets: BTreeMap<(String, String), &Value> = health["targets"]
@@ -165,12 +165,12 @@ pub(crate) fn render(snap: &Value, color: bool) -> String {
             continue;
         }
         for (provider, v) in slice["providers"].as_object().into_iter().flatten() {
-            let e = traffic.entry(provider.clone()).or_default();
+            let e = traffic.entry(str_of(&Value::from(provider.as_str()))).or_default();
             e.0 += v["served"].as_u64().unwrap_or(0);
             e.1 += v["failed"].as_u64().unwrap_or(0);
             e.2 = e.2.max(v["p99_ms"].as_f64().unwrap_or(0.0));
             for (class, n) in v["errors"].as_object().into_iter().flatten() {
-                *e.3.entry(class.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+                *e.3.entry(str_of(&Value::from(class.as_str()))).or_insert(0) += n.as_u64().unwrap_or(0);
             }
         }
     }
@@ -219,7 +219,10 @@ pub(crate) fn render(snap: &Value, color: bool) -> String {
                 str_of(&e["model"])
             ),
             "policy_applied" => format!("policy v{} applied", e["version"]),
-            "policy_rejected" => format!("policy edit rejected: {}", str_of(&e["error"]).lines().next().unwrap_or("")),
+            "policy_rejected" => {
+                let error = e["error"].as_str().unwrap_or("").lines().next().unwrap_or("");
+                format!("policy edit rejected: {}", str_of(&Value::from(error)))
+            }
             other => other.replace('_', " "),
         };
         let _ = writeln!(out, "  {what}");
@@ -227,6 +230,8 @@ pub(crate) fn render(snap: &Value, color: bool) -> String {
     out
 }
 
+/// A string of the gateway's, fit for a terminal: control characters (an escape sequence in a
+/// reload error, say) shown as `?`.
 fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_owned()
+    v.as_str().unwrap_or("").chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }

@@ -288,14 +288,6 @@ async fn other_op(
     Record::of_router(started, t0, (ok, served, class, attempts), false)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// The providers of `route`'s targets, each once, in the route's order.
 fn route_providers(policy: &Policy, route: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -336,7 +328,7 @@ fn timeline(records: &[Record], start_ms: f64, end_ms: f64) -> Vec<TimelinePoint
     for (point, mut l) in points.iter_mut().zip(latencies) {
         if !l.is_empty() {
             l.sort_by(f64::total_cmp);
-            point.p99_ms = Some(percentile(&l, 99.0));
+            point.p99_ms = crate::stats::nearest_rank(&l, 0.99);
         }
     }
     points
@@ -432,8 +424,8 @@ pub(super) fn phase_report(
         },
         hedges_won: hedged(records, |a| a.outcome == AttemptOutcome::Ok),
         transitions,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
+        p50_ms: crate::stats::nearest_rank(&latencies, 0.50).unwrap_or(0.0),
+        p99_ms: crate::stats::nearest_rank(&latencies, 0.99).unwrap_or(0.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
         cost_usd: cost(records, |_| true) + records.iter().map(|r| r.billed_usd).sum::<f64>(),
         failed_cost_usd: cost(records, |a| a.outcome != AttemptOutcome::Ok),

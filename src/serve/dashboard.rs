@@ -215,8 +215,8 @@ impl Dashboard {
                             served: p.served,
                             failed: p.failed,
                             errors: &p.errors,
-                            p50_ms: percentile(&l, 0.50),
-                            p99_ms: percentile(&l, 0.99),
+                            p50_ms: crate::stats::nearest_rank(&l, 0.50),
+                            p99_ms: crate::stats::nearest_rank(&l, 0.99),
                         };
                         (name.as_str(), view)
                     })
@@ -249,14 +249,6 @@ impl Series {
         let last = self.slices.len() - 1;
         &mut self.slices[last]
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// `GET /admin`: the page.
@@ -431,13 +423,5 @@ mod tests {
         assert_eq!(p.served, 5000);
         assert_eq!(p.latencies_ms.len(), SAMPLES);
         assert_eq!(s.recent.len(), RECENT);
-    }
-
-    #[test]
-    fn percentiles_of_a_slice() {
-        let l: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&l, 0.5), Some(50.0));
-        assert_eq!(percentile(&l, 0.99), Some(99.0));
-        assert_eq!(percentile(&[], 0.99), None);
     }
 }

@@ -25,9 +25,19 @@ fn find(env: &str, candidates: &[&str]) -> String {
     panic!("the dashboard tests need Chromium and ChromeDriver ({} not found; or set {env}): {INSTALL}", candidates[0]);
 }
 
+/// ChromeDriver, stopped when dropped (also when a test fails while the session starts).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One browser session; `close` ends it.
 pub(crate) struct Browser {
-    driver: Child,
+    driver: Driver,
     base: String,
     session: String,
     http: reqwest::Client,
@@ -39,12 +49,14 @@ impl Browser {
         let chromium = find("SWITCHYARD_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let chromedriver = find("SWITCHYARD_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}; {INSTALL}"));
+        let driver = Driver(
+            Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}; {INSTALL}")),
+        );
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,7 +174,6 @@ impl Drop for Browser {
             let _ = stream.write_all(request.as_bytes());
             let _ = stream.read_to_end(&mut Vec::new());
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // then `driver` drops: ChromeDriver stops
     }
 }

@@ -1,0 +1,26 @@
+//! The percentile every report of the crate uses (drill reports, the dashboard).
+
+/// The nearest-rank `q`-quantile (`q` from 0 to 1) of `sorted`: the smallest value with at least
+/// `q` of them at or below it; `None` without values.
+pub(crate) fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(nearest_rank(&v, 0.5), Some(50.0));
+        assert_eq!(nearest_rank(&v, 0.99), Some(99.0));
+        assert_eq!(nearest_rank(&v, 0.0), Some(1.0));
+        assert_eq!(nearest_rank(&[7.0], 0.99), Some(7.0));
+        assert_eq!(nearest_rank(&[], 0.5), None);
+    }
+}
