@@ -3,14 +3,13 @@
 //! take it on port 4318).
 //!
 //! Spans follow the OpenTelemetry GenAI semantic conventions: one span per request
-//! (`chat {route}`, with `gen_ai.operation.name`, and for a whole answer what served it:
+//! (`chat {route}`, with `gen_ai.operation.name`, and what served it:
 //! `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`,
 //! `gen_ai.usage.input_tokens` / `output_tokens`; `error.type` when it failed) and one per attempt
 //! (`chat {model}`, with `gen_ai.provider.name`, `gen_ai.request.model` and `error.type`);
 //! retries, failovers, hedges and resumed streams are events of the request span.
 //! `gen_ai.provider.name` is the provider's profile (`openai`, `anthropic`, ...), and
-//! `switchyard.provider` the policy's name for it. A streamed request's span does not carry what
-//! served it yet. The metric is `gen_ai.client.operation.duration` (seconds, per attempt, with the
+//! `switchyard.provider` the policy's name for it. The metric is `gen_ai.client.operation.duration` (seconds, per attempt, with the
 //! buckets the conventions advise). Start the exporters once per process.
 //!
 //! ```no_run

@@ -90,7 +90,13 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     let subscriber = tracing_subscriber::registry().with(otel.layer());
     let answer = {
         let _guard = tracing::subscriber::set_default(subscriber);
-        router.chat("chat", ChatRequest::user("Hello")).await.unwrap()
+        let answer = router.chat("chat", ChatRequest::user("Hello")).await.unwrap();
+        // and a streamed one
+        let mut stream = router.chat_stream("chat", ChatRequest::user("Hello")).await.unwrap();
+        while let Some(event) = futures::StreamExt::next(&mut stream).await {
+            event.unwrap();
+        }
+        answer
     };
     assert_eq!(answer.provider(), "anthropic");
     let otel = Arc::new(otel);
@@ -100,15 +106,25 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     let deadline = Instant::now() + Duration::from_secs(20);
     let spans = loop {
         let spans = spans(&received);
-        if spans.iter().any(|s| s["name"] == "chat chat") {
+        if spans.iter().filter(|s| s["name"] == "chat chat").count() == 2 {
             break spans;
         }
         assert!(Instant::now() < deadline, "the collector got no request span: {:?}", received.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
+    // a streamed request's span says what served it too
+    let streamed =
+        spans.iter().find(|s| s["name"] == "chat chat" && attr(s, "switchyard.stream") == Some(&Value::from(true)));
+    let streamed = streamed.unwrap_or_else(|| panic!("no streamed request span: {spans:?}"));
+    assert_eq!(attr(streamed, "gen_ai.provider.name"), Some(&Value::from("anthropic")));
+    assert!(attr(streamed, "gen_ai.usage.output_tokens").is_some());
+
     // one span for the request, with what served it
-    let request = spans.iter().find(|s| s["name"] == "chat chat").unwrap();
+    let request = spans
+        .iter()
+        .find(|s| s["name"] == "chat chat" && attr(s, "switchyard.stream") == Some(&Value::from(false)))
+        .unwrap();
     assert_eq!(attr(request, "gen_ai.operation.name"), Some(&Value::from("chat")));
     assert_eq!(attr(request, "gen_ai.provider.name"), Some(&Value::from("anthropic")));
     assert_eq!(attr(request, "gen_ai.request.model"), Some(&Value::from("claude-sonnet-4-5")));

@@ -326,6 +326,7 @@ async fn drive(
     let (mut plan, mut current) = match first.await {
         Ok(first) => first,
         Err(e) => {
+            super::spans::failed(&tracing::Span::current(), e.class());
             let _ = send(tx, Msg::Error(e)).await;
             return;
         }
@@ -418,6 +419,14 @@ async fn drive(
                             inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
                             plan.attempts.push(attempt);
                             current.lease.succeed(inner, usage, now, elapsed);
+                            // the request's span (the driver runs in it) says what served it
+                            let span = tracing::Span::current();
+                            if !span.is_disabled() {
+                                let (provider, model) = (&lease_target.provider, &lease_target.model);
+                                let snap = inner.snapshot();
+                                let who = (provider.as_str(), snap.policy.genai_provider_name(provider));
+                                super::spans::served(&span, who, model, model, &billed);
+                            }
                             delivered.push(&event);
                             if !send(tx, Msg::Event(event)).await {
                                 return;
@@ -544,6 +553,7 @@ async fn drive(
             None => {
                 let mut failure = interrupted(&plan, original, &delivered);
                 inner.status.annotate(&mut failure);
+                super::spans::failed(&tracing::Span::current(), failure.class);
                 let _ = send(tx, Msg::Error(RouterError::Failed(Box::new(failure)))).await;
                 return;
             }
