@@ -118,6 +118,21 @@ pub(crate) struct TargetState {
     pub(crate) incident_watch: Option<Arc<status::Page>>,
 }
 
+/// What [`Router::observe_attempts`] keeps.
+#[cfg(feature = "gateway")]
+struct AttemptObserver(Box<ObserveAttempt>);
+
+/// What observes an attempt: its route and record.
+#[cfg(feature = "gateway")]
+type ObserveAttempt = dyn Fn(&str, &Attempt) + Send + Sync;
+
+#[cfg(feature = "gateway")]
+impl std::fmt::Debug for AttemptObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AttemptObserver")
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     current: ArcSwap<Snapshot>,
@@ -126,6 +141,10 @@ pub(crate) struct Inner {
     /// Whether anyone ever subscribed: until then no request looks at the channel, whose receiver
     /// count sits behind a lock that every request would otherwise take.
     subscribed: AtomicBool,
+    /// Told of every attempt in the request's own task (the gateway's dashboard): no event to
+    /// build, no channel, no task to wake.
+    #[cfg(feature = "gateway")]
+    attempt_observer: std::sync::OnceLock<AttemptObserver>,
     /// Providers given by the application, used instead of building them from the policy.
     custom: HashMap<String, Arc<dyn Provider>>,
     /// Injected faults (drills), applied in front of every provider.
@@ -191,6 +210,8 @@ impl RouterBuilder {
             health: health::Health::default(),
             events: tx,
             subscribed: AtomicBool::new(false),
+            #[cfg(feature = "gateway")]
+            attempt_observer: std::sync::OnceLock::new(),
             custom: self.custom,
             faults: Arc::new(FaultSet::default()),
             version: AtomicU64::new(0),
@@ -253,6 +274,21 @@ impl Router {
     pub fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
         self.inner.subscribed.store(true, Ordering::Relaxed);
         self.inner.events.subscribe()
+    }
+
+    /// The router's events but attempts, unless someone else subscribed for all (`subscribe`):
+    /// the dashboard's, which takes attempts through [`Router::observe_attempts`] instead, so
+    /// that a gateway does not build and send an event for every attempt.
+    #[cfg(feature = "gateway")]
+    pub(crate) fn subscribe_notable(&self) -> broadcast::Receiver<RouterEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Calls `observer` with every attempt's route and record (once; a second observer is
+    /// ignored).
+    #[cfg(feature = "gateway")]
+    pub(crate) fn observe_attempts(&self, observer: impl Fn(&str, &Attempt) + Send + Sync + 'static) {
+        let _ = self.inner.attempt_observer.set(AttemptObserver(Box::new(observer)));
     }
 
     /// The policy in force.
@@ -642,6 +678,10 @@ fn call_chat<'a>(
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, op: engine::Op, a: &Attempt) {
         metrics::attempt(route, op.as_str(), a);
+        #[cfg(feature = "gateway")]
+        if let Some(observer) = self.attempt_observer.get() {
+            (observer.0)(route, a);
+        }
         #[cfg(feature = "otel")]
         if crate::otel::exporting_metrics() {
             crate::otel::attempt(route, op.as_str(), a, self.current.load().policy.genai_provider_name(&a.provider));

@@ -108,9 +108,16 @@ fn now_ms() -> u64 {
 }
 
 impl Dashboard {
-    /// Gathers `router`'s events until the router is gone.
+    /// Gathers `router`'s attempts (as they end, in their requests' tasks) and its other events
+    /// (from its channel) until the router is gone.
     pub(crate) fn follow(self: &Arc<Self>, router: &Router) {
-        let mut rx = router.subscribe();
+        let this = Arc::downgrade(self);
+        router.observe_attempts(move |_route, a| {
+            if let Some(this) = this.upgrade() {
+                this.record_attempt(a, now_ms());
+            }
+        });
+        let mut rx = router.subscribe_notable();
         let this = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -125,43 +132,52 @@ impl Dashboard {
         });
     }
 
-    fn record(&self, event: RouterEvent, at: u64) {
-        let mut series = lock(&self.series);
-        match event {
-            RouterEvent::Attempt { provider, outcome, class, elapsed, probe: false, .. } => {
-                let slice = series.slice(at);
-                let p = slice.providers.entry(provider).or_default();
-                match outcome {
-                    AttemptOutcome::Ok => {
-                        p.served += 1;
-                        p.seen += 1;
-                        let ms = elapsed.as_secs_f64() * 1000.0;
-                        if p.latencies_ms.len() < SAMPLES {
-                            p.latencies_ms.push(ms);
-                        } else {
-                            // reservoir sampling keeps the samples a fair draw of the slice
-                            let i = rand::random_range(0..p.seen) as usize;
-                            if i < SAMPLES {
-                                p.latencies_ms[i] = ms;
-                            }
-                        }
-                    }
-                    AttemptOutcome::Error => {
-                        p.failed += 1;
-                        let class = class.map_or("unknown", |c| c.as_str());
-                        *p.errors.entry(class).or_insert(0) += 1;
-                    }
-                    _ => {}
-                }
-            }
-            RouterEvent::Attempt { .. } => {}
-            event => {
-                if series.recent.len() == RECENT {
-                    series.recent.pop_front();
-                }
-                series.recent.push_back(Recent { at, event });
-            }
+    /// One attempt that ended at `at` (probes are the router's, not traffic).
+    fn record_attempt(&self, a: &crate::router::Attempt, at: u64) {
+        if a.probe {
+            return;
         }
+        let mut series = lock(&self.series);
+        let slice = series.slice(at);
+        // the provider's name is copied once per slice, not per attempt
+        if !slice.providers.contains_key(&a.provider) {
+            slice.providers.insert(a.provider.clone(), ProviderSlice::default());
+        }
+        let Some(p) = slice.providers.get_mut(&a.provider) else { return };
+        match a.outcome {
+            AttemptOutcome::Ok => {
+                p.served += 1;
+                p.seen += 1;
+                let ms = a.elapsed.as_secs_f64() * 1000.0;
+                if p.latencies_ms.len() < SAMPLES {
+                    p.latencies_ms.push(ms);
+                } else {
+                    // reservoir sampling keeps the samples a fair draw of the slice
+                    let i = rand::random_range(0..p.seen) as usize;
+                    if i < SAMPLES {
+                        p.latencies_ms[i] = ms;
+                    }
+                }
+            }
+            AttemptOutcome::Error => {
+                p.failed += 1;
+                let class = a.class.map_or("unknown", |c| c.as_str());
+                *p.errors.entry(class).or_insert(0) += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// A notable event (attempts come through [`Dashboard::record_attempt`]).
+    fn record(&self, event: RouterEvent, at: u64) {
+        if matches!(event, RouterEvent::Attempt { .. }) {
+            return;
+        }
+        let mut series = lock(&self.series);
+        if series.recent.len() == RECENT {
+            series.recent.pop_front();
+        }
+        series.recent.push_back(Recent { at, event });
     }
 
     /// The snapshot as sent: made at most every [`REUSE`], whatever the number of streams.
@@ -297,7 +313,8 @@ pub(crate) async fn events(
     let slot = StreamSlot(dashboard.clone());
     let router = state.router.clone();
     let mut shutdown = state.shutdown.clone();
-    let mut rx = router.subscribe();
+    // attempts only for a reader that asks: others leave requests without events to build
+    let mut rx = if query.attempts { router.subscribe() } else { router.subscribe_notable() };
     let stream = channel_stream(move |tx| async move {
         let _slot = slot;
         let snapshot = |d: &Dashboard| Event::default().event("snapshot").data(&*d.snapshot_text(&router));
@@ -373,10 +390,8 @@ mod tests {
     use super::*;
     use crate::error::ErrorClass;
 
-    fn attempt(provider: &str, outcome: AttemptOutcome, class: Option<ErrorClass>, ms: u64) -> RouterEvent {
-        RouterEvent::Attempt {
-            route: "chat".into(),
-            operation: "chat",
+    fn attempt(provider: &str, outcome: AttemptOutcome, class: Option<ErrorClass>, ms: u64) -> crate::router::Attempt {
+        crate::router::Attempt {
             provider: provider.into(),
             model: "m".into(),
             outcome,
@@ -385,6 +400,9 @@ mod tests {
             elapsed: Duration::from_millis(ms),
             skip_reason: None,
             probe: false,
+            hedge: false,
+            output_tokens: None,
+            cost_usd: None,
         }
     }
 
@@ -392,9 +410,9 @@ mod tests {
     fn attempts_fall_into_five_second_slices_and_ten_minutes_are_kept() {
         let d = Dashboard::default();
         let t0 = 1_700_000_000_000;
-        d.record(attempt("openai", AttemptOutcome::Ok, None, 10), t0);
-        d.record(attempt("openai", AttemptOutcome::Error, Some(ErrorClass::ServerError), 5), t0 + 1000);
-        d.record(attempt("anthropic", AttemptOutcome::Ok, None, 30), t0 + 6000);
+        d.record_attempt(&attempt("openai", AttemptOutcome::Ok, None, 10), t0);
+        d.record_attempt(&attempt("openai", AttemptOutcome::Error, Some(ErrorClass::ServerError), 5), t0 + 1000);
+        d.record_attempt(&attempt("anthropic", AttemptOutcome::Ok, None, 30), t0 + 6000);
         {
             let s = lock(&d.series);
             assert_eq!(s.slices.len(), 2);
@@ -404,7 +422,7 @@ mod tests {
             assert_eq!(s.slices[1].providers["anthropic"].served, 1);
         }
         for i in 0..200 {
-            d.record(attempt("openai", AttemptOutcome::Ok, None, 1), t0 + 10_000 + i * 5000);
+            d.record_attempt(&attempt("openai", AttemptOutcome::Ok, None, 1), t0 + 10_000 + i * 5000);
         }
         assert_eq!(lock(&d.series).slices.len(), SLICES);
     }
@@ -413,7 +431,7 @@ mod tests {
     fn latency_samples_and_recent_events_are_bounded() {
         let d = Dashboard::default();
         for i in 0..5000 {
-            d.record(attempt("openai", AttemptOutcome::Ok, None, i % 100), 1000);
+            d.record_attempt(&attempt("openai", AttemptOutcome::Ok, None, i % 100), 1000);
         }
         for _ in 0..500 {
             d.record(RouterEvent::PolicyRejected { error: "bad".into() }, 1000);
