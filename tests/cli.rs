@@ -310,32 +310,35 @@ fn check_shows_budgets_and_cache_affinity() {
     );
 }
 
-#[test]
-fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
+/// A gateway in front of a simulator of its own, `policy.toml` in `dir`: route `chat` is OpenAI,
+/// then Anthropic, one attempt each, with a breaker that opens on the second failure in a row and
+/// `cooldown` (the rest of its table).
+async fn sim_gateway(dir: &Path, cooldown: &str) -> (SimServer, switchyard::serve::Gateway) {
     use switchyard::serve::{Gateway, ServeOptions};
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, gateway) = runtime.block_on(async {
-        let sim = SimServer::start().await.unwrap();
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(
-            &policy,
-            format!(
-                r#"
+    let sim = SimServer::start().await.unwrap();
+    let policy = format!(
+        r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-breaker = {{ consecutive_failures = 2, cooldown = "60s" }}
+breaker = {{ consecutive_failures = 2, {cooldown} }}
 {providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
-                providers = sim.providers_toml()
-            ),
-        )
-        .unwrap();
-        let mut options = ServeOptions::new(&policy);
-        options.listen = Some("127.0.0.1:0".parse().unwrap());
-        let gateway = Gateway::start(options).await.unwrap();
+        providers = sim.providers_toml()
+    );
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let mut options = ServeOptions::new(dir.join("policy.toml"));
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    (sim, Gateway::start(options).await.unwrap())
+}
+
+#[test]
+fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, gateway) = runtime.block_on(async {
+        let (sim, gateway) = sim_gateway(dir.path(), r#"cooldown = "60s""#).await;
         sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
         let body = serde_json::json!({"model": "chat", "messages": [{"role": "user", "content": "Hello"}]});
         for _ in 0..3 {
@@ -380,30 +383,9 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
 
 #[test]
 fn a_drill_against_a_running_gateway_injects_through_its_admin_api_and_reads_its_stream() {
-    use switchyard::serve::{Gateway, ServeOptions};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (sim, gateway) = runtime.block_on(async {
-        let sim = SimServer::start().await.unwrap();
-        std::fs::write(
-            dir.path().join("policy.toml"),
-            format!(
-                r#"
-[defaults]
-retry = {{ max_attempts = 1 }}
-breaker = {{ consecutive_failures = 2, cooldown = "500ms", max_cooldown = "500ms" }}
-{providers}
-[routes.chat]
-targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
-"#,
-                providers = sim.providers_toml()
-            ),
-        )
-        .unwrap();
-        let mut options = ServeOptions::new(dir.path().join("policy.toml"));
-        options.listen = Some("127.0.0.1:0".parse().unwrap());
-        (sim, Gateway::start(options).await.unwrap())
-    });
+    let (sim, gateway) = runtime.block_on(sim_gateway(dir.path(), r#"cooldown = "500ms", max_cooldown = "500ms""#));
     std::fs::write(
         dir.path().join("drill.toml"),
         r#"
