@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 use super::breaker::BreakerState;
 use super::outcome::{AttemptOutcome, SkipReason};
@@ -139,4 +140,82 @@ pub enum RouterEvent {
         /// The errors.
         error: String,
     },
+}
+
+/// The router's event channels: every event for [`Router::subscribe`](super::Router::subscribe)
+/// readers, and every event but attempts for the dashboard's (which takes attempts otherwise), so
+/// that attempt events are built only while a reader that wants them is there.
+#[derive(Debug, Clone)]
+pub(crate) struct Events {
+    all: broadcast::Sender<RouterEvent>,
+    notable: broadcast::Sender<RouterEvent>,
+}
+
+impl Events {
+    pub(crate) fn new(capacity: usize) -> Events {
+        Events { all: broadcast::channel(capacity).0, notable: broadcast::channel(capacity).0 }
+    }
+
+    /// Sends `event` to the readers that take it; how many did.
+    pub(crate) fn send(&self, event: RouterEvent) -> usize {
+        let notable = if matches!(event, RouterEvent::Attempt { .. }) {
+            0
+        } else {
+            self.notable.send(event.clone()).unwrap_or(0)
+        };
+        notable + self.all.send(event).unwrap_or(0)
+    }
+
+    /// Every event.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
+        self.all.subscribe()
+    }
+
+    /// Every event but attempts.
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub(crate) fn subscribe_notable(&self) -> broadcast::Receiver<RouterEvent> {
+        self.notable.subscribe()
+    }
+
+    /// Whether a reader of every event is there (an attempt event is worth building).
+    pub(crate) fn wants_attempts(&self) -> bool {
+        self.all.receiver_count() > 0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_reach_only_readers_of_every_event_and_only_while_one_is_there() {
+        let events = Events::new(8);
+        let mut notable = events.subscribe_notable();
+        assert!(!events.wants_attempts(), "the dashboard's reader asks for no attempt");
+        let attempt = RouterEvent::Attempt {
+            route: "chat".into(),
+            operation: "chat",
+            provider: "openai".into(),
+            model: "m".into(),
+            outcome: AttemptOutcome::Ok,
+            class: None,
+            status: None,
+            elapsed: Duration::from_millis(1),
+            skip_reason: None,
+            probe: false,
+        };
+        let rejected = RouterEvent::PolicyRejected { error: "bad".into() };
+        assert_eq!(events.send(attempt.clone()), 0);
+        assert_eq!(events.send(rejected.clone()), 1);
+        assert_eq!(notable.try_recv().unwrap(), rejected);
+        assert!(notable.try_recv().is_err(), "no attempt");
+
+        let mut all = events.subscribe();
+        assert!(events.wants_attempts());
+        assert_eq!(events.send(attempt.clone()), 1);
+        assert_eq!(all.try_recv().unwrap(), attempt);
+        drop(all);
+        assert!(!events.wants_attempts(), "a reader gone, attempts are not built again");
+    }
 }

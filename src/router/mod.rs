@@ -137,7 +137,7 @@ impl std::fmt::Debug for AttemptObserver {
 pub(crate) struct Inner {
     current: ArcSwap<Snapshot>,
     pub(crate) health: health::Health,
-    pub(crate) events: broadcast::Sender<RouterEvent>,
+    pub(crate) events: events::Events,
     /// Whether anyone ever subscribed: until then no request looks at the channel, whose receiver
     /// count sits behind a lock that every request would otherwise take.
     subscribed: AtomicBool,
@@ -199,7 +199,6 @@ impl RouterBuilder {
 
     /// Builds the router.
     pub fn build(self) -> Result<Router, RouterError> {
-        let (tx, _) = broadcast::channel(EVENT_BUFFER);
         let inner = Arc::new_cyclic(|me| Inner {
             current: ArcSwap::from_pointee(Snapshot {
                 policy: Arc::new(self.policy.clone()),
@@ -208,7 +207,7 @@ impl RouterBuilder {
                 version: 0,
             }),
             health: health::Health::default(),
-            events: tx,
+            events: events::Events::new(EVENT_BUFFER),
             subscribed: AtomicBool::new(false),
             #[cfg(feature = "gateway")]
             attempt_observer: std::sync::OnceLock::new(),
@@ -281,7 +280,7 @@ impl Router {
     /// that a gateway does not build and send an event for every attempt.
     #[cfg(feature = "gateway")]
     pub(crate) fn subscribe_notable(&self) -> broadcast::Receiver<RouterEvent> {
-        self.inner.events.subscribe()
+        self.inner.events.subscribe_notable()
     }
 
     /// Calls `observer` with every attempt's route and record (once; a second observer is
@@ -689,7 +688,7 @@ impl Inner {
         if let Some(usd) = a.cost_usd {
             self.spend(route, &a.provider, usd);
         }
-        if !self.subscribed.load(Ordering::Relaxed) || self.events.receiver_count() == 0 {
+        if !self.subscribed.load(Ordering::Relaxed) || !self.events.wants_attempts() {
             return; // nobody listens: do not build the event
         }
         let _ = self.events.send(RouterEvent::Attempt {

@@ -5,12 +5,10 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::broadcast;
-
 use super::Inner;
 use super::breaker::BreakerState;
 use super::budget::Scope;
-use super::events::RouterEvent;
+use super::events::Events;
 use super::health::{FleetMember, SharedStateSnapshot};
 use super::limiter::Denied;
 use crate::policy::{Budget, Limits, OnStateError, StateSettings};
@@ -30,7 +28,7 @@ pub(crate) enum Unavailable {}
 
 #[allow(clippy::unused_async)] // the same signatures as the Redis state's
 impl Shared {
-    pub(crate) fn new(_: &StateSettings, _: broadcast::Sender<RouterEvent>) -> Option<Shared> {
+    pub(crate) fn new(_: &StateSettings, _: Events) -> Option<Shared> {
         None
     }
 

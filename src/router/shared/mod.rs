@@ -12,7 +12,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::events::RouterEvent;
@@ -135,7 +134,7 @@ pub(crate) struct Shared {
     lease: redis::Script,
     degraded: AtomicBool,
     health: Mutex<Health>,
-    events: broadcast::Sender<RouterEvent>,
+    events: super::events::Events,
     /// This router, among the fleet's (its own breaker news comes back to it).
     instance: String,
     /// The fleet's members as last read.
@@ -161,7 +160,7 @@ pub(crate) struct Unavailable;
 
 impl Shared {
     /// The shared state of `settings`, when they name Redis.
-    pub(crate) fn new(settings: &StateSettings, events: broadcast::Sender<RouterEvent>) -> Option<Shared> {
+    pub(crate) fn new(settings: &StateSettings, events: super::events::Events) -> Option<Shared> {
         let crate::policy::StateBackend::Redis { url, tls_ca } = &settings.backend else { return None };
         // the policy checked that the client takes the address
         let client = match tls_ca {
