@@ -18,7 +18,7 @@ use super::runner::{Breakers, DrillError, Progress, Record, Send1, load, ms_sinc
 use crate::error::ErrorClass;
 use crate::policy::LiveFault;
 use crate::provider::sse::SseDecoder;
-use crate::router::{AttemptOutcome, BreakerState, RouterEvent};
+use crate::router::RouterEvent;
 use crate::sync::lock;
 
 /// How long an injected fault outlives its phase if the drill cannot lift it.
@@ -63,13 +63,9 @@ impl Gateway {
     }
 }
 
-fn parse_state(s: &str) -> Option<BreakerState> {
-    match s {
-        "closed" => Some(BreakerState::Closed),
-        "open" => Some(BreakerState::Open),
-        "half_open" => Some(BreakerState::HalfOpen),
-        _ => None,
-    }
+/// A name as the admin stream writes it (`open`, `half_open`, `error`, ...), read back.
+fn named<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
+    T::deserialize(v).ok()
 }
 
 fn text(v: &Value) -> String {
@@ -87,8 +83,8 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
         "breaker" => Some(RouterEvent::Breaker {
             provider: text(&v["provider"]),
             model: v["model"].as_str().map(str::to_owned),
-            from: parse_state(v["from"].as_str()?)?,
-            to: parse_state(v["to"].as_str()?)?,
+            from: named(&v["from"])?,
+            to: named(&v["to"])?,
             cooldown: v["cooldown_ms"].as_u64().map(Duration::from_millis),
         }),
         "failover" => Some(RouterEvent::Failover {
@@ -101,7 +97,7 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
             route: text(&v["route"]),
             provider: text(&v["provider"]),
             model: text(&v["model"]),
-            strategy: serde_json::from_value(v["strategy"].clone()).ok(),
+            strategy: named(&v["strategy"]),
             carried_chars: v["carried_chars"].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0),
         }),
         "hedge" => Some(RouterEvent::Hedge {
@@ -115,13 +111,7 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
             operation: "chat",
             provider: text(&v["provider"]),
             model: text(&v["model"]),
-            outcome: match v["outcome"].as_str()? {
-                "ok" => AttemptOutcome::Ok,
-                "error" => AttemptOutcome::Error,
-                "cancelled" => AttemptOutcome::Cancelled,
-                "skipped" => AttemptOutcome::Skipped,
-                _ => return None,
-            },
+            outcome: named(&v["outcome"])?,
             class: class(&v["class"]),
             status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
             elapsed: millis(&v["elapsed_ms"]),
@@ -192,11 +182,12 @@ fn breakers_in(snapshot: &Value) -> Breakers {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| Some((text(&p["provider"]), None, parse_state(p["breaker"].as_str()?)?)));
-    let targets =
-        health["targets"].as_array().into_iter().flatten().filter_map(|t| {
-            Some((text(&t["provider"]), Some(text(&t["model"])), parse_state(t["breaker"].as_str()?)?))
-        });
+        .filter_map(|p| Some((text(&p["provider"]), None, named(&p["breaker"])?)));
+    let targets = health["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((text(&t["provider"]), Some(text(&t["model"])), named(&t["breaker"])?)));
     providers.chain(targets).collect()
 }
 
@@ -414,16 +405,8 @@ pub async fn run_against(
         progress(Progress::PhaseFinished(&report));
         phases.push(report);
     }
-    Ok(DrillReport {
-        name: drill.name.clone(),
-        mode: format!("gateway {}", gateway.base),
-        route: drill.route.clone(),
-        providers,
-        passed: phases.iter().all(PhaseReport::passed),
-        duration_ms: started.elapsed().as_millis() as u64,
-        cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
-        phases,
-    })
+    let mode = format!("gateway {}", gateway.base);
+    Ok(DrillReport::of_phases(drill, mode, providers, started.elapsed().as_millis() as u64, phases))
 }
 
 async fn lift(gateway: &Gateway, ids: &[u64]) {
@@ -436,6 +419,7 @@ async fn lift(gateway: &Gateway, ids: &[u64]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::router::{AttemptOutcome, BreakerState};
 
     /// What the admin stream sends is what the drill reads back.
     #[test]

@@ -127,6 +127,26 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
+    /// The report of `phases`: it passed when every phase did, and cost what they did.
+    pub(crate) fn of_phases(
+        drill: &super::file::Drill,
+        mode: String,
+        providers: Vec<String>,
+        duration_ms: u64,
+        phases: Vec<PhaseReport>,
+    ) -> DrillReport {
+        DrillReport {
+            name: drill.name.clone(),
+            mode,
+            route: drill.route.clone(),
+            providers,
+            passed: phases.iter().all(PhaseReport::passed),
+            duration_ms,
+            cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
+            phases,
+        }
+    }
+
     /// What was drilled: `simulated providers`, `live providers`, or `the gateway at URL`.
     pub fn subject(&self) -> String {
         match self.mode.strip_prefix("gateway ") {

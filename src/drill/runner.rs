@@ -150,19 +150,12 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         phases.push(report);
     }
     collector.abort();
-    Ok(DrillReport {
-        name: drill.name.clone(),
-        mode: match drill.mode {
-            DrillMode::Simulated => "simulated".into(),
-            DrillMode::Live => "live".into(),
-        },
-        route: drill.route.clone(),
-        providers: route_providers(&drill.policy, &drill.route),
-        passed: phases.iter().all(PhaseReport::passed),
-        duration_ms: started.elapsed().as_millis() as u64,
-        cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
-        phases,
-    })
+    let mode = match drill.mode {
+        DrillMode::Simulated => "simulated".into(),
+        DrillMode::Live => "live".into(),
+    };
+    let providers = route_providers(&drill.policy, &drill.route);
+    Ok(DrillReport::of_phases(drill, mode, providers, started.elapsed().as_millis() as u64, phases))
 }
 
 pub(super) fn ms_since(t: Instant) -> f64 {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::policy::{BreakerConfig, ProbeMode};
 
 /// The breaker's state as reported by `health()` and events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Traffic flows.

@@ -8,7 +8,7 @@ use crate::chat::{ChatResponse, Usage};
 use crate::error::{ErrorClass, Partial, ProviderError};
 
 /// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AttemptOutcome {
