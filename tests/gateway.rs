@@ -651,3 +651,88 @@ async fn the_responses_api_is_served_by_targets_of_either_wire() {
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains("`truncation`"), "{v}");
 }
+
+/// The value of the stream's `: x-switchyard-cost-usd: ...` comment, and the line after it.
+fn cost_comment(body: &str) -> Option<(f64, Option<&str>)> {
+    let mut lines = body.lines();
+    let cost = lines.by_ref().find_map(|l| l.strip_prefix(": x-switchyard-cost-usd: "))?;
+    let next = lines.find(|l| !l.is_empty());
+    Some((cost.parse().ok()?, next))
+}
+
+#[tokio::test]
+async fn a_streamed_answer_ends_with_its_cost() {
+    let s = setup("").await;
+    let r =
+        client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
+    assert!(!r.headers().contains_key("trailer"), "no trailer for a client that did not ask");
+    let body = r.text().await.unwrap();
+    // before `[DONE]`, after the usage chunk: a reader that stops at `[DONE]` has it
+    let (cost, next) = cost_comment(&body).expect("a cost comment");
+    assert_eq!(next, Some("data: [DONE]"), "{body}");
+    let usage = data_lines(&body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|c| c["usage"].is_object())
+        .map(|c| c["usage"].clone())
+        .unwrap();
+    let (input, output) = (usage["prompt_tokens"].as_f64().unwrap(), usage["completion_tokens"].as_f64().unwrap());
+    assert!((cost - (input * 0.15 + output * 0.60) / 1e6).abs() < 1e-9, "{cost} for {usage}");
+
+    // Messages: before `message_stop`
+    let r =
+        client().post(format!("{}/v1/messages", s.base)).json(&anthropic_body("claude", true)).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    let (cost, next) = cost_comment(&body).expect("a cost comment");
+    assert!(cost > 0.0, "{body}");
+    assert_eq!(next, Some("event: message_stop"), "{body}");
+
+    // cut after content: the error event, then what the billed prompt and output cost
+    s.sim.add_fault(FaultRule::new(Protocol::Openai, Fault::Cut { after_tokens: 3 }));
+    let r =
+        client().post(format!("{}/v1/chat/completions", s.base)).json(&openai_body("solo", true)).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    let (cost, next) = cost_comment(&body).expect("a cost comment after the error");
+    assert!(cost > 0.0, "{body}");
+    assert_eq!(next, None, "{body}");
+    let last: Value = serde_json::from_str(data_lines(&body).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["switchyard"]["class"], "stream_interrupted", "{body}");
+}
+
+/// One HTTP/1.1 request over a plain socket, its whole response as text (reqwest does not
+/// expose trailers).
+async fn raw_post(base: &str, path: &str, headers: &str, body: &Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut response)).await.unwrap().unwrap();
+    String::from_utf8(response).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_reads_trailers_gets_the_cost_in_one() {
+    let s = setup("").await;
+    let raw = raw_post(&s.base, "/v1/chat/completions", "te: trailers\r\n", &openai_body("solo", true)).await;
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.to_ascii_lowercase().contains("\r\ntrailer: x-switchyard-cost-usd"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    // the last chunk, then the trailer
+    let (_, trailer) = rest.rsplit_once("\r\n0\r\n").expect("a last chunk");
+    let value = trailer.strip_prefix("x-switchyard-cost-usd: ").expect(trailer).trim_end();
+    let (comment, _) = cost_comment(rest).unwrap();
+    assert_eq!(value.parse::<f64>().unwrap(), comment, "{rest}");
+
+    // without `TE: trailers`, none is announced or sent
+    let raw = raw_post(&s.base, "/v1/chat/completions", "", &openai_body("solo", true)).await;
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(!head.to_ascii_lowercase().contains("\r\ntrailer:"), "{head}");
+    assert!(rest.ends_with("\r\n0\r\n\r\n"), "{rest}");
+}

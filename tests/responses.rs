@@ -63,10 +63,10 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
-/// The `(event name, data)` pairs of an SSE body.
+/// The `(event name, data)` pairs of an SSE body (comments, which SSE readers skip, left out).
 fn events(body: &str) -> Vec<(String, Value)> {
     body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
+        .filter(|e| e.lines().any(|l| !l.trim().is_empty() && !l.starts_with(':')))
         .map(|e| {
             let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_owned();
             let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
@@ -93,7 +93,12 @@ async fn a_streamed_response_is_the_responses_event_sequence_on_every_wire() {
         let r = post(&s, "/v1/responses", &body).await;
         assert_eq!(r.status(), 200, "{route}");
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        let evs = events(&r.text().await.unwrap());
+        let text = r.text().await.unwrap();
+        // what it cost, in a comment SSE readers skip, just before `response.completed`
+        let blocks: Vec<&str> = text.split("\n\n").filter(|b| !b.is_empty()).collect();
+        let cost = blocks.iter().rev().nth(1).and_then(|c| c.strip_prefix(": x-switchyard-cost-usd: "));
+        assert!(cost.and_then(|c| c.parse::<f64>().ok()).is_some_and(|c| c > 0.0), "{route}: {text}");
+        let evs = events(&text);
         let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             &names[..4],

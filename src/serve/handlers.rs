@@ -11,7 +11,8 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::auth::{self, Caller, KeyLimiters, Refusal};
-use super::dialect::{Dialect, Encoder, Failure, Parsed};
+use super::dialect::{Dialect, Failure, Parsed};
+use super::relay;
 use super::status;
 use crate::error::ErrorClass;
 use crate::router::{RoutedResponse, Router, RouterError, StreamOptions};
@@ -34,7 +35,7 @@ pub(crate) struct AppState {
 /// The caller, as `authenticate` found it.
 pub(crate) type CallerOf = axum::Extension<Caller>;
 
-fn failure_from(_route: &str, e: &RouterError) -> Failure {
+pub(super) fn failure_from(e: &RouterError) -> Failure {
     match e {
         RouterError::UnknownRoute(r) => Failure {
             class: ErrorClass::NotFound,
@@ -112,7 +113,7 @@ fn route_label(router: &Router, route: &str) -> String {
     if router.has_route(route) { route.to_owned() } else { "unknown".to_owned() }
 }
 
-fn record_request(endpoint: &'static str, route: &str, key: &str, class: Option<ErrorClass>, started: Instant) {
+pub(super) fn record_request(endpoint: &'static str, route: &str, key: &str, class: Option<ErrorClass>, started: Instant) {
     metrics::counter!(
         "switchyard_requests_total",
         "endpoint" => endpoint,
@@ -280,10 +281,17 @@ pub(crate) async fn chat<D: Dialect>(
     D::read_headers(&mut parsed, &headers);
     let echo = D::echo(&parsed);
     if parsed.stream {
-        let charge = Charge { router: state.router.clone(), caller: caller.clone() };
-        stream::<D>(endpoint, &state.router, parsed, charge, permit, started, echo).await
+        let ledger = relay::Ledger {
+            endpoint,
+            route: label,
+            key: key.to_owned(),
+            router: state.router.clone(),
+            caller: caller.clone(),
+            started,
+            permit,
+        };
+        stream::<D>(parsed, ledger, echo, relay::wants_trailers(&headers)).await
     } else {
-        let route = parsed.route.clone();
         let result = state.router.chat_decoded(parsed).await;
         drop(permit);
         match result {
@@ -297,7 +305,7 @@ pub(crate) async fn chat<D: Dialect>(
                 let retry_after = e.failure().and_then(|f| f.retry_after);
                 let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
                 charge_key(&state.router, &caller, cost);
-                let mut response = error_response::<D>(&failure_from(&route, &e), retry_after);
+                let mut response = error_response::<D>(&failure_from(&e), retry_after);
                 set_cost(response.headers_mut(), cost);
                 response
             }
@@ -331,7 +339,6 @@ pub(crate) async fn count_tokens(
         return refused::<D>(Refusal::Forbidden(message));
     }
     D::read_headers(&mut parsed, &headers);
-    let route = parsed.route.clone();
     match state.router.count_tokens_decoded(parsed).await {
         Ok(c) => {
             record_request(endpoint, &label, key, None, started);
@@ -347,7 +354,7 @@ pub(crate) async fn count_tokens(
         }
         Err(e) => {
             record_request(endpoint, &label, key, Some(e.class()), started);
-            error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after))
+            error_response::<D>(&failure_from(&e), e.failure().and_then(|f| f.retry_after))
         }
     }
 }
@@ -411,7 +418,7 @@ pub(crate) async fn embeddings(
         }
         Err(e) => {
             record_request(endpoint, &label, key, Some(e.class()), started);
-            error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after))
+            error_response::<D>(&failure_from(&e), e.failure().and_then(|f| f.retry_after))
         }
     }
 }
@@ -448,16 +455,10 @@ fn admit_key<D: Dialect>(
 }
 
 /// What a request cost, charged to the caller's key budget.
-fn charge_key(router: &Router, caller: &Caller, usd: Option<f64>) {
+pub(super) fn charge_key(router: &Router, caller: &Caller, usd: Option<f64>) {
     if let Caller::Key(k) = caller {
         router.charge_key(k, usd);
     }
-}
-
-/// Whom a stream's cost is charged to when it ends.
-struct Charge {
-    router: Router,
-    caller: Caller,
 }
 
 fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>) -> Response {
@@ -479,44 +480,38 @@ fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>)
 /// `x-switchyard-cost-usd`: what the request cost, every attempt included, when the models
 /// have prices.
 fn set_cost(h: &mut HeaderMap, usd: Option<f64>) {
-    if let Some(usd) = usd {
-        // nine decimals hold a single token of the cheapest model; trailing zeros say nothing
-        let text = format!("{usd:.9}");
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        set(h, "x-switchyard-cost-usd", if text.is_empty() { "0" } else { text });
+    if let Some(v) = usd.and_then(|usd| HeaderValue::from_str(&relay::cost_text(usd)).ok()) {
+        h.insert(relay::COST, v);
     }
 }
 
 async fn stream<D: Dialect>(
-    endpoint: &'static str,
-    router: &Router,
     parsed: Parsed,
-    charge: Charge,
-    permit: Option<crate::router::limiter::LimitPermit>,
-    started: Instant,
+    ledger: relay::Ledger,
     echo: Option<serde_json::Value>,
+    trailers: bool,
 ) -> Response {
-    let key = charge.caller.name().to_owned();
-    let route = parsed.route.clone();
-    let label = route_label(router, &route);
     let include_usage = parsed.include_usage;
-    // the gateway cannot take back what a client has shown: no restarts, an error event instead
-    let mut s = match router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }).await {
-        Ok(s) => s,
-        Err(e) => {
-            record_request(endpoint, &label, &key, Some(e.class()), started);
-            return error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after));
-        }
+    let l = &ledger;
+    // before the first event a failure is still an ordinary HTTP error, its cost in the header
+    let refuse = |e: RouterError| {
+        record_request(l.endpoint, &l.route, &l.key, Some(e.class()), l.started);
+        let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
+        charge_key(&l.router, &l.caller, cost);
+        let mut response = error_response::<D>(&failure_from(&e), e.failure().and_then(|f| f.retry_after));
+        set_cost(response.headers_mut(), cost);
+        response
     };
-    // wait for the first event: until then a failure is still an ordinary HTTP error
+    // the gateway cannot take back what a client has shown: no restarts, an error event instead
+    let mut s = match l.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }).await {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
     let first = match s.next().await {
         Some(Ok(event)) => event,
-        Some(Err(e)) => {
-            record_request(endpoint, &label, &key, Some(e.class()), started);
-            return error_response::<D>(&failure_from(&route, &e), e.failure().and_then(|f| f.retry_after));
-        }
+        Some(Err(e)) => return refuse(e),
         None => {
-            record_request(endpoint, &label, &key, Some(ErrorClass::StreamInterrupted), started);
+            record_request(l.endpoint, &l.route, &l.key, Some(ErrorClass::StreamInterrupted), l.started);
             return error_response::<D>(
                 &simple_failure(ErrorClass::StreamInterrupted, "the stream ended before any event"),
                 None,
@@ -525,63 +520,20 @@ async fn stream<D: Dialect>(
     };
     let (provider, model) = s.served_by().map(|(p, m)| (p.to_owned(), m.to_owned())).unwrap_or_default();
     let dropped = crate::wire::dropped_header(s.dropped());
-    let mut encoder = D::encoder_echoing(include_usage, &provider, &model, echo);
-    // an envelope before the first content opens nothing: the stream opens with the content
-    let opening = encoder.event(&first);
-    // the state carries the metric labels and the key's concurrency slot, freed with the stream
-    let labels = (label, key, permit, charge);
-    let body = futures::stream::unfold(
-        (s, encoder, Some(opening), false, labels),
-        move |(mut s, mut encoder, pending, done, labels)| async move {
-            if let Some(bytes) = pending {
-                return Some((coalesce(bytes), (s, encoder, None, done, labels)));
-            }
-            if done {
-                return None;
-            }
-            match s.next().await {
-                Some(Ok(event)) => {
-                    let bytes = encoder.event(&event);
-                    Some((coalesce(bytes), (s, encoder, None, false, labels)))
-                }
-                Some(Err(e)) => {
-                    record_request(endpoint, &labels.0, &labels.1, Some(e.class()), started);
-                    let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
-                    charge_key(&labels.3.router, &labels.3.caller, cost);
-                    let bytes = encoder.error(&failure_from(&labels.0, &e));
-                    Some((coalesce(bytes), (s, encoder, None, true, labels)))
-                }
-                None => {
-                    if let Some(summary) = s.summary() {
-                        record_request(endpoint, &labels.0, &labels.1, None, started);
-                        charge_key(&labels.3.router, &labels.3.caller, summary.cost_usd());
-                    }
-                    None
-                }
-            }
-        },
-    )
-    .filter_map(|bytes| std::future::ready(bytes.map(Ok::<Bytes, std::convert::Infallible>)));
-    let mut response = Response::new(Body::from_stream(body));
+    let encoder = D::encoder_echoing(include_usage, &provider, &model, echo);
+    let mut response = Response::new(relay::body(s, encoder, &first, ledger, trailers));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if trailers {
+        h.insert(header::TRAILER, HeaderValue::from_name(relay::COST));
+    }
     set(h, "x-switchyard-provider", &provider);
     set(h, "x-switchyard-model", &model);
     if !dropped.is_empty() {
         set(h, "x-switchyard-dropped", &dropped);
     }
     response
-}
-
-/// The SSE events of one step as one body frame (one write, one packet): a client waiting for the
-/// first token gets it with the opening events, not one round of the event loop later.
-fn coalesce(mut events: Vec<Bytes>) -> Option<Bytes> {
-    match events.len() {
-        0 => None,
-        1 => events.pop(),
-        _ => Some(Bytes::from(events.concat())),
-    }
 }
 
 /// `GET /v1/models`: the routes the caller's key may use, as models.

@@ -35,6 +35,7 @@ mod dialect;
 mod faults;
 mod handlers;
 mod openai;
+mod relay;
 mod request_id;
 mod responses;
 mod status;
