@@ -113,7 +113,13 @@ fn route_label(router: &Router, route: &str) -> String {
     if router.has_route(route) { route.to_owned() } else { "unknown".to_owned() }
 }
 
-pub(super) fn record_request(endpoint: &'static str, route: &str, key: &str, class: Option<ErrorClass>, started: Instant) {
+pub(super) fn record_request(
+    endpoint: &'static str,
+    route: &str,
+    key: &str,
+    class: Option<ErrorClass>,
+    started: Instant,
+) {
     metrics::counter!(
         "switchyard_requests_total",
         "endpoint" => endpoint,
