@@ -16,6 +16,7 @@ use super::events::RouterEvent;
 use super::health::Node;
 use super::limiter::{Denied, LimitPermit};
 use super::outcome::{Attempt, AttemptOutcome, RouteFailure, RouterError, SkipReason};
+use super::quota::{Quota, QuotaHold};
 use super::{Inner, ProviderSlot, RouteState, Snapshot, TargetState};
 use crate::capability::{self, Feature};
 use crate::chat::{ChatRequest, Usage};
@@ -43,6 +44,8 @@ pub(crate) struct Lease<'s> {
     provider_node: NodeRef<'s>,
     probes: Vec<ProbePermit>,
     _limits: [LimitPermit; 2],
+    /// The request in flight against its provider's stated budget.
+    quota: QuotaHold,
     estimate: u64,
     pub(crate) started: Instant,
     /// When this attempt must be over (its attempt timeout, capped by the request's deadline).
@@ -676,7 +679,7 @@ impl<'s> Plan<'s> {
             let estimate = self.token_need(target, request, [&target_node, &provider_node]);
             let (admitted, started) =
                 match self.admit(inner, target, &target_node, &provider_node, is_last, force, now, estimate).await {
-                    Ok((probes, limits, now)) => ((probes, limits), now),
+                    Ok((probes, limits, quota, now)) => ((probes, limits, quota), now),
                     Err(reason) => {
                         self.skip(inner, target, reason);
                         return None;
@@ -783,6 +786,7 @@ impl<'s> Plan<'s> {
                             provider_node,
                             probes: admitted.0,
                             _limits: admitted.1,
+                            quota: admitted.2,
                             estimate,
                             started,
                             deadline: attempt_deadline,
@@ -890,13 +894,13 @@ impl<'s> Plan<'s> {
         &mut self,
         inner: &Inner,
         target: &TargetPolicy,
-        target_node: &Node,
+        target_node: &Arc<Node>,
         provider_node: &Node,
         is_last: bool,
         force_probe: bool,
         now: Instant,
         estimate: u64,
-    ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2], Instant), SkipReason> {
+    ) -> Result<(Vec<ProbePermit>, [LimitPermit; 2], QuotaHold, Instant), SkipReason> {
         let mut probes = Vec::new();
         for (node, is_provider) in [(provider_node, true), (target_node, false)] {
             let admission = if force_probe && node.breaker.open_until().is_some() {
@@ -957,20 +961,24 @@ impl<'s> Plan<'s> {
         }
         // the budget the provider's headers stated (a count is metered apart by Anthropic and not
         // at all by OpenAI)
-        if self.op != Op::Count
-            && let Err(until) = target_node.quota.try_take(now, estimate)
-        {
-            let wait = until - now;
-            if !(is_last && wait <= bound && now + wait < self.deadline) {
-                self.note_free_at(until);
-                return Err(SkipReason::ProviderBudget);
-            }
-            pause(wait).await;
-            now = Instant::now();
-            if let Err(until) = target_node.quota.try_take(now, estimate) {
-                self.note_free_at(until);
-                return Err(SkipReason::ProviderBudget);
-            }
+        let mut quota = QuotaHold::default();
+        if self.op != Op::Count {
+            quota = match Quota::try_take(target_node, now, estimate) {
+                Ok(hold) => hold,
+                Err(until) => {
+                    let wait = until.saturating_duration_since(now);
+                    if !(is_last && wait <= bound && now + wait < self.deadline) {
+                        self.note_free_at(until);
+                        return Err(SkipReason::ProviderBudget);
+                    }
+                    pause(wait).await;
+                    now = Instant::now();
+                    Quota::try_take(target_node, now, estimate).map_err(|until| {
+                        self.note_free_at(until);
+                        SkipReason::ProviderBudget
+                    })?
+                }
+            };
         }
         // provider's, then target's: an array, not a vector, on this per-attempt path
         let mut permits: [LimitPermit; 2] = Default::default();
@@ -1047,7 +1055,7 @@ impl<'s> Plan<'s> {
                 }
             }
         }
-        Ok((probes, permits, now))
+        Ok((probes, permits, quota, now))
     }
 
     /// Tokens this request may need on `target`, for its token limits, only when a `tpm` applies
@@ -1127,7 +1135,7 @@ impl<'s> Plan<'s> {
         if self.op != Op::Count
             && let Some(limit) = &e.rate_limit
         {
-            inner.learn_quota(&target.provider, &target.model, target_node, limit);
+            inner.learn_quota(&target.provider, &target.model, target_node, limit, Instant::now() - elapsed);
         }
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
@@ -1273,10 +1281,12 @@ impl Lease<'_> {
     }
 
     /// What the provider's rate-limit headers said with the answer: the target's budget.
-    pub(crate) fn learn_budget(&self, inner: &Inner, limit: Option<&crate::provider::RateLimit>) {
+    /// The request is no longer in flight against that budget: what the provider says counts it.
+    pub(crate) fn learn_budget(&mut self, inner: &Inner, limit: Option<&crate::provider::RateLimit>) {
+        self.quota.release();
         if let Some(limit) = limit {
             let target = self.target();
-            inner.learn_quota(&target.provider, &target.model, &self.target_node, limit);
+            inner.learn_quota(&target.provider, &target.model, &self.target_node, limit, self.started);
         }
     }
 

@@ -55,6 +55,12 @@ pub(crate) struct Node {
 const EWMA_ALPHA: f64 = 0.3;
 
 impl Node {
+    /// A node with default settings, for unit tests of what it holds.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> Arc<Node> {
+        Arc::new(Node::new(BreakerConfig::default(), Limits::default()))
+    }
+
     fn new(breaker: BreakerConfig, limits: Limits) -> Self {
         Node {
             breaker: Breaker::new(breaker),

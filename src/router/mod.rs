@@ -537,7 +537,7 @@ impl Router {
         // one snapshot for the whole request, whatever reloads happen meanwhile
         let snap = self.inner.current.load_full();
         let start = Instant::now();
-        let (mut plan, success) = engine::first_success(
+        let (mut plan, mut success) = engine::first_success(
             &self.inner,
             &snap,
             route_name,
@@ -720,7 +720,8 @@ impl Inner {
         }
     }
 
-    /// What a provider's rate-limit headers said of a target's budget: learned here, and told to
+    /// What a provider's rate-limit headers said of a target's budget, in the answer to a request
+    /// sent at `sent`: learned here, and told to
     /// the fleet when it shares its state (at most every [`quota::QUOTA_EVERY`] per target, and
     /// at once when the budget is spent).
     pub(crate) fn learn_quota(
@@ -729,9 +730,10 @@ impl Inner {
         model: &str,
         node: &health::Node,
         limit: &crate::provider::RateLimit,
+        sent: Instant,
     ) {
         let now = Instant::now();
-        node.quota.learn(limit, now);
+        node.quota.learn(limit, sent, now);
         if let Some(shared) = self.shared.load_full()
             && node.quota.share_now(now, limit)
         {

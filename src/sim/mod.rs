@@ -161,8 +161,10 @@ impl SimServer {
     }
 
     /// Limits `model` on `protocol` to `requests` per `window`, from now, as the provider would:
-    /// each of its answers states what is left in the provider's rate-limit headers, and a request
-    /// beyond the limit gets a 429 with `retry-after` (recorded like any request).
+    /// a bucket of `requests`, full now, refilled continuously at `requests` per `window`; each
+    /// answer states what is left and when the bucket is whole again in the provider's rate-limit
+    /// headers, and a request beyond the limit gets a 429 with `retry-after` (until one request is
+    /// back; recorded like any request).
     pub fn set_rate_limit(&self, protocol: Protocol, model: &str, requests: u64, window: std::time::Duration) {
         self.state.quotas.set(protocol, model, requests, window);
     }

@@ -203,7 +203,7 @@ async fn chat(
     let mut response = match (quota, fault) {
         (Some(q), _) if !q.allowed => {
             // whole seconds, rounded up, as the providers write `retry-after`
-            let secs = q.reset.as_secs() + u64::from(q.reset.subsec_nanos() > 0);
+            let secs = q.next.as_secs() + u64::from(q.next.subsec_nanos() > 0);
             let limited = Fault::status_retry_after(429, secs.to_string());
             status_fault(dialect, &limited, model.as_deref().unwrap_or_default(), ids)
         }

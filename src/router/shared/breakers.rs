@@ -276,7 +276,7 @@ impl Shared {
             return;
         }
         if let (true, Some(limit)) = (change.to == "quota", &change.rate_limit) {
-            node.quota.learn(limit, now);
+            node.quota.learn(limit, now, now);
             return;
         }
         let transition = match change.to.as_str() {
