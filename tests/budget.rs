@@ -35,6 +35,8 @@ targets = [{{ provider = "openai", model = "gpt-4o" }}]
 [routes.capped]
 budget = {{ usd = 0.000001, per = "1h" }}
 targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
+[routes.capped-free]
+targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
         openai = sim.openai_base_url(),
         anthropic = sim.anthropic_base_url()
@@ -130,4 +132,85 @@ async fn a_client_key_with_a_spent_budget_is_refused_and_the_others_are_not() {
     assert_eq!(alice["scope"], "key", "{alice}");
     assert!(alice["spent_usd"].as_f64().unwrap() > 0.000001, "{alice}");
     assert!(!state.to_string().contains("sk-alice"), "no key in the state");
+}
+
+/// What the key `name` has spent, from `/admin/state`.
+async fn key_spent(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let state: Value =
+        client.get(format!("{base}/admin/state")).bearer_auth("sk-ops").send().await.unwrap().json().await.unwrap();
+    state["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .map_or(0.0, |b| b["spent_usd"].as_f64().unwrap())
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_answer_is_charged_what_the_provider_billed() {
+    use futures::StreamExt;
+    use switchyard::duration::DurationStr;
+    use switchyard::sim::{Fault, FaultRule};
+    let sim = SimServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim))).unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[keys.streamer]\nkey = \"sk-streamer\"\nbudget = { usd = 1, per = \"1h\" }\n\
+         [keys.waiter]\nkey = \"sk-waiter\"\nbudget = { usd = 1, per = \"1h\" }\n\
+         [keys.ops]\nkey = \"sk-ops\"\nadmin = true\n",
+    )
+    .unwrap();
+    let mut options = ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    let client = reqwest::Client::new();
+    let long = DurationStr(Duration::from_secs(30));
+
+    // a stream that stalls after three words; the client reads the first and goes away
+    sim.add_fault(FaultRule::new(switchyard::Protocol::Anthropic, Fault::Stall { after_tokens: 3, duration: long }));
+    let body =
+        json!({"model": "capped-free", "stream": true, "messages": [{"role": "user", "content": "Hello there"}]});
+    let r =
+        client.post(format!("{base}/v1/chat/completions")).bearer_auth("sk-streamer").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut chunks = r.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"content\"") {
+        seen.push_str(&String::from_utf8_lossy(&chunks.next().await.unwrap().unwrap()));
+    }
+    drop(chunks);
+    // the gateway notices, drops the stream, and bills its attempt: the prompt and what was generated
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while key_spent(&client, &base, "streamer").await == 0.0 {
+        assert!(std::time::Instant::now() < deadline, "the key was never charged for the stream it left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics =
+        client.get(format!("{base}/metrics")).bearer_auth("sk-ops").send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("switchyard_attempts_total{")
+            && l.contains("outcome=\"cancelled\"")
+            && l.contains("claude-haiku-4-5")),
+        "{metrics}"
+    );
+
+    // a whole answer the client stops waiting for: billed for the prompt the provider read
+    sim.add_fault(FaultRule::new(switchyard::Protocol::Anthropic, Fault::Latency { delay: long }));
+    let body = json!({"model": "capped-free", "messages": [{"role": "user", "content": "Hello there"}]});
+    let impatient = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-waiter")
+        .timeout(Duration::from_millis(300))
+        .json(&body)
+        .send()
+        .await;
+    assert!(impatient.is_err_and(|e| e.is_timeout()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while key_spent(&client, &base, "waiter").await == 0.0 {
+        assert!(std::time::Instant::now() < deadline, "the key was never charged for the answer it left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -117,6 +117,8 @@ fn event_of(v: &Value) -> Option<RouterEvent> {
             elapsed: millis(&v["elapsed_ms"]),
             skip_reason: None,
             probe: v["probe"].as_bool().unwrap_or(false),
+            hedge: v["hedge"].as_bool().unwrap_or(false),
+            cost_usd: v["cost_usd"].as_f64(),
         }),
         _ => None,
     }
@@ -248,6 +250,10 @@ async fn one(
             let served = header("x-switchyard-provider").zip(header("x-switchyard-model"));
             let status = response.status();
             let bytes = read_all(response).await;
+            if stream {
+                // a stream's cost comes at its end, in a comment
+                record.billed_usd = streamed_cost(&bytes).unwrap_or(record.billed_usd);
+            }
             if status.is_success() {
                 let complete = !stream || bytes.windows(12).any(|w| w == b"data: [DONE]");
                 let failed_inside = stream && bytes.windows(9).any(|w| w == b"\"error\":{");
@@ -272,6 +278,12 @@ async fn one(
     record.ended_ms = ms_since(started);
     record.latency = t0.elapsed();
     record
+}
+
+/// What a streamed answer says it cost: its `: x-switchyard-cost-usd: N` comment.
+fn streamed_cost(body: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(": x-switchyard-cost-usd: ")).and_then(|c| c.trim().parse().ok())
 }
 
 /// The whole body (a drill's answers are small; a stream's is read to its end).
@@ -421,6 +433,14 @@ mod tests {
     use super::*;
     use crate::router::{AttemptOutcome, BreakerState};
 
+    #[test]
+    fn a_streams_cost_is_read_from_its_closing_comment() {
+        let body = b"data: {\"choices\":[]}\n\n: x-switchyard-cost-usd: 0.000123\n\ndata: [DONE]\n\n";
+        assert_eq!(streamed_cost(body), Some(0.000_123));
+        assert_eq!(streamed_cost(b"data: [DONE]\n\n"), None);
+        assert_eq!(streamed_cost(b": x-switchyard-cost-usd: nonsense\n\n"), None);
+    }
+
     /// What the admin stream sends is what the drill reads back.
     #[test]
     fn router_events_round_trip_through_their_json() {
@@ -449,6 +469,8 @@ mod tests {
                 elapsed: Duration::from_millis(12),
                 skip_reason: None,
                 probe: true,
+                hedge: true,
+                cost_usd: Some(0.000_25),
             },
         ];
         let more = [

@@ -415,13 +415,28 @@ pub(super) fn phase_report(
         } else {
             hedged(records, |a| a.outcome != AttemptOutcome::Skipped)
         },
-        hedges_won: hedged(records, |a| a.outcome == AttemptOutcome::Ok),
+        hedges_won: if from_events {
+            in_phase(&|e| matches!(e, RouterEvent::Attempt { outcome: AttemptOutcome::Ok, hedge: true, .. }))
+        } else {
+            hedged(records, |a| a.outcome == AttemptOutcome::Ok)
+        },
         transitions,
         p50_ms: crate::stats::nearest_rank(&latencies, 0.50).unwrap_or(0.0),
         p99_ms: crate::stats::nearest_rank(&latencies, 0.99).unwrap_or(0.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
         cost_usd: cost(records, |_| true) + records.iter().map(|r| r.billed_usd).sum::<f64>(),
-        failed_cost_usd: cost(records, |a| a.outcome != AttemptOutcome::Ok),
+        failed_cost_usd: if from_events {
+            events
+                .iter()
+                .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
+                .filter_map(|(_, e)| match e {
+                    RouterEvent::Attempt { outcome, cost_usd, .. } if *outcome != AttemptOutcome::Ok => *cost_usd,
+                    _ => None,
+                })
+                .sum()
+        } else {
+            cost(records, |a| a.outcome != AttemptOutcome::Ok)
+        },
         expectations: Vec::new(),
         started_ms: start_ms as u64,
         timeline: timeline(records, start_ms, end_ms),

@@ -174,6 +174,8 @@ pub(crate) struct Plan<'s> {
     hedge_waited: Option<Duration>,
     /// The call this unit has in flight: when it started, and whether it is a breaker probe.
     in_flight: Option<(Instant, bool)>,
+    /// A unit's cancellation: a call it cancels this way, the unit records itself.
+    cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The longest prompt (by its estimate, in tokens) that token limits count with a tokenizer:
@@ -412,6 +414,7 @@ impl<'s> Plan<'s> {
             hedge_unit: false,
             hedge_waited: None,
             in_flight: None,
+            cancel: None,
         }
     }
 
@@ -747,6 +750,13 @@ impl<'s> Plan<'s> {
                 // the built-in adapters end the call by the deadline on their own timer: a second timer
                 // around the call would cost two more trips through the runtime's timer lock
                 let enforced = callee.enforces_deadline();
+                let mut abandoned = Abandoned {
+                    call: Some((inner, self.route.name.as_str(), self.op, target, request)),
+                    started,
+                    probe,
+                    hedge: self.hedge_unit,
+                    cancel: self.cancel.clone(),
+                };
                 let result = if enforced {
                     // no span (nobody records): no wrapper to enter and leave at every poll
                     let call = op(callee, call, target);
@@ -759,6 +769,8 @@ impl<'s> Plan<'s> {
                     timed.instrument(span.clone().unwrap_or_else(Span::none)).await
                 };
                 let ended = Instant::now();
+                abandoned.call = None;
+                drop(abandoned);
                 self.in_flight = None;
                 let timed_out = |e: Option<ProviderError>| {
                     let budget = attempt_deadline - started;
@@ -1351,6 +1363,39 @@ impl Lease<'_> {
 
     pub(crate) fn target_node(&self) -> &Node {
         &self.target_node
+    }
+}
+
+/// A call in flight, until it returns. When the request is dropped first (its caller went
+/// away), the attempt is still accounted, `cancelled`: metrics and spending budgets count the
+/// prompt the provider read, as they count a cancelled hedge's.
+struct Abandoned<'a> {
+    call: Option<(&'a Inner, &'a str, Op, &'a TargetPolicy, &'a ChatRequest)>,
+    started: Instant,
+    probe: bool,
+    hedge: bool,
+    /// A hedged unit's cancellation: when that is what dropped the call, the unit records it.
+    cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        let Some((inner, route, op, target, request)) = self.call.take() else { return };
+        if self.cancel.as_ref().is_some_and(tokio_util::sync::CancellationToken::is_cancelled) {
+            return;
+        }
+        let a = Attempt {
+            probe: self.probe,
+            hedge: self.hedge,
+            ..Attempt::new(target, AttemptOutcome::Cancelled, self.started.elapsed())
+        };
+        // a count costs nothing; an embedding's carrier holds its input as a prompt
+        let a = match op {
+            Op::Chat | Op::Embed => a.priced(target, &Usage::new(request.estimated_prompt_tokens(), 0)),
+            Op::Count => a,
+        };
+        tracing::info!(provider = %target.provider, model = %target.model, "attempt cancelled: the request was dropped while its call was in flight");
+        inner.emit_attempt(route, op, &a);
     }
 }
 

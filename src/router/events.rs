@@ -37,6 +37,11 @@ pub enum RouterEvent {
         skip_reason: Option<SkipReason>,
         /// Whether it went through as a breaker probe.
         probe: bool,
+        /// Whether it was started as a hedge.
+        #[serde(default)]
+        hedge: bool,
+        /// What it cost, when its model has prices (a failed or cancelled attempt's billed part).
+        cost_usd: Option<f64>,
     },
     /// A breaker changed state.
     Breaker {
@@ -204,6 +209,8 @@ mod tests {
             elapsed: Duration::from_millis(1),
             skip_reason: None,
             probe: false,
+            hedge: false,
+            cost_usd: None,
         };
         let rejected = RouterEvent::PolicyRejected { error: "bad".into() };
         assert_eq!(events.send(attempt.clone()), 0);

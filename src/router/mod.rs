@@ -30,6 +30,7 @@ mod engine;
 mod events;
 mod health;
 pub(crate) mod limiter;
+pub(crate) mod meter;
 pub(crate) mod metrics;
 mod outcome;
 mod probe;
@@ -687,6 +688,7 @@ impl Inner {
         }
         if let Some(usd) = a.cost_usd {
             self.spend(route, &a.provider, usd);
+            meter::add(usd);
         }
         if !self.subscribed.load(Ordering::Relaxed) || !self.events.wants_attempts() {
             return; // nobody listens: do not build the event
@@ -702,6 +704,8 @@ impl Inner {
             elapsed: a.elapsed,
             skip_reason: a.skip_reason.clone(),
             probe: a.probe,
+            hedge: a.hedge,
+            cost_usd: a.cost_usd,
         });
     }
 

@@ -198,10 +198,13 @@ impl Router {
         let inner = self.inner.clone();
         let route = route.to_owned();
         let span = super::spans::info(|| crate::request_span!(route, true));
-        let driver: Driver = Box::pin(
-            async move { drive(&inner, route, request, options, &tx).await }
-                .instrument(span.unwrap_or_else(tracing::Span::none)),
-        );
+        let driver = async move { drive(&inner, route, request, options, &tx).await }
+            .instrument(span.unwrap_or_else(tracing::Span::none));
+        // the request's meter, if its caller set one, counts what the stream's attempts cost
+        let driver: Driver = match super::meter::current() {
+            Some(meter) => Box::pin(super::meter::metered(meter, driver)),
+            None => Box::pin(driver),
+        };
         Ok(RoutedStream { rx, driver: Some(driver), serving: None, dropped: Vec::new(), summary: None })
     }
 }
@@ -301,6 +304,53 @@ fn open<'a>(
     })
 }
 
+/// What the serving attempt of a stream is billed: the usage the stream reported and the content
+/// deltas it generated. Dropped while `open` (the consumer went away mid-stream), it records the
+/// attempt, `cancelled`, billed for what the provider read and generated up to then.
+struct Bill<'a> {
+    usage: Option<Usage>,
+    deltas: u64,
+    /// Until the attempt is recorded otherwise: the router, the route, the request and the target.
+    open: Option<(&'a Inner, &'a RoutePolicy, &'a ChatRequest, &'a TargetPolicy)>,
+    /// The attempt's record, should it be dropped.
+    record: Attempt,
+    started: Instant,
+}
+
+impl Bill<'_> {
+    /// The prompt the provider read (its own count when the stream gave one) and what it
+    /// generated (its count, else the deltas).
+    fn billed(&self, request: &ChatRequest) -> Usage {
+        let usage = self.usage;
+        Usage {
+            input_tokens: usage
+                .map(|u| u.input_tokens)
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| request.estimated_prompt_tokens()),
+            output_tokens: usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(self.deltas),
+            ..usage.unwrap_or_default()
+        }
+    }
+}
+
+impl Drop for Bill<'_> {
+    fn drop(&mut self) {
+        let Some((inner, route, request, target)) = self.open.take() else { return };
+        let billed = self.billed(request);
+        let a = Attempt {
+            elapsed: self.started.elapsed(),
+            output_tokens: Some(billed.output_tokens),
+            ..std::mem::replace(
+                &mut self.record,
+                Attempt::new(target, AttemptOutcome::Cancelled, std::time::Duration::ZERO),
+            )
+        }
+        .priced(target, &billed);
+        tracing::info!(provider = %a.provider, model = %a.model, "attempt cancelled mid-stream: the stream was dropped");
+        inner.emit_attempt(&route.name, super::engine::Op::Chat, &a);
+    }
+}
+
 async fn send(tx: &mpsc::Sender<Msg>, msg: Msg) -> bool {
     tx.send(msg).await.is_ok()
 }
@@ -358,9 +408,14 @@ async fn drive(
         // where a continuation joins what the consumer has: what it repeats is not relayed twice
         let mut seam = Seam::new(current.resumed, delivered.text());
         let (index, retries) = (current.lease.index(), current.retries);
-        let mut usage: Option<Usage> = None;
-        // what this attempt generated, for its bill if it fails
-        let mut deltas = 0u64;
+        // what this attempt reported and generated, for its bill if it fails or is dropped
+        let mut bill = Bill {
+            usage: None,
+            deltas: 0,
+            open: Some((inner, plan.route, &request, &lease_target)),
+            record: current.lease.attempt(AttemptOutcome::Cancelled, std::time::Duration::ZERO),
+            started: current.lease.started,
+        };
         let failure: ProviderError = loop {
             let next = match pending.pop_front() {
                 Some(e) => Some(Ok(e)),
@@ -383,7 +438,7 @@ async fn drive(
             match next {
                 Some(Ok(mut event)) => {
                     // counted before the seam, which may hold (or drop) what the model repeated
-                    deltas += u64::from(is_held_content(&event));
+                    bill.deltas += u64::from(is_held_content(&event));
                     if !matches!(seam, Seam::Clear) {
                         if let StreamEvent::TextDelta { text } = &mut event {
                             *text = seam.text(std::mem::take(text));
@@ -408,9 +463,11 @@ async fn drive(
                             current.lease.learn_budget(inner, Some(limit));
                             continue;
                         }
-                        StreamEvent::Usage(u) => usage = Some(*u),
+                        StreamEvent::Usage(u) => bill.usage = Some(*u),
                         StreamEvent::Finish { reason } => {
                             let reason = *reason;
+                            bill.open = None;
+                            let (usage, deltas) = (bill.usage, bill.deltas);
                             let now = Instant::now();
                             let elapsed = now - current.lease.started;
                             // a stream that reported no usage is billed by its estimate and deltas
@@ -466,17 +523,10 @@ async fn drive(
 
         // the stream failed after content reached the caller
         let effect = plan.route.actions.get(failure.class).breaker;
-        let output_tokens = usage.map(|u| u.output_tokens).filter(|&n| n > 0).unwrap_or(deltas);
-        // billed although the answer is finished elsewhere: the prompt the provider read (its own
-        // count when the stream gave one) and what it generated
-        let billed = Usage {
-            input_tokens: usage
-                .map(|u| u.input_tokens)
-                .filter(|&n| n > 0)
-                .unwrap_or_else(|| request.estimated_prompt_tokens()),
-            output_tokens,
-            ..usage.unwrap_or_default()
-        };
+        bill.open = None;
+        // billed although the answer is finished elsewhere
+        let billed = bill.billed(&request);
+        let output_tokens = billed.output_tokens;
         let attempt = Attempt {
             class: Some(failure.class),
             status: failure.status,

@@ -15,6 +15,7 @@ use super::dialect::{Dialect, Failure, Parsed};
 use super::relay;
 use super::status;
 use crate::error::ErrorClass;
+use crate::router::meter::Meter;
 use crate::router::{RoutedResponse, Router, RouterError, StreamOptions};
 
 /// What every handler shares.
@@ -286,31 +287,22 @@ pub(crate) async fn chat<D: Dialect>(
     };
     D::read_headers(&mut parsed, &headers);
     let echo = D::echo(&parsed);
+    let charge = KeyCharge::new(&state.router, &caller);
     if parsed.stream {
-        let ledger = relay::Ledger {
-            endpoint,
-            route: label,
-            key: key.to_owned(),
-            router: state.router.clone(),
-            caller: caller.clone(),
-            started,
-            permit,
-        };
+        let ledger = relay::Ledger { endpoint, route: label, key: key.to_owned(), charge, started, permit };
         stream::<D>(parsed, ledger, echo, relay::wants_trailers(&headers)).await
     } else {
-        let result = state.router.chat_decoded(parsed).await;
+        let result = charge.metered(state.router.chat_decoded(parsed)).await;
         drop(permit);
         match result {
             Ok(r) => {
                 record_request(endpoint, &label, key, None, started);
-                charge_key(&state.router, &caller, r.cost_usd());
                 ok_response::<D>(&r, echo.as_ref())
             }
             Err(e) => {
                 record_request(endpoint, &label, key, Some(e.class()), started);
                 let retry_after = e.failure().and_then(|f| f.retry_after);
                 let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
-                charge_key(&state.router, &caller, cost);
                 let mut response = error_response::<D>(&failure_from(&e), retry_after);
                 set_cost(response.headers_mut(), cost);
                 response
@@ -405,12 +397,12 @@ pub(crate) async fn embeddings(
         Ok(p) => p,
         Err(response) => return response,
     };
-    let result = state.router.embed(&route, request).await;
+    let charge = KeyCharge::new(&state.router, &caller);
+    let result = charge.metered(state.router.embed(&route, request)).await;
     drop(permit);
     match result {
         Ok(e) => {
             record_request(endpoint, &label, key, None, started);
-            charge_key(&state.router, &caller, e.cost_usd());
             let mut response = (StatusCode::OK, axum::Json(&e.response.body)).into_response();
             let h = response.headers_mut();
             set(h, "x-switchyard-provider", &e.provider);
@@ -461,9 +453,31 @@ fn admit_key<D: Dialect>(
 }
 
 /// What a request cost, charged to the caller's key budget.
-pub(super) fn charge_key(router: &Router, caller: &Caller, usd: Option<f64>) {
-    if let Caller::Key(k) = caller {
-        router.charge_key(k, usd);
+/// A request's charge to its client key's budget: what the request's attempts cost, counted by
+/// the meter the router call runs with, charged when the request is over (answered, failed, or
+/// dropped by a client that went away: its cancelled attempts are billed too).
+pub(super) struct KeyCharge {
+    pub(super) router: Router,
+    caller: Caller,
+    meter: Arc<Meter>,
+}
+
+impl KeyCharge {
+    pub(super) fn new(router: &Router, caller: &Caller) -> Self {
+        KeyCharge { router: router.clone(), caller: caller.clone(), meter: Arc::default() }
+    }
+
+    /// Runs a router call with this request's meter.
+    pub(super) async fn metered<F: std::future::Future>(&self, f: F) -> F::Output {
+        crate::router::meter::metered(self.meter.clone(), f).await
+    }
+}
+
+impl Drop for KeyCharge {
+    fn drop(&mut self) {
+        if let Caller::Key(k) = &self.caller {
+            self.router.charge_key(k, self.meter.total_usd());
+        }
     }
 }
 
@@ -503,13 +517,13 @@ async fn stream<D: Dialect>(
     let refuse = |e: RouterError| {
         record_request(l.endpoint, &l.route, &l.key, Some(e.class()), l.started);
         let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
-        charge_key(&l.router, &l.caller, cost);
         let mut response = error_response::<D>(&failure_from(&e), e.failure().and_then(|f| f.retry_after));
         set_cost(response.headers_mut(), cost);
         response
     };
     // the gateway cannot take back what a client has shown: no restarts, an error event instead
-    let mut s = match l.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }).await {
+    let opened = l.charge.metered(l.charge.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }));
+    let mut s = match opened.await {
         Ok(s) => s,
         Err(e) => return refuse(e),
     };

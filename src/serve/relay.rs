@@ -11,11 +11,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use futures::StreamExt;
 use http_body::Frame;
 
-use super::auth::Caller;
 use super::dialect::Encoder;
-use super::handlers::{charge_key, failure_from, record_request};
+use super::handlers::{KeyCharge, failure_from, record_request};
 use crate::chat::StreamEvent;
-use crate::router::{RouteFailure, RoutedStream, Router};
+use crate::router::{RouteFailure, RoutedStream};
 
 /// The header, trailer and comment that say what a request cost.
 pub(crate) const COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
@@ -44,8 +43,9 @@ pub(crate) struct Ledger {
     /// The route as a metric label.
     pub(crate) route: String,
     pub(crate) key: String,
-    pub(crate) router: Router,
-    pub(crate) caller: Caller,
+    /// The key's charge, made when the relay is dropped: after the stream, whose attempts it
+    /// counts (a stream dropped mid-answer records its attempt as it goes).
+    pub(crate) charge: KeyCharge,
     pub(crate) started: Instant,
     /// The key's concurrency slot, freed with the stream.
     #[expect(dead_code, reason = "held, never read: dropping it frees the slot")]
@@ -54,6 +54,8 @@ pub(crate) struct Ledger {
 
 /// Where the relay is.
 struct Relay<E> {
+    /// Dropped first (fields drop in order): a stream dropped mid-answer records its attempt
+    /// before `ledger` charges the key.
     stream: RoutedStream,
     encoder: E,
     ledger: Ledger,
@@ -113,7 +115,6 @@ impl<E: Encoder> Relay<E> {
                 Some(Err(e)) => {
                     record_request(l.endpoint, &l.route, &l.key, Some(e.class()), l.started);
                     let cost = e.failure().and_then(RouteFailure::cost_usd);
-                    charge_key(&l.router, &l.caller, cost);
                     let mut bytes = self.encoder.error(&failure_from(&e));
                     bytes.extend(cost.map(comment));
                     self.end(bytes, cost);
@@ -121,7 +122,6 @@ impl<E: Encoder> Relay<E> {
                 None => {
                     let cost = self.stream.summary().and_then(|summary| {
                         record_request(l.endpoint, &l.route, &l.key, None, l.started);
-                        charge_key(&l.router, &l.caller, summary.cost_usd());
                         summary.cost_usd()
                     });
                     let mut bytes = self.finish.take().unwrap_or_default();

@@ -118,6 +118,7 @@ impl<'s> Plan<'s> {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
     {
+        sub.cancel = Some(cancel.clone());
         let ended = {
             let attempts = sub.try_target(inner, ask, (index, target), is_last, op, (false, 0));
             tokio::select! {
@@ -185,6 +186,7 @@ impl<'s> Plan<'s> {
             hedge_unit: hedge,
             hedge_waited: None,
             in_flight: None,
+            cancel: None,
         }
     }
 
