@@ -119,6 +119,13 @@ async fn chat_json_reports_the_serving_model_usage_and_attempts() {
         assert_eq!(attempts[0]["status"], 500);
         assert!(attempts[0]["elapsed_ms"].is_u64());
         assert_eq!(attempts[2]["outcome"], "ok");
+        // what it cost: Claude Sonnet 4.5's answer at $3 / $15 per million tokens
+        let (input, output) =
+            (v["usage"]["input_tokens"].as_f64().unwrap(), v["usage"]["output_tokens"].as_f64().unwrap());
+        let cost = v["cost_usd"].as_f64().unwrap();
+        assert!((cost - (input * 3.0 + output * 15.0) / 1e6).abs() < 1e-12, "{cost} for {}", v["usage"]);
+        assert!((attempts[2]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12, "{}", attempts[2]);
+        assert!(v["failed_cost_usd"].is_null(), "OpenAI's 500s are billed nothing: {}", v["failed_cost_usd"]);
     }
 }
 
@@ -141,6 +148,7 @@ async fn chat_failure_is_exit_1_with_the_error_in_json_and_unknown_route_is_exit
     assert_eq!(v["error"]["provider"], "openai");
     assert_eq!(v["error"]["model"], "gpt-4o-mini");
     assert_eq!(v["error"]["status"], 529);
+    assert_eq!(v["error"]["provider_incidents"], serde_json::json!([]), "no status page, no incident");
     assert_eq!(v["attempts"].as_array().unwrap().len(), 2);
     let out = tokio::task::spawn_blocking(move || switchyard(&["chat", "--policy", &policy, "--route", "nope", "hi"]))
         .await

@@ -104,6 +104,28 @@ async fn a_major_outage_shows_in_health_and_events_and_in_the_error_text() {
 }
 
 #[tokio::test]
+async fn a_refusal_at_an_open_breaker_names_the_incident_too() {
+    // in an outage most requests meet the open breaker, not the provider's error
+    let sim = SimServer::start().await.unwrap();
+    let breaker = "[defaults]\nbreaker = { consecutive_failures = 1, cooldown = \"60s\", max_cooldown = \"60s\" }\n";
+    let text = policy(&sim, "").replace("[defaults]\n", breaker);
+    let router = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    sim.set_status_page("openai", major_outage());
+    router.refresh_status_pages().await;
+    sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
+    let opened = router.chat("openai-only", ChatRequest::user("Hello!")).await.unwrap_err();
+    assert!(opened.to_string().ends_with(NOTE), "{opened}");
+    // OpenAI is skipped at its breaker; Claude fails on its own, and has no incident
+    sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(503)));
+    let err = router.chat("chat", ChatRequest::user("Hello!")).await.unwrap_err();
+    let failure = err.failure().unwrap();
+    let outcomes: Vec<_> = failure.attempts.iter().map(|a| (a.provider.as_str(), a.outcome)).collect();
+    assert_eq!(outcomes, [("openai", AttemptOutcome::Skipped), ("anthropic", AttemptOutcome::Error)]);
+    assert!(failure.message.ends_with(NOTE), "{}", failure.message);
+    assert_eq!(failure.provider_incidents.len(), 1);
+}
+
+#[tokio::test]
 async fn an_outage_reorders_a_route_only_when_on_incident_says_deprioritize() {
     let sim = SimServer::start().await.unwrap();
     sim.set_status_page("openai", major_outage());

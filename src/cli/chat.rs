@@ -164,6 +164,8 @@ fn failure_json(route: &str, e: &RouterError) -> Value {
             "provider": f.and_then(|f| f.provider.clone()),
             "model": f.and_then(|f| f.model.clone()),
             "status": f.and_then(|f| f.status),
+            // the open incidents of the providers that failed, from their status pages
+            "provider_incidents": f.map(|f| f.provider_incidents.clone()).unwrap_or_default(),
         },
         "cost_usd": f.and_then(switchyard::router::RouteFailure::cost_usd),
         "attempts": attempts_json(e.attempts()),

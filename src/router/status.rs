@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::Inner;
 use super::events::RouterEvent;
-use super::outcome::{AttemptOutcome, RouteFailure};
+use super::outcome::{AttemptOutcome, RouteFailure, SkipReason};
 use crate::error::ErrorClass;
 use crate::policy::{Policy, StatusPageConfig};
 use crate::status_page::{self, ProviderIncident, StatusPage, Summary};
@@ -188,15 +188,27 @@ impl StatusPages {
         }
     }
 
-    /// Names the open incidents of the providers that failed in `f`: in its message ("openai
-    /// reports an incident: Elevated error rates (major outage since 12:03 UTC)") and in
-    /// [`RouteFailure::provider_incidents`].
+    /// Names the open incidents of the providers that failed in `f`, or were skipped because
+    /// they had been failing (an open breaker, a pause after a 429: in an outage, what most
+    /// requests meet): in its message ("openai reports an incident: Elevated error rates (major
+    /// outage since 12:03 UTC)") and in [`RouteFailure::provider_incidents`].
     pub(crate) fn annotate(&self, f: &mut RouteFailure) {
         if !self.any.load(Ordering::Acquire) || f.class == ErrorClass::BudgetExhausted {
             return;
         }
-        let mut failed: Vec<&str> =
-            f.attempts.iter().filter(|a| a.outcome == AttemptOutcome::Error).map(|a| a.provider.as_str()).collect();
+        let failing = |a: &&super::outcome::Attempt| {
+            a.outcome == AttemptOutcome::Error
+                || matches!(
+                    a.skip_reason,
+                    Some(
+                        SkipReason::BreakerOpen
+                            | SkipReason::ProviderBreakerOpen
+                            | SkipReason::ProbeInFlight
+                            | SkipReason::Paused
+                    )
+                )
+        };
+        let mut failed: Vec<&str> = f.attempts.iter().filter(failing).map(|a| a.provider.as_str()).collect();
         // the provider whose error ended the request (not one that was only skipped)
         failed.extend(f.error.as_ref().map(|e| e.provider.as_str()));
         failed.sort_unstable();
