@@ -605,7 +605,6 @@ impl ChatRequest {
     /// last prompt-cache mark (`cache_control`), else its system and developer messages and its
     /// tools (what providers cache by themselves); `None` when it has neither.
     pub fn cache_prefix_hash(&self) -> Option<u64> {
-        use std::hash::{Hash, Hasher};
         let marked = |p: &ContentPart| match p {
             ContentPart::Text { cache_control, .. }
             | ContentPart::Image { cache_control, .. }
@@ -621,19 +620,25 @@ impl ChatRequest {
             .filter(|(_, _, p)| marked(p))
             .map(|(i, j, _)| (i, j))
             .next_back();
-        // unkeyed: the same prefix hashes alike in every process of the same build
-        let mut h = std::hash::DefaultHasher::new();
-        let part = |h: &mut std::hash::DefaultHasher, p: &ContentPart| match p {
-            ContentPart::Text { text, .. } => text.hash(h),
-            other => serde_json::to_string(other).unwrap_or_default().hash(h),
+        // the same prefix hashes alike in every router of a fleet, whatever built it
+        let mut h = crate::stable_hash::StableHash::default();
+        let part = |h: &mut crate::stable_hash::StableHash, p: &ContentPart| match p {
+            ContentPart::Text { text, .. } => {
+                h.field(text.as_bytes());
+            }
+            other => {
+                h.field(serde_json::to_string(other).unwrap_or_default().as_bytes());
+            }
         };
         for t in &self.tools {
-            (&t.name, &t.description, t.parameters.to_string()).hash(&mut h);
+            h.field(t.name.as_bytes())
+                .field(t.description.as_deref().unwrap_or_default().as_bytes())
+                .field(t.parameters.to_string().as_bytes());
         }
         match last_mark {
             Some((last_i, last_j)) => {
                 for (i, m) in self.messages.iter().enumerate().take(last_i + 1) {
-                    (m.role as u8).hash(&mut h);
+                    h.u64(m.role as u64);
                     let upto = if i == last_i { last_j + 1 } else { m.content.len() };
                     m.content.iter().take(upto).for_each(|p| part(&mut h, p));
                 }

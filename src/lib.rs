@@ -42,6 +42,7 @@ pub mod serve;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(any(feature = "sim", feature = "gateway"))]
+mod stable_hash;
 mod stats;
 pub mod status_page;
 mod sync;

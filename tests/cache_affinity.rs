@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use switchyard::chat::{CacheControl, ContentPart, Message, Role};
+use switchyard::chat::{CacheControl, ContentPart, Message, Role, Tool};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 use switchyard::{ChatRequest, Policy, Protocol, Router};
 
-fn router(sim: &SimServer, affinity: bool) -> Router {
+fn router(sim: &SimServer, strategy: &str, affinity: bool) -> Router {
     let policy = format!(
         r#"
 [defaults]
@@ -20,7 +20,7 @@ profile = "openai"
 auth = "none"
 base_url = "{openai}"
 [routes.spread]
-strategy = "round_robin"
+strategy = "{strategy}"
 cache_affinity = {affinity}
 targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "openai", model = "gpt-4.1" }}]
 "#,
@@ -40,14 +40,20 @@ async fn served(router: &Router, request: ChatRequest) -> String {
 
 #[tokio::test]
 async fn one_prefix_sticks_to_one_target_and_moves_together_when_it_fails() {
+    for strategy in ["round_robin", "weighted", "least_latency"] {
+        sticks_and_moves(strategy).await;
+    }
+}
+
+async fn sticks_and_moves(strategy: &str) {
     let sim = SimServer::start().await.unwrap();
-    let router = router(&sim, true);
+    let router = router(&sim, strategy, true);
     let system = "You are the support assistant of ACME. Answer from the manual.";
     let mut models = BTreeSet::new();
     for n in 0..9 {
         models.insert(served(&router, ask(system, n)).await);
     }
-    assert_eq!(models.len(), 1, "round robin would have used all three: {models:?}");
+    assert_eq!(models.len(), 1, "{strategy} would have used several: {models:?}");
     let sticky = models.into_iter().next().unwrap();
     // a cache mark makes the prefix end there: what follows the mark may differ
     let mut marked_models = BTreeSet::new();
@@ -57,13 +63,21 @@ async fn one_prefix_sticks_to_one_target_and_moves_together_when_it_fails() {
             ChatRequest::new([Message::new(Role::User, vec![marked, ContentPart::text(format!("And question {n}?"))])]);
         marked_models.insert(served(&router, request).await);
     }
-    assert_eq!(marked_models.len(), 1, "{marked_models:?}");
+    assert_eq!(marked_models.len(), 1, "{strategy}: {marked_models:?}");
+    // tools alone make a prefix too
+    let mut tooled = BTreeSet::new();
+    for n in 0..6 {
+        let tool = Tool::new("lookup", "Looks a part up in the manual", serde_json::json!({"type": "object"}));
+        let request = ChatRequest::new([Message::text(Role::User, format!("Part {n}?"))]).tool(tool);
+        tooled.insert(served(&router, request).await);
+    }
+    assert_eq!(tooled.len(), 1, "{strategy}: {tooled:?}");
     // other prefixes spread over the targets
     let mut spread = BTreeSet::new();
     for n in 0..24 {
         spread.insert(served(&router, ask(&format!("You are assistant number {n}."), 0)).await);
     }
-    assert!(spread.len() >= 2, "{spread:?}");
+    assert!(spread.len() >= 2, "{strategy}: {spread:?}");
     // the sticky target fails: its breaker opens and the prefix moves, all of it to one target
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)).model(sticky.clone()).first(1));
     let _ = router.chat("spread", ask(system, 100)).await;
@@ -71,14 +85,14 @@ async fn one_prefix_sticks_to_one_target_and_moves_together_when_it_fails() {
     for n in 0..6 {
         moved.insert(served(&router, ask(system, 200 + n)).await);
     }
-    assert_eq!(moved.len(), 1, "{moved:?}");
-    assert!(!moved.contains(&sticky), "{moved:?} still has {sticky}");
+    assert_eq!(moved.len(), 1, "{strategy}: {moved:?}");
+    assert!(!moved.contains(&sticky), "{strategy}: {moved:?} still has {sticky}");
 }
 
 #[tokio::test]
 async fn without_it_the_route_balances_as_its_strategy_says() {
     let sim = SimServer::start().await.unwrap();
-    let router = router(&sim, false);
+    let router = router(&sim, "round_robin", false);
     let mut models = BTreeSet::new();
     for n in 0..3 {
         models.insert(served(&router, ask("You are the support assistant of ACME.", n)).await);

@@ -48,13 +48,13 @@ pub(crate) struct Budgets(Mutex<HashMap<Scope, Spent>>);
 /// One budget, as `/admin/state` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetSnapshot {
-    /// `route` or `provider`.
+    /// `route`, `provider` or `key` (a gateway client key).
     pub scope: &'static str,
     /// Its name.
     pub name: String,
     /// USD per window.
     pub usd: f64,
-    /// The window, as policies write it.
+    /// The window, as a duration (`"1h"`, `"1day"`, `"30days"`).
     pub per: String,
     /// Spent in the current window.
     pub spent_usd: f64,

@@ -272,9 +272,6 @@ fn on_anthropic(snap: &Snapshot, t: &TargetPolicy) -> bool {
     snap.policy.provider(&t.provider).is_some_and(|p| p.protocol == crate::provider::Protocol::Anthropic)
 }
 
-/// The first phase of every request, streamed or not: its route's plan, run until an attempt
-/// succeeds, following `on_context_overflow` to other routes (nothing has reached the caller yet,
-/// so a hop starts clean, keeping the attempts so far). `op_for` makes the attempt of a route.
 /// The refusal of a request on `route` when its budget is spent for this window.
 fn route_budget_spent(inner: &Inner, route: &RoutePolicy) -> Option<RouteFailure> {
     let budget = route.budget.as_ref()?;
@@ -295,6 +292,9 @@ fn route_budget_spent(inner: &Inner, route: &RoutePolicy) -> Option<RouteFailure
     })
 }
 
+/// The first phase of every request, streamed or not: its route's plan, run until an attempt
+/// succeeds, following `on_context_overflow` to other routes (nothing has reached the caller yet,
+/// so a hop starts clean, keeping the attempts so far). `op_for` makes the attempt of a route.
 pub(crate) async fn first_success<'s, T, F>(
     inner: &Inner,
     snap: &'s Snapshot,

@@ -3,6 +3,7 @@
 use smallvec::SmallVec;
 
 use crate::policy::{RoutePolicy, Strategy};
+use crate::stable_hash::StableHash;
 
 /// Target indexes in the order to try them: inline up to eight targets, so that ordering a
 /// route allocates nothing on the request path.
@@ -63,13 +64,12 @@ pub(crate) fn order(
 /// first, and the same second one when the first is skipped (an open breaker, a spent budget).
 /// Adding or removing a target moves only the prefixes it gains or loses.
 pub(crate) fn by_affinity(route: &RoutePolicy, prefix: u64) -> Order {
-    use std::hash::{Hash, Hasher};
     let score = |i: usize| {
         let t = &route.targets[i];
-        let mut h = std::hash::DefaultHasher::new();
-        (prefix, &t.provider, &t.model).hash(&mut h);
+        // the same in every router of a fleet, whatever built it
+        let mixed = StableHash::default().u64(prefix).field(t.provider.as_bytes()).field(t.model.as_bytes()).finish();
         // a uniform draw in (0, 1) per (prefix, target), then weighted rendezvous: -w / ln(u)
-        let u = ((h.finish() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let u = ((mixed >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         -f64::from(t.weight.max(1)) / u.ln()
     };
     let mut idx: Order = (0..route.targets.len()).collect();
@@ -94,6 +94,32 @@ mod tests {
             targets.join(", ")
         );
         text.parse::<Policy>().unwrap().route("r").unwrap().clone()
+    }
+
+    #[test]
+    fn affinity_spreads_prefixes_by_weight_and_moves_only_a_removed_targets_share() {
+        let r = route("weighted", &[1, 3]);
+        let n = 20_000u64;
+        let firsts: Vec<usize> = (0..n).map(|p| by_affinity(&r, p.wrapping_mul(0x9e37_79b9)).as_slice()[0]).collect();
+        let share = firsts.iter().filter(|&&i| i == 1).count() as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.02, "{share}");
+        // a third target takes its share from both; no prefix moves between the first two
+        let r3 = route("weighted", &[1, 3, 2]);
+        for (p, &before) in (0..n).zip(&firsts) {
+            let now = by_affinity(&r3, p.wrapping_mul(0x9e37_79b9)).as_slice()[0];
+            assert!(now == before || now == 2, "prefix {p} moved from {before} to {now}");
+        }
+    }
+
+    #[test]
+    fn affinity_orders_are_the_same_in_every_build() {
+        // pinned: routers of a fleet built by different toolchains must agree on each prefix
+        let r = route("weighted", &[1, 1, 1, 1]);
+        let orders: Vec<Vec<usize>> = [0u64, 1, 42, u64::MAX].iter().map(|&p| by_affinity(&r, p).to_vec()).collect();
+        assert_eq!(orders, [[0, 3, 2, 1], [2, 1, 0, 3], [2, 0, 3, 1], [2, 0, 3, 1]]);
+        let request =
+            crate::chat::ChatRequest::new([crate::chat::Message::text(crate::chat::Role::System, "You are terse.")]);
+        assert_eq!(request.cache_prefix_hash(), Some(1_170_117_064_972_875_768));
     }
 
     #[test]
