@@ -259,6 +259,36 @@ async fn the_poller_reads_on_its_own_every_interval() {
     assert_eq!(served_by(&router).await, "anthropic");
 }
 
+#[tokio::test]
+async fn a_shorter_interval_applies_at_once_and_a_retired_page_is_read_no_more() {
+    let sim = SimServer::start().await.unwrap();
+    let hourly = policy(&sim, "").replace("status_interval = \"1s\"", "status_interval = \"1h\"");
+    let router = Router::new(Policy::from_toml(&hourly, "inline").unwrap()).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        while sim.status_page_reads("openai") == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(first.await.is_ok(), "the first read, when the policy was applied");
+    let read = sim.status_page_reads("openai");
+    // the poller waits out the hour... until a reload says every second
+    router.apply(Policy::from_toml(&policy(&sim, ""), "inline").unwrap());
+    let again = tokio::time::timeout(Duration::from_secs(10), async {
+        while sim.status_page_reads("openai") < read + 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(again.await.is_ok(), "the new interval was not taken: {} reads", sim.status_page_reads("openai"));
+    // a policy without the page stops its poller
+    let without = policy(&sim, "").replace(&format!("status_page = \"{}\"\n", sim.status_page_url("openai")), "");
+    router.apply(Policy::from_toml(&without, "inline").unwrap());
+    assert!(router.health().status_pages.iter().all(|p| p.provider != "openai"));
+    // (a read in flight when it was retired may still land; a live poller would read twice more)
+    let last = sim.status_page_reads("openai");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(sim.status_page_reads("openai") <= last + 1, "a retired page was read again");
+}
+
 #[test]
 fn policies_enable_pages_by_address_or_from_the_profile() {
     let base = "[routes.a]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n";

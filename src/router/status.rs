@@ -48,6 +48,8 @@ pub(crate) struct Page {
     polled: AtomicBool,
     /// Taken out of the policy (or its address changed): its poller stops.
     retired: AtomicBool,
+    /// Wakes the poller from its wait: the page was retired, or its interval changed.
+    wake: tokio::sync::Notify,
 }
 
 /// What the reads of a page found.
@@ -138,6 +140,7 @@ impl StatusPages {
             let keep = wanted.get(name).is_some_and(|c| c.url == lock(&page.config).url);
             if !keep {
                 page.retired.store(true, Ordering::Release);
+                page.wake.notify_one();
             }
             keep
         });
@@ -152,10 +155,15 @@ impl StatusPages {
                     interval_ms: AtomicU64::new(0),
                     polled: AtomicBool::new(false),
                     retired: AtomicBool::new(false),
+                    wake: tokio::sync::Notify::new(),
                 })
             });
             *lock(&page.config) = config.clone();
-            page.interval_ms.store(u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            let interval = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX);
+            if page.interval_ms.swap(interval, Ordering::Relaxed) != interval {
+                // a poller waiting out the old interval reads now, then keeps the new one
+                page.wake.notify_one();
+            }
             if !page.polled.load(Ordering::Acquire) {
                 spawn_poller(inner.me.clone(), page.clone());
             }
@@ -279,7 +287,10 @@ fn spawn_poller(me: Weak<Inner>, page: Arc<Page>) {
                 let _ = inner.events.send(event);
             }
             drop(inner);
-            tokio::time::sleep(page.interval()).await;
+            tokio::select! {
+                () = tokio::time::sleep(page.interval()) => {}
+                () = page.wake.notified() => {}
+            }
         }
     });
 }
