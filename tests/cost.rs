@@ -60,20 +60,40 @@ async fn an_answer_costs_its_usage_at_the_profile_prices_cached_or_not() {
     let expected = priced(&u, (0.15, 0.075, 0.15, 0.60));
     assert!(close(r.cost_usd().unwrap(), expected), "{:?} vs {expected}", r.cost_usd());
     assert_eq!(r.failed_cost_usd(), None);
-    // claude-haiku-4-5 with a cache mark, so part of the prompt is read from the cache:
-    // $1.00 in, $0.10 cached, $1.25 written, $5.00 out
+    // claude-haiku-4-5 with a cache mark: the first request writes the prefix to the cache, the
+    // next reads it: $1.00 in, $0.10 cached, $1.25 written, $5.00 out
+    let claude = (1.00, 0.10, 1.25, 5.00);
     let long = "All work and no play makes a dull model. ".repeat(40);
-    let part = ContentPart::text(long).cached(CacheControl::ephemeral());
+    let part = ContentPart::text(long.clone()).cached(CacheControl::ephemeral());
     let request = ChatRequest::new([Message::new(Role::User, vec![part, ContentPart::text("Summarize.")])]);
+    let first = router.chat("haiku", request.clone()).await.unwrap();
+    let u = first.response.usage;
+    assert!(u.cache_creation_input_tokens.is_some_and(|w| w > 0 && w < u.input_tokens), "{u:?}");
+    assert_eq!(u.cached_input_tokens, Some(0), "{u:?}");
+    let expected = priced(&u, claude);
+    assert!(close(first.cost_usd().unwrap(), expected), "{:?} vs {expected}", first.cost_usd());
     let r = router.chat("haiku", request).await.unwrap();
     let u = r.response.usage;
     assert!(u.cached_input_tokens.is_some_and(|c| c > 0 && c < u.input_tokens), "{u:?}");
-    let expected = priced(&u, (1.00, 0.10, 1.25, 5.00));
+    assert_eq!(u.cache_creation_input_tokens, Some(0), "{u:?}");
+    let expected = priced(&u, claude);
     assert!(close(r.cost_usd().unwrap(), expected), "{:?} vs {expected}", r.cost_usd());
-    let mut uncached = u;
+    let (mut uncached, mut unwritten) = (u, first.response.usage);
     uncached.cached_input_tokens = None;
-    let at_full_price = priced(&uncached, (1.00, 0.10, 1.25, 5.00));
-    assert!(r.cost_usd().unwrap() < at_full_price, "cache reads are cheaper");
+    unwritten.cache_creation_input_tokens = None;
+    assert!(r.cost_usd().unwrap() < priced(&uncached, claude), "cache reads are cheaper");
+    assert!(first.cost_usd().unwrap() > priced(&unwritten, claude), "cache writes dearer");
+    // gpt-4o-mini caches a prompt of 1,024 tokens or more by itself: the second of two alike reads
+    // whole 128-token blocks of it from the cache, at $0.075
+    let request = ChatRequest::new([Message::text(Role::User, long.repeat(3))]);
+    let first = router.chat("mini", request.clone()).await.unwrap();
+    assert_eq!(first.response.usage.cached_input_tokens, Some(0));
+    let r = router.chat("mini", request).await.unwrap();
+    let u = r.response.usage;
+    assert!(u.cached_input_tokens.is_some_and(|c| c >= 1024 && c % 128 == 0 && c <= u.input_tokens), "{u:?}");
+    let expected = priced(&u, (0.15, 0.075, 0.15, 0.60));
+    assert!(close(r.cost_usd().unwrap(), expected), "{:?} vs {expected}", r.cost_usd());
+    assert!(r.cost_usd().unwrap() < first.cost_usd().unwrap(), "cached input is cheaper");
 }
 
 #[tokio::test]

@@ -571,6 +571,14 @@ async fn anthropic_answers_carry_cache_usage_and_unknown_members_streamed_and_no
                "messages": [{"role": "user", "content": "Hello there"}]})
     };
     let cached = (system.chars().count() as u64).div_ceil(4);
+    let all = (system.chars().count() as u64 + "Hello there".len() as u64).div_ceil(4);
+    // the first request writes the marked prefix to the cache
+    let r = post(&s.base, "/v1/messages", &body(false)).await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["usage"]["cache_creation_input_tokens"], cached, "{answer}");
+    assert_eq!(answer["usage"]["cache_read_input_tokens"], 0, "{answer}");
+    assert_eq!(answer["usage"]["input_tokens"], all - cached, "{answer}");
+    // the next reads it
     let r = post(&s.base, "/v1/messages", &body(false)).await;
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
@@ -578,7 +586,6 @@ async fn anthropic_answers_carry_cache_usage_and_unknown_members_streamed_and_no
     assert_eq!(usage["cache_read_input_tokens"], cached, "{answer}");
     assert_eq!(usage["cache_creation_input_tokens"], 0, "{answer}");
     // input_tokens leaves the cache out, as Anthropic's does
-    let all = (system.chars().count() as u64 + "Hello there".len() as u64).div_ceil(4);
     assert_eq!(usage["input_tokens"], all - cached, "{answer}");
     // which stop sequence ended the answer comes back
     assert_eq!(answer["stop_sequence"], "said", "{answer}");

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchyard::router::{AttemptOutcome, RouterEvent};
 use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer, StatusPageScript};
-use switchyard::status_page::Severity;
+use switchyard::status_page::{MAX_SUMMARY_BYTES, Severity};
 use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router};
 
 /// OpenAI then Claude, each provider with its own simulated status page.
@@ -169,6 +169,7 @@ async fn a_page_that_cannot_be_read_never_affects_a_request() {
         (StatusPageScript::failing(502, "<html>Bad gateway</html>"), "HTTP 502"),
         (StatusPageScript::failing(200, "{\"page\": \"truncated"), "not a Statuspage summary"),
         (StatusPageScript::operational().delayed(Duration::from_secs(30)), "did not answer within 1s"),
+        (StatusPageScript::failing(200, &" ".repeat(MAX_SUMMARY_BYTES + 1)), "larger than 1048576 bytes"),
     ] {
         sim.set_status_page("openai", script);
         router.refresh_status_pages().await;

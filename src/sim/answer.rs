@@ -50,9 +50,11 @@ pub(crate) struct Prompt {
     pub(crate) choices: usize,
     /// `Some(top)` when the request asked for log probabilities (OpenAI `logprobs`, `top_logprobs`).
     pub(crate) logprobs: Option<usize>,
-    /// Characters of text up to the last `cache_control` mark (Anthropic): the simulated cache
-    /// serves them, as it would on every call after the first.
+    /// Characters of text up to the last `cache_control` mark (Anthropic): what the simulated
+    /// cache writes on the first call with them and serves on the next ones.
     pub(crate) cached_chars: usize,
+    /// The text of every part and tool result, in order (what the cache keys on).
+    pub(crate) text: String,
 }
 
 impl Prompt {
@@ -81,11 +83,18 @@ impl Prompt {
         let last = request.messages.last();
         let has_tool_result = |m: &Message| m.content.iter().any(|p| matches!(p, ContentPart::ToolResult(_)));
         // the text of every part and tool result, in order; where the last cache mark ends
-        let (mut input_chars, mut cached_chars) = (0, 0);
+        let (mut input_chars, mut cached_chars, mut all) = (0, 0, String::new());
         for part in request.messages.iter().flat_map(|m| &m.content) {
             let (chars, marked) = match part {
-                ContentPart::Text { text, cache_control, .. } => (text.chars().count(), cache_control.is_some()),
-                ContentPart::ToolResult(r) => (r.text_content().chars().count(), r.cache_control.is_some()),
+                ContentPart::Text { text, cache_control, .. } => {
+                    all.push_str(text);
+                    (text.chars().count(), cache_control.is_some())
+                }
+                ContentPart::ToolResult(r) => {
+                    let text = r.text_content();
+                    all.push_str(&text);
+                    (text.chars().count(), r.cache_control.is_some())
+                }
                 ContentPart::Image { cache_control, .. } | ContentPart::Document { cache_control, .. } => {
                     (0, cache_control.is_some())
                 }
@@ -122,6 +131,7 @@ impl Prompt {
             choices: request.n.map_or(1, |n| n as usize),
             logprobs: (request.logprobs == Some(true)).then(|| request.top_logprobs.map_or(0, |t| t as usize)),
             cached_chars,
+            text: all,
         }
     }
 }
@@ -220,6 +230,8 @@ pub(crate) struct Answer {
     pub(crate) reasoning_tokens: Option<u64>,
     /// Prompt tokens read from the cache (counted in `input_tokens` too).
     pub(crate) cached_tokens: u64,
+    /// Prompt tokens written to the cache (counted in `input_tokens` too).
+    pub(crate) cache_write_tokens: u64,
     /// How many answers to send (all the same reply).
     pub(crate) choices: usize,
     /// `Some(top)` when log probabilities are to be sent, with `top` alternatives per token.
@@ -270,7 +282,9 @@ pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reje
         reply,
         thinking,
         reasoning_tokens,
-        cached_tokens: (prompt.cached_chars.div_ceil(4) as u64).min(input_tokens),
+        // what the cache reads and writes is the provider's state: set by `PromptCache::apply`
+        cached_tokens: 0,
+        cache_write_tokens: 0,
         choices: prompt.choices.max(1),
         logprobs: prompt.logprobs,
     })

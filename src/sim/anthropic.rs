@@ -229,11 +229,11 @@ fn stop_sequence(answer: &Answer) -> Value {
     }
 }
 
-/// Anthropic's usage: `input_tokens` leaves out what the cache served.
+/// Anthropic's usage: `input_tokens` leaves out what the cache served and what was written to it.
 fn usage(answer: &Answer, output_tokens: u64) -> Value {
     json!({
-        "input_tokens": answer.input_tokens - answer.cached_tokens,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": answer.input_tokens - answer.cached_tokens - answer.cache_write_tokens,
+        "cache_creation_input_tokens": answer.cache_write_tokens,
         "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": output_tokens,
     })

@@ -15,6 +15,13 @@
 //! reject it, as the real API does). Models have their catalog context window (`*-tiny`: 64
 //! tokens; unknown: 128,000); `missing-model` does not exist.
 //!
+//! Prompt caches work as each provider bills them, per model: Claude writes what a request marks
+//! (up to its last `cache_control`) on the first request with that prefix
+//! (`cache_creation_input_tokens`) and reads it on the next ones (`cache_read_input_tokens`);
+//! OpenAI caches a prompt of 1,024 tokens or more by itself, and a later prompt with the same
+//! start reads it in 128-token blocks (`cached_tokens`). A model can be given a request limit
+//! ([`SimServer::set_rate_limit`]), stated in each answer's rate-limit headers.
+//!
 //! Faults ([`FaultRule`]) script what goes wrong, by protocol and model: error statuses with the
 //! provider's real bodies and retry headers, raw bodies, latency, slow first tokens, stalls, cut
 //! streams, malformed chunks, in-stream errors, a missing `[DONE]`, connection resets and hangs.
@@ -59,6 +66,7 @@ pub const FAULT_HEADER: &str = "x-switchyard-fault";
 
 mod answer;
 mod anthropic;
+mod cache;
 mod fault;
 mod openai;
 mod quota;

@@ -209,13 +209,13 @@ async fn chat(
         }
         (_, Some(Fault::Latency { delay })) => {
             tokio::time::sleep(delay.0).await;
-            respond(dialect, &body, stream, None, ids)
+            respond(dialect, &body, (stream, None), &state.prompt_cache, ids)
         }
         (_, Some(Fault::SlowFirstToken { delay })) if !stream => {
             tokio::time::sleep(delay.0).await;
-            respond(dialect, &body, stream, None, ids)
+            respond(dialect, &body, (stream, None), &state.prompt_cache, ids)
         }
-        (_, fault) => respond(dialect, &body, stream, fault.as_ref(), ids),
+        (_, fault) => respond(dialect, &body, (stream, fault.as_ref()), &state.prompt_cache, ids),
     };
     for (name, value) in quota.map(|q| super::quota::headers(dialect.protocol(), q)).unwrap_or_default() {
         set_header(&mut response, name, Some(&value));
@@ -350,8 +350,19 @@ fn strings(v: &Value) -> usize {
 }
 
 /// The model's answer (or its 4xx), streamed with `fault` applied when asked to stream.
-fn respond(dialect: &dyn Dialect, body: &Value, stream: bool, fault: Option<&Fault>, ids: Ids) -> Response {
-    let answer = match dialect.prompt(body).and_then(|prompt| answer::answer(dialect.protocol(), &prompt)) {
+fn respond(
+    dialect: &dyn Dialect,
+    body: &Value,
+    (stream, fault): (bool, Option<&Fault>),
+    cache: &super::cache::PromptCache,
+    ids: Ids,
+) -> Response {
+    let answered = dialect.prompt(body).and_then(|prompt| {
+        let mut answer = answer::answer(dialect.protocol(), &prompt)?;
+        cache.apply(dialect.protocol(), &prompt, &mut answer);
+        Ok(answer)
+    });
+    let answer = match answered {
         Ok(answer) => answer,
         Err(reject) => return error_response(dialect, &dialect.reject(&reject), ids),
     };

@@ -107,6 +107,8 @@ pub(crate) struct SimState {
     pub(crate) quotas: super::quota::Quotas,
     /// Status pages scripted with `SimServer::set_status_page`.
     pub(crate) status_pages: super::status::StatusPages,
+    /// What the providers' prompt caches hold.
+    pub(crate) prompt_cache: super::cache::PromptCache,
 }
 
 impl SimState {

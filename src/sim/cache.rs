@@ -1,0 +1,68 @@
+//! The simulated providers' prompt caches, as each provider bills them: a prefix is written to
+//! the cache by the first request that sends it and read by the ones after, per model.
+//!
+//! - Anthropic caches what a request marks: everything up to its last `cache_control`. The first
+//!   request with that prefix reports it as `cache_creation_input_tokens` (billed at the cache
+//!   write price), the next ones as `cache_read_input_tokens`.
+//! - OpenAI caches by itself: a prompt of 1,024 tokens or more is cached in 128-token blocks, and
+//!   a later prompt starting with the same blocks reports them as `cached_tokens` (at least
+//!   1,024 of them); there is no write charge.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use super::answer::{Answer, Prompt};
+use crate::provider::Protocol;
+use crate::sync::lock;
+
+/// The smallest prompt OpenAI caches, in tokens.
+const OPENAI_MIN_TOKENS: u64 = 1024;
+/// OpenAI's cache block, in tokens (four characters each here).
+const OPENAI_BLOCK_TOKENS: u64 = 128;
+
+/// The prefixes cached so far, by model.
+#[derive(Debug, Default)]
+pub(crate) struct PromptCache(Mutex<HashSet<(String, u64)>>);
+
+impl PromptCache {
+    /// What `answer` reads from the cache and writes to it, for `prompt` on `protocol`.
+    pub(crate) fn apply(&self, protocol: Protocol, prompt: &Prompt, answer: &mut Answer) {
+        let mut seen = lock(&self.0);
+        let model = &prompt.model;
+        let (read, written) = if protocol == Protocol::Anthropic {
+            if prompt.cached_chars == 0 {
+                (0, 0)
+            } else {
+                let prefix: String = prompt.text.chars().take(prompt.cached_chars).collect();
+                let tokens = (prompt.cached_chars as u64).div_ceil(4);
+                if seen.insert((model.clone(), hash(&prefix))) { (0, tokens) } else { (tokens, 0) }
+            }
+        } else if answer.input_tokens >= OPENAI_MIN_TOKENS {
+            // the hash of each leading run of whole blocks: cached as far as they were seen
+            let chars: Vec<char> = prompt.text.chars().collect();
+            let block = (OPENAI_BLOCK_TOKENS * 4) as usize;
+            let mut h = std::hash::DefaultHasher::new();
+            let (mut read, mut hit) = (0, true);
+            for piece in chars.chunks_exact(block) {
+                piece.hash(&mut h);
+                let fresh = seen.insert((model.clone(), h.finish()));
+                hit &= !fresh;
+                if hit {
+                    read += OPENAI_BLOCK_TOKENS;
+                }
+            }
+            (if read >= OPENAI_MIN_TOKENS { read.min(answer.input_tokens) } else { 0 }, 0)
+        } else {
+            (0, 0)
+        };
+        answer.cached_tokens = read.min(answer.input_tokens);
+        answer.cache_write_tokens = written.min(answer.input_tokens - answer.cached_tokens);
+    }
+}
+
+fn hash(text: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
