@@ -271,6 +271,8 @@ async fn a_shorter_interval_applies_at_once_and_a_retired_page_is_read_no_more()
         }
     });
     assert!(first.await.is_ok(), "the first read, when the policy was applied");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.status_page_reads("openai"), 1, "one read, then the hour");
     let read = sim.status_page_reads("openai");
     // the poller waits out the hour... until a reload says every second
     router.apply(Policy::from_toml(&policy(&sim, ""), "inline").unwrap());

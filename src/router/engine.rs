@@ -752,10 +752,12 @@ impl<'s> Plan<'s> {
                 let enforced = callee.enforces_deadline();
                 let mut abandoned = Abandoned {
                     call: Some((inner, self.route.name.as_str(), self.op, target, request)),
+                    // the request's own prompt when known (a continuation's is longer)
+                    prompt: if resumed.is_none() { self.prompt_tokens } else { None },
                     started,
                     probe,
                     hedge: self.hedge_unit,
-                    cancel: self.cancel.clone(),
+                    cancel: self.cancel.as_ref(),
                 };
                 let result = if enforced {
                     // no span (nobody records): no wrapper to enter and leave at every poll
@@ -1351,6 +1353,11 @@ impl Lease<'_> {
         !self.probes.is_empty()
     }
 
+    /// Whether this attempt is a breaker probe, and whether it was started as a hedge.
+    pub(crate) fn flags(&self) -> (bool, bool) {
+        (self.is_probe(), self.hedge)
+    }
+
     /// The record of this attempt, ended with `outcome` after `elapsed`.
     pub(crate) fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) -> Attempt {
         Attempt { probe: self.is_probe(), hedge: self.hedge, ..Attempt::new(self.target(), outcome, elapsed) }
@@ -1371,31 +1378,42 @@ impl Lease<'_> {
 /// prompt the provider read, as they count a cancelled hedge's.
 struct Abandoned<'a> {
     call: Option<(&'a Inner, &'a str, Op, &'a TargetPolicy, &'a ChatRequest)>,
+    /// The prompt's tokens, when already counted.
+    prompt: Option<u64>,
     started: Instant,
     probe: bool,
     hedge: bool,
     /// A hedged unit's cancellation: when that is what dropped the call, the unit records it.
-    cancel: Option<tokio_util::sync::CancellationToken>,
+    cancel: Option<&'a tokio_util::sync::CancellationToken>,
 }
 
 impl Drop for Abandoned<'_> {
     fn drop(&mut self) {
         let Some((inner, route, op, target, request)) = self.call.take() else { return };
-        if self.cancel.as_ref().is_some_and(tokio_util::sync::CancellationToken::is_cancelled) {
+        if self.cancel.is_some_and(tokio_util::sync::CancellationToken::is_cancelled) {
             return;
         }
-        let a = Attempt {
-            probe: self.probe,
-            hedge: self.hedge,
-            ..Attempt::new(target, AttemptOutcome::Cancelled, self.started.elapsed())
-        };
-        // a count costs nothing; an embedding's carrier holds its input as a prompt
-        let a = match op {
-            Op::Chat | Op::Embed => a.priced(target, &Usage::new(request.estimated_prompt_tokens(), 0)),
-            Op::Count => a,
-        };
+        let prompt = self.prompt.unwrap_or_else(|| request.estimated_prompt_tokens());
+        let a = cancelled(target, (self.probe, self.hedge), self.started.elapsed(), op, Usage::new(prompt, 0));
         tracing::info!(provider = %target.provider, model = %target.model, "attempt cancelled: the request was dropped while its call was in flight");
         inner.emit_attempt(route, op, &a);
+    }
+}
+
+/// The record of a call on `target` cancelled after `elapsed` (its request dropped, or a hedge
+/// that lost): billed `usage`, what the provider read and generated until then. A count costs
+/// nothing.
+pub(crate) fn cancelled(
+    target: &TargetPolicy,
+    (probe, hedge): (bool, bool),
+    elapsed: Duration,
+    op: Op,
+    usage: Usage,
+) -> Attempt {
+    let a = Attempt { probe, hedge, ..Attempt::new(target, AttemptOutcome::Cancelled, elapsed) };
+    match op {
+        Op::Chat | Op::Embed => a.priced(target, &usage),
+        Op::Count => a,
     }
 }
 

@@ -72,12 +72,15 @@ impl Window {
         }
     }
 
-    /// When `n` will be available (more than the answer said remained).
+    /// When `n` will be available (more than the answer said remained): rounded up to the next
+    /// millisecond, so that [`Window::available`] says so at that instant, whatever the floating
+    /// point made of it.
     fn when(&self, n: u64) -> Instant {
         match self.refill() {
             Some((gap, span)) if n <= self.said + gap => {
                 let share = n.saturating_sub(self.said) as f64 / gap as f64;
-                Duration::try_from_secs_f64(span * share).map_or(self.reset, |d| (self.at + d).min(self.reset))
+                let ms = (span * share * 1000.0).ceil() + 1.0;
+                Duration::try_from_secs_f64(ms / 1000.0).map_or(self.reset, |d| (self.at + d).min(self.reset))
             }
             _ => self.reset,
         }
@@ -232,7 +235,7 @@ impl Quota {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::router::health::Node;
@@ -268,10 +271,31 @@ mod tests {
         let t0 = Instant::now();
         // none of 60 left, whole in a minute: one is back every second
         node.quota.learn(&requests(0, Some(60), 60 * SEC), t0, t0);
-        assert_eq!(Quota::try_take(&node, t0, 0).err(), Some(t0 + SEC));
-        let _first = Quota::try_take(&node, t0 + SEC, 0).unwrap();
-        assert_eq!(Quota::try_take(&node, t0 + SEC, 0).err(), Some(t0 + 2 * SEC), "one in flight");
+        let ms = Duration::from_millis(1);
+        assert_eq!(Quota::try_take(&node, t0, 0).err(), Some(t0 + SEC + ms));
+        let _first = Quota::try_take(&node, t0 + SEC + ms, 0).unwrap();
+        assert_eq!(Quota::try_take(&node, t0 + SEC + ms, 0).err(), Some(t0 + 2 * SEC + ms), "one in flight");
         assert_eq!(node.quota.snapshot(t0 + 30 * SEC).and_then(|s| s.requests_remaining), Some(29));
+    }
+
+    #[test]
+    fn what_a_wait_was_told_is_there_when_it_ends() {
+        // odd limits and resets, whose shares floating point cannot hold exactly
+        for (limit, reset_ms) in [(3u64, 1_000u64), (7, 999), (60, 60_000), (1_000, 7_777), (13, 1)] {
+            let node = Node::for_test();
+            let t0 = Instant::now();
+            node.quota.learn(&requests(0, Some(limit), Duration::from_millis(reset_ms)), t0, t0);
+            let mut held = Vec::new();
+            for k in 0..limit.min(50) {
+                // with k in flight, the (k+1)th is told when; then, it is let through
+                let at = Quota::try_take(&node, t0, 0).expect_err("nothing is back at first");
+                if at >= t0 + Duration::from_millis(reset_ms) {
+                    break; // whole again: the window is over (and forgotten once seen so)
+                }
+                let hold = Quota::try_take(&node, at, 0);
+                held.push(hold.unwrap_or_else(|_| panic!("{limit} per {reset_ms} ms, request {k}: refused at {at:?}")));
+            }
+        }
     }
 
     #[test]

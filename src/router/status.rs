@@ -160,8 +160,10 @@ impl StatusPages {
             });
             *lock(&page.config) = config.clone();
             let interval = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX);
-            if page.interval_ms.swap(interval, Ordering::Relaxed) != interval {
-                // a poller waiting out the old interval reads now, then keeps the new one
+            let before = page.interval_ms.swap(interval, Ordering::Relaxed);
+            if before != 0 && before != interval {
+                // a poller waiting out the old interval reads now, then keeps the new one (a new
+                // page has none yet: it reads once when its poller starts)
                 page.wake.notify_one();
             }
             if !page.polled.load(Ordering::Acquire) {

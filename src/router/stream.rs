@@ -312,8 +312,8 @@ struct Bill<'a> {
     deltas: u64,
     /// Until the attempt is recorded otherwise: the router, the route, the request and the target.
     open: Option<(&'a Inner, &'a RoutePolicy, &'a ChatRequest, &'a TargetPolicy)>,
-    /// The attempt's record, should it be dropped.
-    record: Attempt,
+    /// Whether the attempt is a breaker probe, and a hedge.
+    flags: (bool, bool),
     started: Instant,
 }
 
@@ -337,15 +337,11 @@ impl Drop for Bill<'_> {
     fn drop(&mut self) {
         let Some((inner, route, request, target)) = self.open.take() else { return };
         let billed = self.billed(request);
+        let op = super::engine::Op::Chat;
         let a = Attempt {
-            elapsed: self.started.elapsed(),
             output_tokens: Some(billed.output_tokens),
-            ..std::mem::replace(
-                &mut self.record,
-                Attempt::new(target, AttemptOutcome::Cancelled, std::time::Duration::ZERO),
-            )
-        }
-        .priced(target, &billed);
+            ..super::engine::cancelled(target, self.flags, self.started.elapsed(), op, billed)
+        };
         tracing::info!(provider = %a.provider, model = %a.model, "attempt cancelled mid-stream: the stream was dropped");
         inner.emit_attempt(&route.name, super::engine::Op::Chat, &a);
     }
@@ -413,7 +409,7 @@ async fn drive(
             usage: None,
             deltas: 0,
             open: Some((inner, plan.route, &request, &lease_target)),
-            record: current.lease.attempt(AttemptOutcome::Cancelled, std::time::Duration::ZERO),
+            flags: current.lease.flags(),
             started: current.lease.started,
         };
         let failure: ProviderError = loop {

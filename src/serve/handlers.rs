@@ -289,7 +289,8 @@ pub(crate) async fn chat<D: Dialect>(
     let echo = D::echo(&parsed);
     let charge = KeyCharge::new(&state.router, &caller);
     if parsed.stream {
-        let ledger = relay::Ledger { endpoint, route: label, key: key.to_owned(), charge, started, permit };
+        let router = state.router.clone();
+        let ledger = relay::Ledger { endpoint, route: label, key: key.to_owned(), router, charge, started, permit };
         stream::<D>(parsed, ledger, echo, relay::wants_trailers(&headers)).await
     } else {
         let result = charge.metered(state.router.chat_decoded(parsed)).await;
@@ -455,28 +456,31 @@ fn admit_key<D: Dialect>(
 /// What a request cost, charged to the caller's key budget.
 /// A request's charge to its client key's budget: what the request's attempts cost, counted by
 /// the meter the router call runs with, charged when the request is over (answered, failed, or
-/// dropped by a client that went away: its cancelled attempts are billed too).
-pub(super) struct KeyCharge {
-    pub(super) router: Router,
-    caller: Caller,
-    meter: Arc<Meter>,
-}
+/// dropped by a client that went away: its cancelled attempts are billed too). Nothing is counted
+/// for a caller without a budget.
+pub(super) struct KeyCharge(Option<(Router, crate::policy::ClientKey, Arc<Meter>)>);
 
 impl KeyCharge {
     pub(super) fn new(router: &Router, caller: &Caller) -> Self {
-        KeyCharge { router: router.clone(), caller: caller.clone(), meter: Arc::default() }
+        KeyCharge(match caller {
+            Caller::Key(k) if k.budget.is_some() => Some((router.clone(), k.clone(), Arc::default())),
+            _ => None,
+        })
     }
 
-    /// Runs a router call with this request's meter.
+    /// Runs a router call with this request's meter, if it has one.
     pub(super) async fn metered<F: std::future::Future>(&self, f: F) -> F::Output {
-        crate::router::meter::metered(self.meter.clone(), f).await
+        match &self.0 {
+            Some((_, _, meter)) => crate::router::meter::metered(meter.clone(), f).await,
+            None => f.await,
+        }
     }
 }
 
 impl Drop for KeyCharge {
     fn drop(&mut self) {
-        if let Caller::Key(k) = &self.caller {
-            self.router.charge_key(k, self.meter.total_usd());
+        if let Some((router, key, meter)) = &self.0 {
+            router.charge_key(key, meter.total_usd());
         }
     }
 }
@@ -522,7 +526,7 @@ async fn stream<D: Dialect>(
         response
     };
     // the gateway cannot take back what a client has shown: no restarts, an error event instead
-    let opened = l.charge.metered(l.charge.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }));
+    let opened = l.charge.metered(l.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }));
     let mut s = match opened.await {
         Ok(s) => s,
         Err(e) => return refuse(e),

@@ -1,7 +1,8 @@
 //! A routed stream relayed to the client as its dialect's SSE, ending with what the request
 //! cost: an SSE comment every client can read and every SSE parser skips
-//! (`: x-switchyard-cost-usd: 0.000123`, before the dialect's last event), and an HTTP trailer
-//! of the same name for a client that asked for trailers (`TE: trailers`).
+//! (`: x-switchyard-cost-usd: 0.000123`, before the dialect's last event, or before the error
+//! event of a stream that fails), and an HTTP trailer of the same name for a client that asked
+//! for trailers (`TE: trailers`).
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -27,14 +28,16 @@ pub(crate) fn cost_text(usd: f64) -> String {
     if text.is_empty() { "0".to_owned() } else { text.to_owned() }
 }
 
-/// Whether the client reads trailers (`TE: trailers`): only then does HTTP/1.1 send them.
+/// Whether the client reads trailers (`TE: trailers`): only then does HTTP/1.1 send them. The
+/// token exactly, as hyper reads it (`trailers;q=0.5` is not it), so that a `Trailer` header is
+/// announced only when the trailer will come.
 pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers")))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// What a stream's end is recorded and charged under.
@@ -43,6 +46,7 @@ pub(crate) struct Ledger {
     /// The route as a metric label.
     pub(crate) route: String,
     pub(crate) key: String,
+    pub(crate) router: crate::router::Router,
     /// The key's charge, made when the relay is dropped: after the stream, whose attempts it
     /// counts (a stream dropped mid-answer records its attempt as it goes).
     pub(crate) charge: KeyCharge,
@@ -116,7 +120,10 @@ impl<E: Encoder> Relay<E> {
                     record_request(l.endpoint, &l.route, &l.key, Some(e.class()), l.started);
                     let cost = e.failure().and_then(RouteFailure::cost_usd);
                     let mut bytes = self.encoder.error(&failure_from(&e));
-                    bytes.extend(cost.map(comment));
+                    // before the error: a reader (an SDK) that raises on the error has read it
+                    if let Some(usd) = cost {
+                        bytes.insert(0, comment(usd));
+                    }
                     self.end(bytes, cost);
                 }
                 None => {
@@ -181,6 +188,7 @@ mod tests {
         assert!(wants_trailers(&te("trailers")));
         assert!(wants_trailers(&te("gzip, Trailers")));
         assert!(wants_trailers(&te("deflate;q=0.5, trailers")));
+        assert!(!wants_trailers(&te("trailers;q=0.5")), "not the token hyper sends trailers for");
         assert!(!wants_trailers(&te("gzip")));
         assert!(!wants_trailers(&te("trailersx")));
         assert!(!wants_trailers(&HeaderMap::new()));

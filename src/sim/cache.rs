@@ -9,60 +9,60 @@
 //!   1,024 of them); there is no write charge.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use super::answer::{Answer, Prompt};
 use crate::provider::Protocol;
+use crate::stable_hash::StableHash;
 use crate::sync::lock;
 
 /// The smallest prompt OpenAI caches, in tokens.
 const OPENAI_MIN_TOKENS: u64 = 1024;
 /// OpenAI's cache block, in tokens (four characters each here).
 const OPENAI_BLOCK_TOKENS: u64 = 128;
+/// Prefixes kept before the cache starts over (a simulator that runs for days stays bounded).
+const MAX_ENTRIES: usize = 100_000;
 
-/// The prefixes cached so far, by model.
+/// The prefixes cached so far: hashes of (model, prefix).
 #[derive(Debug, Default)]
-pub(crate) struct PromptCache(Mutex<HashSet<(String, u64)>>);
+pub(crate) struct PromptCache(Mutex<HashSet<u64>>);
 
 impl PromptCache {
     /// What `answer` reads from the cache and writes to it, for `prompt` on `protocol`.
     pub(crate) fn apply(&self, protocol: Protocol, prompt: &Prompt, answer: &mut Answer) {
         let mut seen = lock(&self.0);
-        let model = &prompt.model;
+        if seen.len() > MAX_ENTRIES {
+            seen.clear();
+        }
+        let mut key = StableHash::default();
+        key.field(prompt.model.as_bytes());
         let (read, written) = if protocol == Protocol::Anthropic {
             if prompt.cached_chars == 0 {
                 (0, 0)
             } else {
-                let prefix: String = prompt.text.chars().take(prompt.cached_chars).collect();
+                let end = prompt.text.char_indices().nth(prompt.cached_chars).map_or(prompt.text.len(), |(i, _)| i);
                 let tokens = (prompt.cached_chars as u64).div_ceil(4);
-                if seen.insert((model.clone(), hash(&prefix))) { (0, tokens) } else { (tokens, 0) }
+                if seen.insert(key.field(&prompt.text.as_bytes()[..end]).finish()) { (0, tokens) } else { (tokens, 0) }
             }
         } else if answer.input_tokens >= OPENAI_MIN_TOKENS {
-            // the hash of each leading run of whole blocks: cached as far as they were seen
-            let chars: Vec<char> = prompt.text.chars().collect();
+            // each leading run of whole blocks: cached as far as they were seen
             let block = (OPENAI_BLOCK_TOKENS * 4) as usize;
-            let mut h = std::hash::DefaultHasher::new();
+            let mut starts: Vec<usize> = prompt.text.char_indices().map(|(i, _)| i).step_by(block).collect();
+            if prompt.text.chars().count().is_multiple_of(block) {
+                starts.push(prompt.text.len()); // the last block is whole too
+            }
             let (mut read, mut hit) = (0, true);
-            for piece in chars.chunks_exact(block) {
-                piece.hash(&mut h);
-                let fresh = seen.insert((model.clone(), h.finish()));
-                hit &= !fresh;
+            for pair in starts.windows(2) {
+                hit &= !seen.insert(key.field(&prompt.text.as_bytes()[pair[0]..pair[1]]).finish());
                 if hit {
                     read += OPENAI_BLOCK_TOKENS;
                 }
             }
-            (if read >= OPENAI_MIN_TOKENS { read.min(answer.input_tokens) } else { 0 }, 0)
+            (if read >= OPENAI_MIN_TOKENS { read } else { 0 }, 0)
         } else {
             (0, 0)
         };
         answer.cached_tokens = read.min(answer.input_tokens);
         answer.cache_write_tokens = written.min(answer.input_tokens - answer.cached_tokens);
     }
-}
-
-fn hash(text: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
 }

@@ -18,7 +18,7 @@ use crate::chat::Usage;
 use crate::policy::{Hedge, HedgeAfter, TargetPolicy};
 use crate::provider::{Call, Provider};
 use crate::router::Inner;
-use crate::router::outcome::{Attempt, AttemptOutcome};
+use crate::router::outcome::AttemptOutcome;
 
 /// How a unit ended: its plan, and its result (`None` when it was cancelled).
 type Ended<'s, T> = (Plan<'s>, Option<Option<Result<Success<'s, T>, Stop>>>);
@@ -226,14 +226,10 @@ impl<'s> Plan<'s> {
         let Some((started, probe)) = self.in_flight.take() else { return };
         let prompt = match ask {
             Ask::Request(request, _) => *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens()),
-            Ask::Resume { .. } => 0,
+            // a continuation's prompt: the question and the answer so far (either form's size)
+            Ask::Resume { prefill, .. } => prefill.estimated_prompt_tokens(),
         };
-        let a = Attempt {
-            probe,
-            hedge: self.hedge_unit,
-            ..Attempt::new(target, AttemptOutcome::Cancelled, started.elapsed())
-        }
-        .priced(target, &Usage::new(prompt, 0));
+        let a = super::cancelled(target, (probe, self.hedge_unit), started.elapsed(), self.op, Usage::new(prompt, 0));
         tracing::info!(provider = %target.provider, model = %target.model, "attempt cancelled: another attempt of the hedged request answered first");
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
