@@ -142,7 +142,7 @@ impl DrillReport {
             providers,
             passed: phases.iter().all(PhaseReport::passed),
             duration_ms,
-            cost_usd: phases.iter().map(|p| p.cost_usd).sum(),
+            cost_usd: crate::stats::sum(phases.iter().map(|p| p.cost_usd)),
             phases,
         }
     }

@@ -424,16 +424,14 @@ pub(super) fn phase_report(
         p50_ms: crate::stats::nearest_rank(&latencies, 0.50).unwrap_or(0.0),
         p99_ms: crate::stats::nearest_rank(&latencies, 0.99).unwrap_or(0.0),
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
-        cost_usd: cost(records, |_| true) + records.iter().map(|r| r.billed_usd).sum::<f64>(),
+        cost_usd: cost(records, |_| true) + crate::stats::sum(records.iter().map(|r| r.billed_usd)),
         failed_cost_usd: if from_events {
-            events
-                .iter()
-                .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
-                .filter_map(|(_, e)| match e {
+            crate::stats::sum(events.iter().filter(|(t, _)| *t >= start_ms && *t <= end_ms).filter_map(
+                |(_, e)| match e {
                     RouterEvent::Attempt { outcome, cost_usd, .. } if *outcome != AttemptOutcome::Ok => *cost_usd,
                     _ => None,
-                })
-                .sum()
+                },
+            ))
         } else {
             cost(records, |a| a.outcome != AttemptOutcome::Ok)
         },
@@ -452,7 +450,7 @@ fn hedged(records: &[Record], which: impl Fn(&Attempt) -> bool) -> usize {
 
 /// What the attempts of `records` that `which` selects cost, in USD.
 fn cost(records: &[Record], which: impl Fn(&Attempt) -> bool) -> f64 {
-    records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd).sum()
+    crate::stats::sum(records.iter().flat_map(|r| &r.attempts).filter(|a| which(a)).filter_map(|a| a.cost_usd))
 }
 
 fn min_verdict(expectation: String, actual: f64, min: f64) -> Verdict {
