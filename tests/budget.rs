@@ -99,21 +99,34 @@ async fn a_spent_route_budget_is_a_429_budget_exhausted_with_retry_after() {
     assert!(v["error"]["message"].as_str().unwrap().contains("route `capped` spent its budget"), "{v}");
 }
 
-#[tokio::test]
-async fn a_client_key_with_a_spent_budget_is_refused_and_the_others_are_not() {
+/// A gateway in front of the simulator with the client keys `keys` (a key file's text).
+struct KeyedGateway {
+    sim: SimServer,
+    _gateway: Gateway,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway_with_keys(keys: &str) -> KeyedGateway {
     let sim = SimServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim))).unwrap();
-    std::fs::write(
-        dir.path().join("keys.toml"),
-        "[keys.alice]\nkey = \"sk-alice\"\nbudget = { usd = 0.000001, per = \"1h\" }\n[keys.ops]\nkey = \"sk-ops\"\nadmin = true\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("keys.toml"), keys).unwrap();
     let mut options = ServeOptions::new(&path);
     options.listen = Some("127.0.0.1:0".parse().unwrap());
     let gateway = Gateway::start(options).await.unwrap();
     let base = format!("http://{}", gateway.addr());
+    KeyedGateway { sim, _gateway: gateway, base, _dir: dir }
+}
+
+#[tokio::test]
+async fn a_client_key_with_a_spent_budget_is_refused_and_the_others_are_not() {
+    let g = gateway_with_keys(
+        "[keys.alice]\nkey = \"sk-alice\"\nbudget = { usd = 0.000001, per = \"1h\" }\n[keys.ops]\nkey = \"sk-ops\"\nadmin = true\n",
+    )
+    .await;
+    let base = g.base.clone();
     let body = json!({"model": "chat", "messages": [{"role": "user", "content": "Hello there"}]});
     let client = reqwest::Client::new();
     let call =
@@ -151,21 +164,13 @@ async fn a_client_that_goes_away_mid_answer_is_charged_what_the_provider_billed(
     use futures::StreamExt;
     use switchyard::duration::DurationStr;
     use switchyard::sim::{Fault, FaultRule};
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim))).unwrap();
-    std::fs::write(
-        dir.path().join("keys.toml"),
+    let g = gateway_with_keys(
         "[keys.streamer]\nkey = \"sk-streamer\"\nbudget = { usd = 1, per = \"1h\" }\n\
          [keys.waiter]\nkey = \"sk-waiter\"\nbudget = { usd = 1, per = \"1h\" }\n\
          [keys.ops]\nkey = \"sk-ops\"\nadmin = true\n",
     )
-    .unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
+    .await;
+    let (sim, base) = (&g.sim, g.base.clone());
     let client = reqwest::Client::new();
     let long = DurationStr(Duration::from_secs(30));
 
