@@ -1149,7 +1149,9 @@ impl<'s> Plan<'s> {
         if self.op != Op::Count
             && let Some(limit) = &e.rate_limit
         {
-            inner.learn_quota(&target.provider, &target.model, target_node, limit, Instant::now() - elapsed);
+            let now = Instant::now();
+            let sent = now.checked_sub(elapsed).unwrap_or(now);
+            inner.learn_quota(&target.provider, &target.model, target_node, limit, sent);
         }
         inner.emit_attempt(&self.route.name, self.op, &a);
         self.attempts.push(a);
