@@ -41,8 +41,8 @@ pub mod secret;
 pub mod serve;
 #[cfg(feature = "sim")]
 pub mod sim;
-#[cfg(any(feature = "sim", feature = "gateway"))]
 mod stable_hash;
+#[cfg(any(feature = "sim", feature = "gateway"))]
 mod stats;
 pub mod status_page;
 mod sync;

@@ -12,6 +12,7 @@ pub(crate) fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// The sum of `values`, `0.0` when there are none (std's float `sum` of nothing is `-0.0`,
 /// which a report prints as `-0.000000`).
+#[cfg(feature = "sim")]
 pub(crate) fn sum(values: impl IntoIterator<Item = f64>) -> f64 {
     values.into_iter().fold(0.0, |a, b| a + b)
 }
@@ -21,6 +22,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "sim")]
     fn a_sum_of_nothing_is_a_plain_zero() {
         assert!(sum([]).is_sign_positive());
         assert_eq!(format!("{:.6}", sum([])), "0.000000");
