@@ -370,9 +370,9 @@ pub(super) fn phase_report(
     }
     // a gateway's requests (`--against`) carry no attempts: its events of the route tell
     let from_events = records.iter().any(|r| r.attempts.len() != r.attempt_count);
-    let in_phase = |which: &dyn Fn(&RouterEvent) -> bool| {
-        events.iter().filter(|(t, e)| *t >= start_ms && *t <= end_ms && which(e)).count()
-    };
+    // the events of this phase, with when they came
+    let phase_events = || events.iter().filter(|(t, _)| *t >= start_ms && *t <= end_ms);
+    let in_phase = |which: &dyn Fn(&RouterEvent) -> bool| phase_events().filter(|(_, e)| which(e)).count();
     if from_events {
         failovers = in_phase(&|e| matches!(e, RouterEvent::Failover { .. }));
         let tried = in_phase(&|e| {
@@ -383,9 +383,7 @@ pub(super) fn phase_report(
     }
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency.as_secs_f64() * 1000.0).collect();
     latencies.sort_by(f64::total_cmp);
-    let transitions = events
-        .iter()
-        .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
+    let transitions = phase_events()
         .filter_map(|(t, e)| match e {
             RouterEvent::Breaker { provider, model, from, to, .. } => Some(Transition {
                 at_ms: *t as u64,
@@ -426,12 +424,10 @@ pub(super) fn phase_report(
         duration_ms: (end_ms - start_ms).max(0.0) as u64,
         cost_usd: cost(records, |_| true) + crate::stats::sum(records.iter().map(|r| r.billed_usd)),
         failed_cost_usd: if from_events {
-            crate::stats::sum(events.iter().filter(|(t, _)| *t >= start_ms && *t <= end_ms).filter_map(
-                |(_, e)| match e {
-                    RouterEvent::Attempt { outcome, cost_usd, .. } if *outcome != AttemptOutcome::Ok => *cost_usd,
-                    _ => None,
-                },
-            ))
+            crate::stats::sum(phase_events().filter_map(|(_, e)| match e {
+                RouterEvent::Attempt { outcome, cost_usd, .. } if *outcome != AttemptOutcome::Ok => *cost_usd,
+                _ => None,
+            }))
         } else {
             cost(records, |a| a.outcome != AttemptOutcome::Ok)
         },

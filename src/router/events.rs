@@ -38,7 +38,6 @@ pub enum RouterEvent {
         /// Whether it went through as a breaker probe.
         probe: bool,
         /// Whether it was started as a hedge.
-        #[serde(default)]
         hedge: bool,
         /// What it cost, when its model has prices (a failed or cancelled attempt's billed part).
         cost_usd: Option<f64>,

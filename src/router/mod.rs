@@ -725,9 +725,8 @@ impl Inner {
     }
 
     /// What a provider's rate-limit headers said of a target's budget, in the answer to a request
-    /// sent at `sent`: learned here, and told to
-    /// the fleet when it shares its state (at most every [`quota::QUOTA_EVERY`] per target, and
-    /// at once when the budget is spent).
+    /// sent at `sent`: learned here, and told to the fleet when it shares its state (at most every
+    /// [`quota::QUOTA_EVERY`] per target, and at once when the budget is spent).
     pub(crate) fn learn_quota(
         &self,
         provider: &str,

@@ -300,14 +300,7 @@ pub(crate) async fn chat<D: Dialect>(
                 record_request(endpoint, &label, key, None, started);
                 ok_response::<D>(&r, echo.as_ref())
             }
-            Err(e) => {
-                record_request(endpoint, &label, key, Some(e.class()), started);
-                let retry_after = e.failure().and_then(|f| f.retry_after);
-                let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
-                let mut response = error_response::<D>(&failure_from(&e), retry_after);
-                set_cost(response.headers_mut(), cost);
-                response
-            }
+            Err(e) => failed::<D>(&e, (endpoint, &label, key, started)),
         }
     }
 }
@@ -453,7 +446,6 @@ fn admit_key<D: Dialect>(
     Ok(permit)
 }
 
-/// What a request cost, charged to the caller's key budget.
 /// A request's charge to its client key's budget: what the request's attempts cost, counted by
 /// the meter the router call runs with, charged when the request is over (answered, failed, or
 /// dropped by a client that went away: its cancelled attempts are billed too). Nothing is counted
@@ -501,6 +493,18 @@ fn ok_response<D: Dialect>(r: &RoutedResponse, echo: Option<&serde_json::Value>)
     response
 }
 
+/// A chat request that failed before any answer reached the caller: recorded under `endpoint`,
+/// `route` and `key`, answered in the caller's dialect with its retry-after and what it cost.
+fn failed<D: Dialect>(
+    e: &RouterError,
+    (endpoint, route, key, started): (&'static str, &str, &str, Instant),
+) -> Response {
+    record_request(endpoint, route, key, Some(e.class()), started);
+    let mut response = error_response::<D>(&failure_from(e), e.failure().and_then(|f| f.retry_after));
+    set_cost(response.headers_mut(), e.failure().and_then(crate::router::RouteFailure::cost_usd));
+    response
+}
+
 /// `x-switchyard-cost-usd`: what the request cost, every attempt included, when the models
 /// have prices.
 fn set_cost(h: &mut HeaderMap, usd: Option<f64>) {
@@ -517,14 +521,8 @@ async fn stream<D: Dialect>(
 ) -> Response {
     let include_usage = parsed.include_usage;
     let l = &ledger;
-    // before the first event a failure is still an ordinary HTTP error, its cost in the header
-    let refuse = |e: RouterError| {
-        record_request(l.endpoint, &l.route, &l.key, Some(e.class()), l.started);
-        let cost = e.failure().and_then(crate::router::RouteFailure::cost_usd);
-        let mut response = error_response::<D>(&failure_from(&e), e.failure().and_then(|f| f.retry_after));
-        set_cost(response.headers_mut(), cost);
-        response
-    };
+    // before the first event a failure is still an ordinary HTTP error
+    let refuse = |e: RouterError| failed::<D>(&e, (l.endpoint, &l.route, &l.key, l.started));
     // the gateway cannot take back what a client has shown: no restarts, an error event instead
     let opened = l.charge.metered(l.router.chat_stream_decoded(parsed, StreamOptions { allow_restart: false }));
     let mut s = match opened.await {

@@ -30,21 +30,22 @@ pub(crate) struct PromptCache(Mutex<HashSet<u64>>);
 impl PromptCache {
     /// What `answer` reads from the cache and writes to it, for `prompt` on `protocol`.
     pub(crate) fn apply(&self, protocol: Protocol, prompt: &Prompt, answer: &mut Answer) {
+        let anthropic = protocol == Protocol::Anthropic;
+        // most requests have nothing to cache: they take no lock
+        if (anthropic && prompt.cached_chars == 0) || (!anthropic && answer.input_tokens < OPENAI_MIN_TOKENS) {
+            return;
+        }
         let mut seen = lock(&self.0);
         if seen.len() > MAX_ENTRIES {
             seen.clear();
         }
         let mut key = StableHash::default();
         key.field(prompt.model.as_bytes());
-        let (read, written) = if protocol == Protocol::Anthropic {
-            if prompt.cached_chars == 0 {
-                (0, 0)
-            } else {
-                let end = prompt.text.char_indices().nth(prompt.cached_chars).map_or(prompt.text.len(), |(i, _)| i);
-                let tokens = (prompt.cached_chars as u64).div_ceil(4);
-                if seen.insert(key.field(&prompt.text.as_bytes()[..end]).finish()) { (0, tokens) } else { (tokens, 0) }
-            }
-        } else if answer.input_tokens >= OPENAI_MIN_TOKENS {
+        let (read, written) = if anthropic {
+            let end = prompt.text.char_indices().nth(prompt.cached_chars).map_or(prompt.text.len(), |(i, _)| i);
+            let tokens = (prompt.cached_chars as u64).div_ceil(4);
+            if seen.insert(key.field(&prompt.text.as_bytes()[..end]).finish()) { (0, tokens) } else { (tokens, 0) }
+        } else {
             // each leading run of whole blocks: cached as far as they were seen
             let block = (OPENAI_BLOCK_TOKENS * 4) as usize;
             let mut starts: Vec<usize> = prompt.text.char_indices().map(|(i, _)| i).step_by(block).collect();
@@ -59,8 +60,6 @@ impl PromptCache {
                 }
             }
             (if read >= OPENAI_MIN_TOKENS { read } else { 0 }, 0)
-        } else {
-            (0, 0)
         };
         answer.cached_tokens = read.min(answer.input_tokens);
         answer.cache_write_tokens = written.min(answer.input_tokens - answer.cached_tokens);
