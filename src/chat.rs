@@ -430,6 +430,14 @@ pub enum Reasoning {
     },
     /// Anthropic `thinking: {type: "disabled"}`.
     Disabled,
+    /// Anthropic `thinking: {type: "adaptive"}`, with `output_config.effort` when given: the model
+    /// decides how much to think. A model that does not reason meets it by not thinking, so it
+    /// needs no reasoning capability; an OpenAI reasoning model is sent the effort.
+    Adaptive {
+        /// `output_config.effort` (`low`, `medium`, `high`, `max`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effort: Option<String>,
+    },
 }
 
 /// A provider-independent chat request. The model is chosen per call (by the caller or the router).
@@ -515,6 +523,46 @@ pub struct ChatRequest {
     /// to Claude targets; another wire cannot carry them (refused, or dropped as the policy says).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub betas: Vec<String>,
+    /// Provider headers the caller sent besides `anthropic-beta` (`anthropic-version`,
+    /// `openai-beta`, ...), by lower-case name: sent to targets of the caller's wire whose
+    /// provider forwards them (`forward_headers`), never to another wire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// What the decoder of the caller's wire carried without a place for it here: a member, role,
+    /// block, tool or value it does not know. It reaches a target of that wire in the caller's own
+    /// body ([`crate::wire::Original`]); a target of another wire cannot take it and is skipped
+    /// naming it (or drops and reports it, as the policy says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opaque: Vec<Opaque>,
+}
+
+/// A member of the caller's wire that the request carries only in the caller's own body: decoded
+/// no further than its name, so that a member invented after this code was written passes through
+/// to a target of its wire untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Opaque {
+    /// The wire it is written in.
+    pub wire: crate::provider::Protocol,
+    /// Its name as that wire says it (`client_metadata`, `role system`, `tools web_search`).
+    pub field: String,
+    /// Where it is (`input[3]`, `tools[8]`).
+    pub path: String,
+    /// Whether leaving it out cannot change the answer (metadata for the caller's own records,
+    /// a cache or context-management hint, extra output the caller asked to see).
+    pub harmless: bool,
+}
+
+impl Opaque {
+    /// A member of `wire` at `path`.
+    pub fn new(
+        wire: crate::provider::Protocol,
+        field: impl Into<String>,
+        path: impl Into<String>,
+        harmless: bool,
+    ) -> Self {
+        Opaque { wire, field: field.into(), path: path.into(), harmless }
+    }
 }
 
 impl ChatRequest {

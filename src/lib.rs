@@ -50,7 +50,7 @@ pub mod tokens;
 pub mod wire;
 
 pub use chat::{
-    CacheControl, ChatRequest, ChatResponse, ContentPart, Extra, FinishReason, MediaSource, Message, Reasoning,
+    CacheControl, ChatRequest, ChatResponse, ContentPart, Extra, FinishReason, MediaSource, Message, Opaque, Reasoning,
     ResponseFormat, Role, StreamCollector, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 pub use error::{ErrorClass, Partial, ProviderError};

@@ -92,7 +92,9 @@ impl<'r> Ask<'r> {
         };
         let thinking = matches!(
             &prefill.reasoning,
-            Some(crate::chat::Reasoning::Budget { .. }) | Some(crate::chat::Reasoning::Effort { .. })
+            Some(crate::chat::Reasoning::Budget { .. })
+                | Some(crate::chat::Reasoning::Effort { .. })
+                | Some(crate::chat::Reasoning::Adaptive { .. })
         ) && !matches!(&prefill.reasoning, Some(crate::chat::Reasoning::Effort { effort }) if effort == "none");
         let takes_prefill =
             !prefill_refused && !thinking && node.learned_prefill().or(target.supports_prefill()).unwrap_or(anthropic);
@@ -215,13 +217,13 @@ pub(crate) enum Fit {
 
 /// Checks `request` against each target without sending it. A request that is not `portable` is
 /// encoded for each target of another wire, to learn what it would drop or why it cannot take it
-/// (targets of the request's own wire carry it as it is); then a model whose profile lacks a
-/// feature the request `needs` cannot take it.
+/// (targets of the wire of the caller's own body, `origin`, carry it as it is); then a model whose
+/// profile lacks a feature the request `needs` cannot take it.
 fn fits(
     snap: &Snapshot,
     route: &RoutePolicy,
     targets: &[TargetState],
-    request: &ChatRequest,
+    (request, origin): (&ChatRequest, Option<crate::provider::Protocol>),
     portable: bool,
     needs: &BTreeSet<Feature>,
 ) -> Box<[Fit]> {
@@ -230,7 +232,8 @@ fn fits(
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let wire = if portable { Fit::Carries(Vec::new()) } else { wire_fit(snap, targets.get(i), t, request) };
+            let wire =
+                if portable { Fit::Carries(Vec::new()) } else { wire_fit(snap, targets.get(i), t, request, origin) };
             if matches!(wire, Fit::Refuses(_)) {
                 return wire;
             }
@@ -245,15 +248,23 @@ fn fits(
         .collect()
 }
 
-/// What target `t`'s wire makes of `request`.
-fn wire_fit(snap: &Snapshot, state: Option<&TargetState>, t: &TargetPolicy, request: &ChatRequest) -> Fit {
+/// What target `t`'s wire makes of `request`: nothing to report when it is sent the caller's own
+/// body (`origin` is its wire), or an encoding of the request that carries everything (the
+/// request's dialect, nothing opaque).
+fn wire_fit(
+    snap: &Snapshot,
+    state: Option<&TargetState>,
+    t: &TargetPolicy,
+    request: &ChatRequest,
+    origin: Option<crate::provider::Protocol>,
+) -> Fit {
     use crate::wire::{EncodeError, Target, encode};
     let protocol = match state.and_then(|s| s.provider.as_ref()) {
         Some(ProviderSlot::Ready(p)) => Some(p.protocol()),
         _ => snap.policy.provider(&t.provider).map(|p| p.protocol),
     };
     let Some(protocol) = protocol else { return Fit::Carries(Vec::new()) };
-    if request.dialect == Some(protocol) {
+    if origin == Some(protocol) || (request.dialect == Some(protocol) && request.opaque.is_empty()) {
         return Fit::Carries(Vec::new());
     }
     let target = Target { model: &t.model, profile: t.model_profile.as_ref(), unsupported: t.unsupported };
@@ -322,7 +333,7 @@ where
             return Err(RouterError::Failed(Box::new(f)));
         }
         let deadline = start + route.policy.total_timeout;
-        let mut plan = Plan::new(inner, snap, route, request, deadline);
+        let mut plan = Plan::new(inner, snap, route, (request, original), deadline);
         if op != Op::Chat {
             plan.for_op(op, request);
         }
@@ -356,7 +367,7 @@ impl<'s> Plan<'s> {
         inner: &Inner,
         snap: &'s Snapshot,
         state: &'s RouteState,
-        request: &ChatRequest,
+        (request, original): (&ChatRequest, Option<&crate::wire::Original>),
         deadline: Instant,
     ) -> Self {
         let (route, targets) = (&*state.policy, state.targets.as_slice());
@@ -407,7 +418,9 @@ impl<'s> Plan<'s> {
             now_hint: None,
             fits: {
                 let (portable, needs) = (crate::wire::is_portable(request), capability::required(request));
-                (!portable || !needs.is_empty()).then(|| fits(snap, route, targets, request, portable, &needs))
+                let origin = original.map(crate::wire::Original::protocol);
+                (!portable || !needs.is_empty())
+                    .then(|| fits(snap, route, targets, (request, origin), portable, &needs))
             },
             op: Op::Chat,
             unit: false,

@@ -571,10 +571,43 @@ pub(super) mod tests {
         assert_eq!(choice(r#""auto""#), Ok(Some(ToolChoice::Auto)));
         assert_eq!(choice(r#""required""#), Ok(Some(ToolChoice::Required)));
         assert_eq!(choice(r#"{"type":"function","function":{"name":"f"}}"#), Ok(Some(ToolChoice::Tool("f".into()))));
-        assert!(choice(r#""sometimes""#).unwrap_err().contains("`tool_choice`"));
-        assert!(choice(r#"{"type":"allowed_tools"}"#).unwrap_err().contains("`tool_choice`"));
+        // choices of next month's: carried for an OpenAI target, named for any other
+        for (c, name) in
+            [(r#""sometimes""#, "tool_choice sometimes"), (r#"{"type":"allowed_tools"}"#, "tool_choice allowed_tools")]
+        {
+            let p =
+                parse(&format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"tool_choice":{c}}}"#))
+                    .unwrap();
+            assert_eq!((p.request.tool_choice, p.request.opaque[0].field.as_str()), (None, name));
+        }
         assert!(choice(r#"{"type":"function","function":{}}"#).unwrap_err().contains("`tool_choice.function.name`"));
         assert!(choice("3").unwrap_err().contains("`tool_choice`"));
+    }
+
+    #[test]
+    fn roles_tools_and_calls_of_next_month_are_carried_opaque_by_name() {
+        let p = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"function","content":"x"},
+                {"role":"assistant","tool_calls":[{"id":"c1","type":"custom","custom":{"name":"g","input":"x"}},
+                                                  {"id":"c2","type":"function","function":{"name":"f","arguments":"{}"}}]}],
+                "tools":[{"type":"custom","custom":{"name":"g"}},{"type":"function","function":{"name":"f"},"defer_loading":true}],
+                "response_format":{"type":"grammar"}}"#,
+        )
+        .unwrap();
+        let opaque: Vec<(&str, &str, bool)> =
+            p.request.opaque.iter().map(|o| (o.field.as_str(), o.path.as_str(), o.harmless)).collect();
+        assert_eq!(
+            opaque,
+            [
+                ("response_format grammar", "response_format.type", false),
+                ("custom tool", "tools[0]", false),
+                ("defer_loading", "tools[1].defer_loading", true),
+                ("function role", "messages[1].role", false),
+                ("custom tool call", "messages[2].tool_calls[0]", false),
+            ]
+        );
+        assert_eq!(p.request.tools.len(), 1);
+        assert_eq!(p.request.messages.len(), 2);
     }
 
     #[test]
@@ -592,7 +625,6 @@ pub(super) mod tests {
             (r#"{"model":"m","messages":"hi"}"#.into(), "`messages`"),
             (r#"{"model":"m","messages":[7]}"#.into(), "`messages[0]`"),
             (r#"{"model":"m","messages":[{"content":"hi"}]}"#.into(), "`messages[0].role`"),
-            (r#"{"model":"m","messages":[{"role":"function","content":"hi"}]}"#.into(), "`messages[0].role`"),
             (r#"{"model":"m","messages":[{"role":"user"}]}"#.into(), "`messages[0].content`"),
             (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#.into(), "`messages[0].content`"),
             (
@@ -626,7 +658,6 @@ pub(super) mod tests {
             (format!(r#"{{"model":"m","messages":{user},"stream_options":{{"include_usage":1}}}}"#), "`stream_options.include_usage`"),
             (format!(r#"{{"model":"m","messages":{user},"tools":{{}}}}"#), "`tools`"),
             (format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"function"}}]}}"#), "`tools[0].function`"),
-            (format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"custom","custom":{{}}}}]}}"#), "`tools[0].type`"),
             (
                 format!(r#"{{"model":"m","messages":{user},"tools":[{{"type":"function","function":{{"name":"f","parameters":"x"}}}}]}}"#),
                 "`tools[0].function.parameters`",

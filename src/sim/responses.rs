@@ -31,7 +31,8 @@ impl Dialect for ResponsesWire {
 
     fn prompt(&self, body: &Value) -> Result<Prompt, Reject> {
         let bytes = serde_json::to_vec(body).map_err(|e| Reject::invalid(e.to_string()))?;
-        let chat = to_chat(&bytes).map_err(Reject::invalid)?;
+        // (what the chat wire has no place for does not change the simulated answer)
+        let (chat, _) = to_chat(&bytes).map_err(Reject::invalid)?;
         OpenAiWire.prompt(&chat)
     }
 

@@ -88,10 +88,35 @@ pub fn encode(
     target: Target<'_>,
     stream: bool,
 ) -> Result<Encoded, EncodeError> {
-    match protocol {
+    let encoded = match protocol {
         Protocol::Openai => openai_chat::encode_request(request, target, stream),
         Protocol::Anthropic => anthropic::encode_request(request, target, stream),
         Protocol::OpenaiResponses => openai_responses::encode_request(request, target, stream),
+    };
+    if request.opaque.is_empty() { encoded } else { with_opaque(encoded, &request.opaque, target.unsupported) }
+}
+
+/// An encoding of the request carries none of what the caller's body carried opaque (only that
+/// body does, to a target of its wire): each member is reported, and one that could change the
+/// answer refuses the target under [`UnsupportedMode::Error`].
+fn with_opaque(
+    encoded: Result<Encoded, EncodeError>,
+    opaque: &[crate::chat::Opaque],
+    mode: UnsupportedMode,
+) -> Result<Encoded, EncodeError> {
+    let mut reported: Vec<Unsupported> = opaque.iter().map(Unsupported::from).collect();
+    let refuse = mode == UnsupportedMode::Error && reported.iter().any(|u| !u.harmless);
+    match encoded {
+        Ok(mut e) if !refuse => {
+            e.dropped.append(&mut reported);
+            Ok(e)
+        }
+        Ok(_) => Err(EncodeError::Unsupported(reported.into_iter().filter(|u| !u.harmless).collect())),
+        Err(EncodeError::Unsupported(mut fields)) => {
+            fields.extend(reported.into_iter().filter(|u| !u.harmless));
+            Err(EncodeError::Unsupported(fields))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -140,6 +165,7 @@ pub fn is_portable(request: &ChatRequest) -> bool {
     use crate::chat::ContentPart;
     let r = request;
     let shared_only = r.extra.is_empty()
+        && r.opaque.is_empty()
         && r.betas.is_empty()
         && r.parallel_tool_calls.is_none()
         && r.top_p.is_none()

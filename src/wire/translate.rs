@@ -42,6 +42,27 @@ pub struct Unsupported {
     pub harmless: bool,
 }
 
+impl From<&crate::chat::Opaque> for Unsupported {
+    fn from(o: &crate::chat::Opaque) -> Self {
+        Unsupported { field: o.field.clone(), path: o.path.clone(), harmless: o.harmless }
+    }
+}
+
+/// Members of either wire whose absence cannot change the answer: records kept for the caller
+/// (`store`, `client_metadata`, `safety_identifier`), hints about caches and context
+/// (`prompt_cache_key`, `prompt_cache_retention`, `context_management`: without it the target
+/// reads the whole context the caller sent), a tool offered deferred rather than loaded
+/// (`defer_loading`). Another wire drops and reports them; it is never skipped for them.
+pub(crate) const HARMLESS_MEMBERS: &[&str] = &[
+    "store",
+    "client_metadata",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "context_management",
+    "defer_loading",
+];
+
 /// Why a request cannot be encoded for a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -117,7 +138,7 @@ impl Sink {
         } else {
             for k in extra.keys() {
                 let path = if base.is_empty() { k.clone() } else { format!("{base}.{k}") };
-                self.lossy(k, path);
+                self.push(k, path, HARMLESS_MEMBERS.contains(&k.as_str()));
             }
         }
     }

@@ -9,8 +9,8 @@ use super::super::original::{Edit, Original, splice};
 use super::super::translate::{EncodeError, Sink};
 use super::super::{Decoded, Encoded, Target, at, budget_for_effort};
 use crate::chat::{
-    CacheControl, ChatRequest, ContentPart, MediaSource, Message, Reasoning, ResponseFormat, Role, Tool, ToolCall,
-    ToolChoice, ToolResult,
+    CacheControl, ChatRequest, ContentPart, MediaSource, Message, Opaque, Reasoning, ResponseFormat, Role, Tool,
+    ToolCall, ToolChoice, ToolResult,
 };
 use crate::provider::Protocol;
 
@@ -39,8 +39,9 @@ pub fn decode_request(body: impl Into<Bytes>) -> Result<Decoded, String> {
 /// [`decode_request`] of a body already parsed (the simulator's).
 pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
     let (mut body, route, stream, turns) = request_head(body)?;
+    let mut op = Vec::new();
     let mut request = ChatRequest {
-        messages: system(&mut body)?.into_iter().collect(),
+        messages: system(&mut body, &mut op)?.into_iter().collect(),
         // required by Anthropic's API; without it the adapter supplies the model profile's default
         max_tokens: body.u32("max_tokens")?,
         temperature: body.f64("temperature")?,
@@ -48,35 +49,47 @@ pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
         top_k: body.u32("top_k")?,
         stop: strings(&mut body, "stop_sequences", false)?,
         service_tier: body.str("service_tier")?,
-        tools: body.objects("tools")?.into_iter().map(tool).collect::<Result<_, _>>()?,
+        tools: body.objects("tools")?.into_iter().map(|t| tool(t, &mut op)).collect::<Result<_, _>>()?,
         dialect: Some(Protocol::Anthropic),
         ..ChatRequest::default()
     };
-    if let Some((choice, parallel)) = tool_choice(&mut body)? {
+    if let Some((choice, parallel)) = tool_choice(&mut body, &mut op)? {
         request.tool_choice = choice;
         request.parallel_tool_calls = parallel;
     }
     metadata(&mut body, &mut request)?;
-    thinking(&mut body, &mut request)?;
+    thinking(&mut body, &mut request, &mut op)?;
     output_format(&mut body, &mut request)?;
+    output_config(&mut body, &mut request, &mut op)?;
     for m in turns {
-        turn(m, &mut request.messages)?;
+        turn(m, &mut request.messages, &mut op)?;
     }
     request.extra.extend(rest(body));
+    request.opaque = op;
     Ok(Decoded { route, request, stream, include_usage: true, original: None })
 }
 
-fn cache_control(f: &mut Fields) -> Result<Option<CacheControl>, String> {
+/// A member of this wire carried opaque.
+fn opaque(field: impl Into<String>, path: impl Into<String>, harmless: bool) -> Opaque {
+    Opaque::new(Protocol::Anthropic, field, path, harmless)
+}
+
+fn cache_control(f: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<CacheControl>, String> {
     let Some(mut c) = f.object("cache_control")? else { return Ok(None) };
     let control = CacheControl { kind: c.str("type")?.unwrap_or_else(|| "ephemeral".into()), ttl: c.str("ttl")? };
-    if !c.is_empty() {
-        return Err(format!("invalid `{}`: unknown member", c.here()));
-    }
+    // a cache mark's new settings (a scope, say) only make it cheaper or faster
+    let path = c.here().to_owned();
+    op.extend(
+        c.rest()
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| opaque(format!("cache_control.{k}"), at(&path, &k), true)),
+    );
     Ok(Some(control))
 }
 
 /// The top-level `system` (a string or text blocks) as a leading system message.
-fn system(body: &mut Fields) -> Result<Option<Message>, String> {
+fn system(body: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<Message>, String> {
     let path = body.path("system");
     match body.take("system") {
         None => Ok(None),
@@ -85,11 +98,15 @@ fn system(body: &mut Fields) -> Result<Option<Message>, String> {
         Some(Value::Array(items)) => {
             let mut parts = Vec::new();
             for (i, v) in items.into_iter().enumerate() {
-                let part = block(v, format!("{path}[{i}]"))?;
-                if !matches!(part, ContentPart::Text { .. }) {
-                    return Err(format!("invalid `{path}[{i}]`: system blocks must be text"));
+                let part = block(v, format!("{path}[{i}]"), op)?;
+                match part {
+                    ContentPart::Text { .. } => parts.push(part),
+                    ContentPart::Native { value } => {
+                        let kind = value.get("type").and_then(Value::as_str).unwrap_or("unknown");
+                        op.push(opaque(format!("{kind} system block"), format!("{path}[{i}]"), false));
+                    }
+                    _ => return Err(format!("invalid `{path}[{i}]`: system blocks must be text")),
                 }
-                parts.push(part);
             }
             Ok((!parts.is_empty()).then(|| Message::new(Role::System, parts)))
         }
@@ -99,23 +116,29 @@ fn system(body: &mut Fields) -> Result<Option<Message>, String> {
 
 /// Appends the messages of one turn. A user turn's `tool_result` blocks become tool messages and
 /// its other blocks user messages, in the order they came: the normalized model keeps results apart.
-fn turn(mut m: Fields, out: &mut Vec<Message>) -> Result<(), String> {
+/// A `system` turn (instructions in the middle of the conversation) is a system message there; a
+/// turn of a role this code does not know is carried opaque.
+fn turn(mut m: Fields, out: &mut Vec<Message>, op: &mut Vec<Opaque>) -> Result<(), String> {
     let role = m.req_str("role")?;
-    let assistant = match role.as_str() {
-        "user" => false,
-        "assistant" => true,
-        other => return Err(format!("invalid `{}`: unsupported role `{other}` (user or assistant)", m.path("role"))),
+    let role = match role.as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "system" => Role::System,
+        other => {
+            op.push(opaque(format!("{other} role"), m.path("role"), false));
+            return Ok(());
+        }
     };
-    let role = if assistant { Role::Assistant } else { Role::User };
+    let assistant = role == Role::Assistant;
     let path = m.path("content");
     let mut parts: Vec<(Role, ContentPart)> = Vec::new();
     match m.require("content")? {
         Value::String(s) => parts.push((role, ContentPart::text(s))),
         Value::Array(items) => {
             for (i, v) in items.into_iter().enumerate() {
-                let part = block(v, format!("{path}[{i}]"))?;
+                let part = block(v, format!("{path}[{i}]"), op)?;
                 let part_role = match &part {
-                    ContentPart::ToolResult(_) if !assistant => Role::Tool,
+                    ContentPart::ToolResult(_) if role == Role::User => Role::Tool,
                     ContentPart::ToolResult(_) => {
                         return Err(format!("invalid `{path}[{i}]`: tool_result blocks belong in user turns"));
                     }
@@ -167,14 +190,14 @@ fn source(mut s: Fields) -> Result<Option<MediaSource>, String> {
 
 /// One content block. A block of a type the model has no place for, or with a source it does not
 /// know, is kept whole (native).
-fn block(value: Value, path: String) -> Result<ContentPart, String> {
+fn block(value: Value, path: String, op: &mut Vec<Opaque>) -> Result<ContentPart, String> {
     let native = Value::clone(&value);
     let mut b = Fields::at(value, path)?;
     let kind = b.req_str("type")?;
     let part = match kind.as_str() {
         "text" => {
             let text = b.req_str("text")?;
-            let cache_control = cache_control(&mut b)?;
+            let cache_control = cache_control(&mut b, op)?;
             return Ok(ContentPart::Text { text, cache_control, extra: rest(b) });
         }
         "image" if b.has_only(&["source", "cache_control"]) => {
@@ -182,7 +205,7 @@ fn block(value: Value, path: String) -> Result<ContentPart, String> {
                 return Err(format!("missing required field `{}`", b.path("source")));
             };
             match source(src)? {
-                Some(source) => ContentPart::Image { source, detail: None, cache_control: cache_control(&mut b)? },
+                Some(source) => ContentPart::Image { source, detail: None, cache_control: cache_control(&mut b, op)? },
                 None => return Ok(ContentPart::Native { value: native }),
             }
         }
@@ -192,7 +215,7 @@ fn block(value: Value, path: String) -> Result<ContentPart, String> {
             };
             let Some(source) = source(src)? else { return Ok(ContentPart::Native { value: native }) };
             let name = b.str("title")?;
-            let cache_control = cache_control(&mut b)?;
+            let cache_control = cache_control(&mut b, op)?;
             return Ok(ContentPart::Document { source, name, cache_control, extra: rest(b) });
         }
         "tool_use" if b.has_only(&["id", "name", "input", "cache_control"]) => {
@@ -212,7 +235,7 @@ fn block(value: Value, path: String) -> Result<ContentPart, String> {
                 Some(Value::Array(items)) => items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| block(v, format!("{cpath}[{i}]")))
+                    .map(|(i, v)| block(v, format!("{cpath}[{i}]"), op))
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(format!("invalid `{cpath}`: expected a string or an array of blocks")),
             };
@@ -220,7 +243,7 @@ fn block(value: Value, path: String) -> Result<ContentPart, String> {
                 tool_call_id,
                 content,
                 is_error: b.bool("is_error")?.unwrap_or(false),
-                cache_control: cache_control(&mut b)?,
+                cache_control: cache_control(&mut b, op)?,
             })
         }
         "thinking" if b.has_only(&["thinking", "signature"]) => {
@@ -236,7 +259,7 @@ fn block(value: Value, path: String) -> Result<ContentPart, String> {
     Ok(part)
 }
 
-fn tool(mut t: Fields) -> Result<Tool, String> {
+fn tool(mut t: Fields, op: &mut Vec<Opaque>) -> Result<Tool, String> {
     // `custom` is what a client tool is; any other type (web search, code execution, ...) is a
     // server tool: kept with its members, for an Anthropic target only
     let kind = t.str("type")?;
@@ -250,7 +273,7 @@ fn tool(mut t: Fields) -> Result<Tool, String> {
     if parameters.is_null() && kind.as_deref().is_none_or(|k| k == "custom") {
         return Err(format!("missing required field `{}`", t.path("input_schema")));
     }
-    let cache_control = cache_control(&mut t)?;
+    let cache_control = cache_control(&mut t, op)?;
     let strict = t.bool("strict")?;
     let mut extra = rest(t);
     if let Some(kind) = kind.filter(|k| k != "custom") {
@@ -261,7 +284,7 @@ fn tool(mut t: Fields) -> Result<Tool, String> {
 
 type ChoiceAndParallel = (Option<ToolChoice>, Option<bool>);
 
-fn tool_choice(body: &mut Fields) -> Result<Option<ChoiceAndParallel>, String> {
+fn tool_choice(body: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<ChoiceAndParallel>, String> {
     let Some(mut choice) = body.object("tool_choice")? else { return Ok(None) };
     let kind = choice.req_str("type")?;
     let tool_choice = match kind.as_str() {
@@ -269,13 +292,19 @@ fn tool_choice(body: &mut Fields) -> Result<Option<ChoiceAndParallel>, String> {
         "any" => ToolChoice::Required,
         "none" => ToolChoice::None,
         "tool" => ToolChoice::Tool(choice.req_str("name")?),
-        _ => return Err(choice.invalid("type", "`auto`, `any`, `tool` or `none`")),
+        other => {
+            op.push(opaque(format!("tool_choice {other}"), choice.path("type"), false));
+            return Ok(None);
+        }
     };
     let parallel = choice.bool("disable_parallel_tool_use")?.map(|disable| !disable);
-    if !choice.is_empty() {
-        let names: Vec<String> = choice.rest().keys().map(|k| format!("`{k}`")).collect();
-        return Err(format!("invalid `tool_choice`: unknown member {}", names.join(", ")));
-    }
+    op.extend(
+        choice
+            .rest()
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| opaque(format!("tool_choice.{k}"), format!("tool_choice.{k}"), false)),
+    );
     Ok(Some((Some(tool_choice), parallel)))
 }
 
@@ -293,7 +322,7 @@ fn metadata(body: &mut Fields, request: &mut ChatRequest) -> Result<(), String> 
     Ok(())
 }
 
-fn thinking(body: &mut Fields, request: &mut ChatRequest) -> Result<(), String> {
+fn thinking(body: &mut Fields, request: &mut ChatRequest, op: &mut Vec<Opaque>) -> Result<(), String> {
     let Some(mut t) = body.object("thinking")? else { return Ok(()) };
     let kind = t.req_str("type")?;
     request.reasoning = match kind.as_str() {
@@ -301,6 +330,13 @@ fn thinking(body: &mut Fields, request: &mut ChatRequest) -> Result<(), String> 
             budget_tokens: t.u32("budget_tokens")?.ok_or_else(|| t.invalid("budget_tokens", "an integer"))?,
         }),
         "disabled" if t.has_only(&[]) => Some(Reasoning::Disabled),
+        "adaptive" if t.has_only(&["display"]) => {
+            // whether the thinking is shown, not whether it happens
+            if t.take("display").is_some() {
+                op.push(opaque("thinking.display", "thinking.display", true));
+            }
+            Some(Reasoning::Adaptive { effort: None })
+        }
         _ => {
             // a thinking mode this model has no place for: kept as sent
             let mut raw = t.rest();
@@ -325,6 +361,38 @@ fn output_format(body: &mut Fields, request: &mut ChatRequest) -> Result<(), Str
     } else {
         request.extra.insert("output_format".into(), f.into_value());
     }
+    Ok(())
+}
+
+/// `output_config`: its `effort` is how much the model should spend (on thinking above all: the
+/// reasoning effort of the other wire), its `format` the answer's schema (`output_format`, made
+/// general). Members this code does not know are carried opaque.
+fn output_config(body: &mut Fields, request: &mut ChatRequest, op: &mut Vec<Opaque>) -> Result<(), String> {
+    let Some(mut c) = body.object("output_config")? else { return Ok(()) };
+    if let Some(effort) = c.str("effort")? {
+        match &mut request.reasoning {
+            Some(Reasoning::Adaptive { effort: e }) => *e = Some(effort),
+            None => request.reasoning = Some(Reasoning::Effort { effort }),
+            // a thinking budget already says how much to think
+            Some(_) => op.push(opaque("output_config.effort", "output_config.effort", true)),
+        }
+    }
+    if let Some(mut f) = c.object("format")? {
+        if f.peek("type").and_then(Value::as_str) == Some("json_schema") && f.has_only(&["type", "schema"]) {
+            f.take("type");
+            let schema = f.require("schema")?;
+            request.response_format =
+                Some(ResponseFormat::JsonSchema { name: None, description: None, schema, strict: None });
+        } else {
+            op.push(opaque("output_config.format", "output_config.format", false));
+        }
+    }
+    op.extend(
+        c.rest()
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| opaque(format!("output_config.{k}"), format!("output_config.{k}"), false)),
+    );
     Ok(())
 }
 
@@ -396,6 +464,15 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     if let Some(thinking) = thinking {
         body.insert("thinking".into(), thinking);
     }
+    match &request.reasoning {
+        Some(Reasoning::Adaptive { effort: Some(effort) }) => {
+            body.insert("output_config".into(), json!({"effort": effort}));
+        }
+        Some(Reasoning::Effort { effort }) if request.dialect == Some(Protocol::Anthropic) => {
+            body.insert("output_config".into(), json!({"effort": effort}));
+        }
+        _ => {}
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> =
             request.tools.iter().enumerate().map(|(i, t)| encode_tool(t, &format!("tools[{i}]"), &mut sink)).collect();
@@ -453,6 +530,12 @@ fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeErr
         }
         Some(Reasoning::Effort { effort }) if effort == "none" => {
             thinking = Some(json!({"type": "disabled"}));
+            None
+        }
+        // the caller's own `output_config.effort`, without thinking
+        Some(Reasoning::Effort { .. }) if request.dialect == Some(Protocol::Anthropic) => None,
+        Some(Reasoning::Adaptive { .. }) => {
+            thinking = Some(json!({"type": "adaptive"}));
             None
         }
         Some(Reasoning::Effort { effort }) => match budget_for_effort(effort, target.profile) {
@@ -734,12 +817,9 @@ fn encode_tool(t: &Tool, path: &str, sink: &mut Sink) -> Value {
         b.insert("input_schema".into(), t.parameters.clone());
     }
     encode_cache(&mut b, &t.cache_control);
+    // Claude's tools take `strict` as OpenAI's functions do: the input follows the schema exactly
     if t.strict == Some(true) {
-        if sink.same_wire() {
-            b.insert("strict".into(), json!(true));
-        } else {
-            sink.lossy("strict", at(path, "function.strict"));
-        }
+        b.insert("strict".into(), json!(true));
     }
     sink.extra(&t.extra, path, &mut b);
     Value::Object(b)

@@ -5,11 +5,11 @@ use serde_json::{Map, Value, json};
 
 use super::super::fields::{Fields, data_url, json_body, request_head, strings};
 use super::super::original::{Edit, Original, splice};
-use super::super::translate::{EncodeError, Sink};
+use super::super::translate::{EncodeError, HARMLESS_MEMBERS, Sink};
 use super::super::{Decoded, Encoded, Target, at, effort_for_budget};
 use crate::chat::{
-    ChatRequest, ContentPart, Extra, MediaSource, Message, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
-    ToolResult,
+    ChatRequest, ContentPart, Extra, MediaSource, Message, Opaque, Reasoning, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice, ToolResult,
 };
 use crate::provider::Protocol;
 
@@ -55,16 +55,20 @@ pub(crate) fn decode_value(body: Value) -> Result<Decoded, String> {
         user: body.str("user")?,
         metadata: body.map("metadata")?,
         service_tier: body.str("service_tier")?,
-        response_format: response_format(&mut body)?,
         reasoning: body.str("reasoning_effort")?.map(|effort| Reasoning::Effort { effort }),
-        tools: body.objects("tools")?.into_iter().map(tool).collect::<Result<_, _>>()?,
-        tool_choice: tool_choice(&mut body)?,
         dialect: Some(Protocol::Openai),
         ..ChatRequest::default()
     };
-    for m in messages {
-        request.messages.push(message(m)?);
+    let mut op = Vec::new();
+    request.response_format = response_format(&mut body, &mut op)?;
+    for t in body.objects("tools")? {
+        request.tools.extend(tool(t, &mut op)?);
     }
+    request.tool_choice = tool_choice(&mut body, &mut op)?;
+    for m in messages {
+        request.messages.extend(message(m, &mut op)?);
+    }
+    request.opaque = op;
     request.extra = rest(body);
     if let Some(options) = stream_rest {
         request.extra.insert("stream_options".into(), options);
@@ -79,7 +83,13 @@ pub(crate) fn rest(fields: Fields) -> Extra {
     extra
 }
 
-fn message(mut m: Fields) -> Result<Message, String> {
+/// A member of this wire carried opaque.
+fn opaque(field: impl Into<String>, path: impl Into<String>) -> Opaque {
+    Opaque::new(Protocol::Openai, field, path, false)
+}
+
+/// One message; `None` for a role this code does not know (carried opaque).
+fn message(mut m: Fields, op: &mut Vec<Opaque>) -> Result<Option<Message>, String> {
     let role = m.req_str("role")?;
     let mut message = match role.as_str() {
         "system" | "developer" | "user" => {
@@ -93,7 +103,7 @@ fn message(mut m: Fields) -> Result<Message, String> {
             }
             Message::new(role, content(&mut m)?)
         }
-        "assistant" => assistant(&mut m)?,
+        "assistant" => assistant(&mut m, op)?,
         "tool" => {
             let tool_call_id = m.req_str("tool_call_id")?;
             if m.peek("content").is_none() {
@@ -103,13 +113,16 @@ fn message(mut m: Fields) -> Result<Message, String> {
             let result = ToolResult { tool_call_id, content, is_error: false, cache_control: None };
             Message::new(Role::Tool, [ContentPart::ToolResult(result)])
         }
-        other => return Err(format!("invalid `{}`: unsupported role `{other}`", m.path("role"))),
+        other => {
+            op.push(opaque(format!("{other} role"), m.path("role")));
+            return Ok(None);
+        }
     };
     message.extra = rest(m);
-    Ok(message)
+    Ok(Some(message))
 }
 
-fn assistant(m: &mut Fields) -> Result<Message, String> {
+fn assistant(m: &mut Fields, op: &mut Vec<Opaque>) -> Result<Message, String> {
     let has_content = m.peek("content").is_some();
     let mut parts = content(m)?;
     let calls = m.objects("tool_calls")?;
@@ -121,16 +134,18 @@ fn assistant(m: &mut Fields) -> Result<Message, String> {
         parts.retain(|p| !matches!(p, ContentPart::Text { text, extra, .. } if text.is_empty() && extra.is_empty()));
     }
     for c in calls {
-        parts.push(ContentPart::ToolCall(tool_call(c)?));
+        parts.extend(tool_call(c, op)?.map(ContentPart::ToolCall));
     }
     Ok(Message::new(Role::Assistant, parts))
 }
 
-fn tool_call(mut c: Fields) -> Result<ToolCall, String> {
+/// A function call; `None` for a call of another type (a custom tool's), carried opaque.
+fn tool_call(mut c: Fields, op: &mut Vec<Opaque>) -> Result<Option<ToolCall>, String> {
     if let Some(kind) = c.str("type")?
         && kind != "function"
     {
-        return Err(format!("invalid `{}`: unsupported tool call type `{kind}`", c.path("type")));
+        op.push(opaque(format!("{kind} tool call"), c.here()));
+        return Ok(None);
     }
     let id = c.req_str("id")?;
     let mut function =
@@ -140,7 +155,7 @@ fn tool_call(mut c: Fields) -> Result<ToolCall, String> {
         Some(Value::String(s)) => s,
         Some(_) => return Err(function.invalid("arguments", "a string (a JSON document)")),
     };
-    Ok(ToolCall { id, name: function.req_str("name")?, arguments })
+    Ok(Some(ToolCall { id, name: function.req_str("name")?, arguments }))
 }
 
 /// `content`: a string, or an array of parts.
@@ -212,46 +227,56 @@ fn part(value: Value, path: String) -> Result<ContentPart, String> {
     }
 }
 
-fn tool(mut t: Fields) -> Result<Tool, String> {
+/// A function tool; `None` for a tool of another type (`custom`, ...), carried opaque.
+fn tool(mut t: Fields, op: &mut Vec<Opaque>) -> Result<Option<Tool>, String> {
     if let Some(kind) = t.str("type")?
         && kind != "function"
     {
-        return Err(format!("invalid `{}`: unsupported tool type `{kind}` (only function tools)", t.path("type")));
+        op.push(opaque(format!("{kind} tool"), t.here()));
+        return Ok(None);
     }
     let mut f = t.object("function")?.ok_or_else(|| format!("missing required field `{}`", t.path("function")))?;
-    if !t.is_empty() {
-        let names: Vec<String> = t.rest().keys().map(|k| format!("`{k}`")).collect();
-        return Err(format!("unsupported member {} of a function tool", names.join(", ")));
+    let base = t.here().to_owned();
+    for (k, v) in t.rest() {
+        if !v.is_null() {
+            op.push(Opaque::new(Protocol::Openai, k.clone(), at(&base, &k), HARMLESS_MEMBERS.contains(&k.as_str())));
+        }
     }
     let parameters = match f.take("parameters") {
         None => json!({"type": "object", "properties": {}}),
         Some(p @ Value::Object(_)) => p,
         Some(_) => return Err(f.invalid("parameters", "a JSON Schema object")),
     };
-    Ok(Tool {
+    Ok(Some(Tool {
         name: f.req_str("name")?,
         description: f.str("description")?,
         parameters,
         strict: f.bool("strict")?,
         cache_control: None,
         extra: rest(f),
-    })
+    }))
 }
 
-fn tool_choice(body: &mut Fields) -> Result<Option<ToolChoice>, String> {
-    let expected = "`none`, `auto`, `required` or {\"type\":\"function\",\"function\":{\"name\"}}";
+/// `tool_choice`; one this code does not know (`allowed_tools`, a custom tool) is carried opaque.
+fn tool_choice(body: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<ToolChoice>, String> {
+    let expected = "a string or an object";
     match body.take("tool_choice") {
         None => Ok(None),
         Some(Value::String(s)) => match s.as_str() {
             "none" => Ok(Some(ToolChoice::None)),
             "auto" => Ok(Some(ToolChoice::Auto)),
             "required" => Ok(Some(ToolChoice::Required)),
-            _ => Err(body.invalid("tool_choice", expected)),
+            other => {
+                op.push(opaque(format!("tool_choice {other}"), "tool_choice"));
+                Ok(None)
+            }
         },
         Some(v @ Value::Object(_)) => {
             let mut choice = Fields::at(v, body.path("tool_choice"))?;
-            if choice.req_str("type")? != "function" {
-                return Err(body.invalid("tool_choice", expected));
+            let kind = choice.req_str("type")?;
+            if kind != "function" {
+                op.push(opaque(format!("tool_choice {kind}"), "tool_choice"));
+                return Ok(None);
             }
             let mut function = choice
                 .object("function")?
@@ -262,7 +287,7 @@ fn tool_choice(body: &mut Fields) -> Result<Option<ToolChoice>, String> {
     }
 }
 
-fn response_format(body: &mut Fields) -> Result<Option<ResponseFormat>, String> {
+fn response_format(body: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<ResponseFormat>, String> {
     let Some(mut f) = body.object("response_format")? else { return Ok(None) };
     let kind = f.req_str("type")?;
     let format = match kind.as_str() {
@@ -279,7 +304,10 @@ fn response_format(body: &mut Fields) -> Result<Option<ResponseFormat>, String> 
                 strict: s.bool("strict")?,
             }
         }
-        other => return Err(format!("invalid `{}`: unsupported response format `{other}`", f.path("type"))),
+        other => {
+            op.push(opaque(format!("response_format {other}"), f.path("type")));
+            return Ok(None);
+        }
     };
     Ok(Some(format))
 }
@@ -350,8 +378,8 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         put("metadata", Value::Object(m.clone()));
     }
     if !request.betas.is_empty() {
-        // Anthropic's beta features mean nothing to this wire
-        sink.lossy("anthropic-beta", "anthropic-beta");
+        // the header only turns features on: each one the body uses is reported by its own name
+        sink.harmless("anthropic-beta", "anthropic-beta");
     }
     if let Some(tier) = &request.service_tier {
         match (from_anthropic, tier.as_str()) {
@@ -387,6 +415,12 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         }
         // a model that does not reason already does not; one that does cannot be told not to
         Some(Reasoning::Disabled) => sink.harmless(name("reasoning", "thinking"), name("reasoning", "thinking")),
+        // the model decides how much to think: a model that reasons is told the caller's effort, one
+        // that does not meets it by not thinking
+        Some(Reasoning::Adaptive { effort }) => match effort.as_deref().filter(|_| reasons(target)) {
+            Some(effort) => put("reasoning_effort", json!(if effort == "max" { "high" } else { effort })),
+            None => sink.harmless("thinking", "thinking"),
+        },
     }
     if !request.tools.is_empty() {
         let tools: Vec<Value> =
@@ -411,6 +445,11 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     sink.extra(&request.extra, "", &mut body);
     let dropped = sink.finish(target.unsupported)?;
     Ok(Encoded { body, headers: Vec::new(), dropped })
+}
+
+/// Whether the target's profile says its model reasons (it is then told an adaptive effort).
+fn reasons(target: Target<'_>) -> bool {
+    target.profile.and_then(|p| p.accepts.as_ref()).is_some_and(|a| a.contains(&crate::capability::Feature::Reasoning))
 }
 
 /// Values this wire takes only in a range, checked before any call: the error names the field,

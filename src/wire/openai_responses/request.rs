@@ -7,14 +7,16 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::chat::ChatRequest;
+use crate::chat::{ChatRequest, Opaque};
 use crate::provider::Protocol;
 use crate::wire::original::{Edit, Original, splice};
-use crate::wire::translate::Sink;
+use crate::wire::translate::{HARMLESS_MEMBERS, Sink};
 use crate::wire::{Decoded, EncodeError, Encoded, Target};
 
-/// Members of a Responses request this translation carries (others are refused by name).
-const CARRIED: &[&str] = &[
+/// Members of a Responses request this translation reads; any other is carried opaque (a target
+/// of this wire gets it in the caller's body, and a target of another wire is skipped naming it,
+/// or drops it as the policy says).
+const READ: &[&str] = &[
     "model",
     "input",
     "instructions",
@@ -37,49 +39,56 @@ const CARRIED: &[&str] = &[
     "truncation",
     "background",
     "include",
+    "previous_response_id",
+    "conversation",
 ];
 
 /// Decodes a caller's Responses body: the request it means, and the body itself for a target of
 /// this wire.
 pub fn decode_request(body: impl Into<bytes::Bytes>) -> Result<Decoded, String> {
     let body = body.into();
-    let chat = to_chat(&body)?;
+    let (chat, opaque) = to_chat(&body)?;
     let bytes = serde_json::to_vec(&chat).map_err(|e| e.to_string())?;
     let mut decoded = crate::wire::openai_chat::decode_request(bytes::Bytes::from(bytes))?;
+    decoded.request.opaque.extend(opaque);
     decoded.original = Some(Original::new(Protocol::OpenaiResponses, body));
     Ok(decoded)
 }
 
-/// The Chat Completions body a Responses request means, or why it cannot be served.
-pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
+/// A member of this wire carried opaque.
+fn opaque(field: impl Into<String>, path: impl Into<String>, harmless: bool) -> Opaque {
+    Opaque::new(Protocol::OpenaiResponses, field, path, harmless)
+}
+
+/// The Chat Completions body a Responses request means, with what it carries opaque (members,
+/// items, tools and values with no place on the chat wire), or why it cannot be served at all.
+pub(crate) fn to_chat(body: &[u8]) -> Result<(Value, Vec<Opaque>), String> {
     let mut req: Map<String, Value> = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     // a member sent as `null` is a member not sent (some clients write every optional one)
     req.retain(|_, v| !v.is_null());
-    if req.contains_key("previous_response_id") || req.contains_key("conversation") {
-        return Err(
-            "`previous_response_id` / `conversation`: this gateway keeps no responses, so it cannot continue one; send the whole conversation in `input` (earlier output items included) with `store: false`"
-                .into(),
-        );
-    }
-    if let Some(unknown) = req.keys().find(|k| !CARRIED.contains(&k.as_str())) {
-        return Err(format!(
-            "`{unknown}` is not supported by this gateway's Responses endpoint (it would be dropped): leave it out, or use /v1/chat/completions"
-        ));
-    }
-    if req.get("store").and_then(Value::as_bool) == Some(true) {
-        return Err(
-            "`store`: this gateway keeps no responses; send `store: false` (and the whole conversation in `input`)"
-                .into(),
-        );
-    }
+    let mut op = Vec::new();
     if req.get("background").and_then(Value::as_bool) == Some(true) {
         return Err("`background`: this gateway answers in the foreground only; send `background: false`".into());
     }
-    if req.get("truncation").and_then(Value::as_str).is_some_and(|t| t != "disabled") {
-        return Err("`truncation`: only `disabled` is served here (the context is never cut silently)".into());
+    for k in req.keys().filter(|k| !READ.contains(&k.as_str())) {
+        op.push(opaque(k.clone(), k.clone(), HARMLESS_MEMBERS.contains(&k.as_str())));
     }
+    // the continuation of a conversation OpenAI keeps: only OpenAI's Responses API has it
+    for k in ["previous_response_id", "conversation"] {
+        if req.contains_key(k) {
+            op.push(opaque(k, k, false));
+        }
+    }
+    // a response kept at OpenAI, to be read back there: another wire keeps none
+    if req.get("store").and_then(Value::as_bool) == Some(true) {
+        op.push(opaque("store", "store", false));
+    }
+    if let Some(t) = req.get("truncation").and_then(Value::as_str).filter(|t| *t != "disabled") {
+        op.push(opaque(format!("truncation {t}"), "truncation", false));
+    }
+    // extra output (encrypted reasoning, logprobs, sources): the answer itself is the same
     if req.get("include").and_then(Value::as_array).is_some_and(|i| !i.is_empty()) {
-        return Err("`include`: no extra output data is served here; leave it out or send `[]`".into());
+        op.push(opaque("include", "include", true));
     }
     let mut chat = Map::new();
     chat.insert("model".into(), req.get("model").cloned().ok_or("`model` is required")?);
@@ -92,7 +101,8 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
         Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                messages.extend(input_item(item).map_err(|e| format!("`input[{i}]`{e}"))?);
+                messages
+                    .extend(input_item(item, &format!("input[{i}]"), &mut op).map_err(|e| format!("`input[{i}]`{e}"))?);
             }
         }
         Some(_) => return Err("`input` must be a string or an array of items".into()),
@@ -103,11 +113,11 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
         let tools = tools.as_array().ok_or("`tools` must be an array")?;
         let mut out = Vec::new();
         for (i, t) in tools.iter().enumerate() {
-            if t.get("type").and_then(Value::as_str) != Some("function") {
-                let kind = t.get("type").and_then(Value::as_str).unwrap_or("?");
-                return Err(format!(
-                    "`tools[{i}]`: only function tools are served here (not `{kind}`, which runs on OpenAI's side)"
-                ));
+            let kind = t.get("type").and_then(Value::as_str).unwrap_or("?");
+            if kind != "function" {
+                // a tool OpenAI runs (web search, file search), a group of tools, a grammar tool
+                op.push(opaque(format!("{kind} tool"), format!("tools[{i}]"), false));
+                continue;
             }
             let mut function = Map::new();
             for (k, v) in t.as_object().into_iter().flatten() {
@@ -116,26 +126,34 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
                     "name" | "description" | "parameters" | "strict" => {
                         function.insert(k.clone(), v.clone());
                     }
-                    other => {
-                        return Err(format!(
-                            "`tools[{i}].{other}` is not supported by this gateway's Responses endpoint"
-                        ));
+                    other if !v.is_null() => {
+                        op.push(opaque(other, format!("tools[{i}].{other}"), HARMLESS_MEMBERS.contains(&other)));
                     }
+                    _ => {}
                 }
             }
             out.push(json!({"type": "function", "function": function}));
         }
-        chat.insert("tools".into(), Value::Array(out));
+        if !out.is_empty() {
+            chat.insert("tools".into(), Value::Array(out));
+        }
     }
     if let Some(choice) = req.get("tool_choice") {
-        let mapped = match choice {
-            Value::String(_) => choice.clone(),
-            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
-                json!({"type": "function", "function": {"name": o.get("name").cloned().unwrap_or(Value::Null)}})
+        match choice {
+            Value::String(_) => {
+                chat.insert("tool_choice".into(), choice.clone());
             }
-            _ => return Err("`tool_choice`: `auto`, `none`, `required` or a function".into()),
-        };
-        chat.insert("tool_choice".into(), mapped);
+            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+                chat.insert(
+                    "tool_choice".into(),
+                    json!({"type": "function", "function": {"name": o.get("name").cloned().unwrap_or(Value::Null)}}),
+                );
+            }
+            other => {
+                let kind = other.get("type").and_then(Value::as_str).unwrap_or("?");
+                op.push(opaque(format!("tool_choice {kind}"), "tool_choice", false));
+            }
+        }
     }
     for (from, to) in [
         ("max_output_tokens", "max_completion_tokens"),
@@ -153,43 +171,31 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
         }
     }
     if let Some(text) = req.get("text") {
-        let format = text.get("format");
-        if let Some(other) = text.as_object().and_then(|t| t.keys().find(|k| k.as_str() != "format")) {
-            return Err(format!("`text.{other}` is not supported by this gateway's Responses endpoint"));
-        }
-        match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
-            None | Some("text") => {}
-            Some("json_object") => {
-                chat.insert("response_format".into(), json!({"type": "json_object"}));
-            }
-            Some("json_schema") => {
-                let f = format.and_then(Value::as_object).ok_or("`text.format` must be an object")?;
-                let mut schema = Map::new();
-                for (k, v) in f {
-                    match k.as_str() {
-                        "type" => {}
-                        "name" | "schema" | "strict" | "description" => {
-                            schema.insert(k.clone(), v.clone());
-                        }
-                        other => {
-                            return Err(format!(
-                                "`text.format.{other}` is not supported by this gateway's Responses endpoint"
-                            ));
-                        }
-                    }
+        let text = text.as_object().ok_or("`text` must be an object")?;
+        for (k, v) in text {
+            match k.as_str() {
+                "format" => text_format(v, &mut chat, &mut op)?,
+                // the same member on the chat wire
+                "verbosity" => {
+                    chat.insert("verbosity".into(), v.clone());
                 }
-                chat.insert("response_format".into(), json!({"type": "json_schema", "json_schema": schema}));
+                other => op.push(opaque(format!("text.{other}"), format!("text.{other}"), false)),
             }
-            Some(other) => return Err(format!("`text.format.type` `{other}` is not supported")),
         }
     }
     if let Some(reasoning) = req.get("reasoning") {
         let r = reasoning.as_object().ok_or("`reasoning` must be an object")?;
-        if let Some(other) = r.keys().find(|k| k.as_str() != "effort") {
-            return Err(format!("`reasoning.{other}` is not supported by this gateway's Responses endpoint"));
-        }
-        if let Some(effort) = r.get("effort") {
-            chat.insert("reasoning_effort".into(), effort.clone());
+        for (k, v) in r {
+            match k.as_str() {
+                "effort" => {
+                    chat.insert("reasoning_effort".into(), v.clone());
+                }
+                // a summary of the reasoning shown to the caller: the answer is the same without
+                "summary" | "generate_summary" => {
+                    op.push(opaque(format!("reasoning.{k}"), format!("reasoning.{k}"), true))
+                }
+                other => op.push(opaque(format!("reasoning.{other}"), format!("reasoning.{other}"), false)),
+            }
         }
     }
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -197,18 +203,45 @@ pub(crate) fn to_chat(body: &[u8]) -> Result<Value, String> {
         chat.insert("stream".into(), json!(true));
         chat.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(Value::Object(chat))
+    Ok((Value::Object(chat), op))
 }
 
-/// The Chat Completions messages of one input item (an item may become none: a `reasoning` item
-/// is refused, since its encrypted content has no place on the other wires).
-fn input_item(item: &Value) -> Result<Vec<Value>, String> {
+/// `text.format` as the chat wire's `response_format`.
+fn text_format(format: &Value, chat: &mut Map<String, Value>, op: &mut Vec<Opaque>) -> Result<(), String> {
+    match format.get("type").and_then(Value::as_str) {
+        None | Some("text") => {}
+        Some("json_object") => {
+            chat.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        Some("json_schema") => {
+            let f = format.as_object().ok_or("`text.format` must be an object")?;
+            let mut schema = Map::new();
+            for (k, v) in f {
+                match k.as_str() {
+                    "type" => {}
+                    "name" | "schema" | "strict" | "description" => {
+                        schema.insert(k.clone(), v.clone());
+                    }
+                    other => op.push(opaque(format!("text.format.{other}"), format!("text.format.{other}"), false)),
+                }
+            }
+            chat.insert("response_format".into(), json!({"type": "json_schema", "json_schema": schema}));
+        }
+        Some(other) => op.push(opaque(format!("text.format {other}"), "text.format.type", false)),
+    }
+    Ok(())
+}
+
+/// The Chat Completions messages of one input item. An item this code does not know, or a part of
+/// one, is carried opaque; a `reasoning` item becomes none (see below).
+fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Value>, String> {
     let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
     match kind {
         "message" => {
             let role = item.get("role").and_then(Value::as_str).ok_or(".role is required")?;
             if !matches!(role, "user" | "assistant" | "system" | "developer") {
-                return Err(format!(".role `{role}` is not a message role"));
+                op.push(opaque(format!("{role} role"), format!("{path}.role"), false));
+                return Ok(Vec::new());
             }
             let content = match item.get("content") {
                 Some(Value::String(s)) => Value::String(s.clone()),
@@ -225,9 +258,7 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
                                 .get_or_insert_with(String::new)
                                 .push_str(p.get("refusal").and_then(Value::as_str).unwrap_or("")),
                             other => {
-                                return Err(format!(
-                                    ".content[{j}].type `{other}` is not supported in an assistant turn"
-                                ));
+                                op.push(opaque(format!("{other} content part"), format!("{path}.content[{j}]"), false))
                             }
                         }
                     }
@@ -240,7 +271,10 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
                 Some(Value::Array(parts)) => {
                     let mut out = Vec::new();
                     for (j, p) in parts.iter().enumerate() {
-                        out.push(content_part(p).map_err(|e| format!(".content[{j}]{e}"))?);
+                        out.extend(
+                            content_part(p, &format!("{path}.content[{j}]"), op)
+                                .map_err(|e| format!(".content[{j}]{e}"))?,
+                        );
                     }
                     Value::Array(out)
                 }
@@ -251,6 +285,9 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
         "function_call" => {
             let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
             let name = item.get("name").cloned().ok_or(".name is required")?;
+            if item.get("namespace").is_some_and(|n| !n.is_null()) {
+                op.push(opaque("function_call namespace", format!("{path}.namespace"), false));
+            }
             let arguments = item.get("arguments").cloned().unwrap_or(Value::String("{}".into()));
             Ok(vec![json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
@@ -267,12 +304,16 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
                             Some("input_text" | "output_text") => {
                                 text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
                             }
-                            _ => return Err(format!(".output[{j}]: only text parts of a call's output are carried")),
+                            other => op.push(opaque(
+                                format!("{} function_call_output part", other.unwrap_or("?")),
+                                format!("{path}.output[{j}]"),
+                                false,
+                            )),
                         }
                     }
                     Value::String(text)
                 }
-                _ => return Err(".output must be a string or an array of text parts".into()),
+                _ => return Err(".output must be a string or an array of parts".into()),
             };
             Ok(vec![json!({"role": "tool", "tool_call_id": call_id, "content": output})])
         }
@@ -280,22 +321,28 @@ fn input_item(item: &Value) -> Result<Vec<Value>, String> {
         // encrypted content is OpenAI's own; a model on another wire never made it, and OpenAI
         // itself sets earlier turns' reasoning aside (a Responses target gets it, body unchanged)
         "reasoning" => Ok(Vec::new()),
-        other => Err(format!(
-            ".type `{other}` is not supported by this gateway's Responses endpoint (it has no place on the chat wire)"
-        )),
+        // a call of a tool OpenAI ran, a custom tool's call, a reference to a stored item...
+        other => {
+            op.push(opaque(format!("{other} input item"), path.to_owned(), false));
+            Ok(Vec::new())
+        }
     }
 }
 
-fn content_part(part: &Value) -> Result<Value, String> {
+/// One content part of a user, system or developer message; one this code does not know, or an
+/// image or file the other wires cannot fetch, is carried opaque.
+fn content_part(part: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Option<Value>, String> {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
-    Ok(match kind {
+    Ok(Some(match kind {
         "input_text" | "output_text" => json!({"type": "text", "text": part.get("text").cloned().unwrap_or_default()}),
         "input_image" => {
             let mut image = Map::new();
             match (part.get("image_url"), part.get("file_id")) {
                 (Some(url), _) => image.insert("url".into(), url.clone()),
+                // a file in OpenAI's store: only OpenAI can read it
                 (None, Some(_)) => {
-                    return Err(".file_id: images by file id cannot be carried to other providers".into());
+                    op.push(opaque("input_image file_id", format!("{path}.file_id"), false));
+                    return Ok(None);
                 }
                 (None, None) => return Err(".image_url is required".into()),
             };
@@ -306,7 +353,8 @@ fn content_part(part: &Value) -> Result<Value, String> {
         }
         "input_file" => {
             if part.get("file_url").is_some() {
-                return Err(".file_url: files by URL cannot be carried to other providers; send `file_data`".into());
+                op.push(opaque("input_file file_url", format!("{path}.file_url"), false));
+                return Ok(None);
             }
             let mut file = Map::new();
             for k in ["file_data", "file_id", "filename"] {
@@ -316,8 +364,11 @@ fn content_part(part: &Value) -> Result<Value, String> {
             }
             json!({"type": "file", "file": file})
         }
-        other => return Err(format!(".type `{other}` is not supported")),
-    })
+        other => {
+            op.push(opaque(format!("{other} content part"), path.to_owned(), false));
+            return Ok(None);
+        }
+    }))
 }
 
 /// An assistant turn's text and the tool calls after it become one message (the chat wire
@@ -554,7 +605,8 @@ mod tests {
             "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}},
             "reasoning": {"effort": "low"},
         });
-        let chat = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let (chat, opaque) = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(opaque.is_empty(), "{opaque:?}");
         assert_eq!(chat["messages"][0], json!({"role": "system", "content": "Be brief."}));
         assert_eq!(chat["messages"][1]["content"][1]["image_url"], json!({"url": "https://x/y.png", "detail": "low"}));
         assert_eq!(chat["messages"][2]["tool_calls"].as_array().map(Vec::len), Some(2), "one turn, two calls");
@@ -567,23 +619,94 @@ mod tests {
         assert!(crate::wire::decode(crate::Protocol::Openai, serde_json::to_vec(&chat).unwrap_or_default()).is_ok());
     }
 
+    /// What it carries opaque, by name and path, and whether it is harmless.
+    fn opaque_of(body: &Value) -> Vec<(String, String, bool)> {
+        let (_, opaque) =
+            to_chat(&serde_json::to_vec(body).unwrap_or_default()).unwrap_or_else(|e| panic!("{body}: {e}"));
+        opaque.into_iter().map(|o| (o.field, o.path, o.harmless)).collect()
+    }
+
     #[test]
-    fn what_cannot_be_carried_is_refused_by_name() {
-        for (body, why) in [
-            (json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}), "`previous_response_id`"),
-            (json!({"model": "m", "input": "x", "background": true}), "`background`"),
-            (json!({"model": "m", "input": "x", "include": ["reasoning.encrypted_content"]}), "`include`"),
-            (json!({"model": "m", "input": "x", "store": true}), "`store`"),
-            (json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}), "`tools[0]`"),
+    fn what_has_no_place_on_the_chat_wire_is_carried_opaque_by_name() {
+        let o = |f: &str, p: &str, h: bool| (f.to_owned(), p.to_owned(), h);
+        for (body, expected) in [
             (
-                json!({"model": "m", "input": [{"type": "item_reference", "id": "rs_1"}]}),
-                "`input[0]`.type `item_reference`",
+                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
+                o("previous_response_id", "previous_response_id", false),
             ),
-            (json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}), "`reasoning.summary`"),
+            (
+                json!({"model": "m", "input": "x", "include": ["reasoning.encrypted_content"]}),
+                o("include", "include", true),
+            ),
+            (json!({"model": "m", "input": "x", "store": true}), o("store", "store", false)),
+            (json!({"model": "m", "input": "x", "truncation": "auto"}), o("truncation auto", "truncation", false)),
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
+                o("web_search tool", "tools[0]", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "rs_1"}, {"role": "user", "content": "x"}]}),
+                o("item_reference input item", "input[0]", false),
+            ),
+            (
+                json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}),
+                o("reasoning.summary", "reasoning.summary", true),
+            ),
+            (
+                json!({"model": "m", "input": "x", "client_metadata": {"a": "b"}}),
+                o("client_metadata", "client_metadata", true),
+            ),
+            (
+                json!({"model": "m", "input": "x", "a_member_of_next_month": 1}),
+                o("a_member_of_next_month", "a_member_of_next_month", false),
+            ),
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "defer": true}]}),
+                o("defer", "tools[0].defer", false),
+            ),
+            (
+                json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "s", "schema": {}, "extra": 1}}}),
+                o("text.format.extra", "text.format.extra", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_file", "file_url": "https://x/y.pdf"}]}]}),
+                o("input_file file_url", "input[0].content[1].file_url", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "critic", "content": "x"}, {"role": "user", "content": "y"}]}),
+                o("critic role", "input[0].role", false),
+            ),
         ] {
-            let e = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).err().unwrap_or_default();
-            assert!(e.contains(why), "{body}: {e}");
+            assert_eq!(opaque_of(&body), vec![expected], "{body}");
         }
+    }
+
+    #[test]
+    fn what_it_carries_opaque_leaves_the_rest_translated() {
+        // what Codex sends: every unknown member carried, the request it means intact
+        let body = json!({
+            "model": "m", "stream": true, "store": false, "include": ["reasoning.encrypted_content"],
+            "reasoning": {"effort": "high", "summary": "auto"}, "prompt_cache_key": "k", "client_metadata": {"turn": "1"},
+            "tools": [{"type": "function", "name": "exec", "parameters": {"type": "object"}, "strict": false},
+                      {"type": "namespace", "name": "agents", "tools": []}, {"type": "web_search"}],
+            "text": {"verbosity": "low"},
+            "input": [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be careful"}]},
+                      {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+        });
+        let (chat, opaque) = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = opaque.iter().map(|o| o.field.as_str()).collect();
+        assert_eq!(names, ["client_metadata", "include", "namespace tool", "web_search tool", "reasoning.summary"]);
+        assert_eq!(chat["tools"].as_array().map(Vec::len), Some(1));
+        assert_eq!(chat["reasoning_effort"], "high");
+        assert_eq!(chat["verbosity"], "low");
+        assert_eq!(chat["prompt_cache_key"], "k");
+        assert_eq!(chat["messages"][0]["role"], "developer");
+    }
+
+    #[test]
+    fn a_background_response_is_refused_the_gateway_has_nowhere_to_keep_it() {
+        let e = to_chat(br#"{"model": "m", "input": "x", "background": true}"#).err().unwrap_or_default();
+        assert!(e.contains("`background`"), "{e}");
     }
 
     #[test]
@@ -602,33 +725,12 @@ mod tests {
                 {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
             ],
         });
-        let chat = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let (chat, _) = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
         let messages = chat["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(messages.len(), 4, "{messages:?}");
         assert_eq!(messages[1]["content"], "Let me check.");
         assert_eq!(messages[1]["tool_calls"][0]["id"], "c1", "the turn's text and its call are one message");
         assert_eq!(messages[2]["content"], "sunny");
         assert_eq!(messages[3]["refusal"], "no");
-    }
-
-    #[test]
-    fn a_tool_or_format_member_with_no_translation_is_refused_by_name() {
-        for (body, why) in [
-            (
-                json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "defer": true}]}),
-                "`tools[0].defer`",
-            ),
-            (
-                json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "s", "schema": {}, "extra": 1}}}),
-                "`text.format.extra`",
-            ),
-            (
-                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_url": "https://x/y.pdf"}]}]}),
-                ".file_url",
-            ),
-        ] {
-            let e = to_chat(&serde_json::to_vec(&body).unwrap_or_default()).err().unwrap_or_default();
-            assert!(e.contains(why), "{body}: {e}");
-        }
     }
 }
