@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::chat::{ChatRequest, ContentPart, Message, Reasoning, Role, ToolChoice};
+use super::schema;
+use crate::chat::{ChatRequest, ContentPart, Message, Reasoning, ResponseFormat, Role, ToolChoice};
 use crate::profile::ProviderProfile;
 use crate::provider::Protocol;
 
@@ -37,10 +38,12 @@ pub(crate) struct Prompt {
     pub(crate) max_tokens: Option<u64>,
     /// Stop sequences (OpenAI `stop`, Anthropic `stop_sequences`).
     pub(crate) stop: Vec<String>,
-    /// Names of the declared tools, in order.
-    pub(crate) tools: Vec<String>,
+    /// The declared tools, in order.
+    pub(crate) tools: Vec<ToolSpec>,
     /// What the request says about tool use.
     pub(crate) tool_choice: ToolMode,
+    /// The shape the text must have, when the request asks for JSON.
+    pub(crate) format: Option<Shape>,
     /// Whether the request enabled extended thinking (Anthropic `thinking.type = "enabled"`).
     pub(crate) thinking: bool,
     /// Whether the request set a reasoning effort (OpenAI `reasoning_effort`): the answer then
@@ -118,7 +121,11 @@ impl Prompt {
             input_chars,
             max_tokens: request.max_tokens.map(u64::from),
             stop: request.stop.clone(),
-            tools: request.tools.iter().map(|t| t.name.clone()).collect(),
+            tools: request
+                .tools
+                .iter()
+                .map(|t| ToolSpec { name: t.name.clone(), parameters: t.parameters.clone() })
+                .collect(),
             tool_choice: match &request.tool_choice {
                 None | Some(ToolChoice::Auto) => ToolMode::Auto,
                 Some(ToolChoice::None) => ToolMode::None,
@@ -128,12 +135,36 @@ impl Prompt {
             // Claude shows its thinking; OpenAI's reasoning models only count it
             thinking: reasons && protocol == Protocol::Anthropic,
             reasoning: reasons && protocol.is_openai(),
+            format: match &request.response_format {
+                Some(ResponseFormat::JsonObject) => Some(Shape::JsonObject),
+                Some(ResponseFormat::JsonSchema { schema, .. }) => Some(Shape::JsonSchema(schema.clone())),
+                _ => None,
+            },
             choices: request.n.map_or(1, |n| n as usize),
             logprobs: (request.logprobs == Some(true)).then(|| request.top_logprobs.map_or(0, |t| t as usize)),
             cached_chars,
             text: all,
         }
     }
+}
+
+/// A declared tool.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolSpec {
+    /// Its name.
+    pub(crate) name: String,
+    /// The JSON Schema of its arguments.
+    pub(crate) parameters: Value,
+}
+
+/// The shape of the answer's text the request asks for (`response_format`, `output_format`,
+/// `text.format`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Shape {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid for this schema.
+    JsonSchema(Value),
 }
 
 /// The request's `tool_choice`, in wire-neutral terms.
@@ -265,7 +296,7 @@ pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reje
         return Err(Reject::ContextExceeded { limit, tokens: input_tokens });
     }
     let reply = match tool_to_call(prompt) {
-        Some(name) => Reply::Tool { name, input: serde_json::json!({ "input": prompt.last_user_text }) },
+        Some((name, parameters)) => Reply::Tool { name, input: arguments(parameters, &prompt.last_user_text) },
         None => text_reply(prompt),
     };
     let output_tokens = match &reply {
@@ -310,12 +341,38 @@ pub(crate) fn logprobs(tokens: &[String], top: usize) -> Value {
 
 /// The full answer text before any prefill or `max_tokens` cut.
 pub(crate) fn full_text(model: &str, last_user_text: &str) -> String {
-    let echoed: Vec<&str> = last_user_text.split_whitespace().take(ECHOED_WORDS).collect();
-    format!("Hello from {model}. You said: {}", echoed.join(" ")).trim_end().to_owned()
+    format!("Hello from {model}. You said: {}", echoed(last_user_text)).trim_end().to_owned()
+}
+
+/// The first words of the last user text, as the answer repeats them.
+fn echoed(last_user_text: &str) -> String {
+    last_user_text.split_whitespace().take(ECHOED_WORDS).collect::<Vec<_>>().join(" ")
+}
+
+/// The text the prompt asks for: free text, or compact JSON of the shape asked (a JSON object
+/// holds the free text; a schema's strings are the prompt's words).
+fn answer_text(prompt: &Prompt) -> String {
+    match &prompt.format {
+        None => full_text(&prompt.model, &prompt.last_user_text),
+        Some(Shape::JsonObject) => {
+            serde_json::json!({ "answer": full_text(&prompt.model, &prompt.last_user_text) }).to_string()
+        }
+        Some(Shape::JsonSchema(s)) => schema::generate(s, &echoed(&prompt.last_user_text)).to_string(),
+    }
+}
+
+/// A tool's arguments: values for its schema. A schema that asks nothing of them
+/// (`{"type": "object"}`) gets `{"input": <last user text>}`, which shows what the model was asked.
+fn arguments(parameters: &Value, last_user_text: &str) -> Value {
+    if schema::is_open_object(parameters) {
+        serde_json::json!({ "input": last_user_text })
+    } else {
+        schema::generate(parameters, &echoed(last_user_text))
+    }
 }
 
 fn text_reply(prompt: &Prompt) -> Reply {
-    let full = full_text(&prompt.model, &prompt.last_user_text);
+    let full = answer_text(prompt);
     // the model continues the prefill: return only what comes after it
     let repeated;
     let rest = match (&prompt.prefill, &prompt.instructed) {
@@ -335,7 +392,9 @@ fn text_reply(prompt: &Prompt) -> Reply {
         Some((at, sequence)) => (&rest[..at], Finish::StopSequence(sequence.to_owned())),
         None => (rest, Finish::Stop),
     };
-    let mut tokens = tokens(rest);
+    // JSON has few spaces: a token is about four characters of it, as a tokenizer makes them
+    let mut tokens =
+        if prompt.format.is_some() { pieces(rest, rest.chars().count().div_ceil(4)) } else { tokens(rest) };
     if let Some(max) = prompt.max_tokens.and_then(|m| usize::try_from(m).ok())
         && tokens.len() > max
     {
@@ -350,22 +409,28 @@ fn first_stop<'a>(text: &str, stop: &'a [String]) -> Option<(usize, &'a str)> {
     stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str()).map(|at| (at, s.as_str()))).min()
 }
 
-fn tool_to_call(prompt: &Prompt) -> Option<String> {
+/// The tool to call, if any, and the schema of its arguments.
+fn tool_to_call(prompt: &Prompt) -> Option<(String, &Value)> {
     let first = prompt.tools.first()?;
-    match &prompt.tool_choice {
-        ToolMode::None => None,
-        ToolMode::Required => Some(first.clone()),
-        ToolMode::Named(name) => Some(name.clone()),
+    let chosen = match &prompt.tool_choice {
+        ToolMode::None => return None,
+        ToolMode::Required => first,
+        ToolMode::Named(name) => match prompt.tools.iter().find(|t| &t.name == name) {
+            Some(tool) => tool,
+            // a name no tool has: the caller's wire decides whether that is an error
+            None => return Some((name.clone(), &Value::Null)),
+        },
         ToolMode::Auto => {
             let command = prompt.last_user_text.trim_start().strip_prefix("/tool")?;
             if !prompt.ends_with_user_text || command.starts_with(|c: char| !c.is_whitespace()) {
                 return None;
             }
             // `/tool NAME ...` picks a declared tool by name
-            let named = command.split_whitespace().next().and_then(|w| prompt.tools.iter().find(|t| *t == w));
-            Some(named.unwrap_or(first).clone())
+            let named = command.split_whitespace().next().and_then(|w| prompt.tools.iter().find(|t| t.name == w));
+            named.unwrap_or(first)
         }
-    }
+    };
+    Some((chosen.name.clone(), &chosen.parameters))
 }
 
 /// Splits text into tokens, each a word with the whitespace before it; trailing whitespace is
@@ -456,6 +521,10 @@ mod tests {
         }
     }
 
+    fn open_tool(name: &str) -> ToolSpec {
+        ToolSpec { name: name.into(), parameters: serde_json::json!({ "type": "object" }) }
+    }
+
     #[test]
     fn tokens_keep_leading_whitespace_and_rebuild_the_text() {
         assert_eq!(tokens("Hello from m."), vec!["Hello", " from", " m."]);
@@ -539,7 +608,7 @@ mod tests {
     #[test]
     fn tool_calls_when_forced_or_asked() {
         let mut p = prompt("m", "/tool lookup please");
-        p.tools = vec!["search".into(), "lookup".into()];
+        p.tools = vec![open_tool("search"), open_tool("lookup")];
         let call = |p: &Prompt| match answer(Protocol::Openai, p).unwrap().reply {
             Reply::Tool { name, input } => Some((name, input.to_string())),
             Reply::Text { .. } => None,
@@ -554,8 +623,62 @@ mod tests {
         p.tool_choice = ToolMode::None;
         assert_eq!(call(&p), None);
         let mut q = prompt("m", "/toolbox");
-        q.tools = vec!["search".into()];
+        q.tools = vec![open_tool("search")];
         assert_eq!(call(&q), None);
+    }
+
+    #[test]
+    fn json_is_answered_when_asked_in_pieces_and_cut_like_text() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": { "city": { "type": "string" }, "unit": { "enum": ["c", "f"] } },
+            "required": ["city", "unit"],
+        });
+        let mut p = prompt("m", "Weather in Paris");
+        p.format = Some(Shape::JsonSchema(schema));
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert_eq!(a.text(), r#"{"city":"Weather in Paris","unit":"c"}"#);
+        let Reply::Text { tokens, finish } = &a.reply else { unreachable!() };
+        assert_eq!(tokens[..2], ["{\"ci".to_owned(), "ty\":".to_owned()]);
+        assert!(tokens.iter().all(|t| t.chars().count() <= 4), "{tokens:?}");
+        assert_eq!(*finish, Finish::Stop);
+        assert_eq!(a.output_tokens, 10);
+        // a prefilled brace is continued, as Claude does
+        p.prefill = Some("{".into());
+        assert_eq!(answer(Protocol::Anthropic, &p).unwrap().text(), r#""city":"Weather in Paris","unit":"c"}"#);
+        // cut short, the JSON is cut short: as a model's is
+        p.prefill = None;
+        p.max_tokens = Some(3);
+        let a = answer(Protocol::Openai, &p).unwrap();
+        assert_eq!(a.text(), r#"{"city":"Wea"#);
+        assert!(matches!(a.reply, Reply::Text { finish: Finish::Length, .. }));
+
+        p.max_tokens = None;
+        p.format = Some(Shape::JsonObject);
+        let v: Value = serde_json::from_str(&answer(Protocol::Openai, &p).unwrap().text()).unwrap();
+        assert_eq!(v, serde_json::json!({ "answer": "Hello from m. You said: Weather in Paris" }));
+    }
+
+    #[test]
+    fn a_forced_tool_gets_arguments_for_its_schema() {
+        let mut p = prompt("m", "Weather in Paris");
+        let parameters = serde_json::json!({
+            "type": "object",
+            "properties": { "city": { "type": "string" }, "days": { "type": "integer", "minimum": 1 } },
+            "required": ["city"],
+        });
+        p.tools = vec![open_tool("search"), ToolSpec { name: "weather".into(), parameters }];
+        p.tool_choice = ToolMode::Named("weather".into());
+        let a = answer(Protocol::Anthropic, &p).unwrap();
+        let expected = serde_json::json!({ "city": "Weather in Paris", "days": 1 });
+        assert_eq!(a.reply, Reply::Tool { name: "weather".into(), input: expected });
+        // a JSON format does not change a tool call
+        p.format = Some(Shape::JsonObject);
+        assert!(matches!(answer(Protocol::Openai, &p).unwrap().reply, Reply::Tool { .. }));
+        // an open schema is answered with what the model was asked
+        p.tool_choice = ToolMode::Required;
+        let input = serde_json::json!({ "input": "Weather in Paris" });
+        assert_eq!(answer(Protocol::Openai, &p).unwrap().reply, Reply::Tool { name: "search".into(), input });
     }
 
     #[test]

@@ -10,9 +10,16 @@
 //! with its leading space), ended before the first stop sequence if any, cut to `max_tokens` words
 //! with finish `length`. Usage: input tokens
 //! are `ceil(characters of all text content / 4)`, output tokens the words sent. With tools, it
-//! calls one (arguments `{"input": "<last user text>"}`) when `tool_choice` forces it or the last
-//! user text starts with `/tool`. Anthropic assistant prefill is continued (Claude 4.6 and later
-//! reject it, as the real API does). Models have their catalog context window (`*-tiny`: 64
+//! calls one when `tool_choice` forces it (a named tool; the first for `required` / `any`) or the
+//! last user text starts with `/tool`: its arguments are values for the tool's schema, or
+//! `{"input": "<last user text>"}` when the schema names no property. Asked for structured output
+//! (Chat Completions `response_format`, Responses `text.format`, Anthropic `output_format`), it
+//! answers compact JSON instead of its sentence: valid for a `json_schema` (generated from the
+//! schema, its strings the prompt's words; see `schema.rs` for the keywords followed and the caps
+//! that keep a hostile schema cheap), `{"answer": "<the sentence>"}` for `json_object`; streamed and
+//! counted in tokens of four characters, and cut by `max_tokens` like any text (finish `length`,
+//! the JSON then incomplete, as a model's is). Anthropic assistant prefill is continued (Claude
+//! 4.6 and later reject it, as the real API does). Models have their catalog context window (`*-tiny`: 64
 //! tokens; unknown: 128,000); `missing-model` does not exist.
 //!
 //! Prompt caches work as each provider bills them, per model: Claude writes what a request marks
@@ -71,6 +78,7 @@ mod fault;
 mod openai;
 mod quota;
 mod responses;
+mod schema;
 mod server;
 mod state;
 mod status;
