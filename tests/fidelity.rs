@@ -240,8 +240,6 @@ async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
         "`logit_bias`",
         "`logprobs`",
         "`metadata`",
-        "`store`",
-        "`prompt_cache_key`",
         "`verbosity`",
         "`modalities`",
         "`web_search_options`",
@@ -250,6 +248,10 @@ async fn openai_to_anthropic_maps_what_maps_and_refuses_the_rest_by_name() {
         assert!(message.contains(field), "{field} not named in {message}");
     }
     assert!(message.contains("anthropic/claude-sonnet-4-5"), "{message}");
+    // a record kept for the caller, a cache hint: dropped and reported, never a reason to refuse
+    for harmless in ["`store`", "`prompt_cache_key`", "`safety_identifier`"] {
+        assert!(!message.contains(harmless), "{harmless} named in {message}");
+    }
     assert_eq!(
         err["error"]["switchyard"]["attempts"][0]["skip_reason"].as_str().map(|s| s.starts_with("unsupported: ")),
         Some(true)
@@ -740,7 +742,7 @@ async fn a_request_lands_only_on_models_that_accept_what_it_needs() {
 }
 
 #[tokio::test]
-async fn anthropic_beta_headers_reach_claude_and_are_refused_by_name_elsewhere() {
+async fn anthropic_beta_headers_reach_claude_and_are_dropped_and_reported_elsewhere() {
     let s = setup().await;
     let client = reqwest::Client::new();
     let body = |route: &str| json!({"model": route, "max_tokens": 100, "messages": [{"role": "user", "content": "Hello there"}]});
@@ -756,8 +758,8 @@ async fn anthropic_beta_headers_reach_claude_and_are_refused_by_name_elsewhere()
     let got = s.sim.requests().into_iter().rev().find(|r| r.protocol == Protocol::Anthropic).unwrap();
     assert_eq!(got.header("anthropic-beta"), Some("context-1m-2025-08-07,interleaved-thinking-2025-05-14"));
 
-    // OpenAI has no beta header: a 400 naming it, before any call
-    let before = s.sim.request_count(Protocol::Openai, None);
+    // OpenAI has no beta header, and the header only turns on features of the body (each one
+    // the body uses is named by its own member): dropped and reported, never sent
     let r = client
         .post(format!("{}/v1/messages", s.base))
         .header("anthropic-beta", "context-1m-2025-08-07")
@@ -765,10 +767,10 @@ async fn anthropic_beta_headers_reach_claude_and_are_refused_by_name_elsewhere()
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    let err: Value = r.json().await.unwrap();
-    assert!(err["error"]["message"].as_str().unwrap().contains("`anthropic-beta`"), "{err}");
-    assert_eq!(s.sim.request_count(Protocol::Openai, None), before);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-dropped"].to_str().unwrap(), "anthropic-beta");
+    let got = s.sim.requests().into_iter().rev().find(|r| r.protocol == Protocol::Openai).unwrap();
+    assert_eq!(got.header("anthropic-beta"), None);
 }
 
 #[tokio::test]

@@ -461,7 +461,40 @@ fn compile_provider(
         connect_timeout: merge_timeouts(&layers).connect,
         budget: budget(c, key, spec.budget.as_ref()),
         status_page: status_page(c, key, name, spec),
+        caller_headers: caller_headers(c, key, spec),
     })
+}
+
+/// A provider's `forward_headers` (each one of the caller headers a gateway carries) and
+/// `drop_betas` (names, or prefixes ending in `*`).
+fn caller_headers(c: &mut Collector<'_>, key: &str, spec: &ProviderSpec) -> crate::provider::CallerHeaders {
+    use crate::provider::{CALLER_HEADERS, CallerHeaders};
+    let mut rules = CallerHeaders::default();
+    if let Some(forward) = &spec.forward_headers {
+        for h in forward.get_ref() {
+            if !CALLER_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(h)) {
+                c.error(
+                    &forward.span(),
+                    format!("{key}.forward_headers"),
+                    format!("`{h}` is not a caller header the gateway forwards: one of {}", CALLER_HEADERS.join(", ")),
+                );
+            }
+        }
+        rules.forward = forward.get_ref().iter().map(|h| h.to_ascii_lowercase()).collect();
+    }
+    if let Some(drop) = &spec.drop_betas {
+        for b in drop.get_ref() {
+            if b.trim().is_empty() || b.trim_end_matches('*').contains('*') {
+                c.error(
+                    &drop.span(),
+                    format!("{key}.drop_betas"),
+                    format!("`{b}` is not a beta name or a prefix ending in `*`"),
+                );
+            }
+        }
+        rules.drop_betas.clone_from(drop.get_ref());
+    }
+    rules
 }
 
 /// The shortest gap between two reads of a status page.

@@ -93,6 +93,8 @@ pub struct ProviderPolicy {
     /// Its status page, when the policy enables one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_page: Option<StatusPageConfig>,
+    /// Which provider headers of a gateway caller it is sent (`forward_headers`, `drop_betas`).
+    pub caller_headers: crate::provider::CallerHeaders,
 }
 
 /// One target of a route: a provider and model with the settings that apply to it.

@@ -83,6 +83,10 @@ pub(crate) struct ProviderSpec {
     /// Model entries added to (or overriding fields of) the profile's catalog.
     #[serde(default)]
     pub(crate) models: BTreeMap<String, Spanned<ModelSpec>>,
+    /// `forward_headers = ["anthropic-beta", ...]`: the caller headers this provider is sent.
+    pub(crate) forward_headers: Option<Spanned<Vec<String>>>,
+    /// `drop_betas = ["context-management-*", ...]`: betas this provider is never sent.
+    pub(crate) drop_betas: Option<Spanned<Vec<String>>>,
 }
 
 /// `[providers.NAME.models."MODEL"]`: what the policy says of a model; each field set overrides

@@ -385,15 +385,16 @@ pub(crate) fn encode_call(
     crate::wire::encode_bytes(protocol, call.request, call.original, target, stream).map_err(|e| invalid(e.to_string()))
 }
 
-/// Adds a body's headers to a request's: a header the config already sets (`anthropic-beta`, say)
-/// gets the new value appended to its list rather than replaced.
+/// Adds a body's headers to a request's: a list the config already sets (`anthropic-beta`) gets
+/// the new value appended; a single value (the caller's `anthropic-version`) replaces the default.
 pub(crate) fn merge_headers(base: &HeaderMap, extra: &[(&'static str, String)]) -> HeaderMap {
     let mut headers = base.clone();
     for (name, value) in extra {
+        let list = matches!(*name, "anthropic-beta" | "openai-beta");
         let joined = match headers.get(*name).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.split(',').any(|v| v.trim() == value) => format!("{existing},{value}"),
-            Some(_) => continue,
-            None => value.clone(),
+            Some(existing) if list && !existing.split(',').any(|v| v.trim() == value) => format!("{existing},{value}"),
+            Some(_) if list => continue,
+            _ => value.clone(),
         };
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&joined) {
             headers.insert(*name, v);

@@ -14,6 +14,7 @@ use crate::profile::ProviderProfile;
 use crate::secret::ApiKey;
 
 pub mod anthropic;
+mod caller_headers;
 pub(crate) mod http;
 pub mod openai;
 pub mod rate_limit;
@@ -22,6 +23,7 @@ pub mod sse;
 pub(crate) mod timer;
 
 pub use anthropic::Anthropic;
+pub use caller_headers::{CALLER_HEADERS, CallerHeaders};
 pub use openai::OpenAi;
 pub use rate_limit::RateLimit;
 
@@ -217,6 +219,8 @@ pub struct ProviderConfig {
     pub connect_timeout: Duration,
     /// The model catalog and defaults (Anthropic's default `max_tokens` comes from here).
     pub profile: Option<Arc<ProviderProfile>>,
+    /// Which provider headers of a gateway caller it is sent (`forward_headers`, `drop_betas`).
+    pub caller_headers: CallerHeaders,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -230,6 +234,7 @@ impl fmt::Debug for ProviderConfig {
             .field("headers", &header_names)
             .field("connect_timeout", &self.connect_timeout)
             .field("profile", &self.profile.as_ref().map(|p| p.name.as_str()))
+            .field("caller_headers", &self.caller_headers)
             .finish()
     }
 }
@@ -244,6 +249,7 @@ impl ProviderConfig {
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             profile: None,
+            caller_headers: CallerHeaders::default(),
         }
     }
 

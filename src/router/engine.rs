@@ -234,9 +234,13 @@ fn fits(
         .map(|(i, t)| {
             let wire =
                 if portable { Fit::Carries(Vec::new()) } else { wire_fit(snap, targets.get(i), t, request, origin) };
-            if matches!(wire, Fit::Refuses(_)) {
-                return wire;
-            }
+            let wire = match wire {
+                Fit::Carries(mut dropped) => {
+                    dropped.extend(betas_dropped(snap, t, request));
+                    Fit::Carries(dropped)
+                }
+                refused => return refused,
+            };
             let accepts = t.model_profile.as_ref().and_then(|m| m.accepts.as_ref());
             let mut lacks = capability::missing(needs, accepts);
             if let Fit::Carries(dropped) = &wire {
@@ -276,6 +280,19 @@ fn wire_fit(
         }
         Err(EncodeError::Invalid(why)) => Fit::Refuses(why),
     }
+}
+
+/// The caller's beta features target `t`'s provider is not sent (`drop_betas`, or no
+/// `anthropic-beta` in its `forward_headers`): dropped and reported, never a reason to skip it.
+fn betas_dropped(snap: &Snapshot, t: &TargetPolicy, request: &ChatRequest) -> Vec<crate::wire::Unsupported> {
+    if request.betas.is_empty() {
+        return Vec::new();
+    }
+    let Some(p) = snap.policy.provider(&t.provider).filter(|p| p.protocol == crate::provider::Protocol::Anthropic)
+    else {
+        return Vec::new();
+    };
+    p.caller_headers.dropped_betas(request).map(crate::wire::Unsupported::beta).collect()
 }
 
 /// Whether target `t`'s provider speaks Anthropic's wire.

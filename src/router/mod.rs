@@ -408,6 +408,7 @@ impl Router {
         let mut config = ProviderConfig::new(p.name.clone(), p.base_url.clone()).connect_timeout(p.connect_timeout);
         config.api_key = key;
         config.headers.clone_from(&p.headers);
+        config.caller_headers.clone_from(&p.caller_headers);
         // the adapters refuse to call without a key when the profile says one is needed: a policy
         // that says `auth = "none"` overrides its profile
         config.profile = p.profile.as_ref().map(|profile| {

@@ -21,6 +21,7 @@ impl Dialect for AnthropicWire {
     type Encoder = AnthropicEncoder;
 
     fn read_headers(parsed: &mut Parsed, headers: &axum::http::HeaderMap) {
+        super::dialect::read_caller_headers(parsed, headers);
         // every `anthropic-beta` header, each a comma-separated list, as the API reads them
         for value in headers.get_all("anthropic-beta") {
             let Ok(value) = value.to_str() else { continue };

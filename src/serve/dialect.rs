@@ -41,9 +41,11 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// a 400 in this dialect.
     fn parse(body: Bytes) -> Result<Parsed, String>;
 
-    /// Takes what the request's headers say about the request itself (Anthropic's
-    /// `anthropic-beta`); none by default.
-    fn read_headers(_parsed: &mut Parsed, _headers: &axum::http::HeaderMap) {}
+    /// Takes what the request's headers say about the request itself: the provider headers a
+    /// target of the caller's wire is sent ([`read_caller_headers`]).
+    fn read_headers(parsed: &mut Parsed, headers: &axum::http::HeaderMap) {
+        read_caller_headers(parsed, headers);
+    }
 
     /// The complete answer: `model` is the model that served, `usage` its usage.
     fn response(r: &RoutedResponse) -> serde_json::Value;
@@ -91,4 +93,16 @@ pub(crate) trait Encoder: Send + 'static {
     /// The bytes for a failure after the stream started: an error event (OpenAI
     /// `data: {"error":{...}}`, Anthropic `event: error`) and NO terminator.
     fn error(&mut self, failure: &Failure) -> Vec<Bytes>;
+}
+
+/// The caller's provider headers (`anthropic-version`, `openai-beta`; `anthropic-beta` is read
+/// into [`crate::ChatRequest::betas`] by the Anthropic dialect), kept for a target of its wire.
+pub(crate) fn read_caller_headers(parsed: &mut Parsed, headers: &axum::http::HeaderMap) {
+    for name in crate::provider::CALLER_HEADERS.iter().filter(|h| **h != "anthropic-beta") {
+        for value in headers.get_all(*name) {
+            if let Ok(value) = value.to_str() {
+                parsed.request.headers.push(((*name).to_owned(), value.to_owned()));
+            }
+        }
+    }
 }

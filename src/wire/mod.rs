@@ -141,6 +141,29 @@ pub fn encode_bytes(
     target: Target<'_>,
     stream: bool,
 ) -> Result<(Vec<u8>, Headers), EncodeError> {
+    let (bytes, mut headers) = encode_body(protocol, request, original, target, stream)?;
+    headers.extend(caller_headers(protocol, request));
+    Ok((bytes, headers))
+}
+
+/// The provider headers the caller sent (`anthropic-version`, `openai-beta`) that go with the
+/// request to a target of the caller's family of wires, and to no other.
+fn caller_headers(protocol: Protocol, request: &ChatRequest) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    let family = |p: Protocol| if p == Protocol::Anthropic { "anthropic-" } else { "openai-" };
+    let ours = request.dialect.map(family).filter(|f| *f == family(protocol));
+    request.headers.iter().filter_map(move |(name, value)| {
+        let name = crate::provider::CALLER_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name))?;
+        (ours.is_some_and(|f| name.starts_with(f)) && *name != "anthropic-beta").then(|| (*name, value.clone()))
+    })
+}
+
+fn encode_body(
+    protocol: Protocol,
+    request: &ChatRequest,
+    original: Option<&Original>,
+    target: Target<'_>,
+    stream: bool,
+) -> Result<(Vec<u8>, Headers), EncodeError> {
     match (protocol, original.filter(|o| o.protocol() == protocol)) {
         (Protocol::Openai, Some(o)) => {
             Ok((openai_chat::encode_original(o.body(), request, target, stream)?, Vec::new()))

@@ -42,6 +42,13 @@ pub struct Unsupported {
     pub harmless: bool,
 }
 
+impl Unsupported {
+    /// A beta feature (`anthropic-beta`) a provider is not sent.
+    pub(crate) fn beta(name: &str) -> Self {
+        Unsupported { field: format!("anthropic-beta {name}"), path: "anthropic-beta".into(), harmless: true }
+    }
+}
+
 impl From<&crate::chat::Opaque> for Unsupported {
     fn from(o: &crate::chat::Opaque) -> Self {
         Unsupported { field: o.field.clone(), path: o.path.clone(), harmless: o.harmless }

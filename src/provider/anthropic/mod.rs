@@ -87,7 +87,8 @@ impl Anthropic {
     /// The HTTP request for `call`.
     fn http_request(&self, call: &Call<'_>, stream: bool) -> Result<reqwest::RequestBuilder, ProviderError> {
         let profile = self.config.profile.as_deref();
-        let (bytes, extra) = http::encode_call(self.name(), Protocol::Anthropic, call, profile, stream)?;
+        let (bytes, mut extra) = http::encode_call(self.name(), Protocol::Anthropic, call, profile, stream)?;
+        self.config.caller_headers.apply(call.request, &mut extra);
         let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
         Ok(self.client.post(&self.url).headers(headers).body(bytes))
     }

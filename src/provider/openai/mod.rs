@@ -110,7 +110,8 @@ impl OpenAi {
     ) -> Result<reqwest::Response, ProviderError> {
         self.check_key()?;
         let profile = self.config.profile.as_deref();
-        let (body, extra) = http::encode_call(&self.config.name, self.protocol, call, profile, streaming)?;
+        let (body, mut extra) = http::encode_call(&self.config.name, self.protocol, call, profile, streaming)?;
+        self.config.caller_headers.apply(call.request, &mut extra);
         let headers = if extra.is_empty() { self.headers.clone() } else { http::merge_headers(&self.headers, &extra) };
         let request = self.client.post(&self.url).headers(headers).header(CONTENT_TYPE, "application/json").body(body);
         http::send(&self.config.name, request, limits, timer).await
