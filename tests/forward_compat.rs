@@ -198,6 +198,8 @@ async fn across_wires_what_cannot_change_the_answer_is_dropped_and_reported() {
         assert_eq!(got["messages"][2]["content"], "# Environment\nPlatform: linux");
         assert!(got.get("reasoning_effort").is_none() && got.get("context_management").is_none(), "{got}");
         assert_eq!(got["tools"].as_array().map(Vec::len), Some(2));
+        // Claude Code's 32,000 is more than gpt-4o-mini can write: capped at its output limit
+        assert_eq!(got["max_completion_tokens"], 16384);
         assert_eq!(last(&s.sim, Protocol::Openai).header("anthropic-beta"), None);
     }
 }

@@ -222,6 +222,16 @@ pub fn is_portable(request: &ChatRequest) -> bool {
         })
 }
 
+/// `max_tokens` for a target: the caller's on its own wire; across wires at most the model's
+/// output limit, which no answer can pass anyway (a client of the other wire asks for what its own
+/// models take: Claude Code sends 32,000 to whatever model it is routed to).
+pub(crate) fn cross_wire_cap(max_tokens: u32, target: Target<'_>, same_wire: bool) -> u32 {
+    match target.profile {
+        Some(p) if !same_wire => max_tokens.min(p.max_output_tokens),
+        _ => max_tokens,
+    }
+}
+
 /// The path of member `field` under `base`.
 pub(crate) fn at(base: &str, field: &str) -> String {
     if base.is_empty() { field.to_owned() } else { format!("{base}.{field}") }

@@ -511,8 +511,12 @@ struct Limits {
 
 fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeError> {
     let invalid = |why: String| EncodeError::Invalid(why);
-    let max_tokens =
-        request.max_tokens.or_else(|| target.profile.map(|m| m.max_output_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
+    let same_wire = request.dialect == Some(Protocol::Anthropic);
+    let max_tokens = request
+        .max_tokens
+        .map(|n| super::super::cross_wire_cap(n, target, same_wire))
+        .or_else(|| target.profile.map(|m| m.max_output_tokens))
+        .unwrap_or(DEFAULT_MAX_TOKENS);
     if let Some(t) = request.temperature
         && !(0.0..=1.0).contains(&t)
     {

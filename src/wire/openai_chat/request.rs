@@ -333,7 +333,7 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
         body.insert(k.to_owned(), v);
     };
     if let Some(n) = request.max_tokens {
-        put("max_completion_tokens", json!(n));
+        put("max_completion_tokens", json!(super::super::cross_wire_cap(n, target, sink.same_wire())));
     }
     if let Some(t) = request.temperature {
         put("temperature", json!(t));
