@@ -180,6 +180,7 @@ pub(crate) async fn admin_only(
 }
 
 type OpenAiDialect = super::openai::OpenAiWire;
+type AnthropicDialect = super::anthropic::AnthropicWire;
 
 fn refused<D: Dialect>(refusal: Refusal) -> Response {
     match refusal {
@@ -558,28 +559,140 @@ async fn stream<D: Dialect>(
     response
 }
 
-/// `GET /v1/models`: the routes the caller's key may use, as models.
-pub(crate) async fn models(State(state): State<AppState>, axum::Extension(caller): CallerOf) -> Response {
-    let policy = state.router.policy();
-    let data: Vec<_> = policy
-        .routes
-        .values()
-        .filter(|r| match &caller {
-            Caller::Anonymous => true,
-            Caller::Key(k) => k.allows(&r.name),
-        })
-        .map(|r| model_entry(&policy, r))
-        .collect();
-    axum::Json(json!({ "object": "list", "data": data })).into_response()
+/// Which SDK calls `/v1/models`, where both wires' SDKs look for the models: Anthropic's clients
+/// send `anthropic-version` with every request, OpenAI's never do. (Not `x-api-key`: OpenAI-shaped
+/// callers may present their key that way too.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelsShape {
+    OpenAi,
+    Anthropic,
 }
 
-/// One route as a model: its targets, what each model can do (from the profiles), and what the
-/// route can serve: a feature any of its profiled models accepts (the router sends a request
-/// needing it to those), the largest context window among them.
-fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -> serde_json::Value {
+impl ModelsShape {
+    fn of(headers: &HeaderMap) -> Self {
+        if headers.contains_key("anthropic-version") { ModelsShape::Anthropic } else { ModelsShape::OpenAi }
+    }
+
+    /// A failure in the caller's dialect.
+    fn error(self, failure: &Failure) -> Response {
+        match self {
+            ModelsShape::OpenAi => error_response::<OpenAiDialect>(failure, None),
+            ModelsShape::Anthropic => error_response::<AnthropicDialect>(failure, None),
+        }
+    }
+
+    /// A refusal in the caller's dialect.
+    fn refused(self, refusal: Refusal) -> Response {
+        match self {
+            ModelsShape::OpenAi => refused::<OpenAiDialect>(refusal),
+            ModelsShape::Anthropic => refused::<AnthropicDialect>(refusal),
+        }
+    }
+}
+
+/// In front of `/v1/models`: [`authenticate`], refusing in the dialect of the SDK that asks.
+pub(crate) async fn authenticate_models(
+    state: State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match ModelsShape::of(request.headers()) {
+        ModelsShape::OpenAi => authenticate::<OpenAiDialect>(state, request, next).await,
+        ModelsShape::Anthropic => authenticate::<AnthropicDialect>(state, request, next).await,
+    }
+}
+
+/// Anthropic's page size when the caller names none, and the largest it takes.
+const MODELS_PAGE: (usize, usize) = (20, 1000);
+
+/// `GET /v1/models`: the routes the caller's key may use, as models, in the shape of the SDK that
+/// asks: OpenAI's list, or Anthropic's page (`limit`, `after_id`, `before_id`; routes in name
+/// order).
+pub(crate) async fn models(
+    State(state): State<AppState>,
+    axum::Extension(caller): CallerOf,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let shape = ModelsShape::of(&headers);
+    let policy = state.router.policy();
+    let allowed = |r: &&Arc<crate::policy::RoutePolicy>| match &caller {
+        Caller::Anonymous => true,
+        Caller::Key(k) => k.allows(&r.name),
+    };
+    if shape == ModelsShape::OpenAi {
+        let data: Vec<_> = policy.routes.values().filter(allowed).map(|r| model_entry(&policy, r, shape)).collect();
+        return axum::Json(json!({ "object": "list", "data": data })).into_response();
+    }
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => MODELS_PAGE.0,
+        Some(Ok(n)) if (1..=MODELS_PAGE.1).contains(&n) => n,
+        Some(_) => {
+            let message = format!("limit: Input should be an integer from 1 to {}", MODELS_PAGE.1);
+            return shape.error(&simple_failure(ErrorClass::InvalidRequest, message));
+        }
+    };
+    let (after, before) = (query.get("after_id"), query.get("before_id"));
+    // the routes are in name order, so a page boundary needs no route of that name
+    let routes: Vec<_> = policy
+        .routes
+        .values()
+        .filter(allowed)
+        .filter(|r| after.is_none_or(|a| r.name > *a) && before.is_none_or(|b| r.name < *b))
+        .collect();
+    // `before_id` alone pages backwards: the routes just before it
+    let backwards = before.is_some() && after.is_none();
+    let (start, end) =
+        if backwards { (routes.len().saturating_sub(limit), routes.len()) } else { (0, limit.min(routes.len())) };
+    let page = &routes[start..end];
+    let data: Vec<_> = page.iter().map(|r| model_entry(&policy, r, shape)).collect();
+    axum::Json(json!({
+        "data": data,
+        "has_more": if backwards { start > 0 } else { end < routes.len() },
+        "first_id": page.first().map(|r| &r.name),
+        "last_id": page.last().map(|r| &r.name),
+    }))
+    .into_response()
+}
+
+/// `GET /v1/models/{id}`: one route as a model, in the shape of the SDK that asks; 404 in its
+/// dialect when no route has that name, 403 when the caller's key may not use it (as a chat
+/// request for it would get).
+pub(crate) async fn model(
+    State(state): State<AppState>,
+    axum::Extension(caller): CallerOf,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let shape = ModelsShape::of(&headers);
+    let policy = state.router.policy();
+    let Some(route) = policy.routes.get(&id) else {
+        return shape.error(&failure_from(&RouterError::UnknownRoute(id)));
+    };
+    if let Caller::Key(k) = &caller
+        && !k.allows(&id)
+    {
+        return shape.refused(Refusal::Forbidden(format!("the key `{}` may not use the route `{id}`", k.name)));
+    }
+    axum::Json(model_entry(&policy, route, shape)).into_response()
+}
+
+/// One route as a model, in `shape`: OpenAI's model with the gateway's own members beside its
+/// `object`, `created` and `owned_by`, or Anthropic's (`type`, `display_name`, `created_at`,
+/// `lifecycle`, the largest context window and output limit of the route's profiled models as
+/// `max_input_tokens` and `max_tokens`) with the gateway's members under `switchyard`. A route
+/// has no date: both say the epoch. The gateway's members: the route's targets, what each model
+/// can do (from the profiles), and what the route can serve: a feature any of its profiled models
+/// accepts (the router sends a request needing it to those), the largest context window among them.
+fn model_entry(
+    policy: &crate::policy::Policy,
+    r: &crate::policy::RoutePolicy,
+    shape: ModelsShape,
+) -> serde_json::Value {
     let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
     let mut accepts = std::collections::BTreeSet::new();
     let mut context_window: Option<u64> = None;
+    let mut max_output: Option<u32> = None;
     let models: Vec<_> = r
         .targets
         .iter()
@@ -593,6 +706,7 @@ fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -
             let profile = t.model_profile.as_ref();
             if let Some(m) = profile {
                 context_window = Some(context_window.map_or(m.context_window, |c| c.max(m.context_window)));
+                max_output = Some(max_output.map_or(m.max_output_tokens, |c| c.max(m.max_output_tokens)));
                 accepts.extend(m.accepts.iter().flatten().map(|f| f.as_str()));
             }
             json!({
@@ -608,15 +722,37 @@ fn model_entry(policy: &crate::policy::Policy, r: &crate::policy::RoutePolicy) -
             })
         })
         .collect();
-    json!({
-        "id": r.name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "switchyard",
-        "targets": targets,
-        "models": models,
-        "capabilities": { "accepts": accepts, "context_window": context_window },
-    })
+    let capabilities = json!({ "accepts": accepts, "context_window": context_window });
+    match shape {
+        ModelsShape::OpenAi => json!({
+            "id": r.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "switchyard",
+            "targets": targets,
+            "models": models,
+            "capabilities": capabilities,
+        }),
+        // Anthropic's `capabilities` is its own map, every key of which its clients may read: the
+        // gateway cannot fill it, so null (which the API allows), and its own beside it
+        ModelsShape::Anthropic => json!({
+            "type": "model",
+            "id": r.name,
+            "display_name": r.name,
+            "created_at": "1970-01-01T00:00:00Z",
+            "lifecycle": "active",
+            "max_input_tokens": context_window,
+            "max_tokens": max_output,
+            "capabilities": null,
+            "switchyard": { "targets": targets, "models": models, "capabilities": capabilities },
+        }),
+    }
+}
+
+/// `GET /` and `HEAD /`: a connectivity probe, which clients send to a base URL before anything
+/// else; open, like `/healthz`, and as small.
+pub(crate) async fn root() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
 }
 
 /// `GET /healthz`.

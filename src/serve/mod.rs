@@ -3,7 +3,9 @@
 //!
 //! - `POST /v1/chat/completions` (OpenAI wire) and `POST /v1/messages` (Anthropic wire): the
 //!   request's `model` names a route; the response's `model` is the model that served.
-//! - `GET /v1/models` (the routes), `GET /healthz`, `GET /metrics` (Prometheus), `GET /admin/state`.
+//! - `GET /v1/models` and `GET /v1/models/{id}` (the routes, in OpenAI's shape or, for a caller that
+//!   sends `anthropic-version`, Anthropic's), `GET /` and `GET /healthz` (open), `GET /metrics`
+//!   (Prometheus), `GET /admin/state`.
 //!
 //! The policy is hot-reloaded on file change (and on SIGHUP in the binary); shutdown lets requests
 //! and streams in flight finish, up to a bound.
@@ -248,11 +250,17 @@ impl Gateway {
                 post(handlers::count_tokens)
                     .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<AnthropicWire>)),
             )
+            // both wires' SDKs ask here: answered in the shape, and refused in the dialect, of the one that asks
             .route(
                 "/v1/models",
-                get(handlers::models)
-                    .route_layer(from_fn_with_state(state.clone(), handlers::authenticate::<OpenAiWire>)),
+                get(handlers::models).route_layer(from_fn_with_state(state.clone(), handlers::authenticate_models)),
             )
+            .route(
+                "/v1/models/{id}",
+                get(handlers::model).route_layer(from_fn_with_state(state.clone(), handlers::authenticate_models)),
+            )
+            // connectivity probes (`HEAD /` too: axum answers HEAD from GET), open like /healthz
+            .route("/", get(handlers::root))
             .route("/healthz", get(handlers::healthz));
         let admin = axum::Router::new()
             .route("/metrics", get(handlers::metrics))
