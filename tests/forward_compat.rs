@@ -165,12 +165,19 @@ async fn a_same_wire_target_gets_every_member_known_or_not_with_the_callers_prov
     assert_eq!(got.body, as_sent_to(&body, "gpt-4o-mini"));
     assert_eq!(got.header("openai-beta"), Some("assistants=v2"));
 
-    // the Responses API: Codex's body, unchanged
+    // the Responses API: Codex's body, unchanged, with its beta header
     let body = codex("native");
-    let r = post(&s.base, "/v1/responses", &body, &[]).await;
+    let r = post(&s.base, "/v1/responses", &body, &[("openai-beta", "responses=experimental")]).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     let got = last(&s.sim, Protocol::OpenaiResponses);
     assert_eq!(got.body, as_sent_to(&body, "gpt-4.1"));
+    assert_eq!(got.header("openai-beta"), Some("responses=experimental"));
+
+    // a provider header belongs to its wire: a Responses caller's is not a Chat Completions one's
+    let body = json!({"model": "gpt", "input": "hi"});
+    let r = post(&s.base, "/v1/responses", &body, &[("openai-beta", "responses=experimental")]).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(last(&s.sim, Protocol::Openai).header("openai-beta"), None);
 }
 
 #[tokio::test]

@@ -288,11 +288,12 @@ fn betas_dropped(snap: &Snapshot, t: &TargetPolicy, request: &ChatRequest) -> Ve
     if request.betas.is_empty() {
         return Vec::new();
     }
-    let Some(p) = snap.policy.provider(&t.provider).filter(|p| p.protocol == crate::provider::Protocol::Anthropic)
-    else {
-        return Vec::new();
-    };
-    p.caller_headers.dropped_betas(request).map(crate::wire::Unsupported::beta).collect()
+    match snap.policy.provider(&t.provider) {
+        Some(p) if on_anthropic(snap, t) => {
+            p.caller_headers.dropped_betas(request).map(crate::wire::Unsupported::beta).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Whether target `t`'s provider speaks Anthropic's wire.

@@ -104,7 +104,13 @@ fn with_opaque(
     opaque: &[crate::chat::Opaque],
     mode: UnsupportedMode,
 ) -> Result<Encoded, EncodeError> {
-    let mut reported: Vec<Unsupported> = opaque.iter().map(Unsupported::from).collect();
+    let mut reported: Vec<Unsupported> = Vec::with_capacity(opaque.len());
+    for o in opaque {
+        // one report per name, where it first occurs (a cache scope on every block is one)
+        if !reported.iter().any(|u| u.field == o.field) {
+            reported.push(Unsupported::from(o));
+        }
+    }
     let refuse = mode == UnsupportedMode::Error && reported.iter().any(|u| !u.harmless);
     match encoded {
         Ok(mut e) if !refuse => {
@@ -142,18 +148,20 @@ pub fn encode_bytes(
     stream: bool,
 ) -> Result<(Vec<u8>, Headers), EncodeError> {
     let (bytes, mut headers) = encode_body(protocol, request, original, target, stream)?;
-    headers.extend(caller_headers(protocol, request));
+    // the caller's provider headers belong to its own wire (a Responses caller's `openai-beta`
+    // says nothing to Chat Completions), whose body is the caller's too
+    if original.map(Original::protocol).or(request.dialect) == Some(protocol) {
+        headers.extend(caller_headers(request));
+    }
     Ok((bytes, headers))
 }
 
-/// The provider headers the caller sent (`anthropic-version`, `openai-beta`) that go with the
-/// request to a target of the caller's family of wires, and to no other.
-fn caller_headers(protocol: Protocol, request: &ChatRequest) -> impl Iterator<Item = (&'static str, String)> + '_ {
-    let family = |p: Protocol| if p == Protocol::Anthropic { "anthropic-" } else { "openai-" };
-    let ours = request.dialect.map(family).filter(|f| *f == family(protocol));
-    request.headers.iter().filter_map(move |(name, value)| {
+/// The provider headers the caller sent (`anthropic-version`, `openai-beta`), for a target of its
+/// wire.
+fn caller_headers(request: &ChatRequest) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    request.headers.iter().filter_map(|(name, value)| {
         let name = crate::provider::CALLER_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name))?;
-        (ours.is_some_and(|f| name.starts_with(f)) && *name != "anthropic-beta").then(|| (*name, value.clone()))
+        (*name != "anthropic-beta").then(|| (*name, value.clone()))
     })
 }
 

@@ -78,14 +78,14 @@ fn cache_control(f: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<CacheCon
     let Some(mut c) = f.object("cache_control")? else { return Ok(None) };
     let control = CacheControl { kind: c.str("type")?.unwrap_or_else(|| "ephemeral".into()), ttl: c.str("ttl")? };
     // a cache mark's new settings (a scope, say) only make it cheaper or faster
-    let path = c.here().to_owned();
-    op.extend(
-        c.rest()
-            .into_iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| opaque(format!("cache_control.{k}"), at(&path, &k), true)),
-    );
+    untaken(c, "cache_control", true, op);
     Ok(Some(control))
+}
+
+/// The members of `f` nothing took, each carried opaque as `NAME.member`.
+fn untaken(f: Fields, name: &str, harmless: bool, op: &mut Vec<Opaque>) {
+    let base = f.here().to_owned();
+    op.extend(rest(f).into_iter().map(|(k, _)| opaque(format!("{name}.{k}"), at(&base, &k), harmless)));
 }
 
 /// The top-level `system` (a string or text blocks) as a leading system message.
@@ -298,13 +298,7 @@ fn tool_choice(body: &mut Fields, op: &mut Vec<Opaque>) -> Result<Option<ChoiceA
         }
     };
     let parallel = choice.bool("disable_parallel_tool_use")?.map(|disable| !disable);
-    op.extend(
-        choice
-            .rest()
-            .into_iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| opaque(format!("tool_choice.{k}"), format!("tool_choice.{k}"), false)),
-    );
+    untaken(choice, "tool_choice", false, op);
     Ok(Some((Some(tool_choice), parallel)))
 }
 
@@ -387,12 +381,7 @@ fn output_config(body: &mut Fields, request: &mut ChatRequest, op: &mut Vec<Opaq
             op.push(opaque("output_config.format", "output_config.format", false));
         }
     }
-    op.extend(
-        c.rest()
-            .into_iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| opaque(format!("output_config.{k}"), format!("output_config.{k}"), false)),
-    );
+    untaken(c, "output_config", false, op);
     Ok(())
 }
 

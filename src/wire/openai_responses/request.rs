@@ -232,6 +232,19 @@ fn text_format(format: &Value, chat: &mut Map<String, Value>, op: &mut Vec<Opaqu
     Ok(())
 }
 
+/// The members of an item or part beyond those `read`, each carried opaque as `KIND.member`. An
+/// id or status of handed-back output says nothing to the model, nor do its annotations and
+/// logprobs (harmless).
+fn unread(value: &Value, kind: &str, read: &[&str], path: &str, op: &mut Vec<Opaque>) {
+    for (k, v) in value.as_object().into_iter().flatten() {
+        if v.is_null() || read.contains(&k.as_str()) || matches!(k.as_str(), "type" | "id" | "status") {
+            continue;
+        }
+        let harmless = matches!(k.as_str(), "annotations" | "logprobs");
+        op.push(opaque(format!("{kind}.{k}"), format!("{path}.{k}"), harmless));
+    }
+}
+
 /// The Chat Completions messages of one input item. An item this code does not know, or a part of
 /// one, is carried opaque; a `reasoning` item becomes none (see below).
 fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Value>, String> {
@@ -243,6 +256,7 @@ fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Valu
                 op.push(opaque(format!("{role} role"), format!("{path}.role"), false));
                 return Ok(Vec::new());
             }
+            unread(item, "message", &["role", "content"], path, op);
             let content = match item.get("content") {
                 Some(Value::String(s)) => Value::String(s.clone()),
                 // an assistant turn of the history (an earlier response's output handed back) is
@@ -250,13 +264,18 @@ fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Valu
                 Some(Value::Array(parts)) if role == "assistant" => {
                     let (mut text, mut refusal) = (String::new(), None::<String>);
                     for (j, p) in parts.iter().enumerate() {
+                        let part_path = format!("{path}.content[{j}]");
                         match p.get("type").and_then(Value::as_str).unwrap_or("") {
-                            "output_text" | "input_text" => {
+                            kind @ ("output_text" | "input_text") => {
+                                unread(p, kind, &["text"], &part_path, op);
                                 text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
                             }
-                            "refusal" => refusal
-                                .get_or_insert_with(String::new)
-                                .push_str(p.get("refusal").and_then(Value::as_str).unwrap_or("")),
+                            "refusal" => {
+                                unread(p, "refusal", &["refusal"], &part_path, op);
+                                refusal
+                                    .get_or_insert_with(String::new)
+                                    .push_str(p.get("refusal").and_then(Value::as_str).unwrap_or(""));
+                            }
                             other => {
                                 op.push(opaque(format!("{other} content part"), format!("{path}.content[{j}]"), false))
                             }
@@ -285,9 +304,7 @@ fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Valu
         "function_call" => {
             let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
             let name = item.get("name").cloned().ok_or(".name is required")?;
-            if item.get("namespace").is_some_and(|n| !n.is_null()) {
-                op.push(opaque("function_call namespace", format!("{path}.namespace"), false));
-            }
+            unread(item, "function_call", &["call_id", "name", "arguments"], path, op);
             let arguments = item.get("arguments").cloned().unwrap_or(Value::String("{}".into()));
             Ok(vec![json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
@@ -295,13 +312,15 @@ fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Valu
         }
         "function_call_output" => {
             let call_id = item.get("call_id").cloned().ok_or(".call_id is required")?;
+            unread(item, "function_call_output", &["call_id", "output"], path, op);
             let output = match item.get("output") {
                 Some(Value::String(s)) => Value::String(s.clone()),
                 Some(Value::Array(parts)) => {
                     let mut text = String::new();
                     for (j, p) in parts.iter().enumerate() {
                         match p.get("type").and_then(Value::as_str) {
-                            Some("input_text" | "output_text") => {
+                            Some(kind @ ("input_text" | "output_text")) => {
+                                unread(p, kind, &["text"], &format!("{path}.output[{j}]"), op);
                                 text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
                             }
                             other => op.push(opaque(
@@ -333,6 +352,15 @@ fn input_item(item: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Vec<Valu
 /// image or file the other wires cannot fetch, is carried opaque.
 fn content_part(part: &Value, path: &str, op: &mut Vec<Opaque>) -> Result<Option<Value>, String> {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+    let read: &[&str] = match kind {
+        "input_text" | "output_text" => &["text"],
+        "input_image" => &["image_url", "file_id", "detail"],
+        "input_file" => &["file_data", "file_id", "filename", "file_url"],
+        _ => &[],
+    };
+    if !read.is_empty() {
+        unread(part, kind, read, path, op);
+    }
     Ok(Some(match kind {
         "input_text" | "output_text" => json!({"type": "text", "text": part.get("text").cloned().unwrap_or_default()}),
         "input_image" => {
@@ -675,6 +703,19 @@ mod tests {
             (
                 json!({"model": "m", "input": [{"role": "critic", "content": "x"}, {"role": "user", "content": "y"}]}),
                 o("critic role", "input[0].role", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "message", "id": "m1", "status": "completed", "role": "user", "phase": "commentary",
+                                                "content": [{"type": "input_text", "text": "x"}]}]}),
+                o("message.phase", "input[0].phase", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "x", "cite": true}]}]}),
+                o("input_text.cite", "input[0].content[0].cite", false),
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": "q"}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "namespace": "ns"}]}),
+                o("function_call.namespace", "input[1].namespace", false),
             ),
         ] {
             assert_eq!(opaque_of(&body), vec![expected], "{body}");
