@@ -644,12 +644,14 @@ async fn the_responses_api_is_served_by_targets_of_either_wire() {
     let claude = sent.iter().find(|r| r.model == "claude-opus-4-6").unwrap();
     assert_eq!(claude.body["system"], "Be brief.", "{:?}", claude.body);
     assert_eq!(claude.body["max_tokens"], 40);
-    // an unknown member is refused by name, in OpenAI's error shape
+    // a member with no place on the chat wire skips the route's only target, by name: one 400
+    // in OpenAI's error shape (a Responses target would have been sent it)
     let r =
         client().post(&url).json(&json!({"model": "solo", "input": "x", "truncation": "auto"})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("`truncation`"), "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`truncation auto`") && message.contains("openai/gpt-4o-mini"), "{v}");
 }
 
 /// The value of the stream's `: x-switchyard-cost-usd: ...` comment, and the line after it.
