@@ -4,8 +4,7 @@
 
 use serde::Serialize;
 
-/// The caller headers a target of the caller's wire may be sent, by lower-case name.
-pub const CALLER_HEADERS: &[&str] = &["anthropic-beta", "anthropic-version", "openai-beta"];
+pub use crate::wire::CALLER_HEADERS;
 
 /// What one provider is sent of its callers' headers: the policy's `forward_headers` and
 /// `drop_betas`.

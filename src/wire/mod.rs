@@ -49,6 +49,10 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The provider headers of a caller that a target of the caller's wire may be sent, by lower-case
+/// name (each provider's `forward_headers` says which it is).
+pub const CALLER_HEADERS: &[&str] = &["anthropic-beta", "anthropic-version", "openai-beta"];
+
 /// Headers a body needs, by name.
 pub type Headers = Vec<(&'static str, String)>;
 
@@ -160,7 +164,7 @@ pub fn encode_bytes(
 /// wire.
 fn caller_headers(request: &ChatRequest) -> impl Iterator<Item = (&'static str, String)> + '_ {
     request.headers.iter().filter_map(|(name, value)| {
-        let name = crate::provider::CALLER_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name))?;
+        let name = CALLER_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name))?;
         (*name != "anthropic-beta").then(|| (*name, value.clone()))
     })
 }
