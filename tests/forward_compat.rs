@@ -6,9 +6,11 @@
 //! target of its wire as each provider's `forward_headers` and `drop_betas` say.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use serde_json::{Value, json};
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::serve::Gateway;
 use switchyard::sim::SimServer;
 
 struct Setup {
@@ -58,13 +60,7 @@ targets = [{{ provider = "responses", model = "gpt-4.1" }}]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "responses", model = "gpt-4.1" }}]
 "#
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, text).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
+    let (gateway, base, dir) = support::gateway(&text).await;
     Setup { sim, _gateway: gateway, base, _dir: dir }
 }
 

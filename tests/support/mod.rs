@@ -176,3 +176,16 @@ pub fn sse_data(text: &str) -> Vec<serde_json::Value> {
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
 }
+
+/// `switchyard serve` on a free loopback port under `policy` (TOML text), its base URL, and the
+/// directory holding the policy file (keep it while the gateway runs: it watches the file).
+pub async fn gateway(policy: &str) -> (switchyard::serve::Gateway, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    let mut options = switchyard::serve::ServeOptions::new(&path);
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = switchyard::serve::Gateway::start(options).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    (gateway, base, dir)
+}
