@@ -395,7 +395,7 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     let from_openai = request.dialect == Some(Protocol::Openai);
     let invalid = |why: String| EncodeError::Invalid(why);
     let headers = request_headers(request);
-    let Limits { max_tokens, thinking } = limits(request, target)?;
+    let Limits { max_tokens, thinking, effort } = limits(request, target)?;
     let mut body = Map::new();
     body.insert("model".into(), json!(target.model));
     body.insert("max_tokens".into(), json!(max_tokens));
@@ -453,14 +453,8 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
     if let Some(thinking) = thinking {
         body.insert("thinking".into(), thinking);
     }
-    match &request.reasoning {
-        Some(Reasoning::Adaptive { effort: Some(effort) }) => {
-            body.insert("output_config".into(), json!({"effort": effort}));
-        }
-        Some(Reasoning::Effort { effort }) if request.dialect == Some(Protocol::Anthropic) => {
-            body.insert("output_config".into(), json!({"effort": effort}));
-        }
-        _ => {}
+    if let Some(effort) = effort {
+        body.insert("output_config".into(), json!({"effort": effort}));
     }
     if !request.tools.is_empty() {
         let tools: Vec<Value> =
@@ -491,14 +485,15 @@ pub fn encode_request(request: &ChatRequest, target: Target<'_>, stream: bool) -
 }
 
 /// What the body's limits are: `max_tokens` (the profile's when the caller set none: Anthropic
-/// requires one) and the `thinking` member. Out-of-range values are refused here, before any call,
-/// naming the field and the range.
-struct Limits {
+/// requires one), the `thinking` member and `output_config.effort`. Out-of-range values are
+/// refused here, before any call, naming the field and the range.
+struct Limits<'r> {
     max_tokens: u32,
     thinking: Option<Value>,
+    effort: Option<&'r str>,
 }
 
-fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeError> {
+fn limits<'r>(request: &'r ChatRequest, target: Target<'_>) -> Result<Limits<'r>, EncodeError> {
     let invalid = |why: String| EncodeError::Invalid(why);
     let same_wire = request.dialect == Some(Protocol::Anthropic);
     let max_tokens = request
@@ -512,6 +507,7 @@ fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeErr
         return Err(invalid(format!("`temperature` {t} is out of range for {}: 0 to 1", target.model)));
     }
     let mut thinking = None;
+    let mut effort = None;
     let budget = match &request.reasoning {
         None => None,
         Some(Reasoning::Disabled) => {
@@ -526,9 +522,13 @@ fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeErr
             None
         }
         // the caller's own `output_config.effort`, without thinking
-        Some(Reasoning::Effort { .. }) if request.dialect == Some(Protocol::Anthropic) => None,
-        Some(Reasoning::Adaptive { .. }) => {
+        Some(Reasoning::Effort { effort: e }) if same_wire => {
+            effort = Some(e.as_str());
+            None
+        }
+        Some(Reasoning::Adaptive { effort: e }) => {
             thinking = Some(json!({"type": "adaptive"}));
+            effort = e.as_deref();
             None
         }
         Some(Reasoning::Effort { effort }) => match budget_for_effort(effort, target.profile) {
@@ -551,7 +551,7 @@ fn limits(request: &ChatRequest, target: Target<'_>) -> Result<Limits, EncodeErr
         }
         thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
     }
-    Ok(Limits { max_tokens, thinking })
+    Ok(Limits { max_tokens, thinking, effort })
 }
 
 /// The headers a request needs: its beta features, and the structured-outputs beta for a schema.
@@ -997,6 +997,28 @@ mod tests {
                 {"role": "assistant", "content": "1, 2, 3"},
             ])
         );
+    }
+
+    #[test]
+    fn adaptive_thinking_and_a_claude_callers_effort_are_written_back_as_it_sent_them() {
+        let claude = |reasoning| ChatRequest {
+            dialect: Some(Protocol::Anthropic),
+            ..ChatRequest::user("q").max_tokens(2000).reasoning(reasoning)
+        };
+        let v = body(&claude(Reasoning::Adaptive { effort: Some("high".into()) }), "claude-sonnet-4-5", false);
+        assert_eq!((&v["thinking"], &v["output_config"]), (&json!({"type": "adaptive"}), &json!({"effort": "high"})));
+        let v = body(&claude(Reasoning::Adaptive { effort: None }), "claude-sonnet-4-5", false);
+        assert!(v.get("output_config").is_none(), "{v}");
+        let v = body(&claude(Reasoning::Effort { effort: "low".into() }), "claude-sonnet-4-5", false);
+        assert!(v.get("thinking").is_none() && v["output_config"] == json!({"effort": "low"}), "{v}");
+        // an OpenAI caller's effort is a thinking budget
+        let v = body(
+            &ChatRequest::user("q").max_tokens(8000).reasoning(Reasoning::Effort { effort: "low".into() }),
+            "claude-sonnet-4-5",
+            false,
+        );
+        assert_eq!(v["thinking"]["type"], "enabled");
+        assert!(v.get("output_config").is_none(), "{v}");
     }
 
     #[test]

@@ -237,10 +237,8 @@ fn tool(mut t: Fields, op: &mut Vec<Opaque>) -> Result<Option<Tool>, String> {
     }
     let mut f = t.object("function")?.ok_or_else(|| format!("missing required field `{}`", t.path("function")))?;
     let base = t.here().to_owned();
-    for (k, v) in t.rest() {
-        if !v.is_null() {
-            op.push(Opaque::new(Protocol::Openai, k.clone(), at(&base, &k), HARMLESS_MEMBERS.contains(&k.as_str())));
-        }
+    for (k, _) in rest(t) {
+        op.push(Opaque::new(Protocol::Openai, k.clone(), at(&base, &k), HARMLESS_MEMBERS.contains(&k.as_str())));
     }
     let parameters = match f.take("parameters") {
         None => json!({"type": "object", "properties": {}}),
