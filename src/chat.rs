@@ -514,7 +514,7 @@ pub struct ChatRequest {
     /// to the caller's wire, or by an application that adds fields of one wire. `None` when the
     /// request has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dialect: Option<crate::provider::Protocol>,
+    pub dialect: Option<crate::protocol::Protocol>,
     /// Top-level members with no typed place here (new provider parameters, `store`,
     /// `prediction`, `context_management`, ...), in the request's dialect.
     #[serde(default, skip_serializing_if = "is_empty_extra")]
@@ -543,7 +543,7 @@ pub struct ChatRequest {
 #[non_exhaustive]
 pub struct Opaque {
     /// The wire it is written in.
-    pub wire: crate::provider::Protocol,
+    pub wire: crate::protocol::Protocol,
     /// Its name as that wire says it (`client_metadata`, `role system`, `tools web_search`).
     pub field: String,
     /// Where it is (`input[3]`, `tools[8]`).
@@ -556,7 +556,7 @@ pub struct Opaque {
 impl Opaque {
     /// A member of `wire` at `path`.
     pub fn new(
-        wire: crate::provider::Protocol,
+        wire: crate::protocol::Protocol,
         field: impl Into<String>,
         path: impl Into<String>,
         harmless: bool,
@@ -640,7 +640,7 @@ impl ChatRequest {
     /// unchanged to targets of that wire, refused (or dropped, as the policy says) on others.
     pub fn extra_field(
         mut self,
-        dialect: crate::provider::Protocol,
+        dialect: crate::protocol::Protocol,
         name: impl Into<String>,
         value: serde_json::Value,
     ) -> Self {
@@ -930,7 +930,7 @@ pub struct ChatResponse {
     pub request_id: Option<String>,
     /// The wire `extra` came from: the target's protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dialect: Option<crate::provider::Protocol>,
+    pub dialect: Option<crate::protocol::Protocol>,
     /// Top-level members of the answer this model has no typed place for (OpenAI
     /// `system_fingerprint`, `service_tier`; Anthropic `container`, members added after this
     /// release): the gateway hands them to callers of the same wire unchanged.
@@ -938,7 +938,7 @@ pub struct ChatResponse {
     pub extra: Extra,
     /// What the provider's rate-limit headers said with this answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<crate::provider::RateLimit>,
+    pub rate_limit: Option<crate::rate_limit::RateLimit>,
 }
 
 impl ChatResponse {
@@ -1032,7 +1032,7 @@ pub enum StreamEvent {
     /// before the first content: a caller of the same wire gets them back.
     Envelope {
         /// The wire they come from.
-        dialect: crate::provider::Protocol,
+        dialect: crate::protocol::Protocol,
         /// The members.
         extra: Extra,
     },
@@ -1045,7 +1045,7 @@ pub enum StreamEvent {
     Usage(Usage),
     /// What the provider's rate-limit headers said as the stream started (the adapters send it
     /// first; the router learns from it and does not pass it on).
-    RateLimit(crate::provider::RateLimit),
+    RateLimit(crate::rate_limit::RateLimit),
     /// Discard everything received so far: the answer restarts on another target.
     /// Emitted only by the router, never by an adapter.
     Restart {
@@ -1086,11 +1086,11 @@ pub struct StreamCollector {
     refusal: Option<String>,
     stop_sequence: Option<String>,
     logprobs: Option<Vec<TokenLogprob>>,
-    envelope: Option<(crate::provider::Protocol, Extra)>,
+    envelope: Option<(crate::protocol::Protocol, Extra)>,
     /// Answers 1 and up, by index.
     alternatives: Vec<(usize, StreamCollector)>,
     usage: Option<Usage>,
-    rate_limit: Option<crate::provider::RateLimit>,
+    rate_limit: Option<crate::rate_limit::RateLimit>,
     finish: Option<FinishReason>,
 }
 
@@ -1166,8 +1166,8 @@ impl StreamCollector {
     }
 
     /// What was received so far, as a checkpoint.
-    pub fn partial(&self) -> crate::error::Partial {
-        crate::error::Partial { text: self.text.clone(), tool_calls: self.tool_calls.clone(), usage: self.usage }
+    pub fn partial(&self) -> Partial {
+        Partial { text: self.text.clone(), tool_calls: self.tool_calls.clone(), usage: self.usage }
     }
 
     /// The complete response, or `None` when no [`StreamEvent::Finish`] was seen.
@@ -1210,6 +1210,24 @@ impl StreamCollector {
             extra,
             rate_limit: self.rate_limit,
         })
+    }
+}
+
+/// What a stream delivered before it failed: the checkpoint a router can resume from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Text received so far.
+    pub text: String,
+    /// Tool calls completed so far (arguments may be incomplete for the last one).
+    pub tool_calls: Vec<ToolCall>,
+    /// Usage reported before the failure, if any.
+    pub usage: Option<Usage>,
+}
+
+impl Partial {
+    /// True when nothing at all was received.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.tool_calls.is_empty()
     }
 }
 

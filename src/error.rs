@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{ToolCall, Usage};
+pub use crate::chat::Partial;
 
 /// What kind of failure happened, independent of the provider's dialect.
 ///
@@ -125,24 +125,6 @@ impl FromStr for ErrorClass {
     }
 }
 
-/// What a stream delivered before it failed: the checkpoint a router can resume from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Partial {
-    /// Text received so far.
-    pub text: String,
-    /// Tool calls completed so far (arguments may be incomplete for the last one).
-    pub tool_calls: Vec<ToolCall>,
-    /// Usage reported before the failure, if any.
-    pub usage: Option<Usage>,
-}
-
-impl Partial {
-    /// True when nothing at all was received.
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty() && self.tool_calls.is_empty()
-    }
-}
-
 /// One failed call to a provider, classified.
 ///
 /// Never contains an API key: adapters scrub the key from anything the upstream echoes back.
@@ -170,7 +152,7 @@ pub struct ProviderError {
     pub should_retry: Option<bool>,
     /// What the provider's rate-limit headers said with the error (boxed, like `partial`: most
     /// errors have none).
-    pub rate_limit: Option<Box<crate::provider::RateLimit>>,
+    pub rate_limit: Option<Box<crate::rate_limit::RateLimit>>,
     /// For streams: what was received before the failure (boxed: most errors have none, and
     /// every `Result` that carries this error pays for its size).
     pub partial: Option<Box<Partial>>,

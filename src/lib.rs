@@ -14,7 +14,7 @@
 //! | feature   | adds                                                                          |
 //! |-----------|-------------------------------------------------------------------------------|
 //! | `gateway` | `switchyard::serve`: the OpenAI- and Anthropic-compatible HTTP gateway (axum), its admin API and Prometheus metrics; implies `watch` |
-//! | `sim`     | `switchyard::sim` (simulated providers), the drill runner (`drill::run`), and live fault injection (`Router::inject`, `[[drill.faults]]`) |
+//! | `sim`     | `switchyard::sim` (simulated providers), the drill runner (`drill::run`), and `sim::WireFaults`, which plays injected faults (`Router::inject`, `[[drill.faults]]`) on each provider's wire |
 //! | `redis`   | `[state] backend = "redis"`: limits, breakers and budgets shared by a fleet    |
 //! | `watch`   | `Router::watch`: reload the policy when its file changes (notify)             |
 //! | `otel`    | `switchyard::otel`: OpenTelemetry export of traces and metrics over OTLP/HTTP  |
@@ -34,7 +34,9 @@ pub mod error;
 pub mod otel;
 pub mod policy;
 pub mod profile;
+pub mod protocol;
 pub mod provider;
+pub mod rate_limit;
 pub mod router;
 pub mod secret;
 #[cfg(feature = "gateway")]

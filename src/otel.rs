@@ -21,6 +21,9 @@
 //! if let Some(config) = switchyard::otel::OtelConfig::from_env()? {
 //!     let otel = switchyard::otel::Otel::start(&config)?;
 //!     tracing_subscriber::registry().with(otel.layer()).init();
+//!     let router = switchyard::Router::builder(switchyard::Policy::from_file("policy.toml")?)
+//!         .observer(otel.observer()) // the per-attempt metric
+//!         .build()?;
 //!     // ... route requests ...
 //!     otel.shutdown();
 //! }
@@ -40,6 +43,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::policy::{OtelSettings, OtlpProtocol};
+use crate::router::{AttemptOutcome, Observer, SeenAttempt};
 
 /// The most of a collector's answer read (it is a small status message).
 const MAX_ANSWER: usize = 1 << 20;
@@ -232,6 +236,12 @@ impl Otel {
         Ok(Otel { tracer_provider, meter_provider })
     }
 
+    /// The observer that records each attempt of a router it is given to as the GenAI metric
+    /// (`router.observe(otel.observer())`); it records nothing while metrics are off.
+    pub fn observer(&self) -> std::sync::Arc<dyn Observer> {
+        std::sync::Arc::new(AttemptMetrics)
+    }
+
     /// The layer that turns the router's tracing spans into OpenTelemetry spans (a layer that
     /// does nothing when traces are off). Spans are exported at INFO and above.
     pub fn layer<S>(&self) -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>>
@@ -263,29 +273,30 @@ impl Otel {
     }
 }
 
-/// Whether metrics are exported (the exporters started with metrics on).
-pub(crate) fn exporting_metrics() -> bool {
-    INSTRUMENTS.get().is_some()
-}
+/// Records every attempt's duration as `gen_ai.client.operation.duration`, while metrics are
+/// exported: the router's [`Observer`] for OpenTelemetry ([`Otel::observer`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttemptMetrics;
 
-/// Records one attempt's duration, when metrics are exported; `system` is the provider as the
-/// GenAI conventions name it.
-pub(crate) fn attempt(route: &str, operation: &'static str, a: &crate::router::Attempt, system: &str) {
-    let Some(duration) = INSTRUMENTS.get() else { return };
-    if a.outcome == crate::router::AttemptOutcome::Skipped {
-        return; // no operation took place
+impl Observer for AttemptMetrics {
+    fn attempt(&self, seen: &SeenAttempt<'_>) {
+        let Some(duration) = INSTRUMENTS.get() else { return };
+        let a = seen.attempt;
+        if a.outcome == AttemptOutcome::Skipped {
+            return; // no operation took place
+        }
+        let mut attributes = vec![
+            KeyValue::new("gen_ai.operation.name", seen.operation),
+            KeyValue::new("gen_ai.provider.name", seen.provider_system().to_owned()),
+            KeyValue::new("switchyard.provider", a.provider.clone()),
+            KeyValue::new("gen_ai.request.model", a.model.clone()),
+            KeyValue::new("switchyard.route", seen.route.to_owned()),
+        ];
+        if let Some(class) = a.class {
+            attributes.push(KeyValue::new("error.type", class.as_str()));
+        }
+        duration.record(a.elapsed.as_secs_f64(), &attributes);
     }
-    let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", operation),
-        KeyValue::new("gen_ai.provider.name", system.to_owned()),
-        KeyValue::new("switchyard.provider", a.provider.clone()),
-        KeyValue::new("gen_ai.request.model", a.model.clone()),
-        KeyValue::new("switchyard.route", route.to_owned()),
-    ];
-    if let Some(class) = a.class {
-        attributes.push(KeyValue::new("error.type", class.as_str()));
-    }
-    duration.record(a.elapsed.as_secs_f64(), &attributes);
 }
 
 /// The exporters' HTTP client: the crate's own reqwest, run on the runtime the exporters were

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration::DurationStr;
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 
 /// How a provider expects the API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -163,7 +163,8 @@ async fn live_drill_faults_hit_embeddings_and_token_counts() {
                   [[drill.faults]]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\ninject = \"overloaded\"\n\
                   [routes.claude]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }, { provider = \"anthropic\", model = \"claude-opus-4-6\" }]\n";
     let policy: switchyard::Policy = format!("{}{faults}", policy_text(&sim)).parse().unwrap();
-    let router = switchyard::Router::new(policy).unwrap();
+    let player = std::sync::Arc::new(switchyard::sim::WireFaults::default());
+    let router = switchyard::Router::builder(policy).fault_player(player).build().unwrap();
     let e = router.embed("embed", EmbeddingRequest::new("hello")).await.unwrap();
     assert_eq!((e.provider.as_str(), e.model.as_str()), ("backup", "text-embedding-ada-002"));
     assert_eq!(e.attempts.iter().filter(|a| a.class == Some(switchyard::ErrorClass::ServerError)).count(), 1);

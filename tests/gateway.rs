@@ -388,7 +388,12 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
         let r = client().post(&url).json(&openai_body("solo", true)).send().await.unwrap();
         r.text().await.unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // shut down once the stream is in flight: its request has reached the provider
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.sim.request_count(Protocol::Openai, None) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never reached the provider");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     s.gateway.shutdown().await;
     let body = in_flight.await.unwrap();
     assert_eq!(data_lines(&body).last().map(String::as_str), Some("[DONE]"), "{body}");

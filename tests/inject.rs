@@ -2,10 +2,11 @@
 //! simulated provider give identical classified errors and identical router decisions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard::policy::{InjectKind, LiveFault};
-use switchyard::sim::{Fault, FaultRule, SimServer};
+use switchyard::sim::{Fault, FaultRule, SimServer, WireFaults};
 use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router};
 
 fn policy(sim: &SimServer, extra: &str) -> Policy {
@@ -18,10 +19,15 @@ fn policy(sim: &SimServer, extra: &str) -> Policy {
     .unwrap()
 }
 
+/// A router whose injected faults sound as each provider's wire would.
+fn router(policy: Policy) -> Router {
+    Router::builder(policy).fault_player(Arc::new(WireFaults::default())).build().unwrap()
+}
+
 #[tokio::test]
 async fn an_injected_529_and_a_real_529_are_the_same_to_the_router() {
     let sim = SimServer::start().await.unwrap();
-    let router = Router::new(policy(&sim, "")).unwrap();
+    let router = router(policy(&sim, ""));
 
     // the real thing: the simulated Anthropic answers 529
     let rule = sim.add_fault(FaultRule::new(Protocol::Anthropic, Fault::status(529)));
@@ -67,7 +73,7 @@ async fn injected_errors_are_classified_by_the_real_adapters() {
         }
         for (provider, route) in [("openai", "solo"), ("anthropic", "chat")] {
             // a fresh router each time: auth/quota/not_found trip breakers that would hide the next row
-            let router = Router::new(p.clone()).unwrap();
+            let router = router(p.clone());
             let _g = router.inject(LiveFault::error(provider, class).retry_after(Duration::from_millis(20)));
             let first = match router.chat(route, ChatRequest::user("hello")).await {
                 Ok(r) => r.attempts[0].class,
@@ -97,7 +103,7 @@ async fn injected_stream_faults_cut_and_stall_streams() {
             ErrorClass::Timeout,
         ),
     ] {
-        let router = Router::new(p.clone()).unwrap();
+        let router = router(p.clone());
         let _g = router.inject(fault);
         let mut s = router.chat_stream("solo", ChatRequest::user("tell me a long story please")).await.unwrap();
         let mut text = String::new();
@@ -122,7 +128,7 @@ async fn injected_stream_faults_cut_and_stall_streams() {
 async fn policy_drill_faults_take_effect_and_expire() {
     let sim = SimServer::start().await.unwrap();
     let p = policy(&sim, "[[drill.faults]]\nprovider = \"anthropic\"\ninject = \"server_error\"\ncount = 1\n");
-    let router = Router::new(p).unwrap();
+    let router = router(p);
     let first = router.chat("chat", ChatRequest::user("hello")).await.unwrap();
     assert_eq!(first.attempts[0].class, Some(ErrorClass::ServerError));
     // count = 1: spent; the retry already goes through to the real (simulated) provider
@@ -135,4 +141,26 @@ async fn policy_drill_faults_take_effect_and_expire() {
     router.chat("chat", ChatRequest::user("hello")).await.unwrap();
     assert!(t0.elapsed() >= Duration::from_millis(150));
     let _ = InjectKind::Latency;
+}
+
+/// A router without a fault player still honours a fault: the call fails at once with the
+/// fault's class, and the message says it was not played on the wire.
+#[tokio::test]
+async fn without_a_player_a_fault_fails_its_calls_with_its_class() {
+    let sim = SimServer::start().await.unwrap();
+    let router = Router::new(policy(&sim, "")).unwrap();
+    let _g = router.inject(LiveFault::error("anthropic", ErrorClass::Overloaded));
+    let answer = router.chat("chat", ChatRequest::user("hello")).await.unwrap();
+    assert_eq!(answer.provider(), "openai");
+    let first = &answer.attempts[0];
+    assert_eq!(first.class, Some(ErrorClass::Overloaded));
+    assert_eq!(sim.request_count(Protocol::Anthropic, None), 0, "the faulted provider is not called");
+    drop(_g);
+    let _a = router.inject(LiveFault::error("anthropic", ErrorClass::ServerError));
+    let _o = router.inject(LiveFault::error("openai", ErrorClass::ServerError));
+    let error = router.chat("chat", ChatRequest::user("hello")).await.unwrap_err();
+    let last = error.failure().and_then(|f| f.error.as_ref()).unwrap();
+    assert_eq!(last.class, ErrorClass::ServerError);
+    assert!(last.message.contains("no fault player"), "{}", last.message);
+    assert_eq!(sim.request_count(Protocol::Openai, None), 1, "only the first call, before the faults, reached it");
 }

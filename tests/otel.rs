@@ -87,6 +87,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     let mut config = OtelConfig::new(endpoint).protocol(OtlpProtocol::HttpJson);
     config.service_name = "switchyard-test".into();
     let otel = Otel::start(&config).unwrap();
+    router.observe(otel.observer());
     let subscriber = tracing_subscriber::registry().with(otel.layer());
     let answer = {
         let _guard = tracing::subscriber::set_default(subscriber);

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -44,7 +45,8 @@ pub(crate) async fn run(args: ChatArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let router = match Router::new(policy) {
+    // `[[drill.faults]]` in the policy sound as each provider's wire would
+    let router = match Router::builder(policy).fault_player(Arc::new(switchyard::sim::WireFaults::default())).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -73,15 +73,22 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         eprintln!("  admin:          http://{admin}/metrics, http://{admin}/admin/state");
     }
     let router = gateway.router().clone();
+    if let Some((o, _)) = &otel {
+        router.observe(o.observer());
+    }
     tokio::spawn(async move {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                match router.reload() {
-                    Ok(outcome) => tracing::info!(?outcome, "SIGHUP: policy reloaded"),
-                    Err(e) => tracing::error!("SIGHUP: policy rejected, keeping the one in force: {e}"),
+                // reading, parsing and applying a policy blocks: off the runtime's workers, as the
+                // file watcher does, so that requests in flight are not held up behind it
+                let reloading = router.clone();
+                match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                    Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP: policy reloaded"),
+                    Ok(Err(e)) => tracing::error!("SIGHUP: policy rejected, keeping the one in force: {e}"),
+                    Err(e) => tracing::error!("SIGHUP: the reload did not finish: {e}"),
                 }
             }
         }

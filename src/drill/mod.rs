@@ -5,16 +5,15 @@ mod against;
 pub mod file;
 #[cfg(feature = "sim")]
 mod html;
-pub mod inject;
 #[cfg(feature = "sim")]
 pub mod report;
 #[cfg(feature = "sim")]
 pub mod runner;
 
+pub use crate::router::{FaultGuard, FaultSnapshot, FaultSource};
 #[cfg(feature = "sim")]
 pub use against::run_against;
 pub use file::{Drill, DrillMode, Expect, Load, Operation, Phase};
-pub use inject::{FaultGuard, FaultSnapshot, FaultSource};
 #[cfg(feature = "sim")]
 pub use report::{DrillReport, PhaseReport, TimelinePoint, Transition, Verdict};
 #[cfg(feature = "sim")]

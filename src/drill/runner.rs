@@ -113,7 +113,10 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         }
         DrillMode::Live => (drill.policy.clone(), None),
     };
-    let router = Router::new(policy).map_err(DrillError::Router)?;
+    let router = Router::builder(policy)
+        .fault_player(Arc::new(crate::sim::WireFaults::default()))
+        .build()
+        .map_err(DrillError::Router)?;
     let log: EventLog = Arc::default();
     let collector = {
         let mut rx = router.subscribe();

@@ -16,6 +16,7 @@ mod client_keys;
 pub(crate) mod compile;
 mod config;
 pub(crate) mod diagnostic;
+mod live_fault;
 mod otel;
 mod schema;
 mod state;

@@ -17,48 +17,18 @@ pub mod anthropic;
 mod caller_headers;
 pub(crate) mod http;
 pub mod openai;
-pub mod rate_limit;
 pub(crate) mod scrub;
 pub mod sse;
 pub(crate) mod timer;
 
+pub use crate::protocol::Protocol;
+pub use crate::rate_limit::RateLimit;
 pub use anthropic::Anthropic;
 pub use caller_headers::{CALLER_HEADERS, CallerHeaders};
 pub use openai::OpenAi;
-pub use rate_limit::RateLimit;
 
 /// A streamed answer: events until [`StreamEvent::Finish`], or an error.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
-
-/// The wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Protocol {
-    /// OpenAI Chat Completions (and every OpenAI-compatible server).
-    Openai,
-    /// Anthropic Messages.
-    Anthropic,
-    /// OpenAI Responses (`POST /v1/responses`).
-    OpenaiResponses,
-}
-
-impl Protocol {
-    /// The name used in policies and profiles.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Openai => "openai",
-            Protocol::Anthropic => "anthropic",
-            Protocol::OpenaiResponses => "openai_responses",
-        }
-    }
-
-    /// Whether this is one of OpenAI's APIs (Chat Completions or Responses): OpenAI's models,
-    /// tokenizers and error shapes.
-    pub fn is_openai(self) -> bool {
-        matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
-    }
-}
 
 /// The built-in adapter for `protocol`.
 pub fn build(protocol: Protocol, config: ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {

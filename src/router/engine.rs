@@ -20,7 +20,6 @@ use super::quota::{Quota, QuotaHold};
 use super::{Inner, ProviderSlot, RouteState, Snapshot, TargetState};
 use crate::capability::{self, Feature};
 use crate::chat::{ChatRequest, Usage};
-use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{BreakerEffect, Resume, RoutePolicy, TargetPolicy};
 use crate::provider::{Call, CallTimeouts, Provider};
@@ -769,13 +768,8 @@ impl<'s> Plan<'s> {
                 let callee: &dyn Provider = if inner.faults.is_empty() {
                     provider.as_ref()
                 } else {
-                    injecting = Injecting {
-                        inner: provider.clone(),
-                        name: target.provider.clone(),
-                        protocol: provider.protocol(),
-                        profile: self.snap.policy.provider(&target.provider).and_then(|p| p.profile.clone()),
-                        faults: inner.faults.clone(),
-                    };
+                    let profile = self.snap.policy.provider(&target.provider).and_then(|p| p.profile.clone());
+                    injecting = inner.faults.wrap(provider.clone(), &target.provider, profile);
                     &injecting
                 };
                 // the built-in adapters end the call by the deadline on their own timer: a second timer

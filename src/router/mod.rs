@@ -12,13 +12,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::chat::ChatRequest;
-#[cfg(feature = "sim")]
-use crate::drill::inject::{FaultGuard, FaultSource};
-use crate::drill::inject::{FaultSet, FaultSnapshot};
 use crate::error::{ErrorClass, ProviderError};
-#[cfg(feature = "sim")]
-use crate::policy::LiveFault;
-use crate::policy::Policy;
+use crate::policy::{LiveFault, Policy};
 use crate::profile::AuthScheme;
 use crate::provider::{Provider, ProviderConfig};
 use crate::secret::ApiKey;
@@ -28,10 +23,12 @@ mod breaker;
 mod budget;
 mod engine;
 mod events;
+mod faults;
 mod health;
 pub(crate) mod limiter;
 pub(crate) mod meter;
 pub(crate) mod metrics;
+mod observe;
 mod outcome;
 mod probe;
 mod quota;
@@ -54,9 +51,11 @@ mod watch;
 pub use breaker::BreakerState;
 pub use budget::BudgetSnapshot;
 pub use events::RouterEvent;
+pub use faults::{FaultGuard, FaultPlayer, FaultSnapshot, FaultSource, FaultTarget};
 pub use health::{FleetMember, NodeSnapshot, ProviderHealth, SharedStateSnapshot, TargetHealth};
 pub use limiter::LimiterSnapshot;
 pub use metrics::enable_metrics;
+pub use observe::{Observer, SeenAttempt};
 pub use outcome::{
     Attempt, AttemptOutcome, RouteFailure, RoutedCount, RoutedEmbedding, RoutedResponse, RouterError, SkipReason,
 };
@@ -69,6 +68,7 @@ pub use stream::{RoutedStream, StreamOptions, StreamSummary};
 pub use watch::{PolicyWatcher, WatchError, WatchOptions};
 
 use engine::AttemptFuture;
+use faults::FaultSet;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
@@ -119,21 +119,6 @@ pub(crate) struct TargetState {
     pub(crate) incident_watch: Option<Arc<status::Page>>,
 }
 
-/// What [`Router::observe_attempts`] keeps.
-#[cfg(feature = "gateway")]
-struct AttemptObserver(Box<ObserveAttempt>);
-
-/// What observes an attempt: its route and record.
-#[cfg(feature = "gateway")]
-type ObserveAttempt = dyn Fn(&str, &Attempt) + Send + Sync;
-
-#[cfg(feature = "gateway")]
-impl std::fmt::Debug for AttemptObserver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AttemptObserver")
-    }
-}
-
 #[derive(Debug)]
 pub(crate) struct Inner {
     current: ArcSwap<Snapshot>,
@@ -142,10 +127,8 @@ pub(crate) struct Inner {
     /// Whether anyone ever subscribed: until then no request looks at the channel, whose receiver
     /// count sits behind a lock that every request would otherwise take.
     subscribed: AtomicBool,
-    /// Told of every attempt in the request's own task (the gateway's dashboard): no event to
-    /// build, no channel, no task to wake.
-    #[cfg(feature = "gateway")]
-    attempt_observer: std::sync::OnceLock<AttemptObserver>,
+    /// Told of every attempt in the request's own task.
+    observers: observe::Observers,
     /// Providers given by the application, used instead of building them from the policy.
     custom: HashMap<String, Arc<dyn Provider>>,
     /// Injected faults (drills), applied in front of every provider.
@@ -188,6 +171,8 @@ pub struct Router {
 pub struct RouterBuilder {
     policy: Policy,
     custom: HashMap<String, Arc<dyn Provider>>,
+    fault_player: Option<Arc<dyn FaultPlayer>>,
+    observers: observe::Observers,
 }
 
 impl RouterBuilder {
@@ -195,6 +180,21 @@ impl RouterBuilder {
     /// custom transports, fault injection).
     pub fn provider(mut self, name: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
         self.custom.insert(name.into(), provider);
+        self
+    }
+
+    /// Plays injected faults ([`Router::inject`], `[[drill.faults]]`) on each provider's own wire,
+    /// so that the real adapter reads them: with the `sim` feature,
+    /// `switchyard::sim::WireFaults`. Without a player, a fault that hits a call fails it with
+    /// the fault's class at once, and its message says it was not played.
+    pub fn fault_player(mut self, player: Arc<dyn FaultPlayer>) -> Self {
+        self.fault_player = Some(player);
+        self
+    }
+
+    /// Tells `observer` of every attempt, from the first request on.
+    pub fn observer(self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.add(observer);
         self
     }
 
@@ -210,10 +210,9 @@ impl RouterBuilder {
             health: health::Health::default(),
             events: events::Events::new(EVENT_BUFFER),
             subscribed: AtomicBool::new(false),
-            #[cfg(feature = "gateway")]
-            attempt_observer: std::sync::OnceLock::new(),
+            observers: self.observers,
             custom: self.custom,
-            faults: Arc::new(FaultSet::default()),
+            faults: Arc::new(FaultSet::new(self.fault_player)),
             version: AtomicU64::new(0),
             last_reload_error: Mutex::new(None),
             applying: Mutex::new(()),
@@ -267,7 +266,7 @@ impl Router {
 
     /// A builder, to add providers of your own.
     pub fn builder(policy: Policy) -> RouterBuilder {
-        RouterBuilder { policy, custom: HashMap::new() }
+        RouterBuilder { policy, custom: HashMap::new(), fault_player: None, observers: observe::Observers::default() }
     }
 
     /// Subscribes to router events.
@@ -276,19 +275,17 @@ impl Router {
         self.inner.events.subscribe()
     }
 
-    /// The router's events but attempts, unless someone else subscribed for all (`subscribe`):
-    /// the dashboard's, which takes attempts through [`Router::observe_attempts`] instead, so
-    /// that a gateway does not build and send an event for every attempt.
-    #[cfg(feature = "gateway")]
-    pub(crate) fn subscribe_notable(&self) -> broadcast::Receiver<RouterEvent> {
+    /// The router's events but attempts (policy changes, breaker transitions, ...), unless
+    /// someone else subscribed for all with [`Router::subscribe`]: for a consumer that takes
+    /// attempts through an [`Observer`] instead, so that no event is built and sent for every
+    /// attempt.
+    pub fn subscribe_notable(&self) -> broadcast::Receiver<RouterEvent> {
         self.inner.events.subscribe_notable()
     }
 
-    /// Calls `observer` with every attempt's route and record (once; a second observer is
-    /// ignored).
-    #[cfg(feature = "gateway")]
-    pub(crate) fn observe_attempts(&self, observer: impl Fn(&str, &Attempt) + Send + Sync + 'static) {
-        let _ = self.inner.attempt_observer.set(AttemptObserver(Box::new(observer)));
+    /// Tells `observer` of every attempt from now on (besides those given to the builder).
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.inner.observers.add(observer);
     }
 
     /// The policy in force.
@@ -426,9 +423,8 @@ impl Router {
 
     /// Injects a fault (a drill): matching calls to its provider get the failure as that provider
     /// would send it, decoded by the real adapter; the provider itself is not called. The fault is
-    /// lifted when the guard is dropped (or when its count, duration or `until` runs out). Needs
-    /// the `sim` feature: the simulator plays the fault.
-    #[cfg(feature = "sim")]
+    /// lifted when the guard is dropped (or when its count, duration or `until` runs out). The
+    /// router's [`FaultPlayer`] plays the fault ([`RouterBuilder::fault_player`]).
     pub fn inject(&self, fault: LiveFault) -> FaultGuard {
         let id = self.inner.faults.add(fault, FaultSource::Api);
         FaultGuard::new(&self.inner.faults, id)
@@ -462,18 +458,18 @@ impl Router {
         self.inner.status.refresh(&self.inner).await;
     }
 
-    /// The refusal of a client key whose budget is spent (its message, and when it resets).
-    #[cfg(feature = "gateway")]
-    pub(crate) fn key_budget_spent(&self, key: &crate::policy::ClientKey) -> Option<(String, std::time::Duration)> {
+    /// Whether a client key's budget (`[server] keys_file`) is spent: the refusal's message, and
+    /// how long until the budget's window resets. `None` while it may spend.
+    pub fn key_budget_spent(&self, key: &crate::policy::ClientKey) -> Option<(String, std::time::Duration)> {
         let budget = key.budget.as_ref()?;
         let scope = budget::Scope::Key(key.name.clone());
         let resets_in = self.inner.budgets.exhausted_for(&scope, Some(budget), std::time::SystemTime::now())?;
         Some((budget::describe(&scope, budget, resets_in), resets_in))
     }
 
-    /// `usd` spent by a client key's request: charged to its budget, when it has one.
-    #[cfg(feature = "gateway")]
-    pub(crate) fn charge_key(&self, key: &crate::policy::ClientKey, usd: Option<f64>) {
+    /// Charges `usd` that a client key's request spent to the key's budget, when it has one (and
+    /// to the fleet's, when the fleet shares its state).
+    pub fn charge_key(&self, key: &crate::policy::ClientKey, usd: Option<f64>) {
         if let (Some(budget), Some(usd)) = (&key.budget, usd) {
             self.inner.charge(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
         }
@@ -679,14 +675,7 @@ fn call_chat<'a>(
 impl Inner {
     pub(crate) fn emit_attempt(&self, route: &str, op: engine::Op, a: &Attempt) {
         metrics::attempt(route, op.as_str(), a);
-        #[cfg(feature = "gateway")]
-        if let Some(observer) = self.attempt_observer.get() {
-            (observer.0)(route, a);
-        }
-        #[cfg(feature = "otel")]
-        if crate::otel::exporting_metrics() {
-            crate::otel::attempt(route, op.as_str(), a, self.current.load().policy.genai_provider_name(&a.provider));
-        }
+        self.observers.tell(route, op.as_str(), a, || self.current.load());
         if let Some(usd) = a.cost_usd {
             self.spend(route, &a.provider, usd);
             meter::add(usd);

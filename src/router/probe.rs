@@ -14,7 +14,6 @@ use super::events::RouterEvent;
 use super::health::Node;
 use super::{Inner, ProviderSlot};
 use crate::chat::ChatRequest;
-use crate::drill::inject::Injecting;
 use crate::error::{ErrorClass, ProviderError};
 use crate::policy::{BreakerEffect, ClassActions};
 use crate::provider::{Call, CallTimeouts, Provider};
@@ -197,7 +196,7 @@ fn provider_probe_model(inner: &Inner, snap: &super::Snapshot, provider: &str, t
 /// every request is), asked for one token.
 async fn probe(
     snap: &super::Snapshot,
-    faults: &Arc<crate::drill::inject::FaultSet>,
+    faults: &Arc<super::faults::FaultSet>,
     provider: &str,
     model: &str,
 ) -> Result<(), ProviderError> {
@@ -209,13 +208,8 @@ async fn probe(
     let callee: Arc<dyn Provider> = if faults.is_empty() {
         adapter
     } else {
-        Arc::new(Injecting {
-            protocol: adapter.protocol(),
-            inner: adapter,
-            name: provider.to_owned(),
-            profile: snap.policy.provider(provider).and_then(|p| p.profile.clone()),
-            faults: faults.clone(),
-        })
+        let profile = snap.policy.provider(provider).and_then(|p| p.profile.clone());
+        Arc::new(faults.wrap(adapter, provider, profile))
     };
     let request = ChatRequest::user(PROBE_PROMPT).max_tokens(1);
     let timeouts = CallTimeouts {

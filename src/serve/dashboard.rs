@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::handlers::AppState;
-use crate::router::{AttemptOutcome, Router, RouterEvent};
+use crate::router::{AttemptOutcome, Observer, Router, RouterEvent, SeenAttempt};
 use crate::sync::lock;
 
 /// The width of one slice of the traffic series.
@@ -107,16 +107,22 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The dashboard's observer: it must not keep the dashboard alive.
+struct Attempts(std::sync::Weak<Dashboard>);
+
+impl Observer for Attempts {
+    fn attempt(&self, seen: &SeenAttempt<'_>) {
+        if let Some(dashboard) = self.0.upgrade() {
+            dashboard.record_attempt(seen.attempt, now_ms());
+        }
+    }
+}
+
 impl Dashboard {
     /// Gathers `router`'s attempts (as they end, in their requests' tasks) and its other events
     /// (from its channel) until the router is gone.
     pub(crate) fn follow(self: &Arc<Self>, router: &Router) {
-        let this = Arc::downgrade(self);
-        router.observe_attempts(move |_route, a| {
-            if let Some(this) = this.upgrade() {
-                this.record_attempt(a, now_ms());
-            }
-        });
+        router.observe(Arc::new(Attempts(Arc::downgrade(self))));
         let mut rx = router.subscribe_notable();
         let this = Arc::downgrade(self);
         tokio::spawn(async move {

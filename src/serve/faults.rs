@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::handlers::AppState;
-use crate::drill::inject::FaultGuard;
+use crate::router::FaultGuard;
 use crate::sync::lock;
 
 /// Faults injected through the API at once (each holds a guard; a script that never lifts its

@@ -203,7 +203,11 @@ impl Gateway {
             .map(|t| t.model.clone())
             .collect();
         tokio::task::spawn_blocking(move || crate::tokens::warm(openai_models.iter().map(String::as_str)));
-        let router = Router::new(policy)?;
+        let router = Router::builder(policy);
+        // the admin API's faults and `[[drill.faults]]` sound as each provider's wire would
+        #[cfg(feature = "sim")]
+        let router = router.fault_player(Arc::new(crate::sim::WireFaults::default()));
+        let router = router.build()?;
         let watcher = router.watch(&options.policy)?;
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let dashboard = Arc::new(dashboard::Dashboard::default());

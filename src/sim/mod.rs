@@ -75,6 +75,7 @@ mod answer;
 mod anthropic;
 mod cache;
 mod fault;
+mod faults;
 mod openai;
 mod quota;
 mod responses;
@@ -86,6 +87,7 @@ mod stream;
 mod wire;
 
 pub use fault::{Fault, FaultRule, When};
+pub use faults::WireFaults;
 pub use state::RecordedRequest;
 pub use status::StatusPageScript;
 

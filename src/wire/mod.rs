@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::chat::ChatRequest;
 use crate::profile::ModelProfile;
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 
 pub mod anthropic;
 pub(crate) mod fields;

@@ -11,7 +11,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 
 /// A caller's request body as received, kept beside its decoded form by [`crate::wire::decode`].
 ///

@@ -12,7 +12,7 @@ use crate::chat::{
     CacheControl, ChatRequest, ContentPart, MediaSource, Message, Opaque, Reasoning, ResponseFormat, Role, Tool,
     ToolCall, ToolChoice, ToolResult,
 };
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 
 /// `max_tokens` when neither the request nor the model's profile gives one (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;

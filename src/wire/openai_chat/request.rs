@@ -11,7 +11,7 @@ use crate::chat::{
     ChatRequest, ContentPart, Extra, MediaSource, Message, Opaque, Reasoning, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice, ToolResult,
 };
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 
 // ---------------------------------------------------------------------------------------------
 // Decoding (what a caller sent)

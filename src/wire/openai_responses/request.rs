@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::chat::{ChatRequest, Opaque};
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
 use crate::wire::original::{Edit, Original, splice};
 use crate::wire::translate::{HARMLESS_MEMBERS, Sink};
 use crate::wire::{Decoded, EncodeError, Encoded, Target};
