@@ -62,7 +62,7 @@ fn main() {
 async fn run(n: usize) {
     let sim = SimServer::start().await.expect("simulator starts");
     let policy = Policy::from_toml(&support::policy_text(&sim, MODELS[0], 0), "bench").expect("policy");
-    let router = Router::new(policy).expect("router");
+    let router = Router::new(policy);
     let adapter = OpenAi::new(ProviderConfig::new("openai", sim.openai_base_url())).expect("adapter");
 
     let direct = measure(n, || async {

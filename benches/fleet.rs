@@ -69,7 +69,7 @@ fn policy(state: &str, breaker: &str) -> Policy {
 
 fn router(policy: Policy, provider: &Arc<Instant0>) -> Router {
     let p: Arc<dyn Provider> = provider.clone();
-    Router::builder(policy).provider("p", p.clone()).provider("q", p).build().unwrap()
+    Router::builder(policy).provider("p", p.clone()).provider("q", p).build()
 }
 
 fn request() -> ChatRequest {

@@ -174,7 +174,7 @@ async fn run(per_way: usize, rounds: usize, warmup: usize) {
     let sim = SimServer::start().await.expect("simulator starts");
     let policy = Policy::from_toml(&support::policy_text(&sim, MODELS[0], 0), "bench").expect("policy");
     let timeouts = policy.route("chat").and_then(|r| r.targets.first()).expect("route chat").timeouts;
-    let router = Router::new(policy).expect("router");
+    let router = Router::new(policy);
     let adapter = || Arc::new(OpenAi::new(ProviderConfig::new("openai", sim.openai_base_url())).expect("adapter"));
     // each way has its own adapter, hence its own connection pool, as the router's adapter has
     let ways = [Way::Direct(adapter()), Way::Timed(adapter(), timeouts), Way::Routed(router)];

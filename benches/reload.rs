@@ -60,7 +60,7 @@ fn main() {
 fn router_on_file(sim: &SimServer, dir: &Path, model: &str) -> (Router, PathBuf) {
     let path = dir.join("policy.toml");
     std::fs::write(&path, support::policy_text(sim, model, 0)).expect("write policy");
-    let router = Router::new(Policy::from_file(&path).expect("policy")).expect("router");
+    let router = Router::new(Policy::from_file(&path).expect("policy"));
     (router, path)
 }
 

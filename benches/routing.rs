@@ -95,7 +95,7 @@ fn router(provider: &Arc<dyn Provider>) -> Router {
     for name in ["p", "q", "r", "lp", "lq", "lr"] {
         builder = builder.provider(name, provider.clone());
     }
-    builder.build().expect("router builds")
+    builder.build()
 }
 
 fn request() -> ChatRequest {

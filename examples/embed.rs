@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sim.anthropic_base_url()
     )
     .parse()?;
-    let router = Router::new(policy)?;
+    let router = Router::new(policy);
 
     // OpenAI is down: every request gets a 500
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));

@@ -7,7 +7,31 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A [`Duration`] that (de)serializes as a human string like `"250ms"` or `"30s"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct DurationStr(pub Duration);
+pub struct DurationStr(Duration);
+
+impl DurationStr {
+    /// `d`, written as a human string when serialized.
+    pub const fn new(d: Duration) -> Self {
+        DurationStr(d)
+    }
+
+    /// The duration.
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<Duration> for DurationStr {
+    fn from(d: Duration) -> Self {
+        DurationStr(d)
+    }
+}
+
+impl From<DurationStr> for Duration {
+    fn from(d: DurationStr) -> Self {
+        d.0
+    }
+}
 
 /// Parses `"250ms"`, `"1.5s"`, `"30s"`, `"5m"`, `"1h"`, and combinations like `"1m30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

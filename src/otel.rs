@@ -23,7 +23,7 @@
 //!     tracing_subscriber::registry().with(otel.layer()).init();
 //!     let router = switchyard::Router::builder(switchyard::Policy::from_file("policy.toml")?)
 //!         .observer(otel.observer()) // the per-attempt metric
-//!         .build()?;
+//!         .build();
 //!     // ... route requests ...
 //!     otel.shutdown();
 //! }

@@ -67,7 +67,7 @@ pub struct ModelProfile {
 impl ModelProfile {
     /// The first-token timeout the profile suggests.
     pub fn first_token(&self) -> Option<Duration> {
-        self.first_token.map(|d| d.0)
+        self.first_token.map(|d| d.get())
     }
 }
 

@@ -231,7 +231,7 @@ fn raw(status: u16, content_type: &str, body: &str) -> Fault {
 }
 
 fn delay(d: Duration) -> DurationStr {
-    DurationStr(d)
+    DurationStr::new(d)
 }
 
 const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";

@@ -51,7 +51,7 @@ fn hello() -> ChatRequest {
 async fn a_spent_provider_budget_skips_then_refuses_and_survives_a_reload() {
     let sim = SimServer::start().await.unwrap();
     let text = policy(&sim);
-    let router = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&text, "inline").unwrap());
     // the first answer spends OpenAI's budget for the day
     let first = router.chat("chat", hello()).await.unwrap();
     assert_eq!(first.response.model, "gpt-4o");
@@ -172,7 +172,7 @@ async fn a_client_that_goes_away_mid_answer_is_charged_what_the_provider_billed(
     .await;
     let (sim, base) = (&g.sim, g.base.clone());
     let client = reqwest::Client::new();
-    let long = DurationStr(Duration::from_secs(30));
+    let long = DurationStr::new(Duration::from_secs(30));
 
     // a stream that stalls after three words; the client reads the first and goes away
     sim.add_fault(FaultRule::new(switchyard::Protocol::Anthropic, Fault::Stall { after_tokens: 3, duration: long }));

@@ -26,7 +26,7 @@ targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "openai", 
 "#,
         openai = sim.openai_base_url()
     );
-    Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap()
+    Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
 
 /// A request with the system prompt `system` and a question that differs every time.

@@ -33,7 +33,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
         openai = sim.openai_base_url(),
         anthropic = sim.anthropic_base_url()
     );
-    Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap()
+    Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
 
 /// USD at per-million prices: (uncached input, cached input, cache write, output).

@@ -164,7 +164,7 @@ async fn live_drill_faults_hit_embeddings_and_token_counts() {
                   [routes.claude]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }, { provider = \"anthropic\", model = \"claude-opus-4-6\" }]\n";
     let policy: switchyard::Policy = format!("{}{faults}", policy_text(&sim)).parse().unwrap();
     let player = std::sync::Arc::new(switchyard::sim::WireFaults::default());
-    let router = switchyard::Router::builder(policy).fault_player(player).build().unwrap();
+    let router = switchyard::Router::builder(policy).fault_player(player).build();
     let e = router.embed("embed", EmbeddingRequest::new("hello")).await.unwrap();
     assert_eq!((e.provider.as_str(), e.model.as_str()), ("backup", "text-embedding-ada-002"));
     assert_eq!(e.attempts.iter().filter(|a| a.class == Some(switchyard::ErrorClass::ServerError)).count(), 1);

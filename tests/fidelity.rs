@@ -414,7 +414,7 @@ async fn the_library_path_maps_skips_and_reports_like_the_gateway() {
 
     let sim = SimServer::start().await.unwrap();
     let policy = policy_text(&sim);
-    let router = Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&policy, "inline").unwrap());
     let picture = || {
         ChatRequest::new([Message::new(
             Role::User,
@@ -646,7 +646,7 @@ async fn the_library_path_returns_every_choice_and_logprobs_streamed_and_not() {
     use switchyard::{ChatRequest, Policy, Router, StreamCollector};
 
     let sim = SimServer::start().await.unwrap();
-    let router = Router::new(Policy::from_toml(&policy_text(&sim), "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&policy_text(&sim), "inline").unwrap());
     let mut request = ChatRequest::user("Hello there");
     request.n = Some(3);
     request.logprobs = Some(true);

@@ -381,7 +381,7 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
     let s = setup("").await;
     s.sim.add_fault(FaultRule::new(
         Protocol::Openai,
-        Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_millis(300)) },
+        Fault::SlowFirstToken { delay: switchyard::duration::DurationStr::new(Duration::from_millis(300)) },
     ));
     let url = format!("{}/v1/chat/completions", s.base);
     let in_flight = tokio::spawn(async move {
@@ -509,7 +509,7 @@ async fn a_preamble_without_content_times_out_and_leaves_no_trace_in_the_callers
                  [routes.gpt_slow]\ntimeouts = { first_token = \"300ms\" }\n\
                  targets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }, { provider = \"anthropic\", model = \"claude-sonnet-4-5\" }]\n";
     let s = setup(extra).await;
-    let slow = || Fault::SlowFirstToken { delay: switchyard::duration::DurationStr(Duration::from_secs(5)) };
+    let slow = || Fault::SlowFirstToken { delay: switchyard::duration::DurationStr::new(Duration::from_secs(5)) };
     s.sim.add_fault(FaultRule::new(Protocol::Anthropic, slow()).first(1));
 
     // Anthropic caller: Claude sends message_start and a ping at once, then nothing

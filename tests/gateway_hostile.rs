@@ -117,7 +117,7 @@ async fn idle_connections_are_closed_after_the_keepalive_timeout_but_busy_ones_a
     let seen = closed_within(&mut idle, Duration::from_secs(10)).await;
     assert_eq!(seen.map(|b| b.len()), Some(0), "closed once idle");
     // a request in flight for three idle timeouts is answered
-    let latency = Fault::Latency { delay: DurationStr(Duration::from_millis(900)) };
+    let latency = Fault::Latency { delay: DurationStr::new(Duration::from_millis(900)) };
     s.sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, latency));
     let r = client().post(format!("{}/v1/chat/completions", s.base)).json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -139,7 +139,7 @@ async fn connections_past_the_cap_do_not_lock_out_healthz() {
 
     // every slot busy with a request the provider takes seconds to answer: new connections are
     // answered at once, /healthz with its usual answer, anything else a 503
-    let latency = Fault::Latency { delay: DurationStr(Duration::from_secs(5)) };
+    let latency = Fault::Latency { delay: DurationStr::new(Duration::from_secs(5)) };
     s.sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, latency).first(4));
     let busy: Vec<_> = (0..4)
         .map(|_| {
@@ -237,8 +237,11 @@ async fn keys_carry_names_routes_limits_and_the_admin_right() {
     assert!(r.text().await.unwrap().contains("`batch` is over its rpm"));
     // concurrency of its own: the second request while the first is in flight
     s.sim.add_fault(
-        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_secs(3)) })
-            .first(1),
+        FaultRule::new(
+            switchyard::Protocol::Openai,
+            Fault::Latency { delay: DurationStr::new(Duration::from_secs(3)) },
+        )
+        .first(1),
     );
     let first = tokio::spawn(call("sk-single", "chat"));
     wait_until(|| s.sim.requests().len() == 4).await;
@@ -270,8 +273,11 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     let url = format!("{}/v1/chat/completions", s.base);
     let version = s.gateway.router().health().policy_version;
     s.sim.add_fault(
-        FaultRule::new(switchyard::Protocol::Openai, Fault::Latency { delay: DurationStr(Duration::from_secs(3)) })
-            .first(1),
+        FaultRule::new(
+            switchyard::Protocol::Openai,
+            Fault::Latency { delay: DurationStr::new(Duration::from_secs(3)) },
+        )
+        .first(1),
     );
     let in_flight = tokio::spawn({
         let url = url.clone();

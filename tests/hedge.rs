@@ -38,12 +38,12 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
         openai = sim.openai_base_url(),
         anthropic = sim.anthropic_base_url()
     );
-    Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap()
+    Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
 
 /// The first target thinks for `secs` before its first token, `n` times.
 fn slow_first_target(sim: &SimServer, secs: f64, n: u32) {
-    let delay = DurationStr(Duration::from_secs_f64(secs));
+    let delay = DurationStr::new(Duration::from_secs_f64(secs));
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::SlowFirstToken { delay }).model("gpt-4o-mini").first(n));
 }
 

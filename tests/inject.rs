@@ -21,7 +21,7 @@ fn policy(sim: &SimServer, extra: &str) -> Policy {
 
 /// A router whose injected faults sound as each provider's wire would.
 fn router(policy: Policy) -> Router {
-    Router::builder(policy).fault_player(Arc::new(WireFaults::default())).build().unwrap()
+    Router::builder(policy).fault_player(Arc::new(WireFaults::default())).build()
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn policy_drill_faults_take_effect_and_expire() {
 #[tokio::test]
 async fn without_a_player_a_fault_fails_its_calls_with_its_class() {
     let sim = SimServer::start().await.unwrap();
-    let router = Router::new(policy(&sim, "")).unwrap();
+    let router = Router::new(policy(&sim, ""));
     let _g = router.inject(LiveFault::error("anthropic", ErrorClass::Overloaded));
     let answer = router.chat("chat", ChatRequest::user("hello")).await.unwrap();
     assert_eq!(answer.provider(), "openai");

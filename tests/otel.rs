@@ -82,7 +82,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
         "otel.toml",
     )
     .unwrap();
-    let router = Router::new(policy).unwrap();
+    let router = Router::new(policy);
 
     let mut config = OtelConfig::new(endpoint).protocol(OtlpProtocol::HttpJson);
     config.service_name = "switchyard-test".into();

@@ -36,7 +36,7 @@ targets = [{{ provider = "openai", model = "gpt-4o" }}]
         openai = sim.openai_base_url(),
         anthropic = sim.anthropic_base_url()
     );
-    Router::new(Policy::from_toml(&policy, "inline").unwrap()).unwrap()
+    Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
 
 fn hello() -> ChatRequest {

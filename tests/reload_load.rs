@@ -26,7 +26,7 @@ async fn hundreds_of_edits_under_load_lose_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, valid(&sim, 0)).unwrap();
-    let router = Router::new(Policy::from_file(&path).unwrap()).unwrap();
+    let router = Router::new(Policy::from_file(&path).unwrap());
     let _watch =
         router.watch_with(&path, switchyard::router::WatchOptions { debounce: Duration::from_millis(5) }).unwrap();
 

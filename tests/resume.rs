@@ -40,7 +40,7 @@ auth = "none"
 async fn setup(routes: &str) -> (SimServer, Router) {
     let sim = SimServer::start().await.unwrap();
     let policy: Policy = policy_text(&sim, routes).parse().unwrap();
-    (sim, Router::new(policy).unwrap())
+    (sim, Router::new(policy))
 }
 
 /// What the simulated model answers to "hi".
@@ -274,7 +274,7 @@ async fn a_fallback_that_refuses_prefill_finishes_the_answer_with_an_instruction
          [routes.chat.on.stream_interrupted]\nretry = false",
         sim.anthropic_base_url()
     );
-    let router = Router::new(policy_text(&sim, &routes).parse().unwrap()).unwrap();
+    let router = Router::new(policy_text(&sim, &routes).parse().unwrap());
     sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));
     let s = stream(&router, ChatRequest::user("hi")).await;
     assert!(s.error.is_none(), "{:?}", s.error);

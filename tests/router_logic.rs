@@ -42,7 +42,7 @@ retry = false
 fn scripted(policy: switchyard::Policy, second: &str) -> (Router, Arc<Scripted>, Arc<Scripted>) {
     let p = Scripted::new("p");
     let other = Scripted::new(second);
-    let r = Router::builder(policy).provider("p", p.clone()).provider(second, other.clone()).build().unwrap();
+    let r = Router::builder(policy).provider("p", p.clone()).provider(second, other.clone()).build();
     (r, p, other)
 }
 
@@ -247,7 +247,7 @@ targets = [{ provider = "keyed", model = "a" }, { provider = "q", model = "b" }]
     let policy: switchyard::Policy = text.parse().unwrap();
     assert!(policy.warnings.iter().any(|w| w.message.contains("SWITCHYARD_TEST_SURELY_UNSET")));
     let q = Scripted::new("q");
-    let r = Router::builder(policy).provider("q", q.clone()).build().unwrap();
+    let r = Router::builder(policy).provider("q", q.clone()).build();
     let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "b");
     assert_eq!(ok.attempts[0].class, Some(ErrorClass::Authentication));
@@ -267,7 +267,7 @@ targets = [
     let policy: switchyard::Policy = text.parse().unwrap();
     let o = Scripted::new("openai");
     o.script("gpt-4o", [Step::Fail(ErrorClass::ContextLengthExceeded, 400)]);
-    let r = Router::builder(policy).provider("openai", o.clone()).build().unwrap();
+    let r = Router::builder(policy).provider("openai", o.clone()).build();
     let ok = r.chat("chat", ChatRequest::user("long")).await.unwrap();
     assert_eq!(ok.model(), "gpt-4.1");
     assert_eq!(o.calls("gpt-4o"), 1, "not retried on the same model");
@@ -360,7 +360,7 @@ targets = [{ provider = "anthropic", model = "claude-sonnet-4-6" }, { provider =
     let a = Scripted::new("anthropic");
     a.script("claude-sonnet-4-6", [Step::StreamThenFail(vec!["The answer ", "is "], ErrorClass::Overloaded)]);
     a.script("claude-sonnet-4-5", [Step::Ok("42.")]);
-    let r = Router::builder(policy).provider("anthropic", a.clone()).build().unwrap();
+    let r = Router::builder(policy).provider("anthropic", a.clone()).build();
     let s = r.chat_stream("chat", ChatRequest::user("question")).await.unwrap();
     let (c, _events, err) = collect(s).await;
     assert!(err.is_none(), "{err:?}");

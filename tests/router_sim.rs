@@ -66,7 +66,7 @@ fn policy(sim: &SimServer, routes: &str) -> Policy {
 /// A simulator and a router whose policy is the shared one plus `routes`.
 async fn setup(routes: &str) -> (SimServer, Router) {
     let sim = SimServer::start().await.unwrap();
-    let router = Router::new(policy(&sim, routes)).unwrap();
+    let router = Router::new(policy(&sim, routes));
     (sim, router)
 }
 
@@ -92,7 +92,7 @@ fn answer(model: &str, said: &str) -> String {
 }
 
 fn ms(n: u64) -> DurationStr {
-    DurationStr(Duration::from_millis(n))
+    DurationStr::new(Duration::from_millis(n))
 }
 
 /// `(provider, model, outcome, class)` of each attempt: the shape tests compare.
@@ -252,7 +252,7 @@ async fn retry_after_is_honoured_before_every_retry() {
     let sim = SimServer::start().await.unwrap();
     let timed = Timed::openai(&sim);
     let routes = route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], "");
-    let router = Router::builder(policy(&sim, &routes)).provider("openai", timed.clone()).build().unwrap();
+    let router = Router::builder(policy(&sim, &routes)).provider("openai", timed.clone()).build();
     sim.add_fault(FaultRule::new(OPENAI, rate_limit_ms(300)).model("gpt-4o").first(2));
 
     let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
@@ -823,7 +823,7 @@ breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms
     let sim = SimServer::start().await.unwrap();
     let text =
         format!("{}{DEFAULTS}{}", providers(&sim), route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra));
-    let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap());
     let mut events = router.subscribe();
     let fault = sim.add_fault(FaultRule::new(OPENAI, Fault::status(500)).model("gpt-4o"));
     let breaker = |r: &Router| r.health().targets.into_iter().find(|t| t.model == "gpt-4o").unwrap().state.breaker;
@@ -1011,7 +1011,7 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
     );
     let sim = SimServer::start().await.unwrap();
     let routes = routes.replace("{}", &sim.anthropic_base_url());
-    let router = Router::new(policy(&sim, &routes)).unwrap();
+    let router = Router::new(policy(&sim, &routes));
     sim.add_fault(FaultRule::new(ANTHROPIC, Fault::Cut { after_tokens: 3 }).model("claude-sonnet-4-5").first(1));
     let said = "one two three";
 
@@ -1052,7 +1052,7 @@ async fn a_fallback_that_rejects_prefill_does_not_mask_the_original_failure() {
         sim.anthropic_base_url(),
         route(&["openai/gpt-4o", "claude_raw/claude-sonnet-4-6"], PREFILL_ONLY)
     );
-    let router = Router::new(policy(&sim, &routes)).unwrap();
+    let router = Router::new(policy(&sim, &routes));
     sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 3 }).model("gpt-4o"));
 
     let s = stream(&router, ChatRequest::user("hi")).await;

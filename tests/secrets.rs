@@ -209,8 +209,7 @@ targets = [{{ provider = "oa", model = "gpt-4o-mini" }}, {{ provider = "an", mod
     let router = Router::builder(policy)
         .provider("oa", adapter(Protocol::Openai, sim).0)
         .provider("an", adapter(Protocol::Anthropic, sim).0)
-        .build()
-        .unwrap();
+        .build();
     sim.add_fault(FaultRule {
         protocol: None,
         model: None,

@@ -86,7 +86,7 @@ async fn three_routers_admit_no_more_than_one_routers_limit() {
     let redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-a", "");
-    let routers: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, &state, 40)).unwrap()).collect();
+    let routers: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, &state, 40))).collect();
     let started = Instant::now();
     let (openai, anthropic) = load(&routers, 60).await;
     // 180 requests, 40 a minute fleet-wide: the limited target saw its burst of 40, plus one per
@@ -100,13 +100,13 @@ async fn three_routers_admit_no_more_than_one_routers_limit() {
     }
     // each router on its own would have sent 40
     let sim = SimServer::start().await.unwrap();
-    let alone: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, "", 40)).unwrap()).collect();
+    let alone: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, "", 40))).collect();
     let (openai, _) = load(&alone, 60).await;
     assert_eq!(openai, 120, "memory state: each router keeps its own limit");
     assert_eq!(alone[0].health().shared_state.status, "memory");
     // another fleet on the same Redis has limits of its own
     let sim = SimServer::start().await.unwrap();
-    let other = Router::new(policy(&sim, &redis_state(&redis, "fleet-b", ""), 40)).unwrap();
+    let other = Router::new(policy(&sim, &redis_state(&redis, "fleet-b", ""), 40));
     let (openai, _) = load(std::slice::from_ref(&other), 10).await;
     assert_eq!(openai, 10);
 }
@@ -116,7 +116,7 @@ async fn redis_going_down_fails_no_request_and_the_state_is_shared_again_when_it
     let mut redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-c", "");
-    let router = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let router = Router::new(policy(&sim, &state, 1000));
     let mut events = router.subscribe();
     let (openai, _) = load(std::slice::from_ref(&router), 20).await;
     assert_eq!(openai, 20);
@@ -150,7 +150,7 @@ async fn fail_closed_skips_a_limited_target_while_the_state_is_unreachable() {
     let mut redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-d", "on_state_error = \"fail_closed\"\n");
-    let router = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let router = Router::new(policy(&sim, &state, 1000));
     assert_eq!(router.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
     redis.kill();
     let answer = router.chat("chat", ChatRequest::user("Hi")).await.unwrap();
@@ -206,8 +206,7 @@ async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-e", "");
     let breaker = r#"breaker = { consecutive_failures = 1, cooldown = "1s", max_cooldown = "1s" }"#;
-    let routers: Vec<Router> =
-        (0..3).map(|_| Router::new(policy_with(&sim, &state, breaker, "", "")).unwrap()).collect();
+    let routers: Vec<Router> = (0..3).map(|_| Router::new(policy_with(&sim, &state, breaker, "", ""))).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while listeners(&redis, "fleet-e").await < 3 {
         assert!(Instant::now() < deadline, "the routers never subscribed");
@@ -252,7 +251,7 @@ async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
     let redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-f", "");
-    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 100_000)).unwrap()).collect();
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 100_000))).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while listeners(&redis, "fleet-f").await < 2 {
         assert!(Instant::now() < deadline, "the routers never subscribed");
@@ -283,11 +282,14 @@ async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
     let redis = RedisServer::start();
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-g", "");
-    let a = Router::new(policy(&sim, &state, 1000)).unwrap();
-    let b = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let a = Router::new(policy(&sim, &state, 1000));
+    let b = Router::new(policy(&sim, &state, 1000));
     // b moves on to a new policy, then gets one it rejects
     b.apply(policy(&sim, &state, 2000));
-    b.reject(&Policy::from_toml("[routes.x]\n", "broken.toml").unwrap_err());
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[routes.x]\n").unwrap();
+    b.reload_from(&broken).unwrap_err();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let fleet = a.health().fleet;
@@ -302,7 +304,7 @@ async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // a memory router has no fleet to show
-    let alone = Router::new(policy(&sim, "", 1000)).unwrap();
+    let alone = Router::new(policy(&sim, "", 1000));
     assert!(alone.health().fleet.is_empty());
 }
 
@@ -312,9 +314,9 @@ async fn a_concurrency_cap_holds_for_the_fleet_and_its_slots_come_back() {
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-h", "");
     // the limited target takes 2 requests at a time, fleet-wide, and answers slowly
-    let make = || Router::new(policy_with(&sim, &state, "", "", "concurrency = 2")).unwrap();
+    let make = || Router::new(policy_with(&sim, &state, "", "", "concurrency = 2"));
     let routers = [make(), make()];
-    let delay = switchyard::duration::DurationStr(Duration::from_secs(2));
+    let delay = switchyard::duration::DurationStr::new(Duration::from_secs(2));
     sim.add_fault(
         switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::Latency { delay }).first(2),
     );
@@ -332,8 +334,8 @@ async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
     let sim = SimServer::start().await.unwrap();
     let state = redis_state(&redis, "fleet-i", "");
     let budget = r#"budget = { usd = 0.00001, per = "1h" }"#;
-    let a = Router::new(policy_with(&sim, &state, "", budget, "")).unwrap();
-    let b = Router::new(policy_with(&sim, &state, "", budget, "")).unwrap();
+    let a = Router::new(policy_with(&sim, &state, "", budget, ""));
+    let b = Router::new(policy_with(&sim, &state, "", budget, ""));
     // a spends OpenAI's budget for the hour
     while a.chat("chat", ChatRequest::user("Hello there, how are you today?")).await.unwrap().provider() == "openai" {}
     // b, which spent nothing, learns the fleet's total and skips OpenAI too
@@ -354,8 +356,8 @@ async fn what_the_providers_headers_say_to_one_router_the_others_know() {
     let sim = SimServer::start().await.unwrap();
     sim.set_rate_limit(Protocol::Openai, "gpt-4o-mini", 3, Duration::from_secs(60));
     let state = redis_state(&redis, "fleet-j", "");
-    let a = Router::new(policy(&sim, &state, 100_000)).unwrap();
-    let b = Router::new(policy(&sim, &state, 100_000)).unwrap();
+    let a = Router::new(policy(&sim, &state, 100_000));
+    let b = Router::new(policy(&sim, &state, 100_000));
     let deadline = Instant::now() + Duration::from_secs(10);
     while listeners(&redis, "fleet-j").await < 2 {
         assert!(Instant::now() < deadline, "the routers never subscribed");
@@ -395,7 +397,7 @@ async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says
     );
     let state = redis_state(&redis, "fleet-k", "");
     let page = format!("status_page = \"{}\"\nstatus_interval = \"1s\"\n", sim.status_page_url("openai"));
-    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy_with(&sim, &state, "", &page, "")).unwrap()).collect();
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy_with(&sim, &state, "", &page, ""))).collect();
     let major = |r: &Router| {
         r.health().status_pages.iter().any(|p| p.summary.as_ref().is_some_and(|s| s.indicator == Severity::Major))
     };
@@ -419,7 +421,7 @@ async fn the_redis_password_never_shows_in_health_or_errors() {
     let state = format!(
         "[state]\nbackend = \"redis\"\nurl = \"redis://app:s3cret-pw@127.0.0.1:{closed}\"\nfleet = \"fleet-l\"\n"
     );
-    let router = Router::new(policy(&sim, &state, 1000)).unwrap();
+    let router = Router::new(policy(&sim, &state, 1000));
     assert_eq!(router.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
     let health = router.health();
     assert_eq!(health.shared_state.status, "degraded");
@@ -438,7 +440,7 @@ async fn a_fleet_shares_its_state_over_tls() {
         "[state]\nbackend = \"redis\"\nurl = \"rediss://127.0.0.1:{}\"\ntls_ca_file = \"{ca}\"\nfleet = \"fleet-tls\"\ntimeout = \"500ms\"\n",
         redis.tls_port.unwrap()
     );
-    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 10)).unwrap()).collect();
+    let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 10))).collect();
     let started = Instant::now();
     let (openai, _) = load(&routers, 20).await;
     let refilled = (started.elapsed().as_secs_f64() / 6.0) as usize;
@@ -447,7 +449,7 @@ async fn a_fleet_shares_its_state_over_tls() {
     // a server whose certificate the router does not trust is no shared state: degraded, and
     // every request still served
     let wrong = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert-b.pem");
-    let untrusting = Router::new(policy(&sim, &state.replace(ca, wrong), 10)).unwrap();
+    let untrusting = Router::new(policy(&sim, &state.replace(ca, wrong), 10));
     let (openai, anthropic) = load(std::slice::from_ref(&untrusting), 5).await;
     assert_eq!(openai + anthropic, 5);
     assert_eq!(untrusting.health().shared_state.status, "degraded");

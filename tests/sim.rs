@@ -114,7 +114,7 @@ async fn read_until(resp: &mut reqwest::Response, text: &mut String, done: impl 
 }
 
 fn ms(ms: u64) -> DurationStr {
-    DurationStr(Duration::from_millis(ms))
+    DurationStr::new(Duration::from_millis(ms))
 }
 
 fn openai_contents(events: &[Event]) -> Vec<String> {

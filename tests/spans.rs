@@ -66,7 +66,7 @@ fn router() -> (Router, Arc<Scripted>) {
 targets = [{ provider = "p", model = "a" }, { provider = "q", model = "b" }]
 "#,
     );
-    let router = Router::builder(policy).provider("p", p.clone()).provider("q", q).build().unwrap();
+    let router = Router::builder(policy).provider("p", p.clone()).provider("q", q).build();
     (router, p)
 }
 

@@ -45,7 +45,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 }
 
 fn router(sim: &SimServer, on_incident: &str) -> Router {
-    Router::new(Policy::from_toml(&policy(sim, on_incident), "inline").unwrap()).unwrap()
+    Router::new(Policy::from_toml(&policy(sim, on_incident), "inline").unwrap())
 }
 
 fn major_outage() -> StatusPageScript {
@@ -109,7 +109,7 @@ async fn a_refusal_at_an_open_breaker_names_the_incident_too() {
     let sim = SimServer::start().await.unwrap();
     let breaker = "[defaults]\nbreaker = { consecutive_failures = 1, cooldown = \"60s\", max_cooldown = \"60s\" }\n";
     let text = policy(&sim, "").replace("[defaults]\n", breaker);
-    let router = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&text, "inline").unwrap());
     sim.set_status_page("openai", major_outage());
     router.refresh_status_pages().await;
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
@@ -182,7 +182,7 @@ async fn a_page_that_cannot_be_read_never_affects_a_request() {
     // a page nobody serves: a closed port
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let text = policy(&sim, "").replace(&sim.status_page_url("openai"), &format!("http://{closed}/status"));
-    let router = Router::new(Policy::from_toml(&text, "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&text, "inline").unwrap());
     router.refresh_status_pages().await;
     let page = router.health().status_pages.into_iter().find(|p| p.provider == "openai").unwrap();
     assert!(page.error.clone().unwrap_or_default().contains("cannot reach"), "{page:?}");
@@ -264,7 +264,7 @@ async fn the_poller_reads_on_its_own_every_interval() {
 async fn a_shorter_interval_applies_at_once_and_a_retired_page_is_read_no_more() {
     let sim = SimServer::start().await.unwrap();
     let hourly = policy(&sim, "").replace("status_interval = \"1s\"", "status_interval = \"1h\"");
-    let router = Router::new(Policy::from_toml(&hourly, "inline").unwrap()).unwrap();
+    let router = Router::new(Policy::from_toml(&hourly, "inline").unwrap());
     let first = tokio::time::timeout(Duration::from_secs(10), async {
         while sim.status_page_reads("openai") == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;

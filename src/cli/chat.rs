@@ -46,13 +46,7 @@ pub(crate) async fn run(args: ChatArgs) -> ExitCode {
         }
     };
     // `[[drill.faults]]` in the policy sound as each provider's wire would
-    let router = match Router::builder(policy).fault_player(Arc::new(switchyard::sim::WireFaults::default())).build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let router = Router::builder(policy).fault_player(Arc::new(switchyard::sim::WireFaults::default())).build();
     let mut request = ChatRequest::user(args.prompt.clone());
     if let Some(s) = &args.system {
         request = request.system(s.clone());

@@ -325,8 +325,8 @@ impl Drill {
                 let mut fault = LiveFault::new(f.provider.get_ref().clone(), inject).rate(rate);
                 fault.model.clone_from(&f.model);
                 fault.count = f.count;
-                fault.retry_after = f.retry_after.map(|d| d.0);
-                fault.delay = f.delay.map(|d| d.0);
+                fault.retry_after = f.retry_after.map(|d| d.get());
+                fault.delay = f.delay.map(|d| d.get());
                 fault.after_tokens = f.after_tokens;
                 faults.push(fault);
             }

@@ -15,7 +15,7 @@ use crate::chat::{ChatRequest, StreamEvent};
 use crate::error::ErrorClass;
 use crate::policy::{Policy, ProviderPolicy};
 use crate::profile::AuthScheme;
-use crate::router::{Attempt, AttemptOutcome, BreakerState, Health, Router, RouterError, RouterEvent, StreamOptions};
+use crate::router::{Attempt, AttemptOutcome, BreakerState, Health, Router, RouterEvent, StreamOptions};
 use crate::sim::SimServer;
 use crate::sync::lock;
 
@@ -50,9 +50,6 @@ pub enum DrillError {
     /// The in-process simulator did not start.
     #[error("cannot start the simulated providers: {0}")]
     Simulator(std::io::Error),
-    /// The router did not start.
-    #[error("cannot build the router: {0}")]
-    Router(RouterError),
     /// The gateway drilled (`--against`) could not be drilled.
     #[error("{0}")]
     Gateway(String),
@@ -113,10 +110,7 @@ pub async fn run(drill: &Drill, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Res
         }
         DrillMode::Live => (drill.policy.clone(), None),
     };
-    let router = Router::builder(policy)
-        .fault_player(Arc::new(crate::sim::WireFaults::default()))
-        .build()
-        .map_err(DrillError::Router)?;
+    let router = Router::builder(policy).fault_player(Arc::new(crate::sim::WireFaults::default())).build();
     let log: EventLog = Arc::default();
     let collector = {
         let mut rx = router.subscribe();
@@ -526,7 +520,7 @@ fn verdicts(
             .filter(|r| r.served.as_ref().is_some_and(|(p, m)| matches(who, p, m)))
             .map(|r| r.ended_ms - start_ms)
             .min_by(f64::total_cmp);
-        let limit = within.0.as_secs_f64() * 1000.0;
+        let limit = within.get().as_secs_f64() * 1000.0;
         let (actual, pass, missed) = match first {
             Some(t) => (
                 format!("{:.2}s", t / 1000.0),
@@ -552,7 +546,7 @@ fn verdicts(
         });
     }
     if let Some(max) = e.p99_latency {
-        let limit = max.0.as_secs_f64() * 1000.0;
+        let limit = max.get().as_secs_f64() * 1000.0;
         let pass = report.p99_ms <= limit;
         out.push(Verdict {
             expectation: format!("p99 latency <= {max}"),

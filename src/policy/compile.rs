@@ -123,10 +123,10 @@ pub(crate) fn compile_table(mut c: Collector<'_>, root: &DeTable<'_>, text: &str
 fn compile_server(c: &mut Collector<'_>, spec: ServerSpec, routes: &[&str]) -> ServerSettings {
     let duration = |c: &mut Collector<'_>, key: &str, d: Option<Spanned<DurationStr>>| {
         let d = d?;
-        if d.get_ref().0.is_zero() {
+        if d.get_ref().get().is_zero() {
             c.error(&d.span(), format!("server.{key}"), "must be longer than zero");
         }
-        Some(d.into_inner().0)
+        Some(d.into_inner().get())
     };
     let at_least = |c: &mut Collector<'_>, key: &str, v: Option<Spanned<u64>>, min: u64| {
         let v = v?;
@@ -555,7 +555,7 @@ fn status_page(
         );
         return None;
     }
-    let interval = spec.status_interval.as_ref().map_or(super::DEFAULT_STATUS_INTERVAL, |d| d.get_ref().0);
+    let interval = spec.status_interval.as_ref().map_or(super::DEFAULT_STATUS_INTERVAL, |d| d.get_ref().get());
     if !(MIN_STATUS_INTERVAL..=MAX_STATUS_INTERVAL).contains(&interval) {
         let span = spec.status_interval.as_ref().map_or_else(|| page.span(), Spanned::span);
         c.error(
@@ -584,7 +584,7 @@ pub(crate) fn budget(
         c.error(&spec.span(), format!("{key}.budget.usd"), format!("`usd` must be a positive amount, not {}", b.usd));
         return None;
     }
-    if b.per.0 < std::time::Duration::from_secs(60) || b.per.0 > std::time::Duration::from_secs(400 * 86_400) {
+    if b.per.get() < std::time::Duration::from_secs(60) || b.per.get() > std::time::Duration::from_secs(400 * 86_400) {
         c.error(
             &spec.span(),
             format!("{key}.budget.per"),
@@ -592,7 +592,7 @@ pub(crate) fn budget(
         );
         return None;
     }
-    Some(Budget { usd: b.usd, per: b.per.0 })
+    Some(Budget { usd: b.usd, per: b.per.get() })
 }
 
 /// The most hedged attempts a route may start for one request.
@@ -989,10 +989,10 @@ fn compile_fault(
         inject,
         rate,
         count: f.count,
-        duration: f.duration.map(|d| d.0),
+        duration: f.duration.map(|d| d.get()),
         until,
-        retry_after: f.retry_after.map(|d| d.0),
-        delay: f.delay.map(|d| d.0),
+        retry_after: f.retry_after.map(|d| d.get()),
+        delay: f.delay.map(|d| d.get()),
         after_tokens: f.after_tokens,
     })
 }
@@ -1050,7 +1050,7 @@ fn check_layer(c: &mut Collector<'_>, key: &str, layer: &Layer) {
             c.error(&n.span(), format!("{key}.breaker.consecutive_failures"), "must be at least 1");
         }
         if let (Some(cd), Some(max)) = (b.cooldown, b.max_cooldown)
-            && cd.0 > max.0
+            && cd.get() > max.get()
         {
             let span = b.consecutive_failures.as_ref().map_or(0..0, |s| s.span());
             c.warn(
@@ -1084,9 +1084,9 @@ fn merge_retry(layers: &[Option<&Layer>]) -> RetryConfig {
         max_attempts: pick(layers, |l| l.retry.as_ref().and_then(|r| r.max_attempts.as_ref().map(|m| *m.get_ref())))
             .unwrap_or(d.max_attempts)
             .max(1),
-        base: f(|r| r.base.map(|x| x.0)).unwrap_or(d.base),
-        max: f(|r| r.max.map(|x| x.0)).unwrap_or(d.max),
-        retry_after_cap: f(|r| r.retry_after_cap.map(|x| x.0)).unwrap_or(d.retry_after_cap),
+        base: f(|r| r.base.map(|x| x.get())).unwrap_or(d.base),
+        max: f(|r| r.max.map(|x| x.get())).unwrap_or(d.max),
+        retry_after_cap: f(|r| r.retry_after_cap.map(|x| x.get())).unwrap_or(d.retry_after_cap),
     }
 }
 
@@ -1094,18 +1094,18 @@ fn merge_timeouts(layers: &[Option<&Layer>]) -> Timeouts {
     let d = Timeouts::default();
     let f = |g: fn(&TimeoutsSpec) -> Option<Duration>| pick(layers, |l| l.timeouts.as_ref().and_then(g));
     Timeouts {
-        connect: f(|t| t.connect.map(|x| x.0)).unwrap_or(d.connect),
-        first_token: f(|t| t.first_token.map(|x| x.0)).unwrap_or(d.first_token),
-        idle: f(|t| t.idle.map(|x| x.0)).unwrap_or(d.idle),
-        attempt: f(|t| t.attempt.map(|x| x.0)).unwrap_or(d.attempt),
-        total: f(|t| t.total.map(|x| x.0)).unwrap_or(d.total),
+        connect: f(|t| t.connect.map(|x| x.get())).unwrap_or(d.connect),
+        first_token: f(|t| t.first_token.map(|x| x.get())).unwrap_or(d.first_token),
+        idle: f(|t| t.idle.map(|x| x.get())).unwrap_or(d.idle),
+        attempt: f(|t| t.attempt.map(|x| x.get())).unwrap_or(d.attempt),
+        total: f(|t| t.total.map(|x| x.get())).unwrap_or(d.total),
     }
 }
 
 fn merge_breaker(layers: &[Option<&Layer>]) -> BreakerConfig {
     let d = BreakerConfig::default();
     let f = |g: fn(&BreakerSpec) -> Option<Duration>| pick(layers, |l| l.breaker.as_ref().and_then(g));
-    let cooldown = f(|b| b.cooldown.map(|x| x.0)).unwrap_or(d.cooldown);
+    let cooldown = f(|b| b.cooldown.map(|x| x.get())).unwrap_or(d.cooldown);
     BreakerConfig {
         consecutive_failures: pick(layers, |l| {
             l.breaker.as_ref().and_then(|b| b.consecutive_failures.as_ref().map(|n| *n.get_ref()))
@@ -1113,7 +1113,7 @@ fn merge_breaker(layers: &[Option<&Layer>]) -> BreakerConfig {
         .unwrap_or(d.consecutive_failures)
         .max(1),
         cooldown,
-        max_cooldown: f(|b| b.max_cooldown.map(|x| x.0)).unwrap_or(d.max_cooldown.max(cooldown)),
+        max_cooldown: f(|b| b.max_cooldown.map(|x| x.get())).unwrap_or(d.max_cooldown.max(cooldown)),
         probe: d.probe,
     }
 }

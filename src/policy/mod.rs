@@ -40,7 +40,9 @@ pub use tls::TlsSettings;
 pub const DEFAULT_OUTPUT_RESERVATION: u32 = 4096;
 
 /// A compiled, validated, immutable policy. Cheap to share (`Arc<Policy>`); a reload builds a new one.
+/// Made only by reading a policy (`from_file`, `from_toml`, `parse`), which validates it.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Policy {
     /// Where it was read from (`<inline>` for strings).
     pub source: String,
@@ -65,6 +67,7 @@ pub struct Policy {
 
 /// One provider as the policy resolved it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ProviderPolicy {
     /// Its name in the policy.
     pub name: String,
@@ -100,6 +103,7 @@ pub struct ProviderPolicy {
 
 /// One target of a route: a provider and model with the settings that apply to it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TargetPolicy {
     /// Provider name.
     pub provider: String,
@@ -156,6 +160,7 @@ impl TargetPolicy {
 
 /// One route.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RoutePolicy {
     /// Its name.
     pub name: String,

@@ -111,10 +111,10 @@ pub(crate) fn compile(c: &mut Collector<'_>, spec: OtelSpec) -> OtelSettings {
     });
     let metrics_interval = match &spec.metrics_interval {
         Some(d) => {
-            if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d.get_ref().0) {
+            if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d.get_ref().get()) {
                 c.error(&d.span(), "otel.metrics_interval", "metrics are sent every 1s to 1h (\"60s\" by default)");
             }
-            d.get_ref().0
+            d.get_ref().get()
         }
         None => DEFAULT_METRICS_INTERVAL,
     };

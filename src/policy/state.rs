@@ -143,7 +143,7 @@ pub(crate) fn compile(c: &mut Collector<'_>, spec: StateSpec) -> StateSettings {
     };
     let timeout = match &spec.timeout {
         Some(t) => {
-            let d = t.get_ref().0;
+            let d = t.get_ref().get();
             if !(Duration::from_millis(1)..=Duration::from_secs(5)).contains(&d) {
                 c.error(&t.span(), "state.timeout", "the wait for the shared state is 1ms to 5s (\"50ms\" by default)");
             }

@@ -273,10 +273,6 @@ impl Health {
         current
     }
 
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        (lock(&self.providers).len(), lock(&self.targets).values().map(HashMap::len).sum())
-    }
-
     pub(crate) fn snapshot(&self, now: Instant) -> (Vec<ProviderHealth>, Vec<TargetHealth>) {
         let mut providers: Vec<ProviderHealth> = lock(&self.providers)
             .iter()

@@ -156,7 +156,7 @@ pub(crate) struct Inner {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use switchyard::{ChatRequest, Policy, Router};
-/// let router = Router::new(Policy::from_file("policies/openai-to-claude.toml")?)?;
+/// let router = Router::new(Policy::from_file("policies/openai-to-claude.toml")?);
 /// let answer = router.chat("chat", ChatRequest::user("Hello!")).await?;
 /// println!("{} (served by {}/{})", answer.response.text, answer.provider(), answer.model());
 /// # Ok(()) }
@@ -198,8 +198,9 @@ impl RouterBuilder {
         self
     }
 
-    /// Builds the router.
-    pub fn build(self) -> Result<Router, RouterError> {
+    /// Builds the router. A provider that cannot be built (its key is not set, its client cannot
+    /// start) does not stop it: calls to that provider fail with the reason, and the others serve.
+    pub fn build(self) -> Router {
         let inner = Arc::new_cyclic(|me| Inner {
             current: ArcSwap::from_pointee(Snapshot {
                 policy: Arc::new(self.policy.clone()),
@@ -225,7 +226,7 @@ impl RouterBuilder {
         });
         let router = Router { inner };
         router.apply(self.policy);
-        Ok(router)
+        router
     }
 }
 
@@ -260,7 +261,7 @@ pub struct Health {
 
 impl Router {
     /// A router for `policy`, with adapters built from it.
-    pub fn new(policy: Policy) -> Result<Router, RouterError> {
+    pub fn new(policy: Policy) -> Router {
         Router::builder(policy).build()
     }
 
@@ -377,7 +378,7 @@ impl Router {
     }
 
     /// Records a rejected policy edit: the policy in force stays, the error is kept for `health()`.
-    pub fn reject(&self, error: &crate::policy::PolicyError) {
+    pub(crate) fn reject(&self, error: &crate::policy::PolicyError) {
         let text = error.to_string();
         tracing::error!("policy rejected, keeping version {}: {text}", self.inner.current.load().version);
         *lock(&self.inner.last_reload_error) = Some(text.clone());
@@ -473,11 +474,6 @@ impl Router {
         if let (Some(budget), Some(usd)) = (&key.budget, usd) {
             self.inner.charge(budget::Scope::Key(key.name.clone()), budget, usd, std::time::SystemTime::now());
         }
-    }
-
-    /// How many providers and targets the router keeps state for (for leak checks across reloads).
-    pub fn tracked_state(&self) -> (usize, usize) {
-        self.inner.health.counts()
     }
 
     /// Whether the policy in force has a route named `route`.

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::{Policy, PolicyError};
-use crate::router::{PolicyWatcher, Router, RouterError, WatchError};
+use crate::router::{PolicyWatcher, Router, WatchError};
 
 mod anthropic;
 mod auth;
@@ -123,9 +123,6 @@ pub enum ServeError {
     /// The policy is invalid.
     #[error("{0}")]
     Policy(#[from] PolicyError),
-    /// The router did not start.
-    #[error("{0}")]
-    Router(#[from] RouterError),
     /// The policy file cannot be watched.
     #[error("{0}")]
     Watch(#[from] WatchError),
@@ -207,7 +204,7 @@ impl Gateway {
         // the admin API's faults and `[[drill.faults]]` sound as each provider's wire would
         #[cfg(feature = "sim")]
         let router = router.fault_player(Arc::new(crate::sim::WireFaults::default()));
-        let router = router.build()?;
+        let router = router.build();
         let watcher = router.watch(&options.policy)?;
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let dashboard = Arc::new(dashboard::Dashboard::default());

@@ -27,10 +27,11 @@ const MAX_ADAPTERS: usize = 256;
 /// at the first fault. Install it with `Router::builder(policy).fault_player(...)`.
 ///
 /// ```no_run
-/// # fn demo(policy: switchyard::Policy) -> Result<(), switchyard::RouterError> {
+/// # fn demo(policy: switchyard::Policy) {
 /// use std::sync::Arc;
-/// let router = switchyard::Router::builder(policy).fault_player(Arc::new(switchyard::sim::WireFaults::default())).build()?;
-/// # Ok(()) }
+/// let player = Arc::new(switchyard::sim::WireFaults::default());
+/// let router = switchyard::Router::builder(policy).fault_player(player).build();
+/// # }
 /// ```
 #[derive(Debug, Default)]
 pub struct WireFaults {
@@ -80,7 +81,7 @@ impl FaultPlayer for WireFaults {
 /// delay; a stall, a cut or an interruption of a whole answer; a spent budget).
 fn wire(fault: &LiveFault, protocol: Protocol, stream: bool) -> Option<Fault> {
     let after = fault.after_tokens.unwrap_or(3);
-    let delay = DurationStr(fault.delay.unwrap_or(Duration::from_secs(1)));
+    let delay = DurationStr::new(fault.delay.unwrap_or(Duration::from_secs(1)));
     let openai = protocol.is_openai();
     Some(match fault.inject {
         InjectKind::Latency => return None,

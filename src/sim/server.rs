@@ -208,11 +208,11 @@ async fn chat(
             status_fault(dialect, &limited, model.as_deref().unwrap_or_default(), ids)
         }
         (_, Some(Fault::Latency { delay })) => {
-            tokio::time::sleep(delay.0).await;
+            tokio::time::sleep(delay.get()).await;
             respond(dialect, &body, (stream, None), &state.prompt_cache, ids)
         }
         (_, Some(Fault::SlowFirstToken { delay })) if !stream => {
-            tokio::time::sleep(delay.0).await;
+            tokio::time::sleep(delay.get()).await;
             respond(dialect, &body, (stream, None), &state.prompt_cache, ids)
         }
         (_, fault) => respond(dialect, &body, (stream, fault.as_ref()), &state.prompt_cache, ids),
@@ -237,7 +237,7 @@ async fn anthropic_count(
     let arrival = arrive(&state, &headers, &raw, Protocol::Anthropic, "/v1/messages/count_tokens", false);
     let Arrival { ids, parsed, model, fault } = arrival;
     match answered_by_fault(fault, dialect, &conn, model.as_deref(), ids).await {
-        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.0).await,
+        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.get()).await,
         Ok(_) => {}
         Err(response) => return response,
     }
@@ -275,7 +275,7 @@ async fn openai_embeddings(
     let Arrival { ids, parsed, model, fault } =
         arrive(&state, &headers, &raw, Protocol::Openai, "/v1/embeddings", false);
     match answered_by_fault(fault, dialect, &conn, model.as_deref(), ids).await {
-        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.0).await,
+        Ok(Some(Fault::Latency { delay })) => tokio::time::sleep(delay.get()).await,
         Ok(_) => {}
         Err(response) => return response,
     }

@@ -41,14 +41,14 @@ pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect,
     steps.extend(head.into_iter().map(Step::Send));
     // as real servers do: the preamble at once, the first token late
     if let Some(Fault::SlowFirstToken { delay }) = fault {
-        steps.push(Step::Sleep(delay.0));
+        steps.push(Step::Sleep(delay.get()));
     }
     let split = |after: usize| after.min(tokens.len());
     // (tokens before the injection, what is injected, tokens after it, how the stream ends)
     let (before, injected, after, end) = match fault {
         Some(Fault::Stall { after_tokens, duration }) => {
             let (b, a) = tokens.split_at(split(*after_tokens));
-            (b, Some(Step::Sleep(duration.0)), a, End::Complete)
+            (b, Some(Step::Sleep(duration.get())), a, End::Complete)
         }
         Some(Fault::MalformedChunk { after_tokens }) => {
             let (b, a) = tokens.split_at(split(*after_tokens));
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn faults_reshape_the_stream() {
-        let d = DurationStr(Duration::from_millis(5));
+        let d = DurationStr::new(Duration::from_millis(5));
         assert_eq!(run(None), "H123FD");
         assert_eq!(run(Some(Fault::SlowFirstToken { delay: d })), "Hz123FD");
         assert_eq!(run(Some(Fault::Stall { after_tokens: 1, duration: d })), "H1z23FD");
