@@ -37,7 +37,10 @@ pub(crate) use ask::Ask;
 pub(crate) use attempt::cancelled;
 pub(crate) use lease::Success;
 pub(crate) use plan::{Op, Plan};
-pub(crate) use settle::{emit_remote_transition, emit_transition};
+pub(crate) use settle::emit_transition;
+// only the fleet's breakers hear of another router's transitions
+#[cfg(feature = "redis")]
+pub(crate) use settle::emit_remote_transition;
 
 /// A provider call for one attempt.
 pub(crate) type AttemptFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
