@@ -13,6 +13,7 @@ use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::plan::Unit;
 use super::{Ask, AttemptFuture, Plan, Stop, Success};
 use crate::chat::Usage;
 use crate::policy::{Hedge, HedgeAfter, TargetPolicy};
@@ -49,7 +50,7 @@ impl<'s> Plan<'s> {
                 if let Some((stop, error)) = held.take() {
                     // nothing else answered: the failure that stopped the request, every
                     // unit's attempts in it
-                    self.last_error = error.or(self.last_error.take());
+                    self.tally.last_error = error.or(self.tally.last_error.take());
                     return Some(Err(match stop {
                         Stop::Failed(_) => Stop::Failed(Box::new(self.failure())),
                         overflow => overflow,
@@ -61,7 +62,7 @@ impl<'s> Plan<'s> {
                 since = Instant::now();
                 hedge_at = self.hedge_at(index, hedge, hedges);
             }
-            let at = hedge_at.filter(|_| held.is_none() && hedges < hedge.max && self.pos < self.order.len());
+            let at = hedge_at.filter(|_| held.is_none() && hedges < hedge.max && !self.cursor.exhausted());
             let timer = async move {
                 match at {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -72,7 +73,7 @@ impl<'s> Plan<'s> {
                 biased;
                 Some((sub, ended)) = units.next() => {
                     let (was_hedge, tried) =
-                        (sub.hedge_unit, sub.attempts.iter().any(|a| a.outcome != AttemptOutcome::Skipped));
+                        (sub.unit.hedge, sub.attempts.iter().any(|a| a.outcome != AttemptOutcome::Skipped));
                     self.absorb(sub);
                     match ended {
                         Some(Some(Ok(success))) => {
@@ -81,7 +82,7 @@ impl<'s> Plan<'s> {
                         }
                         // a final failure: the others in flight may still answer (a target of
                         // another provider may take what this one refused); no new one starts
-                        Some(Some(Err(stop))) if held.is_none() => held = Some((stop, self.last_error.clone())),
+                        Some(Some(Err(stop))) if held.is_none() => held = Some((stop, self.tally.last_error.clone())),
                         Some(Some(Err(_))) => {}
                         // it failed over: those in flight go on
                         _ if was_hedge && !tried => {
@@ -96,7 +97,7 @@ impl<'s> Plan<'s> {
                     hedge_at = None;
                     if let Some((mut sub, index, target, is_last)) = self.fork_next(true) {
                         hedges += 1;
-                        sub.hedge_waited = Some(since.elapsed());
+                        sub.unit.hedge_waited = Some(since.elapsed());
                         units.push(Plan::unit(sub, inner, ask, (index, target), is_last, op, cancel.clone()));
                         hedge_at = self.hedge_at(index, hedge, hedges);
                     }
@@ -118,7 +119,7 @@ impl<'s> Plan<'s> {
     where
         F: for<'a> Fn(&'a dyn Provider, Call<'a>, &'a TargetPolicy) -> AttemptFuture<'a, T>,
     {
-        sub.cancel = Some(cancel.clone());
+        sub.unit.cancel = Some(cancel.clone());
         let ended = {
             let attempts = sub.try_target(inner, ask, (index, target), is_last, op, (false, 0));
             tokio::select! {
@@ -148,11 +149,10 @@ impl<'s> Plan<'s> {
     /// The next target in order as a unit of its own, and whether it is the last option.
     fn fork_next(&mut self, hedge: bool) -> Option<(Plan<'s>, usize, &'s TargetPolicy, bool)> {
         let route = self.route;
-        while self.pos < self.order.len() {
-            let index = self.order[self.pos];
-            self.pos += 1;
+        while let Some(index) = self.cursor.peek() {
+            self.cursor.advance();
             let Some(target) = route.targets.get(index) else { continue };
-            let is_last = self.order[self.pos..].iter().all(|&i| route.targets.get(i).is_none());
+            let is_last = self.cursor.rest().iter().all(|&i| route.targets.get(i).is_none());
             return Some((self.fork(hedge), index, target, is_last));
         }
         None
@@ -163,47 +163,20 @@ impl<'s> Plan<'s> {
         Plan {
             snap: self.snap,
             route: self.route,
-            targets: self.targets,
-            order: super::super::strategy::Order::new(),
-            pos: 0,
-            deadline: self.deadline,
             attempts: Vec::new(),
-            last_error: None,
-            overflow_window: self.overflow_window,
-            soonest_free: None,
-            breaker_skips: Vec::new(),
-            other_skips: 0,
-            forced_probe: self.forced_probe,
-            prompt_tokens: self.prompt_tokens,
-            tokenized: self.tokenized,
-            max_tokens: self.max_tokens,
-            phase_start: 0,
-            revisit: None,
-            now_hint: self.now_hint.take(),
-            fits: self.fits.clone(),
-            op: self.op,
-            unit: true,
-            hedge_unit: hedge,
-            hedge_waited: None,
-            in_flight: None,
-            cancel: None,
+            facts: self.facts.clone(),
+            cursor: self.cursor.fork(),
+            tally: self.tally.fork(),
+            unit: Unit { forked: true, hedge, ..Unit::default() },
         }
     }
 
     /// Merges what a unit did into the request's plan.
     fn absorb(&mut self, mut sub: Plan<'s>) {
         self.attempts.append(&mut sub.attempts);
-        if sub.last_error.is_some() {
-            self.last_error = sub.last_error;
-        }
-        if let Some(at) = sub.soonest_free {
-            self.note_free_at(at);
-        }
-        self.breaker_skips.append(&mut sub.breaker_skips);
-        self.other_skips += sub.other_skips;
-        self.overflow_window = self.overflow_window.max(sub.overflow_window);
-        self.prompt_tokens = self.prompt_tokens.or(sub.prompt_tokens);
-        self.tokenized = self.tokenized.or(sub.tokenized);
+        self.tally.absorb(sub.tally);
+        self.facts.prompt_tokens = self.facts.prompt_tokens.or(sub.facts.prompt_tokens);
+        self.facts.tokenized = self.facts.tokenized.or(sub.facts.tokenized);
     }
 
     /// When the next hedge starts, the target at `index` having started now: after the route's
@@ -215,7 +188,7 @@ impl<'s> Plan<'s> {
         }
         let delay: Duration = match hedge.after {
             HedgeAfter::Fixed(d) => d,
-            HedgeAfter::Percentile(p) => self.targets.get(index)?.node.first_token.0.percentile(p)?,
+            HedgeAfter::Percentile(p) => self.facts.targets.get(index)?.node.first_token.0.percentile(p)?,
         };
         Instant::now().checked_add(delay)
     }
@@ -223,15 +196,18 @@ impl<'s> Plan<'s> {
     /// Records the call this unit had in flight when it was cancelled: the provider read the
     /// prompt, and bills at least that.
     fn record_cancelled(&mut self, inner: &Inner, target: &TargetPolicy, ask: Ask<'_>) {
-        let Some((started, probe)) = self.in_flight.take() else { return };
+        let Some((started, probe)) = self.unit.in_flight.take() else { return };
         let prompt = match ask {
-            Ask::Request(request, _) => *self.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens()),
+            Ask::Request(request, _) => {
+                *self.facts.prompt_tokens.get_or_insert_with(|| request.estimated_prompt_tokens())
+            }
             // a continuation's prompt: the question and the answer so far (either form's size)
             Ask::Resume { prefill, .. } => prefill.estimated_prompt_tokens(),
         };
-        let a = super::cancelled(target, (probe, self.hedge_unit), started.elapsed(), self.op, Usage::new(prompt, 0));
+        let (hedge, op) = (self.unit.hedge, self.facts.op);
+        let a = super::cancelled(target, (probe, hedge), started.elapsed(), op, Usage::new(prompt, 0));
         tracing::info!(provider = %target.provider, model = %target.model, "attempt cancelled: another attempt of the hedged request answered first");
-        inner.emit_attempt(&self.route.name, self.op, &a);
+        inner.emit_attempt(&self.route.name, op, &a);
         self.attempts.push(a);
     }
 }
