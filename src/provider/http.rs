@@ -11,10 +11,10 @@ use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use tokio::time::{Instant, Sleep};
 
-use super::sse::{SseDecoder, SseEvent};
 use super::timer::{self, Limit, Limits};
 use super::{ChatStream, ProviderConfig};
 use crate::error::{ErrorClass, ProviderError};
+use crate::wire::sse::{SseDecoder, SseEvent};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
 pub(crate) fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {

@@ -19,8 +19,10 @@ pub(crate) mod http;
 pub mod openai;
 pub mod rate_limit;
 pub(crate) mod scrub;
-pub mod sse;
 pub(crate) mod timer;
+// the SSE framing is the wire's now; `drill` and the binary's `top` still name it here
+#[doc(hidden)]
+pub use crate::wire::sse;
 
 pub use anthropic::Anthropic;
 pub use caller_headers::{CALLER_HEADERS, CallerHeaders};

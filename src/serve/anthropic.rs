@@ -367,7 +367,7 @@ fn delta(index: usize, delta: Value) -> Bytes {
 
 /// A named SSE event.
 fn event(name: &str, data: Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+    crate::wire::sse::named(name, data)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::chat::{ContentPart, FinishReason, StreamEvent, TokenLogprob, ToolCall
 use crate::error::ErrorClass;
 use crate::provider::Protocol;
 use crate::router::RoutedResponse;
+use crate::wire::sse;
 
 /// OpenAI Chat Completions (`POST /v1/chat/completions`).
 #[derive(Debug, Clone, Copy)]
@@ -253,7 +254,7 @@ impl OpenAiEncoder {
         if self.include_usage {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
-        data(&Value::Object(c))
+        sse::data(Value::Object(c))
     }
 
     fn delta(&self, delta: Value, finish_reason: Option<&str>) -> Bytes {
@@ -328,7 +329,7 @@ impl OpenAiEncoder {
             // a client that asked for usage gets the chunk even when no upstream reported any
             out.push(self.chunk(json!([]), Some(usage_body(&self.usage.unwrap_or_default()))));
         }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        out.push(sse::data(sse::DONE));
         out
     }
 }
@@ -378,13 +379,8 @@ impl Encoder for OpenAiEncoder {
             return Vec::new();
         }
         self.finished = true;
-        vec![data(&OpenAiWire::error(failure))]
+        vec![sse::data(OpenAiWire::error(failure))]
     }
-}
-
-/// A `data:`-only SSE event.
-fn data(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
 }
 
 #[cfg(test)]

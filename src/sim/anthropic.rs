@@ -4,8 +4,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, named_event};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError};
 use crate::provider::Protocol;
+use crate::wire::sse;
 
 /// Anthropic Messages.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +126,7 @@ impl Dialect for AnthropicWire {
         // with thinking, block 0 is the thinking block and the answer is block 1
         let at = usize::from(answer.thinking.is_some());
         let delta = |delta: Value| {
-            named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": at, "delta": delta }))
+            sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": at, "delta": delta }))
         };
         let (block, tokens, stop_reason) = match &answer.reply {
             Reply::Text { tokens, finish } => (
@@ -142,40 +143,40 @@ impl Dialect for AnthropicWire {
                 "tool_use",
             ),
         };
-        let mut head = vec![named_event("message_start", &start)];
+        let mut head = vec![sse::named("message_start", &start)];
         if let Some(thinking) = &answer.thinking {
             let thinking_delta = |d: Value| {
-                named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": d }))
+                sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": 0, "delta": d }))
             };
             head.extend([
-                named_event(
+                sse::named(
                     "content_block_start",
-                    &json!({ "type": "content_block_start", "index": 0,
+                    json!({ "type": "content_block_start", "index": 0,
                              "content_block": { "type": "thinking", "thinking": "" } }),
                 ),
                 thinking_delta(json!({ "type": "thinking_delta", "thinking": thinking })),
                 thinking_delta(json!({ "type": "signature_delta", "signature": signature(ids) })),
-                named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })),
+                sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
             ]);
         }
         head.extend([
-            named_event(
+            sse::named(
                 "content_block_start",
-                &json!({ "type": "content_block_start", "index": at, "content_block": block }),
+                json!({ "type": "content_block_start", "index": at, "content_block": block }),
             ),
-            named_event("ping", &json!({ "type": "ping" })),
+            sse::named("ping", json!({ "type": "ping" })),
         ]);
         let tail = vec![
-            named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": at })),
-            named_event(
+            sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": at })),
+            sse::named(
                 "message_delta",
-                &json!({
+                json!({
                     "type": "message_delta",
                     "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence(answer) },
                     "usage": { "output_tokens": answer.output_tokens },
                 }),
             ),
-            named_event("message_stop", &json!({ "type": "message_stop" })),
+            sse::named("message_stop", json!({ "type": "message_stop" })),
         ];
         Script { head, tokens, tail, sentinel: None }
     }
@@ -183,9 +184,9 @@ impl Dialect for AnthropicWire {
     fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("overloaded_error");
         let message = default_message_for_type(error_type);
-        named_event(
+        sse::named(
             "error",
-            &json!({
+            json!({
                 "type": "error",
                 "error": { "type": error_type, "message": message },
                 "request_id": ids.request_id(),
@@ -194,8 +195,9 @@ impl Dialect for AnthropicWire {
     }
 
     fn malformed(&self, _ids: Ids) -> Bytes {
-        Bytes::from_static(
-            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\n\n",
+        sse::named(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
         )
     }
 }

@@ -4,8 +4,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, data_event, optional_count};
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, optional_count};
 use crate::provider::Protocol;
+use crate::wire::sse;
 
 const SERVER_ERROR_MESSAGE: &str = "The server had an error while processing your request. Sorry about that!";
 const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded. Please try again later.";
@@ -167,7 +168,7 @@ impl Dialect for OpenAiWire {
             if include_usage {
                 c["usage"] = Value::Null;
             }
-            data_event(&c)
+            sse::data(&c)
         };
         let (head, tokens, finish) = match &answer.reply {
             Reply::Text { tokens, finish } => (
@@ -204,7 +205,7 @@ impl Dialect for OpenAiWire {
         };
         let mut tail = vec![chunk(json!({}), Value::Null, Some(finish))];
         if include_usage {
-            tail.push(data_event(&json!({
+            tail.push(sse::data(json!({
                 "id": completion_id(ids),
                 "object": "chat.completion.chunk",
                 "created": ids.created,
@@ -214,19 +215,19 @@ impl Dialect for OpenAiWire {
                 "usage": usage(answer),
             })));
         }
-        Script { head: vec![head], tokens, tail, sentinel: Some(Bytes::from_static(b"data: [DONE]\n\n")) }
+        Script { head: vec![head], tokens, tail, sentinel: Some(sse::data(sse::DONE)) }
     }
 
     fn stream_error(&self, error_type: Option<&str>, _ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("server_error");
         let message = if error_type.contains("overload") { OVERLOADED_MESSAGE } else { SERVER_ERROR_MESSAGE };
-        data_event(&json!({ "error": { "message": message, "type": error_type, "param": null, "code": null } }))
+        sse::data(json!({ "error": { "message": message, "type": error_type, "param": null, "code": null } }))
     }
 
     fn malformed(&self, ids: Ids) -> Bytes {
         let id = completion_id(ids);
-        Bytes::from(format!(
-            "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\n\n"
+        sse::data(format_args!(
+            "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":"
         ))
     }
 }

@@ -109,7 +109,7 @@ impl Dialect for ResponsesWire {
     fn malformed(&self, ids: Ids) -> Bytes {
         let data = json!({"type": "response.output_text.delta", "item_id": format!("msg_{}", ids.seq)});
         let cut = data.to_string();
-        Bytes::from(format!("event: response.output_text.delta\ndata: {}\n\n", &cut[..cut.len() - 1]))
+        crate::wire::sse::named("response.output_text.delta", &cut[..cut.len() - 1])
     }
 }
 

@@ -87,16 +87,6 @@ pub(crate) trait Dialect: Sync {
     fn malformed(&self, ids: Ids) -> Bytes;
 }
 
-/// A `data:` only SSE event (OpenAI).
-pub(crate) fn data_event(data: &Value) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
-}
-
-/// A named SSE event (Anthropic).
-pub(crate) fn named_event(name: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
-}
-
 /// A JSON field as an unsigned integer: absent or null is `None`, anything else not a count is an error.
 pub(crate) fn optional_count(body: &Value, field: &'static str) -> Result<Option<u64>, Reject> {
     match body.get(field) {

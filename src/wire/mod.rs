@@ -25,6 +25,10 @@ pub mod openai_chat;
 pub mod openai_responses;
 mod original;
 mod reasoning;
+// public only for this crate's own binary (`switchyard top` reads the gateway's streams with the
+// reader): not part of the library's API
+#[doc(hidden)]
+pub mod sse;
 mod translate;
 
 pub use original::Original;

@@ -10,9 +10,9 @@ use super::classify;
 use super::wire::{WireUsage, finish_reason};
 use crate::chat::{StreamCollector, StreamEvent};
 use crate::error::{ErrorClass, ProviderError};
-use crate::provider::sse::SseEvent;
 use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
+use crate::wire::sse::SseEvent;
 
 /// What the decoder knows of the call besides the events.
 #[derive(Debug, Clone)]

@@ -253,19 +253,21 @@ fn responses_as_chat(body: &[u8]) -> Result<bytes::Bytes, String> {
 
 /// Responses events as the Chat Completions chunks they mean (an event that is not JSON goes on
 /// as it came, for the chunk decoder to report).
-fn responses_as_chunks<S>(events: S) -> impl futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send
+fn responses_as_chunks<S>(
+    events: S,
+) -> impl futures::Stream<Item = Result<crate::wire::sse::SseEvent, ProviderError>> + Send
 where
-    S: futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send + 'static,
+    S: futures::Stream<Item = Result<crate::wire::sse::SseEvent, ProviderError>> + Send + 'static,
 {
     use futures::StreamExt;
     let mut reader = crate::wire::openai_responses::stream::Reader::new();
     events.flat_map(move |event| {
-        let out: Vec<Result<super::sse::SseEvent, ProviderError>> = match event {
+        let out: Vec<Result<crate::wire::sse::SseEvent, ProviderError>> = match event {
             Ok(e) => match serde_json::from_str::<serde_json::Value>(&e.data) {
                 Ok(data) => reader
                     .read(&data)
                     .into_iter()
-                    .map(|data| Ok(super::sse::SseEvent { event: String::new(), data }))
+                    .map(|data| Ok(crate::wire::sse::SseEvent { event: String::new(), data }))
                     .collect(),
                 Err(_) => vec![Ok(e)],
             },

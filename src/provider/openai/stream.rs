@@ -17,9 +17,9 @@ use super::classify::{self, ErrorBody};
 use super::wire::{self, WireLogprobs, WireUsage};
 use crate::chat::{FinishReason, StreamCollector, StreamEvent, Usage};
 use crate::error::{ErrorClass, Partial, ProviderError};
-use crate::provider::sse::SseEvent;
 use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
+use crate::wire::sse::SseEvent;
 
 /// Longest wait for the usage chunk or `[DONE]` once the answer is complete.
 pub(super) const MAX_FINISH_GRACE: Duration = Duration::from_millis(500);
