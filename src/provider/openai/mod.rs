@@ -1,8 +1,8 @@
 //! The OpenAI adapter: Chat Completions (and every OpenAI-compatible server), or the Responses
 //! API ([`OpenAi::responses`]), whose answers it reads through their Chat Completions translation.
 //!
-//! `wire` maps requests and responses, `classify` turns failures into [`ErrorClass`]es, `stream`
-//! decodes server-sent events.
+//! The wire itself (bodies, errors, streams) is [`crate::wire::openai_chat`]'s; `classify` turns
+//! failures into [`ErrorClass`]es, `stream` decodes server-sent events.
 
 // `ProviderError` is large, but it is the error type the `Provider` trait fixes; boxing it only
 // inside the adapter would add allocations without shrinking anything the caller sees.
@@ -10,7 +10,6 @@
 
 mod classify;
 mod stream;
-mod wire;
 
 use std::fmt;
 use std::pin::Pin;
@@ -204,7 +203,14 @@ impl Provider for OpenAi {
             _ => Ok(body),
         };
         let mut answer = body
-            .and_then(|body| wire::decode_response(&body, &self.config.name, call.model, request_id.clone()))
+            .and_then(|body| {
+                crate::wire::openai_chat::response::decode_response(
+                    &body,
+                    &self.config.name,
+                    call.model,
+                    request_id.clone(),
+                )
+            })
             .map_err(|why| {
                 let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why)
                     .with_status(status);
