@@ -99,10 +99,6 @@ impl OpenAiEncoder {
 }
 
 impl Encoder for OpenAiEncoder {
-    fn start(&mut self) -> Vec<Bytes> {
-        self.0.start()
-    }
-
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
         self.0.event(event)
     }
@@ -181,7 +177,7 @@ pub(super) mod tests {
 
     fn encode(include_usage: bool, events: &[StreamEvent]) -> String {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1_730_000_000, "gpt-4o-mini", include_usage);
-        let mut out = e.start();
+        let mut out = e.0.start();
         for ev in events {
             out.extend(e.event(ev));
         }
@@ -730,7 +726,7 @@ pub(super) mod tests {
     #[test]
     fn error_after_tokens_has_no_terminator_and_ends_the_stream() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "gpt-4o-mini", true);
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         let err = e.error(&failure(ErrorClass::StreamInterrupted));
         assert_eq!(err.len(), 1);
@@ -751,7 +747,7 @@ pub(super) mod tests {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", false);
         let out = text(&e.event(&StreamEvent::TextDelta { text: "a".into() }));
         assert!(out.starts_with(r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant""#));
-        assert!(e.start().is_empty());
+        assert!(e.0.start().is_empty());
         assert!(e.event(&StreamEvent::TextDelta { text: String::new() }).is_empty());
     }
 
@@ -759,7 +755,7 @@ pub(super) mod tests {
     fn encoder_from_the_dialect_uses_the_served_model_and_a_fresh_id() {
         let parsed = parse(r#"{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":true}"#).unwrap();
         let mut e = OpenAiWire::encoder(parsed.include_usage, "anthropic", "claude-sonnet-4-5");
-        let first: Value = serde_json::from_str(text(&e.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
+        let first: Value = serde_json::from_str(text(&e.0.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(first["model"], "claude-sonnet-4-5");
         assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));
         assert!(first.get("usage").is_none());
@@ -843,7 +839,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn the_openai_adapter_sees_our_in_stream_error_with_the_partial_text() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", true);
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         out.extend(e.error(&failure(ErrorClass::ServerError)));
         let base = serve("/chat/completions", 200, "text/event-stream", text(&out)).await;
