@@ -163,6 +163,25 @@ fn no_module_names_a_module_of_a_higher_layer() {
 }
 
 #[test]
+fn no_file_names_an_item_through_the_crate_root() {
+    // `crate::Protocol` hides which layer it names: the root's re-exports are for users
+    let mut wrong = Vec::new();
+    for file in graph().keys() {
+        let code = code(&std::fs::read_to_string(file).unwrap());
+        for (i, _) in code.match_indices("crate::") {
+            let before = code[..i].chars().next_back();
+            let after = code[i + "crate::".len()..].chars().next();
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                && after.is_some_and(|c| c.is_ascii_uppercase() || c == '{')
+            {
+                wrong.push(format!("{}: {}", short(file), code[i..].lines().next().unwrap_or("")));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "name the module, not the crate root:\n{}", wrong.join("\n"));
+}
+
+#[test]
 fn no_circle_joins_files_of_two_modules() {
     let graph = graph();
     let nodes: Vec<&PathBuf> = graph.keys().collect();

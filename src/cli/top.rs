@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard::provider::sse::SseDecoder;
+use switchyard::wire::sse::SseDecoder;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 

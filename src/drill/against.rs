@@ -17,9 +17,9 @@ use super::report::{DrillReport, PhaseReport};
 use super::runner::{Breakers, DrillError, Progress, Record, Send1, load, ms_since, phase_report};
 use crate::error::ErrorClass;
 use crate::policy::LiveFault;
-use crate::provider::sse::SseDecoder;
 use crate::router::RouterEvent;
 use crate::sync::lock;
+use crate::wire::sse::SseDecoder;
 
 /// How long an injected fault outlives its phase if the drill cannot lift it.
 const FAULT_SLACK: Duration = Duration::from_secs(30);

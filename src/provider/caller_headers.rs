@@ -43,14 +43,14 @@ impl CallerHeaders {
     }
 
     /// The caller's beta features of `request` this provider is not sent.
-    pub fn dropped_betas<'r>(&self, request: &'r crate::ChatRequest) -> impl Iterator<Item = &'r str> {
+    pub fn dropped_betas<'r>(&self, request: &'r crate::chat::ChatRequest) -> impl Iterator<Item = &'r str> {
         let forward = self.forwards("anthropic-beta");
         request.betas.iter().map(String::as_str).filter(move |b| !forward || self.drops_beta(b))
     }
 
     /// Takes out of a body's `headers` what this provider must not be sent: the caller headers it
     /// does not forward, and every beta it drops (the caller's, or one a body feature needs).
-    pub(crate) fn apply(&self, request: &crate::ChatRequest, headers: &mut crate::wire::Headers) {
+    pub(crate) fn apply(&self, request: &crate::chat::ChatRequest, headers: &mut crate::wire::Headers) {
         headers.retain(|(name, value)| match *name {
             "anthropic-beta" => {
                 !self.drops_beta(value) && (self.forwards(name) || !request.betas.iter().any(|b| b == value))
@@ -72,7 +72,8 @@ mod tests {
             vec!["anthropic-version".into()],
             vec!["context-management-*".into(), "effort-2025-11-24".into()],
         );
-        let request = crate::ChatRequest::user("hi").beta("claude-code-20250219").beta("context-management-2025-06-27");
+        let request =
+            crate::chat::ChatRequest::user("hi").beta("claude-code-20250219").beta("context-management-2025-06-27");
         let mut headers: crate::wire::Headers = vec![
             ("anthropic-beta", "claude-code-20250219".into()),
             ("anthropic-beta", "context-management-2025-06-27".into()),

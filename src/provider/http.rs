@@ -11,10 +11,10 @@ use futures::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use tokio::time::{Instant, Sleep};
 
-use super::sse::{SseDecoder, SseEvent};
 use super::timer::{self, Limit, Limits};
 use super::{ChatStream, ProviderConfig};
 use crate::error::{ErrorClass, ProviderError};
+use crate::wire::sse::{SseDecoder, SseEvent};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
 pub(crate) fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
@@ -124,12 +124,12 @@ pub(crate) fn rate_limit_of(response: &reqwest::Response) -> Option<super::RateL
 }
 
 /// A stream that first says what the response's rate-limit headers said, when they said anything
-/// ([`crate::StreamEvent::RateLimit`]).
+/// ([`crate::chat::StreamEvent::RateLimit`]).
 pub(crate) fn with_rate_limit(stream: ChatStream, limit: Option<super::RateLimit>) -> ChatStream {
     match limit {
-        Some(limit) => {
-            Box::pin(futures::stream::once(std::future::ready(Ok(crate::StreamEvent::RateLimit(limit)))).chain(stream))
-        }
+        Some(limit) => Box::pin(
+            futures::stream::once(std::future::ready(Ok(crate::chat::StreamEvent::RateLimit(limit)))).chain(stream),
+        ),
         None => stream,
     }
 }
@@ -305,7 +305,7 @@ pub(crate) fn sse_events(
     })
 }
 
-/// Whether a streamed answer's first content (see [`crate::StreamEvent::is_content`]) has come: set by
+/// Whether a streamed answer's first content (see [`crate::chat::StreamEvent::is_content`]) has come: set by
 /// [`watch_content`] on the decoded stream, read by [`sse_events`] to know which limit holds.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ContentSeen(Arc<AtomicBool>);

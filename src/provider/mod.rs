@@ -18,7 +18,6 @@ mod caller_headers;
 pub(crate) mod http;
 pub mod openai;
 pub(crate) mod scrub;
-pub mod sse;
 pub(crate) mod timer;
 
 pub use crate::protocol::Protocol;

@@ -1,17 +1,15 @@
-//! The Anthropic Messages wire, as the gateway speaks it to its clients: request parsing,
-//! `message` bodies, Anthropic-shaped errors and named-event streams.
-
-use std::collections::HashMap;
+//! The Anthropic Messages wire as the gateway speaks it to its clients: requests, answers, errors
+//! and streams are the wire's ([`crate::wire::anthropic`]); the gateway adds the message ids, the
+//! `anthropic-beta` headers it reads, and its `switchyard` member on errors.
 
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
 use super::openai::{answer_id, fresh_id, switchyard_extension};
-use crate::chat::{ContentPart, FinishReason, StreamEvent, Usage};
-use crate::error::ErrorClass;
-use crate::provider::Protocol;
+use crate::chat::StreamEvent;
 use crate::router::RoutedResponse;
+use crate::wire::anthropic::{error, response, stream::Writer};
 
 /// Anthropic Messages (`POST /v1/messages`).
 #[derive(Debug, Clone, Copy)]
@@ -42,11 +40,9 @@ impl Dialect for AnthropicWire {
     }
 
     fn error(f: &Failure) -> Value {
-        json!({
-            "type": "error",
-            "error": {"type": error_type(f.class), "message": f.message},
-            "switchyard": switchyard_extension(f),
-        })
+        let mut body = error::envelope(error::type_for_class(f.class), &f.message);
+        body["switchyard"] = switchyard_extension(f);
+        body
     }
 
     fn encoder(_include_usage: bool, _provider: &str, model: &str) -> AnthropicEncoder {
@@ -54,320 +50,29 @@ impl Dialect for AnthropicWire {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Requests
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// Responses and errors
-// ---------------------------------------------------------------------------------------------
-
+/// The `message` body of a routed answer.
 fn response_body(r: &RoutedResponse) -> Value {
-    let answer = &r.response;
-    let mut content = Vec::new();
-    for part in &answer.reasoning {
-        match part {
-            ContentPart::Thinking { thinking, signature } => {
-                // the block always has its signature member, as Anthropic's do; a provider that
-                // signs nothing leaves it empty
-                content.push(json!({"type": "thinking", "thinking": thinking, "signature": signature.as_deref().unwrap_or_default()}));
-            }
-            ContentPart::RedactedThinking { data } => content.push(json!({"type": "redacted_thinking", "data": data})),
-            _ => {}
-        }
-    }
-    // Anthropic has no refusal field: a refusal without text is the answer's text
-    let text = if answer.text.is_empty() { answer.refusal.as_deref().unwrap_or_default() } else { &answer.text };
-    if !text.is_empty() {
-        content.push(json!({"type": "text", "text": text}));
-    }
-    for c in &answer.tool_calls {
-        content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
-    }
-    let mut body = json!({
-        "id": answer_id("msg_", answer.request_id.as_deref()),
-        "type": "message",
-        "role": "assistant",
-        "model": answer.model,
-        "content": content,
-        "stop_reason": stop_reason(answer.finish_reason, answer.stop_sequence.is_some()),
-        "stop_sequence": answer.stop_sequence,
-        "usage": usage_body(&answer.usage),
-    });
-    if answer.dialect == Some(Protocol::Anthropic)
-        && let Value::Object(map) = &mut body
-    {
-        // same wire: what the upstream said that the model has no place for (`stop_sequence`,
-        // `container`, newer members) goes back as it came
-        map.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    body
+    response::encode_response(&r.response, &answer_id("msg_", r.response.request_id.as_deref()))
 }
 
-/// Arguments as the object Anthropic clients expect; anything that is not a JSON object (an upstream
-/// that streamed broken arguments) becomes `{}` rather than a body the client cannot read.
-fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => Value::Object(Map::new()),
-    }
-}
-
-fn stop_reason(reason: FinishReason, by_sequence: bool) -> &'static str {
-    match reason {
-        FinishReason::Stop if by_sequence => "stop_sequence",
-        FinishReason::Stop => "end_turn",
-        FinishReason::Length => "max_tokens",
-        FinishReason::ToolCalls => "tool_use",
-        FinishReason::ContentFilter => "refusal",
-        FinishReason::Incomplete => "pause_turn",
-    }
-}
-
-/// Anthropic's usage: its `input_tokens` leaves out the prompt tokens read from or written to the
-/// cache, which the normalized figure counts.
-fn usage_body(u: &Usage) -> Value {
-    let mut body = Map::new();
-    body.insert("input_tokens".into(), json!(u.uncached_input_tokens()));
-    if let Some(written) = u.cache_creation_input_tokens {
-        body.insert("cache_creation_input_tokens".into(), json!(written));
-    }
-    if let Some(read) = u.cached_input_tokens {
-        body.insert("cache_read_input_tokens".into(), json!(read));
-    }
-    body.insert("output_tokens".into(), json!(u.output_tokens));
-    Value::Object(body)
-}
-
-/// Anthropic's `error.type` for a class (the wire's one table).
-fn error_type(class: ErrorClass) -> &'static str {
-    crate::wire::anthropic::error::type_for_class(class)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Streams
-// ---------------------------------------------------------------------------------------------
-
-/// The content block being written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Open {
-    /// A text block at this index.
-    Text(usize),
-    /// The tool_use block of this tool call (normalized index) at this block index.
-    Tool { call: usize, block: usize },
-    /// A thinking (or redacted thinking) block; `signed` once its signature was sent.
-    Thinking { block: usize, signed: bool },
-}
-
-/// Encodes one answer as Messages stream events.
+/// A streamed answer as Messages events.
 #[derive(Debug)]
-pub(crate) struct AnthropicEncoder {
-    id: String,
-    model: String,
-    usage: Option<Usage>,
-    stop_sequence: Option<String>,
-    /// The upstream's own `message_start` members (same wire only).
-    envelope: Map<String, Value>,
-    /// The index the next content block gets.
-    next_block: usize,
-    open: Option<Open>,
-    /// Block index of every tool call started, by normalized index.
-    tool_blocks: HashMap<usize, usize>,
-    started: bool,
-    /// After `message_stop` or an error nothing more may be written.
-    finished: bool,
-}
+pub(crate) struct AnthropicEncoder(Writer);
 
 impl AnthropicEncoder {
     fn new(id: String, model: &str) -> Self {
-        AnthropicEncoder {
-            id,
-            model: model.to_owned(),
-            usage: None,
-            stop_sequence: None,
-            envelope: Map::new(),
-            next_block: 0,
-            open: None,
-            tool_blocks: HashMap::new(),
-            started: false,
-            finished: false,
-        }
-    }
-
-    fn close(&mut self, out: &mut Vec<Bytes>) {
-        if let Some(open) = self.open.take() {
-            let index = match open {
-                Open::Text(i) | Open::Tool { block: i, .. } | Open::Thinking { block: i, .. } => i,
-            };
-            out.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
-        }
-    }
-
-    fn open_block(&mut self, block: Value, out: &mut Vec<Bytes>) -> usize {
-        self.close(out);
-        let index = self.next_block;
-        self.next_block += 1;
-        out.push(event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": block}),
-        ));
-        index
-    }
-
-    fn text(&mut self, text: &str, out: &mut Vec<Bytes>) {
-        let index = match self.open {
-            Some(Open::Text(i)) => i,
-            _ => {
-                let i = self.open_block(json!({"type": "text", "text": ""}), out);
-                self.open = Some(Open::Text(i));
-                i
-            }
-        };
-        out.push(delta(index, json!({"type": "text_delta", "text": text})));
-    }
-
-    /// The open thinking block that has no signature yet, or a new one.
-    fn thinking_block(&mut self, out: &mut Vec<Bytes>) -> usize {
-        match self.open {
-            Some(Open::Thinking { block, signed: false }) => block,
-            _ => {
-                let i = self.open_block(json!({"type": "thinking", "thinking": "", "signature": ""}), out);
-                self.open = Some(Open::Thinking { block: i, signed: false });
-                i
-            }
-        }
-    }
-
-    fn thinking(&mut self, thinking: &str, out: &mut Vec<Bytes>) {
-        let index = self.thinking_block(out);
-        if !thinking.is_empty() {
-            out.push(delta(index, json!({"type": "thinking_delta", "thinking": thinking})));
-        }
-    }
-
-    fn signature(&mut self, signature: &str, out: &mut Vec<Bytes>) {
-        let index = self.thinking_block(out);
-        out.push(delta(index, json!({"type": "signature_delta", "signature": signature})));
-        self.open = Some(Open::Thinking { block: index, signed: true });
-    }
-
-    fn redacted(&mut self, data: &str, out: &mut Vec<Bytes>) {
-        let i = self.open_block(json!({"type": "redacted_thinking", "data": data}), out);
-        self.open = Some(Open::Thinking { block: i, signed: true });
-    }
-
-    fn tool_call(&mut self, call: usize, id: Option<&str>, name: Option<&str>, arguments: &str, out: &mut Vec<Bytes>) {
-        let index = match (self.open, self.tool_blocks.get(&call)) {
-            (Some(Open::Tool { call: open, block }), _) if open == call => block,
-            // a late piece of a call whose block is closed: upstreams send calls one after the
-            // other, so this is best effort (SDKs accumulate deltas by index)
-            (_, Some(&block)) => block,
-            _ => {
-                let (id, name) = (id.unwrap_or_default(), name.unwrap_or_default());
-                let i = self.open_block(json!({"type": "tool_use", "id": id, "name": name, "input": {}}), out);
-                self.open = Some(Open::Tool { call, block: i });
-                self.tool_blocks.insert(call, i);
-                i
-            }
-        };
-        if !arguments.is_empty() {
-            out.push(delta(index, json!({"type": "input_json_delta", "partial_json": arguments})));
-        }
-    }
-
-    fn finish(&mut self, reason: FinishReason, out: &mut Vec<Bytes>) {
-        self.close(out);
-        self.finished = true;
-        // message_start said 0 input tokens (unknown then); clients that read input_tokens from
-        // message_delta (as Anthropic now sends it) get the real count
-        let usage = match &self.usage {
-            Some(u) => usage_body(u),
-            None => json!({"output_tokens": 0}),
-        };
-        out.push(event(
-            "message_delta",
-            json!({
-                "type": "message_delta",
-                "delta": {
-                    "stop_reason": stop_reason(reason, self.stop_sequence.is_some()),
-                    "stop_sequence": self.stop_sequence,
-                },
-                "usage": usage,
-            }),
-        ));
-        out.push(event("message_stop", json!({"type": "message_stop"})));
+        AnthropicEncoder(Writer::new(id, model))
     }
 }
 
 impl Encoder for AnthropicEncoder {
-    fn start(&mut self) -> Vec<Bytes> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        let message = json!({
-            "id": self.id,
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": [],
-            "stop_reason": null,
-            "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        });
-        let mut message = message;
-        if let Value::Object(m) = &mut message {
-            m.extend(self.envelope.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        vec![event("message_start", json!({"type": "message_start", "message": message}))]
-    }
-
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
-        if self.finished {
-            return Vec::new();
-        }
-        if let StreamEvent::Envelope { dialect, extra } = event {
-            if *dialect == Protocol::Anthropic && !self.started {
-                self.envelope.clone_from(extra);
-            }
-            return Vec::new();
-        }
-        let mut out = self.start();
-        match event {
-            StreamEvent::TextDelta { text } if !text.is_empty() => self.text(text, &mut out),
-            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
-                self.tool_call(*index, id.as_deref(), name.as_deref(), arguments, &mut out);
-            }
-            StreamEvent::ThinkingDelta { thinking } => self.thinking(thinking, &mut out),
-            StreamEvent::SignatureDelta { signature } => self.signature(signature, &mut out),
-            StreamEvent::RedactedThinking { data } => self.redacted(data, &mut out),
-            // Anthropic has no refusal field: a refusal is the answer's text
-            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => self.text(refusal, &mut out),
-            StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
-            StreamEvent::Usage(u) => self.usage = Some(*u),
-            StreamEvent::Finish { reason } => self.finish(*reason, &mut out),
-            // empty text says nothing; restarts never reach a gateway stream
-            _ => {}
-        }
-        out
+        self.0.event(event)
     }
 
     fn error(&mut self, failure: &Failure) -> Vec<Bytes> {
-        if self.finished {
-            return Vec::new();
-        }
-        self.finished = true;
-        vec![event("error", AnthropicWire::error(failure))]
+        self.0.fail(&AnthropicWire::error(failure))
     }
-}
-
-fn delta(index: usize, delta: Value) -> Bytes {
-    event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": delta}))
-}
-
-/// A named SSE event.
-fn event(name: &str, data: Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
 #[cfg(test)]
@@ -378,7 +83,10 @@ mod tests {
     use super::*;
     #[allow(unused_imports)]
     use crate::chat::{ChatRequest, ContentPart, Message, Role, Tool, ToolCall, ToolChoice, ToolResult};
-    use crate::chat::{ChatResponse, StreamCollector};
+    use serde_json::json;
+
+    use crate::chat::{ChatResponse, FinishReason, StreamCollector, Usage};
+    use crate::error::ErrorClass;
     use crate::provider::{Anthropic, Call, Provider, ProviderConfig};
     use crate::router::{Attempt, AttemptOutcome};
     use crate::serve::openai::tests::serve;
@@ -436,7 +144,7 @@ mod tests {
 
     fn encode(events: &[StreamEvent]) -> String {
         let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
-        let mut out = e.start();
+        let mut out = e.0.start();
         for ev in events {
             out.extend(e.event(ev));
         }
@@ -947,7 +655,7 @@ mod tests {
     #[test]
     fn error_after_tokens_closes_nothing_and_has_no_message_stop() {
         let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         let err = e.error(&failure(ErrorClass::Overloaded, "Overloaded"));
         assert_eq!(err.len(), 1);
@@ -967,10 +675,10 @@ mod tests {
             parse(r#"{"model":"chat","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}"#)
                 .unwrap();
         let mut e = AnthropicWire::encoder(parsed.include_usage, "openai", "gpt-4o");
-        let events = events_of(&text(&e.start()));
+        let events = events_of(&text(&e.0.start()));
         assert_eq!(events[0].1["message"]["model"], "gpt-4o");
         assert!(events[0].1["message"]["id"].as_str().unwrap().starts_with("msg_"));
-        assert!(e.start().is_empty());
+        assert!(e.0.start().is_empty());
     }
 
     // ---- round trips through the project's own Anthropic adapter ----
@@ -1030,7 +738,7 @@ mod tests {
     #[tokio::test]
     async fn the_anthropic_adapter_sees_our_in_stream_error_with_the_partial_text() {
         let mut e = AnthropicEncoder::new("msg_1".into(), "gpt-4o");
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         out.extend(e.error(&failure(ErrorClass::Overloaded, "Overloaded")));
         let base = serve("/v1/messages", 200, "text/event-stream", text(&out)).await;

@@ -81,11 +81,8 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 
 /// Turns router stream events into this dialect's SSE bytes.
 pub(crate) trait Encoder: Send + 'static {
-    /// The bytes that open the stream, sent before the first event (Anthropic `message_start`;
-    /// OpenAI: the first chunk with the role).
-    fn start(&mut self) -> Vec<Bytes>;
-
-    /// The bytes for one event. `Finish` produces the dialect's terminal bytes (OpenAI: the finish
+    /// The bytes for one event, the ones that open the stream first (Anthropic `message_start`;
+    /// OpenAI: the first chunk with the role). `Finish` produces the dialect's terminal bytes (OpenAI: the finish
     /// chunk, the usage chunk when asked, `data: [DONE]`; Anthropic: `message_delta`,
     /// `message_stop`). `Restart` never arrives (the gateway does not allow restarts).
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes>;

@@ -699,7 +699,7 @@ fn model_entry(
         .map(|t| {
             let protocol = policy.provider(&t.provider).map(|p| p.protocol);
             let counts = match protocol {
-                Some(crate::Protocol::Anthropic) => true,
+                Some(crate::protocol::Protocol::Anthropic) => true,
                 Some(p) if p.is_openai() => crate::tokens::knows(&t.model),
                 _ => false,
             };
@@ -712,7 +712,7 @@ fn model_entry(
             json!({
                 "provider": t.provider,
                 "model": t.model,
-                "protocol": protocol.map(crate::Protocol::as_str),
+                "protocol": protocol.map(crate::protocol::Protocol::as_str),
                 "context_window": profile.map(|m| m.context_window),
                 "max_output_tokens": profile.map(|m| m.max_output_tokens),
                 // null: no profile says, so the router assumes the model takes what is sent

@@ -1,19 +1,17 @@
-//! The OpenAI Chat Completions wire, as the gateway speaks it to its clients: request parsing,
-//! `chat.completion` bodies, OpenAI-shaped errors and `chat.completion.chunk` streams.
-//!
-//! Requests are decoded by [`crate::wire::openai_chat`]; also home to the ids and error extension
-//! both dialects share.
+//! The OpenAI Chat Completions wire as the gateway speaks it to its clients: requests, answers,
+//! errors and streams are the wire's ([`crate::wire::openai_chat`]); the gateway adds the answer
+//! ids, the time, and its `switchyard` member on errors. Also home to the ids and error extension
+//! every dialect shares.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::dialect::{Dialect, Encoder, Failure, Parsed};
-use crate::chat::{ContentPart, FinishReason, StreamEvent, TokenLogprob, ToolCall, Usage};
-use crate::error::ErrorClass;
-use crate::provider::Protocol;
+use crate::chat::StreamEvent;
 use crate::router::RoutedResponse;
+use crate::wire::openai_chat::{error, response, stream::Writer};
 
 /// OpenAI Chat Completions (`POST /v1/chat/completions`).
 #[derive(Debug, Clone, Copy)]
@@ -31,14 +29,10 @@ impl Dialect for OpenAiWire {
     }
 
     fn error(f: &Failure) -> Value {
-        let (kind, code) = error_type(f.class);
-        json!({ "error": {
-            "message": f.message,
-            "type": kind,
-            "param": null,
-            "code": code,
-            "switchyard": switchyard_extension(f),
-        }})
+        let kind = error::for_class(f.class);
+        let mut body = error::envelope(&f.message, kind.kind, None, kind.code);
+        body["error"]["switchyard"] = switchyard_extension(f);
+        body
     }
 
     fn encoder(include_usage: bool, _provider: &str, model: &str) -> OpenAiEncoder {
@@ -89,302 +83,29 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Requests
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// Responses and errors
-// ---------------------------------------------------------------------------------------------
-
+/// The `chat.completion` body of a routed answer, made at `created`.
 fn response_body(r: &RoutedResponse, created: u64) -> Value {
-    let answer = &r.response;
-    let mut first = choice_body(
-        0,
-        &answer.text,
-        &answer.tool_calls,
-        answer.refusal.as_deref(),
-        answer.logprobs.as_deref(),
-        answer.finish_reason,
-    );
-    let thinking: String = answer
-        .reasoning
-        .iter()
-        .filter_map(|p| match p {
-            ContentPart::Thinking { thinking, .. } => Some(thinking.as_str()),
-            _ => None,
-        })
-        .collect();
-    if !thinking.is_empty() {
-        // the wire has no reasoning text; OpenAI-compatible servers and clients use this member
-        first["message"]["reasoning_content"] = json!(thinking);
-    }
-    let mut choices = vec![first];
-    choices.extend(answer.alternatives.iter().map(|c| {
-        choice_body(c.index, &c.text, &c.tool_calls, c.refusal.as_deref(), c.logprobs.as_deref(), c.finish_reason)
-    }));
-    let mut body = Map::new();
-    body.insert("id".into(), json!(answer_id("chatcmpl-", answer.request_id.as_deref())));
-    body.insert("object".into(), json!("chat.completion"));
-    body.insert("created".into(), json!(created));
-    body.insert("model".into(), json!(answer.model));
-    body.insert("choices".into(), Value::Array(choices));
-    body.insert("usage".into(), usage_body(&answer.usage));
-    if answer.dialect == Some(Protocol::Openai) {
-        // same wire: what the upstream said that the model has no place for
-        // (`system_fingerprint`, `service_tier`, newer members) goes back as it came
-        body.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    Value::Object(body)
+    response::encode_response(&r.response, &answer_id("chatcmpl-", r.response.request_id.as_deref()), created)
 }
 
-fn choice_body(
-    index: usize,
-    text: &str,
-    tool_calls: &[ToolCall],
-    refusal: Option<&str>,
-    logprobs: Option<&[TokenLogprob]>,
-    finish: FinishReason,
-) -> Value {
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    // OpenAI sends null content, not "", when the turn is only tool calls or a refusal
-    let content_is_null = text.is_empty() && (!tool_calls.is_empty() || refusal.is_some());
-    message.insert("content".into(), if content_is_null { Value::Null } else { json!(text) });
-    if !tool_calls.is_empty() {
-        let calls: Vec<Value> = tool_calls
-            .iter()
-            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
-            .collect();
-        message.insert("tool_calls".into(), Value::Array(calls));
-    }
-    message.insert("refusal".into(), json!(refusal));
-    let mut choice = json!({"index": index, "message": message, "finish_reason": finish_reason(finish)});
-    if let (Some(logprobs), Value::Object(map)) = (logprobs, &mut choice) {
-        map.insert("logprobs".into(), logprobs_body(logprobs));
-    }
-    choice
-}
-
-fn logprobs_body(content: &[TokenLogprob]) -> Value {
-    json!({"content": content, "refusal": null})
-}
-
-fn finish_reason(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        // OpenAI has no "paused": the answer is cut short, which clients handle as `length`
-        FinishReason::Length | FinishReason::Incomplete => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-    }
-}
-
-fn usage_body(u: &Usage) -> Value {
-    let mut body = json!({
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": u.total(),
-    });
-    if let Value::Object(map) = &mut body {
-        if let Some(cached) = u.cached_input_tokens {
-            map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
-        }
-        if let Some(reasoning) = u.reasoning_tokens {
-            map.insert("completion_tokens_details".into(), json!({"reasoning_tokens": reasoning}));
-        }
-    }
-    body
-}
-
-/// OpenAI's error `type` and `code` for a class (the wire's one table).
-fn error_type(class: ErrorClass) -> (&'static str, Option<&'static str>) {
-    let kind = crate::wire::openai_chat::error::for_class(class);
-    (kind.kind, kind.code)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Streams
-// ---------------------------------------------------------------------------------------------
-
-/// Encodes one answer as `chat.completion.chunk` SSE events.
+/// A streamed answer as `chat.completion.chunk` events.
 #[derive(Debug)]
-pub(crate) struct OpenAiEncoder {
-    id: String,
-    created: u64,
-    model: String,
-    include_usage: bool,
-    usage: Option<Usage>,
-    started: bool,
-    /// Answers 1 and up whose role chunk was sent.
-    alternatives: Vec<usize>,
-    /// The upstream's own chunk members (same wire only): in every chunk, as OpenAI sends them.
-    envelope: Map<String, Value>,
-    /// After the terminator nothing more may be written.
-    finished: bool,
-}
+pub(crate) struct OpenAiEncoder(Writer);
 
 impl OpenAiEncoder {
     fn new(id: String, created: u64, model: &str, include_usage: bool) -> Self {
-        OpenAiEncoder {
-            id,
-            created,
-            model: model.to_owned(),
-            include_usage,
-            usage: None,
-            started: false,
-            alternatives: Vec::new(),
-            envelope: Map::new(),
-            finished: false,
-        }
-    }
-
-    /// One chunk. With `include_usage` every chunk carries `usage` (null until the last), as OpenAI's do.
-    fn chunk(&self, choices: Value, usage: Option<Value>) -> Bytes {
-        let mut c = Map::new();
-        c.insert("id".into(), json!(self.id));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), json!(self.model));
-        c.insert("choices".into(), choices);
-        for (k, v) in &self.envelope {
-            c.insert(k.clone(), v.clone());
-        }
-        if self.include_usage {
-            c.insert("usage".into(), usage.unwrap_or(Value::Null));
-        }
-        data(&Value::Object(c))
-    }
-
-    fn delta(&self, delta: Value, finish_reason: Option<&str>) -> Bytes {
-        self.choice_delta(0, delta, finish_reason)
-    }
-
-    fn choice_delta(&self, choice: usize, delta: Value, finish_reason: Option<&str>) -> Bytes {
-        self.chunk(json!([{"index": choice, "delta": delta, "finish_reason": finish_reason}]), None)
-    }
-
-    /// The chunk of one event of answer `choice`, if the event has one.
-    fn choice_event(&mut self, choice: usize, event: &StreamEvent) -> Option<Bytes> {
-        Some(match event {
-            StreamEvent::TextDelta { text } if !text.is_empty() => {
-                self.choice_delta(choice, json!({"content": text}), None)
-            }
-            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => {
-                self.choice_delta(choice, json!({"refusal": refusal}), None)
-            }
-            StreamEvent::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                self.choice_delta(choice, json!({"reasoning_content": thinking}), None)
-            }
-            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
-                self.tool_call_delta(choice, *index, id.as_deref(), name.as_deref(), arguments)
-            }
-            StreamEvent::Logprobs { content } => self.chunk(
-                json!([{"index": choice, "delta": {}, "logprobs": logprobs_body(content), "finish_reason": null}]),
-                None,
-            ),
-            _ => return None,
-        })
-    }
-
-    /// The role chunk of answer `choice` (1 and up), before its first event.
-    fn start_alternative(&mut self, choice: usize, out: &mut Vec<Bytes>) {
-        if !self.alternatives.contains(&choice) {
-            self.alternatives.push(choice);
-            out.push(self.choice_delta(choice, json!({"role": "assistant", "content": ""}), None));
-        }
-    }
-
-    fn tool_call_delta(
-        &self,
-        choice: usize,
-        index: usize,
-        id: Option<&str>,
-        name: Option<&str>,
-        arguments: &str,
-    ) -> Bytes {
-        let mut call = Map::new();
-        call.insert("index".into(), json!(index));
-        if let Some(id) = id {
-            call.insert("id".into(), json!(id));
-        }
-        // `type` comes with the first piece of a call, as OpenAI sends it
-        if id.is_some() || name.is_some() {
-            call.insert("type".into(), json!("function"));
-        }
-        let mut function = Map::new();
-        if let Some(name) = name {
-            function.insert("name".into(), json!(name));
-        }
-        function.insert("arguments".into(), json!(arguments));
-        call.insert("function".into(), Value::Object(function));
-        self.choice_delta(choice, json!({"tool_calls": [call]}), None)
-    }
-
-    fn finish(&mut self, reason: FinishReason) -> Vec<Bytes> {
-        self.finished = true;
-        let mut out = vec![self.delta(json!({}), Some(finish_reason(reason)))];
-        if self.include_usage {
-            // a client that asked for usage gets the chunk even when no upstream reported any
-            out.push(self.chunk(json!([]), Some(usage_body(&self.usage.unwrap_or_default()))));
-        }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        out
+        OpenAiEncoder(Writer::new(id, created, model, include_usage))
     }
 }
 
 impl Encoder for OpenAiEncoder {
-    fn start(&mut self) -> Vec<Bytes> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        vec![self.delta(json!({"role": "assistant", "content": ""}), None)]
-    }
-
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
-        if self.finished {
-            return Vec::new();
-        }
-        if let StreamEvent::Envelope { dialect, extra } = event {
-            // only before the first chunk: every chunk of a stream has the same envelope
-            if *dialect == Protocol::Openai && !self.started {
-                self.envelope.clone_from(extra);
-            }
-            return Vec::new();
-        }
-        let mut out = self.start();
-        match event {
-            StreamEvent::Usage(u) => self.usage = Some(*u),
-            StreamEvent::Finish { reason } => out.extend(self.finish(*reason)),
-            StreamEvent::Alternative { index, event } => {
-                self.start_alternative(*index, &mut out);
-                match &**event {
-                    StreamEvent::Finish { reason } => {
-                        out.push(self.choice_delta(*index, json!({}), Some(finish_reason(*reason))));
-                    }
-                    event => out.extend(self.choice_event(*index, event)),
-                }
-            }
-            // empty text says nothing; restarts never reach a gateway stream; thinking has no
-            // place on this wire
-            event => out.extend(self.choice_event(0, event)),
-        }
-        out
+        self.0.event(event)
     }
 
     fn error(&mut self, failure: &Failure) -> Vec<Bytes> {
-        if self.finished {
-            return Vec::new();
-        }
-        self.finished = true;
-        vec![data(&OpenAiWire::error(failure))]
+        self.0.fail(&OpenAiWire::error(failure))
     }
-}
-
-/// A `data:`-only SSE event.
-fn data(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
 }
 
 #[cfg(test)]
@@ -397,9 +118,11 @@ pub(super) mod tests {
     use super::*;
     #[allow(unused_imports)]
     use crate::chat::{ChatRequest, ContentPart, Message, Role, Tool, ToolCall, ToolChoice, ToolResult};
-    use crate::chat::{ChatResponse, StreamCollector};
+    use crate::chat::{ChatResponse, FinishReason, StreamCollector, Usage};
+    use crate::error::ErrorClass;
     use crate::provider::{Call, OpenAi, Provider, ProviderConfig};
     use crate::router::{Attempt, AttemptOutcome};
+    use crate::wire::openai_chat::response::finish_reason;
 
     fn parse(body: &str) -> Result<Parsed, String> {
         OpenAiWire::parse(Bytes::copy_from_slice(body.as_bytes()))
@@ -454,7 +177,7 @@ pub(super) mod tests {
 
     fn encode(include_usage: bool, events: &[StreamEvent]) -> String {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1_730_000_000, "gpt-4o-mini", include_usage);
-        let mut out = e.start();
+        let mut out = e.0.start();
         for ev in events {
             out.extend(e.event(ev));
         }
@@ -1003,7 +726,7 @@ pub(super) mod tests {
     #[test]
     fn error_after_tokens_has_no_terminator_and_ends_the_stream() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "gpt-4o-mini", true);
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         let err = e.error(&failure(ErrorClass::StreamInterrupted));
         assert_eq!(err.len(), 1);
@@ -1024,7 +747,7 @@ pub(super) mod tests {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", false);
         let out = text(&e.event(&StreamEvent::TextDelta { text: "a".into() }));
         assert!(out.starts_with(r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant""#));
-        assert!(e.start().is_empty());
+        assert!(e.0.start().is_empty());
         assert!(e.event(&StreamEvent::TextDelta { text: String::new() }).is_empty());
     }
 
@@ -1032,7 +755,7 @@ pub(super) mod tests {
     fn encoder_from_the_dialect_uses_the_served_model_and_a_fresh_id() {
         let parsed = parse(r#"{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":true}"#).unwrap();
         let mut e = OpenAiWire::encoder(parsed.include_usage, "anthropic", "claude-sonnet-4-5");
-        let first: Value = serde_json::from_str(text(&e.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
+        let first: Value = serde_json::from_str(text(&e.0.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(first["model"], "claude-sonnet-4-5");
         assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));
         assert!(first.get("usage").is_none());
@@ -1116,7 +839,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn the_openai_adapter_sees_our_in_stream_error_with_the_partial_text() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", true);
-        let mut out = e.start();
+        let mut out = e.0.start();
         out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
         out.extend(e.error(&failure(ErrorClass::ServerError)));
         let base = serve("/chat/completions", 200, "text/event-stream", text(&out)).await;

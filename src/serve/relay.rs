@@ -152,7 +152,7 @@ impl<E: Encoder> Relay<E> {
 
 /// The SSE comment that carries a cost.
 fn comment(usd: f64) -> Bytes {
-    Bytes::from(format!(": {COST}: {}\n\n", cost_text(usd)))
+    crate::wire::sse::comment(format_args!("{COST}: {}", cost_text(usd)))
 }
 
 /// The SSE events of one step as one body frame (one write, one packet): a client waiting for the

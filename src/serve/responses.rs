@@ -56,10 +56,6 @@ impl Dialect for ResponsesWire {
 pub(crate) struct ResponsesEncoder(Writer);
 
 impl Encoder for ResponsesEncoder {
-    fn start(&mut self) -> Vec<Bytes> {
-        self.0.start()
-    }
-
     fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
         self.0.event(event)
     }

@@ -4,8 +4,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, named_event};
+use super::wire::{self, Dialect, Ids, Script, StatusOverrides, WireError};
+use crate::chat::Usage;
 use crate::provider::Protocol;
+use crate::wire::anthropic::{error, response};
+use crate::wire::sse;
 
 /// Anthropic Messages.
 #[derive(Debug, Clone, Copy)]
@@ -72,20 +75,14 @@ impl Dialect for AnthropicWire {
     }
 
     fn error_body(&self, error: &WireError, ids: Ids) -> Value {
-        json!({
-            "type": "error",
-            "error": { "type": error.error_type, "message": error.message },
-            "request_id": ids.request_id(),
-        })
+        error_value(&error.error_type, &error.message, ids)
     }
 
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
-        let (content, stop_reason) = match &answer.reply {
-            Reply::Text { tokens, finish } => {
-                (json!([{ "type": "text", "text": tokens.concat() }]), stop_reason(finish))
-            }
+        let content = match &answer.reply {
+            Reply::Text { tokens, .. } => json!([{ "type": "text", "text": tokens.concat() }]),
             Reply::Tool { name, input } => {
-                (json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }]), "tool_use")
+                json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }])
             }
         };
         let content = match (&answer.thinking, content) {
@@ -102,7 +99,7 @@ impl Dialect for AnthropicWire {
             "role": "assistant",
             "model": answer.model,
             "content": content,
-            "stop_reason": stop_reason,
+            "stop_reason": stop_reason(answer),
             "stop_sequence": stop_sequence(answer),
             "usage": usage(answer, answer.output_tokens),
         })
@@ -125,13 +122,12 @@ impl Dialect for AnthropicWire {
         // with thinking, block 0 is the thinking block and the answer is block 1
         let at = usize::from(answer.thinking.is_some());
         let delta = |delta: Value| {
-            named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": at, "delta": delta }))
+            sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": at, "delta": delta }))
         };
-        let (block, tokens, stop_reason) = match &answer.reply {
-            Reply::Text { tokens, finish } => (
+        let (block, tokens) = match &answer.reply {
+            Reply::Text { tokens, .. } => (
                 json!({ "type": "text", "text": "" }),
                 tokens.iter().map(|t| delta(json!({ "type": "text_delta", "text": t }))).collect(),
-                stop_reason(finish),
             ),
             Reply::Tool { name, input } => (
                 json!({ "type": "tool_use", "id": tool_id(ids), "name": name, "input": {} }),
@@ -139,43 +135,42 @@ impl Dialect for AnthropicWire {
                     .iter()
                     .map(|p| delta(json!({ "type": "input_json_delta", "partial_json": p })))
                     .collect(),
-                "tool_use",
             ),
         };
-        let mut head = vec![named_event("message_start", &start)];
+        let mut head = vec![sse::named("message_start", &start)];
         if let Some(thinking) = &answer.thinking {
             let thinking_delta = |d: Value| {
-                named_event("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": d }))
+                sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": 0, "delta": d }))
             };
             head.extend([
-                named_event(
+                sse::named(
                     "content_block_start",
-                    &json!({ "type": "content_block_start", "index": 0,
+                    json!({ "type": "content_block_start", "index": 0,
                              "content_block": { "type": "thinking", "thinking": "" } }),
                 ),
                 thinking_delta(json!({ "type": "thinking_delta", "thinking": thinking })),
                 thinking_delta(json!({ "type": "signature_delta", "signature": signature(ids) })),
-                named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })),
+                sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
             ]);
         }
         head.extend([
-            named_event(
+            sse::named(
                 "content_block_start",
-                &json!({ "type": "content_block_start", "index": at, "content_block": block }),
+                json!({ "type": "content_block_start", "index": at, "content_block": block }),
             ),
-            named_event("ping", &json!({ "type": "ping" })),
+            sse::named("ping", json!({ "type": "ping" })),
         ]);
         let tail = vec![
-            named_event("content_block_stop", &json!({ "type": "content_block_stop", "index": at })),
-            named_event(
+            sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": at })),
+            sse::named(
                 "message_delta",
-                &json!({
+                json!({
                     "type": "message_delta",
-                    "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence(answer) },
+                    "delta": { "stop_reason": stop_reason(answer), "stop_sequence": stop_sequence(answer) },
                     "usage": { "output_tokens": answer.output_tokens },
                 }),
             ),
-            named_event("message_stop", &json!({ "type": "message_stop" })),
+            sse::named("message_stop", json!({ "type": "message_stop" })),
         ];
         Script { head, tokens, tail, sentinel: None }
     }
@@ -183,21 +178,22 @@ impl Dialect for AnthropicWire {
     fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("overloaded_error");
         let message = default_message_for_type(error_type);
-        named_event(
-            "error",
-            &json!({
-                "type": "error",
-                "error": { "type": error_type, "message": message },
-                "request_id": ids.request_id(),
-            }),
-        )
+        sse::named("error", error_value(error_type, message, ids))
     }
 
     fn malformed(&self, _ids: Ids) -> Bytes {
-        Bytes::from_static(
-            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\n\n",
+        sse::named(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
         )
     }
+}
+
+/// The wire's error envelope with the request id Anthropic adds to it.
+fn error_value(kind: &str, message: &str, ids: Ids) -> Value {
+    let mut body = error::envelope(kind, message);
+    body["request_id"] = json!(ids.request_id());
+    body
 }
 
 /// The signature the simulator puts on its thinking blocks.
@@ -213,12 +209,10 @@ fn tool_id(ids: Ids) -> String {
     format!("toolu_sim_{}", ids.seq)
 }
 
-fn stop_reason(finish: &Finish) -> &'static str {
-    match finish {
-        Finish::Stop => "end_turn",
-        Finish::StopSequence(_) => "stop_sequence",
-        Finish::Length => "max_tokens",
-    }
+/// The wire's `stop_reason` for how the answer ended.
+fn stop_reason(answer: &Answer) -> &'static str {
+    let by_sequence = matches!(answer.reply, Reply::Text { finish: Finish::StopSequence(_), .. });
+    response::stop_reason(wire::finish(&answer.reply), by_sequence)
 }
 
 /// The stop sequence that ended the answer, or null.
@@ -229,14 +223,9 @@ fn stop_sequence(answer: &Answer) -> Value {
     }
 }
 
-/// Anthropic's usage: `input_tokens` leaves out what the cache served and what was written to it.
+/// The wire's usage body, `output_tokens` so far.
 fn usage(answer: &Answer, output_tokens: u64) -> Value {
-    json!({
-        "input_tokens": answer.input_tokens - answer.cached_tokens - answer.cache_write_tokens,
-        "cache_creation_input_tokens": answer.cache_write_tokens,
-        "cache_read_input_tokens": answer.cached_tokens,
-        "output_tokens": output_tokens,
-    })
+    response::usage_body(&Usage { output_tokens, ..wire::usage(answer) })
 }
 
 /// `(error.type, message)` Anthropic sends with `status`.

@@ -3,9 +3,13 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
-use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, data_event, optional_count};
+use super::answer::{self, Answer, Prompt, Reject, Reply};
+use super::wire::{self, Dialect, Ids, Script, StatusOverrides, WireError, optional_count};
+use crate::chat::ToolCall;
+use crate::error::ErrorClass;
 use crate::provider::Protocol;
+use crate::wire::openai_chat::{error, response, stream};
+use crate::wire::sse;
 
 const SERVER_ERROR_MESSAGE: &str = "The server had an error while processing your request. Sorry about that!";
 const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded. Please try again later.";
@@ -66,31 +70,29 @@ impl Dialect for OpenAiWire {
     }
 
     fn reject(&self, reject: &Reject) -> WireError {
-        match reject {
-            Reject::Invalid { message, param } => WireError {
-                status: 400,
-                error_type: "invalid_request_error".into(),
-                code: None,
-                message: message.clone(),
-                param: param.map(str::to_owned),
-            },
-            Reject::ModelNotFound(model) => WireError {
-                status: 404,
-                error_type: "invalid_request_error".into(),
-                code: Some("model_not_found".into()),
-                message: format!("The model `{model}` does not exist or you do not have access to it."),
-                param: None,
-            },
-            Reject::ContextExceeded { limit, tokens } => WireError {
-                status: 400,
-                error_type: "invalid_request_error".into(),
-                code: Some("context_length_exceeded".into()),
-                message: format!(
+        let (class, message, param) = match reject {
+            Reject::Invalid { message, param } => (ErrorClass::InvalidRequest, message.clone(), *param),
+            Reject::ModelNotFound(model) => (
+                ErrorClass::NotFound,
+                format!("The model `{model}` does not exist or you do not have access to it."),
+                None,
+            ),
+            Reject::ContextExceeded { limit, tokens } => (
+                ErrorClass::ContextLengthExceeded,
+                format!(
                     "This model's maximum context length is {limit} tokens. However, your messages resulted in \
                      {tokens} tokens. Please reduce the length of the messages."
                 ),
-                param: Some("messages".into()),
-            },
+                Some("messages"),
+            ),
+        };
+        let kind = error::for_class(class);
+        WireError {
+            status: kind.status,
+            error_type: kind.kind.into(),
+            code: kind.code.map(str::to_owned),
+            message,
+            param: param.map(str::to_owned),
         }
     }
 
@@ -106,32 +108,19 @@ impl Dialect for OpenAiWire {
     }
 
     fn error_body(&self, error: &WireError, _ids: Ids) -> Value {
-        json!({ "error": {
-            "message": error.message,
-            "type": error.error_type,
-            "param": error.param,
-            "code": error.code,
-        }})
+        error::envelope(&error.message, &error.error_type, error.param.as_deref(), error.code.as_deref())
     }
 
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
-        let (message, finish, logprobs) = match &answer.reply {
-            Reply::Text { tokens, finish } => (
+        let finish = response::finish_reason(wire::finish(&answer.reply));
+        let (message, logprobs) = match &answer.reply {
+            Reply::Text { tokens, .. } => (
                 json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }),
-                finish_reason(finish),
                 answer.logprobs.map_or(Value::Null, |top| answer::logprobs(tokens, top)),
             ),
             Reply::Tool { name, input } => {
-                let call = json!({
-                    "id": call_id(ids),
-                    "type": "function",
-                    "function": { "name": name, "arguments": input.to_string() },
-                });
-                (
-                    json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }),
-                    "tool_calls",
-                    Value::Null,
-                )
+                let call = response::tool_call_body(&ToolCall::new(call_id(ids), name, input.to_string()));
+                (json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }), Value::Null)
             }
         };
         let choices: Vec<Value> = (0..answer.choices)
@@ -167,10 +156,10 @@ impl Dialect for OpenAiWire {
             if include_usage {
                 c["usage"] = Value::Null;
             }
-            data_event(&c)
+            sse::data(&c)
         };
-        let (head, tokens, finish) = match &answer.reply {
-            Reply::Text { tokens, finish } => (
+        let (head, tokens) = match &answer.reply {
+            Reply::Text { tokens, .. } => (
                 chunk(json!({ "role": "assistant", "content": "", "refusal": null }), Value::Null, None),
                 tokens
                     .iter()
@@ -180,31 +169,26 @@ impl Dialect for OpenAiWire {
                         chunk(json!({ "content": t }), logprobs, None)
                     })
                     .collect(),
-                finish_reason(finish),
             ),
             Reply::Tool { name, input } => {
-                let start = json!({ "index": 0, "id": call_id(ids), "type": "function",
-                                    "function": { "name": name, "arguments": "" } });
+                let start = stream::tool_call_delta(0, Some(&call_id(ids)), Some(name), "");
                 let pieces = answer::pieces(&input.to_string(), 3);
                 (
                     chunk(json!({ "role": "assistant", "content": null, "tool_calls": [start] }), Value::Null, None),
                     pieces
                         .iter()
                         .map(|p| {
-                            chunk(
-                                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": p } }] }),
-                                Value::Null,
-                                None,
-                            )
+                            let piece = stream::tool_call_delta(0, None, None, p);
+                            chunk(json!({ "tool_calls": [piece] }), Value::Null, None)
                         })
                         .collect(),
-                    "tool_calls",
                 )
             }
         };
+        let finish = response::finish_reason(wire::finish(&answer.reply));
         let mut tail = vec![chunk(json!({}), Value::Null, Some(finish))];
         if include_usage {
-            tail.push(data_event(&json!({
+            tail.push(sse::data(json!({
                 "id": completion_id(ids),
                 "object": "chat.completion.chunk",
                 "created": ids.created,
@@ -214,19 +198,19 @@ impl Dialect for OpenAiWire {
                 "usage": usage(answer),
             })));
         }
-        Script { head: vec![head], tokens, tail, sentinel: Some(Bytes::from_static(b"data: [DONE]\n\n")) }
+        Script { head: vec![head], tokens, tail, sentinel: Some(sse::data(sse::DONE)) }
     }
 
     fn stream_error(&self, error_type: Option<&str>, _ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("server_error");
         let message = if error_type.contains("overload") { OVERLOADED_MESSAGE } else { SERVER_ERROR_MESSAGE };
-        data_event(&json!({ "error": { "message": message, "type": error_type, "param": null, "code": null } }))
+        sse::data(error::envelope(message, error_type, None, None))
     }
 
     fn malformed(&self, ids: Ids) -> Bytes {
         let id = completion_id(ids);
-        Bytes::from(format!(
-            "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\n\n"
+        sse::data(format_args!(
+            "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":"
         ))
     }
 }
@@ -239,26 +223,17 @@ fn call_id(ids: Ids) -> String {
     format!("call_sim_{}", ids.seq)
 }
 
-fn finish_reason(finish: &Finish) -> &'static str {
-    match finish {
-        Finish::Stop | Finish::StopSequence(_) => "stop",
-        Finish::Length => "length",
-    }
-}
-
+/// The wire's usage body with what OpenAI's own always add: reasoning tokens (0 without an
+/// effort), audio and prediction counts (none here).
 fn usage(answer: &Answer) -> Value {
-    json!({
-        "prompt_tokens": answer.input_tokens,
-        "completion_tokens": answer.output_tokens,
-        "total_tokens": answer.input_tokens + answer.output_tokens,
-        "prompt_tokens_details": { "cached_tokens": answer.cached_tokens, "audio_tokens": 0 },
-        "completion_tokens_details": {
-            "reasoning_tokens": answer.reasoning_tokens.unwrap_or(0),
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    })
+    let mut usage = wire::usage(answer);
+    usage.reasoning_tokens = Some(usage.reasoning_tokens.unwrap_or(0));
+    let mut body = response::usage_body(&usage);
+    body["prompt_tokens_details"]["audio_tokens"] = json!(0);
+    for count in ["audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"] {
+        body["completion_tokens_details"][count] = json!(0);
+    }
+    body
 }
 
 /// `(type, code, message)` OpenAI sends with `status`: type and code from the wire's one table,

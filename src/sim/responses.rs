@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::answer::{Answer, Prompt, Reject, Reply};
 use super::openai::OpenAiWire;
 use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError};
-use crate::chat::{FinishReason, StreamEvent, Usage};
+use crate::chat::StreamEvent;
 use crate::provider::Protocol;
 use crate::wire::openai_responses::{response, stream::Writer, to_chat};
 
@@ -56,15 +56,10 @@ impl Dialect for ResponsesWire {
         let mut writer = Writer::new(response_id(ids), ids.created, &answer.model);
         let opening = Bytes::from(writer.start().concat());
         let mut event = |e: StreamEvent| Bytes::from(writer.event(&e).concat());
-        let (head, tokens, finish) = match &answer.reply {
-            Reply::Text { tokens, finish } => {
+        let (head, tokens) = match &answer.reply {
+            Reply::Text { tokens, .. } => {
                 let tokens = tokens.iter().map(|t| event(StreamEvent::TextDelta { text: t.clone() })).collect();
-                let finish = if matches!(finish, super::answer::Finish::Length) {
-                    FinishReason::Length
-                } else {
-                    FinishReason::Stop
-                };
-                (vec![opening], tokens, finish)
+                (vec![opening], tokens)
             }
             Reply::Tool { name, input } => {
                 let start = event(StreamEvent::ToolCallDelta {
@@ -77,18 +72,11 @@ impl Dialect for ResponsesWire {
                     .into_iter()
                     .map(|p| event(StreamEvent::ToolCallDelta { index: 0, id: None, name: None, arguments: p }))
                     .collect();
-                (vec![opening, start], tokens, FinishReason::ToolCalls)
+                (vec![opening, start], tokens)
             }
         };
-        let usage = Usage {
-            input_tokens: answer.input_tokens,
-            output_tokens: answer.output_tokens,
-            cached_input_tokens: Some(answer.cached_tokens),
-            cache_creation_input_tokens: None,
-            reasoning_tokens: answer.reasoning_tokens,
-        };
-        let mut tail = vec![event(StreamEvent::Usage(usage))];
-        tail.push(event(StreamEvent::Finish { reason: finish }));
+        let mut tail = vec![event(StreamEvent::Usage(super::wire::usage(answer)))];
+        tail.push(event(StreamEvent::Finish { reason: super::wire::finish(&answer.reply) }));
         tail.retain(|b| !b.is_empty());
         Script { head, tokens, tail, sentinel: None }
     }
@@ -109,7 +97,7 @@ impl Dialect for ResponsesWire {
     fn malformed(&self, ids: Ids) -> Bytes {
         let data = json!({"type": "response.output_text.delta", "item_id": format!("msg_{}", ids.seq)});
         let cut = data.to_string();
-        Bytes::from(format!("event: response.output_text.delta\ndata: {}\n\n", &cut[..cut.len() - 1]))
+        crate::wire::sse::named("response.output_text.delta", &cut[..cut.len() - 1])
     }
 }
 

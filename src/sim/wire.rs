@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::answer::{Answer, Prompt, Reject};
+use super::answer::{Answer, Finish, Prompt, Reject, Reply};
+use crate::chat::{FinishReason, Usage};
 use crate::provider::Protocol;
 
 /// An error response before it is worded in a dialect.
@@ -87,16 +88,6 @@ pub(crate) trait Dialect: Sync {
     fn malformed(&self, ids: Ids) -> Bytes;
 }
 
-/// A `data:` only SSE event (OpenAI).
-pub(crate) fn data_event(data: &Value) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
-}
-
-/// A named SSE event (Anthropic).
-pub(crate) fn named_event(name: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
-}
-
 /// A JSON field as an unsigned integer: absent or null is `None`, anything else not a count is an error.
 pub(crate) fn optional_count(body: &Value, field: &'static str) -> Result<Option<u64>, Reject> {
     match body.get(field) {
@@ -104,5 +95,25 @@ pub(crate) fn optional_count(body: &Value, field: &'static str) -> Result<Option
         Some(v) => v.as_u64().map(Some).ok_or_else(|| {
             Reject::param(field, format!("Invalid value for '{field}': expected a non-negative integer."))
         }),
+    }
+}
+
+/// How a reply ended, in the model's terms (what each wire's own map then words).
+pub(crate) fn finish(reply: &Reply) -> FinishReason {
+    match reply {
+        Reply::Text { finish: Finish::Length, .. } => FinishReason::Length,
+        Reply::Text { .. } => FinishReason::Stop,
+        Reply::Tool { .. } => FinishReason::ToolCalls,
+    }
+}
+
+/// An answer's usage in the model's terms: every count known, reasoning only with an effort.
+pub(crate) fn usage(answer: &Answer) -> Usage {
+    Usage {
+        input_tokens: answer.input_tokens,
+        output_tokens: answer.output_tokens,
+        cached_input_tokens: Some(answer.cached_tokens),
+        cache_creation_input_tokens: Some(answer.cache_write_tokens),
+        reasoning_tokens: answer.reasoning_tokens,
     }
 }

@@ -25,6 +25,7 @@ pub mod openai_chat;
 pub mod openai_responses;
 mod original;
 mod reasoning;
+pub mod sse;
 mod translate;
 
 pub use original::Original;

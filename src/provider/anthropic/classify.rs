@@ -5,12 +5,12 @@
 //! HTML from a proxy, empty, truncated, or names a type we do not know.
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 
 use crate::error::{ErrorClass, ProviderError};
 use crate::provider::http;
 use crate::provider::scrub::{MESSAGE_CHARS, SNIPPET_CHARS, one_line};
 use crate::secret::ApiKey;
+use crate::wire::anthropic::error::{ErrorBody, class_for_status, class_for_type};
 
 /// A non-2xx response: class, status, provider type, message, request id and retry headers.
 pub(super) fn classify_response(
@@ -54,75 +54,6 @@ pub(super) fn classify_body(provider: &str, body: &[u8], fallback: ErrorClass, k
     error.provider_type = parsed.error_type.map(|t| one_line(key, &t, SNIPPET_CHARS));
     error.request_id = parsed.request_id.map(|id| one_line(key, &id, SNIPPET_CHARS));
     error
-}
-
-/// What an error body says, as far as it can be read.
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct ErrorBody {
-    /// `error.type`.
-    pub(super) error_type: Option<String>,
-    /// `error.message` (or a bare `message`).
-    pub(super) message: Option<String>,
-    /// The body's `request_id`.
-    pub(super) request_id: Option<String>,
-}
-
-impl ErrorBody {
-    /// `None` when the body is not a JSON object.
-    pub(super) fn parse(body: &[u8]) -> Option<ErrorBody> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let object = value.as_object()?;
-        let error = object.get("error");
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        Some(ErrorBody {
-            error_type: text(error.and_then(|e| e.get("type"))),
-            message: text(error.and_then(|e| e.get("message")))
-                .or_else(|| text(error))
-                .or_else(|| text(object.get("message"))),
-            request_id: text(object.get("request_id")),
-        })
-    }
-}
-
-/// The class Anthropic's `error.type` names; `None` for a type we do not know.
-pub(super) fn class_for_type(error_type: &str, message: &str) -> Option<ErrorClass> {
-    match crate::wire::anthropic::error::class_of_type(error_type)? {
-        ErrorClass::InvalidRequest => Some(invalid_request_class(message)),
-        class => Some(class),
-    }
-}
-
-/// Anthropic has no error codes: context overflow and content refusals are 400
-/// `invalid_request_error`s told apart only by their message.
-fn invalid_request_class(message: &str) -> ErrorClass {
-    const CONTEXT: [&str; 4] = ["prompt is too long", "exceed context limit", "context window", "context length"];
-    const CONTENT: [&str; 5] = ["content policy", "content filtering", "usage policy", "usage policies", "safety"];
-    let lower = message.to_lowercase();
-    if CONTEXT.iter().any(|p| lower.contains(p)) {
-        ErrorClass::ContextLengthExceeded
-    } else if CONTENT.iter().any(|p| lower.contains(p)) {
-        ErrorClass::ContentFiltered
-    } else {
-        ErrorClass::InvalidRequest
-    }
-}
-
-/// The class a status implies when the body does not say.
-pub(super) fn class_for_status(status: u16) -> ErrorClass {
-    match status {
-        401 => ErrorClass::Authentication,
-        402 => ErrorClass::QuotaExhausted,
-        403 => ErrorClass::PermissionDenied,
-        404 => ErrorClass::NotFound,
-        408 | 504 => ErrorClass::Timeout,
-        413 => ErrorClass::RequestTooLarge,
-        429 => ErrorClass::RateLimited,
-        503 | 529 => ErrorClass::Overloaded,
-        400..=499 => ErrorClass::InvalidRequest,
-        500..=599 => ErrorClass::ServerError,
-        // an unfollowed redirect or an informational status: not a Messages API answer
-        _ => ErrorClass::MalformedResponse,
-    }
 }
 
 /// A body that is not Anthropic's JSON as one short line for the error message: proxies answer with

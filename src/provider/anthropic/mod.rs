@@ -21,9 +21,9 @@ use crate::profile::ProviderProfile;
 
 mod classify;
 mod stream;
-mod wire;
 
-use classify::ErrorBody;
+use crate::wire::anthropic::error::ErrorBody;
+use crate::wire::anthropic::response::MessagesResponse;
 
 /// The API version sent when the config's headers do not pin one.
 const API_VERSION: &str = "2023-06-01";
@@ -123,7 +123,7 @@ impl Anthropic {
     /// classified like any error; anything else that does not decode is `malformed_response`.
     fn decode_response(&self, status: u16, headers: &HeaderMap, body: &Bytes) -> Result<ChatResponse, ProviderError> {
         let header_id = http::header_str(headers, "request-id");
-        let error = match wire::MessagesResponse::decode(body) {
+        let error = match MessagesResponse::decode(body) {
             Ok(message) => return Ok(message.into_chat_response(self.name(), header_id)),
             Err(e) => e,
         };

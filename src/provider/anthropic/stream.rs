@@ -1,18 +1,18 @@
-//! The Messages streaming protocol: SSE events in, normalized [`StreamEvent`]s out.
+//! The Messages streaming protocol: SSE events in, normalized [`StreamEvent`]s out. The wire's
+//! reader reads the events; this adds the connection and the errors' wording with what was
+//! received before them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use futures::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::classify;
-use super::wire::{WireUsage, finish_reason};
 use crate::chat::{StreamCollector, StreamEvent};
 use crate::error::{ErrorClass, ProviderError};
-use crate::provider::sse::SseEvent;
 use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
+use crate::wire::anthropic::stream::{ReadError, Reader, Step};
+use crate::wire::sse::SseEvent;
 
 /// What the decoder knows of the call besides the events.
 #[derive(Debug, Clone)]
@@ -32,13 +32,14 @@ pub(super) fn decode<S>(ctx: StreamContext, events: S) -> ChatStream
 where
     S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
 {
-    struct State {
-        events: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>,
-        decoder: Decoder,
-        pending: VecDeque<StreamEvent>,
-        done: bool,
-    }
-    let state = State { events: Box::pin(events), decoder: Decoder::new(ctx), pending: VecDeque::new(), done: false };
+    let state = Decoder {
+        events: Box::pin(events),
+        ctx,
+        reader: Reader::new(),
+        collector: StreamCollector::new(),
+        pending: VecDeque::new(),
+        done: false,
+    };
     Box::pin(futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(event) = st.pending.pop_front() {
@@ -50,16 +51,17 @@ where
             // what the 200 body itself got wrong carries its status, as in the OpenAI adapter; transport
             // failures and client-side timeouts have none
             let outcome = match st.events.next().await {
-                Some(Ok(sse)) => st.decoder.on_event(&sse).map_err(in_body),
+                Some(Ok(sse)) => st.reader.read(&sse).map_err(|e| in_body(st.read_error(&sse, e))),
                 Some(Err(e)) => Err(e),
                 None => Err(in_body(ProviderError::new(
                     ErrorClass::StreamInterrupted,
-                    st.decoder.ctx.provider.clone(),
+                    st.ctx.provider.clone(),
                     "stream ended without message_stop",
                 ))),
             };
             match outcome {
                 Ok(Step { events, finished }) => {
+                    events.iter().for_each(|e| st.collector.push(e));
                     st.pending.extend(events);
                     st.done = finished;
                     if finished {
@@ -68,7 +70,7 @@ where
                 }
                 Err(e) => {
                     st.done = true;
-                    let e = st.decoder.fail(e);
+                    let e = st.fail(e);
                     return Some((Err(e), st));
                 }
             }
@@ -76,340 +78,53 @@ where
     }))
 }
 
-/// An error found in the 200 response's body.
-fn in_body(mut error: ProviderError) -> ProviderError {
-    error.status.get_or_insert(200);
-    error
-}
-
-/// What one SSE event produced.
-#[derive(Debug, Default)]
-struct Step {
-    events: Vec<StreamEvent>,
-    /// `message_stop` was seen: nothing more to read.
-    finished: bool,
-}
-
-/// The content blocks Anthropic numbers by `index`.
-#[derive(Debug)]
-enum Block {
-    Text,
-    Tool {
-        /// The normalized tool call index (tool calls only, in order).
-        call: usize,
-        /// `input_json_delta` pieces so far.
-        json: String,
-        /// `content_block_start`'s `input` (empty in practice: the input comes in deltas).
-        start_input: Option<Value>,
-    },
-    /// Thinking (passed on as events as it comes) and blocks not part of the normalized answer.
-    Other,
-}
-
-#[derive(Debug)]
+/// The wire's reader with the connection and the call around it.
 struct Decoder {
+    events: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>,
     ctx: StreamContext,
+    reader: Reader,
+    /// Everything yielded so far: the checkpoint carried by errors.
     collector: StreamCollector,
-    blocks: HashMap<u64, Block>,
-    tool_calls: usize,
-    usage: Option<WireUsage>,
-    stop_reason: Option<String>,
-    stop_sequence: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum WireEvent {
-    MessageStart {
-        message: StartMessage,
-    },
-    ContentBlockStart {
-        index: u64,
-        content_block: StartBlock,
-    },
-    ContentBlockDelta {
-        index: u64,
-        delta: Delta,
-    },
-    ContentBlockStop {
-        index: u64,
-    },
-    MessageDelta {
-        #[serde(default)]
-        delta: MessageDeltaBody,
-        #[serde(default)]
-        usage: Option<WireUsage>,
-    },
-    MessageStop,
-    Error,
-    /// `ping` and events added after this was written.
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-struct StartMessage {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    /// `id` again, and members the answer has no place for, for callers of the same wire.
-    #[serde(flatten)]
-    extra: crate::chat::Extra,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StartBlock {
-    Text {
-        #[serde(default)]
-        text: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        #[serde(default)]
-        input: Option<Value>,
-    },
-    Thinking {
-        #[serde(default)]
-        thinking: String,
-        #[serde(default)]
-        signature: Option<String>,
-    },
-    RedactedThinking {
-        data: String,
-    },
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Delta {
-    #[serde(rename = "text_delta")]
-    Text { text: String },
-    #[serde(rename = "input_json_delta")]
-    InputJson { partial_json: String },
-    #[serde(rename = "thinking_delta")]
-    Thinking { thinking: String },
-    #[serde(rename = "signature_delta")]
-    Signature { signature: String },
-    /// `citations_delta`, ...
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct MessageDeltaBody {
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    stop_sequence: Option<String>,
+    pending: VecDeque<StreamEvent>,
+    done: bool,
 }
 
 impl Decoder {
-    fn new(ctx: StreamContext) -> Self {
-        Decoder {
-            ctx,
-            collector: StreamCollector::new(),
-            blocks: HashMap::new(),
-            tool_calls: 0,
-            usage: None,
-            stop_reason: None,
-            stop_sequence: None,
-        }
-    }
-
-    fn on_event(&mut self, sse: &SseEvent) -> Result<Step, ProviderError> {
-        let event = self.parse(sse)?;
-        let mut step = Step::default();
-        match event {
-            WireEvent::MessageStart { message } => {
-                let mut extra = message.extra;
-                for known in ["type", "role", "content", "model", "stop_reason", "stop_sequence"] {
-                    extra.remove(known);
-                }
-                if let Some(id) = &message.id {
-                    extra.insert("id".into(), serde_json::Value::String(id.clone()));
-                }
-                if !extra.is_empty() {
-                    self.emit(
-                        StreamEvent::Envelope { dialect: crate::provider::Protocol::Anthropic, extra },
-                        &mut step,
-                    );
-                }
-                if self.ctx.request_id.is_none() {
-                    self.ctx.request_id = message.id;
-                }
-                let usage = self.usage.get_or_insert_with(WireUsage::default);
-                if let Some(u) = message.usage {
-                    usage.merge(u);
-                }
-            }
-            WireEvent::ContentBlockStart { index, content_block } => {
-                self.start_block(index, content_block, &mut step);
-            }
-            WireEvent::ContentBlockDelta { index, delta } => self.delta(index, delta, &mut step)?,
-            WireEvent::ContentBlockStop { index } => self.stop_block(index, &mut step)?,
-            WireEvent::MessageDelta { delta, usage } => {
-                if delta.stop_reason.is_some() {
-                    self.stop_reason = delta.stop_reason;
-                }
-                if delta.stop_sequence.is_some() {
-                    self.stop_sequence = delta.stop_sequence;
-                }
-                if let Some(u) = usage {
-                    self.usage.get_or_insert_with(WireUsage::default).merge(u);
-                }
-            }
-            WireEvent::MessageStop => {
-                self.emit(StreamEvent::Usage(self.usage.unwrap_or_default().normalized()), &mut step);
-                if let Some(sequence) = self.stop_sequence.take() {
-                    self.emit(StreamEvent::StopSequence { sequence }, &mut step);
-                }
-                let reason = finish_reason(self.stop_reason.as_deref());
-                self.emit(StreamEvent::Finish { reason }, &mut step);
-                step.finished = true;
-            }
-            WireEvent::Error => {
-                let key = self.ctx.key.as_ref();
-                let error =
-                    classify::classify_body(&self.ctx.provider, sse.data.as_bytes(), ErrorClass::ServerError, key);
-                return Err(error.with_status(200));
-            }
-            WireEvent::Other => {}
-        }
-        Ok(step)
-    }
-
-    /// The event's JSON, typed by its `type` field (else by the SSE event name).
-    fn parse(&self, sse: &SseEvent) -> Result<WireEvent, ProviderError> {
-        let mut value: Value = serde_json::from_str(&sse.data).map_err(|e| self.malformed(sse, &e))?;
-        if let Value::Object(object) = &mut value
-            && !object.contains_key("type")
-            && !sse.event.is_empty()
-        {
-            object.insert("type".to_owned(), Value::String(sse.event.clone()));
-        }
-        serde_json::from_value(value).map_err(|e| self.malformed(sse, &e))
-    }
-
-    fn malformed(&self, sse: &SseEvent, error: &serde_json::Error) -> ProviderError {
-        let what = if sse.event.is_empty() { "an event" } else { sse.event.as_str() };
-        // serde's message may quote the data: scrub it like any upstream text
-        let message = classify::redact(self.ctx.key.as_ref(), &format!("undecodable {what}: {error}"));
-        ProviderError::new(ErrorClass::MalformedResponse, self.ctx.provider.clone(), message)
-    }
-
-    fn start_block(&mut self, index: u64, block: StartBlock, step: &mut Step) {
-        let block = match block {
-            StartBlock::Text { text } => {
-                if !text.is_empty() {
-                    self.emit(StreamEvent::TextDelta { text }, step);
-                }
-                Block::Text
-            }
-            StartBlock::ToolUse { id, name, input } => {
-                let call = self.tool_calls;
-                self.tool_calls += 1;
-                let event = StreamEvent::ToolCallDelta {
-                    index: call,
-                    id: Some(id),
-                    name: Some(name),
-                    arguments: String::new(),
-                };
-                self.emit(event, step);
-                Block::Tool { call, json: String::new(), start_input: input }
-            }
-            StartBlock::Thinking { thinking, signature } => {
-                // even empty, the first delta marks where a thinking block starts
-                self.emit(StreamEvent::ThinkingDelta { thinking }, step);
-                // Anthropic opens the block with `"signature": ""`: the signature comes as a delta,
-                // and an empty one here would close the block before its text
-                if let Some(signature) = signature.filter(|s| !s.is_empty()) {
-                    self.emit(StreamEvent::SignatureDelta { signature }, step);
-                }
-                Block::Other
-            }
-            StartBlock::RedactedThinking { data } => {
-                self.emit(StreamEvent::RedactedThinking { data }, step);
-                Block::Other
-            }
-            StartBlock::Other => Block::Other,
-        };
-        self.blocks.insert(index, block);
-    }
-
-    fn delta(&mut self, index: u64, delta: Delta, step: &mut Step) -> Result<(), ProviderError> {
-        match delta {
-            Delta::Text { text } => {
-                if !text.is_empty() {
-                    self.emit(StreamEvent::TextDelta { text }, step);
-                }
-            }
-            Delta::InputJson { partial_json } => {
-                let Some(Block::Tool { call, json, .. }) = self.blocks.get_mut(&index) else {
-                    return Err(ProviderError::new(
-                        ErrorClass::MalformedResponse,
-                        self.ctx.provider.clone(),
-                        format!("input_json_delta for content block {index}, which is not a tool_use block"),
-                    ));
-                };
-                json.push_str(&partial_json);
-                let call = *call;
-                if !partial_json.is_empty() {
-                    self.emit(
-                        StreamEvent::ToolCallDelta { index: call, id: None, name: None, arguments: partial_json },
-                        step,
-                    );
-                }
-            }
-            Delta::Thinking { thinking } => self.emit(StreamEvent::ThinkingDelta { thinking }, step),
-            Delta::Signature { signature } => self.emit(StreamEvent::SignatureDelta { signature }, step),
-            Delta::Other => {}
-        }
-        Ok(())
-    }
-
-    /// A tool_use block is complete: its input must parse now, not in the caller's tool runner.
-    fn stop_block(&mut self, index: u64, step: &mut Step) -> Result<(), ProviderError> {
-        let Some(Block::Tool { call, json, start_input }) = self.blocks.remove(&index) else {
-            return Ok(());
-        };
-        if json.trim().is_empty() {
-            // no deltas: a tool without arguments; keep `arguments` a JSON document
-            let input = start_input.filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
-            let arguments = input.map_or_else(|| "{}".to_owned(), |v| v.to_string());
-            self.emit(StreamEvent::ToolCallDelta { index: call, id: None, name: None, arguments }, step);
-            return Ok(());
-        }
-        serde_json::from_str::<Value>(&json).map(drop).map_err(|e| {
-            ProviderError::new(
+    /// The reader's error as this adapter words it.
+    fn read_error(&self, sse: &SseEvent, error: ReadError) -> ProviderError {
+        let key = self.ctx.key.as_ref();
+        match error {
+            // upstream text (serde's message may quote the data): scrubbed like any
+            ReadError::Malformed(why) => ProviderError::new(
                 ErrorClass::MalformedResponse,
                 self.ctx.provider.clone(),
-                format!("tool_use block {index}: its input JSON does not parse: {e}"),
-            )
-        })
-    }
-
-    fn emit(&mut self, event: StreamEvent, step: &mut Step) {
-        self.collector.push(&event);
-        step.events.push(event);
+                classify::redact(key, &why),
+            ),
+            ReadError::Upstream => {
+                classify::classify_body(&self.ctx.provider, sse.data.as_bytes(), ErrorClass::ServerError, key)
+                    .with_status(200)
+            }
+        }
     }
 
     /// Adds the checkpoint and the request id to an error raised after the 200.
     fn fail(&self, mut error: ProviderError) -> ProviderError {
         let mut partial = self.collector.partial();
         if partial.usage.is_none() {
-            partial.usage = self.usage.map(WireUsage::normalized);
+            partial.usage = self.reader.usage();
         }
         error.partial = Some(Box::new(partial));
         if error.request_id.is_none() {
-            error.request_id.clone_from(&self.ctx.request_id);
+            error.request_id = self.ctx.request_id.clone().or_else(|| self.reader.message_id().map(str::to_owned));
         }
         error
     }
+}
+
+/// An error found in the 200 response's body.
+fn in_body(mut error: ProviderError) -> ProviderError {
+    error.status.get_or_insert(200);
+    error
 }
 
 #[cfg(test)]

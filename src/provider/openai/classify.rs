@@ -1,118 +1,16 @@
 //! Error classification: OpenAI's status codes and error bodies (`{"error":{message,type,param,code}}`,
-//! or HTML, empty, truncated) become one [`ErrorClass`].
+//! or HTML, empty, truncated) become one [`ErrorClass`](crate::error::ErrorClass).
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 
-use crate::error::{ErrorClass, ProviderError};
+use crate::error::ProviderError;
 use crate::provider::http;
 use crate::provider::scrub::{MESSAGE_CHARS, SNIPPET_CHARS, one_line};
 use crate::secret::ApiKey;
-use crate::wire::openai_chat::error;
+use crate::wire::openai_chat::error::{ErrorBody, class_for_status, class_in_stream};
 
 /// The header OpenAI puts its request id in.
 pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The fields of an error body that classification looks at.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct ErrorBody {
-    message: Option<String>,
-    kind: Option<String>,
-    code: Option<String>,
-}
-
-impl ErrorBody {
-    /// Reads `{"error":{...}}`, `{"error":"text"}` or a bare `{message,type,code}` (vLLM-style servers);
-    /// `None` for anything else.
-    pub(super) fn parse(body: &[u8]) -> Option<ErrorBody> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let obj = value.as_object()?;
-        match obj.get("error") {
-            Some(Value::Object(e)) => Some(Self::from_fields(e)),
-            Some(Value::String(s)) => Some(ErrorBody { message: Some(s.clone()), ..Self::from_fields(obj) }),
-            _ if obj.contains_key("message") => Some(Self::from_fields(obj)),
-            _ => None,
-        }
-    }
-
-    /// Reads the value of an in-stream `error` field (an object, or a bare message).
-    pub(super) fn from_value(value: &Value) -> ErrorBody {
-        match value {
-            Value::Object(e) => Self::from_fields(e),
-            Value::String(s) => ErrorBody { message: Some(s.clone()), ..ErrorBody::default() },
-            other => ErrorBody { message: Some(other.to_string()), ..ErrorBody::default() },
-        }
-    }
-
-    fn from_fields(obj: &serde_json::Map<String, Value>) -> ErrorBody {
-        let text = |k: &str| match obj.get(k) {
-            Some(Value::String(s)) => Some(s.clone()),
-            // some compatible servers send numeric codes
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        ErrorBody { message: text("message"), kind: text("type"), code: text("code") }
-    }
-
-    /// Whether the type or the code is `name`.
-    fn is(&self, name: &str) -> bool {
-        self.kind.as_deref() == Some(name) || self.code.as_deref() == Some(name)
-    }
-
-    fn is_context_overflow(&self) -> bool {
-        self.code.as_deref() == Some(error::CONTEXT_LENGTH_EXCEEDED)
-            || self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
-    }
-
-    fn is_content_filter(&self) -> bool {
-        self.is(error::CONTENT_POLICY_VIOLATION) || self.is("content_filter")
-    }
-
-    fn is_rate_limit(&self) -> bool {
-        // OpenAI's 429 types are `requests` / `tokens`; compatible servers use Anthropic's name
-        [error::RATE_LIMIT_EXCEEDED, "rate_limit_error", "requests", "tokens"].iter().any(|n| self.is(n))
-    }
-}
-
-/// The class of a non-2xx response.
-pub(super) fn class_for_status(status: u16, body: &ErrorBody) -> ErrorClass {
-    match status {
-        400 if body.is_context_overflow() => ErrorClass::ContextLengthExceeded,
-        400 if body.is_content_filter() => ErrorClass::ContentFiltered,
-        400 | 422 => ErrorClass::InvalidRequest,
-        401 => ErrorClass::Authentication,
-        402 => ErrorClass::QuotaExhausted,
-        403 => ErrorClass::PermissionDenied,
-        404 => ErrorClass::NotFound,
-        408 | 504 => ErrorClass::Timeout,
-        409 => ErrorClass::ServerError,
-        413 => ErrorClass::RequestTooLarge,
-        429 if body.is(error::INSUFFICIENT_QUOTA) => ErrorClass::QuotaExhausted,
-        429 => ErrorClass::RateLimited,
-        503 | 529 => ErrorClass::Overloaded,
-        500..=599 => ErrorClass::ServerError,
-        400..=499 => ErrorClass::InvalidRequest,
-        // a 1xx/3xx that reqwest did not resolve: not an API answer at all (wrong base_url, captive proxy)
-        _ => ErrorClass::MalformedResponse,
-    }
-}
-
-/// The class of an `error` object inside a 200 stream.
-pub(super) fn class_in_stream(body: &ErrorBody) -> ErrorClass {
-    if body.is_context_overflow() {
-        ErrorClass::ContextLengthExceeded
-    } else if body.is_content_filter() {
-        ErrorClass::ContentFiltered
-    } else if body.is(error::INSUFFICIENT_QUOTA) {
-        ErrorClass::QuotaExhausted
-    } else if body.is(error::OVERLOADED) || body.is("overloaded_error") {
-        ErrorClass::Overloaded
-    } else if body.is_rate_limit() {
-        ErrorClass::RateLimited
-    } else {
-        ErrorClass::ServerError
-    }
-}
 
 /// A classified error for a non-2xx response, with the body's type/code/message and the response's
 /// status, request id, retry-after and x-should-retry.
@@ -183,6 +81,7 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+    use crate::error::ErrorClass;
 
     const KEY: &str = "sk-test-secret-key-0123456789";
 

@@ -1,8 +1,8 @@
 //! The OpenAI adapter: Chat Completions (and every OpenAI-compatible server), or the Responses
 //! API ([`OpenAi::responses`]), whose answers it reads through their Chat Completions translation.
 //!
-//! `wire` maps requests and responses, `classify` turns failures into [`ErrorClass`]es, `stream`
-//! decodes server-sent events.
+//! The wire itself (bodies, errors, streams) is [`crate::wire::openai_chat`]'s; `classify` turns
+//! failures into [`ErrorClass`]es, `stream` decodes server-sent events.
 
 // `ProviderError` is large, but it is the error type the `Provider` trait fixes; boxing it only
 // inside the adapter would add allocations without shrinking anything the caller sees.
@@ -10,7 +10,6 @@
 
 mod classify;
 mod stream;
-mod wire;
 
 use std::fmt;
 use std::pin::Pin;
@@ -204,7 +203,14 @@ impl Provider for OpenAi {
             _ => Ok(body),
         };
         let mut answer = body
-            .and_then(|body| wire::decode_response(&body, &self.config.name, call.model, request_id.clone()))
+            .and_then(|body| {
+                crate::wire::openai_chat::response::decode_response(
+                    &body,
+                    &self.config.name,
+                    call.model,
+                    request_id.clone(),
+                )
+            })
             .map_err(|why| {
                 let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.config.name.clone(), why)
                     .with_status(status);
@@ -253,19 +259,21 @@ fn responses_as_chat(body: &[u8]) -> Result<bytes::Bytes, String> {
 
 /// Responses events as the Chat Completions chunks they mean (an event that is not JSON goes on
 /// as it came, for the chunk decoder to report).
-fn responses_as_chunks<S>(events: S) -> impl futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send
+fn responses_as_chunks<S>(
+    events: S,
+) -> impl futures::Stream<Item = Result<crate::wire::sse::SseEvent, ProviderError>> + Send
 where
-    S: futures::Stream<Item = Result<super::sse::SseEvent, ProviderError>> + Send + 'static,
+    S: futures::Stream<Item = Result<crate::wire::sse::SseEvent, ProviderError>> + Send + 'static,
 {
     use futures::StreamExt;
     let mut reader = crate::wire::openai_responses::stream::Reader::new();
     events.flat_map(move |event| {
-        let out: Vec<Result<super::sse::SseEvent, ProviderError>> = match event {
+        let out: Vec<Result<crate::wire::sse::SseEvent, ProviderError>> = match event {
             Ok(e) => match serde_json::from_str::<serde_json::Value>(&e.data) {
                 Ok(data) => reader
                     .read(&data)
                     .into_iter()
-                    .map(|data| Ok(super::sse::SseEvent { event: String::new(), data }))
+                    .map(|data| Ok(crate::wire::sse::SseEvent { event: String::new(), data }))
                     .collect(),
                 Err(_) => vec![Ok(e)],
             },

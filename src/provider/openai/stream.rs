@@ -1,5 +1,6 @@
 //! Streaming: Chat Completions SSE chunks → [`StreamEvent`]s, ending in exactly one `Finish` or
-//! one error.
+//! one error. The wire's reader reads the chunks; this adds the clock (the grace for the usage
+//! chunk), the connection, and the errors' wording with what was received before them.
 //!
 //! The decoder is a plain function of a stream of SSE events, so every rule (prompt finish without
 //! `[DONE]`, cuts, in-stream errors, garbage) is unit-tested with synthetic events.
@@ -9,17 +10,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::Value;
 use tokio::time::Instant;
 
-use super::classify::{self, ErrorBody};
-use super::wire::{self, WireLogprobs, WireUsage};
-use crate::chat::{FinishReason, StreamCollector, StreamEvent, Usage};
+use super::classify;
+use crate::chat::{StreamCollector, StreamEvent};
 use crate::error::{ErrorClass, Partial, ProviderError};
-use crate::provider::sse::SseEvent;
 use crate::provider::{ChatStream, http};
 use crate::secret::ApiKey;
+use crate::wire::openai_chat::stream::{ReadError, Reader};
+use crate::wire::sse::SseEvent;
 
 /// Longest wait for the usage chunk or `[DONE]` once the answer is complete.
 pub(super) const MAX_FINISH_GRACE: Duration = Duration::from_millis(500);
@@ -53,12 +52,8 @@ where
         events: Box::pin(events),
         ctx,
         collector: StreamCollector::new(),
+        reader: Reader::new(),
         queue: VecDeque::new(),
-        tool_slots: Vec::new(),
-        alternatives: Vec::new(),
-        envelope_sent: false,
-        finish: None,
-        usage: None,
         finish_deadline: None,
         done: false,
     };
@@ -67,23 +62,14 @@ where
 
 type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>;
 
+/// The wire's reader, with the clock and the errors' wording around it.
 struct Decoder {
     events: Events,
     ctx: StreamContext,
     /// Everything yielded so far: the checkpoint carried by errors.
     collector: StreamCollector,
+    reader: Reader,
     queue: VecDeque<StreamEvent>,
-    /// Wire tool-call indexes in order of appearance; a call's position here is its event index, so a
-    /// server's sparse or huge indexes cannot make consumers allocate.
-    tool_slots: Vec<usize>,
-    /// Answers 1 and up when the request asked for `n > 1`: their tool-call slots, and whether
-    /// they finished (the stream completes when every answer has).
-    alternatives: Vec<Alternative>,
-    /// Whether the first chunk's own members were passed on.
-    envelope_sent: bool,
-    finish: Option<FinishReason>,
-    /// Held back so it is emitted once, just before `Finish`.
-    usage: Option<Usage>,
     finish_deadline: Option<Instant>,
     done: bool,
 }
@@ -124,7 +110,7 @@ impl Decoder {
         };
         match result {
             Ok(()) => None,
-            Err(_) if self.finish.is_some() => {
+            Err(_) if self.reader.finished() => {
                 // after finish_reason the answer is whole: a cut or error only loses the usage chunk
                 self.complete();
                 None
@@ -137,127 +123,41 @@ impl Decoder {
     }
 
     fn on_event(&mut self, event: &SseEvent) -> Result<(), ProviderError> {
-        if event.data.trim() == "[DONE]" {
-            if self.finish.is_none() {
-                return Err(self.error(ErrorClass::StreamInterrupted, "[DONE] before any finish_reason"));
-            }
-            self.complete();
-            return Ok(());
-        }
-        let chunk = self.parse(event)?;
-        if !self.envelope_sent {
-            self.envelope_sent = true;
-            self.envelope(event);
-        }
-        self.apply(chunk);
-        if self.finish.is_some() && self.usage.is_some() {
-            // nothing the answer needs is left; [DONE] would add nothing
-            self.complete();
+        let events = self.reader.read(event).map_err(|e| self.read_error(e))?;
+        self.queue.extend(events);
+        if self.reader.is_done() {
+            self.end();
+        } else if self.reader.answered() && self.finish_deadline.is_none() {
+            self.finish_deadline = Some(Instant::now() + self.ctx.grace);
         }
         Ok(())
     }
 
-    fn parse(&self, event: &SseEvent) -> Result<Chunk, ProviderError> {
-        let data = event.data.trim();
-        // a struct also deserializes from a JSON array: demand an object
-        if !data.starts_with('{') {
-            return Err(self.malformed("a stream chunk is not a JSON object"));
-        }
-        let chunk: Chunk = serde_json::from_str(data)
-            .map_err(|e| self.malformed(&format!("a stream chunk does not decode: {}", wire::json_error(&e))))?;
-        if let Some(error) = &chunk.error {
-            return Err(classify::stream_error(
-                &self.ctx.provider,
-                self.ctx.key.as_ref(),
-                &ErrorBody::from_value(error),
-            ));
-        }
-        if event.event == "error" {
-            let whole: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            return Err(classify::stream_error(
-                &self.ctx.provider,
-                self.ctx.key.as_ref(),
-                &ErrorBody::from_value(&whole),
-            ));
-        }
-        Ok(chunk)
-    }
-
-    /// The first chunk's members the answer has no place for (`id`, `created`,
-    /// `system_fingerprint`, `service_tier`, ...), read once: later chunks repeat them.
-    fn envelope(&mut self, event: &SseEvent) {
-        let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(event.data.trim()) else { return };
-        // `obfuscation` is padding that differs per chunk: not the stream's
-        for known in ["object", "model", "choices", "usage", "error", "obfuscation"] {
-            members.remove(known);
-        }
-        if !members.is_empty() {
-            self.queue.push_back(StreamEvent::Envelope { dialect: crate::provider::Protocol::Openai, extra: members });
-        }
-    }
-
-    fn apply(&mut self, chunk: Chunk) {
-        if let Some(usage) = chunk.usage {
-            self.usage = Some(usage.into());
-        }
-        for choice in chunk.choices.unwrap_or_default() {
-            match choice.index.unwrap_or(0) {
-                0 => self.apply_first(choice),
-                index => self.apply_alternative(index, choice),
-            }
-        }
-        if self.finish.is_some() && self.finish_deadline.is_none() && self.alternatives.iter().all(|a| a.finished) {
-            self.finish_deadline = Some(Instant::now() + self.ctx.grace);
-        }
-    }
-
-    fn apply_first(&mut self, choice: ChunkChoice) {
-        let mut events = Vec::new();
-        let finish = choice_events(choice, &mut self.tool_slots, &mut events);
-        self.queue.extend(events);
-        if self.finish.is_none() {
-            self.finish = finish;
-        }
-    }
-
-    fn apply_alternative(&mut self, index: usize, choice: ChunkChoice) {
-        let slot = match self.alternatives.iter().position(|a| a.index == index) {
-            Some(slot) => slot,
-            None => {
-                self.alternatives.push(Alternative { index, tool_slots: Vec::new(), finished: false });
-                self.alternatives.len() - 1
-            }
-        };
-        let alternative = &mut self.alternatives[slot];
-        let mut events = Vec::new();
-        if let Some(reason) = choice_events(choice, &mut alternative.tool_slots, &mut events) {
-            if !alternative.finished {
-                events.push(StreamEvent::Finish { reason });
-            }
-            alternative.finished = true;
-        }
-        self.queue.extend(events.into_iter().map(|event| StreamEvent::Alternative { index, event: Box::new(event) }));
-    }
-
     /// Queues the terminal events: usage if any, then the one `Finish`.
     fn complete(&mut self) {
-        if self.done {
-            return;
+        let events = self.reader.complete();
+        self.queue.extend(events);
+        self.end();
+    }
+
+    /// Nothing more is read: the connection goes back.
+    fn end(&mut self) {
+        if !self.done {
+            self.done = true;
+            http::release(std::mem::replace(&mut self.events, http::ended()));
         }
-        if let Some(usage) = self.usage.take() {
-            self.queue.push_back(StreamEvent::Usage(usage));
+    }
+
+    fn read_error(&self, error: ReadError) -> ProviderError {
+        match error {
+            ReadError::Malformed(why) => self.error(ErrorClass::MalformedResponse, &why),
+            ReadError::Upstream(body) => classify::stream_error(&self.ctx.provider, self.ctx.key.as_ref(), &body),
+            ReadError::Interrupted(why) => self.error(ErrorClass::StreamInterrupted, why),
         }
-        self.queue.push_back(StreamEvent::Finish { reason: self.finish.unwrap_or(FinishReason::Incomplete) });
-        self.done = true;
-        http::release(std::mem::replace(&mut self.events, http::ended()));
     }
 
     fn error(&self, class: ErrorClass, message: &str) -> ProviderError {
         ProviderError::new(class, self.ctx.provider.clone(), message).with_status(200)
-    }
-
-    fn malformed(&self, message: &str) -> ProviderError {
-        self.error(ErrorClass::MalformedResponse, message)
     }
 
     fn with_checkpoint(&self, mut error: ProviderError) -> ProviderError {
@@ -269,122 +169,18 @@ impl Decoder {
 
     fn partial(&self) -> Partial {
         let mut partial = self.collector.partial();
-        if self.usage.is_some() {
-            partial.usage = self.usage;
+        if let Some(usage) = self.reader.usage() {
+            partial.usage = Some(usage);
         }
         partial
     }
-}
-
-/// The events of one choice of a chunk, in order; returns its finish reason, if it came.
-fn choice_events(choice: ChunkChoice, tool_slots: &mut Vec<usize>, out: &mut Vec<StreamEvent>) -> Option<FinishReason> {
-    if let Some(delta) = choice.delta {
-        if let Some(thinking) = delta.reasoning_content.filter(|t| !t.is_empty()) {
-            out.push(StreamEvent::ThinkingDelta { thinking });
-        }
-        if let Some(refusal) = delta.refusal.filter(|t| !t.is_empty()) {
-            out.push(StreamEvent::RefusalDelta { refusal });
-        }
-        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-            out.push(StreamEvent::TextDelta { text });
-        }
-        for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
-            out.extend(tool_call(tool_slots, position, call));
-        }
-    }
-    if let Some(content) = choice.logprobs.and_then(|l| l.content).filter(|c| !c.is_empty()) {
-        out.push(StreamEvent::Logprobs { content });
-    }
-    choice.finish_reason.map(|reason| wire::finish_reason(Some(&reason)))
-}
-
-/// One tool-call piece. Wire tool-call indexes are kept in order of appearance in `tool_slots`; a
-/// call's position there is its event index, so a server's sparse or huge indexes cannot make
-/// consumers allocate.
-fn tool_call(tool_slots: &mut Vec<usize>, position: usize, call: ToolCallChunk) -> Option<StreamEvent> {
-    let wire_index = call.index.unwrap_or(position);
-    let index = match tool_slots.iter().position(|&w| w == wire_index) {
-        Some(i) => i,
-        None => {
-            tool_slots.push(wire_index);
-            tool_slots.len() - 1
-        }
-    };
-    let (name, arguments) = call.function.map_or((None, None), |f| (f.name, f.arguments));
-    let arguments = arguments.unwrap_or_default();
-    if call.id.is_none() && name.is_none() && arguments.is_empty() {
-        return None;
-    }
-    Some(StreamEvent::ToolCallDelta { index, id: call.id, name, arguments })
-}
-
-/// What the decoder tracks of an answer other than the first.
-#[derive(Debug)]
-struct Alternative {
-    index: usize,
-    tool_slots: Vec<usize>,
-    finished: bool,
-}
-
-/// One `chat.completion.chunk` (or an error object). Unknown fields are ignored.
-#[derive(Debug, Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Option<Vec<ChunkChoice>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    index: Option<usize>,
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    logprobs: Option<WireLogprobs>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    /// Reasoning text of OpenAI-compatible servers (DeepSeek, vLLM, ...).
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolCallChunk>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolCallChunk {
-    #[serde(default)]
-    index: Option<usize>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionChunk>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FunctionChunk {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::chat::ToolCall;
+    use crate::chat::{FinishReason, ToolCall, Usage};
 
     const KEY: &str = "sk-stream-secret-0123456789";
     const SHORT_GRACE: Duration = Duration::from_millis(60);

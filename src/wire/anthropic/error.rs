@@ -1,6 +1,8 @@
-//! Anthropic's error types, the HTTP status each comes with and the class it means: the one table
-//! the adapter (classifying), the gateway (answering its callers) and the simulator (failing on
-//! purpose) share.
+//! Anthropic's error envelope both ways, and its error types with the HTTP status each comes with
+//! and the class it means: the one table the adapter (classifying), the gateway (answering its
+//! callers) and the simulator (failing on purpose) share.
+
+use serde_json::{Value, json};
 
 use crate::error::ErrorClass;
 
@@ -61,6 +63,82 @@ pub(crate) fn type_for_status(status: u16) -> &'static str {
         Some(t) => t.name,
         None if status >= 500 => "api_error",
         None => "invalid_request_error",
+    }
+}
+
+/// The error envelope, `{"type": "error", "error": {"type", "message"}}` (the gateway adds its own
+/// member after these, the simulator Anthropic's `request_id`).
+pub(crate) fn envelope(kind: &str, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": kind, "message": message}})
+}
+
+/// What an error envelope says, as far as it can be read.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ErrorBody {
+    /// `error.type`.
+    pub(crate) error_type: Option<String>,
+    /// `error.message` (or a bare `message`).
+    pub(crate) message: Option<String>,
+    /// The body's `request_id`.
+    pub(crate) request_id: Option<String>,
+}
+
+impl ErrorBody {
+    /// `None` when the body is not a JSON object.
+    pub(crate) fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let object = value.as_object()?;
+        let error = object.get("error");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        Some(ErrorBody {
+            error_type: text(error.and_then(|e| e.get("type"))),
+            message: text(error.and_then(|e| e.get("message")))
+                .or_else(|| text(error))
+                .or_else(|| text(object.get("message"))),
+            request_id: text(object.get("request_id")),
+        })
+    }
+}
+
+/// The class Anthropic's `error.type` names, told apart by `message` where only it says; `None`
+/// for a type this table does not know.
+pub(crate) fn class_for_type(error_type: &str, message: &str) -> Option<ErrorClass> {
+    match class_of_type(error_type)? {
+        ErrorClass::InvalidRequest => Some(invalid_request_class(message)),
+        class => Some(class),
+    }
+}
+
+/// Anthropic has no error codes: context overflow and content refusals are 400
+/// `invalid_request_error`s told apart only by their message.
+fn invalid_request_class(message: &str) -> ErrorClass {
+    const CONTEXT: [&str; 4] = ["prompt is too long", "exceed context limit", "context window", "context length"];
+    const CONTENT: [&str; 5] = ["content policy", "content filtering", "usage policy", "usage policies", "safety"];
+    let lower = message.to_lowercase();
+    if CONTEXT.iter().any(|p| lower.contains(p)) {
+        ErrorClass::ContextLengthExceeded
+    } else if CONTENT.iter().any(|p| lower.contains(p)) {
+        ErrorClass::ContentFiltered
+    } else {
+        ErrorClass::InvalidRequest
+    }
+}
+
+/// The class a status implies when the body does not say.
+pub(crate) fn class_for_status(status: u16) -> ErrorClass {
+    match status {
+        401 => ErrorClass::Authentication,
+        402 => ErrorClass::QuotaExhausted,
+        403 => ErrorClass::PermissionDenied,
+        404 => ErrorClass::NotFound,
+        408 | 504 => ErrorClass::Timeout,
+        413 => ErrorClass::RequestTooLarge,
+        429 => ErrorClass::RateLimited,
+        503 | 529 => ErrorClass::Overloaded,
+        400..=499 => ErrorClass::InvalidRequest,
+        500..=599 => ErrorClass::ServerError,
+        // an unfollowed redirect or an informational status: not a Messages API answer
+        _ => ErrorClass::MalformedResponse,
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub(crate) mod error;
 mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 #[cfg(feature = "sim")]
 pub(crate) use request::decode_value;

@@ -1,6 +1,8 @@
-//! OpenAI's error `type` and `code` for each class, with the HTTP status OpenAI sends them with:
-//! the one table the gateway (answering its callers) and the simulator (failing on purpose) share,
-//! and whose names the adapter's classifier looks for.
+//! OpenAI's error envelope both ways, and its `type` and `code` for each class with the HTTP status
+//! OpenAI sends them with: the one table the gateway (answering its callers) and the simulator
+//! (failing on purpose) write from, and the one reading of it the adapter classifies with.
+
+use serde_json::{Value, json};
 
 use crate::error::ErrorClass;
 
@@ -64,6 +66,116 @@ pub(crate) fn for_status(status: u16) -> ErrorKind {
         Some(k) => *k,
         None if status >= 500 => row(ErrorClass::ServerError, status, "server_error", None),
         None => row(ErrorClass::InvalidRequest, status, "invalid_request_error", None),
+    }
+}
+
+/// The error envelope, `{"error": {"message", "type", "param", "code"}}`, in OpenAI's order (the
+/// gateway adds its own member after these).
+pub(crate) fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
+}
+
+/// The members of an error envelope a reader classifies by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ErrorBody {
+    /// `message`.
+    pub(crate) message: Option<String>,
+    /// `type`.
+    pub(crate) kind: Option<String>,
+    /// `code` (a number some compatible servers send, as text).
+    pub(crate) code: Option<String>,
+}
+
+impl ErrorBody {
+    /// Reads `{"error":{...}}`, `{"error":"text"}` or a bare `{message,type,code}` (vLLM-style servers);
+    /// `None` for anything else.
+    pub(crate) fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let obj = value.as_object()?;
+        match obj.get("error") {
+            Some(Value::Object(e)) => Some(Self::from_fields(e)),
+            Some(Value::String(s)) => Some(ErrorBody { message: Some(s.clone()), ..Self::from_fields(obj) }),
+            _ if obj.contains_key("message") => Some(Self::from_fields(obj)),
+            _ => None,
+        }
+    }
+
+    /// Reads the value of an in-stream `error` field (an object, or a bare message).
+    pub(crate) fn from_value(value: &Value) -> ErrorBody {
+        match value {
+            Value::Object(e) => Self::from_fields(e),
+            Value::String(s) => ErrorBody { message: Some(s.clone()), ..ErrorBody::default() },
+            other => ErrorBody { message: Some(other.to_string()), ..ErrorBody::default() },
+        }
+    }
+
+    fn from_fields(obj: &serde_json::Map<String, Value>) -> ErrorBody {
+        let text = |k: &str| match obj.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            // some compatible servers send numeric codes
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        ErrorBody { message: text("message"), kind: text("type"), code: text("code") }
+    }
+
+    /// Whether the type or the code is `name`.
+    fn is(&self, name: &str) -> bool {
+        self.kind.as_deref() == Some(name) || self.code.as_deref() == Some(name)
+    }
+
+    fn is_context_overflow(&self) -> bool {
+        self.code.as_deref() == Some(CONTEXT_LENGTH_EXCEEDED)
+            || self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
+    }
+
+    fn is_content_filter(&self) -> bool {
+        self.is(CONTENT_POLICY_VIOLATION) || self.is("content_filter")
+    }
+
+    fn is_rate_limit(&self) -> bool {
+        // OpenAI's 429 types are `requests` / `tokens`; compatible servers use Anthropic's name
+        [RATE_LIMIT_EXCEEDED, "rate_limit_error", "requests", "tokens"].iter().any(|n| self.is(n))
+    }
+}
+
+/// The class of a non-2xx response with `body`.
+pub(crate) fn class_for_status(status: u16, body: &ErrorBody) -> ErrorClass {
+    match status {
+        400 if body.is_context_overflow() => ErrorClass::ContextLengthExceeded,
+        400 if body.is_content_filter() => ErrorClass::ContentFiltered,
+        400 | 422 => ErrorClass::InvalidRequest,
+        401 => ErrorClass::Authentication,
+        402 => ErrorClass::QuotaExhausted,
+        403 => ErrorClass::PermissionDenied,
+        404 => ErrorClass::NotFound,
+        408 | 504 => ErrorClass::Timeout,
+        409 => ErrorClass::ServerError,
+        413 => ErrorClass::RequestTooLarge,
+        429 if body.is(INSUFFICIENT_QUOTA) => ErrorClass::QuotaExhausted,
+        429 => ErrorClass::RateLimited,
+        503 | 529 => ErrorClass::Overloaded,
+        500..=599 => ErrorClass::ServerError,
+        400..=499 => ErrorClass::InvalidRequest,
+        // a 1xx/3xx that reqwest did not resolve: not an API answer at all (wrong base_url, captive proxy)
+        _ => ErrorClass::MalformedResponse,
+    }
+}
+
+/// The class of an `error` object inside a 200 stream.
+pub(crate) fn class_in_stream(body: &ErrorBody) -> ErrorClass {
+    if body.is_context_overflow() {
+        ErrorClass::ContextLengthExceeded
+    } else if body.is_content_filter() {
+        ErrorClass::ContentFiltered
+    } else if body.is(INSUFFICIENT_QUOTA) {
+        ErrorClass::QuotaExhausted
+    } else if body.is(OVERLOADED) || body.is("overloaded_error") {
+        ErrorClass::Overloaded
+    } else if body.is_rate_limit() {
+        ErrorClass::RateLimited
+    } else {
+        ErrorClass::ServerError
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub(crate) mod error;
 mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 pub(crate) use request::check_ranges;
 #[cfg(feature = "sim")]

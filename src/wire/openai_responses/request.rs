@@ -644,7 +644,10 @@ mod tests {
         assert_eq!(chat["max_completion_tokens"], 100);
         assert_eq!(chat["response_format"]["json_schema"]["name"], "w");
         assert_eq!(chat["reasoning_effort"], "low");
-        assert!(crate::wire::decode(crate::Protocol::Openai, serde_json::to_vec(&chat).unwrap_or_default()).is_ok());
+        assert!(
+            crate::wire::decode(crate::protocol::Protocol::Openai, serde_json::to_vec(&chat).unwrap_or_default())
+                .is_ok()
+        );
     }
 
     /// What it carries opaque, by name and path, and whether it is harmless.

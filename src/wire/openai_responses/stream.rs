@@ -110,7 +110,7 @@ impl Writer {
         data["type"] = json!(kind);
         data["sequence_number"] = json!(self.seq);
         self.seq += 1;
-        out.push(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")));
+        out.push(crate::wire::sse::named(kind, &data));
     }
 
     fn snapshot(&self, status: &str) -> Value {

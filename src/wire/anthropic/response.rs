@@ -1,28 +1,118 @@
-//! Messages API answers decoded into a [`ChatResponse`]. Requests are encoded by
-//! [`crate::wire::anthropic`].
+//! `message` bodies both ways: written from a [`ChatResponse`] (the gateway's answer to its
+//! callers, the simulator's), and read into one (the adapter's reading of an upstream's answer).
+//! The stop-reason map and the usage body are the wire's one each, streams included.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::chat::{ChatResponse, ContentPart, Extra, FinishReason, ToolCall, Usage};
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
+
+/// `stop_reason` for a normalized reason; `by_sequence`: a stop sequence ended the answer.
+pub(crate) fn stop_reason(reason: FinishReason, by_sequence: bool) -> &'static str {
+    match reason {
+        FinishReason::Stop if by_sequence => "stop_sequence",
+        FinishReason::Stop => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+        FinishReason::Incomplete => "pause_turn",
+    }
+}
+
+/// Anthropic's `stop_reason` in the normalized form (WIRE.md "Mapping between the two").
+pub(crate) fn finish_from(stop_reason: Option<&str>) -> FinishReason {
+    match stop_reason {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        // pause_turn, a reason added after this was written, or none at all: not a clean finish
+        _ => FinishReason::Incomplete,
+    }
+}
+
+/// Anthropic's usage: its `input_tokens` leaves out the prompt tokens read from or written to the
+/// cache, which the normalized figure counts; the cache counts only where known.
+pub(crate) fn usage_body(u: &Usage) -> Value {
+    let mut body = Map::new();
+    body.insert("input_tokens".into(), json!(u.uncached_input_tokens()));
+    if let Some(written) = u.cache_creation_input_tokens {
+        body.insert("cache_creation_input_tokens".into(), json!(written));
+    }
+    if let Some(read) = u.cached_input_tokens {
+        body.insert("cache_read_input_tokens".into(), json!(read));
+    }
+    body.insert("output_tokens".into(), json!(u.output_tokens));
+    Value::Object(body)
+}
+
+/// Arguments as the object Anthropic clients expect; anything that is not a JSON object (an upstream
+/// that streamed broken arguments) becomes `{}` rather than a body the client cannot read.
+pub(crate) fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => Value::Object(Map::new()),
+    }
+}
+
+/// The `message` body of `answer` under the message id `id` (`msg_…`). What an upstream of this
+/// wire said beyond the model's members (`container`, newer members) goes back as it came.
+pub(crate) fn encode_response(answer: &ChatResponse, id: &str) -> Value {
+    let mut content = Vec::new();
+    for part in &answer.reasoning {
+        match part {
+            ContentPart::Thinking { thinking, signature } => {
+                // the block always has its signature member, as Anthropic's do; a provider that
+                // signs nothing leaves it empty
+                content.push(json!({"type": "thinking", "thinking": thinking, "signature": signature.as_deref().unwrap_or_default()}));
+            }
+            ContentPart::RedactedThinking { data } => content.push(json!({"type": "redacted_thinking", "data": data})),
+            _ => {}
+        }
+    }
+    // Anthropic has no refusal field: a refusal without text is the answer's text
+    let text = if answer.text.is_empty() { answer.refusal.as_deref().unwrap_or_default() } else { &answer.text };
+    if !text.is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for c in &answer.tool_calls {
+        content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
+    }
+    let mut body = json!({
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": answer.model,
+        "content": content,
+        "stop_reason": stop_reason(answer.finish_reason, answer.stop_sequence.is_some()),
+        "stop_sequence": answer.stop_sequence,
+        "usage": usage_body(&answer.usage),
+    });
+    if answer.dialect == Some(Protocol::Anthropic)
+        && let Value::Object(map) = &mut body
+    {
+        map.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    body
+}
 
 /// Token counts as Anthropic reports them (in responses, `message_start` and `message_delta`).
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub(super) struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
-    pub(super) input_tokens: Option<u64>,
+    pub(crate) input_tokens: Option<u64>,
     #[serde(default)]
-    pub(super) output_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
     #[serde(default)]
-    pub(super) cache_read_input_tokens: Option<u64>,
+    pub(crate) cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    pub(super) cache_creation_input_tokens: Option<u64>,
+    pub(crate) cache_creation_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
     /// Takes what `newer` reports, keeps the rest (stream usage arrives in pieces).
-    pub(super) fn merge(&mut self, newer: WireUsage) {
+    pub(crate) fn merge(&mut self, newer: WireUsage) {
         self.input_tokens = newer.input_tokens.or(self.input_tokens);
         self.output_tokens = newer.output_tokens.or(self.output_tokens);
         self.cache_read_input_tokens = newer.cache_read_input_tokens.or(self.cache_read_input_tokens);
@@ -31,7 +121,7 @@ impl WireUsage {
 
     /// The normalized usage: Anthropic's `input_tokens` leaves out cache reads and writes, the
     /// normalized figure counts every prompt token.
-    pub(super) fn normalized(self) -> Usage {
+    pub(crate) fn normalized(self) -> Usage {
         let uncached = self.input_tokens.unwrap_or(0);
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
@@ -47,7 +137,7 @@ impl WireUsage {
 
 /// A non-streaming response. Unknown fields and block types are ignored.
 #[derive(Debug, Deserialize)]
-pub(super) struct MessagesResponse {
+pub(crate) struct MessagesResponse {
     #[serde(default)]
     id: Option<String>,
     model: String,
@@ -90,12 +180,12 @@ enum ResponseBlock {
 
 impl MessagesResponse {
     /// Decodes a 2xx body.
-    pub(super) fn decode(body: &[u8]) -> Result<Self, serde_json::Error> {
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)
     }
 
     /// The normalized answer; `request_id` (the `request-id` header) wins over the message id.
-    pub(super) fn into_chat_response(self, provider: &str, request_id: Option<String>) -> ChatResponse {
+    pub(crate) fn into_chat_response(self, provider: &str, request_id: Option<String>) -> ChatResponse {
         let mut text = String::new();
         let mut tool_calls = Vec::new();
         let mut reasoning = Vec::new();
@@ -127,7 +217,7 @@ impl MessagesResponse {
             text,
             tool_calls,
             reasoning,
-            finish_reason: finish_reason(self.stop_reason.as_deref()),
+            finish_reason: finish_from(self.stop_reason.as_deref()),
             refusal: None,
             stop_sequence: self.stop_sequence,
             logprobs: None,
@@ -138,18 +228,6 @@ impl MessagesResponse {
             extra,
             rate_limit: None,
         }
-    }
-}
-
-/// Anthropic's `stop_reason` in the normalized form (WIRE.md "Mapping between the two").
-pub(super) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
-    match stop_reason {
-        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
-        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
-        Some("tool_use") => FinishReason::ToolCalls,
-        Some("refusal") => FinishReason::ContentFilter,
-        // pause_turn, a reason added after this was written, or none at all: not a clean finish
-        _ => FinishReason::Incomplete,
     }
 }
 
@@ -224,6 +302,7 @@ mod tests {
                              "usage": {"input_tokens": 1, "output_tokens": 1}});
             let r = MessagesResponse::decode(raw.to_string().as_bytes()).unwrap().into_chat_response("a", None);
             assert_eq!(r.finish_reason, expected, "{stop:?}");
+            assert_eq!(finish_from(stop), expected);
         }
     }
 

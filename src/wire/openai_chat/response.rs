@@ -1,11 +1,128 @@
-//! Chat Completions answers (private serde structs) and their mapping to the normalized chat
-//! model. Requests are encoded by [`crate::wire::openai_chat`].
+//! `chat.completion` bodies both ways: written from a [`ChatResponse`] (the gateway's answer to its
+//! callers, the simulator's), and read into one (the adapter's reading of an upstream's answer).
+//! The finish-reason map and the usage body are the wire's one each, streams included.
 
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::chat::{ChatResponse, Choice, ContentPart, Extra, FinishReason, TokenLogprob, ToolCall, Usage};
-use crate::provider::Protocol;
+use crate::protocol::Protocol;
+
+/// `finish_reason` for a normalized reason.
+pub(crate) fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        // OpenAI has no "paused": the answer is cut short, which clients handle as `length`
+        FinishReason::Length | FinishReason::Incomplete => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+/// The normalized reason for a `finish_reason`; anything unknown or missing is not a clean finish.
+pub(crate) fn finish_from(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+        Some("content_filter") => FinishReason::ContentFilter,
+        _ => FinishReason::Incomplete,
+    }
+}
+
+/// `usage` as OpenAI writes it: the details only where the count is known.
+pub(crate) fn usage_body(u: &Usage) -> Value {
+    let mut body = json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.total(),
+    });
+    if let Value::Object(map) = &mut body {
+        if let Some(cached) = u.cached_input_tokens {
+            map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+        }
+        if let Some(reasoning) = u.reasoning_tokens {
+            map.insert("completion_tokens_details".into(), json!({"reasoning_tokens": reasoning}));
+        }
+    }
+    body
+}
+
+/// A choice's (or a chunk's) `logprobs`.
+pub(crate) fn logprobs_body(content: &[TokenLogprob]) -> Value {
+    json!({"content": content, "refusal": null})
+}
+
+/// The `chat.completion` body of `answer`, under the answer id `id` (`chatcmpl-…`) made at
+/// `created` (Unix time). What an upstream of this wire said beyond the model's members
+/// (`system_fingerprint`, `service_tier`, newer members) goes back as it came.
+pub(crate) fn encode_response(answer: &ChatResponse, id: &str, created: u64) -> Value {
+    let mut first = choice_body(
+        0,
+        &answer.text,
+        &answer.tool_calls,
+        answer.refusal.as_deref(),
+        answer.logprobs.as_deref(),
+        answer.finish_reason,
+    );
+    let thinking: String = answer
+        .reasoning
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::Thinking { thinking, .. } => Some(thinking.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !thinking.is_empty() {
+        // the wire has no reasoning text; OpenAI-compatible servers and clients use this member
+        first["message"]["reasoning_content"] = json!(thinking);
+    }
+    let mut choices = vec![first];
+    choices.extend(answer.alternatives.iter().map(|c| {
+        choice_body(c.index, &c.text, &c.tool_calls, c.refusal.as_deref(), c.logprobs.as_deref(), c.finish_reason)
+    }));
+    let mut body = Map::new();
+    body.insert("id".into(), json!(id));
+    body.insert("object".into(), json!("chat.completion"));
+    body.insert("created".into(), json!(created));
+    body.insert("model".into(), json!(answer.model));
+    body.insert("choices".into(), Value::Array(choices));
+    body.insert("usage".into(), usage_body(&answer.usage));
+    if answer.dialect == Some(Protocol::Openai) {
+        body.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(body)
+}
+
+fn choice_body(
+    index: usize,
+    text: &str,
+    tool_calls: &[ToolCall],
+    refusal: Option<&str>,
+    logprobs: Option<&[TokenLogprob]>,
+    finish: FinishReason,
+) -> Value {
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    // OpenAI sends null content, not "", when the turn is only tool calls or a refusal
+    let content_is_null = text.is_empty() && (!tool_calls.is_empty() || refusal.is_some());
+    message.insert("content".into(), if content_is_null { Value::Null } else { json!(text) });
+    if !tool_calls.is_empty() {
+        let calls: Vec<Value> = tool_calls.iter().map(tool_call_body).collect();
+        message.insert("tool_calls".into(), Value::Array(calls));
+    }
+    message.insert("refusal".into(), json!(refusal));
+    let mut choice = json!({"index": index, "message": message, "finish_reason": finish_reason(finish)});
+    if let (Some(logprobs), Value::Object(map)) = (logprobs, &mut choice) {
+        map.insert("logprobs".into(), logprobs_body(logprobs));
+    }
+    choice
+}
+
+/// One whole tool call of a message.
+pub(crate) fn tool_call_body(c: &ToolCall) -> Value {
+    json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+}
 
 /// The response body of a non-streaming call. Members this struct does not name are kept in
 /// `extra`, for callers of the same wire.
@@ -31,11 +148,12 @@ struct WireChoice {
     logprobs: Option<WireLogprobs>,
 }
 
-/// A choice's (or a chunk's) `logprobs`.
+/// A choice's (or a chunk's) `logprobs`, read.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct WireLogprobs {
+pub(crate) struct WireLogprobs {
+    /// The tokens' log probabilities.
     #[serde(default)]
-    pub(super) content: Option<Vec<TokenLogprob>>,
+    pub(crate) content: Option<Vec<TokenLogprob>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +194,7 @@ fn arguments<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// Token usage as OpenAI reports it, in responses and in the last stream chunk.
 #[derive(Debug, Clone, Copy, Deserialize)]
-pub(super) struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
     prompt_tokens: u64,
     #[serde(default)]
@@ -111,19 +229,9 @@ impl From<WireUsage> for Usage {
     }
 }
 
-/// Maps OpenAI's `finish_reason`; anything unknown or missing is not a clean finish.
-pub(super) fn finish_reason(reason: Option<&str>) -> FinishReason {
-    match reason {
-        Some("stop") => FinishReason::Stop,
-        Some("length") => FinishReason::Length,
-        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
-        Some("content_filter") => FinishReason::ContentFilter,
-        _ => FinishReason::Incomplete,
-    }
-}
-
-/// Decodes a 2xx body. `Err` carries why it does not decode (the caller makes it `malformed_response`).
-pub(super) fn decode_response(
+/// Decodes a 2xx body. `Err` carries why it does not decode (the adapter makes it
+/// `malformed_response`).
+pub(crate) fn decode_response(
     body: &[u8],
     provider: &str,
     requested_model: &str,
@@ -148,7 +256,7 @@ pub(super) fn decode_response(
             index: c.index.unwrap_or(position),
             text: c.message.content.unwrap_or_default(),
             tool_calls,
-            finish_reason: finish_reason(c.finish_reason.as_deref()),
+            finish_reason: finish_from(c.finish_reason.as_deref()),
             refusal: c.message.refusal,
             logprobs: c.logprobs.and_then(|l| l.content),
         }
@@ -181,7 +289,7 @@ pub(super) fn decode_response(
 }
 
 /// A JSON error without serde's quote of the offending value: upstream bytes stay out of messages.
-pub(super) fn json_error(e: &serde_json::Error) -> String {
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
     let what = match e.classify() {
         serde_json::error::Category::Io => "I/O error",
         serde_json::error::Category::Syntax => "invalid JSON",
@@ -244,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn finish_reasons_map() {
+    fn finish_reasons_map_both_ways() {
         let cases = [
             (Some("stop"), FinishReason::Stop),
             (Some("length"), FinishReason::Length),
@@ -255,8 +363,12 @@ mod tests {
             (None, FinishReason::Incomplete),
         ];
         for (wire, expected) in cases {
-            assert_eq!(finish_reason(wire), expected, "{wire:?}");
+            assert_eq!(finish_from(wire), expected, "{wire:?}");
         }
+        for reason in [FinishReason::Stop, FinishReason::Length, FinishReason::ToolCalls, FinishReason::ContentFilter] {
+            assert_eq!(finish_from(Some(finish_reason(reason))), reason);
+        }
+        assert_eq!(finish_reason(FinishReason::Incomplete), "length");
     }
 
     #[test]

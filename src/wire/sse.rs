@@ -1,8 +1,33 @@
-//! Server-sent events framing, shared by both adapters.
+//! Server-sent events framing, both ways: the one writer every wire's streams are framed with
+//! (gateway, simulator) and the one reader the adapters read them with.
 //!
-//! Correct however the bytes are split: events across chunks, UTF-8 characters across chunks,
-//! `\r\n`, `\r` or `\n` line ends, comments, multi-line `data:`. Implements the WHATWG event-stream
-//! parsing rules that matter here (fields `event` and `data`; `id` and `retry` are ignored).
+//! The reader is correct however the bytes are split: events across chunks, UTF-8 characters
+//! across chunks, `\r\n`, `\r` or `\n` line ends, comments, multi-line `data:`. It implements the
+//! WHATWG event-stream parsing rules that matter here (fields `event` and `data`; `id` and `retry`
+//! are ignored).
+
+use std::fmt::Display;
+
+use bytes::Bytes;
+
+/// The sentinel that ends a Chat Completions stream.
+pub(crate) const DONE: &str = "[DONE]";
+
+/// An event with only a `data:` line (Chat Completions). `data` is one line: JSON as
+/// `serde_json` writes it, or the sentinel.
+pub(crate) fn data(data: impl Display) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+/// A named event (Anthropic Messages, Responses): its `event:` line, then its one `data:` line.
+pub(crate) fn named(name: &str, data: impl Display) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// A comment: every reader skips it (the reader here too).
+pub(crate) fn comment(text: impl Display) -> Bytes {
+    Bytes::from(format!(": {text}\n\n"))
+}
 
 /// One decoded server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +174,22 @@ mod tests {
         assert_eq!(
             decode_all(&[b"data: {\"x\":1}"]),
             vec![SseEvent { event: String::new(), data: "{\"x\":1}".into() }]
+        );
+    }
+
+    #[test]
+    fn what_the_writer_frames_the_reader_reads_back() {
+        let mut bytes = data("{\"a\":1}").to_vec();
+        bytes.extend_from_slice(&comment("x-cost: 1"));
+        bytes.extend_from_slice(&named("message_stop", "{}"));
+        bytes.extend_from_slice(&data(DONE));
+        assert_eq!(
+            decode_all(&[&bytes]),
+            vec![
+                SseEvent { event: String::new(), data: "{\"a\":1}".into() },
+                SseEvent { event: "message_stop".into(), data: "{}".into() },
+                SseEvent { event: String::new(), data: DONE.into() },
+            ]
         );
     }
 
