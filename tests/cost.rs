@@ -14,14 +14,7 @@ fn router(sim: &SimServer) -> Router {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.mini]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.haiku]
@@ -30,8 +23,7 @@ targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 resume = ["none"]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml()
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }

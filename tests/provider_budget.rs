@@ -18,14 +18,7 @@ fn router(sim: &SimServer) -> Router {
 [defaults]
 retry = {{ max_attempts = 1, retry_after_cap = "5s" }}
 timeouts = {{ total = "20s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.claude-first]
@@ -33,8 +26,7 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
 [routes.solo]
 targets = [{{ provider = "openai", model = "gpt-4o" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml()
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
