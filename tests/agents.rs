@@ -32,8 +32,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard::sim::{RecordedRequest, SimServer};
 use support::TestGateway;
+use switchyard::sim::{RecordedRequest, SimServer};
 
 /// The gateway's one client key: every client sends it, as its own setting for an API key.
 const KEY: &str = "sk-switchyard-agents";

@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::Protocol;
 use switchyard::sim::{Fault, FaultRule, SimServer};
-use support::TestGateway;
 
 fn policy_text(sim: &SimServer) -> String {
     format!(

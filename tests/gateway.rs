@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::Protocol;
 use switchyard::sim::{Fault, FaultRule, SimServer};
-use support::TestGateway;
 
 fn policy_text(sim: &SimServer, extra: &str) -> String {
     format!(
@@ -361,7 +361,8 @@ async fn the_policy_reloads_through_the_file_while_requests_flow() {
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, &s.policy).unwrap();
     let reloaded =
-        support::eventually(Duration::from_secs(10), || s.sim.request_count(Protocol::Openai, Some("gpt-4o")) > 0).await;
+        support::eventually(Duration::from_secs(10), || s.sim.request_count(Protocol::Openai, Some("gpt-4o")) > 0)
+            .await;
     stop.store(true, Ordering::Relaxed);
     let statuses = flowing.await.unwrap();
     assert!(reloaded, "the new policy never served");

@@ -60,12 +60,8 @@ targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provi
     }
     let gateway = support::gateway_with(&text, &[]).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/official.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("SWITCHYARD_BASE", &gateway.base)
-        .output()
-        .await
-        .unwrap();
+    let out =
+        tokio::process::Command::new(&python).arg(script).env("SWITCHYARD_BASE", &gateway.base).output().await.unwrap();
     assert!(out.status.success(), "the SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["chat"]["model"], "gpt-4o-mini", "{v}");
