@@ -2,6 +2,8 @@
 //! simulated provider give identical classified errors and identical router decisions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +13,8 @@ use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router};
 
 fn policy(sim: &SimServer, extra: &str) -> Policy {
     format!(
-        "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\nbreaker = {{ consecutive_failures = 100 }}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}, {{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n{extra}",
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\nbreaker = {{ consecutive_failures = 100 }}\n{}[routes.chat]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}, {{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n{extra}",
+        sim.providers_toml()
     )
     .parse()
     .unwrap()
