@@ -44,7 +44,7 @@ async fn one_prefix_sticks_to_one_target_and_moves_together_when_it_fails() {
 }
 
 async fn sticks_and_moves(strategy: &str) {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, strategy, true);
     let system = "You are the support assistant of ACME. Answer from the manual.";
     let mut models = BTreeSet::new();
@@ -89,7 +89,7 @@ async fn sticks_and_moves(strategy: &str) {
 
 #[tokio::test]
 async fn without_it_the_route_balances_as_its_strategy_says() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, "round_robin", false);
     let mut models = BTreeSet::new();
     for n in 0..3 {

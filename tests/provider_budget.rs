@@ -4,6 +4,8 @@
 //! 429. The simulator enforces a real limit and states it the way each provider does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -37,7 +39,7 @@ fn hello() -> ChatRequest {
 
 #[tokio::test]
 async fn a_target_whose_headers_say_nothing_remains_is_skipped_without_a_429() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Openai, "gpt-4o-mini", 3, Duration::from_secs(60));
     let router = router(&sim);
     let mut served = Vec::new();
@@ -79,7 +81,7 @@ async fn a_target_whose_headers_say_nothing_remains_is_skipped_without_a_429() {
 
 #[tokio::test]
 async fn streams_and_anthropic_headers_are_learned_too() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Anthropic, "claude-sonnet-4-5", 2, Duration::from_secs(60));
     let router = router(&sim);
     let mut served = Vec::new();
@@ -97,7 +99,7 @@ async fn streams_and_anthropic_headers_are_learned_too() {
 
 #[tokio::test]
 async fn the_last_option_waits_for_the_reset_instead_of_taking_the_429() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Openai, "gpt-4o", 1, Duration::from_secs(1));
     let router = router(&sim);
     for _ in 0..2 {

@@ -23,7 +23,7 @@ fn valid(sim: &SimServer, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_edits_under_load_lose_no_request() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, valid(&sim, 0)).unwrap();

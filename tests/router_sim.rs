@@ -67,7 +67,7 @@ fn policy(sim: &SimServer, routes: &str) -> Policy {
 
 /// A simulator and a router whose policy is the shared one plus `routes`.
 async fn setup(routes: &str) -> (SimServer, Router) {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = Router::new(policy(&sim, routes));
     (sim, router)
 }
@@ -251,7 +251,7 @@ fn rate_limit_ms(retry_after_ms: u64) -> Fault {
 
 #[tokio::test]
 async fn retry_after_is_honoured_before_every_retry() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let timed = Timed::openai(&sim);
     let routes = route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], "");
     let router = Router::builder(policy(&sim, &routes)).provider("openai", timed.clone()).build();
@@ -824,7 +824,7 @@ breaker = { consecutive_failures = 3, cooldown = "1s", max_cooldown = "4s" }
     // cooldowns of seconds: the check that nothing is probed before the doubled cooldown ends has
     // more than a second to spare on a loaded machine
     // `probe = "passive"`: the first request after a cooldown is the probe
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let text =
         format!("{}{DEFAULTS}{}", providers(&sim), route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra));
     let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap());
@@ -1018,7 +1018,7 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
             "[routes.chat.on.stream_interrupted]\nretry = false"
         )
     );
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let routes = routes.replace("{}", &sim.anthropic_base_url());
     let router = Router::new(policy(&sim, &routes));
     sim.add_fault(FaultRule::new(ANTHROPIC, Fault::Cut { after_tokens: 3 }).model("claude-sonnet-4-5").first(1));
@@ -1055,7 +1055,7 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
 async fn a_fallback_that_rejects_prefill_does_not_mask_the_original_failure() {
     // `claude_raw` has no profile, so nothing tells the router Claude 4.6 rejects prefill: it finds
     // out from the 400, learns it, and reports the cut that started it all
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let routes = format!(
         "\n[providers.claude_raw]\nprotocol = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"PATH\"\n{}",
         sim.anthropic_base_url(),
