@@ -68,7 +68,10 @@ pub async fn gateway_with(policy: &str, files: &[(&str, &str)]) -> TestGateway {
 /// The `switchyard` binary built for these tests (cargo builds it with the `cli` feature).
 pub fn binary() -> &'static str {
     // option_env: the test files still compile without `cli`; only the tests running it need it
-    option_env!("CARGO_BIN_EXE_switchyard").expect("the switchyard binary needs the `cli` feature")
+    match option_env!("CARGO_BIN_EXE_switchyard") {
+        Some(path) => path,
+        None => panic!("the switchyard binary needs the `cli` feature"),
+    }
 }
 
 /// `switchyard serve` (the binary) on a free loopback port under the policy file `policy`.
