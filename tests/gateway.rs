@@ -398,9 +398,7 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
 #[tokio::test]
 async fn client_keys_are_required_when_configured() {
     let sim = support::sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "[server]\napi_keys_env = \"SWITCHYARD_TEST_KEYS\"\n")).unwrap();
+    let policy = policy_text(&sim, "[server]\napi_keys_env = \"SWITCHYARD_TEST_KEYS\"\n");
     let serve = support::serve_binary(&policy, &[("SWITCHYARD_TEST_KEYS", "key-one, key-two")], Stdio::null()).await;
     let (mut child, port, base) = (serve.child, serve.port, serve.base);
     let url = format!("{base}/v1/chat/completions");

@@ -311,10 +311,8 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
 #[tokio::test]
 async fn made_up_names_leave_metrics_and_memory_flat() {
     let sim = support::sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "")).unwrap();
-    let support::ServeProcess { mut child, base, .. } = support::serve_binary(&policy, &[], Stdio::null()).await;
+    let serve = support::serve_binary(&policy_text(&sim, ""), &[], Stdio::null()).await;
+    let support::ServeProcess { mut child, base, .. } = serve;
     let pid = child.id().unwrap();
     let http = client();
     let url = format!("{base}/v1/chat/completions");
@@ -422,11 +420,10 @@ async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
 #[tokio::test]
 async fn log_lines_carry_the_request_id_and_the_key_name() {
     let sim = support::sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "api_keys_env = \"HOSTILE_TEST_KEYS\"\n")).unwrap();
+    let policy = policy_text(&sim, "api_keys_env = \"HOSTILE_TEST_KEYS\"\n");
     let envs = [("HOSTILE_TEST_KEYS", "sk-logged-key"), ("RUST_LOG", "info"), ("NO_COLOR", "1")];
-    let support::ServeProcess { mut child, base, .. } = support::serve_binary(&policy, &envs, Stdio::piped()).await;
+    let serve = support::serve_binary(&policy, &envs, Stdio::piped()).await;
+    let support::ServeProcess { mut child, base, .. } = serve;
     let http = client();
     // a whole answer whose attempt fails, and a stream cut after its first tokens
     sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, Fault::status(500)).first(1));

@@ -1,6 +1,6 @@
 //! The gateway in-process on a free port, and the `switchyard` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -74,20 +74,26 @@ pub fn binary() -> &'static str {
     }
 }
 
-/// `switchyard serve` (the binary) on a free loopback port under the policy file `policy`.
+/// `switchyard serve` (the binary) on a free loopback port.
 pub struct ServeProcess {
     /// Killed on drop.
     pub child: tokio::process::Child,
     pub port: u16,
     pub base: String,
+    /// Holds the policy file (`policy.toml`).
+    pub dir: tempfile::TempDir,
 }
 
-/// Starts `switchyard serve --policy POLICY` with `envs` added to its environment and its stderr
-/// going to `stderr`, and waits (10 s at most) until its `/healthz` answers 200.
-pub async fn serve_binary(policy: &Path, envs: &[(&str, &str)], stderr: Stdio) -> ServeProcess {
+/// Starts `switchyard serve` under `policy` (TOML text, written to a file of its own) with
+/// `envs` added to its environment and its stderr going to `stderr`, and waits (10 s at most)
+/// until its `/healthz` answers 200.
+pub async fn serve_binary(policy: &str, envs: &[(&str, &str)], stderr: Stdio) -> ServeProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = tokio::process::Command::new(binary())
-        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--policy", &path.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
         .envs(envs.iter().copied())
         .stderr(stderr)
         .kill_on_drop(true)
@@ -100,5 +106,5 @@ pub async fn serve_binary(policy: &Path, envs: &[(&str, &str)], stderr: Stdio) -
     })
     .await;
     assert!(up, "the gateway did not come up at {base}");
-    ServeProcess { child, port, base }
+    ServeProcess { child, port, base, dir }
 }
