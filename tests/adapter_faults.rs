@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -412,7 +414,7 @@ struct Harness {
 }
 
 async fn harness(protocol: Protocol) -> Harness {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let closed = {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         listener.local_addr().unwrap().port()

@@ -25,12 +25,14 @@
 //! failed one is named in the test's failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard::serve::{Gateway, ServeOptions};
+use support::TestGateway;
 use switchyard::sim::{RecordedRequest, SimServer};
 
 /// The gateway's one client key: every client sends it, as its own setting for an API key.
@@ -60,19 +62,8 @@ fn policy(sim: &SimServer) -> String {
 keys_file = "keys.toml"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[providers.responses]
-profile = "openai"
-protocol = "openai_responses"
-auth = "none"
-base_url = "{openai}"
+{providers}
+{responses}
 [routes."claude-sonnet-4-5"]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 [routes.chat]
@@ -92,43 +83,35 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.sdk-claude]
 targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml(),
+        responses = support::responses_provider_toml(sim)
     )
 }
 
 /// The simulator, the gateway in front of it, and a scratch directory for the clients' homes.
 struct Rig {
     sim: SimServer,
-    gateway: Gateway,
-    dir: tempfile::TempDir,
+    gateway: TestGateway,
 }
 
 impl Rig {
     async fn start() -> Rig {
-        let sim = SimServer::start().await.unwrap();
-        // outside the repository (the clients read the git repository they run in); Codex warns
-        // that it does not set up its helper binaries under the temporary directory, and goes on
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("policy.toml");
-        std::fs::write(&path, policy(&sim)).unwrap();
-        std::fs::write(dir.path().join("keys.toml"), format!("[keys.agents]\nkey = \"{KEY}\"\n")).unwrap();
-        let mut options = ServeOptions::new(&path);
-        options.listen = Some("127.0.0.1:0".parse().unwrap());
-        let gateway = match Gateway::start(options).await {
-            Ok(g) => g,
-            Err(e) => panic!("{e}"),
-        };
-        Rig { sim, gateway, dir }
+        let sim = support::sim().await;
+        // the gateway's directory is the scratch directory: outside the repository (the clients
+        // read the git repository they run in); Codex warns that it does not set up its helper
+        // binaries under the temporary directory, and goes on
+        let keys = format!("[keys.agents]\nkey = \"{KEY}\"\n");
+        let gateway = support::gateway_with(&policy(&sim), &[("keys.toml", &keys)]).await;
+        Rig { sim, gateway }
     }
 
     fn base(&self) -> String {
-        format!("http://{}", self.gateway.addr())
+        self.gateway.base.clone()
     }
 
     /// A fresh directory under the scratch directory.
     fn home(&self, name: &str) -> PathBuf {
-        let home = self.dir.path().join(name);
+        let home = self.gateway.dir.path().join(name);
         std::fs::create_dir_all(&home).unwrap();
         home
     }

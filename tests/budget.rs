@@ -3,13 +3,15 @@
 //! time the window resets. What was spent survives a reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::chat::{Message, Role};
 use switchyard::error::ErrorClass;
 use switchyard::router::SkipReason;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::SimServer;
 use switchyard::{ChatRequest, Policy, Router};
 
@@ -19,16 +21,7 @@ fn policy(sim: &SimServer) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-budget = {{ usd = 0.000001, per = "1d" }}
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[routes.chat]
+{openai}{anthropic}[routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.openai-only]
 targets = [{{ provider = "openai", model = "gpt-4o" }}]
@@ -38,8 +31,13 @@ targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.capped-free]
 targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        openai = support::provider_toml(
+            "openai",
+            "openai",
+            &sim.openai_base_url(),
+            "budget = { usd = 0.000001, per = \"1d\" }"
+        ),
+        anthropic = support::provider_toml("anthropic", "anthropic", &sim.anthropic_base_url(), "")
     )
 }
 
@@ -49,7 +47,7 @@ fn hello() -> ChatRequest {
 
 #[tokio::test]
 async fn a_spent_provider_budget_skips_then_refuses_and_survives_a_reload() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let text = policy(&sim);
     let router = Router::new(Policy::from_toml(&text, "inline").unwrap());
     // the first answer spends OpenAI's budget for the day
@@ -79,14 +77,9 @@ async fn a_spent_provider_budget_skips_then_refuses_and_survives_a_reload() {
 
 #[tokio::test]
 async fn a_spent_route_budget_is_a_429_budget_exhausted_with_retry_after() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy(&sim)).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let url = format!("http://{}/v1/chat/completions", gateway.addr());
+    let sim = support::sim().await;
+    let gateway = support::gateway_with(&policy(&sim), &[]).await;
+    let url = gateway.url("/v1/chat/completions");
     let body = json!({"model": "capped", "messages": [{"role": "user", "content": "Hello there"}]});
     let client = reqwest::Client::new();
     assert_eq!(client.post(&url).json(&body).send().await.unwrap().status(), 200);
@@ -102,22 +95,15 @@ async fn a_spent_route_budget_is_a_429_budget_exhausted_with_retry_after() {
 /// A gateway in front of the simulator with the client keys `keys` (a key file's text).
 struct KeyedGateway {
     sim: SimServer,
-    _gateway: Gateway,
+    _gateway: TestGateway,
     base: String,
-    _dir: tempfile::TempDir,
 }
 
 async fn gateway_with_keys(keys: &str) -> KeyedGateway {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim))).unwrap();
-    std::fs::write(dir.path().join("keys.toml"), keys).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    KeyedGateway { sim, _gateway: gateway, base, _dir: dir }
+    let sim = support::sim().await;
+    let policy = format!("[server]\nkeys_file = \"keys.toml\"\n{}", policy(&sim));
+    let gateway = support::gateway_with(&policy, &[("keys.toml", keys)]).await;
+    KeyedGateway { sim, base: gateway.base.clone(), _gateway: gateway }
 }
 
 #[tokio::test]
@@ -188,11 +174,10 @@ async fn a_client_that_goes_away_mid_answer_is_charged_what_the_provider_billed(
     }
     drop(chunks);
     // the gateway notices, drops the stream, and bills its attempt: the prompt and what was generated
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while key_spent(&client, &base, "streamer").await == 0.0 {
-        assert!(std::time::Instant::now() < deadline, "the key was never charged for the stream it left");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let charged = support::eventually_async(Duration::from_secs(10), || async {
+        key_spent(&client, &base, "streamer").await != 0.0
+    });
+    assert!(charged.await, "the key was never charged for the stream it left");
     let metrics =
         client.get(format!("{base}/metrics")).bearer_auth("sk-ops").send().await.unwrap().text().await.unwrap();
     assert!(
@@ -213,9 +198,8 @@ async fn a_client_that_goes_away_mid_answer_is_charged_what_the_provider_billed(
         .send()
         .await;
     assert!(impatient.is_err_and(|e| e.is_timeout()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while key_spent(&client, &base, "waiter").await == 0.0 {
-        assert!(std::time::Instant::now() < deadline, "the key was never charged for the answer it left");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let charged = support::eventually_async(Duration::from_secs(10), || async {
+        key_spent(&client, &base, "waiter").await != 0.0
+    });
+    assert!(charged.await, "the key was never charged for the answer it left");
 }

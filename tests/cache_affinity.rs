@@ -3,6 +3,8 @@
 //! same target while it is healthy, and all move together to one other target when it is not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use switchyard::chat::{CacheControl, ContentPart, Message, Role, Tool};
@@ -15,16 +17,12 @@ fn router(sim: &SimServer, strategy: &str, affinity: bool) -> Router {
 [defaults]
 retry = {{ max_attempts = 1 }}
 breaker = {{ consecutive_failures = 1, cooldown = "60s", max_cooldown = "60s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[routes.spread]
+{openai}[routes.spread]
 strategy = "{strategy}"
 cache_affinity = {affinity}
 targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "openai", model = "gpt-4.1" }}]
 "#,
-        openai = sim.openai_base_url()
+        openai = support::provider_toml("openai", "openai", &sim.openai_base_url(), "")
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
@@ -46,7 +44,7 @@ async fn one_prefix_sticks_to_one_target_and_moves_together_when_it_fails() {
 }
 
 async fn sticks_and_moves(strategy: &str) {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, strategy, true);
     let system = "You are the support assistant of ACME. Answer from the manual.";
     let mut models = BTreeSet::new();
@@ -91,7 +89,7 @@ async fn sticks_and_moves(strategy: &str) {
 
 #[tokio::test]
 async fn without_it_the_route_balances_as_its_strategy_says() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, "round_robin", false);
     let mut models = BTreeSet::new();
     for n in 0..3 {

@@ -1,14 +1,17 @@
 //! The `switchyard` binary: exit codes, output contracts, error messages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::TestGateway;
 use switchyard::Protocol;
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 fn switchyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    Command::new(support::binary())
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_LOG")
@@ -87,7 +90,7 @@ fn sim_policy(dir: &Path, sim: &SimServer) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_json_reports_the_serving_model_usage_and_attempts() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let dir = tempfile::tempdir().unwrap();
     let policy = sim_policy(dir.path(), &sim);
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
@@ -131,7 +134,7 @@ async fn chat_json_reports_the_serving_model_usage_and_attempts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_failure_is_exit_1_with_the_error_in_json_and_unknown_route_is_exit_2() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let dir = tempfile::tempdir().unwrap();
     let policy = sim_policy(dir.path(), &sim);
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(529)));
@@ -318,12 +321,11 @@ fn check_shows_budgets_and_cache_affinity() {
     );
 }
 
-/// A gateway in front of a simulator of its own, `policy.toml` in `dir`: route `chat` is OpenAI,
-/// then Anthropic, one attempt each, with a breaker that opens on the second failure in a row and
-/// `cooldown` (the rest of its table).
-async fn sim_gateway(dir: &Path, cooldown: &str) -> (SimServer, switchyard::serve::Gateway) {
-    use switchyard::serve::{Gateway, ServeOptions};
-    let sim = SimServer::start().await.unwrap();
+/// A gateway in front of a simulator of its own: route `chat` is OpenAI, then Anthropic, one
+/// attempt each, with a breaker that opens on the second failure in a row and `cooldown` (the
+/// rest of its table).
+async fn sim_gateway(cooldown: &str) -> (SimServer, TestGateway) {
+    let sim = support::sim().await;
     let policy = format!(
         r#"
 [defaults]
@@ -335,18 +337,14 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
 "#,
         providers = sim.providers_toml()
     );
-    std::fs::write(dir.join("policy.toml"), policy).unwrap();
-    let mut options = ServeOptions::new(dir.join("policy.toml"));
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    (sim, Gateway::start(options).await.unwrap())
+    (sim, support::gateway_with(&policy, &[]).await)
 }
 
 #[test]
 fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let (sim, gateway) = runtime.block_on(async {
-        let (sim, gateway) = sim_gateway(dir.path(), r#"cooldown = "60s""#).await;
+        let (sim, gateway) = sim_gateway(r#"cooldown = "60s""#).await;
         sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
         let body = serde_json::json!({"model": "chat", "messages": [{"role": "user", "content": "Hello"}]});
         for _ in 0..3 {
@@ -392,8 +390,9 @@ fn top_shows_the_routes_breakers_traffic_and_events_of_a_running_gateway() {
 #[test]
 fn a_drill_against_a_running_gateway_injects_through_its_admin_api_and_reads_its_stream() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, gateway) = runtime.block_on(sim_gateway(dir.path(), r#"cooldown = "500ms", max_cooldown = "500ms""#));
+    let (sim, gateway) = runtime.block_on(sim_gateway(r#"cooldown = "500ms", max_cooldown = "500ms""#));
+    // next to the gateway's policy: the drill names it
+    let dir = &gateway.dir;
     std::fs::write(
         dir.path().join("drill.toml"),
         r#"

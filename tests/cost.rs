@@ -3,6 +3,8 @@
 //! generated, summed per answer, sent by the gateway and counted in its metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use futures::StreamExt;
 use switchyard::chat::{CacheControl, ContentPart, Message, Role, Usage};
 use switchyard::router::AttemptOutcome;
@@ -14,14 +16,7 @@ fn router(sim: &SimServer) -> Router {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.mini]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.haiku]
@@ -30,8 +25,7 @@ targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 resume = ["none"]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml()
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
@@ -51,7 +45,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test]
 async fn an_answer_costs_its_usage_at_the_profile_prices_cached_or_not() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim);
     // gpt-4o-mini: $0.15 in, $0.60 out
     let r = router.chat("mini", ChatRequest::new([Message::text(Role::User, "Hello there")])).await.unwrap();
@@ -98,7 +92,7 @@ async fn an_answer_costs_its_usage_at_the_profile_prices_cached_or_not() {
 
 #[tokio::test]
 async fn a_stream_cut_after_content_is_billed_and_flagged_as_failed() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::Cut { after_tokens: 3 }));
     let router = router(&sim);
     let request = ChatRequest::new([Message::text(Role::User, "Hello there, tell me about the weather")]);

@@ -3,11 +3,13 @@
 //! failover between targets, no rate budget spent.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 fn policy_text(sim: &SimServer) -> String {
@@ -15,14 +17,7 @@ fn policy_text(sim: &SimServer) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5", limits = {{ rpm = 1 }} }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.gpt]
@@ -36,26 +31,19 @@ targets = [{{ provider = "openai", model = "gpt-4o", limits = {{ tpm = 16390 }} 
 [routes.mistral-tight]
 targets = [{{ provider = "openai", model = "mistral-large", limits = {{ tpm = 16390 }} }}]
 "#,
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        providers = sim.providers_toml()
     )
 }
 
 struct Setup {
     sim: SimServer,
-    gateway: Gateway,
-    _dir: tempfile::TempDir,
+    gateway: TestGateway,
 }
 
 async fn setup() -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim)).unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    Setup { sim, gateway, _dir: dir }
+    let sim = support::sim().await;
+    let gateway = support::gateway_with(&policy_text(&sim), &[]).await;
+    Setup { sim, gateway }
 }
 
 /// What the Anthropic SDK's `messages.count_tokens` sends.

@@ -4,12 +4,13 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::serve::Gateway;
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 use browser::Browser;
@@ -33,12 +34,8 @@ targets = [{{ provider = "anthropic", model = "claude-opus-4-6" }}]
 }
 
 async fn gateway(sim: &SimServer, extra: &str) -> (Gateway, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy(sim, extra)).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    (Gateway::start(options).await.unwrap(), dir)
+    let (gateway, _, dir) = support::gateway(&policy(sim, extra)).await;
+    (gateway, dir)
 }
 
 async fn chat(base: &str, route: &str) -> u16 {
@@ -73,7 +70,7 @@ fn breaker_is(who: &str, state: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_every_route_a_breaker_opening_and_closing_live() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let (gw, _dir) = gateway(&sim, "").await;
     let base = format!("http://{}", gw.addr());
     for _ in 0..3 {
@@ -135,15 +132,11 @@ async fn the_dashboard_shows_every_route_a_breaker_opening_and_closing_live() {
 
     // the fault ends; after the cooldown a probe closes the breaker, and the page follows
     sim.remove_fault(fault);
-    let deadline = std::time::Instant::now() + long;
-    loop {
+    let closed = support::eventually_async(long, || async {
         assert_eq!(chat(&base, "chat").await, 200);
-        if browser.eval(&breaker_js("openai/gpt-4o-mini")).await == "closed" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the page never showed the breaker closed again");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        browser.eval(&breaker_js("openai/gpt-4o-mini")).await == "closed"
+    });
+    assert!(closed.await, "the page never showed the breaker closed again");
     browser
         .wait_for(
             "return !!document.querySelector('g[data-breaker-band=\"openai/gpt-4o-mini\"] rect[data-state=\"closed\"]:last-of-type')",
@@ -168,7 +161,7 @@ async fn the_dashboard_shows_every_route_a_breaker_opening_and_closing_live() {
 
 #[tokio::test]
 async fn the_dashboard_stream_sends_snapshots_and_events() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let (gw, _dir) = gateway(&sim, "").await;
     let base = format!("http://{}", gw.addr());
     let page = reqwest::get(format!("{base}/admin")).await.unwrap();
@@ -205,19 +198,11 @@ async fn the_dashboard_stream_sends_snapshots_and_events() {
 
 #[tokio::test]
 async fn the_dashboard_takes_an_admin_key_as_basic_credentials_and_caps_its_streams() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("keys.toml"),
-        "[keys.ops]\nkey = \"sk-admin-1234567890\"\nadmin = true\n[keys.app]\nkey = \"sk-app-1234567890\"\n",
-    )
-    .unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy(&sim, "[server]\nkeys_file = \"keys.toml\"\n")).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gw = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gw.addr());
+    let sim = support::sim().await;
+    let keys = "[keys.ops]\nkey = \"sk-admin-1234567890\"\nadmin = true\n[keys.app]\nkey = \"sk-app-1234567890\"\n";
+    let policy = policy(&sim, "[server]\nkeys_file = \"keys.toml\"\n");
+    let gw = support::gateway_with(&policy, &[("keys.toml", keys)]).await;
+    let base = gw.base.clone();
     let http = reqwest::Client::new();
 
     // no key: 401 with a Basic challenge, so that a browser asks for one
@@ -255,22 +240,18 @@ async fn the_dashboard_takes_an_admin_key_as_basic_credentials_and_caps_its_stre
     let r = http.get(format!("{base}/admin/events")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
     assert_eq!(r.status(), 503);
     drop(open.pop());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let back = support::eventually_async(Duration::from_secs(10), || async {
         let r = http.get(format!("{base}/admin/events")).bearer_auth("sk-admin-1234567890").send().await.unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "a closed stream never gave its place back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        r.status() == 200
+    });
+    assert!(back.await, "a closed stream never gave its place back");
     drop(open);
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn faults_are_injected_and_lifted_through_the_admin_api() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let (gw, _dir) = gateway(&sim, "").await;
     let base = format!("http://{}", gw.addr());
     let http = reqwest::Client::new();

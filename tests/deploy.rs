@@ -3,13 +3,15 @@
 //! policy passes `switchyard check`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::process::Command;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 fn check(policy: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let out = Command::new(support::binary())
         .args(["check", policy.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("SWITCHYARD_REDIS_URL", "redis://switchyard-redis:6379")

@@ -3,12 +3,14 @@
 //! routes mixing vector lengths refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::Protocol;
 use switchyard::embed::EmbeddingRequest;
-use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::serve::Gateway;
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 fn policy_text(sim: &SimServer) -> String {
@@ -16,36 +18,20 @@ fn policy_text(sim: &SimServer) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.backup]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[routes.embed]
+{providers}
+{backup}[routes.embed]
 targets = [{{ provider = "anthropic", model = "claude-haiku-4-5" }}, {{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "openai", model = "text-embedding-3-small" }}, {{ provider = "backup", model = "text-embedding-ada-002" }}]
 [routes.chat-only]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml(),
+        backup = support::provider_toml("backup", "openai", &sim.openai_base_url(), "")
     )
 }
 
 async fn setup() -> (SimServer, Gateway, tempfile::TempDir) {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim)).unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
+    let sim = support::sim().await;
+    let (gateway, _, dir) = support::gateway(&policy_text(&sim)).await;
     (sim, gateway, dir)
 }
 
@@ -158,7 +144,7 @@ targets = [{ provider = "openai", model = "text-embedding-3-small" }, { provider
 /// the next embedding model answers.
 #[tokio::test]
 async fn live_drill_faults_hit_embeddings_and_token_counts() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let faults = "\n[[drill.faults]]\nprovider = \"openai\"\nmodel = \"text-embedding-3-small\"\ninject = \"server_error\"\n\
                   [[drill.faults]]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\ninject = \"overloaded\"\n\
                   [routes.claude]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }, { provider = \"anthropic\", model = \"claude-opus-4-6\" }]\n";

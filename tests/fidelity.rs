@@ -8,16 +8,14 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::sse_data;
+use support::{TestGateway, sse_data};
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::SimServer;
 
 struct Setup {
     sim: SimServer,
-    _gateway: Gateway,
+    _gateway: TestGateway,
     base: String,
-    _dir: tempfile::TempDir,
 }
 
 /// The policy every test here runs under: one route per wire, one that drops what it cannot
@@ -29,10 +27,7 @@ fn policy_text(sim: &SimServer) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
+{providers}
 [providers.openai.models."gpt-sim"]
 context_window = 128000
 max_output_tokens = 16384
@@ -40,10 +35,6 @@ max_output_tokens = 16384
 context_window = 16000
 max_output_tokens = 4096
 accepts = ["tools"]
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
 [routes.gpt]
 targets = [{{ provider = "openai", model = "gpt-sim" }}]
 [routes.claude]
@@ -55,31 +46,20 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o" }}]
 [routes.text_only]
 targets = [{{ provider = "openai", model = "gpt-text" }}, {{ provider = "openai", model = "gpt-4o-mini" }}]
-[providers.anthropic2]
-profile = "anthropic"
-auth = "none"
-base_url = "{1}"
-[routes.claude_twice]
+{anthropic2}[routes.claude_twice]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "anthropic2", model = "claude-sonnet-4-5" }}]
 [routes.claude_then_gpt]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "openai", model = "gpt-sim" }}]
 "#,
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        providers = sim.providers_toml(),
+        anthropic2 = support::provider_toml("anthropic2", "anthropic", &sim.anthropic_base_url(), "")
     )
 }
 
 async fn setup() -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    let text = policy_text(&sim);
-    std::fs::write(&policy, text).unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    Setup { sim, _gateway: gateway, base, _dir: dir }
+    let sim = support::sim().await;
+    let gateway = support::gateway_with(&policy_text(&sim), &[]).await;
+    Setup { sim, base: gateway.base.clone(), _gateway: gateway }
 }
 
 async fn post(base: &str, path: &str, body: &Value) -> reqwest::Response {
@@ -412,7 +392,7 @@ async fn the_library_path_maps_skips_and_reports_like_the_gateway() {
     use switchyard::router::SkipReason;
     use switchyard::{ChatRequest, ContentPart, MediaSource, Message, Policy, Reasoning, Role, Router};
 
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let policy = policy_text(&sim);
     let router = Router::new(Policy::from_toml(&policy, "inline").unwrap());
     let picture = || {
@@ -645,7 +625,7 @@ async fn the_library_path_returns_every_choice_and_logprobs_streamed_and_not() {
     use futures::StreamExt;
     use switchyard::{ChatRequest, Policy, Router, StreamCollector};
 
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = Router::new(Policy::from_toml(&policy_text(&sim), "inline").unwrap());
     let mut request = ChatRequest::user("Hello there");
     request.n = Some(3);

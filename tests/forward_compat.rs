@@ -21,31 +21,20 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let (openai, anthropic) = (sim.openai_base_url(), sim.anthropic_base_url());
+    let sim = support::sim().await;
+    let (providers, responses) = (sim.providers_toml(), support::responses_provider_toml(&sim));
+    let cloud = support::provider_toml(
+        "cloud",
+        "anthropic",
+        &sim.anthropic_base_url(),
+        "forward_headers = [\"anthropic-beta\"]\ndrop_betas = [\"context-management-*\", \"effort-2025-11-24\"]",
+    );
     let text = format!(
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-[providers.cloud]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-forward_headers = ["anthropic-beta"]
-drop_betas = ["context-management-*", "effort-2025-11-24"]
-[providers.responses]
-profile = "openai"
-protocol = "openai_responses"
-auth = "none"
-base_url = "{openai}"
+{providers}
+{cloud}{responses}
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 [routes.gpt]

@@ -4,6 +4,8 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -332,16 +334,11 @@ fn policy_line() -> impl Strategy<Value = String> {
 async fn the_gateway_answers_every_malformed_request_with_a_4xx() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
-    let sim = switchyard::sim::SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
+    let sim = support::sim().await;
     let text = POLICY
         .replace("http://127.0.0.1:1\"", &format!("{}\"", sim.openai_base_url()))
         .replace("http://127.0.0.1:2\"", &format!("{}\"", sim.anthropic_base_url()));
-    std::fs::write(&policy, text).unwrap();
-    let mut options = switchyard::serve::ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = switchyard::serve::Gateway::start(options).await.unwrap();
+    let (gateway, _, _dir) = support::gateway(&text).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let mut runner = TestRunner::deterministic();
     let strategy = (prop::collection::vec(any::<usize>(), 0..6), any_json(), any::<usize>());

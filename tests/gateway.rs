@@ -1,13 +1,18 @@
 //! `switchyard serve` in front of simulated providers, with reqwest as the client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 fn policy_text(sim: &SimServer, extra: &str) -> String {
@@ -16,14 +21,7 @@ fn policy_text(sim: &SimServer, extra: &str) -> String {
 [defaults]
 retry = {{ max_attempts = 2, base = "10ms", retry_after_cap = "100ms" }}
 timeouts = {{ first_token = "2s", idle = "2s", total = "10s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 [routes.solo]
@@ -32,29 +30,22 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 targets = [{{ provider = "anthropic", model = "claude-opus-4-6" }}]
 {extra}
 "#,
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        providers = sim.providers_toml()
     )
 }
 
 struct Setup {
     sim: SimServer,
-    gateway: Gateway,
+    gateway: TestGateway,
     base: String,
     policy: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 async fn setup(extra: &str) -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, extra)).unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    Setup { sim, gateway, base, policy, _dir: dir }
+    let sim = support::sim().await;
+    let gateway = support::gateway_with(&policy_text(&sim, extra), &[]).await;
+    let (base, policy) = (gateway.base.clone(), gateway.policy_path());
+    Setup { sim, gateway, base, policy }
 }
 
 fn client() -> reqwest::Client {
@@ -347,11 +338,13 @@ async fn models_healthz_metrics_and_admin_state() {
 async fn the_policy_reloads_through_the_file_while_requests_flow() {
     let s = setup("").await;
     let url = format!("{}/v1/chat/completions", s.base);
+    // requests flow from before the file changes until after the new policy serves
+    let stop = Arc::new(AtomicBool::new(false));
     let flowing = tokio::spawn({
-        let url = url.clone();
+        let (url, stop) = (url.clone(), stop.clone());
         async move {
             let mut statuses = Vec::new();
-            for _ in 0..60 {
+            while !stop.load(Ordering::Relaxed) {
                 let r = client().post(&url).json(&openai_body("solo", false)).send().await.unwrap();
                 statuses.push(r.status().as_u16());
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -359,7 +352,7 @@ async fn the_policy_reloads_through_the_file_while_requests_flow() {
             statuses
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(support::eventually(Duration::from_secs(10), || s.sim.request_count(Protocol::Openai, None) > 0).await);
     let text = policy_text(&s.sim, "").replace(
         "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }]",
         "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]",
@@ -367,7 +360,12 @@ async fn the_policy_reloads_through_the_file_while_requests_flow() {
     let tmp = s.policy.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, &s.policy).unwrap();
+    let reloaded =
+        support::eventually(Duration::from_secs(10), || s.sim.request_count(Protocol::Openai, Some("gpt-4o")) > 0)
+            .await;
+    stop.store(true, Ordering::Relaxed);
     let statuses = flowing.await.unwrap();
+    assert!(reloaded, "the new policy never served");
     assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
     let v: Value = client().post(&url).json(&openai_body("solo", false)).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["model"], "gpt-4o");
@@ -389,11 +387,8 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
         r.text().await.unwrap()
     });
     // shut down once the stream is in flight: its request has reached the provider
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while s.sim.request_count(Protocol::Openai, None) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the request never reached the provider");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let reached = support::eventually(Duration::from_secs(10), || s.sim.request_count(Protocol::Openai, None) > 0);
+    assert!(reached.await, "the request never reached the provider");
     s.gateway.shutdown().await;
     let body = in_flight.await.unwrap();
     assert_eq!(data_lines(&body).last().map(String::as_str), Some("[DONE]"), "{body}");
@@ -402,20 +397,10 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
 /// Client authentication needs the keys in the server's environment: run the binary.
 #[tokio::test]
 async fn client_keys_are_required_when_configured() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "[server]\napi_keys_env = \"SWITCHYARD_TEST_KEYS\"\n")).unwrap();
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("SWITCHYARD_TEST_KEYS", "key-one, key-two")
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
+    let sim = support::sim().await;
+    let policy = policy_text(&sim, "[server]\napi_keys_env = \"SWITCHYARD_TEST_KEYS\"\n");
+    let serve = support::serve_binary(&policy, &[("SWITCHYARD_TEST_KEYS", "key-one, key-two")], Stdio::null()).await;
+    let (mut child, port, base) = (serve.child, serve.port, serve.base);
     let url = format!("{base}/v1/chat/completions");
     let r = client().post(&url).json(&openai_body("chat", false)).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -453,20 +438,6 @@ async fn client_keys_are_required_when_configured() {
         assert!(answer.starts_with("HTTP/1.1 401"), "{wire}: {answer}");
     }
     let _ = child.kill().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ready(base: &str) {
-    for _ in 0..200 {
-        if client().get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the gateway did not come up at {base}");
 }
 
 #[tokio::test]

@@ -3,12 +3,15 @@
 //! configured small; no assertion depends on how fast the machine is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::duration::DurationStr;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,41 +21,28 @@ fn policy_text(sim: &SimServer, server: &str) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{}"
-[routes.chat]
+{openai}[routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.solo]
 targets = [{{ provider = "openai", model = "gpt-4o" }}]
 [server]
 {server}
 "#,
-        sim.openai_base_url(),
+        openai = support::provider_toml("openai", "openai", &sim.openai_base_url(), ""),
     )
 }
 
 struct Setup {
     sim: SimServer,
-    gateway: Gateway,
+    gateway: TestGateway,
     base: String,
-    dir: tempfile::TempDir,
 }
 
 /// A gateway whose `[server]` table is `server`; `files` are written next to the policy first.
 async fn setup(server: &str, files: &[(&str, &str)]) -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    std::fs::write(dir.path().join("policy.toml"), policy_text(&sim, server)).unwrap();
-    let mut options = ServeOptions::new(dir.path().join("policy.toml"));
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    Setup { sim, gateway, base, dir }
+    let sim = support::sim().await;
+    let gateway = support::gateway_with(&policy_text(&sim, server), files).await;
+    Setup { sim, base: gateway.base.clone(), gateway }
 }
 
 fn client() -> reqwest::Client {
@@ -257,14 +247,8 @@ async fn keys_carry_names_routes_limits_and_the_admin_right() {
     assert!(!metrics.contains("sk-"), "a key leaked into /metrics");
 }
 
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition not met in 10 s");
+async fn wait_until(done: impl FnMut() -> bool) {
+    assert!(support::eventually(Duration::from_secs(10), done).await, "condition not met in 10 s");
 }
 
 #[tokio::test]
@@ -285,8 +269,11 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     });
     wait_until(|| s.sim.requests().len() == 1).await;
     // revoke `batch` by editing the key file only
-    std::fs::write(s.dir.path().join("keys.toml"), KEYS.replace("[keys.batch]\nkey = \"sk-batch\"\nrpm = 2\n", ""))
-        .unwrap();
+    std::fs::write(
+        s.gateway.dir.path().join("keys.toml"),
+        KEYS.replace("[keys.batch]\nkey = \"sk-batch\"\nrpm = 2\n", ""),
+    )
+    .unwrap();
     wait_until(|| s.gateway.router().health().policy_version > version).await;
     let r = client().post(&url).bearer_auth("sk-batch").json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 401, "revoked without a restart");
@@ -296,7 +283,8 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     assert_eq!(r.status(), 200, "the other keys stay");
     // a broken key file is refused and the keys in force stay
     let version = s.gateway.router().health().policy_version;
-    std::fs::write(s.dir.path().join("keys.toml"), "[keys.app]\nkey = \"sk-app\"\nroutes = \"chat\"\n").unwrap();
+    std::fs::write(s.gateway.dir.path().join("keys.toml"), "[keys.app]\nkey = \"sk-app\"\nroutes = \"chat\"\n")
+        .unwrap();
     wait_until(|| s.gateway.router().health().last_reload_error.is_some()).await;
     let error = s.gateway.router().health().last_reload_error.unwrap();
     assert!(error.contains("keys.toml:3") && error.contains("keys.app.routes"), "{error}");
@@ -305,14 +293,14 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
     assert_eq!(r.status(), 200);
     // a policy naming a key file that is not there yet is refused; writing the file applies it
     let version = s.gateway.router().health().policy_version;
-    let text = std::fs::read_to_string(s.dir.path().join("policy.toml")).unwrap();
-    std::fs::write(s.dir.path().join("policy.toml"), text.replace("keys.toml", "later/new-keys.toml")).unwrap();
+    let text = std::fs::read_to_string(s.gateway.dir.path().join("policy.toml")).unwrap();
+    std::fs::write(s.gateway.dir.path().join("policy.toml"), text.replace("keys.toml", "later/new-keys.toml")).unwrap();
     wait_until(|| {
         s.gateway.router().health().last_reload_error.as_deref().is_some_and(|e| e.contains("new-keys.toml"))
     })
     .await;
-    std::fs::create_dir(s.dir.path().join("later")).unwrap();
-    std::fs::write(s.dir.path().join("later/new-keys.toml"), "[keys.fresh]\nkey = \"sk-fresh\"\n").unwrap();
+    std::fs::create_dir(s.gateway.dir.path().join("later")).unwrap();
+    std::fs::write(s.gateway.dir.path().join("later/new-keys.toml"), "[keys.fresh]\nkey = \"sk-fresh\"\n").unwrap();
     wait_until(|| s.gateway.router().health().policy_version > version).await;
     let r = client().post(&url).bearer_auth("sk-fresh").json(&body("chat")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -322,21 +310,11 @@ async fn a_key_removed_from_the_key_file_is_refused_after_the_reload_while_its_r
 /// its `/metrics` gains no series and its resident memory stays where it was.
 #[tokio::test]
 async fn made_up_names_leave_metrics_and_memory_flat() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let sim = support::sim().await;
+    let serve = support::serve_binary(&policy_text(&sim, ""), &[], Stdio::null()).await;
+    let support::ServeProcess { mut child, base, .. } = serve;
     let pid = child.id().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = client();
-    wait_until_async(|| async { http.get(format!("{base}/healthz")).send().await.is_ok() }).await;
     let url = format!("{base}/v1/chat/completions");
     // warm up every path once, so that what is measured after is growth, not first use
     for model in ["made-up-warm".to_owned(), "chat".to_owned(), "m".repeat(300)] {
@@ -388,16 +366,6 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-async fn wait_until_async<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
-    for _ in 0..400 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition not met in 10 s");
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
 }
@@ -414,15 +382,12 @@ fn tls_client(cert: &str) -> reqwest::Client {
 #[tokio::test]
 async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
     let copy = |dir: &Path, from: &str, to: &str| std::fs::copy(fixture(from), dir.join(to)).unwrap();
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    copy(dir.path(), "cert-a.pem", "cert.pem");
-    copy(dir.path(), "key-a.pem", "key.pem");
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "tls = { cert = \"cert.pem\", key = \"key.pem\" }\n")).unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
+    let sim = support::sim().await;
+    let pem = |name: &str| std::fs::read_to_string(fixture(name)).unwrap();
+    let (cert, key) = (pem("cert-a.pem"), pem("key-a.pem"));
+    let tls = policy_text(&sim, "tls = { cert = \"cert.pem\", key = \"key.pem\" }\n");
+    let gateway = support::gateway_with(&tls, &[("cert.pem", &cert), ("key.pem", &key)]).await;
+    let (dir, policy) = (gateway.dir.path(), gateway.policy_path());
     let port = gateway.addr().port();
     let https = format!("https://localhost:{port}");
     let r =
@@ -434,8 +399,8 @@ async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
     );
     // rotate the certificate: new connections get the new one
     let version = gateway.router().health().policy_version;
-    copy(dir.path(), "key-b.pem", "key.pem");
-    copy(dir.path(), "cert-b.pem", "cert.pem");
+    copy(dir, "key-b.pem", "key.pem");
+    copy(dir, "cert-b.pem", "cert.pem");
     wait_until(|| gateway.router().health().policy_version > version).await;
     assert!(tls_client("cert-a.pem").get(format!("{https}/healthz")).send().await.is_err());
     let r = tls_client("cert-b.pem").get(format!("{https}/healthz")).send().await.unwrap();
@@ -454,23 +419,12 @@ async fn tls_is_terminated_and_a_new_certificate_applies_on_reload() {
 /// (and never the key).
 #[tokio::test]
 async fn log_lines_carry_the_request_id_and_the_key_name() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text(&sim, "api_keys_env = \"HOSTILE_TEST_KEYS\"\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--policy", &policy.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("HOSTILE_TEST_KEYS", "sk-logged-key")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let sim = support::sim().await;
+    let policy = policy_text(&sim, "api_keys_env = \"HOSTILE_TEST_KEYS\"\n");
+    let envs = [("HOSTILE_TEST_KEYS", "sk-logged-key"), ("RUST_LOG", "info"), ("NO_COLOR", "1")];
+    let serve = support::serve_binary(&policy, &envs, Stdio::piped()).await;
+    let support::ServeProcess { mut child, base, .. } = serve;
     let http = client();
-    wait_until_async(|| async { http.get(format!("{base}/healthz")).send().await.is_ok() }).await;
     // a whole answer whose attempt fails, and a stream cut after its first tokens
     sim.add_fault(FaultRule::new(switchyard::Protocol::Openai, Fault::status(500)).first(1));
     let r = http

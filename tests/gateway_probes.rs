@@ -3,33 +3,29 @@
 //! Anthropic's for a caller that sends `anthropic-version`; open and behind client keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use switchyard::serve::{Gateway, ServeOptions};
+use support::TestGateway;
 use switchyard::sim::SimServer;
 
 /// A gateway with routes `chat`, `claude` and `solo` in front of the simulator, with `keys` (a key
 /// file's text) when given.
 struct Setup {
     _sim: SimServer,
-    _gateway: Gateway,
+    _gateway: TestGateway,
     base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 async fn setup(keys: Option<&str>) -> Setup {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    let server = match keys {
-        Some(keys) => {
-            std::fs::write(dir.path().join("keys.toml"), keys).unwrap();
-            "[server]\nkeys_file = \"keys.toml\"\n"
-        }
-        None => "",
+    let sim = support::sim().await;
+    let (server, files) = match keys {
+        Some(keys) => ("[server]\nkeys_file = \"keys.toml\"\n", vec![("keys.toml", keys)]),
+        None => ("", vec![]),
     };
     let policy = format!(
         "{server}{}\n[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}, \
@@ -38,13 +34,9 @@ async fn setup(keys: Option<&str>) -> Setup {
          [routes.solo]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n",
         sim.providers_toml()
     );
-    std::fs::write(&path, policy).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
+    let gateway = support::gateway_with(&policy, &files).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    Setup { _sim: sim, _gateway: gateway, base, http, _dir: dir }
+    Setup { _sim: sim, base: gateway.base.clone(), _gateway: gateway, http }
 }
 
 /// How a caller presents itself: an OpenAI SDK (a bearer token, if any), or an Anthropic one

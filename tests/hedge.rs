@@ -3,6 +3,8 @@
 //! is cancelled, and both are accounted (attempts, cost).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,21 +24,13 @@ fn router_with(sim: &SimServer, hedge: &str, extra: &str) -> Router {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.chat]
 hedge = {hedge}
 {extra}
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml()
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
@@ -52,7 +46,7 @@ const SLOW: f64 = 10.0;
 
 #[tokio::test]
 async fn a_hedge_wins_against_a_slow_first_target_and_both_are_accounted() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "100ms", max = 1 }"#);
     let mut events = router.subscribe();
     slow_first_target(&sim, SLOW, 1);
@@ -93,7 +87,7 @@ async fn a_hedge_wins_against_a_slow_first_target_and_both_are_accounted() {
 
 #[tokio::test]
 async fn a_streamed_hedge_serves_the_stream_that_produced_content_first() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "100ms" }"#);
     slow_first_target(&sim, SLOW, 1);
     let mut stream = router.chat_stream("chat", ChatRequest::user("Stream me a story.")).await.unwrap();
@@ -113,7 +107,7 @@ async fn a_streamed_hedge_serves_the_stream_that_produced_content_first() {
 
 #[tokio::test]
 async fn no_hedge_starts_when_the_first_target_answers_in_time() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "5s" }"#);
     for _ in 0..3 {
         let answer = router.chat("chat", ChatRequest::user("Hello!")).await.unwrap();
@@ -125,7 +119,7 @@ async fn no_hedge_starts_when_the_first_target_answers_in_time() {
 
 #[tokio::test]
 async fn a_target_that_fails_fast_fails_over_as_usual_without_a_hedge() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "100ms" }"#);
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)).model("gpt-4o-mini").first(1));
     let answer = router.chat("chat", ChatRequest::user("Hello!")).await.unwrap();
@@ -137,7 +131,7 @@ async fn a_target_that_fails_fast_fails_over_as_usual_without_a_hedge() {
 
 #[tokio::test]
 async fn after_a_percentile_hedges_only_once_the_target_has_enough_answers() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "p95" }"#);
     // no answers seen yet: no percentile, no hedge, however slow
     slow_first_target(&sim, 0.3, 1);
@@ -155,7 +149,7 @@ async fn after_a_percentile_hedges_only_once_the_target_has_enough_answers() {
 
 #[tokio::test]
 async fn a_hedge_that_fails_finally_leaves_the_first_target_its_chance() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"{ after = "100ms" }"#);
     // the first target is slow but answers; the hedge is refused as a bad request, which is not
     // failed over: the request waits for the first target rather than fail

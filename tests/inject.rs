@@ -2,6 +2,8 @@
 //! simulated provider give identical classified errors and identical router decisions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +13,8 @@ use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router};
 
 fn policy(sim: &SimServer, extra: &str) -> Policy {
     format!(
-        "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\nbreaker = {{ consecutive_failures = 100 }}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}, {{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n{extra}",
-        sim.openai_base_url(),
-        sim.anthropic_base_url()
+        "[defaults]\nretry = {{ max_attempts = 2, base = \"10ms\" }}\nbreaker = {{ consecutive_failures = 100 }}\n{}[routes.chat]\ntargets = [{{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }}, {{ provider = \"openai\", model = \"gpt-4o-mini\" }}]\n{extra}",
+        sim.providers_toml()
     )
     .parse()
     .unwrap()
@@ -26,7 +27,7 @@ fn router(policy: Policy) -> Router {
 
 #[tokio::test]
 async fn an_injected_529_and_a_real_529_are_the_same_to_the_router() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(policy(&sim, ""));
 
     // the real thing: the simulated Anthropic answers 529
@@ -62,7 +63,7 @@ async fn an_injected_529_and_a_real_529_are_the_same_to_the_router() {
 
 #[tokio::test]
 async fn injected_errors_are_classified_by_the_real_adapters() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let p = policy(&sim, "[routes.solo]\ntargets = [{ provider = \"openai\", model = \"gpt-4o-mini\" }]\n");
     for class in ErrorClass::ALL {
         if class == ErrorClass::StreamInterrupted {
@@ -89,7 +90,7 @@ async fn injected_errors_are_classified_by_the_real_adapters() {
 #[tokio::test]
 async fn injected_stream_faults_cut_and_stall_streams() {
     use futures::StreamExt;
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let p = policy(
         &sim,
         // streams are not continued here: the test is about how a cut or a stall ends one
@@ -126,7 +127,7 @@ async fn injected_stream_faults_cut_and_stall_streams() {
 
 #[tokio::test]
 async fn policy_drill_faults_take_effect_and_expire() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let p = policy(&sim, "[[drill.faults]]\nprovider = \"anthropic\"\ninject = \"server_error\"\ncount = 1\n");
     let router = router(p);
     let first = router.chat("chat", ChatRequest::user("hello")).await.unwrap();
@@ -147,7 +148,7 @@ async fn policy_drill_faults_take_effect_and_expire() {
 /// fault's class, and the message says it was not played on the wire.
 #[tokio::test]
 async fn without_a_player_a_fault_fails_its_calls_with_its_class() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = Router::new(policy(&sim, ""));
     let _g = router.inject(LiveFault::error("anthropic", ErrorClass::Overloaded));
     let answer = router.chat("chat", ChatRequest::user("hello")).await.unwrap();

@@ -3,13 +3,15 @@
 //! operation-duration metric.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use switchyard::otel::{Otel, OtelConfig};
 use switchyard::policy::OtlpProtocol;
-use switchyard::sim::{Fault, FaultRule, SimServer};
+use switchyard::sim::{Fault, FaultRule};
 use switchyard::{ChatRequest, Policy, Protocol, Router};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -66,7 +68,7 @@ fn spans(received: &Received) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_reaches_an_otlp_collector_as_genai_spans_and_metrics() {
     let (endpoint, received) = collector().await;
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.add_fault(FaultRule::new(Protocol::Openai, Fault::status(500)));
     let policy = Policy::from_toml(
         &format!(
@@ -104,15 +106,12 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     let flushing = otel.clone();
     tokio::task::spawn_blocking(move || flushing.force_flush()).await.unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let spans = loop {
+    let spans = support::poll_for(Duration::from_secs(20), || {
         let spans = spans(&received);
-        if spans.iter().filter(|s| s["name"] == "chat chat").count() == 2 {
-            break spans;
-        }
-        assert!(Instant::now() < deadline, "the collector got no request span: {:?}", received.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        std::future::ready((spans.iter().filter(|s| s["name"] == "chat chat").count() == 2).then_some(spans))
+    });
+    let spans =
+        spans.await.unwrap_or_else(|| panic!("the collector got no request span: {:?}", received.lock().unwrap()));
 
     // a streamed request's span says what served it too
     let streamed =
@@ -166,8 +165,7 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
     }
 
     // the metric: an operation duration per attempt, by provider and error type
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let text = support::poll_for(Duration::from_secs(20), || async {
         let flushing = otel.clone();
         tokio::task::spawn_blocking(move || flushing.force_flush()).await.unwrap();
         let text = received
@@ -177,14 +175,11 @@ targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anth
             .filter(|(s, _)| s == "metrics")
             .map(|(_, v)| v.to_string())
             .collect::<String>();
-        if text.contains("gen_ai.client.operation.duration") {
-            assert!(text.contains("server_error") && text.contains("anthropic"), "{text}");
-            // in seconds, with the buckets the GenAI conventions advise
-            assert!(text.contains("\"explicitBounds\":[0.01,0.02,0.04"), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the collector got no GenAI metric");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        text.contains("gen_ai.client.operation.duration").then_some(text)
+    });
+    let text = text.await.expect("the collector got no GenAI metric");
+    assert!(text.contains("server_error") && text.contains("anthropic"), "{text}");
+    // in seconds, with the buckets the GenAI conventions advise
+    assert!(text.contains("\"explicitBounds\":[0.01,0.02,0.04"), "{text}");
     Arc::try_unwrap(otel).unwrap().shutdown();
 }

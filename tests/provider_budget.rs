@@ -4,6 +4,8 @@
 //! 429. The simulator enforces a real limit and states it the way each provider does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,14 +20,7 @@ fn router(sim: &SimServer) -> Router {
 [defaults]
 retry = {{ max_attempts = 1, retry_after_cap = "5s" }}
 timeouts = {{ total = "20s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.claude-first]
@@ -33,8 +28,7 @@ targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provide
 [routes.solo]
 targets = [{{ provider = "openai", model = "gpt-4o" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml()
     );
     Router::new(Policy::from_toml(&policy, "inline").unwrap())
 }
@@ -45,7 +39,7 @@ fn hello() -> ChatRequest {
 
 #[tokio::test]
 async fn a_target_whose_headers_say_nothing_remains_is_skipped_without_a_429() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Openai, "gpt-4o-mini", 3, Duration::from_secs(60));
     let router = router(&sim);
     let mut served = Vec::new();
@@ -87,7 +81,7 @@ async fn a_target_whose_headers_say_nothing_remains_is_skipped_without_a_429() {
 
 #[tokio::test]
 async fn streams_and_anthropic_headers_are_learned_too() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Anthropic, "claude-sonnet-4-5", 2, Duration::from_secs(60));
     let router = router(&sim);
     let mut served = Vec::new();
@@ -105,7 +99,7 @@ async fn streams_and_anthropic_headers_are_learned_too() {
 
 #[tokio::test]
 async fn the_last_option_waits_for_the_reset_instead_of_taking_the_429() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Openai, "gpt-4o", 1, Duration::from_secs(1));
     let router = router(&sim);
     for _ in 0..2 {

@@ -25,14 +25,10 @@ fn router_for(path: &Path) -> (Router, std::sync::Arc<Scripted>) {
 
 /// Sends requests until one is served by `model`, for at most 5 s.
 async fn served_by(r: &Router, model: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if r.chat("chat", ChatRequest::user("hi")).await.is_ok_and(|ok| ok.model() == model) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
+    support::eventually_async(Duration::from_secs(5), || async {
+        r.chat("chat", ChatRequest::user("hi")).await.is_ok_and(|ok| ok.model() == model)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -69,8 +65,11 @@ async fn delete_and_recreate_is_picked_up_and_a_missing_file_keeps_the_policy() 
     let (r, _) = router_for(&path);
     let _w = r.watch(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // the watcher says nothing when the file is gone (it keeps the policy): give it twenty times
+    // its debounce to do otherwise
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(served_by(&r, "v1").await, "a file that disappears keeps the last good policy");
+    assert_eq!(r.health().policy_version, 1);
     std::fs::write(&path, policy_text("v2")).unwrap();
     assert!(served_by(&r, "v2").await);
 }
@@ -120,9 +119,12 @@ async fn a_bad_edit_is_rejected_and_reported_until_a_good_one_arrives() {
     assert_eq!(h.policy_version, 1);
     assert!(h.last_reload_error.as_deref().is_some_and(|e| e.contains("modle")));
     assert!(served_by(&r, "v1").await);
-    // an empty (truncated) file is rejected too
+    // an empty (truncated) file is rejected too: its own error replaces the first one
     std::fs::write(&path, "").unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rejected_too = support::eventually(Duration::from_secs(5), || {
+        r.health().last_reload_error.as_deref().is_some_and(|e| !e.contains("modle"))
+    });
+    assert!(rejected_too.await, "{:?}", r.health().last_reload_error);
     assert!(served_by(&r, "v1").await);
     std::fs::write(&path, policy_text("v2")).unwrap();
     assert!(served_by(&r, "v2").await);

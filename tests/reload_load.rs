@@ -3,6 +3,8 @@
 //! valid policy is the one in force at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,16 +15,15 @@ use switchyard::{ChatRequest, Policy, Router};
 fn valid(sim: &SimServer, i: usize) -> String {
     let model = if i.is_multiple_of(2) { "gpt-4o-mini" } else { "gpt-4o" };
     format!(
-        "# edit {i}\n[providers.openai]\nprofile = \"openai\"\nauth = \"none\"\nbase_url = \"{}\"\n[providers.anthropic]\nprofile = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"{model}\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", weight = {} }}]\n",
-        sim.openai_base_url(),
-        sim.anthropic_base_url(),
+        "# edit {i}\n{}[routes.chat]\ntargets = [{{ provider = \"openai\", model = \"{model}\" }}, {{ provider = \"anthropic\", model = \"claude-sonnet-4-5\", weight = {} }}]\n",
+        sim.providers_toml(),
         1 + i % 5
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_edits_under_load_lose_no_request() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, valid(&sim, 0)).unwrap();
@@ -96,10 +97,7 @@ async fn hundreds_of_edits_under_load_lose_no_request() {
     }
     // the last edit is valid: it must be the one in force
     let expected = Policy::from_toml(&last_valid, "x").unwrap().hash;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while router.health().policy_hash != expected && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::eventually(Duration::from_secs(5), || router.health().policy_hash == expected).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();

@@ -3,40 +3,30 @@
 //! Responses caller's body unchanged), and Responses targets serving chat and Messages callers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::TestGateway;
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 
 struct Setup {
     sim: SimServer,
-    _gateway: Gateway,
+    _gateway: TestGateway,
     base: String,
-    _dir: tempfile::TempDir,
 }
 
 async fn setup() -> Setup {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let policy = format!(
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
 timeouts = {{ first_token = "5s", idle = "5s", total = "20s" }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.responses]
-profile = "openai"
-protocol = "openai_responses"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
+{responses}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.claude]
@@ -46,17 +36,11 @@ targets = [{{ provider = "responses", model = "gpt-4.1" }}]
 [routes.resp-then-claude]
 targets = [{{ provider = "responses", model = "gpt-4.1" }}, {{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml(),
+        responses = support::responses_provider_toml(&sim)
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    Setup { sim, _gateway: gateway, base, _dir: dir }
+    let gateway = support::gateway_with(&policy, &[]).await;
+    Setup { sim, base: gateway.base.clone(), _gateway: gateway }
 }
 
 fn client() -> reqwest::Client {

@@ -11,7 +11,6 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use switchyard::policy::Resume;
 use switchyard::router::{AttemptOutcome, SkipReason, StreamSummary};
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer};
 use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router, RouterError, StreamCollector, StreamEvent};
 
@@ -38,7 +37,7 @@ auth = "none"
 }
 
 async fn setup(routes: &str) -> (SimServer, Router) {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let policy: Policy = policy_text(&sim, routes).parse().unwrap();
     (sim, Router::new(policy))
 }
@@ -232,16 +231,10 @@ async fn a_tool_call_cut_midway_is_never_continued_as_prose() {
 
 #[tokio::test]
 async fn through_the_gateway_a_cut_stream_reaches_the_caller_whole_on_both_wires() {
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
+    let sim = support::sim().await;
     let routes = "[routes.gpt]\ntargets = [{ provider = \"openai\", model = \"gpt-4o\" }]\n\
                   [routes.claude]\ntargets = [{ provider = \"anthropic\", model = \"claude-sonnet-4-5\" }]";
-    std::fs::write(&path, policy_text(&sim, routes)).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
+    let (_gateway, base, _dir) = support::gateway(&policy_text(&sim, routes)).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
 
     sim.add_fault(FaultRule::new(OPENAI, Fault::Cut { after_tokens: 2 }).first(1));
@@ -267,7 +260,7 @@ async fn through_the_gateway_a_cut_stream_reaches_the_caller_whole_on_both_wires
 async fn a_fallback_that_refuses_prefill_finishes_the_answer_with_an_instruction() {
     // `claude_raw` has no profile: nothing says Claude 4.6 refuses prefill until its 400; the
     // next strategy, on the same target, finishes the answer
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let routes = format!(
         "[providers.claude_raw]\nprotocol = \"anthropic\"\nauth = \"none\"\nbase_url = \"{}\"\n\
          [routes.chat]\ntargets = [{{ provider = \"openai\", model = \"gpt-4o\" }}, {{ provider = \"claude_raw\", model = \"claude-sonnet-4-6\" }}]\n\

@@ -7,6 +7,8 @@
 //! own delay would have).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,7 +67,7 @@ fn policy(sim: &SimServer, routes: &str) -> Policy {
 
 /// A simulator and a router whose policy is the shared one plus `routes`.
 async fn setup(routes: &str) -> (SimServer, Router) {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = Router::new(policy(&sim, routes));
     (sim, router)
 }
@@ -249,7 +251,7 @@ fn rate_limit_ms(retry_after_ms: u64) -> Fault {
 
 #[tokio::test]
 async fn retry_after_is_honoured_before_every_retry() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let timed = Timed::openai(&sim);
     let routes = route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], "");
     let router = Router::builder(policy(&sim, &routes)).provider("openai", timed.clone()).build();
@@ -817,10 +819,12 @@ async fn content_filter_is_propagated_not_failed_over() {
 async fn passive_a_flapping_provider_opens_the_breaker_is_probed_once_per_cooldown_and_recovers() {
     let extra = r#"
 retry = { max_attempts = 1 }
-breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms" }
+breaker = { consecutive_failures = 3, cooldown = "1s", max_cooldown = "4s" }
 "#;
+    // cooldowns of seconds: the check that nothing is probed before the doubled cooldown ends has
+    // more than a second to spare on a loaded machine
     // `probe = "passive"`: the first request after a cooldown is the probe
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let text =
         format!("{}{DEFAULTS}{}", providers(&sim), route(&["openai/gpt-4o", "anthropic/claude-sonnet-4-5"], extra));
     let router = Router::new(Policy::from_toml(&text, "router_sim").unwrap());
@@ -842,7 +846,7 @@ breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 3);
 
     // after the cooldown a burst of requests sends exactly one probe; it fails and the cooldown doubles
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let burst = futures::future::join_all((0..10).map(|_| router.chat("chat", ChatRequest::user("hi")))).await;
     assert!(burst.iter().all(|r| r.as_ref().is_ok_and(|r| r.model() == "claude-sonnet-4-5")));
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 4, "one probe per cooldown, not a flood");
@@ -851,16 +855,21 @@ breaker = { consecutive_failures = 3, cooldown = "300ms", max_cooldown = "1200ms
     assert_eq!(probes[0].class, Some(ErrorClass::ServerError));
     assert_eq!(breaker(&router), BreakerState::Open);
 
-    // the provider recovers; still nothing before the doubled cooldown (600ms) ends
+    // the provider recovers; still nothing before the doubled cooldown (2s) ends
     sim.remove_fault(fault);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
     assert_eq!(ok.model(), "claude-sonnet-4-5");
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 4);
 
-    // then the probe succeeds, the breaker closes and the target serves again
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+    // then the probe succeeds, the breaker closes and the target serves again (until then the
+    // fallback serves)
+    let ok = support::poll_for(Duration::from_secs(10), || async {
+        let ok = router.chat("chat", ChatRequest::user("hi")).await.unwrap();
+        (ok.model() == "gpt-4o").then_some(ok)
+    })
+    .await
+    .expect("the target never served again");
     assert_eq!(ok.model(), "gpt-4o");
     assert_eq!(shape(&ok.attempts), vec![served("openai/gpt-4o")]);
     assert!(ok.attempts[0].probe, "the attempt that closed the breaker was its probe");
@@ -1009,7 +1018,7 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
             "[routes.chat.on.stream_interrupted]\nretry = false"
         )
     );
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let routes = routes.replace("{}", &sim.anthropic_base_url());
     let router = Router::new(policy(&sim, &routes));
     sim.add_fault(FaultRule::new(ANTHROPIC, Fault::Cut { after_tokens: 3 }).model("claude-sonnet-4-5").first(1));
@@ -1046,7 +1055,7 @@ async fn a_continuation_on_the_same_model_elsewhere_is_seamless() {
 async fn a_fallback_that_rejects_prefill_does_not_mask_the_original_failure() {
     // `claude_raw` has no profile, so nothing tells the router Claude 4.6 rejects prefill: it finds
     // out from the 400, learns it, and reports the cut that started it all
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let routes = format!(
         "\n[providers.claude_raw]\nprotocol = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"PATH\"\n{}",
         sim.anthropic_base_url(),
@@ -1213,15 +1222,8 @@ async fn streamed_calls_reuse_their_upstream_connections() {
             // back to the pool in the background, once its body is read to its end
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut accepted = sim.accepted_connections();
-        for _ in 0..100 {
-            if accepted == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            accepted = sim.accepted_connections();
-        }
-        assert_eq!(accepted, 1, "{target}: every stream opened its own connection");
+        support::eventually(Duration::from_secs(5), || sim.accepted_connections() == 1).await;
+        assert_eq!(sim.accepted_connections(), 1, "{target}: every stream opened its own connection");
     }
 }
 

@@ -5,10 +5,11 @@
 //! `scripts/test` installs the SDKs (into `target/sdk-venv`) and sets `SWITCHYARD_SDK_PYTHON`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use serde_json::Value;
 use switchyard::Protocol;
-use switchyard::serve::{Gateway, ServeOptions};
-use switchyard::sim::{Fault, FaultRule, SimServer};
+use switchyard::sim::{Fault, FaultRule};
 
 fn python() -> String {
     let python = std::env::var("SWITCHYARD_SDK_PYTHON").unwrap_or_else(|_| {
@@ -29,39 +30,25 @@ fn python() -> String {
 #[tokio::test]
 async fn the_official_sdks_work_unchanged_and_fail_over() {
     let python = python();
-    let sim = SimServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
+    let sim = support::sim().await;
     let text = format!(
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
+{providers}
 [routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o" }}, {{ provider = "openai", model = "gpt-4o-mini" }}]
 [routes.claude]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
-[providers.responses]
-profile = "openai"
-protocol = "openai_responses"
-auth = "none"
-base_url = "{openai}"
+{responses}
 [routes.native]
 targets = [{{ provider = "responses", model = "gpt-4.1" }}, {{ provider = "responses", model = "gpt-4.1-mini" }}]
 [routes.embed]
 targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provider = "openai", model = "text-embedding-3-small" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url()
+        providers = sim.providers_toml(),
+        responses = support::responses_provider_toml(&sim)
     );
-    std::fs::write(&policy, text).unwrap_or_default();
     // the first target of every route fails, always
     for (protocol, model) in [
         (Protocol::Openai, "gpt-4o"),
@@ -71,20 +58,10 @@ targets = [{{ provider = "openai", model = "text-embedding-ada-002" }}, {{ provi
     ] {
         sim.add_fault(FaultRule::new(protocol, Fault::status(503)).model(model));
     }
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await;
-    let gateway = match gateway {
-        Ok(g) => g,
-        Err(e) => panic!("{e}"),
-    };
+    let gateway = support::gateway_with(&text, &[]).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/official.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("SWITCHYARD_BASE", format!("http://{}", gateway.addr()))
-        .output()
-        .await
-        .unwrap();
+    let out =
+        tokio::process::Command::new(&python).arg(script).env("SWITCHYARD_BASE", &gateway.base).output().await.unwrap();
     assert!(out.status.success(), "the SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["chat"]["model"], "gpt-4o-mini", "{v}");

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -234,7 +236,7 @@ targets = [{{ provider = "oa", model = "gpt-4o-mini" }}, {{ provider = "an", mod
 async fn the_key_never_leaks() {
     let logs = logs();
     tracing::trace!("capture self-check");
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
 
     let mut seen = exercise(&sim, Protocol::Openai).await;
     seen.extend(exercise(&sim, Protocol::Anthropic).await);

@@ -4,6 +4,8 @@
 //! fails no request and shows `degraded`, and the state is shared again once Redis is back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 #[path = "support/redis.rs"]
 mod redis_server;
 
@@ -26,23 +28,14 @@ fn policy_with(sim: &SimServer, state: &str, defaults: &str, openai: &str, limit
 [defaults]
 retry = {{ max_attempts = 1 }}
 {defaults}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai_url}"
-{openai}
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic_url}"
-[routes.chat]
+{openai}{anthropic}[routes.chat]
 targets = [
   {{ provider = "openai", model = "gpt-4o-mini"{limits} }},
   {{ provider = "anthropic", model = "claude-haiku-4-5" }},
 ]
 "#,
-        openai_url = sim.openai_base_url(),
-        anthropic_url = sim.anthropic_base_url()
+        openai = support::provider_toml("openai", "openai", &sim.openai_base_url(), openai),
+        anthropic = support::provider_toml("anthropic", "anthropic", &sim.anthropic_base_url(), "")
     );
     Policy::from_toml(&text, "inline").unwrap()
 }
@@ -84,7 +77,7 @@ async fn load(routers: &[Router], n: usize) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_routers_admit_no_more_than_one_routers_limit() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-a", "");
     let routers: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, &state, 40))).collect();
     let started = Instant::now();
@@ -99,13 +92,13 @@ async fn three_routers_admit_no_more_than_one_routers_limit() {
         assert_eq!(r.health().shared_state.status, "ok");
     }
     // each router on its own would have sent 40
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let alone: Vec<Router> = (0..3).map(|_| Router::new(policy(&sim, "", 40))).collect();
     let (openai, _) = load(&alone, 60).await;
     assert_eq!(openai, 120, "memory state: each router keeps its own limit");
     assert_eq!(alone[0].health().shared_state.status, "memory");
     // another fleet on the same Redis has limits of its own
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let other = Router::new(policy(&sim, &redis_state(&redis, "fleet-b", ""), 40));
     let (openai, _) = load(std::slice::from_ref(&other), 10).await;
     assert_eq!(openai, 10);
@@ -114,7 +107,7 @@ async fn three_routers_admit_no_more_than_one_routers_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_down_fails_no_request_and_the_state_is_shared_again_when_it_returns() {
     let mut redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-c", "");
     let router = Router::new(policy(&sim, &state, 1000));
     let mut events = router.subscribe();
@@ -136,19 +129,20 @@ async fn redis_going_down_fails_no_request_and_the_state_is_shared_again_when_it
     assert!(saw_degraded, "no degraded event");
     // back: within a few seconds a request finds it and the state is shared again
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while router.health().shared_state.status != "ok" {
-        assert!(Instant::now() < deadline, "the state never came back: {:?}", router.health().shared_state);
-        router.chat("chat", ChatRequest::user("Anyone there?")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = support::eventually_async(Duration::from_secs(30), || async {
+        router.health().shared_state.status == "ok" || {
+            router.chat("chat", ChatRequest::user("Anyone there?")).await.unwrap();
+            false
+        }
+    });
+    assert!(back.await, "the state never came back: {:?}", router.health().shared_state);
     assert!(router.health().shared_state.error.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_skips_a_limited_target_while_the_state_is_unreachable() {
     let mut redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-d", "on_state_error = \"fail_closed\"\n");
     let router = Router::new(policy(&sim, &state, 1000));
     assert_eq!(router.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
@@ -194,6 +188,12 @@ async fn listeners(redis: &RedisServer, fleet: &str) -> i64 {
     n
 }
 
+/// Waits (10 s at most) until `n` routers listen on the fleet's breaker channel.
+async fn subscribed(redis: &RedisServer, fleet: &str, n: i64) {
+    let all = support::eventually_async(Duration::from_secs(10), || async { listeners(redis, fleet).await >= n });
+    assert!(all.await, "the routers never subscribed");
+}
+
 fn breaker_of(router: &Router, provider: &str, model: &str) -> switchyard::router::BreakerState {
     let health = router.health();
     health.targets.iter().find(|t| t.provider == provider && t.model == model).unwrap().state.breaker
@@ -203,27 +203,21 @@ fn breaker_of(router: &Router, provider: &str, model: &str) -> switchyard::route
 async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_goes_out() {
     use switchyard::router::BreakerState;
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-e", "");
     let breaker = r#"breaker = { consecutive_failures = 1, cooldown = "1s", max_cooldown = "1s" }"#;
     let routers: Vec<Router> = (0..3).map(|_| Router::new(policy_with(&sim, &state, breaker, "", ""))).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listeners(&redis, "fleet-e").await < 3 {
-        assert!(Instant::now() < deadline, "the routers never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    subscribed(&redis, "fleet-e", 3).await;
     // one 500 opens the first router's breaker (and fails over)
     sim.add_fault(switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::status(500)).first(1));
     assert_eq!(routers[0].chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "anthropic");
     let opened = Instant::now();
     assert_eq!(breaker_of(&routers[0], "openai", "gpt-4o-mini"), BreakerState::Open);
     // the others honour it within 100 ms
-    for r in &routers[1..] {
-        while breaker_of(r, "openai", "gpt-4o-mini") != BreakerState::Open {
-            assert!(opened.elapsed() < Duration::from_millis(100), "not seen within 100 ms");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
+    let honoured = support::eventually(Duration::from_millis(100), || {
+        routers[1..].iter().all(|r| breaker_of(r, "openai", "gpt-4o-mini") == BreakerState::Open)
+    });
+    assert!(honoured.await, "not seen within 100 ms");
     let seen = opened.elapsed();
     assert!(seen < Duration::from_millis(100), "{seen:?}");
     // and send it nothing
@@ -232,11 +226,10 @@ async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_
         assert_eq!(r.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "anthropic");
     }
     // after the cooldown, one probe goes out fleet-wide, and closes every router's breaker
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while routers.iter().any(|r| breaker_of(r, "openai", "gpt-4o-mini") != BreakerState::Closed) {
-        assert!(Instant::now() < deadline, "the breakers never closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let closed = support::eventually(Duration::from_secs(15), || {
+        routers.iter().all(|r| breaker_of(r, "openai", "gpt-4o-mini") == BreakerState::Closed)
+    });
+    assert!(closed.await, "the breakers never closed");
     let probes = sim
         .requests()
         .iter()
@@ -249,14 +242,10 @@ async fn a_breaker_opened_in_one_router_is_honoured_by_the_others_and_one_probe_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-f", "");
     let routers: Vec<Router> = (0..2).map(|_| Router::new(policy(&sim, &state, 100_000))).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listeners(&redis, "fleet-f").await < 2 {
-        assert!(Instant::now() < deadline, "the routers never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    subscribed(&redis, "fleet-f", 2).await;
     sim.add_fault(
         switchyard::sim::FaultRule::new(Protocol::Openai, switchyard::sim::Fault::status_retry_after(429, "30"))
             .first(1),
@@ -265,11 +254,7 @@ async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
     let paused = |r: &Router| {
         r.health().targets.iter().any(|t| t.provider == "openai" && t.state.paused_for_ms.is_some_and(|ms| ms > 20_000))
     };
-    let told = Instant::now();
-    while !paused(&routers[1]) {
-        assert!(told.elapsed() < Duration::from_secs(5), "the other router never paused");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(support::eventually(Duration::from_secs(5), || paused(&routers[1])).await, "the other router never paused");
     // the other router sends OpenAI nothing until the pause is over
     let answer = routers[1].chat("chat", ChatRequest::user("Hi")).await.unwrap();
     assert_eq!(answer.provider(), "anthropic");
@@ -280,7 +265,7 @@ async fn a_retry_after_told_to_one_router_pauses_the_target_in_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-g", "");
     let a = Router::new(policy(&sim, &state, 1000));
     let b = Router::new(policy(&sim, &state, 1000));
@@ -290,19 +275,16 @@ async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[routes.x]\n").unwrap();
     b.reload_from(&broken).unwrap_err();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let seen = support::eventually(Duration::from_secs(20), || {
         let fleet = a.health().fleet;
         let other = fleet.iter().find(|m| !m.this);
-        if fleet.len() == 2 && other.is_some_and(|m| m.policy_version == 2 && m.last_reload_error.is_some()) {
-            assert!(fleet[0].this && fleet[0].policy_version == 1, "{fleet:#?}");
-            assert_ne!(fleet[0].policy_hash, fleet[1].policy_hash, "{fleet:#?}");
-            assert!(fleet[1].last_reload_error.as_deref().unwrap_or_default().contains("broken.toml"), "{fleet:#?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "a never saw b's policy: {fleet:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        fleet.len() == 2 && other.is_some_and(|m| m.policy_version == 2 && m.last_reload_error.is_some())
+    });
+    assert!(seen.await, "a never saw b's policy: {:#?}", a.health().fleet);
+    let fleet = a.health().fleet;
+    assert!(fleet[0].this && fleet[0].policy_version == 1, "{fleet:#?}");
+    assert_ne!(fleet[0].policy_hash, fleet[1].policy_hash, "{fleet:#?}");
+    assert!(fleet[1].last_reload_error.as_deref().unwrap_or_default().contains("broken.toml"), "{fleet:#?}");
     // a memory router has no fleet to show
     let alone = Router::new(policy(&sim, "", 1000));
     assert!(alone.health().fleet.is_empty());
@@ -311,7 +293,7 @@ async fn every_router_shows_the_policy_each_member_of_the_fleet_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrency_cap_holds_for_the_fleet_and_its_slots_come_back() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-h", "");
     // the limited target takes 2 requests at a time, fleet-wide, and answers slowly
     let make = || Router::new(policy_with(&sim, &state, "", "", "concurrency = 2"));
@@ -322,16 +304,16 @@ async fn a_concurrency_cap_holds_for_the_fleet_and_its_slots_come_back() {
     );
     let (openai, anthropic) = load(&routers, 3).await;
     assert_eq!((openai, anthropic), (2, 4), "two slots for the fleet, not two per router");
-    // the slots came back with the answers
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (openai, _) = load(&routers[1..], 1).await;
-    assert_eq!(openai, 1);
+    // the slots came back with the answers (their release is asynchronous: until then the
+    // fallback serves)
+    let back = support::eventually_async(Duration::from_secs(10), || async { load(&routers[1..], 1).await.0 == 1 });
+    assert!(back.await, "the fleet's slots never came back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let state = redis_state(&redis, "fleet-i", "");
     let budget = r#"budget = { usd = 0.00001, per = "1h" }"#;
     let a = Router::new(policy_with(&sim, &state, "", budget, ""));
@@ -340,11 +322,8 @@ async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
     while a.chat("chat", ChatRequest::user("Hello there, how are you today?")).await.unwrap().provider() == "openai" {}
     // b, which spent nothing, learns the fleet's total and skips OpenAI too
     let spent = |r: &Router| r.health().budgets.iter().find(|x| x.name == "openai").map_or(0.0, |x| x.spent_usd);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while spent(&b) < 0.00001 {
-        assert!(Instant::now() < deadline, "b never learned the fleet's spend: {}", spent(&b));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let learned = support::eventually(Duration::from_secs(20), || spent(&b) >= 0.00001);
+    assert!(learned.await, "b never learned the fleet's spend: {}", spent(&b));
     let answer = b.chat("chat", ChatRequest::user("Hi")).await.unwrap();
     assert_eq!(answer.provider(), "anthropic");
     assert_eq!(answer.attempts[0].skip_reason, Some(SkipReason::Budget));
@@ -353,16 +332,12 @@ async fn a_spending_budget_spent_by_one_router_is_spent_for_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_providers_headers_say_to_one_router_the_others_know() {
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_rate_limit(Protocol::Openai, "gpt-4o-mini", 3, Duration::from_secs(60));
     let state = redis_state(&redis, "fleet-j", "");
     let a = Router::new(policy(&sim, &state, 100_000));
     let b = Router::new(policy(&sim, &state, 100_000));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listeners(&redis, "fleet-j").await < 2 {
-        assert!(Instant::now() < deadline, "the routers never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    subscribed(&redis, "fleet-j", 2).await;
     // a spends the provider's three requests; its headers say none is left
     for _ in 0..3 {
         assert_eq!(a.chat("chat", ChatRequest::user("Hi")).await.unwrap().provider(), "openai");
@@ -373,11 +348,7 @@ async fn what_the_providers_headers_say_to_one_router_the_others_know() {
             .iter()
             .any(|t| t.provider == "openai" && t.state.provider_budget.is_some_and(|q| q.requests_remaining == Some(0)))
     };
-    let told = Instant::now();
-    while !known(&b) {
-        assert!(told.elapsed() < Duration::from_secs(5), "b never heard what the headers said");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(support::eventually(Duration::from_secs(5), || known(&b)).await, "b never heard what the headers said");
     // b sends OpenAI nothing, and no 429 ever comes back
     let answer = b.chat("chat", ChatRequest::user("Hi")).await.unwrap();
     assert_eq!(answer.provider(), "anthropic");
@@ -390,7 +361,7 @@ async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says
     use switchyard::sim::StatusPageScript;
     use switchyard::status_page::Severity;
     let redis = RedisServer::start();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_status_page(
         "openai",
         StatusPageScript::operational().incident("Elevated error rates", "major", "2026-12-04T12:03:00Z"),
@@ -401,11 +372,8 @@ async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says
     let major = |r: &Router| {
         r.health().status_pages.iter().any(|p| p.summary.as_ref().is_some_and(|s| s.indicator == Severity::Major))
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !routers.iter().all(major) {
-        assert!(Instant::now() < deadline, "not every router knows the page");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let known = support::eventually(Duration::from_secs(15), || routers.iter().all(major));
+    assert!(known.await, "not every router knows the page");
     // one reader for the fleet: about one read a second, not one per router
     let before = sim.status_page_reads("openai");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -415,7 +383,7 @@ async fn a_fleet_reads_each_status_page_once_and_every_router_knows_what_it_says
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_password_never_shows_in_health_or_errors() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     // nothing listens there: every call fails, and says why
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let state = format!(
@@ -434,7 +402,7 @@ async fn the_redis_password_never_shows_in_health_or_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_shares_its_state_over_tls() {
     let redis = RedisServer::start_tls();
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert-a.pem");
     let state = format!(
         "[state]\nbackend = \"redis\"\nurl = \"rediss://127.0.0.1:{}\"\ntls_ca_file = \"{ca}\"\nfleet = \"fleet-tls\"\ntimeout = \"500ms\"\n",

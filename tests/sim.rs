@@ -1,6 +1,8 @@
 //! The simulated providers, observed on the wire with a plain HTTP client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -26,7 +28,7 @@ impl std::ops::Deref for Sim {
 }
 
 async fn start() -> Sim {
-    Sim { server: SimServer::start().await.unwrap(), http: reqwest::Client::new() }
+    Sim { server: support::sim().await, http: reqwest::Client::new() }
 }
 
 fn openai_url(sim: &SimServer) -> String {
@@ -716,10 +718,7 @@ async fn hang_never_answers() {
     assert_eq!(sim.request_count(Protocol::Anthropic, Some("m")), 1);
     drop(client);
     // the client went away: so does the hung connection
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while sim.open_connections() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::eventually(Duration::from_secs(5), || sim.open_connections() == 0).await;
     assert_eq!(sim.open_connections(), 0);
 }
 
@@ -730,9 +729,8 @@ async fn shutdown_closes_hung_connections() {
     let url = openai_url(&sim);
     let pending =
         tokio::spawn(async move { reqwest::Client::new().post(url).json(&openai_body("m", "hi")).send().await });
-    while sim.request_count(Protocol::Openai, None) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let reached = support::eventually(Duration::from_secs(10), || sim.request_count(Protocol::Openai, None) > 0);
+    assert!(reached.await, "the request never reached the simulator");
     let addr = sim.addr();
     sim.server.shutdown().await;
     let result = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
@@ -745,8 +743,11 @@ async fn dropping_the_server_stops_it() {
     let sim = start().await;
     let addr = sim.addr();
     drop(sim);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // the listener closes in the background: wait for it rather than for a fixed 20 ms
+    let stopped = support::eventually_async(Duration::from_secs(5), || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    });
+    assert!(stopped.await, "something still listens at {addr}");
 }
 
 #[tokio::test]

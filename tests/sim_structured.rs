@@ -85,7 +85,7 @@ struct Sim {
 
 impl Sim {
     async fn start() -> Sim {
-        Sim { server: SimServer::start().await.unwrap(), http: reqwest::Client::new() }
+        Sim { server: support::sim().await, http: reqwest::Client::new() }
     }
 
     /// A whole answer: the status must be 200.

@@ -5,11 +5,12 @@
 //! that cannot be read never affects a request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::router::{AttemptOutcome, RouterEvent};
-use switchyard::serve::{Gateway, ServeOptions};
 use switchyard::sim::{Fault, FaultRule, SimServer, StatusPageScript};
 use switchyard::status_page::{MAX_SUMMARY_BYTES, Severity};
 use switchyard::{ChatRequest, ErrorClass, Policy, Protocol, Router};
@@ -20,27 +21,23 @@ fn policy(sim: &SimServer, on_incident: &str) -> String {
         r#"
 [defaults]
 retry = {{ max_attempts = 1 }}
-[providers.openai]
-profile = "openai"
-auth = "none"
-base_url = "{openai}"
-status_page = "{openai_page}"
-status_interval = "1s"
-{on_incident}
-[providers.anthropic]
-profile = "anthropic"
-auth = "none"
-base_url = "{anthropic}"
-status_page = "{anthropic_page}"
-[routes.chat]
+{openai}{anthropic}[routes.chat]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}, {{ provider = "anthropic", model = "claude-haiku-4-5" }}]
 [routes.openai-only]
 targets = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 "#,
-        openai = sim.openai_base_url(),
-        anthropic = sim.anthropic_base_url(),
-        openai_page = sim.status_page_url("openai"),
-        anthropic_page = sim.status_page_url("anthropic"),
+        openai = support::provider_toml(
+            "openai",
+            "openai",
+            &sim.openai_base_url(),
+            &format!("status_page = \"{}\"\nstatus_interval = \"1s\"\n{on_incident}", sim.status_page_url("openai"))
+        ),
+        anthropic = support::provider_toml(
+            "anthropic",
+            "anthropic",
+            &sim.anthropic_base_url(),
+            &format!("status_page = \"{}\"", sim.status_page_url("anthropic"))
+        ),
     )
 }
 
@@ -60,7 +57,7 @@ async fn served_by(router: &Router) -> String {
 
 #[tokio::test]
 async fn a_major_outage_shows_in_health_and_events_and_in_the_error_text() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, "");
     let mut events = router.subscribe();
     sim.set_status_page("openai", major_outage());
@@ -106,7 +103,7 @@ async fn a_major_outage_shows_in_health_and_events_and_in_the_error_text() {
 #[tokio::test]
 async fn a_refusal_at_an_open_breaker_names_the_incident_too() {
     // in an outage most requests meet the open breaker, not the provider's error
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let breaker = "[defaults]\nbreaker = { consecutive_failures = 1, cooldown = \"60s\", max_cooldown = \"60s\" }\n";
     let text = policy(&sim, "").replace("[defaults]\n", breaker);
     let router = Router::new(Policy::from_toml(&text, "inline").unwrap());
@@ -127,7 +124,7 @@ async fn a_refusal_at_an_open_breaker_names_the_incident_too() {
 
 #[tokio::test]
 async fn an_outage_reorders_a_route_only_when_on_incident_says_deprioritize() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_status_page("openai", major_outage());
     // reported only: the order stays
     let reporting = router(&sim, "");
@@ -159,7 +156,7 @@ async fn an_outage_reorders_a_route_only_when_on_incident_says_deprioritize() {
 
 #[tokio::test]
 async fn a_page_that_cannot_be_read_never_affects_a_request() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, r#"on_incident = "deprioritize""#);
     sim.set_status_page("openai", major_outage());
     router.refresh_status_pages().await;
@@ -192,16 +189,10 @@ async fn a_page_that_cannot_be_read_never_affects_a_request() {
 
 #[tokio::test]
 async fn the_gateway_shows_pages_in_admin_state_and_incidents_in_error_bodies() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     sim.set_status_page("openai", major_outage());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy(&sim, "")).unwrap();
-    let mut options = ServeOptions::new(&path);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
+    let (gateway, base, _dir) = support::gateway(&policy(&sim, "")).await;
     gateway.router().refresh_status_pages().await;
-    let base = format!("http://{}", gateway.addr());
     let client = reqwest::Client::new();
     let state: Value = client.get(format!("{base}/admin/state")).send().await.unwrap().json().await.unwrap();
     let pages = state["status_pages"].as_array().unwrap();
@@ -233,7 +224,7 @@ async fn the_gateway_shows_pages_in_admin_state_and_incidents_in_error_bodies() 
 
 #[tokio::test]
 async fn the_poller_reads_on_its_own_every_interval() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let router = router(&sim, "");
     let mut events = router.subscribe();
     // no refresh here: the background poller (every second) finds the outage
@@ -262,26 +253,18 @@ async fn the_poller_reads_on_its_own_every_interval() {
 
 #[tokio::test]
 async fn a_shorter_interval_applies_at_once_and_a_retired_page_is_read_no_more() {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let hourly = policy(&sim, "").replace("status_interval = \"1s\"", "status_interval = \"1h\"");
     let router = Router::new(Policy::from_toml(&hourly, "inline").unwrap());
-    let first = tokio::time::timeout(Duration::from_secs(10), async {
-        while sim.status_page_reads("openai") == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    assert!(first.await.is_ok(), "the first read, when the policy was applied");
+    let first = support::eventually(Duration::from_secs(10), || sim.status_page_reads("openai") > 0);
+    assert!(first.await, "the first read, when the policy was applied");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.status_page_reads("openai"), 1, "one read, then the hour");
     let read = sim.status_page_reads("openai");
     // the poller waits out the hour... until a reload says every second
     router.apply(Policy::from_toml(&policy(&sim, ""), "inline").unwrap());
-    let again = tokio::time::timeout(Duration::from_secs(10), async {
-        while sim.status_page_reads("openai") < read + 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    assert!(again.await.is_ok(), "the new interval was not taken: {} reads", sim.status_page_reads("openai"));
+    let again = support::eventually(Duration::from_secs(10), || sim.status_page_reads("openai") >= read + 2);
+    assert!(again.await, "the new interval was not taken: {} reads", sim.status_page_reads("openai"));
     // a policy without the page stops its poller
     let without = policy(&sim, "").replace(&format!("status_page = \"{}\"\n", sim.status_page_url("openai")), "");
     router.apply(Policy::from_toml(&without, "inline").unwrap());

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::sse_data;
-use switchyard::serve::{Gateway, ServeOptions};
+use switchyard::serve::Gateway;
 use switchyard::sim::{Fault, FaultRule, SimServer};
 use switchyard::{
     Anthropic, Call, ChatRequest, ChatResponse, ContentPart, FinishReason, OpenAi, Protocol, Provider, ProviderConfig,
@@ -23,7 +23,7 @@ fn fixture(path: &str) -> String {
 
 /// The simulator, answering every request on `protocol` with `path` verbatim.
 async fn serving(protocol: Protocol, path: &str) -> SimServer {
-    let sim = SimServer::start().await.unwrap();
+    let sim = support::sim().await;
     let content_type = if path.ends_with(".sse") { "text/event-stream" } else { "application/json" };
     sim.add_fault(FaultRule::new(
         protocol,
@@ -52,25 +52,15 @@ async fn streamed(provider: &dyn Provider, model: &str) -> ChatResponse {
 
 /// `switchyard serve` with one route, `r`, to `model` on the simulator's `protocol` wire.
 async fn gateway(sim: &SimServer, protocol: Protocol, model: &str) -> (Gateway, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
     let (name, base) = match protocol {
         Protocol::Openai => ("openai", sim.openai_base_url()),
         _ => ("anthropic", sim.anthropic_base_url()),
     };
-    std::fs::write(
-        &policy,
-        format!(
-            "[defaults]\nretry = {{ max_attempts = 1 }}\n[providers.{name}]\nprofile = \"{name}\"\nauth = \"none\"\n\
-             base_url = \"{base}\"\n[routes.r]\ntargets = [{{ provider = \"{name}\", model = \"{model}\" }}]\n"
-        ),
-    )
-    .unwrap();
-    let mut options = ServeOptions::new(&policy);
-    options.listen = Some("127.0.0.1:0".parse().unwrap());
-    let gateway = Gateway::start(options).await.unwrap();
-    let base = format!("http://{}", gateway.addr());
-    (gateway, base, dir)
+    let provider = support::provider_toml(name, name, &base, "");
+    support::gateway(&format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{provider}[routes.r]\ntargets = [{{ provider = \"{name}\", model = \"{model}\" }}]\n"
+    ))
+    .await
 }
 
 async fn post(url: String, body: Value) -> reqwest::Response {
