@@ -302,6 +302,29 @@ fn a_drill_shows_hedges_winning_against_a_slow_first_token() {
     assert!(phase["expectations"].as_array().unwrap().iter().all(|e| e["pass"] == true), "{phase}");
 }
 
+/// `check` shows the connection cap `serve` would run with: under a soft descriptor limit below
+/// the hard one, the raised limit; under a low hard limit, the lower cap and why.
+#[test]
+fn check_shows_the_connection_cap_the_descriptor_limit_holds() {
+    let under = |limit: &str| {
+        let out = Command::new("prlimit")
+            .args([limit, "--", support::binary(), "check", "policies/openai-to-claude.toml"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run prlimit ({e}): it comes with util-linux: apt-get install util-linux")
+            });
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout).lines().find(|l| l.contains("connections: cap")).map(str::to_owned).unwrap_or_default()
+    };
+    let raised = under("--nofile=200:4096");
+    assert!(raised.contains("cap 1024 ("), "{raised}");
+    assert!(raised.contains("raised at start from 200"), "{raised}");
+    let low = under("--nofile=256:256");
+    assert!(low.contains("descriptor limit 256 less a reserve of 192"), "{low}");
+    assert!(low.contains("below `max_connections` 1024, so the cap is 24"), "{low}");
+}
+
 #[test]
 fn check_shows_budgets_and_cache_affinity() {
     let dir = tempfile::tempdir().unwrap();

@@ -153,6 +153,54 @@ async fn connections_past_the_cap_do_not_lock_out_healthz() {
     }
 }
 
+/// Under a descriptor limit of 256 (a container's or a unit's is often 1,024), more connections
+/// than descriptors, each sending half a request head and waiting: the connection cap, fitted to
+/// the limit, makes room by the quietest, so `/healthz` is answered at once while they are held,
+/// and the gateway serves after.
+#[tokio::test]
+async fn a_low_descriptor_limit_keeps_healthz_answered_under_held_connections() {
+    let sim = support::sim().await;
+    // the header timeout is far away: only the cap can free a descriptor
+    let policy = policy_text(&sim, "header_read_timeout = \"60s\"\n");
+    let gw = support::serve_binary_under(&["prlimit", "--nofile=256:256", "--"], &policy, &[], Stdio::null()).await;
+    let state: Value = client().get(format!("{}/admin/state", gw.base)).send().await.unwrap().json().await.unwrap();
+    let connections = &state["connections"];
+    assert_eq!(connections["fd_limit"]["soft"], 256, "{connections}");
+    assert_eq!(connections["max_connections"], 1024, "{connections}");
+    let cap = connections["effective"].as_u64().unwrap();
+    assert!(cap > 0 && cap < 128, "two descriptors a connection, beside a reserve: {connections}");
+    assert!(connections["why"].as_str().unwrap().contains("descriptor limit 256"), "{connections}");
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", gw.port).parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        held.push(c);
+    }
+    // each probe a fresh connection (no pool), answered well within the header timeout
+    for _ in 0..5 {
+        let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let probe = tokio::time::timeout(Duration::from_secs(5), fresh.get(format!("{}/healthz", gw.base)).send());
+        let r = probe.await.expect("/healthz unanswered while the connections are held").unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = client().post(format!("{}/v1/chat/completions", gw.base)).json(&body("chat")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a request is served while they are held");
+    let metrics = client().get(format!("{}/metrics", gw.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("switchyard_connections_closed_total{reason=\"evicted\"}")),
+        "the held connections made room by eviction"
+    );
+    assert!(
+        !metrics.contains("reason=\"fd_limit\""),
+        "the cap acted before the descriptors ran out: accept never failed for want of one"
+    );
+    drop(held);
+    let r = client().post(format!("{}/v1/chat/completions", gw.base)).json(&body("chat")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "healthy after");
+}
+
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let s = setup("max_header_bytes = 8192\n", &[]).await;

@@ -111,7 +111,7 @@ pub(crate) fn render(policy: &Policy) -> String {
     for r in policy.routes.values() {
         render_route(&mut out, r);
     }
-    render_server(&mut out, &policy.server);
+    render_server(&mut out, &policy.server, policy.providers.len());
     if let switchyard::policy::StateBackend::Redis { url, .. } = &policy.state.backend {
         let _ = writeln!(
             out,
@@ -135,7 +135,7 @@ pub(crate) fn render(policy: &Policy) -> String {
 }
 
 /// What `switchyard serve` would enforce: client keys, TLS, the limits with defaults filled in.
-fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings) {
+fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings, providers: usize) {
     use switchyard::serve as d;
     let _ = writeln!(out, "\ngateway:");
     let keys = &server.client_keys;
@@ -183,6 +183,10 @@ fn render_server(out: &mut String, server: &switchyard::policy::ServerSettings) 
         n(server.max_messages, d::DEFAULT_MAX_MESSAGES),
         n(server.max_tools, d::DEFAULT_MAX_TOOLS),
     );
+    // as `serve` will run: its soft descriptor limit raised to the hard one
+    let max = server.max_connections.map_or(d::DEFAULT_MAX_CONNECTIONS, |v| usize::try_from(v).unwrap_or(usize::MAX));
+    let cap = d::fd_limit::ConnectionCap::fit(max, d::fd_limit::FdLimit::at_start(), providers);
+    let _ = writeln!(out, "  connections: cap {} ({})", cap.effective, cap.why);
 }
 
 /// How a target finishes a stream that fails midway: its `resume` strategies, with the

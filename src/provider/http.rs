@@ -17,10 +17,15 @@ use crate::error::{ErrorClass, ProviderError};
 use crate::wire::sse::{SseDecoder, SseEvent};
 
 /// Builds the HTTP client for one provider. Errors only when the TLS backend cannot start.
+/// Idle upstream connections each provider's pool keeps at most: bounded, so that the gateway's
+/// connection cap can reserve descriptors for them.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
+
 pub(crate) fn client(config: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .build()
         .map_err(|e| {
             ProviderError::new(ErrorClass::Connection, config.name.clone(), format!("cannot build HTTP client: {e}"))

@@ -24,6 +24,7 @@ pub use crate::protocol::Protocol;
 pub use crate::rate_limit::RateLimit;
 pub use anthropic::Anthropic;
 pub use caller_headers::{CALLER_HEADERS, CallerHeaders};
+pub use http::POOL_MAX_IDLE_PER_HOST;
 pub use openai::OpenAi;
 
 /// A streamed answer: events until [`StreamEvent::Finish`], or an error.

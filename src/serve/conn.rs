@@ -39,8 +39,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::fd_limit::{self, FdLimit};
 use super::request_id;
-use crate::policy::ServerSettings;
+use crate::policy::Policy;
 use crate::router::Router;
 
 /// Default `[server] header_read_timeout`.
@@ -55,6 +56,12 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `[server] max_header_bytes`.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The pause after `accept` fails for want of descriptors, once a connection was closed to free one.
+const FD_BACKOFF: Duration = Duration::from_millis(5);
+/// The pause after any other failed `accept`, or when nothing could be closed: never a spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How often running out of descriptors is logged while it lasts.
+const FD_WARN_EVERY: Duration = Duration::from_secs(10);
 /// How long an overflow connection may take to send its headers.
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -70,20 +77,27 @@ pub(crate) struct ConnSettings {
 }
 
 impl ConnSettings {
-    pub(crate) fn of(server: &ServerSettings) -> Self {
+    /// The settings of `policy` for a process whose descriptor limit is `limit`: the connection
+    /// cap is the smaller of `max_connections` and what the limit holds.
+    pub(crate) fn of(policy: &Policy, limit: FdLimit) -> Self {
+        let server = &policy.server;
         let size = |v: Option<u64>, default: usize| v.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
         ConnSettings {
             header_read_timeout: server.header_read_timeout.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
             keepalive_timeout: server.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT),
             write_timeout: server.write_timeout.unwrap_or(DEFAULT_WRITE_TIMEOUT),
-            max_connections: size(server.max_connections, DEFAULT_MAX_CONNECTIONS).max(1),
+            max_connections: fd_limit::effective(
+                size(server.max_connections, DEFAULT_MAX_CONNECTIONS),
+                limit,
+                policy.providers.len(),
+            ),
             max_header_bytes: size(server.max_header_bytes, DEFAULT_MAX_HEADER_BYTES).max(1),
         }
     }
 
     /// Overflow connections allowed beyond the cap: enough for health checks and a few 503s.
     fn overflow(&self) -> usize {
-        (self.max_connections / 16).max(16)
+        fd_limit::overflow(self.max_connections)
     }
 
     /// How long a connection has for its request's headers (and TLS handshake).
@@ -250,9 +264,10 @@ impl Drop for InFlight {
     }
 }
 
-/// The open connections, for the cap and for eviction.
+/// The open connections of every listener of a gateway, for the cap and for eviction: one
+/// descriptor limit holds them all.
 #[derive(Debug, Default)]
-struct Registry {
+pub(crate) struct Registry {
     open: Mutex<HashMap<u64, Arc<ConnState>>>,
     overflow: AtomicUsize,
     next: AtomicU64,
@@ -267,21 +282,13 @@ enum Admission {
 impl Registry {
     fn admit(&self, settings: &ConnSettings) -> Admission {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if open.len() >= settings.max_connections {
-            // the connection idle (or dawdling over its headers) the longest makes room
-            let victim =
-                open.iter().filter(|(_, c)| c.is_quiet()).min_by_key(|(_, c)| c.activity().since).map(|(id, _)| *id);
-            match victim.and_then(|id| open.remove(&id)) {
-                Some(c) => c.close.cancel(),
-                None => {
-                    drop(open);
-                    if self.overflow.fetch_add(1, Ordering::AcqRel) < settings.overflow() {
-                        return Admission::Overflow;
-                    }
-                    self.overflow.fetch_sub(1, Ordering::AcqRel);
-                    return Admission::Refused;
-                }
+        if open.len() >= settings.max_connections && !Self::evict(&mut open) {
+            drop(open);
+            if self.overflow.fetch_add(1, Ordering::AcqRel) < settings.overflow() {
+                return Admission::Overflow;
             }
+            self.overflow.fetch_sub(1, Ordering::AcqRel);
+            return Admission::Refused;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let state = ConnState::new();
@@ -289,8 +296,32 @@ impl Registry {
         Admission::Admitted(id, state)
     }
 
+    /// Closes the connection idle (or dawdling over its headers) the longest, if one is quiet.
+    fn evict(open: &mut HashMap<u64, Arc<ConnState>>) -> bool {
+        let victim =
+            open.iter().filter(|(_, c)| c.is_quiet()).min_by_key(|(_, c)| c.activity().since).map(|(id, _)| *id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(c) => {
+                c.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Out of descriptors: makes room as the cap does, by the quietest connection.
+    fn evict_quietest(&self) -> bool {
+        Self::evict(&mut self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
     fn release(&self, id: u64) {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    }
+
+    /// Connections open now, overflow ones included.
+    pub(crate) fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+            + self.overflow.load(Ordering::Acquire)
     }
 }
 
@@ -352,12 +383,14 @@ pub(crate) fn spawn_server(
     listener: TcpListener,
     app: axum::Router,
     router: Router,
+    registry: Arc<Registry>,
     mut stop: watch::Receiver<bool>,
     abort: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let registry = Arc::new(Registry::default());
+        let limit = fd_limit::raise();
         let tracker = TaskTracker::new();
+        let mut warned: Option<Instant> = None;
         loop {
             let accepted = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
@@ -365,10 +398,24 @@ pub(crate) fn spawn_server(
             };
             let (tcp, peer) = match accepted {
                 Ok(a) => a,
+                Err(e) if fd_limit::exhausted(&e) => {
+                    // the cap should prevent it (other descriptors may not be ours to count): make
+                    // room as at the cap, and give the closed socket a moment to be released
+                    let evicted = registry.evict_quietest();
+                    if evicted {
+                        metrics::counter!("switchyard_connections_closed_total", "reason" => "fd_limit").increment(1);
+                    }
+                    if warned.is_none_or(|at| at.elapsed() >= FD_WARN_EVERY) {
+                        warned = Some(Instant::now());
+                        tracing::warn!(evicted, open = registry.open(), "accept failed: out of file descriptors: {e}");
+                    }
+                    tokio::time::sleep(if evicted { FD_BACKOFF } else { ACCEPT_BACKOFF }).await;
+                    continue;
+                }
                 Err(e) => {
-                    // out of descriptors (EMFILE) and the like: the connections in hand free some
+                    // a connection reset before it was accepted and the like
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
@@ -376,7 +423,7 @@ pub(crate) fn spawn_server(
             // delayed ACK (~40 ms)
             let _ = tcp.set_nodelay(true);
             let policy = router.policy();
-            let settings = ConnSettings::of(&policy.server);
+            let settings = ConnSettings::of(&policy, limit);
             let tls = policy.server.tls_acceptor();
             drop(policy);
             let admission = registry.admit(&settings);
@@ -504,7 +551,7 @@ async fn overflow_answer(request: Request<Body>, app: axum::Router) -> Response<
     }
     metrics::counter!("switchyard_connections_closed_total", "reason" => "overflow").increment(1);
     let body = serde_json::json!({"error": {
-        "message": "the gateway is at its connection limit (`[server] max_connections`): retry shortly",
+        "message": "the gateway is at its connection limit (`[server] max_connections`, or what its file-descriptor limit holds): retry shortly",
         "type": "overloaded_error",
     }});
     let mut response = Response::new(Body::from(body.to_string()));

@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub(crate) faults: Arc<super::faults::ApiFaults>,
     /// Turns true when the gateway shuts down (long-lived streams end then).
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The client connections of every listener.
+    pub(crate) connections: Arc<super::conn::Registry>,
 }
 
 /// The caller, as `authenticate` found it.
@@ -771,6 +773,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /admin/state`: policy version and hash, last reload error, breakers, pauses, limiters, faults.
+/// Beside the router's health, the gateway's own: its connection cap, what set it, and the
+/// connections open now.
 pub(crate) async fn admin_state(State(state): State<AppState>) -> Response {
-    axum::Json(state.router.health()).into_response()
+    let mut body = serde_json::to_value(state.router.health()).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        let policy = state.router.policy();
+        let max = policy
+            .server
+            .max_connections
+            .map_or(super::DEFAULT_MAX_CONNECTIONS, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let cap = super::fd_limit::ConnectionCap::fit(max, super::fd_limit::raise(), policy.providers.len());
+        let mut connections = serde_json::to_value(cap).unwrap_or_default();
+        if let Some(c) = connections.as_object_mut() {
+            c.insert("open".into(), state.connections.open().into());
+        }
+        map.insert("connections".into(), connections);
+    }
+    axum::Json(body).into_response()
 }

@@ -35,6 +35,7 @@ mod dashboard;
 mod dialect;
 #[cfg(feature = "sim")]
 mod faults;
+pub mod fd_limit;
 mod handlers;
 mod openai;
 mod relay;
@@ -173,6 +174,7 @@ impl Gateway {
     /// Starts the gateway: reads and watches the policy, binds, serves.
     pub async fn start(options: ServeOptions) -> Result<Gateway, ServeError> {
         let policy = Policy::from_file(&options.policy)?;
+        fd_limit::raise();
         for w in &policy.warnings {
             tracing::warn!("{w}");
         }
@@ -217,6 +219,7 @@ impl Gateway {
             #[cfg(feature = "sim")]
             faults: Arc::default(),
             shutdown: rx.clone(),
+            connections: Arc::default(),
         };
 
         let api = axum::Router::new()
@@ -284,13 +287,29 @@ impl Gateway {
                 let admin_addr =
                     admin_listener.local_addr().map_err(|source| ServeError::Listen { addr: a.clone(), source })?;
                 let admin_app = admin.with_state(state.clone());
-                tasks.push(conn::spawn_server(admin_listener, admin_app, router.clone(), rx.clone(), abort.clone()));
-                tasks.push(conn::spawn_server(listener, api.with_state(state), router.clone(), rx, abort.clone()));
+                let connections = state.connections.clone();
+                tasks.push(conn::spawn_server(
+                    admin_listener,
+                    admin_app,
+                    router.clone(),
+                    connections.clone(),
+                    rx.clone(),
+                    abort.clone(),
+                ));
+                tasks.push(conn::spawn_server(
+                    listener,
+                    api.with_state(state),
+                    router.clone(),
+                    connections,
+                    rx,
+                    abort.clone(),
+                ));
                 Some(admin_addr)
             }
             None => {
+                let connections = state.connections.clone();
                 let app = api.merge(admin).with_state(state);
-                tasks.push(conn::spawn_server(listener, app, router.clone(), rx, abort.clone()));
+                tasks.push(conn::spawn_server(listener, app, router.clone(), connections, rx, abort.clone()));
                 None
             }
         };

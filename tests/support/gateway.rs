@@ -88,17 +88,33 @@ pub struct ServeProcess {
 /// `envs` added to its environment and its stderr going to `stderr`, and waits (10 s at most)
 /// until its `/healthz` answers 200.
 pub async fn serve_binary(policy: &str, envs: &[(&str, &str)], stderr: Stdio) -> ServeProcess {
+    serve_binary_under(&[], policy, envs, stderr).await
+}
+
+/// [`serve_binary`] started through `wrapper` (a command and its arguments, e.g.
+/// `["prlimit", "--nofile=256:256", "--"]`); empty: started directly.
+pub async fn serve_binary_under(wrapper: &[&str], policy: &str, envs: &[(&str, &str)], stderr: Stdio) -> ServeProcess {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, policy).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = tokio::process::Command::new(binary())
+    let (program, before) = match wrapper.split_first() {
+        Some((first, rest)) => (*first, rest),
+        None => (binary(), &[][..]),
+    };
+    let mut command = tokio::process::Command::new(program);
+    if !wrapper.is_empty() {
+        command.args(before).arg(binary());
+    }
+    let child = command
         .args(["serve", "--policy", &path.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
         .envs(envs.iter().copied())
         .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| {
+            panic!("cannot start `{program}` ({e}); `prlimit` comes with util-linux: apt-get install util-linux")
+        });
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let up = super::poll::eventually_async(Duration::from_secs(10), || async {

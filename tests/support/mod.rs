@@ -7,7 +7,7 @@ pub mod poll;
 pub mod scripted;
 pub mod sim;
 
-pub use gateway::{ServeProcess, TestGateway, binary, gateway, gateway_with, serve_binary};
+pub use gateway::{ServeProcess, TestGateway, binary, gateway, gateway_with, serve_binary, serve_binary_under};
 pub use poll::{eventually, eventually_async, eventually_blocking, poll_for};
 pub use scripted::{Scripted, Step};
 pub use sim::{provider_toml, responses_provider_toml, sim};
