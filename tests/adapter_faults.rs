@@ -558,7 +558,7 @@ fn check(h: &Harness, row: &Row, mode: Mode, label: &str, outcome: &Outcome) {
         (Expect::Answer { .. }, Err(e)) => panic!("{label}: expected an answer, got {e:?}"),
         (Expect::Fail(f), Ok(answer)) => panic!("{label}: expected {}, got an answer {answer:?}", f.class),
         (Expect::Fail(f), Err(e)) => {
-            assert_eq!(e.provider, h.protocol.as_str(), "{label}");
+            assert_eq!(e.provider(), h.protocol.as_str(), "{label}");
             if let Some(deadline) = row.deadline_in {
                 // ended by the deadline, long before the fault's own delay would have
                 assert!(outcome.elapsed >= deadline, "{label}: ended at {:?}, before its deadline", outcome.elapsed);
@@ -581,17 +581,17 @@ fn check_error(
     sim_request_id: Option<String>,
 ) {
     let label = format!("{label}: {e:?}");
-    assert_eq!(e.class, f.class, "{label}");
-    assert_eq!(e.status, f.status, "{label}");
-    assert!(!e.message.is_empty() && !e.message.contains('\n'), "{label}");
-    assert!(e.message.to_lowercase().contains(f.contains), "{label}: message lacks {:?}", f.contains);
-    assert_eq!(e.should_retry, f.should_retry, "{label}");
+    assert_eq!(e.class(), f.class, "{label}");
+    assert_eq!(e.status(), f.status, "{label}");
+    assert!(!e.message().is_empty() && !e.message().contains('\n'), "{label}");
+    assert!(e.message().to_lowercase().contains(f.contains), "{label}: message lacks {:?}", f.contains);
+    assert_eq!(e.should_retry(), f.should_retry, "{label}");
     match f.retry_after {
-        Wait::None => assert_eq!(e.retry_after, None, "{label}"),
-        Wait::Exactly(d) => assert_eq!(e.retry_after, Some(d), "{label}"),
+        Wait::None => assert_eq!(e.retry_after(), None, "{label}"),
+        Wait::Exactly(d) => assert_eq!(e.retry_after(), Some(d), "{label}"),
         Wait::Until(when) => {
             let left = when.duration_since(SystemTime::now()).unwrap().as_secs_f64();
-            let got = e.retry_after.expect("a retry-after").as_secs_f64();
+            let got = e.retry_after().expect("a retry-after").as_secs_f64();
             assert!((got - left).abs() <= 0.05, "{label}: retry_after {got}s, {left}s left until the date");
         }
     }
@@ -601,16 +601,16 @@ fn check_error(
         Rid::StreamOnly => mode == Mode::Stream,
     };
     let expected_id = if wants_id { sim_request_id } else { None };
-    assert_eq!(e.request_id, expected_id, "{label}");
+    assert_eq!(e.request_id(), expected_id.as_deref(), "{label}");
     match f.partial_tokens {
         Some(n) => {
             let expected = answer_prefix(model, prompt, n);
-            let partial = e.partial.as_ref().expect("a checkpoint");
+            let partial = e.partial().expect("a checkpoint");
             assert_eq!(partial.text, expected, "{label}");
             assert_eq!(outcome.streamed, expected, "{label}: the stream yielded other text than its checkpoint");
         }
         None => {
-            assert!(e.partial.as_ref().is_none_or(|p| p.is_empty()), "{label}");
+            assert!(e.partial().is_none_or(|p| p.is_empty()), "{label}");
             assert!(outcome.streamed.is_empty(), "{label}");
         }
     }

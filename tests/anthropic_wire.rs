@@ -163,12 +163,12 @@ async fn a_missing_key_with_the_anthropic_profile_makes_no_network_call() {
     let request = ChatRequest::user("Hello");
 
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &request)).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::Authentication);
-    assert!(err.message.contains("ANTHROPIC_API_KEY"), "{}", err.message);
-    assert!(err.status.is_none());
+    assert_eq!(err.class(), ErrorClass::Authentication);
+    assert!(err.message().contains("ANTHROPIC_API_KEY"), "{}", err.message());
+    assert!(err.status().is_none());
 
     let err = adapter.chat_stream(Call::new("claude-sonnet-4-5", &request)).await.err().unwrap();
-    assert_eq!(err.class, ErrorClass::Authentication);
+    assert_eq!(err.class(), ErrorClass::Authentication);
     assert!(seen.lock().unwrap().is_empty(), "no request may reach the server");
 }
 
@@ -182,7 +182,7 @@ async fn invalid_tool_arguments_make_no_network_call() {
         arguments: "{not json".into(),
     }]));
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &request)).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::InvalidRequest);
+    assert_eq!(err.class(), ErrorClass::InvalidRequest);
     assert!(seen.lock().unwrap().is_empty());
 }
 
@@ -198,9 +198,9 @@ async fn the_key_never_shows_in_debug_or_in_errors_that_echo_it() {
     assert!(debug.contains("/v1/messages"), "{debug}");
 
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &ChatRequest::user("Hello"))).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::Authentication);
-    assert_eq!(err.status, Some(401));
-    assert_eq!(err.request_id.as_deref(), Some("req_body_1"));
+    assert_eq!(err.class(), ErrorClass::Authentication);
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.request_id(), Some("req_body_1"));
     for text in [err.to_string(), format!("{err:?}")] {
         assert!(!text.contains(KEY), "{text}");
     }
@@ -209,7 +209,7 @@ async fn the_key_never_shows_in_debug_or_in_errors_that_echo_it() {
     let (base, _) = serve(Reply::new(200, format!("<html>proxy saw key {KEY}</html>"))).await;
     let adapter = Anthropic::new(config(&base)).unwrap();
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &ChatRequest::user("Hello"))).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::MalformedResponse);
+    assert_eq!(err.class(), ErrorClass::MalformedResponse);
     for text in [err.to_string(), format!("{err:?}")] {
         assert!(!text.contains(KEY), "{text}");
     }
@@ -226,11 +226,11 @@ async fn error_statuses_are_classified_with_retry_headers() {
         let call = Call::new("claude-sonnet-4-5", &request);
         let err = if streaming { adapter.chat_stream(call).await.err() } else { adapter.chat(call).await.err() };
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::Overloaded);
-        assert_eq!(err.status, Some(529));
-        assert_eq!(err.provider_type.as_deref(), Some("overloaded_error"));
-        assert_eq!(err.request_id.as_deref(), Some("req_529"));
-        assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(err.class(), ErrorClass::Overloaded);
+        assert_eq!(err.status(), Some(529));
+        assert_eq!(err.provider_type(), Some("overloaded_error"));
+        assert_eq!(err.request_id(), Some("req_529"));
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
     }
 }
 
@@ -240,8 +240,8 @@ async fn truncated_success_body_is_malformed() {
     let (base, _) = serve(Reply::new(200, &body[..body.len() / 2])).await;
     let adapter = Anthropic::new(config(&base)).unwrap();
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &ChatRequest::user("Hello"))).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::MalformedResponse);
-    assert_eq!(err.status, Some(200));
+    assert_eq!(err.class(), ErrorClass::MalformedResponse);
+    assert_eq!(err.status(), Some(200));
 }
 
 const SSE_OK: &str = "event: message_start\n\
@@ -295,9 +295,9 @@ async fn a_stream_cut_before_message_stop_is_interrupted_with_the_partial_text()
     let items: Vec<_> = stream.collect().await;
     let err = items.last().unwrap().clone().unwrap_err();
     assert!(items.iter().all(|i| !matches!(i, Ok(StreamEvent::Finish { .. }))));
-    assert_eq!(err.class, ErrorClass::StreamInterrupted);
-    assert_eq!(err.request_id.as_deref(), Some("req_stream"));
-    assert_eq!(err.partial.unwrap().text, "Hello!");
+    assert_eq!(err.class(), ErrorClass::StreamInterrupted);
+    assert_eq!(err.request_id(), Some("req_stream"));
+    assert_eq!(err.partial().unwrap().text, "Hello!");
 }
 
 #[tokio::test]
@@ -309,5 +309,5 @@ async fn slow_headers_hit_the_first_token_timeout() {
     let request = ChatRequest::user("Hello");
     let timeouts = CallTimeouts { first_token: Some(Duration::from_millis(50)), idle: None, deadline: None };
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &request).timeouts(timeouts)).await.unwrap_err();
-    assert_eq!(err.class, ErrorClass::Timeout);
+    assert_eq!(err.class(), ErrorClass::Timeout);
 }

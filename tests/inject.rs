@@ -120,7 +120,7 @@ async fn injected_stream_faults_cut_and_stall_streams() {
         // the cause (a stall is a timeout), not the symptom, and that it came mid-stream
         assert_eq!(error.class(), class);
         assert!(error.failure().unwrap().mid_stream);
-        assert_eq!(error.failure().and_then(|f| f.error.as_ref()).map(|e| e.class), Some(class));
+        assert_eq!(error.failure().and_then(|f| f.error.as_ref()).map(|e| e.class()), Some(class));
         assert_eq!(text, "Hello from");
     }
 }
@@ -161,7 +161,7 @@ async fn without_a_player_a_fault_fails_its_calls_with_its_class() {
     let _o = router.inject(LiveFault::error("openai", ErrorClass::ServerError));
     let error = router.chat("chat", ChatRequest::user("hello")).await.unwrap_err();
     let last = error.failure().and_then(|f| f.error.as_ref()).unwrap();
-    assert_eq!(last.class, ErrorClass::ServerError);
-    assert!(last.message.contains("no fault player"), "{}", last.message);
+    assert_eq!(last.class(), ErrorClass::ServerError);
+    assert!(last.message().contains("no fault player"), "{}", last.message());
     assert_eq!(sim.request_count(Protocol::Openai, None), 1, "only the first call, before the faults, reached it");
 }

@@ -224,9 +224,9 @@ async fn body_cut_before_finish_is_interrupted_with_partial_text() {
     items.iter().filter_map(|i| i.as_ref().ok()).for_each(|e| collector.push(e));
     assert!(!collector.is_finished());
     let error = items.last().unwrap().clone().unwrap_err();
-    assert_eq!(error.class, ErrorClass::StreamInterrupted);
-    assert_eq!(error.partial.unwrap().text, "Hello!");
-    assert_eq!(error.request_id.as_deref(), Some("req_sse_1"));
+    assert_eq!(error.class(), ErrorClass::StreamInterrupted);
+    assert_eq!(error.partial().unwrap().text, "Hello!");
+    assert_eq!(error.request_id(), Some("req_sse_1"));
 }
 
 #[tokio::test]
@@ -237,7 +237,7 @@ async fn silent_server_hits_the_first_token_timeout() {
     let request = ChatRequest::user("hi");
     let quick = CallTimeouts { first_token: Some(Duration::from_millis(80)), idle: None, deadline: None };
     let error = server.adapter().chat(Call::new("gpt-4o-mini", &request).timeouts(quick)).await.unwrap_err();
-    assert_eq!(error.class, ErrorClass::Timeout);
+    assert_eq!(error.class(), ErrorClass::Timeout);
 }
 
 #[tokio::test]
@@ -254,12 +254,12 @@ async fn error_statuses_come_back_classified_with_response_meta() {
         let call = Call::new("gpt-4o-mini", &request).timeouts(timeouts());
         let error = if streaming { openai.chat_stream(call).await.err() } else { openai.chat(call).await.err() };
         let error = error.unwrap();
-        assert_eq!(error.class, ErrorClass::RateLimited);
-        assert_eq!(error.status, Some(429));
-        assert_eq!(error.provider_code.as_deref(), Some("rate_limit_exceeded"));
-        assert_eq!(error.request_id.as_deref(), Some("req_wire_1"));
-        assert_eq!(error.retry_after, Some(Duration::from_millis(644)));
-        assert_eq!(error.should_retry, Some(true));
+        assert_eq!(error.class(), ErrorClass::RateLimited);
+        assert_eq!(error.status(), Some(429));
+        assert_eq!(error.provider_code(), Some("rate_limit_exceeded"));
+        assert_eq!(error.request_id(), Some("req_wire_1"));
+        assert_eq!(error.retry_after(), Some(Duration::from_millis(644)));
+        assert_eq!(error.should_retry(), Some(true));
     }
 }
 
@@ -270,9 +270,9 @@ async fn html_200_is_a_malformed_response() {
     let server = Server::start(canned).await;
     let request = ChatRequest::user("hi");
     let error = server.adapter().chat(Call::new("gpt-4o-mini", &request)).await.unwrap_err();
-    assert_eq!(error.class, ErrorClass::MalformedResponse);
-    assert_eq!(error.status, Some(200));
-    assert!(!error.message.contains("captive"), "{}", error.message);
+    assert_eq!(error.class(), ErrorClass::MalformedResponse);
+    assert_eq!(error.status(), Some(200));
+    assert!(!error.message().contains("captive"), "{}", error.message());
 }
 
 #[tokio::test]
@@ -285,10 +285,10 @@ async fn missing_key_with_the_openai_profile_makes_no_network_call() {
     let request = ChatRequest::user("hi");
 
     let error = openai.chat(Call::new("gpt-4o-mini", &request)).await.unwrap_err();
-    assert_eq!(error.class, ErrorClass::Authentication);
-    assert!(error.message.contains("OPENAI_API_KEY"), "{}", error.message);
+    assert_eq!(error.class(), ErrorClass::Authentication);
+    assert!(error.message().contains("OPENAI_API_KEY"), "{}", error.message());
     let error = openai.chat_stream(Call::new("gpt-4o-mini", &request)).await.err().unwrap();
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class(), ErrorClass::Authentication);
     assert_eq!(server.requests().len(), 0);
 }
 
@@ -306,7 +306,7 @@ async fn the_key_never_leaks_into_debug_or_errors() {
         let call = Call::new("gpt-4o-mini", &request);
         let error = if streaming { openai.chat_stream(call).await.err() } else { openai.chat(call).await.err() };
         let error = error.unwrap();
-        assert_eq!(error.class, ErrorClass::Authentication);
+        assert_eq!(error.class(), ErrorClass::Authentication);
         let shown = format!("{error} | {error:?} | {error:#?}");
         assert!(!shown.contains(KEY), "{shown}");
         assert!(shown.contains("Incorrect API key provided: ***."), "{shown}");
@@ -323,8 +323,8 @@ async fn the_key_never_leaks_from_an_in_stream_error() {
     let stream = server.adapter().chat_stream(Call::new("gpt-4o-mini", &request)).await.unwrap();
     let items: Vec<_> = stream.collect().await;
     let error = items.last().unwrap().clone().unwrap_err();
-    assert_eq!(error.class, ErrorClass::ServerError);
-    assert_eq!(error.partial.as_ref().unwrap().text, "Hello!");
+    assert_eq!(error.class(), ErrorClass::ServerError);
+    assert_eq!(error.partial().unwrap().text, "Hello!");
     let shown = format!("{error} | {error:?}");
     assert!(!shown.contains(KEY), "{shown}");
 }
@@ -342,6 +342,6 @@ async fn a_stalled_error_body_still_yields_the_status_class() {
         deadline: None,
     };
     let error = server.adapter().chat_stream(Call::new("gpt-4o-mini", &request).timeouts(quick)).await.err().unwrap();
-    assert_eq!(error.class, ErrorClass::Overloaded);
-    assert_eq!(error.status, Some(503));
+    assert_eq!(error.class(), ErrorClass::Overloaded);
+    assert_eq!(error.status(), Some(503));
 }

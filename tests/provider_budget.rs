@@ -74,9 +74,9 @@ async fn a_target_whose_headers_say_nothing_remains_is_skipped_without_a_429() {
     // asked anyway (the adapter alone, no router), the provider's 429 carries the headers too
     let openai = OpenAi::new(ProviderConfig::new("openai", sim.openai_base_url())).unwrap();
     let e = openai.chat(Call::new("gpt-4o-mini", &hello())).await.unwrap_err();
-    assert_eq!((e.status, e.rate_limit.as_ref().and_then(|l| l.requests_remaining)), (Some(429), Some(0)));
+    assert_eq!((e.status(), e.rate_limit().and_then(|l| l.requests_remaining)), (Some(429), Some(0)));
     // the bucket refills continuously, as the providers' do: one request back in 20 s, whole in 60
-    assert!(e.retry_after.is_some_and(|d| d > Duration::from_secs(15) && d <= Duration::from_secs(20)), "{e:?}");
+    assert!(e.retry_after().is_some_and(|d| d > Duration::from_secs(15) && d <= Duration::from_secs(20)), "{e:?}");
 }
 
 #[tokio::test]

@@ -85,9 +85,9 @@ async fn persistent_overload_fails_over_after_max_attempts() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_on_every_retry_and_pauses_the_target() {
     let (r, p, _q) = router(TWO_TARGETS);
-    let mut e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down");
-    e.status = Some(429);
-    e.retry_after = Some(Duration::from_secs(2));
+    let e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down")
+        .with_status(429)
+        .with_retry_after(Duration::from_secs(2));
     p.script("a", [Step::Error(e.clone()), Step::Error(e)]);
     let t0 = Instant::now();
     let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();
@@ -99,9 +99,9 @@ async fn retry_after_is_honoured_on_every_retry_and_pauses_the_target() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_beyond_the_cap_moves_on_at_once_and_pauses_the_target() {
     let (r, p, q) = router(TWO_TARGETS);
-    let mut e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down");
-    e.status = Some(429);
-    e.retry_after = Some(Duration::from_secs(30));
+    let e = switchyard::ProviderError::new(ErrorClass::RateLimited, "p", "slow down")
+        .with_status(429)
+        .with_retry_after(Duration::from_secs(30));
     p.script("a", [Step::Error(e)]);
     let t0 = Instant::now();
     let ok = r.chat("chat", ChatRequest::user("hi")).await.unwrap();

@@ -587,7 +587,7 @@ async fn a_stream_cut_mid_answer_is_never_a_success() {
         assert_eq!(err.class(), ErrorClass::StreamInterrupted, "{protocol:?}: {err}");
         let f = err.failure().unwrap();
         assert_eq!(f.partial().map(|p| p.text.as_str()), Some(partial.as_str()));
-        assert_eq!(f.error.as_ref().map(|e| e.class), Some(ErrorClass::StreamInterrupted));
+        assert_eq!(f.error.as_ref().map(|e| e.class()), Some(ErrorClass::StreamInterrupted));
         assert_eq!(f.provider.as_deref(), Some(primary.split_once('/').unwrap().0));
         assert_eq!(
             shape(&f.attempts),
@@ -617,7 +617,7 @@ async fn a_stall_is_detected_by_the_idle_timeout() {
     assert_eq!(err.class(), ErrorClass::Timeout, "the stall is the cause");
     let f = err.failure().unwrap();
     assert!(f.mid_stream);
-    assert_eq!(f.error.as_ref().map(|e| e.class), Some(ErrorClass::Timeout), "the stall is the original failure");
+    assert_eq!(f.error.as_ref().map(|e| e.class()), Some(ErrorClass::Timeout), "the stall is the original failure");
     assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello from"));
     assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1);
@@ -653,8 +653,8 @@ async fn a_stream_that_outlives_its_attempt_timeout_is_ended_by_it() {
     assert_eq!(s.text(), "Hello from");
     let f = s.error().failure().unwrap();
     let original = f.error.as_ref().unwrap();
-    assert_eq!(original.class, ErrorClass::Timeout);
-    assert!(original.message.contains("within the attempt timeout"), "{}", original.message);
+    assert_eq!(original.class(), ErrorClass::Timeout);
+    assert!(original.message().contains("within the attempt timeout"), "{}", original.message());
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1);
 }
@@ -672,7 +672,7 @@ async fn a_malformed_chunk_fails_cleanly_and_never_leaks_into_the_text() {
         let f = s.error().failure().unwrap();
         assert_eq!(f.class, ErrorClass::MalformedResponse, "{protocol:?}");
         assert!(f.mid_stream);
-        assert_eq!(f.error.as_ref().map(|e| e.class), Some(ErrorClass::MalformedResponse), "{protocol:?}");
+        assert_eq!(f.error.as_ref().map(|e| e.class()), Some(ErrorClass::MalformedResponse), "{protocol:?}");
         assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello from"));
         // the error says what failed to decode, without echoing the raw bytes
         assert!(!f.message.contains('{'), "{}", f.message);
@@ -806,8 +806,8 @@ async fn content_filter_is_propagated_not_failed_over() {
     let f = err.failure().unwrap();
     assert_eq!((f.provider.as_deref(), f.model.as_deref(), f.status), (Some("openai"), Some("gpt-4o"), Some(400)));
     let e = f.error.as_ref().unwrap();
-    assert_eq!(e.provider_code.as_deref(), Some("content_policy_violation"), "the provider's own reason is kept");
-    assert!(e.message.contains("safety system"), "{}", e.message);
+    assert_eq!(e.provider_code(), Some("content_policy_violation"), "the provider's own reason is kept");
+    assert!(e.message().contains("safety system"), "{}", e.message());
     assert_eq!(shape(&f.attempts), vec![failed("openai/gpt-4o", ErrorClass::ContentFiltered)]);
     assert_eq!(seen(&sim, OPENAI, "gpt-4o"), 1);
     assert_eq!(sim.request_count(ANTHROPIC, None), 0, "a refusal is not shopped around to another provider");
@@ -1071,7 +1071,7 @@ async fn a_fallback_that_rejects_prefill_does_not_mask_the_original_failure() {
     assert_eq!(err.class(), ErrorClass::StreamInterrupted);
     let f = err.failure().unwrap();
     let original = f.error.as_ref().unwrap();
-    assert_eq!((original.class, original.provider.as_str()), (ErrorClass::StreamInterrupted, "openai"));
+    assert_eq!((original.class(), original.provider()), (ErrorClass::StreamInterrupted, "openai"));
     assert_eq!(f.provider.as_deref(), Some("openai"));
     assert_eq!(f.partial().map(|p| p.text.as_str()), Some("Hello from gpt-4o."));
     assert!(!f.message.to_lowercase().contains("prefill"), "the rejection must not replace the cause: {}", f.message);
@@ -1235,6 +1235,6 @@ async fn a_route_failure_has_the_provider_error_as_its_source() {
     assert!(err.to_string().starts_with("route `chat` failed: overloaded"), "{err}");
     let source = std::error::Error::source(&err).expect("a source");
     let provider_error = source.downcast_ref::<ProviderError>().expect("the provider error");
-    assert_eq!(provider_error.class, ErrorClass::Overloaded);
-    assert_eq!(provider_error.status, Some(529));
+    assert_eq!(provider_error.class(), ErrorClass::Overloaded);
+    assert_eq!(provider_error.status(), Some(529));
 }

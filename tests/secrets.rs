@@ -114,7 +114,7 @@ async fn drive(provider: &dyn Provider, protocol: Protocol, stream: bool) -> (St
 
 /// The error as a caller would show it: Display, Debug, and the partial as JSON.
 fn exposed(e: &ProviderError) -> String {
-    format!("{e}\n{e:?}\n{}", serde_json::to_string(&e.partial).unwrap())
+    format!("{e}\n{e:?}\n{}", serde_json::to_string(&e.partial()).unwrap())
 }
 
 /// The faults each adapter is driven through, with whether the call must fail.
@@ -177,7 +177,7 @@ async fn exercise(sim: &SimServer, protocol: Protocol) -> Vec<(String, String)> 
         let error = error.map(|e| {
             // the scan must not pass because the text was dropped: the echo is there, redacted
             if name.contains("echoing") {
-                assert!(e.message.contains("***"), "{label}: {}", e.message);
+                assert!(e.message().contains("***"), "{label}: {}", e.message());
             }
             exposed(&e)
         });

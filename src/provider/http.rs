@@ -110,16 +110,16 @@ pub(crate) fn add_config_headers(headers: &mut HeaderMap, config: &ProviderConfi
 
 /// Status and headers of an error response, filled into a [`ProviderError`].
 pub(crate) fn error_with_response_meta(
-    mut error: ProviderError,
+    error: ProviderError,
     status: u16,
     headers: &HeaderMap,
     request_id_header: &str,
 ) -> ProviderError {
-    error.status = Some(status);
-    error.request_id = header_str(headers, request_id_header);
-    error.retry_after = retry_after(headers, SystemTime::now());
-    error.should_retry = should_retry(headers);
-    error.rate_limit = super::RateLimit::from_headers(headers, SystemTime::now()).map(Box::new);
+    let mut error = error.with_status(status);
+    error.set_request_id(header_str(headers, request_id_header));
+    error.set_retry_after(retry_after(headers, SystemTime::now()));
+    error.set_should_retry(should_retry(headers));
+    error.set_rate_limit(super::RateLimit::from_headers(headers, SystemTime::now()));
     error
 }
 

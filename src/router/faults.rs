@@ -314,7 +314,7 @@ fn unplayed<T>(provider: &str, fault: &LiveFault) -> Result<T, ProviderError> {
         format!("injected fault `{}` (no fault player is installed: not played on the wire)", fault.inject),
     );
     if class == ErrorClass::RateLimited {
-        e.retry_after = Some(fault.retry_after.unwrap_or(Duration::from_secs(1)));
+        e = e.with_retry_after(fault.retry_after.unwrap_or(Duration::from_secs(1)));
     }
     Err(e)
 }
@@ -365,8 +365,8 @@ mod tests {
     fn without_a_player_a_fault_fails_with_its_class_and_says_so() {
         let fault = LiveFault::error("p", ErrorClass::RateLimited).retry_after(Duration::from_secs(3));
         let Err(e) = unplayed::<()>("p", &fault) else { panic!("an unplayed fault fails") };
-        assert_eq!(e.class, ErrorClass::RateLimited);
-        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
-        assert!(e.message.contains("no fault player"), "{}", e.message);
+        assert_eq!(e.class(), ErrorClass::RateLimited);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert!(e.message().contains("no fault player"), "{}", e.message());
     }
 }

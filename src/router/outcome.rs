@@ -343,7 +343,7 @@ impl std::error::Error for RouteFailure {
 impl RouteFailure {
     /// What a stream delivered before it failed, if anything.
     pub fn partial(&self) -> Option<&Partial> {
-        self.error.as_ref().and_then(|e| e.partial.as_deref())
+        self.error.as_ref().and_then(|e| e.partial())
     }
 }
 

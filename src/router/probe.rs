@@ -133,7 +133,7 @@ async fn run(me: &Weak<Inner>, node: &Arc<Node>, (provider, model): &Key) {
         let result = probe(&snap, &faults, provider, &probe_model).await;
         drop(held);
         let now = Instant::now();
-        let class = result.as_ref().err().map(|e| e.class);
+        let class = result.as_ref().err().map(|e| e.class());
         let up = class.is_none_or(|c| !counts_against(c, model.is_some()));
         let transition = if up { node.breaker.success(now) } else { node.breaker.failure(now) };
         drop(permit);

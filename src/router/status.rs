@@ -220,7 +220,7 @@ impl StatusPages {
         };
         let mut failed: Vec<&str> = f.attempts.iter().filter(failing).map(|a| a.provider.as_str()).collect();
         // the provider whose error ended the request (not one that was only skipped)
-        failed.extend(f.error.as_ref().map(|e| e.provider.as_str()));
+        failed.extend(f.error.as_ref().map(|e| e.provider()));
         failed.sort_unstable();
         failed.dedup();
         let now = SystemTime::now();

@@ -417,8 +417,8 @@ async fn drive(
                 Some(e) => Some(Ok(e)),
                 // the built-in adapters end their streams by the deadline on their own timer
                 None if enforced => match rest.next().await {
-                    Some(Err(e)) if e.class == ErrorClass::Timeout && Instant::now() >= attempt_deadline => {
-                        Some(Err(ProviderError { message: STREAM_DEADLINE.to_owned(), ..e }))
+                    Some(Err(e)) if e.class() == ErrorClass::Timeout && Instant::now() >= attempt_deadline => {
+                        Some(Err(e.with_message(STREAM_DEADLINE)))
                     }
                     n => n,
                 },
@@ -518,26 +518,25 @@ async fn drive(
         };
 
         // the stream failed after content reached the caller
-        let effect = plan.route.actions.get(failure.class).breaker;
+        let effect = plan.route.actions.get(failure.class()).breaker;
         bill.open = None;
         // billed although the answer is finished elsewhere
         let billed = bill.billed(&request);
         let output_tokens = billed.output_tokens;
         let attempt = Attempt {
-            class: Some(failure.class),
-            status: failure.status,
+            class: Some(failure.class()),
+            status: failure.status(),
             output_tokens: Some(output_tokens),
             ..current.lease.attempt(AttemptOutcome::Error, current.lease.started.elapsed())
         }
         .priced(&lease_target, &billed);
-        tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class, status = ?failure.status, "attempt failed mid-stream: {}", failure.message);
+        tracing::info!(provider = %attempt.provider, model = %attempt.model, class = %failure.class(), status = ?failure.status(), "attempt failed mid-stream: {}", failure.message());
         inner.emit_attempt(&plan.route.name, super::engine::Op::Chat, &attempt);
         plan.attempts.push(attempt);
         current.lease.fail(inner, effect, &failure);
-        let mut failure = failure;
-        failure.partial = Some(Box::new(delivered.partial()));
+        let failure = failure.with_partial(delivered.partial());
         let original = original_failure.get_or_insert(failure.clone()).clone();
-        let action = plan.route.actions.get(failure.class);
+        let action = plan.route.actions.get(failure.class());
 
         // text can be continued; a tool call cut midway is never turned into prose
         let resumable = delivered.partial().tool_calls.is_empty() && !delivered.text().trim().is_empty();
@@ -545,9 +544,9 @@ async fn drive(
         // rest of the order while its class fails over
         // (as before any content: a server's x-should-retry has the last word, and the wait
         // before the same target again is its retry-after within the cap, else the backoff)
-        let retryable = action.retry && failure.should_retry.is_none_or(|_| failure.retryable());
+        let retryable = action.retry && failure.should_retry().is_none_or(|_| failure.retryable());
         let again = retryable && retries + 1 < lease_target.retry.max_attempts;
-        let wait = match failure.retry_after {
+        let wait = match failure.retry_after() {
             Some(ra) if ra <= lease_target.retry.retry_after_cap => ra,
             _ => lease_target.retry.backoff(retries, rand::random::<f64>()),
         };
@@ -630,18 +629,16 @@ async fn restart<'s>(
 fn interrupted(plan: &Plan<'_>, original: ProviderError, delivered: &StreamCollector) -> RouteFailure {
     let mut f = plan.failure();
     // the cause, not the symptom: an overloaded provider stays `overloaded`
-    f.class = original.class;
+    f.class = original.class();
     f.mid_stream = true;
     f.message = format!(
         "the answer was interrupted after {} characters and could not be continued: {}: {}",
         delivered.text().len(),
-        original.class,
-        original.message
+        original.class(),
+        original.message()
     );
-    f.provider = Some(original.provider.clone());
-    f.status = original.status;
-    let mut e = original;
-    e.partial = Some(Box::new(Partial { text: delivered.text().to_owned(), ..delivered.partial() }));
-    f.error = Some(e);
+    f.provider = Some(original.provider().to_owned());
+    f.status = original.status();
+    f.error = Some(original.with_partial(Partial { text: delivered.text().to_owned(), ..delivered.partial() }));
     f
 }

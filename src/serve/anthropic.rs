@@ -731,7 +731,7 @@ mod tests {
             let body = AnthropicWire::error(&failure(class, message)).to_string();
             let base = serve("/v1/messages", status, "application/json", body).await;
             let err = adapter(base).chat(Call::new("chat", &req)).await.unwrap_err();
-            assert_eq!(err.class, class, "{status}: {err}");
+            assert_eq!(err.class(), class, "{status}: {err}");
         }
     }
 
@@ -746,7 +746,7 @@ mod tests {
         let items: Vec<_> =
             futures::StreamExt::collect(adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap()).await;
         let err = items.into_iter().find_map(Result::err).unwrap();
-        assert_eq!(err.class, ErrorClass::Overloaded);
-        assert_eq!(err.partial.map(|p| p.text), Some("Hel".into()));
+        assert_eq!(err.class(), ErrorClass::Overloaded);
+        assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hel"));
     }
 }

@@ -286,7 +286,7 @@ pub(crate) async fn chat<D: Dialect>(
     let admitted = admit_key::<D>(&state, &keys, &caller, &parsed.route, tokens, &limits, (endpoint, &label, started));
     let permit = match admitted {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     D::read_headers(&mut parsed, &headers);
     let echo = D::echo(&parsed);
@@ -392,7 +392,7 @@ pub(crate) async fn embeddings(
     let tokens = || request.as_chat().estimated_prompt_tokens();
     let permit = match admit_key::<D>(&state, &keys, &caller, &route, tokens, &limits, (endpoint, &label, started)) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let charge = KeyCharge::new(&state.router, &caller);
     let result = charge.metered(state.router.embed(&route, request)).await;
@@ -420,7 +420,8 @@ pub(crate) async fn embeddings(
 
 /// What the caller's key allows a request on `route` of `tokens`: its route, rate limits,
 /// concurrency (the permit, held until the answer is over) and spending budget; else the refusal
-/// in the endpoint's dialect, counted under `(endpoint, route label, start)`.
+/// in the endpoint's dialect, counted under `(endpoint, route label, start)`. (The refusal is boxed:
+/// a `Response` is larger than everything the admitted path returns.)
 fn admit_key<D: Dialect>(
     state: &AppState,
     keys: &crate::policy::ClientKeys,
@@ -429,7 +430,7 @@ fn admit_key<D: Dialect>(
     tokens: impl FnOnce() -> u64,
     limits: &super::RequestLimits,
     (endpoint, label, started): (&'static str, &str, Instant),
-) -> Result<Option<crate::router::limiter::LimitPermit>, Response> {
+) -> Result<Option<crate::router::limiter::LimitPermit>, Box<Response>> {
     let permit =
         state.key_limiters.admit(keys, caller, route, tokens, limits.in_flight_per_key).map_err(|refusal| {
             let class = if matches!(refusal, Refusal::Forbidden(_)) {
@@ -438,13 +439,13 @@ fn admit_key<D: Dialect>(
                 ErrorClass::RateLimited
             };
             record_request(endpoint, label, caller.name(), Some(class), started);
-            refused::<D>(refusal)
+            Box::new(refused::<D>(refusal))
         })?;
     if let Caller::Key(k) = caller
         && let Some((message, wait)) = state.router.key_budget_spent(k)
     {
         record_request(endpoint, label, caller.name(), Some(ErrorClass::BudgetExhausted), started);
-        return Err(error_response::<D>(&simple_failure(ErrorClass::BudgetExhausted, message), Some(wait)));
+        return Err(Box::new(error_response::<D>(&simple_failure(ErrorClass::BudgetExhausted, message), Some(wait))));
     }
     Ok(permit)
 }

@@ -832,7 +832,7 @@ pub(super) mod tests {
             let body = OpenAiWire::error(&failure(class)).to_string();
             let base = serve("/chat/completions", status, "application/json", body).await;
             let err = adapter(base).chat(Call::new("chat", &req)).await.unwrap_err();
-            assert_eq!(err.class, class, "{status}: {err}");
+            assert_eq!(err.class(), class, "{status}: {err}");
         }
     }
 
@@ -847,7 +847,7 @@ pub(super) mod tests {
         let items: Vec<_> =
             futures::StreamExt::collect(adapter(base).chat_stream(Call::new("chat", &req)).await.unwrap()).await;
         let err = items.into_iter().find_map(Result::err).unwrap();
-        assert_eq!(err.class, ErrorClass::ServerError);
-        assert_eq!(err.partial.map(|p| p.text), Some("Hel".into()));
+        assert_eq!(err.class(), ErrorClass::ServerError);
+        assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hel"));
     }
 }

@@ -77,9 +77,7 @@ impl Scripted {
     }
 
     fn error(&self, class: ErrorClass, status: u16) -> ProviderError {
-        let mut e = ProviderError::new(class, self.name.clone(), format!("scripted {class}"));
-        e.status = Some(status);
-        e
+        ProviderError::new(class, self.name.clone(), format!("scripted {class}")).with_status(status)
     }
 
     fn response(&self, model: &str, text: &str) -> ChatResponse {

@@ -24,16 +24,16 @@ pub(super) fn classify_response(
     let mut error = classify_body(provider, body, by_status, key);
     // the catch-all types say less than a status with a class of its own: a gateway answering 503 or
     // 408 in Anthropic's envelope must not turn an outage into a non-retryable invalid_request
-    let generic = matches!(error.provider_type.as_deref(), Some("api_error" | "invalid_request_error"));
+    let generic = matches!(error.provider_type(), Some("api_error" | "invalid_request_error"));
     let specific =
         !matches!(by_status, ErrorClass::InvalidRequest | ErrorClass::ServerError | ErrorClass::MalformedResponse);
     if generic && specific {
-        error.class = by_status;
+        error = error.with_class(by_status);
     }
-    let body_request_id = error.request_id.clone();
+    let body_request_id = error.request_id().map(str::to_owned);
     let mut error = http::error_with_response_meta(error, status, headers, "request-id");
-    if error.request_id.is_none() {
-        error.request_id = body_request_id;
+    if error.request_id().is_none() {
+        error.set_request_id(body_request_id);
     }
     error
 }
@@ -51,8 +51,8 @@ pub(super) fn classify_body(provider: &str, body: &[u8], fallback: ErrorClass, k
     let class = parsed.error_type.as_deref().and_then(|t| class_for_type(t, &message)).unwrap_or(fallback);
     let mut error = ProviderError::new(class, provider, message);
     // upstream text like the message: a server that echoes the key may put it anywhere
-    error.provider_type = parsed.error_type.map(|t| one_line(key, &t, SNIPPET_CHARS));
-    error.request_id = parsed.request_id.map(|id| one_line(key, &id, SNIPPET_CHARS));
+    error.set_provider_type(parsed.error_type.map(|t| one_line(key, &t, SNIPPET_CHARS)));
+    error.set_request_id(parsed.request_id.map(|id| one_line(key, &id, SNIPPET_CHARS)));
     error
 }
 
@@ -179,11 +179,11 @@ mod tests {
         ];
         for c in &cases {
             let e = classify_response("anthropic", c.status, &headers(c.headers), c.body.as_bytes(), None);
-            assert_eq!(e.class, c.class, "{} {:?}", c.status, c.body);
-            assert_eq!(e.status, Some(c.status));
-            assert_eq!(e.provider, "anthropic");
-            assert!(!e.message.is_empty());
-            assert!(!e.message.contains('\n'));
+            assert_eq!(e.class(), c.class, "{} {:?}", c.status, c.body);
+            assert_eq!(e.status(), Some(c.status));
+            assert_eq!(e.provider(), "anthropic");
+            assert!(!e.message().is_empty());
+            assert!(!e.message().contains('\n'));
         }
     }
 
@@ -191,10 +191,10 @@ mod tests {
     fn type_message_and_request_id_come_from_the_body() {
         let body = envelope("rate_limit_error", "Number of requests has exceeded your rate limit");
         let e = classify_response("anthropic", 429, &headers(&[]), body.as_bytes(), None);
-        assert_eq!(e.provider_type.as_deref(), Some("rate_limit_error"));
-        assert_eq!(e.message, "Number of requests has exceeded your rate limit");
-        assert_eq!(e.request_id.as_deref(), Some("req_body"));
-        assert!(e.provider_code.is_none());
+        assert_eq!(e.provider_type(), Some("rate_limit_error"));
+        assert_eq!(e.message(), "Number of requests has exceeded your rate limit");
+        assert_eq!(e.request_id(), Some("req_body"));
+        assert!(e.provider_code().is_none());
     }
 
     #[test]
@@ -202,18 +202,18 @@ mod tests {
         let body = envelope("rate_limit_error", "slow down");
         let h = headers(&[("request-id", "req_header"), ("retry-after", "7")]);
         let e = classify_response("anthropic", 429, &h, body.as_bytes(), None);
-        assert_eq!(e.request_id.as_deref(), Some("req_header"));
-        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(e.request_id(), Some("req_header"));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert!(e.retryable());
 
         let h = headers(&[("retry-after-ms", "250"), ("retry-after", "7")]);
         let e = classify_response("anthropic", 429, &h, b"", None);
-        assert_eq!(e.retry_after, Some(Duration::from_millis(250)));
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(250)));
 
         let h = headers(&[("x-should-retry", "false")]);
         let e = classify_response("anthropic", 529, &h, envelope("overloaded_error", "Overloaded").as_bytes(), None);
-        assert_eq!(e.class, ErrorClass::Overloaded);
-        assert_eq!(e.should_retry, Some(false));
+        assert_eq!(e.class(), ErrorClass::Overloaded);
+        assert_eq!(e.should_retry(), Some(false));
         assert!(!e.retryable());
 
         let h = headers(&[("x-should-retry", "true")]);
@@ -228,14 +228,18 @@ mod tests {
             "x".repeat(5000)
         );
         let e = classify_response("anthropic", 502, &headers(&[]), html.as_bytes(), None);
-        assert!(e.message.starts_with("<html> <head><title>502 Bad Gateway</title></head> <body>"), "{}", e.message);
-        assert!(e.message.chars().count() <= SNIPPET_CHARS);
-        assert!(e.provider_type.is_none());
+        assert!(
+            e.message().starts_with("<html> <head><title>502 Bad Gateway</title></head> <body>"),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().chars().count() <= SNIPPET_CHARS);
+        assert!(e.provider_type().is_none());
 
         let e = classify_response("anthropic", 503, &headers(&[]), b"", None);
-        assert_eq!(e.message, "empty body");
+        assert_eq!(e.message(), "empty body");
         let e = classify_response("anthropic", 500, &headers(&[]), b"\xff\xfe garbage", None);
-        assert!(e.message.ends_with("garbage"));
+        assert!(e.message().ends_with("garbage"));
     }
 
     #[test]
@@ -243,16 +247,16 @@ mod tests {
         let key = ApiKey::new("sk-ant-api03-secret-value");
         let body = envelope("authentication_error", "invalid x-api-key: sk-ant-api03-secret-value");
         let e = classify_response("anthropic", 401, &headers(&[]), body.as_bytes(), Some(&key));
-        assert_eq!(e.message, "invalid x-api-key: ***");
+        assert_eq!(e.message(), "invalid x-api-key: ***");
         let echoed = r#"{"type":"error","error":{"type":"sk-ant-api03-secret-value","message":"no"},"request_id":"sk-ant-api03-secret-value"}"#;
         let e = classify_response("anthropic", 401, &headers(&[]), echoed.as_bytes(), Some(&key));
         assert!(!format!("{e:?}").contains("secret"), "{e:?}");
         let html = format!("<p>{} bad key sk-ant-api03-secret-value</p>", " ".repeat(300));
         let e = classify_response("anthropic", 401, &headers(&[]), html.as_bytes(), Some(&key));
-        assert!(!e.message.contains("secret"), "{}", e.message);
+        assert!(!e.message().contains("secret"), "{}", e.message());
         let long = format!("{}sk-ant-api03-secret-value", "y".repeat(190));
         let e = classify_response("anthropic", 401, &headers(&[]), long.as_bytes(), Some(&key));
-        assert!(!e.message.contains("sk-ant-api03-secr"), "{}", e.message);
+        assert!(!e.message().contains("sk-ant-api03-secr"), "{}", e.message());
     }
 
     #[test]
@@ -261,14 +265,14 @@ mod tests {
         let message = format!("first line\nsecond\tline {} {}", "word ".repeat(1000), key.expose());
         let body = envelope("api_error", &message);
         let e = classify_response("anthropic", 500, &headers(&[]), body.as_bytes(), Some(&key));
-        assert_eq!(e.class, ErrorClass::ServerError);
-        assert!(e.message.starts_with("first line second line word"), "{}", e.message);
-        assert!(!e.message.contains(['\n', '\t']));
-        assert_eq!(e.message.chars().count(), MESSAGE_CHARS);
-        assert!(e.message.ends_with('…'));
+        assert_eq!(e.class(), ErrorClass::ServerError);
+        assert!(e.message().starts_with("first line second line word"), "{}", e.message());
+        assert!(!e.message().contains(['\n', '\t']));
+        assert_eq!(e.message().chars().count(), MESSAGE_CHARS);
+        assert!(e.message().ends_with('…'));
         let odd_type = envelope(&format!("weird\n{}", "t".repeat(500)), "m");
         let e = classify_response("anthropic", 500, &headers(&[]), odd_type.as_bytes(), Some(&key));
-        let kind = e.provider_type.unwrap();
+        let kind = e.provider_type().unwrap();
         assert!(!kind.contains('\n') && kind.chars().count() <= SNIPPET_CHARS, "{kind}");
     }
 }

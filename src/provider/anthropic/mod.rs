@@ -1,10 +1,6 @@
 //! The Anthropic Messages adapter (`POST /v1/messages`): request and response bodies in `wire`,
 //! error classification in `classify`, the streaming protocol in `stream`.
 
-// `ProviderError` is what the `Provider` trait returns; boxing it in private helpers only to unbox
-// it at the trait boundary would buy nothing.
-#![allow(clippy::result_large_err)]
-
 use std::fmt;
 use std::pin::Pin;
 
@@ -140,7 +136,7 @@ impl Anthropic {
                     classify::snippet(body, key)
                 );
                 let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message).with_status(status);
-                e.request_id = header_id;
+                e.set_request_id(header_id);
                 e
             }
         };
@@ -181,7 +177,7 @@ impl Provider for Anthropic {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = http::read_body(self.name(), response, &limits, timer).await.map_err(|mut e| {
-            e.request_id = http::header_str(&headers, "request-id");
+            e.set_request_id(http::header_str(&headers, "request-id"));
             e
         })?;
         let mut answer = self.decode_response(status, &headers, &body)?;
@@ -235,7 +231,7 @@ impl Provider for Anthropic {
                 let key = self.config.api_key.as_ref();
                 let message = format!("undecodable count_tokens answer ({e}): {}", classify::snippet(&body, key));
                 let mut e = ProviderError::new(ErrorClass::MalformedResponse, self.name(), message).with_status(status);
-                e.request_id = request_id;
+                e.set_request_id(request_id);
                 Err(e)
             }
         }
@@ -302,14 +298,14 @@ mod tests {
     fn unusable_headers_fail_at_construction_without_echoing_values() {
         let bad_value = ProviderConfig::new("a", "http://x").header("x-team", "secret\nvalue");
         let err = Anthropic::new(bad_value).unwrap_err();
-        assert_eq!(err.class, ErrorClass::InvalidRequest);
-        assert!(err.message.contains("x-team") && !err.message.contains("secret"), "{}", err.message);
+        assert_eq!(err.class(), ErrorClass::InvalidRequest);
+        assert!(err.message().contains("x-team") && !err.message().contains("secret"), "{}", err.message());
         let bad_name = ProviderConfig::new("a", "http://x").header("bad name", "v");
-        assert_eq!(Anthropic::new(bad_name).unwrap_err().class, ErrorClass::InvalidRequest);
+        assert_eq!(Anthropic::new(bad_name).unwrap_err().class(), ErrorClass::InvalidRequest);
         let bad_key = ProviderConfig::new("a", "http://x").api_key(ApiKey::new("sk-ant\r\nsecret"));
         let err = Anthropic::new(bad_key).unwrap_err();
-        assert_eq!(err.class, ErrorClass::Authentication);
-        assert!(!err.message.contains("secret"));
+        assert_eq!(err.class(), ErrorClass::Authentication);
+        assert!(!err.message().contains("secret"));
     }
 
     #[test]

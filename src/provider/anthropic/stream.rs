@@ -108,23 +108,22 @@ impl Decoder {
     }
 
     /// Adds the checkpoint and the request id to an error raised after the 200.
-    fn fail(&self, mut error: ProviderError) -> ProviderError {
+    fn fail(&self, error: ProviderError) -> ProviderError {
         let mut partial = self.collector.partial();
         if partial.usage.is_none() {
             partial.usage = self.reader.usage();
         }
-        error.partial = Some(Box::new(partial));
-        if error.request_id.is_none() {
-            error.request_id = self.ctx.request_id.clone().or_else(|| self.reader.message_id().map(str::to_owned));
+        let mut error = error.with_partial(partial);
+        if error.request_id().is_none() {
+            error.set_request_id(self.ctx.request_id.clone().or_else(|| self.reader.message_id().map(str::to_owned)));
         }
         error
     }
 }
 
 /// An error found in the 200 response's body.
-fn in_body(mut error: ProviderError) -> ProviderError {
-    error.status.get_or_insert(200);
-    error
+fn in_body(error: ProviderError) -> ProviderError {
+    if error.status().is_none() { error.with_status(200) } else { error }
 }
 
 #[cfg(test)]
@@ -337,14 +336,14 @@ mod tests {
         .await;
         assert_eq!(events, vec![StreamEvent::TextDelta { text: "Hel".into() }]);
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::Overloaded);
-        assert_eq!(err.status, Some(200));
-        assert_eq!(err.provider_type.as_deref(), Some("overloaded_error"));
-        assert_eq!(err.message, "Overloaded");
-        assert_eq!(err.request_id.as_deref(), Some("req_hdr"));
+        assert_eq!(err.class(), ErrorClass::Overloaded);
+        assert_eq!(err.status(), Some(200));
+        assert_eq!(err.provider_type(), Some("overloaded_error"));
+        assert_eq!(err.message(), "Overloaded");
+        assert_eq!(err.request_id(), Some("req_hdr"));
         assert_eq!(
-            err.partial,
-            Some(Box::new(Partial { text: "Hel".into(), tool_calls: vec![], usage: Some(usage(25, 1, Some(4))) }))
+            err.partial(),
+            Some(&Partial { text: "Hel".into(), tool_calls: vec![], usage: Some(usage(25, 1, Some(4))) })
         );
     }
 
@@ -359,9 +358,9 @@ mod tests {
         for (data, class) in cases {
             let (_, err) = run(vec![ev("error", data)]).await;
             let err = err.unwrap();
-            assert_eq!(err.class, class, "{data}");
-            assert_eq!(err.status, Some(200));
-            assert_eq!(err.partial, Some(Box::default()));
+            assert_eq!(err.class(), class, "{data}");
+            assert_eq!(err.status(), Some(200));
+            assert_eq!(err.partial(), Some(&Partial::default()));
         }
     }
 
@@ -377,10 +376,10 @@ mod tests {
         .await;
         assert_eq!(events, vec![StreamEvent::TextDelta { text: "Hello".into() }]);
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::StreamInterrupted);
-        assert_eq!(err.status, Some(200));
-        assert_eq!(err.request_id.as_deref(), Some("req_hdr"));
-        let partial = err.partial.unwrap();
+        assert_eq!(err.class(), ErrorClass::StreamInterrupted);
+        assert_eq!(err.status(), Some(200));
+        assert_eq!(err.request_id(), Some("req_hdr"));
+        let partial = err.partial().unwrap();
         assert_eq!(partial.text, "Hello");
         assert_eq!(partial.usage, Some(usage(25, 2, Some(4))));
     }
@@ -391,9 +390,9 @@ mod tests {
         let (events, err) = run_with(ctx, vec![]).await;
         assert!(events.is_empty());
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::StreamInterrupted);
-        assert_eq!(err.partial, Some(Box::default()));
-        assert!(err.request_id.is_none());
+        assert_eq!(err.class(), ErrorClass::StreamInterrupted);
+        assert_eq!(err.partial(), Some(&Partial::default()));
+        assert!(err.request_id().is_none());
     }
 
     #[tokio::test]
@@ -417,9 +416,9 @@ mod tests {
             let (events, err) = run(vec![text_delta(0, "ok"), ev(name, data), message_stop()]).await;
             assert_eq!(events, vec![StreamEvent::TextDelta { text: "ok".into() }], "{data}");
             let err = err.unwrap();
-            assert_eq!(err.class, ErrorClass::MalformedResponse, "{data}");
-            assert_eq!(err.status, Some(200), "{data}");
-            assert_eq!(err.partial.map(|p| p.text).as_deref(), Some("ok"));
+            assert_eq!(err.class(), ErrorClass::MalformedResponse, "{data}");
+            assert_eq!(err.status(), Some(200), "{data}");
+            assert_eq!(err.partial().map(|p| p.text.as_str()), Some("ok"));
         }
     }
 
@@ -440,8 +439,8 @@ mod tests {
         ])
         .await;
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::MalformedResponse);
-        let partial = err.partial.unwrap();
+        assert_eq!(err.class(), ErrorClass::MalformedResponse);
+        let partial = err.partial().unwrap();
         assert_eq!(
             partial.tool_calls,
             vec![ToolCall { id: "toolu_1".into(), name: "f".into(), arguments: "{\"a\": 1".into() }]
@@ -454,10 +453,10 @@ mod tests {
         let (events, err) = run(vec![text_delta(0, "Hel"), Err(timeout), text_delta(0, "lo")]).await;
         assert_eq!(events.len(), 1);
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::Timeout);
-        assert_eq!(err.status, None, "a client-side timeout came with no status");
-        assert_eq!(err.message, "stream stalled");
-        assert_eq!(err.partial.map(|p| p.text).as_deref(), Some("Hel"));
+        assert_eq!(err.class(), ErrorClass::Timeout);
+        assert_eq!(err.status(), None, "a client-side timeout came with no status");
+        assert_eq!(err.message(), "stream stalled");
+        assert_eq!(err.partial().map(|p| p.text.as_str()), Some("Hel"));
     }
 
     #[tokio::test]
@@ -468,8 +467,8 @@ mod tests {
             r#"{"type":"error","error":{"type":"authentication_error","message":"bad key sk-ant-secret-123456"}}"#;
         let (_, err) = run_with(ctx.clone(), vec![ev("error", data)]).await;
         let err = err.unwrap();
-        assert_eq!(err.class, ErrorClass::Authentication);
-        assert_eq!(err.message, "bad key ***");
+        assert_eq!(err.class(), ErrorClass::Authentication);
+        assert_eq!(err.message(), "bad key ***");
         let data =
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":["sk-ant-secret-123456"]}}"#;
         let (_, err) = run_with(ctx, vec![ev("content_block_delta", data)]).await;

@@ -42,8 +42,8 @@ pub(super) fn stream_error(provider: &str, key: Option<&ApiKey>, body: &ErrorBod
 
 fn with_body_fields(mut error: ProviderError, key: Option<&ApiKey>, body: Option<&ErrorBody>) -> ProviderError {
     if let Some(b) = body {
-        error.provider_type = b.kind.as_deref().map(|t| one_line(key, t, SNIPPET_CHARS));
-        error.provider_code = b.code.as_deref().map(|c| one_line(key, c, SNIPPET_CHARS));
+        error.set_provider_type(b.kind.as_deref().map(|t| one_line(key, t, SNIPPET_CHARS)));
+        error.set_provider_code(b.code.as_deref().map(|c| one_line(key, c, SNIPPET_CHARS)));
     }
     error
 }
@@ -227,23 +227,23 @@ mod tests {
             let h = headers(&[c.headers, &[("x-request-id", "req_abc")]].concat());
             let e = http_error("openai", Some(&key), c.status, &h, c.body.as_bytes());
             let label = format!("{} {}", c.status, c.body);
-            assert_eq!(e.class, c.class, "{label}");
-            assert_eq!(e.status, Some(c.status), "{label}");
-            assert_eq!(e.provider, "openai");
-            assert_eq!(e.request_id.as_deref(), Some("req_abc"), "{label}");
-            assert_eq!(e.retry_after, c.retry_after, "{label}");
-            assert_eq!(e.should_retry, c.should_retry, "{label}");
+            assert_eq!(e.class(), c.class, "{label}");
+            assert_eq!(e.status(), Some(c.status), "{label}");
+            assert_eq!(e.provider(), "openai");
+            assert_eq!(e.request_id(), Some("req_abc"), "{label}");
+            assert_eq!(e.retry_after(), c.retry_after, "{label}");
+            assert_eq!(e.should_retry(), c.should_retry, "{label}");
             if c.kind.is_some() {
-                assert_eq!(e.provider_type.as_deref(), c.kind, "{label}");
+                assert_eq!(e.provider_type(), c.kind, "{label}");
             }
             if c.code.is_some() {
-                assert_eq!(e.provider_code.as_deref(), c.code, "{label}");
+                assert_eq!(e.provider_code(), c.code, "{label}");
             }
             if !c.message.is_empty() {
-                assert_eq!(e.message, c.message, "{label}");
+                assert_eq!(e.message(), c.message, "{label}");
             }
-            assert!(!e.message.contains('\n') && e.message.chars().count() <= MESSAGE_CHARS, "{label}");
-            assert!(!e.message.is_empty(), "{label}");
+            assert!(!e.message().contains('\n') && e.message().chars().count() <= MESSAGE_CHARS, "{label}");
+            assert!(!e.message().is_empty(), "{label}");
         }
     }
 
@@ -251,12 +251,12 @@ mod tests {
     fn non_json_bodies_become_short_single_line_snippets() {
         let page = format!("<html><body>{}</body></html>", "Service temporarily unavailable. ".repeat(40));
         let e = http_error("openai", None, 502, &HeaderMap::new(), page.as_bytes());
-        assert!(e.message.chars().count() <= SNIPPET_CHARS, "{}", e.message.len());
-        assert!(e.message.starts_with("Service temporarily unavailable."), "{}", e.message);
-        assert!(!e.message.contains('<'));
+        assert!(e.message().chars().count() <= SNIPPET_CHARS, "{}", e.message().len());
+        assert!(e.message().starts_with("Service temporarily unavailable."), "{}", e.message());
+        assert!(!e.message().contains('<'));
         let binary = [0xff, 0xfe, 0x00, b'\n', b'x'];
         let e = http_error("openai", None, 500, &HeaderMap::new(), &binary);
-        assert!(!e.message.contains('\0') && !e.message.contains('\n'), "{:?}", e.message);
+        assert!(!e.message().contains('\0') && !e.message().contains('\n'), "{:?}", e.message());
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
         ];
         for body in bodies {
             let e = http_error("openai", Some(&key), 401, &HeaderMap::new(), body.as_bytes());
-            assert_eq!(e.class, ErrorClass::Authentication);
+            assert_eq!(e.class(), ErrorClass::Authentication);
             let all = format!("{e} {e:?}");
             assert!(!all.contains(KEY), "{all}");
             assert!(all.contains("***"), "{all}");
@@ -294,8 +294,8 @@ mod tests {
         ];
         for (value, class) in cases {
             let e = stream_error("openai", None, &ErrorBody::from_value(&value));
-            assert_eq!(e.class, class, "{value}");
-            assert_eq!(e.status, Some(200), "{value}");
+            assert_eq!(e.class(), class, "{value}");
+            assert_eq!(e.status(), Some(200), "{value}");
         }
     }
 }

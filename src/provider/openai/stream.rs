@@ -161,8 +161,8 @@ impl Decoder {
     }
 
     fn with_checkpoint(&self, mut error: ProviderError) -> ProviderError {
-        if error.request_id.is_none() {
-            error.request_id.clone_from(&self.ctx.request_id);
+        if error.request_id().is_none() {
+            error.set_request_id(self.ctx.request_id.clone());
         }
         error.with_partial(self.partial())
     }
@@ -315,9 +315,9 @@ mod tests {
         let items = collect(vec![role_chunk(), text_chunk("Hel"), text_chunk("lo")]).await;
         assert_eq!(oks(&items), vec![text("Hel"), text("lo")]);
         let e = last_error(&items);
-        assert_eq!(e.class, ErrorClass::StreamInterrupted);
-        assert_eq!(e.partial.as_ref().map(|p| p.text.as_str()), Some("Hello"));
-        assert_eq!(e.request_id.as_deref(), Some("req_stream"));
+        assert_eq!(e.class(), ErrorClass::StreamInterrupted);
+        assert_eq!(e.partial().map(|p| p.text.as_str()), Some("Hello"));
+        assert_eq!(e.request_id(), Some("req_stream"));
         assert_eq!(items.len(), 3);
     }
 
@@ -325,8 +325,8 @@ mod tests {
     async fn done_without_finish_is_interrupted() {
         let items = collect(vec![text_chunk("Hel"), data("[DONE]"), text_chunk("never")]).await;
         let e = last_error(&items);
-        assert_eq!(e.class, ErrorClass::StreamInterrupted);
-        assert_eq!(e.partial.unwrap().text, "Hel");
+        assert_eq!(e.class(), ErrorClass::StreamInterrupted);
+        assert_eq!(e.partial().unwrap().text, "Hel");
     }
 
     #[tokio::test]
@@ -334,8 +334,8 @@ mod tests {
         let items = collect(vec![]).await;
         assert_eq!(items.len(), 1);
         let e = last_error(&items);
-        assert_eq!(e.class, ErrorClass::StreamInterrupted);
-        assert!(e.partial.unwrap().is_empty());
+        assert_eq!(e.class(), ErrorClass::StreamInterrupted);
+        assert!(e.partial().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -349,11 +349,11 @@ mod tests {
         .await;
         assert_eq!(items.len(), 2);
         let e = last_error(&items);
-        assert_eq!(e.class, ErrorClass::Overloaded);
-        assert_eq!(e.status, Some(200));
-        assert_eq!(e.provider_type.as_deref(), Some("overloaded_error"));
+        assert_eq!(e.class(), ErrorClass::Overloaded);
+        assert_eq!(e.status(), Some(200));
+        assert_eq!(e.provider_type(), Some("overloaded_error"));
         assert!(!format!("{e} {e:?}").contains(KEY));
-        let partial = e.partial.unwrap();
+        let partial = e.partial().unwrap();
         assert_eq!(partial.text, "Hel");
         assert_eq!(partial.usage, Some(usage()));
     }
@@ -365,13 +365,13 @@ mod tests {
             data(r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#),
         ])
         .await;
-        assert_eq!(last_error(&items).class, ErrorClass::ServerError);
+        assert_eq!(last_error(&items).class(), ErrorClass::ServerError);
         let named = collect(vec![Ok(SseEvent {
             event: "error".into(),
             data: r#"{"message":"slow","type":"rate_limit_error"}"#.into(),
         })])
         .await;
-        assert_eq!(last_error(&named).class, ErrorClass::RateLimited);
+        assert_eq!(last_error(&named).class(), ErrorClass::RateLimited);
     }
 
     #[tokio::test]
@@ -388,9 +388,9 @@ mod tests {
             let items = collect(vec![text_chunk("ok "), data(g), text_chunk("after")]).await;
             assert_eq!(oks(&items), vec![text("ok ")], "{g}");
             let e = last_error(&items);
-            assert_eq!(e.class, ErrorClass::MalformedResponse, "{g}");
-            assert!(!e.message.contains(g), "{g}: {}", e.message);
-            assert_eq!(e.partial.unwrap().text, "ok ");
+            assert_eq!(e.class(), ErrorClass::MalformedResponse, "{g}");
+            assert!(!e.message().contains(g), "{g}: {}", e.message());
+            assert_eq!(e.partial().unwrap().text, "ok ");
         }
     }
 
@@ -399,9 +399,9 @@ mod tests {
         let cut = ProviderError::new(ErrorClass::Timeout, "openai", "stream stalled");
         let items = collect(vec![text_chunk("Hel"), Err(cut)]).await;
         let e = last_error(&items);
-        assert_eq!(e.class, ErrorClass::Timeout);
-        assert_eq!(e.message, "stream stalled");
-        assert_eq!(e.partial.unwrap().text, "Hel");
+        assert_eq!(e.class(), ErrorClass::Timeout);
+        assert_eq!(e.message(), "stream stalled");
+        assert_eq!(e.partial().unwrap().text, "Hel");
     }
 
     #[tokio::test]
@@ -477,7 +477,8 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"f","arguments":"{\"a\""}}]},"finish_reason":null}]}"#,
         )])
         .await;
-        let partial = last_error(&items).partial.unwrap();
+        let error = last_error(&items);
+        let partial = error.partial().unwrap();
         assert_eq!(
             partial.tool_calls,
             vec![ToolCall { id: "call_a".into(), name: "f".into(), arguments: "{\"a\"".into() }]

@@ -191,29 +191,29 @@ impl<'s> Plan<'s> {
                         return Some(Ok(Success { value, lease, ended, resumed, retries: retry }));
                     }
                     // the adapter's timer ran into the deadline: say which limit that was
-                    Ok(Err(e)) if e.class == ErrorClass::Timeout && ended >= attempt_deadline => {
+                    Ok(Err(e)) if e.class() == ErrorClass::Timeout && ended >= attempt_deadline => {
                         timed_out(target, attempt_deadline - started, Some(e))
                     }
                     Ok(Err(e)) => e,
                     Err(_) => timed_out(target, attempt_deadline - started, None),
                 };
                 if let Some(span) = &span {
-                    crate::router::spans::failed(span, error.class);
+                    crate::router::spans::failed(span, error.class());
                 }
                 drop(span);
-                let action = self.route.actions.get(error.class);
+                let action = self.route.actions.get(error.class());
                 // a refused prefill is not the model failing: no breaker hears of it
                 let effect =
-                    if verdict::refuses_prefill(resumed, error.class) { BreakerEffect::None } else { action.breaker };
+                    if verdict::refuses_prefill(resumed, error.class()) { BreakerEffect::None } else { action.breaker };
                 let elapsed = ended - started;
                 self.record_error(inner, target, [&target_node, &provider_node], &error, elapsed, probe, effect);
                 // the verdict is recorded: a failure that does not count frees the probe slot, and the
                 // limits' slots are not held through a backoff
                 drop(admitted);
                 let failure = Failure {
-                    class: error.class,
-                    should_retry: error.should_retry,
-                    retry_after: error.retry_after,
+                    class: error.class(),
+                    should_retry: error.should_retry(),
+                    retry_after: error.retry_after(),
                     action,
                     resumed,
                     instructed_next: target.resumes_with(Resume::Instructed),
@@ -310,9 +310,8 @@ impl<'s> Plan<'s> {
         nodes: [&Node; 2],
         e: &ProviderError,
     ) -> Option<Result<Success<'s, T>, Stop>> {
-        let mut e = e.clone();
-        e.provider.clone_from(&target.provider);
-        let action = self.route.actions.get(e.class);
+        let e = e.clone().with_provider(target.provider.clone());
+        let action = self.route.actions.get(e.class());
         self.record_error(inner, target, nodes, &e, Duration::ZERO, false, action.breaker);
         self.tally.last_error = Some(e);
         if action.failover { None } else { Some(Err(Stop::Failed(Box::new(self.failure())))) }
@@ -360,16 +359,16 @@ impl<'s> Plan<'s> {
         effect: BreakerEffect,
     ) {
         let a = Attempt {
-            class: Some(e.class),
-            status: e.status,
+            class: Some(e.class()),
+            status: e.status(),
             probe,
             hedge: self.unit.hedge,
             ..Attempt::new(target, AttemptOutcome::Error, elapsed)
         };
-        tracing::info!(provider = %target.provider, model = %target.model, class = %e.class, status = ?e.status, "attempt failed: {}", e.message);
+        tracing::info!(provider = %target.provider, model = %target.model, class = %e.class(), status = ?e.status(), "attempt failed: {}", e.message());
         let op = self.facts.op;
         if op != Op::Count
-            && let Some(limit) = &e.rate_limit
+            && let Some(limit) = e.rate_limit()
         {
             let now = Instant::now();
             let sent = now.checked_sub(elapsed).unwrap_or(now);
@@ -391,7 +390,7 @@ fn timed_out(target: &TargetPolicy, budget: Duration, e: Option<ProviderError>) 
     let which = if budget < target.timeouts.attempt { "the request's total timeout" } else { "the attempt timeout" };
     let message = format!("no complete answer within {which} ({budget:?})");
     match e {
-        Some(e) => ProviderError { message, ..e },
+        Some(e) => e.with_message(message),
         None => ProviderError::new(ErrorClass::Timeout, target.provider.clone(), message),
     }
 }

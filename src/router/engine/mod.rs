@@ -126,7 +126,7 @@ where
                 hops += 1;
                 if hops > snap.policy.routes.len() {
                     let mut f = plan.failure();
-                    f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message);
+                    f.message = format!("context overflow routes loop ({route_name} → {next}): {}", e.message());
                     inner.status.annotate(&mut f);
                     return Err(RouterError::Failed(Box::new(f)));
                 }

@@ -313,7 +313,7 @@ impl<'s> Plan<'s> {
             !self.attempts.is_empty() && self.attempts.iter().all(|a| a.skip_reason == Some(SkipReason::Budget));
         let tally = &self.tally;
         let (class, message, retry_after) = match &tally.last_error {
-            Some(e) => (e.class, e.message.clone(), None),
+            Some(e) => (e.class(), e.message().to_owned(), None),
             None if budget_only => {
                 let mut spent: Vec<&str> = self.attempts.iter().map(|a| a.provider.as_str()).collect();
                 spent.sort_unstable();
@@ -345,10 +345,10 @@ impl<'s> Plan<'s> {
             route: self.route.name.clone(),
             class,
             message,
-            provider: last_error.map(|e| e.provider.clone()).or_else(|| last.map(|a| a.provider.clone())),
+            provider: last_error.map(|e| e.provider().to_owned()).or_else(|| last.map(|a| a.provider.clone())),
             model: last.map(|a| a.model.clone()),
-            status: last_error.and_then(|e| e.status),
-            retry_after: retry_after.or_else(|| last_error.and_then(|e| e.retry_after)),
+            status: last_error.and_then(|e| e.status()),
+            retry_after: retry_after.or_else(|| last_error.and_then(|e| e.retry_after())),
             error: tally.last_error.clone(),
             attempts: self.attempts.clone(),
             mid_stream: false,
@@ -595,7 +595,7 @@ mod tests {
         assert_eq!(request.wait_hint(), Some(Duration::from_secs(1)));
         assert_eq!(request.breaker_skips, vec![0, 2]);
         assert_eq!(request.other_skips, 3);
-        assert_eq!(request.last_error.as_ref().map(|e| e.class), Some(ErrorClass::Overloaded));
+        assert_eq!(request.last_error.as_ref().map(|e| e.class()), Some(ErrorClass::Overloaded));
         // a unit with no error of its own keeps the request's
         request.absorb(Tally::default());
         assert!(request.last_error.is_some());

@@ -57,8 +57,8 @@ pub(super) fn settle_failure(
     e: &ProviderError,
 ) {
     let now = Instant::now();
-    if e.class == ErrorClass::RateLimited
-        && let Some(ra) = e.retry_after
+    if e.class() == ErrorClass::RateLimited
+        && let Some(ra) = e.retry_after()
     {
         target_node.pause(now + ra);
         // the fleet pauses it too: the provider said so to one of its routers
