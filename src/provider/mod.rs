@@ -14,6 +14,9 @@ use crate::profile::ProviderProfile;
 use crate::secret::ApiKey;
 
 pub mod anthropic;
+// used by the Bedrock adapter (issue 30)
+#[allow(dead_code)]
+pub(crate) mod aws;
 mod caller_headers;
 pub(crate) mod http;
 pub mod openai;

@@ -20,6 +20,9 @@ use crate::profile::ModelProfile;
 use crate::protocol::Protocol;
 
 pub mod anthropic;
+// used by the Bedrock adapter (issue 30)
+#[allow(dead_code)]
+pub(crate) mod bedrock;
 pub(crate) mod fields;
 pub mod openai_chat;
 pub mod openai_responses;
