@@ -3,16 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::recorder::{Canned, Recorder};
 use switchyard::{
     Anthropic, ApiKey, Call, CallTimeouts, ChatRequest, ErrorClass, FinishReason, Provider, ProviderConfig,
     ProviderProfile, StreamCollector, StreamEvent, Usage,
@@ -20,63 +17,12 @@ use switchyard::{
 
 const KEY: &str = "sk-ant-test-0123456789abcdef";
 
-/// What the server saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
+type Reply = Canned;
 
-/// The canned answer.
-#[derive(Clone)]
-struct Reply {
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-impl Reply {
-    fn new(status: u16, body: impl Into<String>) -> Self {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: vec![],
-            body: body.into(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-#[derive(Clone)]
-struct Server {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    reply: Reply,
-}
-
-async fn record(State(server): State<Server>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    server.seen.lock().unwrap().push(Seen { path: uri.path().to_owned(), headers, body });
-    tokio::time::sleep(server.reply.delay).await;
-    let mut response = (server.reply.status, server.reply.body.clone()).into_response();
-    for (name, value) in &server.reply.headers {
-        response.headers_mut().insert(*name, value.parse().unwrap());
-    }
-    response
-}
-
-/// Starts a server on a free loopback port; returns its base URL and what it records.
-async fn serve(reply: Reply) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new().fallback(record).with_state(Server { seen: seen.clone(), reply });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), seen)
+/// Starts a recording server; returns its base URL and the server, to read what it recorded.
+async fn serve(reply: Reply) -> (String, Recorder) {
+    let server = Recorder::start(reply).await;
+    (server.base(), server)
 }
 
 /// The built-in anthropic profile pointed at `base_url`, with the test key.
@@ -114,7 +60,7 @@ async fn chat_posts_to_v1_messages_with_key_one_version_and_the_mapped_body() {
     assert_eq!(response.usage, Usage::new(10, 8).with_cached_input_tokens(0).with_cache_creation_input_tokens(0));
     assert_eq!(response.request_id.as_deref(), Some("req_011CSHoEeqs5C35K2UUqR7Fy"));
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     assert_eq!(seen.len(), 1);
     let req = &seen[0];
     assert_eq!(req.path, "/v1/messages");
@@ -145,7 +91,7 @@ async fn without_a_profile_the_adapter_supplies_the_version_itself() {
     // no request-id header: the message id stands in
     assert_eq!(response.request_id.as_deref(), Some("msg_013Zva2CMHLNnXjNJJKqJ2EF"));
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     let req = &seen[0];
     assert_eq!(req.headers.get_all("anthropic-version").iter().collect::<Vec<_>>(), vec!["2023-06-01"]);
     assert_eq!(req.headers.get("x-team").unwrap(), "infra");
@@ -169,7 +115,7 @@ async fn a_missing_key_with_the_anthropic_profile_makes_no_network_call() {
 
     let err = adapter.chat_stream(Call::new("claude-sonnet-4-5", &request)).await.err().unwrap();
     assert_eq!(err.class(), ErrorClass::Authentication);
-    assert!(seen.lock().unwrap().is_empty(), "no request may reach the server");
+    assert!(seen.requests().is_empty(), "no request may reach the server");
 }
 
 #[tokio::test]
@@ -183,7 +129,7 @@ async fn invalid_tool_arguments_make_no_network_call() {
     }]));
     let err = adapter.chat(Call::new("claude-sonnet-4-5", &request)).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::InvalidRequest);
-    assert!(seen.lock().unwrap().is_empty());
+    assert!(seen.requests().is_empty());
 }
 
 #[tokio::test]
@@ -280,7 +226,7 @@ async fn chat_stream_sends_stream_true_and_decodes_events() {
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert_eq!(response.usage, Usage::new(9, 3));
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
     assert_eq!(body["stream"], true);
     assert_eq!(body["max_tokens"], 16);

@@ -3,18 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::recorder::{Canned, Recorded, Recorder};
 use switchyard::{
     ApiKey, Call, CallTimeouts, ChatRequest, ErrorClass, FinishReason, OpenAi, Provider, ProviderConfig,
     ProviderProfile, StreamCollector, StreamEvent, Usage,
@@ -22,69 +17,20 @@ use switchyard::{
 
 const KEY: &str = "sk-proj-wire-test-4f9a1c2b7e";
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-/// What the server answers: status, headers, body pieces, then optionally keeps the connection open.
-#[derive(Debug, Clone, Default)]
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    chunks: Vec<String>,
-    hang_after_body: bool,
-    delay: Duration,
-}
-
-impl Canned {
-    fn json(status: u16, body: Value) -> Canned {
-        Canned {
-            status,
-            headers: vec![("content-type", "application/json".into()), ("x-request-id", "req_wire_1".into())],
-            chunks: vec![body.to_string()],
-            ..Canned::default()
-        }
-    }
-
-    fn sse(events: &[&str]) -> Canned {
-        Canned {
-            status: 200,
-            headers: vec![("content-type", "text/event-stream".into()), ("x-request-id", "req_sse_1".into())],
-            chunks: events.iter().map(|e| format!("data: {e}\n\n")).collect(),
-            ..Canned::default()
-        }
-    }
-}
-
-type Log = Arc<Mutex<Vec<Recorded>>>;
-
-struct Server {
-    addr: SocketAddr,
-    log: Log,
-}
+struct Server(Recorder);
 
 impl Server {
     async fn start(canned: Canned) -> Server {
-        let log: Log = Arc::default();
-        let app = Router::new().fallback(answer).with_state((log.clone(), Arc::new(canned)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Server { addr, log }
+        Server(Recorder::start(canned).await)
     }
 
     /// A base URL with a trailing slash, which the adapter must trim.
     fn base_url(&self) -> String {
-        format!("http://{}/v1/", self.addr)
+        format!("{}/v1/", self.0.base())
     }
 
     fn requests(&self) -> Vec<Recorded> {
-        self.log.lock().unwrap().clone()
+        self.0.requests()
     }
 
     fn adapter(&self) -> OpenAi {
@@ -94,29 +40,6 @@ impl Server {
             .header("OpenAI-Project", "proj-wire");
         OpenAi::new(config).unwrap()
     }
-}
-
-async fn answer(State((log, canned)): State<(Log, Arc<Canned>)>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    log.lock().unwrap().push(Recorded {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        headers: parts.headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    });
-    tokio::time::sleep(canned.delay).await;
-    let pieces = canned.chunks.clone().into_iter().map(|c| Ok::<_, Infallible>(Bytes::from(c)));
-    let body = if canned.hang_after_body {
-        Body::from_stream(futures::stream::iter(pieces).chain(futures::stream::pending()))
-    } else {
-        Body::from_stream(futures::stream::iter(pieces))
-    };
-    let mut response = Response::builder().status(canned.status);
-    for (name, value) in &canned.headers {
-        response = response.header(*name, value);
-    }
-    response.body(body).unwrap()
 }
 
 fn completion() -> Value {
@@ -165,7 +88,7 @@ async fn chat_posts_to_chat_completions_with_auth_org_and_body() {
     assert_eq!(r.headers["openai-project"], "proj-wire");
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(
-        r.body,
+        r.json(),
         json!({
             "model": "gpt-4o-mini",
             "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say hello"}],
@@ -195,7 +118,7 @@ async fn chat_stream_end_to_end() {
             StreamEvent::Finish { reason: FinishReason::Stop },
         ]
     );
-    let body = &server.requests()[0].body;
+    let body = server.requests()[0].json();
     assert_eq!(body["stream"], json!(true));
     assert_eq!(body["stream_options"], json!({"include_usage": true}));
 }

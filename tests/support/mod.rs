@@ -1,9 +1,11 @@
 //! Test support shared by the integration tests: a scripted in-memory provider, policies over
-//! simulated providers, a gateway on a free port, the `switchyard` binary, and polling.
+//! simulated providers, a recording provider stand-in, a gateway on a free port, the `switchyard`
+//! binary, and polling.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod gateway;
 pub mod poll;
+pub mod recorder;
 pub mod scripted;
 pub mod sim;
 
