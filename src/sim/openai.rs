@@ -223,17 +223,9 @@ fn call_id(ids: Ids) -> String {
     format!("call_sim_{}", ids.seq)
 }
 
-/// The wire's usage body with what OpenAI's own always add: reasoning tokens (0 without an
-/// effort), audio and prediction counts (none here).
+/// The wire's usage body with every count, as OpenAI's own servers write it.
 fn usage(answer: &Answer) -> Value {
-    let mut usage = wire::usage(answer);
-    usage.reasoning_tokens = Some(usage.reasoning_tokens.unwrap_or(0));
-    let mut body = response::usage_body(&usage);
-    body["prompt_tokens_details"]["audio_tokens"] = json!(0);
-    for count in ["audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"] {
-        body["completion_tokens_details"][count] = json!(0);
-    }
-    body
+    response::usage_body(&wire::usage(answer), response::Details::All)
 }
 
 /// `(type, code, message)` OpenAI sends with `status`: type and code from the wire's one table,
