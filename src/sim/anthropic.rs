@@ -191,9 +191,7 @@ impl Dialect for AnthropicWire {
 
 /// The wire's error envelope with the request id Anthropic adds to it.
 fn error_value(kind: &str, message: &str, ids: Ids) -> Value {
-    let mut body = error::envelope(kind, message);
-    body["request_id"] = json!(ids.request_id());
-    body
+    error::envelope(kind, message, Some(&ids.request_id()))
 }
 
 /// The signature the simulator puts on its thinking blocks.
