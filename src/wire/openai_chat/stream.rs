@@ -215,7 +215,7 @@ fn logprobs_of(event: &StreamEvent, choice: usize) -> Option<&[TokenLogprob]> {
 
 /// One piece of tool call `index` in a delta: `id`, `type` and `name` with its first piece, as
 /// OpenAI sends them.
-pub(crate) fn tool_call_delta(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
+fn tool_call_delta(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
     let mut call = Map::new();
     call.insert("index".into(), json!(index));
     if let Some(id) = id {
