@@ -40,7 +40,7 @@ impl Dialect for AnthropicWire {
     }
 
     fn error(f: &Failure) -> Value {
-        let mut body = error::envelope(error::type_for_class(f.class), &f.message);
+        let mut body = error::envelope(error::type_for_class(f.class), &f.message, None);
         body["switchyard"] = switchyard_extension(f);
         body
     }
@@ -548,6 +548,9 @@ mod tests {
             "event: content_block_start\n",
             r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
             "\n\n",
+            "event: ping\n",
+            r#"data: {"type":"ping"}"#,
+            "\n\n",
             "event: content_block_delta\n",
             r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
             "\n\n",
@@ -576,6 +579,7 @@ mod tests {
             [
                 "message_start",
                 "content_block_start",
+                "ping",
                 "content_block_delta",
                 "content_block_stop",
                 "content_block_start",
@@ -589,24 +593,24 @@ mod tests {
                 "message_stop",
             ]
         );
-        assert_eq!(events[3].1, json!({"type": "content_block_stop", "index": 0}));
+        assert_eq!(events[4].1, json!({"type": "content_block_stop", "index": 0}));
         assert_eq!(
-            events[4].1,
+            events[5].1,
             json!({"type": "content_block_start", "index": 1,
                 "content_block": {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}})
         );
         assert_eq!(
-            events[5].1,
+            events[6].1,
             json!({"type": "content_block_delta", "index": 1,
                 "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})
         );
-        assert_eq!(events[7].1, json!({"type": "content_block_stop", "index": 1}));
-        assert_eq!(events[8].1["index"], 2);
-        assert_eq!(events[8].1["content_block"]["id"], "call_2");
-        assert_eq!(events[9].1["delta"]["partial_json"], "{}");
-        assert_eq!(events[10].1, json!({"type": "content_block_stop", "index": 2}));
+        assert_eq!(events[8].1, json!({"type": "content_block_stop", "index": 1}));
+        assert_eq!(events[9].1["index"], 2);
+        assert_eq!(events[9].1["content_block"]["id"], "call_2");
+        assert_eq!(events[10].1["delta"]["partial_json"], "{}");
+        assert_eq!(events[11].1, json!({"type": "content_block_stop", "index": 2}));
         assert_eq!(
-            events[11].1,
+            events[12].1,
             json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
                 "usage": {"input_tokens": 30, "output_tokens": 12}})
         );
@@ -630,6 +634,7 @@ mod tests {
             [
                 "message_start",
                 "content_block_start",
+                "ping",
                 "content_block_delta",
                 "content_block_stop",
                 "content_block_start",
@@ -639,9 +644,9 @@ mod tests {
                 "message_stop"
             ]
         );
-        assert_eq!(events[4].1["content_block"], json!({"type": "text", "text": ""}));
-        assert_eq!(events[4].1["index"], 1);
-        assert_eq!(events[7].1["usage"], json!({"output_tokens": 0}));
+        assert_eq!(events[5].1["content_block"], json!({"type": "text", "text": ""}));
+        assert_eq!(events[5].1["index"], 1);
+        assert_eq!(events[8].1["usage"], json!({"output_tokens": 0}));
     }
 
     #[test]
@@ -666,7 +671,7 @@ mod tests {
         assert!(e.event(&StreamEvent::Finish { reason: FinishReason::Stop }).is_empty());
         assert!(e.error(&failure(ErrorClass::ServerError, "x")).is_empty());
         let names: Vec<String> = events_of(&(text(&out) + &text(&err))).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["message_start", "content_block_start", "content_block_delta", "error"]);
+        assert_eq!(names, ["message_start", "content_block_start", "ping", "content_block_delta", "error"]);
     }
 
     #[test]

@@ -85,7 +85,8 @@ pub(crate) fn unix_now() -> u64 {
 
 /// The `chat.completion` body of a routed answer, made at `created`.
 fn response_body(r: &RoutedResponse, created: u64) -> Value {
-    response::encode_response(&r.response, &answer_id("chatcmpl-", r.response.request_id.as_deref()), created)
+    let id = answer_id("chatcmpl-", r.response.request_id.as_deref());
+    response::encode_response(&r.response, &id, created, response::Details::Known)
 }
 
 /// A streamed answer as `chat.completion.chunk` events.
@@ -94,7 +95,7 @@ pub(crate) struct OpenAiEncoder(Writer);
 
 impl OpenAiEncoder {
     fn new(id: String, created: u64, model: &str, include_usage: bool) -> Self {
-        OpenAiEncoder(Writer::new(id, created, model, include_usage))
+        OpenAiEncoder(Writer::new(id, created, model, include_usage, response::Details::Known))
     }
 }
 
@@ -177,7 +178,7 @@ pub(super) mod tests {
 
     fn encode(include_usage: bool, events: &[StreamEvent]) -> String {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1_730_000_000, "gpt-4o-mini", include_usage);
-        let mut out = e.0.start();
+        let mut out = Vec::new();
         for ev in events {
             out.extend(e.event(ev));
         }
@@ -491,6 +492,7 @@ pub(super) mod tests {
                 "choices": [{
                     "index": 0,
                     "message": {"role": "assistant", "content": "Hello!", "refusal": null},
+                    "logprobs": null,
                     "finish_reason": "stop"
                 }],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
@@ -522,6 +524,7 @@ pub(super) mod tests {
                             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
                         "refusal": null
                     },
+                    "logprobs": null,
                     "finish_reason": "tool_calls"
                 }],
                 "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
@@ -662,11 +665,11 @@ pub(super) mod tests {
     #[test]
     fn text_stream_is_byte_for_byte_openai() {
         let expected = concat!(
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
             "\n\n",
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"finish_reason":null}],"usage":null}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
             "\n\n",
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
             "\n\n",
             r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
             "\n\n",
@@ -678,11 +681,11 @@ pub(super) mod tests {
     #[test]
     fn without_include_usage_there_is_no_usage_at_all() {
         let expected = concat!(
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}"#,
             "\n\n",
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello!"},"logprobs":null,"finish_reason":null}]}"#,
             "\n\n",
-            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}"#,
             "\n\n",
             "data: [DONE]\n\n",
         );
@@ -690,7 +693,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn tool_call_stream_sends_id_type_and_name_first() {
+    fn tool_call_stream_opens_with_the_first_call_and_sends_id_type_and_name_first() {
         let out = encode(false, &tool_stream());
         let deltas: Vec<Value> = out
             .split("\n\n")
@@ -701,16 +704,17 @@ pub(super) mod tests {
         assert_eq!(
             deltas,
             vec![
-                json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}),
-                json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                    "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}),
+                // as OpenAI opens a turn that starts with a call: the role and the call's start together
+                json!({"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+                    "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}],
+                    "refusal": null}, "logprobs": null, "finish_reason": null}),
                 json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]},
-                    "finish_reason": null}),
+                    "logprobs": null, "finish_reason": null}),
                 json!({"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]},
-                    "finish_reason": null}),
+                    "logprobs": null, "finish_reason": null}),
                 json!({"index": 0, "delta": {"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
-                    "function": {"name": "now", "arguments": "{}"}}]}, "finish_reason": null}),
-                json!({"index": 0, "delta": {}, "finish_reason": "tool_calls"}),
+                    "function": {"name": "now", "arguments": "{}"}}]}, "logprobs": null, "finish_reason": null}),
+                json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": "tool_calls"}),
             ]
         );
         assert!(out.ends_with("data: [DONE]\n\n"));
@@ -726,8 +730,7 @@ pub(super) mod tests {
     #[test]
     fn error_after_tokens_has_no_terminator_and_ends_the_stream() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "gpt-4o-mini", true);
-        let mut out = e.0.start();
-        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        let out = e.event(&StreamEvent::TextDelta { text: "Hel".into() });
         let err = e.error(&failure(ErrorClass::StreamInterrupted));
         assert_eq!(err.len(), 1);
         let err_text = text(&err);
@@ -747,15 +750,18 @@ pub(super) mod tests {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", false);
         let out = text(&e.event(&StreamEvent::TextDelta { text: "a".into() }));
         assert!(out.starts_with(r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant""#));
-        assert!(e.0.start().is_empty());
         assert!(e.event(&StreamEvent::TextDelta { text: String::new() }).is_empty());
+        // what opens nothing: a usage, however early, is the usage chunk's
+        let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", false);
+        assert!(e.event(&StreamEvent::Usage(Usage::new(1, 1))).is_empty());
     }
 
     #[test]
     fn encoder_from_the_dialect_uses_the_served_model_and_a_fresh_id() {
         let parsed = parse(r#"{"model":"chat","messages":[{"role":"user","content":"hi"}],"stream":true}"#).unwrap();
         let mut e = OpenAiWire::encoder(parsed.include_usage, "anthropic", "claude-sonnet-4-5");
-        let first: Value = serde_json::from_str(text(&e.0.start()).trim().strip_prefix("data: ").unwrap()).unwrap();
+        let opening = e.event(&StreamEvent::TextDelta { text: String::new() });
+        let first: Value = serde_json::from_str(text(&opening).trim().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(first["model"], "claude-sonnet-4-5");
         assert!(first["id"].as_str().unwrap().starts_with("chatcmpl-"));
         assert!(first.get("usage").is_none());
@@ -839,8 +845,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn the_openai_adapter_sees_our_in_stream_error_with_the_partial_text() {
         let mut e = OpenAiEncoder::new("chatcmpl-1".into(), 1, "m", true);
-        let mut out = e.0.start();
-        out.extend(e.event(&StreamEvent::TextDelta { text: "Hel".into() }));
+        let mut out = e.event(&StreamEvent::TextDelta { text: "Hel".into() });
         out.extend(e.error(&failure(ErrorClass::ServerError)));
         let base = serve("/chat/completions", 200, "text/event-stream", text(&out)).await;
         let req = ChatRequest::user("hi");

@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use super::schema;
-use crate::chat::{ChatRequest, ContentPart, Message, Reasoning, ResponseFormat, Role, ToolChoice};
+use crate::chat::{
+    ChatRequest, ContentPart, Message, Reasoning, ResponseFormat, Role, TokenLogprob, ToolChoice, TopLogprob,
+};
 use crate::profile::ProviderProfile;
 use crate::provider::Protocol;
 
@@ -323,20 +325,23 @@ pub(crate) fn answer(protocol: Protocol, prompt: &Prompt) -> Result<Answer, Reje
 
 /// The log probabilities of `tokens`: the token itself at -0.25, then `top` alternatives (the
 /// token itself first, then made-up ones, each less likely).
-pub(crate) fn logprobs(tokens: &[String], top: usize) -> Value {
-    let entry = |token: &str, logprob: f64| serde_json::json!({ "token": token, "logprob": logprob, "bytes": token.as_bytes() });
-    let content: Vec<Value> = tokens
+pub(crate) fn logprobs(tokens: &[String], top: usize) -> Vec<TokenLogprob> {
+    let alternative = |token: &str, logprob: f64| TopLogprob {
+        token: token.to_owned(),
+        logprob,
+        bytes: Some(token.as_bytes().to_vec()),
+    };
+    tokens
         .iter()
-        .map(|t| {
-            let mut e = entry(t, -0.25);
-            let top: Vec<Value> = (0..top)
-                .map(|i| if i == 0 { entry(t, -0.25) } else { entry(&format!("alt{i}"), -1.0 - i as f64) })
-                .collect();
-            e["top_logprobs"] = Value::Array(top);
-            e
+        .map(|t| TokenLogprob {
+            token: t.clone(),
+            logprob: -0.25,
+            bytes: Some(t.as_bytes().to_vec()),
+            top_logprobs: (0..top)
+                .map(|i| if i == 0 { alternative(t, -0.25) } else { alternative(&format!("alt{i}"), -1.0 - i as f64) })
+                .collect(),
         })
-        .collect();
-    serde_json::json!({ "content": content, "refusal": null })
+        .collect()
 }
 
 /// The full answer text before any prefill or `max_tokens` cut.

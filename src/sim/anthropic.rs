@@ -1,14 +1,14 @@
 //! The Anthropic Messages wire, as the simulated server speaks it.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::answer::{self, Answer, Finish, Prompt, Reject, Reply};
-use super::wire::{self, Dialect, Ids, Script, StatusOverrides, WireError};
-use crate::chat::Usage;
+use super::answer::{Answer, Prompt, Reject};
+use super::render;
+use super::stream;
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError};
 use crate::provider::Protocol;
-use crate::wire::anthropic::{error, response};
-use crate::wire::sse;
+use crate::wire::anthropic::{error, response, stream::Writer};
 
 /// Anthropic Messages.
 #[derive(Debug, Clone, Copy)]
@@ -75,130 +75,24 @@ impl Dialect for AnthropicWire {
     }
 
     fn error_body(&self, error: &WireError, ids: Ids) -> Value {
-        error_value(&error.error_type, &error.message, ids)
+        error::envelope(&error.error_type, &error.message, Some(&ids.request_id()))
     }
 
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
-        let content = match &answer.reply {
-            Reply::Text { tokens, .. } => json!([{ "type": "text", "text": tokens.concat() }]),
-            Reply::Tool { name, input } => {
-                json!([{ "type": "tool_use", "id": tool_id(ids), "name": name, "input": input }])
-            }
-        };
-        let content = match (&answer.thinking, content) {
-            (Some(thinking), Value::Array(mut blocks)) => {
-                let block = json!({ "type": "thinking", "thinking": thinking, "signature": signature(ids) });
-                blocks.insert(0, block);
-                Value::Array(blocks)
-            }
-            (_, content) => content,
-        };
-        json!({
-            "id": message_id(ids),
-            "type": "message",
-            "role": "assistant",
-            "model": answer.model,
-            "content": content,
-            "stop_reason": stop_reason(answer),
-            "stop_sequence": stop_sequence(answer),
-            "usage": usage(answer, answer.output_tokens),
-        })
+        response::encode_response(&render::response(answer, &tool_id(ids), ids), &message_id(ids))
     }
 
     fn script(&self, answer: &Answer, _body: &Value, ids: Ids) -> Script {
-        let start = json!({
-            "type": "message_start",
-            "message": {
-                "id": message_id(ids),
-                "type": "message",
-                "role": "assistant",
-                "model": answer.model,
-                "content": [],
-                "stop_reason": null,
-                "stop_sequence": null,
-                "usage": usage(answer, 1),
-            },
-        });
-        // with thinking, block 0 is the thinking block and the answer is block 1
-        let at = usize::from(answer.thinking.is_some());
-        let delta = |delta: Value| {
-            sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": at, "delta": delta }))
-        };
-        let (block, tokens) = match &answer.reply {
-            Reply::Text { tokens, .. } => (
-                json!({ "type": "text", "text": "" }),
-                tokens.iter().map(|t| delta(json!({ "type": "text_delta", "text": t }))).collect(),
-            ),
-            Reply::Tool { name, input } => (
-                json!({ "type": "tool_use", "id": tool_id(ids), "name": name, "input": {} }),
-                answer::pieces(&input.to_string(), 3)
-                    .iter()
-                    .map(|p| delta(json!({ "type": "input_json_delta", "partial_json": p })))
-                    .collect(),
-            ),
-        };
-        let mut head = vec![sse::named("message_start", &start)];
-        if let Some(thinking) = &answer.thinking {
-            let thinking_delta = |d: Value| {
-                sse::named("content_block_delta", json!({ "type": "content_block_delta", "index": 0, "delta": d }))
-            };
-            head.extend([
-                sse::named(
-                    "content_block_start",
-                    json!({ "type": "content_block_start", "index": 0,
-                             "content_block": { "type": "thinking", "thinking": "" } }),
-                ),
-                thinking_delta(json!({ "type": "thinking_delta", "thinking": thinking })),
-                thinking_delta(json!({ "type": "signature_delta", "signature": signature(ids) })),
-                sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
-            ]);
-        }
-        head.extend([
-            sse::named(
-                "content_block_start",
-                json!({ "type": "content_block_start", "index": at, "content_block": block }),
-            ),
-            sse::named("ping", json!({ "type": "ping" })),
-        ]);
-        let tail = vec![
-            sse::named("content_block_stop", json!({ "type": "content_block_stop", "index": at })),
-            sse::named(
-                "message_delta",
-                json!({
-                    "type": "message_delta",
-                    "delta": { "stop_reason": stop_reason(answer), "stop_sequence": stop_sequence(answer) },
-                    "usage": { "output_tokens": answer.output_tokens },
-                }),
-            ),
-            sse::named("message_stop", json!({ "type": "message_stop" })),
-        ];
-        Script { head, tokens, tail, sentinel: None }
+        let mut writer = Writer::new(message_id(ids), &answer.model);
+        let steps = render::steps(answer, &tool_id(ids), ids);
+        stream::script(&steps, |events| events.iter().flat_map(|e| writer.event(e)).collect())
     }
 
     fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("overloaded_error");
-        let message = default_message_for_type(error_type);
-        sse::named("error", error_value(error_type, message, ids))
+        let body = error::envelope(error_type, default_message_for_type(error_type), Some(&ids.request_id()));
+        Bytes::from(Writer::new(message_id(ids), "").fail(&body).concat())
     }
-
-    fn malformed(&self, _ids: Ids) -> Bytes {
-        sse::named(
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
-        )
-    }
-}
-
-/// The wire's error envelope with the request id Anthropic adds to it.
-fn error_value(kind: &str, message: &str, ids: Ids) -> Value {
-    let mut body = error::envelope(kind, message);
-    body["request_id"] = json!(ids.request_id());
-    body
-}
-
-/// The signature the simulator puts on its thinking blocks.
-fn signature(ids: Ids) -> String {
-    format!("sig_sim_{}", ids.seq)
 }
 
 fn message_id(ids: Ids) -> String {
@@ -207,25 +101,6 @@ fn message_id(ids: Ids) -> String {
 
 fn tool_id(ids: Ids) -> String {
     format!("toolu_sim_{}", ids.seq)
-}
-
-/// The wire's `stop_reason` for how the answer ended.
-fn stop_reason(answer: &Answer) -> &'static str {
-    let by_sequence = matches!(answer.reply, Reply::Text { finish: Finish::StopSequence(_), .. });
-    response::stop_reason(wire::finish(&answer.reply), by_sequence)
-}
-
-/// The stop sequence that ended the answer, or null.
-fn stop_sequence(answer: &Answer) -> Value {
-    match &answer.reply {
-        Reply::Text { finish: Finish::StopSequence(sequence), .. } => json!(sequence),
-        _ => Value::Null,
-    }
-}
-
-/// The wire's usage body, `output_tokens` so far.
-fn usage(answer: &Answer, output_tokens: u64) -> Value {
-    response::usage_body(&Usage { output_tokens, ..wire::usage(answer) })
 }
 
 /// `(error.type, message)` Anthropic sends with `status`.

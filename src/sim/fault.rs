@@ -131,8 +131,8 @@ pub enum Fault {
         /// Tokens sent before the cut.
         after_tokens: usize,
     },
-    /// Streaming: after `after_tokens` tokens, one `data:` line that is not valid JSON, then the rest
-    /// of the answer as usual.
+    /// Streaming: after `after_tokens` tokens, one event whose data is not valid JSON (the wire's own
+    /// event for the next token, cut short), then the rest of the answer as usual.
     MalformedChunk {
         /// Tokens sent before the bad chunk.
         after_tokens: usize,

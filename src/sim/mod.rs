@@ -29,6 +29,9 @@
 //! start reads it in 128-token blocks (`cached_tokens`). A model can be given a request limit
 //! ([`SimServer::set_rate_limit`]), stated in each answer's rate-limit headers.
 //!
+//! What it says is written by each wire's own encoders in [`crate::wire`], the ones the gateway
+//! answers its callers with: the simulator decides what its model answers, not how a wire spells it.
+//!
 //! Faults ([`FaultRule`]) script what goes wrong, by protocol and model: error statuses with the
 //! provider's real bodies and retry headers, raw bodies, latency, slow first tokens, stalls, cut
 //! streams, malformed chunks, in-stream errors, a missing `[DONE]`, connection resets and hangs.
@@ -78,6 +81,7 @@ mod fault;
 mod faults;
 mod openai;
 mod quota;
+mod render;
 mod responses;
 mod schema;
 mod server;

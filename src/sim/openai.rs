@@ -3,13 +3,15 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::answer::{self, Answer, Prompt, Reject, Reply};
-use super::wire::{self, Dialect, Ids, Script, StatusOverrides, WireError, optional_count};
-use crate::chat::ToolCall;
+use super::answer::{Answer, Prompt, Reject};
+use super::render;
+use super::stream;
+use super::wire::{Dialect, Ids, Script, StatusOverrides, WireError, optional_count};
+use crate::chat::{ChatResponse, Extra, StreamEvent};
 use crate::error::ErrorClass;
 use crate::provider::Protocol;
-use crate::wire::openai_chat::{error, response, stream};
-use crate::wire::sse;
+use crate::wire::openai_chat::response::{self, Details};
+use crate::wire::openai_chat::{error, stream::Writer};
 
 const SERVER_ERROR_MESSAGE: &str = "The server had an error while processing your request. Sorry about that!";
 const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded. Please try again later.";
@@ -112,128 +114,50 @@ impl Dialect for OpenAiWire {
     }
 
     fn response(&self, answer: &Answer, ids: Ids) -> Value {
-        let finish = response::finish_reason(wire::finish(&answer.reply));
-        let (message, logprobs) = match &answer.reply {
-            Reply::Text { tokens, .. } => (
-                json!({ "role": "assistant", "content": tokens.concat(), "refusal": null }),
-                answer.logprobs.map_or(Value::Null, |top| answer::logprobs(tokens, top)),
-            ),
-            Reply::Tool { name, input } => {
-                let call = response::tool_call_body(&ToolCall::new(call_id(ids), name, input.to_string()));
-                (json!({ "role": "assistant", "content": null, "refusal": null, "tool_calls": [call] }), Value::Null)
-            }
+        let answer = ChatResponse {
+            dialect: Some(Protocol::Openai),
+            extra: envelope(),
+            ..render::response(answer, &call_id(ids), ids)
         };
-        let choices: Vec<Value> = (0..answer.choices)
-            .map(|index| json!({ "index": index, "message": message, "logprobs": logprobs, "finish_reason": finish }))
-            .collect();
-        json!({
-            "id": completion_id(ids),
-            "object": "chat.completion",
-            "created": ids.created,
-            "model": answer.model,
-            "choices": choices,
-            "usage": usage(answer),
-            "service_tier": "default",
-            "system_fingerprint": "fp_sim",
-        })
+        response::encode_response(&answer, &completion_id(ids), ids.created, Details::All)
     }
 
     fn script(&self, answer: &Answer, body: &Value, ids: Ids) -> Script {
         let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-        // one chunk per step, with a choice for every answer asked for (`n`), as OpenAI interleaves them
-        let chunk = |delta: Value, logprobs: Value, finish: Option<&str>| {
-            let choices: Vec<Value> = (0..answer.choices)
-                .map(|index| json!({ "index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish }))
-                .collect();
-            let mut c = json!({
-                "id": completion_id(ids),
-                "object": "chat.completion.chunk",
-                "created": ids.created,
-                "model": answer.model,
-                "system_fingerprint": "fp_sim",
-                "choices": choices,
-            });
-            if include_usage {
-                c["usage"] = Value::Null;
-            }
-            sse::data(&c)
-        };
-        let (head, tokens) = match &answer.reply {
-            Reply::Text { tokens, .. } => (
-                chunk(json!({ "role": "assistant", "content": "", "refusal": null }), Value::Null, None),
-                tokens
-                    .iter()
-                    .map(|t| {
-                        let logprobs =
-                            answer.logprobs.map_or(Value::Null, |top| answer::logprobs(std::slice::from_ref(t), top));
-                        chunk(json!({ "content": t }), logprobs, None)
-                    })
-                    .collect(),
-            ),
-            Reply::Tool { name, input } => {
-                let start = stream::tool_call_delta(0, Some(&call_id(ids)), Some(name), "");
-                let pieces = answer::pieces(&input.to_string(), 3);
-                (
-                    chunk(json!({ "role": "assistant", "content": null, "tool_calls": [start] }), Value::Null, None),
-                    pieces
-                        .iter()
-                        .map(|p| {
-                            let piece = stream::tool_call_delta(0, None, None, p);
-                            chunk(json!({ "tool_calls": [piece] }), Value::Null, None)
-                        })
-                        .collect(),
-                )
-            }
-        };
-        let finish = response::finish_reason(wire::finish(&answer.reply));
-        let mut tail = vec![chunk(json!({}), Value::Null, Some(finish))];
-        if include_usage {
-            tail.push(sse::data(json!({
-                "id": completion_id(ids),
-                "object": "chat.completion.chunk",
-                "created": ids.created,
-                "model": answer.model,
-                "system_fingerprint": "fp_sim",
-                "choices": [],
-                "usage": usage(answer),
-            })));
-        }
-        Script { head: vec![head], tokens, tail, sentinel: Some(sse::data(sse::DONE)) }
+        let mut steps = render::steps(answer, &call_id(ids), ids);
+        steps.head.insert(0, StreamEvent::Envelope { dialect: Protocol::Openai, extra: envelope() });
+        let mut writer = Writer::new(completion_id(ids), ids.created, &answer.model, include_usage, Details::All);
+        stream::script(&steps, |events| writer.events(events))
     }
 
-    fn stream_error(&self, error_type: Option<&str>, _ids: Ids) -> Bytes {
+    fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes {
         let error_type = error_type.unwrap_or("server_error");
-        let message = if error_type.contains("overload") { OVERLOADED_MESSAGE } else { SERVER_ERROR_MESSAGE };
-        sse::data(error::envelope(message, error_type, None, None))
+        let body = error::envelope(error_message(error_type), error_type, None, None);
+        let mut writer = Writer::new(completion_id(ids), ids.created, "", false, Details::All);
+        Bytes::from(writer.fail(&body).concat())
     }
+}
 
-    fn malformed(&self, ids: Ids) -> Bytes {
-        let id = completion_id(ids);
-        sse::data(format_args!(
-            "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":"
-        ))
-    }
+/// What OpenAI's answers carry beyond the model's members, in every chunk of a stream too.
+fn envelope() -> Extra {
+    let mut extra = Extra::new();
+    extra.insert("service_tier".into(), json!("default"));
+    extra.insert("system_fingerprint".into(), json!("fp_sim"));
+    extra
+}
+
+/// How OpenAI words a server error of `error_type` in a stream: an overload, else a failure.
+pub(super) fn error_message(error_type: &str) -> &'static str {
+    if error_type.contains("overload") { OVERLOADED_MESSAGE } else { SERVER_ERROR_MESSAGE }
 }
 
 fn completion_id(ids: Ids) -> String {
     format!("chatcmpl-sim-{}", ids.seq)
 }
 
-fn call_id(ids: Ids) -> String {
+/// The id of the simulator's tool call (the Responses API's too).
+pub(super) fn call_id(ids: Ids) -> String {
     format!("call_sim_{}", ids.seq)
-}
-
-/// The wire's usage body with what OpenAI's own always add: reasoning tokens (0 without an
-/// effort), audio and prediction counts (none here).
-fn usage(answer: &Answer) -> Value {
-    let mut usage = wire::usage(answer);
-    usage.reasoning_tokens = Some(usage.reasoning_tokens.unwrap_or(0));
-    let mut body = response::usage_body(&usage);
-    body["prompt_tokens_details"]["audio_tokens"] = json!(0);
-    for count in ["audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"] {
-        body["completion_tokens_details"][count] = json!(0);
-    }
-    body
 }
 
 /// `(type, code, message)` OpenAI sends with `status`: type and code from the wire's one table,

@@ -1,4 +1,5 @@
-//! Streamed answers: a [`Script`] with the fault's damage applied, played out as a response body.
+//! Streamed answers: a [`Script`] written by a wire's own writer, with the fault's damage applied,
+//! played out as a response body.
 
 use std::io;
 use std::time::Duration;
@@ -7,7 +8,20 @@ use axum::body::Body;
 use bytes::Bytes;
 
 use super::fault::Fault;
+use super::render::Steps;
 use super::wire::{Dialect, Ids, Script};
+use crate::chat::StreamEvent;
+use crate::wire::sse::{self, SseDecoder};
+
+/// The script of `steps`, each step's events written together by a wire's stream writer
+/// (`write`); a Chat Completions stream's closing `[DONE]` is set apart as the sentinel.
+pub(crate) fn script(steps: &Steps, mut write: impl FnMut(&[StreamEvent]) -> Vec<Bytes>) -> Script {
+    let head = write(&steps.head);
+    let tokens = steps.tokens.iter().map(|step| Bytes::from(write(step).concat())).collect();
+    let mut tail = write(&steps.tail);
+    let sentinel = if tail.last() == Some(&sse::data(sse::DONE)) { tail.pop() } else { None };
+    Script { head, tokens, tail, sentinel }
+}
 
 /// One step of a streamed body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +52,7 @@ enum End {
 pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect, ids: Ids) -> Vec<Step> {
     let Script { head, tokens, tail, sentinel } = script;
     let mut steps = Vec::with_capacity(head.len() + tokens.len() + tail.len() + 3);
-    steps.extend(head.into_iter().map(Step::Send));
+    steps.extend(head.iter().cloned().map(Step::Send));
     // as real servers do: the preamble at once, the first token late
     if let Some(Fault::SlowFirstToken { delay }) = fault {
         steps.push(Step::Sleep(delay.get()));
@@ -52,7 +66,9 @@ pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect,
         }
         Some(Fault::MalformedChunk { after_tokens }) => {
             let (b, a) = tokens.split_at(split(*after_tokens));
-            (b, Some(Step::Send(dialect.malformed(ids))), a, End::Complete)
+            // the wire's own event, cut short: the next token's, else the last one written
+            let sample = a.first().or(b.last()).or(head.last());
+            (b, sample.map(|event| Step::Send(truncated(event))), a, End::Complete)
         }
         Some(Fault::Cut { after_tokens }) => (&tokens[..split(*after_tokens)], None, &[][..], End::Abort),
         Some(Fault::StreamError { after_tokens, error_type }) => {
@@ -78,6 +94,17 @@ pub(crate) fn plan(script: Script, fault: Option<&Fault>, dialect: &dyn Dialect,
         }
     }
     steps
+}
+
+/// The last event of `events` with its data cut in half: an event whose data is not JSON.
+fn truncated(events: &Bytes) -> Bytes {
+    let mut decoder = SseDecoder::new();
+    let mut decoded = decoder.feed(events);
+    decoded.extend(decoder.finish());
+    let Some(last) = decoded.pop() else { return Bytes::from_static(b"data: {\n\n") };
+    let half = last.data.char_indices().nth(last.data.chars().count() / 2).map_or(0, |(at, _)| at);
+    let data = &last.data[..half];
+    if last.event.is_empty() { sse::data(data) } else { sse::named(&last.event, data) }
 }
 
 /// Plays `steps` out as a response body, each event written on its own.
@@ -112,17 +139,27 @@ mod tests {
     use crate::sim::openai::OpenAiWire;
 
     fn script() -> Script {
-        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
-        Script { head: vec![b("H")], tokens: vec![b("1"), b("2"), b("3")], tail: vec![b("F")], sentinel: Some(b("D")) }
+        let event = |s: &str| sse::data(format_args!("\"{s}\""));
+        Script {
+            head: vec![event("H")],
+            tokens: vec![event("1"), event("2"), event("3")],
+            tail: vec![event("F")],
+            sentinel: Some(event("D")),
+        }
     }
 
     fn shape(steps: &[Step]) -> String {
         steps
             .iter()
             .map(|s| match s {
-                Step::Send(b) if b.len() == 1 => String::from_utf8_lossy(b).into_owned(),
-                Step::Send(b) if b.starts_with(b"data: {\"error\"") => "E".into(),
-                Step::Send(_) => "M".into(),
+                Step::Send(b) => {
+                    let data = SseDecoder::new().feed(b).pop().map(|e| e.data).unwrap_or_default();
+                    match serde_json::from_str::<serde_json::Value>(&data) {
+                        Ok(serde_json::Value::String(s)) => s,
+                        Ok(v) if v.get("error").is_some() => "E".into(),
+                        _ => "M".into(),
+                    }
+                }
                 Step::Sleep(_) => "z".into(),
                 Step::Abort => "!".into(),
                 Step::Hold => "~".into(),
@@ -144,7 +181,16 @@ mod tests {
         assert_eq!(run(Some(Fault::Stall { after_tokens: 9, duration: d })), "H123zFD");
         assert_eq!(run(Some(Fault::Cut { after_tokens: 2 })), "H12!");
         assert_eq!(run(Some(Fault::MalformedChunk { after_tokens: 0 })), "HM123FD");
+        assert_eq!(run(Some(Fault::MalformedChunk { after_tokens: 9 })), "H123MFD");
         assert_eq!(run(Some(Fault::StreamError { after_tokens: 1, error_type: None })), "H1E");
         assert_eq!(run(Some(Fault::NoDone)), "H123F~");
+    }
+
+    #[test]
+    fn a_malformed_event_is_a_real_one_cut_short() {
+        let named = sse::named("content_block_delta", r#"{"type":"content_block_delta","index":0}"#);
+        assert_eq!(truncated(&named), sse::named("content_block_delta", r#"{"type":"content_blo"#));
+        let two = Bytes::from([sse::data("{\"a\":1}"), sse::data("{\"bb\":22}")].concat());
+        assert_eq!(truncated(&two), sse::data("{\"bb"));
     }
 }

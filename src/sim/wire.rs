@@ -1,4 +1,5 @@
-//! What both simulated wires share: the [`Dialect`] each implements, error and stream shapes.
+//! What the simulated wires share: the [`Dialect`] each implements, the error before it is worded,
+//! a stream's script, and the answer's finish and usage in the model's terms.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -84,8 +85,6 @@ pub(crate) trait Dialect: Sync {
     fn script(&self, answer: &Answer, body: &Value, ids: Ids) -> Script;
     /// An in-stream error event.
     fn stream_error(&self, error_type: Option<&str>, ids: Ids) -> Bytes;
-    /// An event whose data is not valid JSON.
-    fn malformed(&self, ids: Ids) -> Bytes;
 }
 
 /// A JSON field as an unsigned integer: absent or null is `None`, anything else not a count is an error.

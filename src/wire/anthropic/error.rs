@@ -66,10 +66,15 @@ pub(crate) fn type_for_status(status: u16) -> &'static str {
     }
 }
 
-/// The error envelope, `{"type": "error", "error": {"type", "message"}}` (the gateway adds its own
-/// member after these, the simulator Anthropic's `request_id`).
-pub(crate) fn envelope(kind: &str, message: &str) -> Value {
-    json!({"type": "error", "error": {"type": kind, "message": message}})
+/// The error envelope, `{"type": "error", "error": {"type", "message"}, "request_id"}`, the
+/// request id where the writer has one to give (Anthropic's own servers always do; the gateway
+/// adds its own member after these).
+pub(crate) fn envelope(kind: &str, message: &str, request_id: Option<&str>) -> Value {
+    let mut body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
+    body
 }
 
 /// What an error envelope says, as far as it can be read.
@@ -157,5 +162,15 @@ mod tests {
         assert_eq!(type_for_class(ErrorClass::StreamInterrupted), "api_error");
         assert_eq!(type_for_status(503), "api_error");
         assert_eq!(type_for_status(422), "invalid_request_error");
+    }
+
+    #[test]
+    fn the_envelope_carries_a_request_id_where_there_is_one() {
+        let error = json!({"type": "api_error", "message": "Internal server error"});
+        assert_eq!(envelope("api_error", "Internal server error", None), json!({"type": "error", "error": error}));
+        assert_eq!(
+            envelope("api_error", "Internal server error", Some("req_1")),
+            json!({"type": "error", "error": error, "request_id": "req_1"})
+        );
     }
 }

@@ -24,9 +24,9 @@ enum Open {
     Thinking { block: usize, signed: bool },
 }
 
-/// Writes one answer as Messages stream events: `message_start`, content blocks with their
-/// deltas, `message_delta` and `message_stop`; or, on a failure, the `error` event and nothing
-/// after it.
+/// Writes one answer as Messages stream events in Anthropic's shape: `message_start`, content
+/// blocks with their deltas (a `ping` after the first block opens), `message_delta` and
+/// `message_stop`; or, on a failure, the `error` event and nothing after it.
 #[derive(Debug)]
 pub(crate) struct Writer {
     id: String,
@@ -79,9 +79,15 @@ impl Writer {
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
         ));
+        if index == 0 {
+            // Anthropic's servers ping once the first block is open
+            out.push(event("ping", json!({"type": "ping"})));
+        }
         index
     }
 
+    /// A text delta; an empty one opens the text block and says nothing more (Anthropic's servers
+    /// open it before the first token comes).
     fn text(&mut self, text: &str, out: &mut Vec<Bytes>) {
         let index = match self.open {
             Some(Open::Text(i)) => i,
@@ -91,7 +97,9 @@ impl Writer {
                 i
             }
         };
-        out.push(delta(index, json!({"type": "text_delta", "text": text})));
+        if !text.is_empty() {
+            out.push(delta(index, json!({"type": "text_delta", "text": text})));
+        }
     }
 
     /// The open thinking block that has no signature yet, or a new one.
@@ -172,6 +180,8 @@ impl Writer {
             return Vec::new();
         }
         self.started = true;
+        // a usage known before the stream opens (a server knows its prompt) is stated at once
+        let usage = self.usage.as_ref().map_or_else(|| json!({"input_tokens": 0, "output_tokens": 0}), usage_body);
         let message = json!({
             "id": self.id,
             "type": "message",
@@ -180,7 +190,7 @@ impl Writer {
             "content": [],
             "stop_reason": null,
             "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": usage,
         });
         let mut message = message;
         if let Value::Object(m) = &mut message {
@@ -190,20 +200,28 @@ impl Writer {
     }
 
     /// The events of one stream event (opening the stream first if it is not yet): `Finish`
-    /// writes the terminal ones. Nothing after the end.
+    /// writes the terminal ones. Nothing after the end. `Usage` and `Envelope` open nothing: what
+    /// they say before the stream opens, `message_start` states.
     pub(crate) fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
-        if let StreamEvent::Envelope { dialect, extra } = event {
-            if *dialect == Protocol::Anthropic && !self.started {
-                self.envelope.clone_from(extra);
+        match event {
+            StreamEvent::Envelope { dialect, extra } => {
+                if *dialect == Protocol::Anthropic && !self.started {
+                    self.envelope.clone_from(extra);
+                }
+                return Vec::new();
             }
-            return Vec::new();
+            StreamEvent::Usage(u) => {
+                self.usage = Some(*u);
+                return Vec::new();
+            }
+            _ => {}
         }
         let mut out = self.start();
         match event {
-            StreamEvent::TextDelta { text } if !text.is_empty() => self.text(text, &mut out),
+            StreamEvent::TextDelta { text } => self.text(text, &mut out),
             StreamEvent::ToolCallDelta { index, id, name, arguments } => {
                 self.tool_call(*index, id.as_deref(), name.as_deref(), arguments, &mut out);
             }
@@ -213,9 +231,8 @@ impl Writer {
             // Anthropic has no refusal field: a refusal is the answer's text
             StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => self.text(refusal, &mut out),
             StreamEvent::StopSequence { sequence } => self.stop_sequence = Some(sequence.clone()),
-            StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Finish { reason } => self.finish(*reason, &mut out),
-            // empty text says nothing; restarts never reach a written stream
+            // restarts never reach a written stream
             _ => {}
         }
         out
@@ -600,10 +617,44 @@ mod tests {
     }
 
     #[test]
+    fn the_stream_opens_as_anthropic_opens_it() {
+        let names = |bytes: Vec<Bytes>| -> Vec<(String, Value)> {
+            let bytes = bytes.concat();
+            let events = SseDecoder::new().feed(&bytes);
+            events.into_iter().map(|e| (e.event, serde_json::from_str(&e.data).unwrap_or(Value::Null))).collect()
+        };
+        let mut writer = Writer::new("msg_1".into(), "m");
+        // what is known before the stream opens, message_start states
+        let usage = Usage::new(12, 1).with_cached_input_tokens(2);
+        assert!(writer.event(&StreamEvent::Usage(usage)).is_empty());
+        let opening = names(writer.event(&StreamEvent::TextDelta { text: String::new() }));
+        let kinds: Vec<&str> = opening.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(kinds, ["message_start", "content_block_start", "ping"]);
+        assert_eq!(opening[0].1["message"]["usage"], usage_body(&usage));
+        assert_eq!(opening[1].1["content_block"], json!({"type": "text", "text": ""}));
+        let text = names(writer.event(&StreamEvent::TextDelta { text: "Hi".into() }));
+        assert_eq!(text.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["content_block_delta"]);
+        // one ping: the later blocks open without
+        let call = StreamEvent::ToolCallDelta {
+            index: 0,
+            id: Some("t".into()),
+            name: Some("f".into()),
+            arguments: String::new(),
+        };
+        let kinds: Vec<String> = names(writer.event(&call)).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kinds, ["content_block_stop", "content_block_start"]);
+        // a thinking block opens with its empty signature, as Anthropic's do
+        let mut writer = Writer::new("msg_2".into(), "m");
+        let opening = names(writer.event(&StreamEvent::ThinkingDelta { thinking: "hmm".into() }));
+        assert_eq!(opening[1].1["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+        assert_eq!(opening[0].1["message"]["usage"], json!({"input_tokens": 0, "output_tokens": 0}));
+    }
+
+    #[test]
     fn errors_are_the_readers_to_name() {
         let mut reader = Reader::new();
         let event = |name: &str, data: &str| SseEvent { event: name.into(), data: data.into() };
-        let error = super::super::error::envelope("overloaded_error", "Overloaded").to_string();
+        let error = super::super::error::envelope("overloaded_error", "Overloaded", None).to_string();
         assert_eq!(reader.read(&event("error", &error)).err(), Some(ReadError::Upstream));
         assert!(matches!(reader.read(&event("message_start", "{")), Err(ReadError::Malformed(_))));
         let stray =

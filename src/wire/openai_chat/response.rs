@@ -30,19 +30,45 @@ pub(crate) fn finish_from(reason: Option<&str>) -> FinishReason {
     }
 }
 
-/// `usage` as OpenAI writes it: the details only where the count is known.
-pub(crate) fn usage_body(u: &Usage) -> Value {
+/// Which `usage` details a writer states: what it can vouch for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Details {
+    /// The counts the normalized usage carries, where known: all a relay (the gateway) knows, since
+    /// an upstream's audio and predicted-output counts have no place there.
+    Known,
+    /// Every member OpenAI itself writes, a count not known as 0: what the server of a model that
+    /// takes no audio and no predicted output says of its own answer (the simulator).
+    All,
+}
+
+/// `usage` as OpenAI writes it, with the details `details` says.
+pub(crate) fn usage_body(u: &Usage, details: Details) -> Value {
     let mut body = json!({
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.total(),
     });
+    let (cached, reasoning) = match details {
+        Details::Known => (u.cached_input_tokens, u.reasoning_tokens),
+        Details::All => (Some(u.cached_input_tokens.unwrap_or(0)), Some(u.reasoning_tokens.unwrap_or(0))),
+    };
+    let all = details == Details::All;
     if let Value::Object(map) = &mut body {
-        if let Some(cached) = u.cached_input_tokens {
-            map.insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+        if let Some(cached) = cached {
+            let mut prompt = json!({"cached_tokens": cached});
+            if all {
+                prompt["audio_tokens"] = json!(0);
+            }
+            map.insert("prompt_tokens_details".into(), prompt);
         }
-        if let Some(reasoning) = u.reasoning_tokens {
-            map.insert("completion_tokens_details".into(), json!({"reasoning_tokens": reasoning}));
+        if let Some(reasoning) = reasoning {
+            let mut completion = json!({"reasoning_tokens": reasoning});
+            if all {
+                for count in ["audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"] {
+                    completion[count] = json!(0);
+                }
+            }
+            map.insert("completion_tokens_details".into(), completion);
         }
     }
     body
@@ -54,9 +80,9 @@ pub(crate) fn logprobs_body(content: &[TokenLogprob]) -> Value {
 }
 
 /// The `chat.completion` body of `answer`, under the answer id `id` (`chatcmpl-…`) made at
-/// `created` (Unix time). What an upstream of this wire said beyond the model's members
-/// (`system_fingerprint`, `service_tier`, newer members) goes back as it came.
-pub(crate) fn encode_response(answer: &ChatResponse, id: &str, created: u64) -> Value {
+/// `created` (Unix time), its usage with `details`. What an upstream of this wire said beyond the
+/// model's members (`system_fingerprint`, `service_tier`, newer members) goes back as it came.
+pub(crate) fn encode_response(answer: &ChatResponse, id: &str, created: u64, details: Details) -> Value {
     let mut first = choice_body(
         0,
         &answer.text,
@@ -87,7 +113,7 @@ pub(crate) fn encode_response(answer: &ChatResponse, id: &str, created: u64) -> 
     body.insert("created".into(), json!(created));
     body.insert("model".into(), json!(answer.model));
     body.insert("choices".into(), Value::Array(choices));
-    body.insert("usage".into(), usage_body(&answer.usage));
+    body.insert("usage".into(), usage_body(&answer.usage, details));
     if answer.dialect == Some(Protocol::Openai) {
         body.extend(answer.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
@@ -112,11 +138,13 @@ fn choice_body(
         message.insert("tool_calls".into(), Value::Array(calls));
     }
     message.insert("refusal".into(), json!(refusal));
-    let mut choice = json!({"index": index, "message": message, "finish_reason": finish_reason(finish)});
-    if let (Some(logprobs), Value::Object(map)) = (logprobs, &mut choice) {
-        map.insert("logprobs".into(), logprobs_body(logprobs));
-    }
-    choice
+    // OpenAI writes `logprobs` on every choice, null when none were asked for
+    json!({
+        "index": index,
+        "message": message,
+        "logprobs": logprobs.map_or(Value::Null, logprobs_body),
+        "finish_reason": finish_reason(finish),
+    })
 }
 
 /// One whole tool call of a message.
@@ -369,6 +397,32 @@ mod tests {
             assert_eq!(finish_from(Some(finish_reason(reason))), reason);
         }
         assert_eq!(finish_reason(FinishReason::Incomplete), "length");
+    }
+
+    #[test]
+    fn usage_states_what_its_writer_can_vouch_for() {
+        let u = Usage::new(10, 4).with_reasoning_tokens(2);
+        let counts = json!({"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14});
+        let mut known = counts.clone();
+        known["completion_tokens_details"] = json!({"reasoning_tokens": 2});
+        assert_eq!(usage_body(&u, Details::Known), known);
+        assert_eq!(usage_body(&Usage::new(10, 4), Details::Known), counts);
+        let mut all = counts;
+        all["prompt_tokens_details"] = json!({"cached_tokens": 0, "audio_tokens": 0});
+        all["completion_tokens_details"] = json!({"reasoning_tokens": 2, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0});
+        assert_eq!(usage_body(&u, Details::All), all);
+    }
+
+    #[test]
+    fn every_choice_says_its_logprobs_null_or_not() {
+        let token = TokenLogprob { token: "Hi".into(), logprob: -0.5, bytes: None, top_logprobs: Vec::new() };
+        let mut answer = ChatResponse::new("p", "m", "Hi", FinishReason::Stop);
+        answer.alternatives.push(Choice { logprobs: Some(vec![token]), ..Choice::new(1, "Hi", FinishReason::Stop) });
+        let body = encode_response(&answer, "chatcmpl-1", 1, Details::Known);
+        assert_eq!(body["choices"][0]["logprobs"], Value::Null);
+        assert!(body["choices"][0].as_object().is_some_and(|c| c.contains_key("logprobs")));
+        assert_eq!(body["choices"][1]["logprobs"]["content"][0]["token"], "Hi");
     }
 
     #[test]

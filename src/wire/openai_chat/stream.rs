@@ -7,24 +7,26 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::ErrorBody;
-use super::response::{WireLogprobs, WireUsage, finish_from, finish_reason, json_error, logprobs_body, usage_body};
-use crate::chat::{FinishReason, StreamEvent, Usage};
+use super::response::{
+    Details, WireLogprobs, WireUsage, finish_from, finish_reason, json_error, logprobs_body, usage_body,
+};
+use crate::chat::{FinishReason, StreamEvent, TokenLogprob, Usage};
 use crate::protocol::Protocol;
 use crate::wire::sse::{self, SseEvent};
 
-/// Writes one answer as `chat.completion.chunk` SSE events: the role chunk, one chunk per delta,
-/// the finish chunk, the usage chunk when asked for, `[DONE]`; or, on a failure, the error and no
-/// terminator.
+/// Writes one answer as `chat.completion.chunk` SSE events in OpenAI's shape: each answer's first
+/// chunk with the role, one chunk per delta, the finish chunk, the usage chunk when asked for,
+/// `[DONE]`; or, on a failure, the error and no terminator.
 #[derive(Debug)]
 pub(crate) struct Writer {
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
+    details: Details,
     usage: Option<Usage>,
-    started: bool,
-    /// Answers 1 and up whose role chunk was sent.
-    alternatives: Vec<usize>,
+    /// Answers whose first chunk (the one with the role) was sent.
+    opened: Vec<usize>,
     /// The upstream's own chunk members (same wire only): in every chunk, as OpenAI sends them.
     envelope: Map<String, Value>,
     /// After the terminator nothing more may be written.
@@ -33,125 +35,159 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// A writer for the answer `id` (`chatcmpl-…`) of `model`, made at `created` (Unix time);
-    /// `include_usage`: whether the caller asked for usage (`stream_options`).
-    pub(crate) fn new(id: String, created: u64, model: &str, include_usage: bool) -> Writer {
+    /// `include_usage`: whether the caller asked for usage (`stream_options`); `details`: what the
+    /// usage chunk states.
+    pub(crate) fn new(id: String, created: u64, model: &str, include_usage: bool, details: Details) -> Writer {
         Writer {
             id,
             created,
             model: model.to_owned(),
             include_usage,
+            details,
             usage: None,
-            started: false,
-            alternatives: Vec::new(),
+            opened: Vec::new(),
             envelope: Map::new(),
             finished: false,
         }
     }
 
-    /// One chunk. With `include_usage` every chunk carries `usage` (null until the last), as OpenAI's do.
+    /// One chunk, its members in OpenAI's order. With `include_usage` every chunk carries `usage`
+    /// (null until the last), as OpenAI's do.
     fn chunk(&self, choices: Value, usage: Option<Value>) -> Bytes {
         let mut c = Map::new();
         c.insert("id".into(), json!(self.id));
         c.insert("object".into(), json!("chat.completion.chunk"));
         c.insert("created".into(), json!(self.created));
         c.insert("model".into(), json!(self.model));
-        c.insert("choices".into(), choices);
         for (k, v) in &self.envelope {
             c.insert(k.clone(), v.clone());
         }
+        c.insert("choices".into(), choices);
         if self.include_usage {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
         sse::data(Value::Object(c))
     }
 
-    fn choice_delta(&self, choice: usize, delta: Value, finish_reason: Option<&str>) -> Bytes {
-        self.chunk(json!([{"index": choice, "delta": delta, "finish_reason": finish_reason}]), None)
+    /// The chunk of one delta of answer `choice`: `logprobs` on every choice, null when none.
+    fn choice_delta(
+        &self,
+        choice: usize,
+        delta: Value,
+        logprobs: Option<&[TokenLogprob]>,
+        finish_reason: Option<&str>,
+    ) -> Bytes {
+        let logprobs = logprobs.map_or(Value::Null, logprobs_body);
+        self.chunk(
+            json!([{"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]),
+            None,
+        )
     }
 
-    /// The chunk of one event of answer `choice`, if the event has one.
-    fn choice_event(&mut self, choice: usize, event: &StreamEvent) -> Option<Bytes> {
-        Some(match event {
-            StreamEvent::TextDelta { text } if !text.is_empty() => {
-                self.choice_delta(choice, json!({"content": text}), None)
-            }
-            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => {
-                self.choice_delta(choice, json!({"refusal": refusal}), None)
-            }
-            StreamEvent::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                self.choice_delta(choice, json!({"reasoning_content": thinking}), None)
-            }
-            StreamEvent::ToolCallDelta { index, id, name, arguments } => self.choice_delta(
-                choice,
-                json!({"tool_calls": [tool_call_delta(*index, id.as_deref(), name.as_deref(), arguments)]}),
-                None,
-            ),
-            StreamEvent::Logprobs { content } => self.chunk(
-                json!([{"index": choice, "delta": {}, "logprobs": logprobs_body(content), "finish_reason": null}]),
-                None,
-            ),
-            _ => return None,
-        })
-    }
-
-    /// The role chunk of answer `choice` (1 and up), before its first event.
-    fn start_alternative(&mut self, choice: usize, out: &mut Vec<Bytes>) {
-        if !self.alternatives.contains(&choice) {
-            self.alternatives.push(choice);
-            out.push(self.choice_delta(choice, json!({"role": "assistant", "content": ""}), None));
+    /// The first chunk of answer `choice` (the first answer's before any other's), once: the role,
+    /// and `call` when the answer starts with a tool call, as OpenAI sends a call's start. Whether
+    /// `call` went into it.
+    fn open(&mut self, choice: usize, call: Option<Value>, out: &mut Vec<Bytes>) -> bool {
+        if choice != 0 {
+            self.open(0, None, out);
         }
+        if self.opened.contains(&choice) {
+            return false;
+        }
+        self.opened.push(choice);
+        let delta = match &call {
+            Some(call) => json!({"role": "assistant", "content": null, "tool_calls": [call], "refusal": null}),
+            None => json!({"role": "assistant", "content": "", "refusal": null}),
+        };
+        out.push(self.choice_delta(choice, delta, None, None));
+        call.is_some()
     }
 
-    fn finish(&mut self, reason: FinishReason) -> Vec<Bytes> {
+    fn finish(&mut self, reason: FinishReason, out: &mut Vec<Bytes>) {
+        self.open(0, None, out);
         self.finished = true;
-        let mut out = vec![self.choice_delta(0, json!({}), Some(finish_reason(reason)))];
+        out.push(self.choice_delta(0, json!({}), None, Some(finish_reason(reason))));
         if self.include_usage {
             // a client that asked for usage gets the chunk even when no upstream reported any
-            out.push(self.chunk(json!([]), Some(usage_body(&self.usage.unwrap_or_default()))));
+            let usage = usage_body(&self.usage.unwrap_or_default(), self.details);
+            out.push(self.chunk(json!([]), Some(usage)));
         }
         out.push(sse::data(sse::DONE));
-        out
-    }
-
-    /// The role chunk that opens the stream, once.
-    pub(crate) fn start(&mut self) -> Vec<Bytes> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        vec![self.choice_delta(0, json!({"role": "assistant", "content": ""}), None)]
     }
 
     /// The chunks of one stream event (opening the stream first if it is not yet): `Finish`
     /// writes the terminal ones. Nothing after the end.
     pub(crate) fn event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
-        if self.finished {
-            return Vec::new();
-        }
-        if let StreamEvent::Envelope { dialect, extra } = event {
-            // only before the first chunk: every chunk of a stream has the same envelope
-            if *dialect == Protocol::Openai && !self.started {
-                self.envelope.clone_from(extra);
+        self.events(std::slice::from_ref(event))
+    }
+
+    /// The chunks of stream events that came together (one upstream chunk's): a text delta and
+    /// the log probabilities of its tokens right after it go in one chunk, as OpenAI sends them.
+    /// `Usage` and `Envelope` open nothing: a usage known early is the usage chunk's all the same.
+    pub(crate) fn events(&mut self, events: &[StreamEvent]) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut rest = events;
+        while let Some((event, after)) = rest.split_first() {
+            rest = after;
+            if self.finished {
+                break;
             }
-            return Vec::new();
-        }
-        let mut out = self.start();
-        match event {
-            StreamEvent::Usage(u) => self.usage = Some(*u),
-            StreamEvent::Finish { reason } => out.extend(self.finish(*reason)),
-            StreamEvent::Alternative { index, event } => {
-                self.start_alternative(*index, &mut out);
-                match &**event {
-                    StreamEvent::Finish { reason } => {
-                        out.push(self.choice_delta(*index, json!({}), Some(finish_reason(*reason))));
+            let (choice, event) = match event {
+                StreamEvent::Alternative { index, event } => (*index, &**event),
+                event => (0, event),
+            };
+            match event {
+                StreamEvent::Envelope { dialect, extra } => {
+                    // only before the first chunk: every chunk of a stream has the same envelope
+                    if *dialect == Protocol::Openai && self.opened.is_empty() {
+                        self.envelope.clone_from(extra);
                     }
-                    event => out.extend(self.choice_event(*index, event)),
+                }
+                StreamEvent::Usage(u) => self.usage = Some(*u),
+                StreamEvent::Finish { reason } if choice == 0 => self.finish(*reason, &mut out),
+                StreamEvent::Finish { reason } => {
+                    self.open(choice, None, &mut out);
+                    out.push(self.choice_delta(choice, json!({}), None, Some(finish_reason(*reason))));
+                }
+                event => {
+                    let logprobs = match rest.first().map(|next| logprobs_of(next, choice)) {
+                        Some(Some(content)) if matches!(event, StreamEvent::TextDelta { .. }) => {
+                            rest = &rest[1..];
+                            Some(content)
+                        }
+                        _ => None,
+                    };
+                    self.content(choice, event, logprobs, &mut out);
                 }
             }
-            // empty text says nothing; restarts never reach a written stream
-            event => out.extend(self.choice_event(0, event)),
         }
         out
+    }
+
+    /// The chunk of one content event of answer `choice` (its `logprobs`: those of its tokens),
+    /// after the answer's first chunk; nothing more for what says nothing (empty text, restarts).
+    fn content(&mut self, choice: usize, event: &StreamEvent, logprobs: Option<&[TokenLogprob]>, out: &mut Vec<Bytes>) {
+        let (delta, logprobs) = match event {
+            StreamEvent::TextDelta { text } if !text.is_empty() => (json!({"content": text}), logprobs),
+            StreamEvent::RefusalDelta { refusal } if !refusal.is_empty() => (json!({"refusal": refusal}), None),
+            StreamEvent::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                (json!({"reasoning_content": thinking}), None)
+            }
+            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
+                let call = tool_call_delta(*index, id.as_deref(), name.as_deref(), arguments);
+                if self.open(choice, Some(call.clone()), out) {
+                    return;
+                }
+                (json!({"tool_calls": [call]}), None)
+            }
+            StreamEvent::Logprobs { content } => (json!({}), Some(content.as_slice())),
+            _ => {
+                self.open(choice, None, out);
+                return;
+            }
+        };
+        self.open(choice, None, out);
+        out.push(self.choice_delta(choice, delta, logprobs, None));
     }
 
     /// The error event of a failure after the stream started (`body` is the error envelope), and
@@ -165,9 +201,21 @@ impl Writer {
     }
 }
 
+/// The log probabilities `event` carries for answer `choice`.
+fn logprobs_of(event: &StreamEvent, choice: usize) -> Option<&[TokenLogprob]> {
+    match event {
+        StreamEvent::Logprobs { content } if choice == 0 => Some(content),
+        StreamEvent::Alternative { index, event } if *index == choice => match &**event {
+            StreamEvent::Logprobs { content } => Some(content),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// One piece of tool call `index` in a delta: `id`, `type` and `name` with its first piece, as
 /// OpenAI sends them.
-pub(crate) fn tool_call_delta(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
+fn tool_call_delta(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> Value {
     let mut call = Map::new();
     call.insert("index".into(), json!(index));
     if let Some(id) = id {
@@ -477,11 +525,60 @@ mod tests {
             StreamEvent::Usage(Usage::new(5, 3)),
             StreamEvent::Finish { reason: FinishReason::ToolCalls },
         ];
-        let read = round_trip(&mut Writer::new("chatcmpl-1".into(), 7, "m", true), &events);
+        let read = round_trip(&mut Writer::new("chatcmpl-1".into(), 7, "m", true, Details::Known), &events);
         let (mut sent, mut got) = (StreamCollector::new(), StreamCollector::new());
         events.iter().for_each(|e| sent.push(e));
         read.iter().filter(|e| !matches!(e, StreamEvent::Envelope { .. })).for_each(|e| got.push(e));
         assert_eq!(got.finish("p", "m", None), sent.finish("p", "m", None));
+    }
+
+    #[test]
+    fn each_answer_opens_with_its_role_in_chunks_of_one_choice_its_text_with_its_logprobs() {
+        let logprobs = vec![TokenLogprob { token: "Hi".into(), logprob: -0.5, bytes: None, top_logprobs: Vec::new() }];
+        let other = |event| StreamEvent::Alternative { index: 1, event: Box::new(event) };
+        let text = |t: &str| StreamEvent::TextDelta { text: t.into() };
+        let stop = || StreamEvent::Finish { reason: FinishReason::Stop };
+        let events = [
+            StreamEvent::Usage(Usage::new(1, 1)),
+            text(""),
+            other(text("")),
+            text("Hi"),
+            StreamEvent::Logprobs { content: logprobs.clone() },
+            other(text("Hi")),
+            other(StreamEvent::Logprobs { content: logprobs }),
+            other(stop()),
+            stop(),
+        ];
+        let mut writer = Writer::new("chatcmpl-1".into(), 7, "m", false, Details::Known);
+        let bytes: Vec<u8> = writer.events(&events).concat();
+        let chunks: Vec<Value> = SseDecoder::new()
+            .feed(&bytes)
+            .iter()
+            .filter(|e| e.data != sse::DONE)
+            .map(|e| serde_json::from_str(&e.data).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let choices: Vec<(u64, Value, bool, Value)> = chunks
+            .iter()
+            .map(|c| {
+                let [choice] = c["choices"].as_array().map(Vec::as_slice).unwrap_or_default() else {
+                    panic!("one choice a chunk: {c}")
+                };
+                let index = choice["index"].as_u64().unwrap_or(99);
+                (index, choice["delta"].clone(), choice["logprobs"].is_null(), choice["finish_reason"].clone())
+            })
+            .collect();
+        let role = json!({"role": "assistant", "content": "", "refusal": null});
+        assert_eq!(
+            choices,
+            [
+                (0, role.clone(), true, Value::Null),
+                (1, role, true, Value::Null),
+                (0, json!({"content": "Hi"}), false, Value::Null),
+                (1, json!({"content": "Hi"}), false, Value::Null),
+                (1, json!({}), true, json!("stop")),
+                (0, json!({}), true, json!("stop")),
+            ]
+        );
     }
 
     #[test]
