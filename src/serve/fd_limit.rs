@@ -98,14 +98,13 @@ pub struct ConnectionCap {
 impl ConnectionCap {
     /// The cap for `max_connections` under `limit`, with `providers` providers in the policy.
     pub fn fit(max_connections: usize, limit: FdLimit, providers: usize) -> ConnectionCap {
-        let pooled = providers as u64 * crate::provider::POOL_MAX_IDLE_PER_HOST as u64;
-        let reserve = PROCESS_RESERVE + pooled;
+        let reserve = reserve(providers);
         let effective = effective(max_connections, limit, providers);
         let Some(soft) = limit.soft else {
             let why = "no descriptor limit: `max_connections` acts".to_owned();
             return ConnectionCap { max_connections, effective, fd_limit: limit, reserve, why };
         };
-        let fits = usize::try_from(fit(soft.saturating_sub(reserve))).unwrap_or(usize::MAX);
+        let fits = fits(soft, providers);
         let raised = limit
             .raised_from
             .map_or(String::new(), |from| format!(" (the soft limit, raised at start from {from} to the hard limit)"));
@@ -129,9 +128,17 @@ impl ConnectionCap {
 /// every accepted connection).
 pub(crate) fn effective(max_connections: usize, limit: FdLimit, providers: usize) -> usize {
     let Some(soft) = limit.soft else { return max_connections.max(1) };
-    let reserve = PROCESS_RESERVE + providers as u64 * crate::provider::POOL_MAX_IDLE_PER_HOST as u64;
-    let fits = usize::try_from(fit(soft.saturating_sub(reserve))).unwrap_or(usize::MAX);
-    max_connections.min(fits).max(1)
+    max_connections.min(fits(soft, providers)).max(1)
+}
+
+/// Descriptors kept back: the process's own and each provider's idle upstream pool.
+fn reserve(providers: usize) -> u64 {
+    PROCESS_RESERVE + providers as u64 * crate::provider::POOL_MAX_IDLE_PER_HOST as u64
+}
+
+/// The client connections a soft limit of `soft` holds beside the reserve.
+fn fits(soft: u64, providers: usize) -> usize {
+    usize::try_from(fit(soft.saturating_sub(reserve(providers)))).unwrap_or(usize::MAX)
 }
 
 /// The most client connections `available` descriptors hold: two each, beside the overflow.
